@@ -1,0 +1,21 @@
+namespace ZipLlm.Cli;
+
+/// <summary>Maps the library's exception contract to exit codes.</summary>
+internal static class ErrorMapping
+{
+    /// <summary>
+    /// Whether <paramref name="ex"/> is an expected failure (bad input, I/O, verification) that
+    /// deserves a one-line message rather than a stack trace.
+    /// </summary>
+    public static bool TryMap(Exception ex, out int exitCode)
+    {
+        exitCode = ex switch
+        {
+            InvalidDataException or EndOfStreamException or NotSupportedException => ExitCodes.InvalidInput,
+            ArgumentException => ExitCodes.UsageError,
+            FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException or IOException => ExitCodes.IoError,
+            _ => -1,
+        };
+        return exitCode >= 0;
+    }
+}

@@ -1,0 +1,19 @@
+using System.CommandLine;
+using ZipLlm.Cli.Commands;
+
+namespace ZipLlm.Cli;
+
+/// <summary>Entry point of the <c>zipllm</c> command.</summary>
+public static class Program
+{
+    /// <summary>Builds the verb tree; tests invoke it through <c>Parse(...).InvokeAsync()</c>.</summary>
+    public static RootCommand CreateRootCommand()
+    {
+        var root = new RootCommand("ZipLLM: store families of LLM checkpoints (safetensors) compactly and restore them bit for bit.");
+        root.Options.Add(BaseCommand.VerbosityOption);
+        return root;
+    }
+
+    /// <summary>Runs the command line and returns the process exit code.</summary>
+    public static Task<int> Main(string[] args) => CreateRootCommand().Parse(args).InvokeAsync();
+}

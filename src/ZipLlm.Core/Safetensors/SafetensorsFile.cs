@@ -1,0 +1,104 @@
+using Microsoft.Win32.SafeHandles;
+
+namespace ZipLlm.Safetensors;
+
+/// <summary>
+/// An open safetensors file: its validated header and positional, thread-safe reads of tensor
+/// bytes. Nothing beyond the header is read until asked for, so memory does not grow with the file.
+/// </summary>
+public sealed class SafetensorsFile : IDisposable
+{
+    private readonly SafeFileHandle _handle;
+
+    private SafetensorsFile(string path, SafeFileHandle handle, SafetensorsHeader header, long length)
+    {
+        Path = path;
+        _handle = handle;
+        Header = header;
+        Length = length;
+    }
+
+    /// <summary>The file's path, as given to <see cref="Open"/>.</summary>
+    public string Path { get; }
+
+    /// <summary>The validated header.</summary>
+    public SafetensorsHeader Header { get; }
+
+    /// <summary>The file's byte length.</summary>
+    public long Length { get; }
+
+    /// <summary>Opens <paramref name="path"/> and validates its header against the file's length.</summary>
+    /// <exception cref="InvalidDataException">The header is malformed.</exception>
+    /// <exception cref="EndOfStreamException">The file is truncated.</exception>
+    /// <exception cref="IOException">The file cannot be read.</exception>
+    public static SafetensorsFile Open(string path)
+    {
+        SafeFileHandle handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.RandomAccess);
+        try
+        {
+            long length = RandomAccess.GetLength(handle);
+            var header = SafetensorsHeader.Read(new HandleReader(handle), length, path);
+            return new SafetensorsFile(path, handle, header, length);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Reads <paramref name="destination"/>.Length bytes of <paramref name="tensor"/> starting
+    /// <paramref name="offsetInTensor"/> bytes into it. Safe to call from several threads at once.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The range is outside the tensor.</exception>
+    /// <exception cref="EndOfStreamException">The file shrank since it was opened.</exception>
+    public void ReadTensor(TensorInfo tensor, long offsetInTensor, Span<byte> destination)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(offsetInTensor);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(checked(offsetInTensor + destination.Length), tensor.Length);
+        ReadData(checked(tensor.Begin + offsetInTensor), destination);
+    }
+
+    /// <summary>Reads bytes of the data section at <paramref name="dataOffset"/> (relative to the end of the header).</summary>
+    /// <exception cref="EndOfStreamException">The file ends before the range does.</exception>
+    public void ReadData(long dataOffset, Span<byte> destination)
+    {
+        long position = checked(Header.DataOffset + dataOffset);
+        while (!destination.IsEmpty)
+        {
+            int n = RandomAccess.Read(_handle, destination, position);
+            if (n == 0)
+            {
+                throw new EndOfStreamException($"{Path}: file ended at byte {position} while reading tensor data.");
+            }
+            destination = destination[n..];
+            position += n;
+        }
+    }
+
+    /// <inheritdoc/>
+    public void Dispose() => _handle.Dispose();
+
+    /// <summary>A forward-only stream over a handle it does not own (a FileStream would close the handle).</summary>
+    private sealed class HandleReader(SafeFileHandle handle) : Stream
+    {
+        private long _position;
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => _position; set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+        public override int Read(Span<byte> buffer)
+        {
+            int n = RandomAccess.Read(handle, buffer, _position);
+            _position += n;
+            return n;
+        }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+}
