@@ -1,0 +1,316 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.IO.Hashing;
+using ZipLlm.Codecs.Kernels;
+using ZstdSharp;
+
+namespace ZipLlm.Codecs;
+
+/// <summary>
+/// Encodes and decodes one chunk of a tensor. Holds one zstd context per level and scratch
+/// buffers, so it is not thread-safe: give each worker its own.
+/// </summary>
+public sealed class ChunkCodec : IDisposable
+{
+    private const int ProbeThreshold = 256 << 10;
+    private const int ProbeSize = 32 << 10;
+    // A probe that compresses to more than this fraction of its size marks the stream incompressible.
+    private const double ProbeRatio = 0.97;
+
+    private readonly CodecOptions _options;
+    private readonly Dictionary<int, Compressor> _compressors = [];
+    private readonly Decompressor _decompressor = new();
+    private readonly byte[][] _streams = new byte[F32Split.StreamCount][];
+    private byte[] _probe = [];
+
+    /// <summary>Creates a codec for chunks of at most <see cref="CodecOptions.ChunkSize"/> bytes.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The options are out of range.</exception>
+    public ChunkCodec(CodecOptions? options = null)
+    {
+        _options = options ?? CodecOptions.Default;
+        _options.Validate();
+        for (int i = 0; i < _streams.Length; i++)
+        {
+            _streams[i] = ArrayPool<byte>.Shared.Rent(_options.ChunkSize);
+        }
+    }
+
+    /// <summary>The options this codec encodes with.</summary>
+    public CodecOptions Options => _options;
+
+    /// <summary>Largest encoded size of a chunk of <paramref name="chunkLength"/> bytes.</summary>
+    public static int MaxEncodedLength(ElementLayout layout, int chunkLength)
+    {
+        int total = EncodedTensorFormat.ChunkHeaderSize;
+        for (int s = 0; s < layout.StreamCount(); s++)
+        {
+            total += EncodedTensorFormat.StreamEntrySize + Compressor.GetCompressBound(layout.StreamLength(chunkLength, s));
+        }
+        return total;
+    }
+
+    /// <summary>
+    /// Encodes <paramref name="chunk"/> into <paramref name="destination"/>. When <paramref name="baseChunk"/>
+    /// is not empty the chunk is XOR-ed with it first (BitX); it must then be as long as the chunk.
+    /// </summary>
+    /// <returns>Bytes written.</returns>
+    /// <exception cref="ArgumentException">Lengths are inconsistent or the destination is too small.</exception>
+    public int Encode(ElementLayout layout, ReadOnlySpan<byte> chunk, ReadOnlySpan<byte> baseChunk, Span<byte> destination)
+    {
+        if (chunk.Length > _options.ChunkSize)
+        {
+            throw new ArgumentException($"Chunk of {chunk.Length} bytes exceeds the chunk size {_options.ChunkSize}.", nameof(chunk));
+        }
+        if (!baseChunk.IsEmpty && baseChunk.Length != chunk.Length)
+        {
+            throw new ArgumentException("Base chunk must be as long as the chunk.", nameof(baseChunk));
+        }
+        if (destination.Length < MaxEncodedLength(layout, chunk.Length))
+        {
+            throw new ArgumentException("Destination is smaller than MaxEncodedLength.", nameof(destination));
+        }
+
+        int streamCount = layout.StreamCount();
+        Span<int> lengths = stackalloc int[streamCount];
+        SplitStreams(layout, chunk, baseChunk, lengths);
+
+        BinaryPrimitives.WriteUInt32LittleEndian(destination, (uint)chunk.Length);
+        BinaryPrimitives.WriteUInt64LittleEndian(destination[4..], XxHash3.HashToUInt64(chunk));
+        int entry = EncodedTensorFormat.ChunkHeaderSize;
+        int position = entry + streamCount * EncodedTensorFormat.StreamEntrySize;
+        for (int s = 0; s < streamCount; s++)
+        {
+            ReadOnlySpan<byte> stream = _streams[s].AsSpan(0, lengths[s]);
+            int level = s == 0 && layout != ElementLayout.Bytes ? _options.ExponentLevel : _options.Level;
+            (byte mode, int stored) = CompressStream(stream, level, destination[position..]);
+            destination[entry] = mode;
+            BinaryPrimitives.WriteUInt32LittleEndian(destination[(entry + 1)..], (uint)stored);
+            entry += EncodedTensorFormat.StreamEntrySize;
+            position += stored;
+        }
+        return position;
+    }
+
+    /// <summary>
+    /// Decodes one encoded chunk into <paramref name="destination"/>, whose length is the chunk's
+    /// original length. For a delta chunk <paramref name="baseChunk"/> is the base's bytes at the same place.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The encoded chunk is corrupt, truncated, or its checksum does not match.</exception>
+    public void Decode(ElementLayout layout, ReadOnlySpan<byte> encoded, ReadOnlySpan<byte> baseChunk, Span<byte> destination)
+    {
+        if (destination.Length > _options.ChunkSize)
+        {
+            throw new ArgumentException($"Chunk of {destination.Length} bytes exceeds the chunk size {_options.ChunkSize}.", nameof(destination));
+        }
+        if (!baseChunk.IsEmpty && baseChunk.Length != destination.Length)
+        {
+            throw new ArgumentException("Base chunk must be as long as the chunk.", nameof(baseChunk));
+        }
+        int streamCount = layout.StreamCount();
+        int position = EncodedTensorFormat.ChunkHeaderSize + streamCount * EncodedTensorFormat.StreamEntrySize;
+        if (encoded.Length < position)
+        {
+            throw new InvalidDataException($"Encoded chunk of {encoded.Length} bytes is shorter than its header.");
+        }
+        uint rawLength = BinaryPrimitives.ReadUInt32LittleEndian(encoded);
+        if (rawLength != (uint)destination.Length)
+        {
+            throw new InvalidDataException($"Encoded chunk says {rawLength} bytes where {destination.Length} are expected.");
+        }
+        ulong checksum = BinaryPrimitives.ReadUInt64LittleEndian(encoded[4..]);
+        Span<int> lengths = stackalloc int[streamCount];
+        int entry = EncodedTensorFormat.ChunkHeaderSize;
+        for (int s = 0; s < streamCount; s++)
+        {
+            lengths[s] = layout.StreamLength(destination.Length, s);
+            byte mode = encoded[entry];
+            uint stored = BinaryPrimitives.ReadUInt32LittleEndian(encoded[(entry + 1)..]);
+            entry += EncodedTensorFormat.StreamEntrySize;
+            if (stored > (uint)(encoded.Length - position))
+            {
+                throw new InvalidDataException($"Stream {s} of {stored} bytes runs past the end of the encoded chunk.");
+            }
+            DecompressStream(mode, encoded.Slice(position, (int)stored), _streams[s].AsSpan(0, lengths[s]), s);
+            position += (int)stored;
+        }
+        if (position != encoded.Length)
+        {
+            throw new InvalidDataException($"Encoded chunk has {encoded.Length - position} unexpected trailing bytes.");
+        }
+        MergeStreams(layout, lengths, baseChunk, destination);
+        if (XxHash3.HashToUInt64(destination) != checksum)
+        {
+            throw new InvalidDataException("Decoded chunk does not match its checksum: the encoded data is corrupt.");
+        }
+    }
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        foreach (Compressor c in _compressors.Values)
+        {
+            c.Dispose();
+        }
+        _compressors.Clear();
+        _decompressor.Dispose();
+        for (int i = 0; i < _streams.Length; i++)
+        {
+            if (_streams[i].Length > 0)
+            {
+                ArrayPool<byte>.Shared.Return(_streams[i]);
+                _streams[i] = [];
+            }
+        }
+    }
+
+    private void SplitStreams(ElementLayout layout, ReadOnlySpan<byte> chunk, ReadOnlySpan<byte> baseChunk, Span<int> lengths)
+    {
+        for (int s = 0; s < lengths.Length; s++)
+        {
+            lengths[s] = layout.StreamLength(chunk.Length, s);
+        }
+        int wordSize = layout.WordSize();
+        int body = chunk.Length - chunk.Length % wordSize;
+        ReadOnlySpan<byte> baseBody = baseChunk.IsEmpty ? default : baseChunk[..body];
+        switch (layout)
+        {
+            case ElementLayout.Bytes:
+                if (baseChunk.IsEmpty)
+                {
+                    chunk.CopyTo(_streams[0]);
+                }
+                else
+                {
+                    XorKernel.Xor(chunk, baseChunk, _streams[0].AsSpan(0, chunk.Length));
+                }
+                return;
+            case ElementLayout.Word16:
+                Bf16Split.Split(chunk[..body], baseBody, _streams[0].AsSpan(0, body / 2), _streams[1].AsSpan(0, body / 2));
+                break;
+            case ElementLayout.Word32:
+                F32Split.Split(chunk[..body], baseBody, _streams[0].AsSpan(0, body / 4), _streams[1].AsSpan(0, body / 4),
+                    _streams[2].AsSpan(0, body / 4), _streams[3].AsSpan(0, body / 4));
+                break;
+        }
+        // Bytes that do not fill a word follow the last stream's words as they are (XOR-ed in delta mode).
+        int last = lengths.Length - 1;
+        Span<byte> tail = _streams[last].AsSpan(body / wordSize, chunk.Length - body);
+        if (baseChunk.IsEmpty)
+        {
+            chunk[body..].CopyTo(tail);
+        }
+        else
+        {
+            XorKernel.Xor(chunk[body..], baseChunk[body..], tail);
+        }
+    }
+
+    private void MergeStreams(ElementLayout layout, ReadOnlySpan<int> lengths, ReadOnlySpan<byte> baseChunk, Span<byte> destination)
+    {
+        int wordSize = layout.WordSize();
+        int body = destination.Length - destination.Length % wordSize;
+        ReadOnlySpan<byte> baseBody = baseChunk.IsEmpty ? default : baseChunk[..body];
+        switch (layout)
+        {
+            case ElementLayout.Bytes:
+                if (baseChunk.IsEmpty)
+                {
+                    _streams[0].AsSpan(0, destination.Length).CopyTo(destination);
+                }
+                else
+                {
+                    XorKernel.Xor(_streams[0].AsSpan(0, destination.Length), baseChunk, destination);
+                }
+                return;
+            case ElementLayout.Word16:
+                Bf16Split.Merge(_streams[0].AsSpan(0, body / 2), _streams[1].AsSpan(0, body / 2), baseBody, destination[..body]);
+                break;
+            case ElementLayout.Word32:
+                F32Split.Merge(_streams[0].AsSpan(0, body / 4), _streams[1].AsSpan(0, body / 4),
+                    _streams[2].AsSpan(0, body / 4), _streams[3].AsSpan(0, body / 4), baseBody, destination[..body]);
+                break;
+        }
+        int last = lengths.Length - 1;
+        ReadOnlySpan<byte> tail = _streams[last].AsSpan(body / wordSize, destination.Length - body);
+        if (baseChunk.IsEmpty)
+        {
+            tail.CopyTo(destination[body..]);
+        }
+        else
+        {
+            XorKernel.Xor(tail, baseChunk[body..], destination[body..]);
+        }
+    }
+
+    private (byte Mode, int Stored) CompressStream(ReadOnlySpan<byte> stream, int level, Span<byte> destination)
+    {
+        if (stream.IsEmpty)
+        {
+            return (EncodedTensorFormat.ModeRaw, 0);
+        }
+        Compressor compressor = CompressorFor(level);
+        if (_options.ProbeIncompressible && stream.Length >= ProbeThreshold)
+        {
+            if (_probe.Length == 0)
+            {
+                _probe = new byte[Compressor.GetCompressBound(ProbeSize)];
+            }
+            // Sample the middle: the start of a tensor is often unrepresentative (padding rows, special tokens).
+            ReadOnlySpan<byte> sample = stream.Slice((stream.Length - ProbeSize) / 2, ProbeSize);
+            if (compressor.Wrap(sample, _probe) > ProbeSize * ProbeRatio)
+            {
+                stream.CopyTo(destination);
+                return (EncodedTensorFormat.ModeRaw, stream.Length);
+            }
+        }
+        int written = compressor.Wrap(stream, destination);
+        if (written >= stream.Length)
+        {
+            stream.CopyTo(destination);
+            return (EncodedTensorFormat.ModeRaw, stream.Length);
+        }
+        return (EncodedTensorFormat.ModeZstd, written);
+    }
+
+    private void DecompressStream(byte mode, ReadOnlySpan<byte> stored, Span<byte> destination, int stream)
+    {
+        switch (mode)
+        {
+            case EncodedTensorFormat.ModeRaw:
+                if (stored.Length != destination.Length)
+                {
+                    throw new InvalidDataException($"Raw stream {stream} holds {stored.Length} bytes where {destination.Length} are expected.");
+                }
+                stored.CopyTo(destination);
+                return;
+            case EncodedTensorFormat.ModeZstd:
+                int written;
+                try
+                {
+                    // The destination has exactly the expected size, so a corrupt frame can never make zstd allocate or write more.
+                    written = _decompressor.Unwrap(stored, destination);
+                }
+                catch (ZstdException ex)
+                {
+                    throw new InvalidDataException($"Stream {stream} is not a valid zstd frame: {ex.Message}", ex);
+                }
+                if (written != destination.Length)
+                {
+                    throw new InvalidDataException($"Stream {stream} decompressed to {written} bytes where {destination.Length} are expected.");
+                }
+                return;
+            default:
+                throw new InvalidDataException($"Stream {stream} has unknown mode {mode}.");
+        }
+    }
+
+    private Compressor CompressorFor(int level)
+    {
+        if (!_compressors.TryGetValue(level, out Compressor? compressor))
+        {
+            compressor = new Compressor(level);
+            _compressors[level] = compressor;
+        }
+        return compressor;
+    }
+}

@@ -1,0 +1,44 @@
+namespace ZipLlm.Codecs;
+
+/// <summary>Settings of the tensor codecs. The defaults are measured, not guessed (see bench/).</summary>
+public sealed record CodecOptions
+{
+    /// <summary>zstd level for every stream but the exponent stream. Default 3, as the original BitX.</summary>
+    public int Level { get; init; } = 3;
+
+    /// <summary>
+    /// zstd level for the exponent stream of a split float layout. On BF16 exponent streams
+    /// level 1 was measured both smaller and faster than level 3.
+    /// </summary>
+    public int ExponentLevel { get; init; } = 1;
+
+    /// <summary>
+    /// Bytes of original tensor per independent chunk. Chunks are the unit of parallelism and
+    /// bound memory: each worker holds a few chunk-sized buffers.
+    /// </summary>
+    public int ChunkSize { get; init; } = EncodedTensorFormat.DefaultChunkSize;
+
+    /// <summary>
+    /// Compress a small sample of a large stream first and store the stream raw when the sample
+    /// does not shrink: sign+mantissa streams barely compress, and this saves the time.
+    /// </summary>
+    public bool ProbeIncompressible { get; init; } = true;
+
+    /// <summary>Default options.</summary>
+    public static CodecOptions Default { get; } = new();
+
+    /// <summary>Checks the options are usable.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">A level or the chunk size is out of range.</exception>
+    public void Validate()
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(Level, -7, nameof(Level));
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(Level, 22, nameof(Level));
+        ArgumentOutOfRangeException.ThrowIfLessThan(ExponentLevel, -7, nameof(ExponentLevel));
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(ExponentLevel, 22, nameof(ExponentLevel));
+        if (!EncodedTensorFormat.IsValidChunkSize(ChunkSize))
+        {
+            throw new ArgumentOutOfRangeException(nameof(ChunkSize), ChunkSize,
+                $"Chunk size must be a multiple of 4 between {EncodedTensorFormat.MinChunkSize} and {EncodedTensorFormat.MaxChunkSize}.");
+        }
+    }
+}

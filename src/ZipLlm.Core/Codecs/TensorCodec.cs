@@ -1,0 +1,210 @@
+using System.Buffers;
+using System.Buffers.Binary;
+
+namespace ZipLlm.Codecs;
+
+/// <summary>
+/// Encodes whole tensors into the <see cref="EncodedTensorFormat"/> and decodes them back, chunk by
+/// chunk on all workers of a <see cref="WorkerPool"/>, writing in order. At most twice as many chunks as
+/// workers are in flight, so memory is bounded by the thread count and the chunk size, not the tensor.
+/// </summary>
+public static class TensorCodec
+{
+    /// <summary>
+    /// Encodes <paramref name="source"/> into <paramref name="output"/>: solo when <paramref name="baseSource"/>
+    /// is null, otherwise the XOR with it (BitX), recording <paramref name="reference"/> as the base's id.
+    /// </summary>
+    /// <returns>Bytes written.</returns>
+    /// <exception cref="ArgumentException">The base's length differs, or the reference is too long or missing.</exception>
+    public static long Encode(Stream output, ElementLayout layout, IChunkSource source, IChunkSource? baseSource, ReadOnlySpan<byte> reference,
+        WorkerPool pool, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(source);
+        if (baseSource is not null && baseSource.Length != source.Length)
+        {
+            throw new ArgumentException($"Base of {baseSource.Length} bytes does not match the tensor's {source.Length}.", nameof(baseSource));
+        }
+        if ((baseSource is null && !reference.IsEmpty) || reference.Length > EncodedTensorFormat.MaxReferenceLength)
+        {
+            throw new ArgumentException("A base reference is at most 128 bytes, and a solo tensor has none.", nameof(reference));
+        }
+        int chunkSize = pool.Options.ChunkSize;
+        long chunkCount = EncodedTensorFormat.ChunkCount(source.Length, chunkSize);
+        if (chunkCount > int.MaxValue / 2)
+        {
+            throw new ArgumentException($"Tensor of {source.Length} bytes has too many chunks.", nameof(source));
+        }
+
+        Span<byte> header = stackalloc byte[EncodedTensorFormat.FixedHeaderSize];
+        EncodedTensorFormat.HeaderMagic.CopyTo(header);
+        header[4] = EncodedTensorFormat.Version;
+        header[5] = (byte)(baseSource is null ? EncodedTensorKind.Solo : EncodedTensorKind.Delta);
+        header[6] = (byte)layout;
+        header[7] = (byte)reference.Length;
+        BinaryPrimitives.WriteInt64LittleEndian(header[8..], source.Length);
+        BinaryPrimitives.WriteUInt32LittleEndian(header[16..], (uint)chunkSize);
+        output.Write(header);
+        output.Write(reference);
+        long position = header.Length + reference.Length;
+
+        var offsets = new long[chunkCount];
+        Pipeline(chunkCount, pool, cancellationToken,
+            (index, codec) =>
+            {
+                long offset = index * chunkSize;
+                int length = (int)Math.Min(chunkSize, source.Length - offset);
+                byte[] chunk = ArrayPool<byte>.Shared.Rent(length);
+                byte[]? baseChunk = null;
+                try
+                {
+                    source.ReadChunk(offset, chunk.AsSpan(0, length), codec);
+                    if (baseSource is not null)
+                    {
+                        baseChunk = ArrayPool<byte>.Shared.Rent(length);
+                        baseSource.ReadChunk(offset, baseChunk.AsSpan(0, length), codec);
+                    }
+                    byte[] encoded = ArrayPool<byte>.Shared.Rent(ChunkCodec.MaxEncodedLength(layout, length));
+                    int written = codec.Encode(layout, chunk.AsSpan(0, length), baseChunk is null ? default : baseChunk.AsSpan(0, length), encoded);
+                    return (encoded, written);
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(chunk);
+                    if (baseChunk is not null)
+                    {
+                        ArrayPool<byte>.Shared.Return(baseChunk);
+                    }
+                }
+            },
+            (index, result) =>
+            {
+                offsets[index] = position;
+                output.Write(result.encoded, 0, result.written);
+                position += result.written;
+                ArrayPool<byte>.Shared.Return(result.encoded);
+            });
+
+        byte[] footer = new byte[offsets.Length * 8 + EncodedTensorFormat.FooterTrailerSize];
+        for (int i = 0; i < offsets.Length; i++)
+        {
+            BinaryPrimitives.WriteInt64LittleEndian(footer.AsSpan(i * 8), offsets[i]);
+        }
+        BinaryPrimitives.WriteUInt32LittleEndian(footer.AsSpan(offsets.Length * 8), (uint)offsets.Length);
+        EncodedTensorFormat.FooterMagic.CopyTo(footer.AsSpan(footer.Length - 4));
+        output.Write(footer);
+        return position + footer.Length;
+    }
+
+    /// <summary>Encodes a tensor held in memory; convenient for small tensors and tests.</summary>
+    public static byte[] Encode(ElementLayout layout, ReadOnlyMemory<byte> tensor, ReadOnlyMemory<byte>? baseTensor, WorkerPool pool, ReadOnlySpan<byte> reference = default)
+    {
+        using var output = new MemoryStream();
+        Encode(output, layout, RawChunkSource.FromMemory(tensor), baseTensor is null ? null : RawChunkSource.FromMemory(baseTensor.Value),
+            reference, pool);
+        return output.ToArray();
+    }
+
+    /// <summary>
+    /// Decodes <paramref name="tensor"/> (with its base set, for a delta) and hands its bytes, in order, to
+    /// <paramref name="consume"/> one chunk at a time.
+    /// </summary>
+    /// <exception cref="InvalidDataException">A chunk is corrupt.</exception>
+    public static void Decode(IChunkSource tensor, int chunkSize, WorkerPool pool, Action<ReadOnlySpan<byte>> consume, CancellationToken cancellationToken = default)
+    {
+        if (tensor is EncodedTensor encoded)
+        {
+            chunkSize = encoded.ChunkSize;
+        }
+        long chunkCount = EncodedTensorFormat.ChunkCount(tensor.Length, chunkSize);
+        Pipeline(chunkCount, pool, cancellationToken,
+            (index, codec) =>
+            {
+                long offset = index * chunkSize;
+                int length = (int)Math.Min(chunkSize, tensor.Length - offset);
+                byte[] chunk = ArrayPool<byte>.Shared.Rent(length);
+                try
+                {
+                    tensor.ReadChunk(offset, chunk.AsSpan(0, length), codec);
+                    return (chunk, length);
+                }
+                catch
+                {
+                    ArrayPool<byte>.Shared.Return(chunk);
+                    throw;
+                }
+            },
+            (_, result) =>
+            {
+                try
+                {
+                    consume(result.chunk.AsSpan(0, result.length));
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(result.chunk);
+                }
+            });
+    }
+
+    /// <summary>Decodes a whole tensor into memory; convenient for small tensors and tests.</summary>
+    /// <exception cref="InvalidDataException">A chunk is corrupt.</exception>
+    public static byte[] DecodeToArray(IChunkSource tensor, WorkerPool pool)
+    {
+        byte[] result = new byte[tensor.Length];
+        int position = 0;
+        Decode(tensor, pool.Options.ChunkSize, pool, chunk =>
+        {
+            chunk.CopyTo(result.AsSpan(position));
+            position += chunk.Length;
+        });
+        return result;
+    }
+
+    /// <summary>
+    /// Produces chunk results on the pool's workers and consumes them in index order on the calling
+    /// thread, keeping at most two per worker in flight. On failure the in-flight work is waited for
+    /// (its results are dropped to the garbage collector) and the first error propagates.
+    /// </summary>
+    private static void Pipeline<T>(long count, WorkerPool pool, CancellationToken cancellationToken,
+        Func<long, ChunkCodec, T> produce, Action<long, T> consume)
+    {
+        if (count == 1)
+        {
+            consume(0, pool.WithCodec(codec => produce(0, codec)));
+            return;
+        }
+        int window = 2 * pool.Threads;
+        var inflight = new Queue<(long Index, Task<T> Task)>(window);
+        long next = 0;
+        try
+        {
+            while (next < count || inflight.Count > 0)
+            {
+                while (next < count && inflight.Count < window)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    long index = next++;
+                    inflight.Enqueue((index, pool.Run(codec => produce(index, codec), cancellationToken)));
+                }
+                (long done, Task<T> task) = inflight.Dequeue();
+                consume(done, task.GetAwaiter().GetResult());
+            }
+        }
+        finally
+        {
+            // Let running work finish so no worker touches a buffer after we return; its results are dropped.
+            foreach ((_, Task<T> task) in inflight)
+            {
+                try
+                {
+                    task.Wait(CancellationToken.None);
+                }
+                catch (AggregateException)
+                {
+                    // The first failure is already propagating.
+                }
+            }
+        }
+    }
+}

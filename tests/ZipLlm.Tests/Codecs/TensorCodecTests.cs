@@ -1,0 +1,153 @@
+using ZipLlm.Codecs;
+using ZipLlm.Safetensors;
+
+namespace ZipLlm.Tests.Codecs;
+
+public class TensorCodecTests
+{
+    private static readonly CodecOptions SmallChunks = new() { ChunkSize = 256 };
+
+    [Fact]
+    public void RoundTrip_RandomTensorsOfEveryDType_AreExact()
+    {
+        var random = new Random(42);
+        using var pool = new WorkerPool(2, SmallChunks);
+        DType[] dtypes = Enum.GetValues<DType>();
+        for (int iteration = 0; iteration < 1500; iteration++)
+        {
+            DType dtype = dtypes[random.Next(dtypes.Length)];
+            int length = RandomLength(random);
+            byte[] tensor = TensorData.Sample(random, dtype, length);
+            ElementLayout layout = ElementLayouts.ForDType(dtype);
+
+            byte[] solo = TensorCodec.Encode(layout, tensor, null, pool);
+            Assert.Equal(tensor, TensorCodec.DecodeToArray(EncodedTensor.Open("solo", solo), pool));
+
+            byte[] baseTensor = TensorData.Perturb(random, tensor, dtype);
+            byte[] delta = TensorCodec.Encode(layout, tensor, baseTensor, pool, [1, 2, 3]);
+            EncodedTensor opened = EncodedTensor.Open("delta", delta);
+            Assert.Equal(EncodedTensorKind.Delta, opened.Kind);
+            Assert.Equal([1, 2, 3], opened.Reference);
+            opened.Base = RawChunkSource.FromMemory(baseTensor);
+            Assert.Equal(tensor, TensorCodec.DecodeToArray(opened, pool));
+        }
+    }
+
+    [Fact]
+    public void RoundTrip_DeltaAgainstEncodedBase_IsExact()
+    {
+        var random = new Random(7);
+        using var pool = new WorkerPool(2, SmallChunks);
+        byte[] baseTensor = TensorData.Sample(random, DType.BF16, 5000);
+        byte[] ft = TensorData.Perturb(random, baseTensor, DType.BF16);
+        byte[] ft2 = TensorData.Perturb(random, ft, DType.BF16);
+
+        EncodedTensor encodedBase = EncodedTensor.Open("base", TensorCodec.Encode(ElementLayout.Word16, baseTensor, null, pool));
+        EncodedTensor encodedFt = EncodedTensor.Open("ft", TensorCodec.Encode(ElementLayout.Word16, ft, baseTensor, pool));
+        encodedFt.Base = encodedBase;
+        EncodedTensor encodedFt2 = EncodedTensor.Open("ft2", TensorCodec.Encode(ElementLayout.Word16, ft2, ft, pool));
+        encodedFt2.Base = encodedFt;
+
+        Assert.Equal(ft2, TensorCodec.DecodeToArray(encodedFt2, pool));
+    }
+
+    [Fact]
+    public void Decode_DeltaWithoutBase_ThrowsInvalidData()
+    {
+        using var pool = new WorkerPool(1, SmallChunks);
+        byte[] delta = TensorCodec.Encode(ElementLayout.Bytes, new byte[10], new byte[10], pool);
+        Assert.Throws<InvalidDataException>(() => TensorCodec.DecodeToArray(EncodedTensor.Open("d", delta), pool));
+    }
+
+    [Fact]
+    public void Encode_Bf16Weights_SoloBeatsPlainZstdAndDeltaBeatsSolo()
+    {
+        var random = new Random(3);
+        using var pool = new WorkerPool(2);
+        byte[] weights = TensorData.Sample(random, DType.BF16, 1 << 20);
+        byte[] finetune = TensorData.Perturb(random, weights, DType.BF16);
+        int plain = new ZstdSharp.Compressor(3).Wrap(weights).Length;
+        int solo = TensorCodec.Encode(ElementLayout.Word16, weights, null, pool).Length;
+        int delta = TensorCodec.Encode(ElementLayout.Word16, finetune, weights, pool).Length;
+        Assert.True(solo < plain, $"solo {solo} should be smaller than plain zstd {plain}");
+        Assert.True(delta < solo / 2, $"delta {delta} should be far smaller than solo {solo}");
+    }
+
+    [Fact]
+    public void Encode_IncompressibleData_StoredRawWithSmallOverhead()
+    {
+        var random = new Random(5);
+        using var pool = new WorkerPool(2);
+        byte[] noise = KernelTests.RandomBytes(random, 3 << 20);
+        byte[] encoded = TensorCodec.Encode(ElementLayout.Bytes, noise, null, pool);
+        Assert.InRange(encoded.Length, noise.Length, noise.Length + 256);
+        Assert.Equal(noise, TensorCodec.DecodeToArray(EncodedTensor.Open("n", encoded), pool));
+    }
+
+    [Fact]
+    public void Decode_RandomCorruption_NeverYieldsWrongBytes()
+    {
+        var random = new Random(11);
+        using var pool = new WorkerPool(2, SmallChunks);
+        byte[] tensor = TensorData.Sample(random, DType.BF16, 3000);
+        byte[] encoded = TensorCodec.Encode(ElementLayout.Word16, tensor, null, pool);
+        for (int iteration = 0; iteration < 3000; iteration++)
+        {
+            byte[] corrupt = (byte[])encoded.Clone();
+            switch (iteration % 3)
+            {
+                case 0:
+                    corrupt[random.Next(corrupt.Length)] ^= (byte)(1 << random.Next(8));
+                    break;
+                case 1:
+                    Array.Resize(ref corrupt, random.Next(corrupt.Length));
+                    break;
+                default:
+                    for (int k = 0; k < 4; k++)
+                    {
+                        corrupt[random.Next(corrupt.Length)] = (byte)random.Next(256);
+                    }
+                    break;
+            }
+            try
+            {
+                byte[] decoded = TensorCodec.DecodeToArray(EncodedTensor.Open("c", corrupt), pool);
+                // A flip may hit a byte that does not matter (e.g. an unused bit of a header field): then the data must still be right.
+                Assert.Equal(tensor, decoded);
+            }
+            catch (Exception ex) when (ex is InvalidDataException or EndOfStreamException or NotSupportedException)
+            {
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(255)]
+    [InlineData(256)]
+    [InlineData(257)]
+    [InlineData(1023)]
+    public void RoundTrip_SizesAroundChunkBoundary_AreExact(int length)
+    {
+        var random = new Random(length);
+        using var pool = new WorkerPool(2, SmallChunks);
+        foreach (ElementLayout layout in Enum.GetValues<ElementLayout>())
+        {
+            byte[] tensor = KernelTests.RandomBytes(random, length);
+            byte[] baseTensor = KernelTests.RandomBytes(random, length);
+            Assert.Equal(tensor, TensorCodec.DecodeToArray(EncodedTensor.Open("s", TensorCodec.Encode(layout, tensor, null, pool)), pool));
+            EncodedTensor delta = EncodedTensor.Open("d", TensorCodec.Encode(layout, tensor, baseTensor, pool));
+            delta.Base = RawChunkSource.FromMemory(baseTensor);
+            Assert.Equal(tensor, TensorCodec.DecodeToArray(delta, pool));
+        }
+    }
+
+    private static int RandomLength(Random random) => random.Next(4) switch
+    {
+        0 => random.Next(8),
+        1 => random.Next(200),
+        2 => 256 * random.Next(1, 4) + random.Next(-3, 4),
+        _ => random.Next(2000),
+    };
+}
