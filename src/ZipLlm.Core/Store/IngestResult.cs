@@ -1,0 +1,37 @@
+namespace ZipLlm.Store;
+
+/// <summary>What ingesting one model did.</summary>
+/// <param name="ModelId">The model.</param>
+/// <param name="Skipped">It was already stored; nothing was done.</param>
+/// <param name="OriginalBytes">Bytes of the model's files.</param>
+/// <param name="AddedBytes">Bytes of objects it added to the store.</param>
+/// <param name="Elapsed">Wall time.</param>
+/// <param name="Files">Files stored.</param>
+/// <param name="DedupFiles">Files found whole in the store already.</param>
+/// <param name="Tensors">Tensors stored.</param>
+/// <param name="DedupTensors">Tensors found in the store already.</param>
+/// <param name="DeltaTensors">Tensors stored as a delta against the base.</param>
+public sealed record IngestResult(
+    string ModelId,
+    bool Skipped,
+    long OriginalBytes,
+    long AddedBytes,
+    TimeSpan Elapsed,
+    int Files,
+    int DedupFiles,
+    int Tensors,
+    int DedupTensors,
+    int DeltaTensors)
+{
+    /// <summary>Original bytes per stored byte.</summary>
+    public double Ratio => AddedBytes == 0 ? double.PositiveInfinity : (double)OriginalBytes / AddedBytes;
+
+    /// <summary>Input throughput in MB/s.</summary>
+    public double MegabytesPerSecond => Elapsed.TotalSeconds <= 0 ? 0 : OriginalBytes / 1e6 / Elapsed.TotalSeconds;
+}
+
+/// <summary>Progress of long work: bytes done out of a total, for the current item.</summary>
+/// <param name="Item">What is being worked on (a model or a file).</param>
+/// <param name="DoneBytes">Bytes processed so far.</param>
+/// <param name="TotalBytes">Bytes in all.</param>
+public readonly record struct ByteProgress(string Item, long DoneBytes, long TotalBytes);

@@ -1,0 +1,333 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Security.Cryptography;
+using Microsoft.Extensions.Logging;
+using ZipLlm.Codecs;
+using ZipLlm.Safetensors;
+
+namespace ZipLlm.Store;
+
+/// <summary>
+/// Stores one model folder: hashes every file and tensor, keeps each unique one once, stores a
+/// finetune's tensors as BitX deltas against its base's tensors of the same name, shape and dtype,
+/// and writes the manifest last.
+/// </summary>
+public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger logger)
+{
+    private const int ReadBufferSize = 4 << 20;
+
+    /// <summary>Reports bytes hashed and encoded.</summary>
+    public IProgress<ByteProgress>? Progress { get; init; }
+
+    /// <summary>
+    /// Stores the model in <paramref name="folder"/> as <paramref name="modelId"/>. Every safetensors
+    /// header is validated before anything is written, so a malformed model stores nothing.
+    /// </summary>
+    /// <param name="modelId">The model's id.</param>
+    /// <param name="folder">The model folder.</param>
+    /// <param name="role">Its role in the family.</param>
+    /// <param name="baseId">For a finetune, its base, which must already be stored; null otherwise.</param>
+    /// <param name="cancellationToken">Stops the work; nothing is listed as stored.</param>
+    /// <exception cref="DirectoryNotFoundException">The folder does not exist.</exception>
+    /// <exception cref="InvalidDataException">A safetensors file is malformed.</exception>
+    /// <exception cref="EndOfStreamException">A safetensors file is truncated.</exception>
+    public IngestResult Ingest(string modelId, string folder, ModelRole role, string? baseId, CancellationToken cancellationToken = default)
+    {
+        ModelIds.Validate(modelId);
+        var clock = Stopwatch.StartNew();
+        if (!Directory.Exists(folder))
+        {
+            throw new DirectoryNotFoundException($"{modelId}: model folder {folder} does not exist.");
+        }
+        List<string> paths = EnumerateFiles(folder);
+        if (paths.Count == 0)
+        {
+            throw new InvalidDataException($"{modelId}: model folder {folder} holds no files.");
+        }
+
+        // Validate every safetensors header first: bad input must leave the store untouched.
+        var opened = new Dictionary<string, SafetensorsFile>(StringComparer.Ordinal);
+        try
+        {
+            foreach (string relative in paths.Where(IsSafetensors))
+            {
+                opened[relative] = SafetensorsFile.Open(Path.Combine(folder, relative));
+            }
+
+            Dictionary<string, StoredTensor> baseTensors = role == ModelRole.Finetune && baseId is not null
+                ? BaseTensorsByName(baseId)
+                : [];
+            Dictionary<string, StoredFile> storedFiles = FilesByHash();
+            long total = paths.Sum(p => new FileInfo(Path.Combine(folder, p)).Length);
+            var state = new IngestState(modelId, total);
+            var files = new List<StoredFile>();
+            foreach (string relative in paths)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                string full = Path.Combine(folder, relative);
+                StoredFile file = opened.TryGetValue(relative, out SafetensorsFile? safetensors)
+                    ? IngestSafetensors(relative, safetensors, baseTensors, storedFiles, state, cancellationToken)
+                    : IngestBlob(relative, full, storedFiles, state, cancellationToken);
+                files.Add(file);
+                storedFiles.TryAdd(file.Sha256, file);
+            }
+
+            var objects = new HashSet<string>(StringComparer.Ordinal);
+            foreach (StoredFile file in files)
+            {
+                AddWithBases(file.Object, objects);
+                foreach (StoredTensor tensor in file.Tensors ?? [])
+                {
+                    AddWithBases(tensor.Object, objects);
+                }
+            }
+            var manifest = new Manifest(StoreLayout.FormatVersion, modelId, role, role == ModelRole.Finetune ? baseId : null,
+                files.ToArray(), objects.Order(StringComparer.Ordinal).ToArray(), total, state.AddedBytes, DateTimeOffset.UtcNow);
+            store.CommitManifest(manifest);
+            return new IngestResult(modelId, false, total, state.AddedBytes, clock.Elapsed, files.Count, state.DedupFiles,
+                state.Tensors, state.DedupTensors, state.DeltaTensors);
+        }
+        finally
+        {
+            foreach (SafetensorsFile file in opened.Values)
+            {
+                file.Dispose();
+            }
+        }
+    }
+
+    private StoredFile IngestBlob(string relative, string full, Dictionary<string, StoredFile> storedFiles, IngestState state, CancellationToken cancellationToken)
+    {
+        using SafeFileHandleSource source = SafeFileHandleSource.Open(full);
+        ContentHash hash = HashRange(source, 0, source.Length, state, cancellationToken);
+        if (storedFiles.TryGetValue(hash.Hex, out StoredFile? existing))
+        {
+            state.DedupFiles++;
+            logger.LogDebug("{Model}: {File} is already stored (same bytes as {Other})", state.ModelId, relative, existing.Path);
+            state.Advance(source.Length, Progress);
+            return existing with { Path = relative };
+        }
+        if (!store.Objects.Contains(hash))
+        {
+            state.AddedBytes += store.Objects.Write(hash, stream =>
+                TensorCodec.Encode(stream, ElementLayout.Bytes, new RawChunkSource(source.Length, source.Read), null, default, pool, cancellationToken));
+        }
+        state.Advance(source.Length, Progress);
+        return new StoredFile(relative, source.Length, hash.Hex, StoredFileKind.Blob, hash.Hex, null);
+    }
+
+    private StoredFile IngestSafetensors(string relative, SafetensorsFile file, Dictionary<string, StoredTensor> baseTensors,
+        Dictionary<string, StoredFile> storedFiles, IngestState state, CancellationToken cancellationToken)
+    {
+        // The whole-file hash runs beside the per-tensor work: it is needed to verify restores and to find re-uploads.
+        Task<ContentHash> fileHash = Task.Run(() => HashFile(file.Path, cancellationToken), cancellationToken);
+        SafetensorsHeader header = file.Header;
+        ContentHash headerHash = ContentHash.Of(header.HeaderBytes);
+        var tensorHashes = new ContentHash[header.Tensors.Count];
+        for (int i = 0; i < header.Tensors.Count; i++)
+        {
+            TensorInfo t = header.Tensors[i];
+            tensorHashes[i] = HashRange(new TensorReadAt(file, t), 0, t.Length, null, cancellationToken);
+        }
+        ContentHash whole = fileHash.GetAwaiter().GetResult();
+        if (storedFiles.TryGetValue(whole.Hex, out StoredFile? existing) && existing.Kind == StoredFileKind.Safetensors)
+        {
+            state.DedupFiles++;
+            state.Advance(file.Length, Progress);
+            logger.LogDebug("{Model}: {File} is already stored (same bytes as {Other})", state.ModelId, relative, existing.Path);
+            return existing with { Path = relative };
+        }
+
+        if (!store.Objects.Contains(headerHash))
+        {
+            state.AddedBytes += store.Objects.Write(headerHash, stream =>
+                TensorCodec.Encode(stream, ElementLayout.Bytes, RawChunkSource.FromMemory(header.HeaderBytes), null, default, pool, cancellationToken));
+        }
+        state.Advance(file.Header.DataOffset, Progress);
+
+        var tensors = new StoredTensor[header.Tensors.Count];
+        for (int i = 0; i < header.Tensors.Count; i++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            TensorInfo t = header.Tensors[i];
+            ContentHash hash = tensorHashes[i];
+            string encoding;
+            state.Tensors++;
+            if (store.Objects.Contains(hash))
+            {
+                encoding = "dedup";
+                state.DedupTensors++;
+            }
+            else
+            {
+                var source = new RawChunkSource(t.Length, new TensorReadAt(file, t).Read);
+                // One reader per tensor: the base's files stay open only while they are needed.
+                using ObjectStore.ObjectReader reader = store.Objects.OpenReader();
+                ElementLayout layout = ElementLayouts.ForDType(t.DType);
+                IChunkSource? baseSource = null;
+                byte[] reference = [];
+                if (baseTensors.TryGetValue(t.Name, out StoredTensor? partner)
+                    && partner.DType == t.DType.Name() && partner.Shape.AsSpan().SequenceEqual(t.Shape)
+                    && ContentHash.TryParse(partner.Object, out ContentHash partnerHash))
+                {
+                    EncodedTensor baseTensor = reader.Open(partnerHash);
+                    if (baseTensor.ChunkSize == pool.Options.ChunkSize && baseTensor.Length == t.Length)
+                    {
+                        baseSource = baseTensor;
+                        reference = partnerHash.ToBytes();
+                    }
+                }
+                encoding = baseSource is null ? "solo" : "delta";
+                if (baseSource is not null)
+                {
+                    state.DeltaTensors++;
+                }
+                state.AddedBytes += store.Objects.Write(hash, stream =>
+                    TensorCodec.Encode(stream, layout, source, baseSource, reference, pool, cancellationToken));
+            }
+            tensors[i] = new StoredTensor(t.Name, t.DType.Name(), t.Shape, hash.Hex, encoding);
+            state.Advance(t.Length, Progress);
+        }
+        return new StoredFile(relative, file.Length, whole.Hex, StoredFileKind.Safetensors, headerHash.Hex, tensors);
+    }
+
+    private Dictionary<string, StoredTensor> BaseTensorsByName(string baseId)
+    {
+        var byName = new Dictionary<string, StoredTensor>(StringComparer.Ordinal);
+        foreach (StoredFile file in store.ReadManifest(baseId).Files)
+        {
+            foreach (StoredTensor tensor in file.Tensors ?? [])
+            {
+                byName.TryAdd(tensor.Name, tensor);
+            }
+        }
+        return byName;
+    }
+
+    private Dictionary<string, StoredFile> FilesByHash()
+    {
+        var byHash = new Dictionary<string, StoredFile>(StringComparer.Ordinal);
+        foreach (Manifest manifest in store.ReadAllManifests())
+        {
+            foreach (StoredFile file in manifest.Files)
+            {
+                byHash.TryAdd(file.Sha256, file);
+            }
+        }
+        return byHash;
+    }
+
+    private void AddWithBases(string objectName, HashSet<string> objects)
+    {
+        ContentHash? hash = ContentHash.Parse(objectName);
+        for (int depth = 0; hash is { } current && objects.Add(current.Hex); depth++)
+        {
+            if (depth > ObjectStore.MaxDeltaDepth)
+            {
+                throw new InvalidDataException($"Object {current}: chain of deltas deeper than {ObjectStore.MaxDeltaDepth}; the store is corrupt.");
+            }
+            hash = store.Objects.ReadBaseReference(current);
+        }
+    }
+
+    private static ContentHash HashFile(string path, CancellationToken cancellationToken)
+    {
+        using SafeFileHandleSource source = SafeFileHandleSource.Open(path);
+        return HashRange(source, 0, source.Length, null, cancellationToken);
+    }
+
+    private static ContentHash HashRange(IReadAtSource source, long start, long length, IngestState? state, CancellationToken cancellationToken)
+    {
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        byte[] buffer = ArrayPool<byte>.Shared.Rent((int)Math.Min(ReadBufferSize, Math.Max(length, 1)));
+        try
+        {
+            for (long done = 0; done < length;)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                int n = (int)Math.Min(buffer.Length, length - done);
+                source.Read(start + done, buffer.AsSpan(0, n));
+                sha.AppendData(buffer, 0, n);
+                done += n;
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+        return ContentHash.FromDigest(sha.GetHashAndReset());
+    }
+
+    private static bool IsSafetensors(string relative) => relative.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase);
+
+    private static List<string> EnumerateFiles(string folder)
+    {
+        var options = new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0, IgnoreInaccessible = false };
+        var paths = Directory.EnumerateFiles(folder, "*", options)
+            .Select(p => Path.GetRelativePath(folder, p).Replace(Path.DirectorySeparatorChar, '/'))
+            .ToList();
+        paths.Sort(StringComparer.Ordinal);
+        return paths;
+    }
+
+    private sealed class IngestState(string modelId, long total)
+    {
+        private long _done;
+        public string ModelId { get; } = modelId;
+        public long AddedBytes { get; set; }
+        public int DedupFiles { get; set; }
+        public int Tensors { get; set; }
+        public int DedupTensors { get; set; }
+        public int DeltaTensors { get; set; }
+
+        public void Advance(long bytes, IProgress<ByteProgress>? progress)
+        {
+            _done += bytes;
+            progress?.Report(new ByteProgress(ModelId, _done, total));
+        }
+    }
+
+    private interface IReadAtSource
+    {
+        void Read(long offset, Span<byte> destination);
+    }
+
+    private sealed class TensorReadAt(SafetensorsFile file, TensorInfo tensor) : IReadAtSource
+    {
+        public void Read(long offset, Span<byte> destination) => file.ReadTensor(tensor, offset, destination);
+    }
+
+    private sealed class SafeFileHandleSource : IReadAtSource, IDisposable
+    {
+        private readonly Microsoft.Win32.SafeHandles.SafeFileHandle _handle;
+        private readonly string _path;
+
+        private SafeFileHandleSource(string path, Microsoft.Win32.SafeHandles.SafeFileHandle handle)
+        {
+            _path = path;
+            _handle = handle;
+            Length = RandomAccess.GetLength(handle);
+        }
+
+        public long Length { get; }
+
+        public static SafeFileHandleSource Open(string path) =>
+            new(path, File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.SequentialScan));
+
+        public void Read(long offset, Span<byte> destination)
+        {
+            while (!destination.IsEmpty)
+            {
+                int n = RandomAccess.Read(_handle, destination, offset);
+                if (n == 0)
+                {
+                    throw new EndOfStreamException($"{_path}: file ended at byte {offset}; did it change while being stored?");
+                }
+                destination = destination[n..];
+                offset += n;
+            }
+        }
+
+        public void Dispose() => _handle.Dispose();
+    }
+}

@@ -1,0 +1,191 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Security.Cryptography;
+using ZipLlm.Codecs;
+using ZipLlm.Safetensors;
+
+namespace ZipLlm.Store;
+
+/// <summary>What restoring a model did.</summary>
+/// <param name="ModelId">The model.</param>
+/// <param name="Files">Files written.</param>
+/// <param name="Bytes">Bytes written.</param>
+/// <param name="Elapsed">Wall time, verification included.</param>
+public sealed record RestoreResult(string ModelId, int Files, long Bytes, TimeSpan Elapsed)
+{
+    /// <summary>Output throughput in MB/s.</summary>
+    public double MegabytesPerSecond => Elapsed.TotalSeconds <= 0 ? 0 : Bytes / 1e6 / Elapsed.TotalSeconds;
+}
+
+/// <summary>
+/// Rebuilds stored models bit for bit: every file is decoded in order, hashed as it is written under a
+/// temporary name, and renamed into place only when its SHA-256 matches the one recorded at ingest.
+/// </summary>
+public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
+{
+    /// <summary>Suffix of files being restored; they are renamed only once verified.</summary>
+    public const string PartialSuffix = ".zipllm-partial";
+
+    /// <summary>Reports bytes restored.</summary>
+    public IProgress<ByteProgress>? Progress { get; init; }
+
+    /// <summary>Restores <paramref name="modelId"/> into <paramref name="outputDir"/>.</summary>
+    /// <param name="modelId">The stored model.</param>
+    /// <param name="outputDir">Folder to write; created when missing.</param>
+    /// <param name="force">Write into a folder that is not empty (files of the model are replaced).</param>
+    /// <param name="cancellationToken">Stops the work; files not yet verified are removed.</param>
+    /// <exception cref="KeyNotFoundException">The model is not stored.</exception>
+    /// <exception cref="IOException">The output folder is not empty and <paramref name="force"/> is not set.</exception>
+    /// <exception cref="InvalidDataException">A stored object is corrupt, or a restored file does not match its hash.</exception>
+    /// <exception cref="FileNotFoundException">A stored object is missing.</exception>
+    public RestoreResult Restore(string modelId, string outputDir, bool force, CancellationToken cancellationToken = default)
+    {
+        var clock = Stopwatch.StartNew();
+        Manifest manifest = store.ReadManifest(modelId);
+        if (Directory.Exists(outputDir) && Directory.EnumerateFileSystemEntries(outputDir).Any() && !force)
+        {
+            throw new IOException($"Output folder {outputDir} is not empty; use --force to write into it.");
+        }
+        Directory.CreateDirectory(outputDir);
+        string root = Path.GetFullPath(outputDir);
+        long done = 0;
+        foreach (StoredFile file in manifest.Files)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            string target = Path.GetFullPath(Path.Combine(root, file.Path));
+            if (!target.StartsWith(root + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+            {
+                throw new InvalidDataException($"{modelId}: manifest path \"{file.Path}\" leaves the output folder.");
+            }
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            string partial = target + PartialSuffix;
+            try
+            {
+                using (var output = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 0))
+                {
+                    output.SetLength(file.Size);
+                    ContentHash actual = Produce(modelId, file, chunk =>
+                    {
+                        output.Write(chunk);
+                        done += chunk.Length;
+                        Progress?.Report(new ByteProgress(modelId, done, manifest.OriginalBytes));
+                    }, cancellationToken);
+                    CheckHash(modelId, file, actual, output.Length);
+                }
+                File.Move(partial, target, overwrite: true);
+            }
+            catch
+            {
+                AtomicFile.TryDelete(partial);
+                throw;
+            }
+        }
+        return new RestoreResult(modelId, manifest.Files.Length, manifest.OriginalBytes, clock.Elapsed);
+    }
+
+    /// <summary>
+    /// Decodes every file of <paramref name="modelId"/> without writing it and checks it against its
+    /// recorded hash; also checks that every object the model needs exists.
+    /// </summary>
+    /// <returns>One line per problem; empty when the model is intact.</returns>
+    public IReadOnlyList<string> Verify(string modelId, IProgress<ByteProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        var problems = new List<string>();
+        Manifest manifest;
+        try
+        {
+            manifest = store.ReadManifest(modelId);
+        }
+        catch (Exception ex) when (ex is InvalidDataException or NotSupportedException or IOException)
+        {
+            return [ex.Message];
+        }
+        foreach (string name in manifest.Objects)
+        {
+            if (!store.Objects.Contains(ContentHash.Parse(name)))
+            {
+                problems.Add($"{modelId}: object {name} is missing.");
+            }
+        }
+        long done = 0;
+        foreach (StoredFile file in manifest.Files)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            long length = 0;
+            try
+            {
+                ContentHash actual = Produce(modelId, file, chunk =>
+                {
+                    length += chunk.Length;
+                    done += chunk.Length;
+                    progress?.Report(new ByteProgress(modelId, done, manifest.OriginalBytes));
+                }, cancellationToken);
+                CheckHash(modelId, file, actual, length);
+            }
+            catch (Exception ex) when (ex is InvalidDataException or EndOfStreamException or FileNotFoundException or NotSupportedException)
+            {
+                problems.Add(ex.Message);
+            }
+        }
+        return problems;
+    }
+
+    private static void CheckHash(string modelId, StoredFile file, ContentHash actual, long length)
+    {
+        if (length != file.Size || actual.Hex != file.Sha256)
+        {
+            throw new InvalidDataException(
+                $"{modelId}: {file.Path} does not match the hash recorded at ingest ({length} bytes, SHA-256 {actual.Hex[..12]}..., expected {file.Size} bytes, {file.Sha256[..12]}...); the store is damaged.");
+        }
+    }
+
+    /// <summary>Feeds the bytes of <paramref name="file"/>, in order, to <paramref name="sink"/>, and returns their SHA-256.</summary>
+    private ContentHash Produce(string modelId, StoredFile file, Action<ReadOnlySpan<byte>> sink, CancellationToken cancellationToken)
+    {
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        void Emit(ReadOnlySpan<byte> chunk)
+        {
+            sha.AppendData(chunk);
+            sink(chunk);
+        }
+
+        using ObjectStore.ObjectReader reader = store.Objects.OpenReader();
+        try
+        {
+            if (file.Kind == StoredFileKind.Blob)
+            {
+                TensorCodec.Decode(reader.Open(ContentHash.Parse(file.Object)), pool.Options.ChunkSize, pool, Emit, cancellationToken);
+            }
+            else
+            {
+                StoredTensor[] tensors = file.Tensors!;
+                var sources = tensors.Select(t => reader.Open(ContentHash.Parse(t.Object))).ToArray();
+                byte[] headerBytes = TensorCodec.DecodeToArray(reader.Open(ContentHash.Parse(file.Object)), pool);
+                long dataLength = sources.Sum(s => s.Length);
+                // The stored header must describe exactly the stored tensors, in the same order.
+                SafetensorsHeader header = SafetensorsHeader.Parse(headerBytes, dataLength, $"{modelId}: {file.Path}");
+                if (header.Tensors.Count != tensors.Length || header.Tensors.Where((t, i) => t.Name != tensors[i].Name || t.Length != sources[i].Length).Any())
+                {
+                    throw new InvalidDataException($"{modelId}: {file.Path}: stored header does not match the stored tensors.");
+                }
+                Span<byte> prefix = stackalloc byte[SafetensorsFormat.LengthPrefixSize];
+                BinaryPrimitives.WriteUInt64LittleEndian(prefix, (ulong)headerBytes.Length);
+                Emit(prefix);
+                Emit(headerBytes);
+                foreach (EncodedTensor source in sources)
+                {
+                    TensorCodec.Decode(source, source.ChunkSize, pool, Emit, cancellationToken);
+                }
+            }
+        }
+        catch (InvalidDataException ex)
+        {
+            throw new InvalidDataException($"{modelId}: {file.Path}: {ex.Message}", ex);
+        }
+        catch (FileNotFoundException ex)
+        {
+            throw new FileNotFoundException($"{modelId}: {file.Path}: {ex.Message}", ex.FileName, ex);
+        }
+        return ContentHash.FromDigest(sha.GetHashAndReset());
+    }
+}

@@ -1,0 +1,170 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using ZipLlm.Codecs;
+
+namespace ZipLlm.Store;
+
+/// <summary>
+/// A store of models: objects plus one manifest per model. Opening checks the format version;
+/// writers hold the store lock shared, removal holds it exclusive.
+/// </summary>
+public sealed class ModelStore
+{
+    private ModelStore(StoreLayout layout)
+    {
+        Layout = layout;
+        Objects = new ObjectStore(layout);
+    }
+
+    /// <summary>Where things live.</summary>
+    public StoreLayout Layout { get; }
+
+    /// <summary>The objects.</summary>
+    public ObjectStore Objects { get; }
+
+    /// <summary>How long to wait for another process's lock before giving up.</summary>
+    public TimeSpan LockTimeout { get; init; } = TimeSpan.FromMinutes(30);
+
+    /// <summary>Opens the store at <paramref name="root"/>, creating it when <paramref name="create"/> is set.</summary>
+    /// <exception cref="NotSupportedException">The store is of a newer or unknown format.</exception>
+    /// <exception cref="DirectoryNotFoundException">The store does not exist and <paramref name="create"/> is not set.</exception>
+    public static ModelStore Open(string root, bool create)
+    {
+        var layout = new StoreLayout(root);
+        if (!File.Exists(layout.FormatFile))
+        {
+            if (!create)
+            {
+                throw new DirectoryNotFoundException($"No store at {layout.Root} (no FORMAT file); run compress first.");
+            }
+            Directory.CreateDirectory(layout.Root);
+            if (Directory.EnumerateFileSystemEntries(layout.Root).Any(e => Path.GetFileName(e) is not ("tmp" or "locks" or "objects" or "manifests")))
+            {
+                throw new IOException($"{layout.Root} is not empty and is not a zipllm store; refusing to write into it.");
+            }
+            Directory.CreateDirectory(layout.TempDir);
+            Directory.CreateDirectory(layout.LocksDir);
+            try
+            {
+                AtomicFile.Write(layout.FormatFile, layout.TempDir, durable: true, s => s.Write(System.Text.Encoding.ASCII.GetBytes(StoreLayout.FormatLine + "\n")));
+            }
+            catch (IOException) when (File.Exists(layout.FormatFile))
+            {
+                // Another process created the store at the same moment.
+            }
+        }
+        string line = File.ReadLines(layout.FormatFile).FirstOrDefault() ?? "";
+        if (line.Trim() != StoreLayout.FormatLine)
+        {
+            throw new NotSupportedException($"{layout.FormatFile}: store format \"{line.Trim()}\" is not supported by this build (it reads \"{StoreLayout.FormatLine}\").");
+        }
+        Directory.CreateDirectory(layout.ObjectsDir);
+        Directory.CreateDirectory(layout.ManifestsDir);
+        Directory.CreateDirectory(layout.TempDir);
+        Directory.CreateDirectory(layout.LocksDir);
+        return new ModelStore(layout);
+    }
+
+    /// <summary>Whether <paramref name="modelId"/> is stored (its manifest exists).</summary>
+    public bool Contains(string modelId) => File.Exists(Layout.ManifestPath(modelId));
+
+    /// <summary>Reads the manifest of <paramref name="modelId"/>.</summary>
+    /// <exception cref="KeyNotFoundException">The model is not stored.</exception>
+    /// <exception cref="InvalidDataException">The manifest is corrupt.</exception>
+    public Manifest ReadManifest(string modelId)
+    {
+        string path = Layout.ManifestPath(modelId);
+        if (!File.Exists(path))
+        {
+            throw new KeyNotFoundException($"Model {modelId} is not in the store at {Layout.Root}.");
+        }
+        Manifest manifest = Manifest.Parse(File.ReadAllBytes(path), path);
+        if (manifest.Id != modelId)
+        {
+            throw new InvalidDataException($"{path}: manifest is for {manifest.Id}, not {modelId}.");
+        }
+        return manifest;
+    }
+
+    /// <summary>Every stored model's manifest, ordered by id.</summary>
+    /// <exception cref="InvalidDataException">A manifest is corrupt.</exception>
+    public IReadOnlyList<Manifest> ReadAllManifests()
+    {
+        var manifests = new List<Manifest>();
+        foreach (string path in Directory.EnumerateFiles(Layout.ManifestsDir, "*.json", SearchOption.AllDirectories))
+        {
+            manifests.Add(Manifest.Parse(File.ReadAllBytes(path), path));
+        }
+        manifests.Sort((a, b) => string.CompareOrdinal(a.Id, b.Id));
+        return manifests;
+    }
+
+    /// <summary>Writes a manifest last and atomically: from this moment the model is stored.</summary>
+    internal void CommitManifest(Manifest manifest)
+    {
+        // Objects were written without a flush each; one file-system sync makes them all durable before the manifest names them.
+        AtomicFile.SyncFileSystem(Layout.ObjectsDir);
+        AtomicFile.Write(Layout.ManifestPath(manifest.Id), Layout.TempDir, durable: true, s => s.Write(manifest.ToJson()));
+    }
+
+    /// <summary>Takes the store lock: shared for writers and readers, exclusive for removal.</summary>
+    public FileLock LockStore(bool exclusive, CancellationToken cancellationToken = default) =>
+        FileLock.Acquire(Layout.StoreLockPath, exclusive, LockTimeout, cancellationToken);
+
+    /// <summary>Takes the lock that lets one process at a time ingest <paramref name="modelId"/>.</summary>
+    public FileLock LockModel(string modelId, CancellationToken cancellationToken = default) =>
+        FileLock.Acquire(Layout.ModelLockPath(modelId), exclusive: true, LockTimeout, cancellationToken);
+
+    /// <summary>Removes temporary files of processes that died mid-write.</summary>
+    public void SweepTemporaryFiles() => AtomicFile.SweepStale(Layout.TempDir);
+
+    /// <summary>
+    /// Removes <paramref name="modelId"/> and every object no other stored model needs.
+    /// Holds the store lock exclusively, so no ingest is under way.
+    /// </summary>
+    /// <returns>Objects deleted and bytes reclaimed.</returns>
+    /// <exception cref="KeyNotFoundException">The model is not stored.</exception>
+    public (int Objects, long Bytes) Remove(string modelId, ILogger? logger = null, CancellationToken cancellationToken = default)
+    {
+        logger ??= NullLogger.Instance;
+        using FileLock storeLock = LockStore(exclusive: true, cancellationToken);
+        Manifest manifest = ReadManifest(modelId);
+        var others = ReadAllManifests().Where(m => m.Id != modelId).ToList();
+        foreach (Manifest other in others.Where(m => m.BaseId == modelId))
+        {
+            logger.LogInformation("{Finetune} stays restorable: its deltas keep the base tensors of {Model} they need", other.Id, modelId);
+        }
+        File.Delete(Layout.ManifestPath(modelId));
+        AtomicFile.SyncDirectory(Path.GetDirectoryName(Layout.ManifestPath(modelId))!);
+        return CollectGarbage(others, logger);
+    }
+
+    /// <summary>Deletes objects no manifest needs (left by removed models or by interrupted runs). Takes the store lock exclusively.</summary>
+    public (int Objects, long Bytes) CollectGarbage(ILogger? logger = null, CancellationToken cancellationToken = default)
+    {
+        using FileLock storeLock = LockStore(exclusive: true, cancellationToken);
+        return CollectGarbage(ReadAllManifests(), logger ?? NullLogger.Instance);
+    }
+
+    private (int Objects, long Bytes) CollectGarbage(IReadOnlyList<Manifest> live, ILogger logger)
+    {
+        var needed = new HashSet<string>(live.SelectMany(m => m.Objects), StringComparer.Ordinal);
+        int count = 0;
+        long bytes = 0;
+        foreach (ContentHash hash in Objects.Enumerate().ToList())
+        {
+            if (!needed.Contains(hash.Hex))
+            {
+                bytes += Objects.SizeOf(hash);
+                Objects.Delete(hash);
+                count++;
+            }
+        }
+        SweepTemporaryFiles();
+        logger.LogDebug("Deleted {Count} unused objects ({Bytes} bytes)", count, bytes);
+        return (count, bytes);
+    }
+
+    /// <summary>Default codec options for a store.</summary>
+    public static CodecOptions DefaultCodecOptions => CodecOptions.Default;
+}

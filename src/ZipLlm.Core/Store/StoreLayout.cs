@@ -1,0 +1,59 @@
+namespace ZipLlm.Store;
+
+/// <summary>
+/// Where things live in a store, in one place:
+/// <code>
+/// FORMAT                      "zipllm-store 1": refused when newer or unknown
+/// objects/ab/abcdef...        immutable encoded objects named by the SHA-256 of their original bytes
+/// manifests/org/name.json     one per stored model, written last and atomically
+/// tmp/                        files being written (named by process id; stale ones are swept)
+/// locks/                      advisory locks: the store (shared by writers, exclusive for removal) and each model
+/// </code>
+/// </summary>
+public sealed class StoreLayout(string root)
+{
+    /// <summary>First line of the FORMAT file this build writes.</summary>
+    public const string FormatLine = "zipllm-store 1";
+
+    /// <summary>Store format this build reads and writes.</summary>
+    public const int FormatVersion = 1;
+
+    /// <summary>The store's root folder.</summary>
+    public string Root { get; } = Path.GetFullPath(root);
+
+    /// <summary>The format-version file.</summary>
+    public string FormatFile => Path.Combine(Root, "FORMAT");
+
+    /// <summary>Folder of objects.</summary>
+    public string ObjectsDir => Path.Combine(Root, "objects");
+
+    /// <summary>Folder of manifests.</summary>
+    public string ManifestsDir => Path.Combine(Root, "manifests");
+
+    /// <summary>Folder of files being written.</summary>
+    public string TempDir => Path.Combine(Root, "tmp");
+
+    /// <summary>Folder of lock files.</summary>
+    public string LocksDir => Path.Combine(Root, "locks");
+
+    /// <summary>Path of the object named <paramref name="hash"/>.</summary>
+    public string ObjectPath(ContentHash hash) => Path.Combine(ObjectsDir, hash.Hex[..2], hash.Hex);
+
+    /// <summary>Path of the manifest of <paramref name="modelId"/> (<c>org/name</c>: one folder per org, so ids never collide).</summary>
+    public string ManifestPath(string modelId)
+    {
+        ModelIds.Validate(modelId);
+        int slash = modelId.IndexOf('/');
+        return Path.Combine(ManifestsDir, modelId[..slash], modelId[(slash + 1)..] + ".json");
+    }
+
+    /// <summary>Lock file guarding ingest of <paramref name="modelId"/>.</summary>
+    public string ModelLockPath(string modelId)
+    {
+        ModelIds.Validate(modelId);
+        return Path.Combine(LocksDir, "model." + modelId.Replace('/', '@') + ".lock");
+    }
+
+    /// <summary>Lock file guarding the store as a whole.</summary>
+    public string StoreLockPath => Path.Combine(LocksDir, "store.lock");
+}

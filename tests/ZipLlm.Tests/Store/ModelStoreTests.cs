@@ -1,0 +1,171 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using ZipLlm.Codecs;
+using ZipLlm.Safetensors;
+using ZipLlm.Store;
+using ZipLlm.Tests.TestUtil;
+
+namespace ZipLlm.Tests.Store;
+
+public class ModelStoreTests
+{
+    private static readonly CodecOptions Options = new() { ChunkSize = 4096 };
+
+    [Fact]
+    public void IngestThenRestore_BaseAndFinetune_AreByteIdenticalAndFinetuneUsesDeltas()
+    {
+        using var dir = new TempDir();
+        var random = new Random(1);
+        var baseTensors = ModelFolders.Bf16Layers(random, 2, 48);
+        ModelFolders.WriteSafetensors(dir.Combine("models", "org_base", "model.safetensors"), baseTensors, new Dictionary<string, string> { ["format"] = "pt" });
+        Directory.CreateDirectory(dir.Combine("models", "org_base")); File.WriteAllText(dir.Combine("models", "org_base", "config.json"), "{\"hidden_size\": 48}");
+        var ftTensors = ModelFolders.Finetune(random, baseTensors);
+        ModelFolders.WriteSafetensors(dir.Combine("models", "my_org_ft", "model.safetensors"), ftTensors);
+        File.WriteAllText(dir.Combine("models", "my_org_ft", "config.json"), "{\"hidden_size\": 48}");
+
+        ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
+        using var pool = new WorkerPool(2, Options);
+        var ingester = new ModelIngester(store, pool, NullLogger.Instance);
+        IngestResult baseResult = ingester.Ingest("org/base", dir.Combine("models", "org_base"), ModelRole.Base, null);
+        IngestResult ftResult = ingester.Ingest("my_org/ft", dir.Combine("models", "my_org_ft"), ModelRole.Finetune, "org/base");
+
+        Assert.Equal(8, ftResult.DeltaTensors);
+        Assert.Equal(1, ftResult.DedupFiles); // config.json is the same bytes as the base's
+        Assert.True(ftResult.AddedBytes < baseResult.AddedBytes / 2, $"finetune added {ftResult.AddedBytes}, base {baseResult.AddedBytes}");
+
+        var restorer = new ModelRestorer(store, pool);
+        restorer.Restore("org/base", dir.Combine("out", "base"), force: false);
+        restorer.Restore("my_org/ft", dir.Combine("out", "ft"), force: false);
+        Assert.Equal(ModelFolders.Snapshot(dir.Combine("models", "org_base")), ModelFolders.Snapshot(dir.Combine("out", "base")));
+        Assert.Equal(ModelFolders.Snapshot(dir.Combine("models", "my_org_ft")), ModelFolders.Snapshot(dir.Combine("out", "ft")));
+        Assert.Empty(restorer.Verify("my_org/ft"));
+    }
+
+    [Fact]
+    public void Ingest_ReshardedAndReorderedCopy_DedupsEveryTensor()
+    {
+        using var dir = new TempDir();
+        var random = new Random(2);
+        var tensors = ModelFolders.Bf16Layers(random, 2, 32);
+        ModelFolders.WriteSafetensors(dir.Combine("a", "model.safetensors"), tensors);
+        ModelFolders.WriteSafetensors(dir.Combine("b", "model-00001-of-00002.safetensors"), tensors.Skip(4).Reverse().ToList());
+        ModelFolders.WriteSafetensors(dir.Combine("b", "model-00002-of-00002.safetensors"), tensors.Take(4).ToList());
+
+        ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
+        using var pool = new WorkerPool(2, Options);
+        var ingester = new ModelIngester(store, pool, NullLogger.Instance);
+        ingester.Ingest("o/a", dir.Combine("a"), ModelRole.Standalone, null);
+        IngestResult copy = ingester.Ingest("o/b", dir.Combine("b"), ModelRole.Standalone, null);
+
+        Assert.Equal(tensors.Count, copy.DedupTensors);
+        new ModelRestorer(store, pool).Restore("o/b", dir.Combine("out"), force: false);
+        Assert.Equal(ModelFolders.Snapshot(dir.Combine("b")), ModelFolders.Snapshot(dir.Combine("out")));
+    }
+
+    [Fact]
+    public void Ingest_MalformedSafetensors_StoresNothing()
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir.Combine("good.txt"), "hello");
+        ModelFolders.WriteSafetensors(dir.Combine("m", "a.safetensors"), ModelFolders.Bf16Layers(new Random(3), 1, 8));
+        byte[] bad = File.ReadAllBytes(dir.Combine("m", "a.safetensors"));
+        File.WriteAllBytes(dir.Combine("m", "b.safetensors"), bad[..^3]);
+        File.WriteAllText(dir.Combine("m", "readme.md"), "x");
+
+        ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
+        using var pool = new WorkerPool(1, Options);
+        var ex = Assert.ThrowsAny<Exception>(() => new ModelIngester(store, pool, NullLogger.Instance).Ingest("o/m", dir.Combine("m"), ModelRole.Standalone, null));
+        Assert.True(ex is InvalidDataException or EndOfStreamException, ex.GetType().Name);
+        Assert.Contains("b.safetensors", ex.Message);
+        Assert.False(store.Contains("o/m"));
+        Assert.Empty(store.Objects.Enumerate());
+    }
+
+    [Fact]
+    public void VerifyAndRestore_CorruptedObject_ReportModelAndFileAndWriteNothing()
+    {
+        using var dir = new TempDir();
+        var random = new Random(4);
+        ModelFolders.WriteSafetensors(dir.Combine("m", "model.safetensors"), ModelFolders.Bf16Layers(random, 1, 64));
+        ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
+        using var pool = new WorkerPool(2, Options);
+        new ModelIngester(store, pool, NullLogger.Instance).Ingest("o/m", dir.Combine("m"), ModelRole.Standalone, null);
+
+        Manifest manifest = store.ReadManifest("o/m");
+        string victim = store.Layout.ObjectPath(ContentHash.Parse(manifest.Files[0].Tensors![1].Object));
+        byte[] bytes = File.ReadAllBytes(victim);
+        bytes[bytes.Length / 2] ^= 0x40;
+        File.WriteAllBytes(victim, bytes);
+
+        var restorer = new ModelRestorer(store, pool);
+        IReadOnlyList<string> problems = restorer.Verify("o/m");
+        Assert.Single(problems);
+        Assert.Contains("o/m", problems[0]);
+        Assert.Contains("model.safetensors", problems[0]);
+
+        var ex = Assert.Throws<InvalidDataException>(() => restorer.Restore("o/m", dir.Combine("out"), force: false));
+        Assert.Contains("model.safetensors", ex.Message);
+        Assert.Empty(Directory.EnumerateFiles(dir.Combine("out")));
+    }
+
+    [Fact]
+    public void Remove_Finetune_ReclaimsOnlyItsObjectsAndBaseStillRestores()
+    {
+        using var dir = new TempDir();
+        var random = new Random(5);
+        var baseTensors = ModelFolders.Bf16Layers(random, 1, 32);
+        ModelFolders.WriteSafetensors(dir.Combine("base", "model.safetensors"), baseTensors);
+        ModelFolders.WriteSafetensors(dir.Combine("ft", "model.safetensors"), ModelFolders.Finetune(random, baseTensors));
+        ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
+        using var pool = new WorkerPool(2, Options);
+        var ingester = new ModelIngester(store, pool, NullLogger.Instance);
+        ingester.Ingest("o/base", dir.Combine("base"), ModelRole.Base, null);
+        int baseObjects = store.Objects.Enumerate().Count();
+        ingester.Ingest("o/ft", dir.Combine("ft"), ModelRole.Finetune, "o/base");
+
+        // Removing the base keeps the objects the finetune's deltas need.
+        store.Remove("o/base");
+        Assert.False(store.Contains("o/base"));
+        var restorer = new ModelRestorer(store, pool);
+        restorer.Restore("o/ft", dir.Combine("out-ft"), force: false);
+        Assert.Equal(ModelFolders.Snapshot(dir.Combine("ft")), ModelFolders.Snapshot(dir.Combine("out-ft")));
+
+        (int removed, long bytes) = store.Remove("o/ft");
+        Assert.True(removed >= baseObjects, $"removed {removed} of at least {baseObjects}");
+        Assert.True(bytes > 0);
+        Assert.Empty(store.Objects.Enumerate());
+    }
+
+    [Fact]
+    public void Restore_NonEmptyOutputWithoutForce_IsRefused()
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir.Combine("m", "x.txt").EnsureParent(), "data");
+        ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
+        using var pool = new WorkerPool(1, Options);
+        new ModelIngester(store, pool, NullLogger.Instance).Ingest("o/m", dir.Combine("m"), ModelRole.Standalone, null);
+        File.WriteAllText(dir.Combine("out", "other").EnsureParent(), "keep");
+        var restorer = new ModelRestorer(store, pool);
+        Assert.Throws<IOException>(() => restorer.Restore("o/m", dir.Combine("out"), force: false));
+        restorer.Restore("o/m", dir.Combine("out"), force: true);
+        Assert.Equal("data", File.ReadAllText(dir.Combine("out", "x.txt")));
+        Assert.Equal("keep", File.ReadAllText(dir.Combine("out", "other")));
+    }
+
+    [Fact]
+    public void Open_NewerFormat_IsRefused()
+    {
+        using var dir = new TempDir();
+        ModelStore.Open(dir.Combine("store"), create: true);
+        File.WriteAllText(dir.Combine("store", "FORMAT"), "zipllm-store 2\n");
+        Assert.Throws<NotSupportedException>(() => ModelStore.Open(dir.Combine("store"), create: false));
+    }
+}
+
+internal static class PathExtensions
+{
+    public static string EnsureParent(this string path)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        return path;
+    }
+}
