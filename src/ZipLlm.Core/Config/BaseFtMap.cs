@@ -1,0 +1,242 @@
+using System.Text;
+using System.Text.Json;
+
+namespace ZipLlm.Config;
+
+/// <summary>What a model is to the store: a base, a finetune of a base, or on its own.</summary>
+public enum ModelRoleKind
+{
+    /// <summary>Not named in <c>base_ft.json</c>: compressed on its own.</summary>
+    Standalone,
+
+    /// <summary>A key of <c>base_ft.json</c>: finetunes are stored as deltas against it.</summary>
+    Base,
+
+    /// <summary>Listed under a base in <c>base_ft.json</c>.</summary>
+    Finetune,
+}
+
+/// <summary>The role of one model.</summary>
+/// <param name="Kind">Base, finetune or standalone.</param>
+/// <param name="BaseId">The base's id when <paramref name="Kind"/> is <see cref="ModelRoleKind.Finetune"/>; otherwise <see langword="null"/>.</param>
+public readonly record struct ModelRole(ModelRoleKind Kind, string? BaseId)
+{
+    /// <summary>The role of a model <c>base_ft.json</c> does not mention.</summary>
+    public static ModelRole Standalone => new(ModelRoleKind.Standalone, null);
+}
+
+/// <summary>
+/// <c>base_ft.json</c>: <c>{ "org/base": ["org/ft1", "other_org/ft2", ...] }</c>. A key is a base;
+/// a model listed under a key is its finetune; any other model is standalone. A model may have at
+/// most one base, and a base is not itself a finetune.
+/// </summary>
+public sealed class BaseFtMap
+{
+    /// <summary>A map file is a few kilobytes; anything past this is not one.</summary>
+    public const int MaxFileSize = 16 << 20;
+
+    private readonly List<KeyValuePair<string, IReadOnlyList<string>>> _entries = [];
+    private readonly Dictionary<string, string> _baseOf = new(StringComparer.Ordinal);
+
+    /// <summary>Creates an empty map: every model is standalone.</summary>
+    public BaseFtMap()
+    {
+    }
+
+    /// <summary>Creates a map from (base, finetunes) pairs, kept in the order given.</summary>
+    /// <exception cref="ArgumentException">An id is invalid, a base repeats, a model has two bases, or a base is also a finetune.</exception>
+    public BaseFtMap(IEnumerable<KeyValuePair<string, IReadOnlyList<string>>> entries)
+    {
+        ArgumentNullException.ThrowIfNull(entries);
+        foreach (KeyValuePair<string, IReadOnlyList<string>> entry in entries)
+        {
+            string? problem = TryAdd(entry.Key, entry.Value);
+            if (problem is not null)
+            {
+                throw new ArgumentException(problem + ".", nameof(entries));
+            }
+        }
+    }
+
+    /// <summary>Bases with their finetunes, in file order.</summary>
+    public IReadOnlyList<KeyValuePair<string, IReadOnlyList<string>>> Entries => _entries;
+
+    /// <summary>
+    /// The map a model list implies: its first model is the base, every other model a finetune of it.
+    /// </summary>
+    public static BaseFtMap FromModelList(ModelList list)
+    {
+        ArgumentNullException.ThrowIfNull(list);
+        return new BaseFtMap([new(list.Base, list.Others.ToArray())]);
+    }
+
+    /// <summary>The role of <paramref name="modelId"/>.</summary>
+    public ModelRole RoleOf(string modelId)
+    {
+        ArgumentNullException.ThrowIfNull(modelId);
+        if (_baseOf.TryGetValue(modelId, out string? baseId))
+        {
+            return new ModelRole(ModelRoleKind.Finetune, baseId);
+        }
+        foreach (KeyValuePair<string, IReadOnlyList<string>> entry in _entries)
+        {
+            if (entry.Key == modelId)
+            {
+                return new ModelRole(ModelRoleKind.Base, null);
+            }
+        }
+        return ModelRole.Standalone;
+    }
+
+    /// <summary>The finetunes listed under <paramref name="baseId"/> (empty when it is not a base).</summary>
+    public IReadOnlyList<string> FinetunesOf(string baseId)
+    {
+        foreach (KeyValuePair<string, IReadOnlyList<string>> entry in _entries)
+        {
+            if (entry.Key == baseId)
+            {
+                return entry.Value;
+            }
+        }
+        return [];
+    }
+
+    /// <summary>Reads and validates <paramref name="path"/>.</summary>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="InvalidDataException">
+    /// The file is not a JSON object of string arrays, an id is invalid, or a model is listed under
+    /// two bases (or is both a base and a finetune); the message names the file and the model.
+    /// </exception>
+    public static BaseFtMap Load(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        string fullPath = Path.GetFullPath(path);
+        if (!File.Exists(fullPath))
+        {
+            throw new FileNotFoundException($"{fullPath}: base/finetune map not found.", fullPath);
+        }
+        if (new FileInfo(fullPath).Length > MaxFileSize)
+        {
+            throw new InvalidDataException($"{fullPath}: base/finetune map is larger than {MaxFileSize} bytes.");
+        }
+        return Parse(File.ReadAllBytes(fullPath), fullPath);
+    }
+
+    /// <summary>Parses the bytes of a <c>base_ft.json</c>; <paramref name="fileName"/> is named in errors.</summary>
+    /// <exception cref="InvalidDataException">The content is not a valid map.</exception>
+    public static BaseFtMap Parse(ReadOnlyMemory<byte> json, string fileName)
+    {
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 4 });
+        }
+        catch (JsonException ex)
+        {
+            throw new InvalidDataException($"{fileName}: not valid JSON: {ex.Message}", ex);
+        }
+        using (document)
+        {
+            if (document.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                throw new InvalidDataException($"{fileName}: must be a JSON object mapping each base id to an array of finetune ids.");
+            }
+            var map = new BaseFtMap();
+            foreach (JsonProperty property in document.RootElement.EnumerateObject())
+            {
+                if (property.Value.ValueKind != JsonValueKind.Array)
+                {
+                    throw new InvalidDataException($"{fileName}: the value of \"{property.Name}\" must be an array of model ids.");
+                }
+                var finetunes = new List<string>();
+                foreach (JsonElement item in property.Value.EnumerateArray())
+                {
+                    if (item.ValueKind != JsonValueKind.String)
+                    {
+                        throw new InvalidDataException($"{fileName}: \"{property.Name}\" lists a {item.ValueKind.ToString().ToLowerInvariant()}, not a model id string.");
+                    }
+                    finetunes.Add(item.GetString()!);
+                }
+                string? problem = map.TryAdd(property.Name, finetunes);
+                if (problem is not null)
+                {
+                    throw new InvalidDataException($"{fileName}: {problem}.");
+                }
+            }
+            return map;
+        }
+    }
+
+    /// <summary>The JSON text of the map (indented, bases in order).</summary>
+    public string ToJson()
+    {
+        using var buffer = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
+        {
+            writer.WriteStartObject();
+            foreach (KeyValuePair<string, IReadOnlyList<string>> entry in _entries)
+            {
+                writer.WriteStartArray(entry.Key);
+                foreach (string ft in entry.Value)
+                {
+                    writer.WriteStringValue(ft);
+                }
+                writer.WriteEndArray();
+            }
+            writer.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(buffer.ToArray()) + "\n";
+    }
+
+    /// <summary>Writes the map to <paramref name="path"/> atomically (temporary file, then rename).</summary>
+    /// <exception cref="IOException">The file cannot be written.</exception>
+    public void Save(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        AtomicFile.WriteAllText(path, ToJson());
+    }
+
+    private string? TryAdd(string baseId, IReadOnlyList<string> finetunes)
+    {
+        string? problem = ModelId.Validate(baseId);
+        if (problem is not null)
+        {
+            return "base " + problem;
+        }
+        if (_entries.Any(e => e.Key == baseId))
+        {
+            return $"base \"{baseId}\" appears twice";
+        }
+        if (_baseOf.TryGetValue(baseId, out string? itsBase))
+        {
+            return $"\"{baseId}\" is a base but also a finetune of \"{itsBase}\"";
+        }
+        var added = new List<string>(finetunes.Count);
+        foreach (string ft in finetunes)
+        {
+            problem = ModelId.Validate(ft);
+            if (problem is not null)
+            {
+                return $"finetune of \"{baseId}\": {problem}";
+            }
+            if (ft == baseId)
+            {
+                return $"\"{baseId}\" is listed as its own finetune";
+            }
+            if (_entries.Any(e => e.Key == ft))
+            {
+                return $"\"{ft}\" is a base but also listed as a finetune of \"{baseId}\"";
+            }
+            if (_baseOf.TryGetValue(ft, out string? other))
+            {
+                return other == baseId
+                    ? $"\"{ft}\" is listed twice under \"{baseId}\""
+                    : $"\"{ft}\" is listed under two bases, \"{other}\" and \"{baseId}\"";
+            }
+            _baseOf[ft] = baseId;
+            added.Add(ft);
+        }
+        _entries.Add(new(baseId, added));
+        return null;
+    }
+}

@@ -1,0 +1,142 @@
+using System.Text;
+
+namespace ZipLlm.Config;
+
+/// <summary>
+/// The list of models to process (<c>test_models.txt</c>): one Hugging Face id (<c>org/name</c>)
+/// a line, the first being the base. Blank lines and <c>#</c> comments (whole-line or trailing)
+/// are skipped; surrounding whitespace is trimmed.
+/// </summary>
+public sealed class ModelList
+{
+    /// <summary>A list file is a few kilobytes; anything past this is not one.</summary>
+    public const int MaxFileSize = 16 << 20;
+
+    /// <summary>Creates a list from ids already in memory.</summary>
+    /// <exception cref="ArgumentException">The list is empty, an id is invalid, or an id repeats.</exception>
+    public ModelList(IEnumerable<string> models)
+    {
+        ArgumentNullException.ThrowIfNull(models);
+        var list = new List<string>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (string id in models)
+        {
+            ModelId.ThrowIfInvalid(id, nameof(models));
+            if (!seen.Add(id))
+            {
+                throw new ArgumentException($"Model \"{id}\" is listed twice.", nameof(models));
+            }
+            list.Add(id);
+        }
+        if (list.Count == 0)
+        {
+            throw new ArgumentException("A model list needs at least one model (the base).", nameof(models));
+        }
+        Models = list;
+    }
+
+    /// <summary>Every model, in file order; the first is the base.</summary>
+    public IReadOnlyList<string> Models { get; }
+
+    /// <summary>The first model listed.</summary>
+    public string Base => Models[0];
+
+    /// <summary>The models after the first.</summary>
+    public IEnumerable<string> Others => Models.Skip(1);
+
+    /// <summary>Reads and validates <paramref name="path"/>.</summary>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="InvalidDataException">
+    /// A line is not a valid id, an id repeats, or the file lists no model; the message names the
+    /// file and the line number.
+    /// </exception>
+    public static ModelList Load(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        string fullPath = Path.GetFullPath(path);
+        if (!File.Exists(fullPath))
+        {
+            throw new FileNotFoundException($"{fullPath}: model list not found.", fullPath);
+        }
+        if (new FileInfo(fullPath).Length > MaxFileSize)
+        {
+            throw new InvalidDataException($"{fullPath}: model list is larger than {MaxFileSize} bytes.");
+        }
+        string text;
+        try
+        {
+            text = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true).GetString(File.ReadAllBytes(fullPath));
+        }
+        catch (DecoderFallbackException ex)
+        {
+            throw new InvalidDataException($"{fullPath}: model list is not valid UTF-8.", ex);
+        }
+        return Parse(text, fullPath);
+    }
+
+    /// <summary>Parses the text of a list file; <paramref name="fileName"/> is named in errors.</summary>
+    /// <exception cref="InvalidDataException">A line is not a valid id, an id repeats, or no model is listed.</exception>
+    public static ModelList Parse(string text, string fileName)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var models = new List<string>();
+        var firstLine = new Dictionary<string, int>(StringComparer.Ordinal);
+        int lineNumber = 0;
+        foreach (ReadOnlySpan<char> rawLine in text.AsSpan().EnumerateLines())
+        {
+            lineNumber++;
+            ReadOnlySpan<char> line = rawLine;
+            if (lineNumber == 1 && line.Length > 0 && line[0] == '\uFEFF')
+            {
+                line = line[1..];
+            }
+            int hash = line.IndexOf('#');
+            if (hash >= 0)
+            {
+                line = line[..hash];
+            }
+            line = line.Trim();
+            if (line.IsEmpty)
+            {
+                continue;
+            }
+            string id = line.ToString();
+            string? problem = ModelId.Validate(id);
+            if (problem is not null)
+            {
+                throw new InvalidDataException($"{fileName}:{lineNumber}: {problem}.");
+            }
+            if (firstLine.TryGetValue(id, out int previous))
+            {
+                throw new InvalidDataException($"{fileName}:{lineNumber}: \"{id}\" is already listed on line {previous}.");
+            }
+            firstLine[id] = lineNumber;
+            models.Add(id);
+        }
+        if (models.Count == 0)
+        {
+            throw new InvalidDataException($"{fileName}: lists no model (the first id is the base).");
+        }
+        return new ModelList(models);
+    }
+
+    /// <summary>The file text for this list, with <paramref name="headerComment"/> lines first (each prefixed by <c># </c>).</summary>
+    public string Format(IEnumerable<string>? headerComment = null)
+    {
+        var builder = new StringBuilder();
+        foreach (string line in headerComment ?? [])
+        {
+            builder.Append(line.StartsWith('#') ? line : "# " + line).Append('\n');
+        }
+        foreach (string id in Models)
+        {
+            builder.Append(id).Append('\n');
+        }
+        return builder.ToString();
+    }
+
+    /// <summary>Writes the list to <paramref name="path"/> atomically (temporary file, then rename).</summary>
+    /// <exception cref="IOException">The file cannot be written.</exception>
+    public void Save(string path, IEnumerable<string>? headerComment = null) =>
+        AtomicFile.WriteAllText(path, Format(headerComment));
+}

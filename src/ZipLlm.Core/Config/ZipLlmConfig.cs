@@ -1,0 +1,198 @@
+using System.Text.Json;
+
+namespace ZipLlm.Config;
+
+/// <summary>
+/// The settings every verb reads from <c>config.json</c>. Every relative path is resolved against
+/// the folder holding the config file, never the working directory; a missing, mistyped or
+/// unknown field is an error naming the field, never a silent default.
+/// </summary>
+public sealed class ZipLlmConfig
+{
+    /// <summary>JSON field: folder holding one sub-folder per model.</summary>
+    public const string ModelDirField = "model_dir";
+
+    /// <summary>JSON field: folder of the store.</summary>
+    public const string StorageDirField = "storage_dir";
+
+    /// <summary>JSON field: the list of model ids (<c>test_models.txt</c>).</summary>
+    public const string ModelsToProcessField = "models_to_process";
+
+    /// <summary>JSON field: the base-to-finetunes map (<c>base_ft.json</c>).</summary>
+    public const string BaseFtPathField = "base_ft_path";
+
+    /// <summary>JSON field (optional): worker threads; all cores when absent.</summary>
+    public const string ThreadsField = "threads";
+
+    /// <summary>A config file is a few hundred bytes; anything past this is not one.</summary>
+    public const int MaxFileSize = 1 << 20;
+
+    private static readonly string[] s_requiredPaths = [ModelDirField, StorageDirField, ModelsToProcessField, BaseFtPathField];
+
+    /// <summary>Creates a config from already-resolved values (for tests and tools that build one in code).</summary>
+    /// <exception cref="ArgumentException">A path is empty or <paramref name="threads"/> is not positive.</exception>
+    public ZipLlmConfig(string configPath, string modelDir, string storageDir, string modelsToProcess, string baseFtPath, int threads)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(configPath);
+        ArgumentException.ThrowIfNullOrEmpty(modelDir);
+        ArgumentException.ThrowIfNullOrEmpty(storageDir);
+        ArgumentException.ThrowIfNullOrEmpty(modelsToProcess);
+        ArgumentException.ThrowIfNullOrEmpty(baseFtPath);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(threads);
+        ConfigPath = Path.GetFullPath(configPath);
+        string root = Path.GetDirectoryName(ConfigPath)!;
+        ModelDir = Path.GetFullPath(modelDir, root);
+        StorageDir = Path.GetFullPath(storageDir, root);
+        ModelsToProcess = Path.GetFullPath(modelsToProcess, root);
+        BaseFtPath = Path.GetFullPath(baseFtPath, root);
+        Threads = threads;
+    }
+
+    /// <summary>Absolute path of the config file itself.</summary>
+    public string ConfigPath { get; }
+
+    /// <summary>Absolute path of the folder holding one sub-folder per model.</summary>
+    public string ModelDir { get; }
+
+    /// <summary>Absolute path of the store.</summary>
+    public string StorageDir { get; }
+
+    /// <summary>Absolute path of the model list (<c>test_models.txt</c>).</summary>
+    public string ModelsToProcess { get; }
+
+    /// <summary>Absolute path of <c>base_ft.json</c>.</summary>
+    public string BaseFtPath { get; }
+
+    /// <summary>Worker threads: the config's <c>threads</c>, or <see cref="Environment.ProcessorCount"/> when absent.</summary>
+    public int Threads { get; }
+
+    /// <summary>Whether the file gave <c>threads</c> explicitly.</summary>
+    public bool ThreadsExplicit { get; private init; }
+
+    /// <summary>The folder of model <paramref name="modelId"/>: <c>model_dir/org_name</c>.</summary>
+    /// <exception cref="ArgumentException"><paramref name="modelId"/> is not a valid model id.</exception>
+    public string ModelFolder(string modelId) => ModelId.FolderPath(ModelDir, modelId);
+
+    /// <summary>Reads and validates <paramref name="path"/>.</summary>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="InvalidDataException">
+    /// The file is not JSON, is not an object, or has a missing, mistyped, empty or unknown field;
+    /// the message names the file and the field.
+    /// </exception>
+    /// <exception cref="ArgumentException"><paramref name="path"/> is empty.</exception>
+    public static ZipLlmConfig Load(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        string fullPath = Path.GetFullPath(path);
+        if (!File.Exists(fullPath))
+        {
+            throw new FileNotFoundException($"{fullPath}: config file not found.", fullPath);
+        }
+        if (new FileInfo(fullPath).Length > MaxFileSize)
+        {
+            throw new InvalidDataException($"{fullPath}: config file is larger than {MaxFileSize} bytes.");
+        }
+        byte[] bytes = File.ReadAllBytes(fullPath);
+
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = 4 });
+        }
+        catch (JsonException ex)
+        {
+            throw new InvalidDataException($"{fullPath}: not valid JSON: {ex.Message}", ex);
+        }
+
+        using (document)
+        {
+            JsonElement root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                throw new InvalidDataException($"{fullPath}: the config must be a JSON object, not {Describe(root.ValueKind)}.");
+            }
+
+            var paths = new Dictionary<string, string>(StringComparer.Ordinal);
+            int? threads = null;
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            foreach (JsonProperty property in root.EnumerateObject())
+            {
+                if (!seen.Add(property.Name))
+                {
+                    throw Error(fullPath, property.Name, "appears twice");
+                }
+                if (property.Name == ThreadsField)
+                {
+                    threads = ReadThreads(fullPath, property.Value);
+                }
+                else if (Array.IndexOf(s_requiredPaths, property.Name) >= 0)
+                {
+                    if (property.Value.ValueKind != JsonValueKind.String)
+                    {
+                        throw Error(fullPath, property.Name, $"must be a string (a path), not {Describe(property.Value.ValueKind)}");
+                    }
+                    string value = property.Value.GetString()!;
+                    if (string.IsNullOrWhiteSpace(value))
+                    {
+                        throw Error(fullPath, property.Name, "is empty");
+                    }
+                    if (value.Contains('\0'))
+                    {
+                        throw Error(fullPath, property.Name, "contains a NUL character");
+                    }
+                    paths[property.Name] = value;
+                }
+                else
+                {
+                    throw new InvalidDataException(
+                        $"{fullPath}: unknown field \"{property.Name}\" (expected {string.Join(", ", s_requiredPaths)} and optionally {ThreadsField}).");
+                }
+            }
+            foreach (string field in s_requiredPaths)
+            {
+                if (!paths.ContainsKey(field))
+                {
+                    throw Error(fullPath, field, "is missing");
+                }
+            }
+
+            return new ZipLlmConfig(
+                fullPath,
+                paths[ModelDirField],
+                paths[StorageDirField],
+                paths[ModelsToProcessField],
+                paths[BaseFtPathField],
+                threads ?? Environment.ProcessorCount)
+            {
+                ThreadsExplicit = threads is not null,
+            };
+        }
+    }
+
+    private static int ReadThreads(string fullPath, JsonElement value)
+    {
+        if (value.ValueKind != JsonValueKind.Number)
+        {
+            throw Error(fullPath, ThreadsField, $"must be a positive integer, not {Describe(value.ValueKind)}");
+        }
+        if (!value.TryGetInt32(out int threads) || threads <= 0)
+        {
+            throw Error(fullPath, ThreadsField, $"must be a positive integer, not {value.GetRawText()}");
+        }
+        return threads;
+    }
+
+    private static InvalidDataException Error(string fullPath, string field, string problem) =>
+        new($"{fullPath}: field \"{field}\" {problem}.");
+
+    private static string Describe(JsonValueKind kind) => kind switch
+    {
+        JsonValueKind.Object => "an object",
+        JsonValueKind.Array => "an array",
+        JsonValueKind.String => "a string",
+        JsonValueKind.Number => "a number",
+        JsonValueKind.True or JsonValueKind.False => "a boolean",
+        JsonValueKind.Null => "null",
+        _ => kind.ToString(),
+    };
+}

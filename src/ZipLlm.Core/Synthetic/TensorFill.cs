@@ -1,0 +1,152 @@
+using System.Buffers.Binary;
+using System.IO.Hashing;
+using System.Runtime.InteropServices;
+using System.Text;
+using ZipLlm.Safetensors;
+
+namespace ZipLlm.Synthetic;
+
+/// <summary>
+/// Produces a tensor's bytes block by block. A block is <see cref="BlockElements"/> elements
+/// (the last may be shorter) and depends only on the seed, the tensor and its index, so blocks can
+/// be made in parallel, in any order, and a tensor's bytes do not depend on the file it lands in.
+/// </summary>
+internal abstract class TensorFill
+{
+    /// <summary>Elements per block. Part of the output's definition: changing it changes every byte.</summary>
+    public const int BlockElements = 1 << 18;
+
+    /// <summary>Writes the elements <c>[block * BlockElements, + count)</c> to <paramref name="destination"/>.</summary>
+    public abstract void Fill(long block, int count, Span<byte> destination);
+}
+
+/// <summary>Bytes made up front: the small tensors of the standalone model.</summary>
+internal sealed class BytesFill(byte[] bytes, int elementSize) : TensorFill
+{
+    public override void Fill(long block, int count, Span<byte> destination) =>
+        bytes.AsSpan(checked((int)(block * BlockElements * elementSize)), count * elementSize).CopyTo(destination);
+}
+
+/// <summary>The variant of a Llama weight a model holds.</summary>
+internal enum LlamaVariant
+{
+    Base,
+    FullFinetune,
+    LoraFinetune,
+    VocabExtended,
+    F16,
+}
+
+/// <summary>One weight of a synthetic Llama model, in one of its variants.</summary>
+internal sealed class LlamaFill : TensorFill
+{
+    // Stream tags keep each purpose's random numbers apart.
+    private const ulong TagBase = 1, TagFullDelta = 2, TagVocabDelta = 3, TagLoraA = 4, TagLoraB = 5;
+
+    /// <summary>Standard deviation of the merged LoRA update B·A: about 5% of the weights' scale.</summary>
+    private const float LoraDeltaStd = 1e-3f;
+
+    private readonly ulong _seed;
+    private readonly ulong _nameHash;
+    private readonly LlamaTensor _tensor;
+    private readonly LlamaVariant _variant;
+    private readonly float[]? _loraA; // [rank, columns]
+    private readonly float[]? _loraB; // [rows, rank]
+    private readonly long _columns;
+
+    public LlamaFill(int seed, LlamaTensor tensor, LlamaVariant variant)
+    {
+        _seed = (ulong)(uint)seed;
+        _nameHash = XxHash64.HashToUInt64(Encoding.UTF8.GetBytes(tensor.Name));
+        _tensor = tensor;
+        _variant = variant;
+        _columns = tensor.Shape.Length == 2 ? tensor.Shape[1] : tensor.ElementCount;
+        if (variant == LlamaVariant.LoraFinetune && tensor.IsLoraTarget)
+        {
+            int rank = LlamaArchitecture.LoraRank;
+            long rows = tensor.Shape[0];
+            // var(B·A) = rank · σA² · σB², so σA = σB = sqrt(target / sqrt(rank)).
+            float factorStd = MathF.Sqrt(LoraDeltaStd / MathF.Sqrt(rank));
+            _loraA = Normals(Xoshiro256.Key(_seed, _nameHash, TagLoraA, 0), checked((int)(rank * _columns)), factorStd);
+            _loraB = Normals(Xoshiro256.Key(_seed, _nameHash, TagLoraB, 0), checked((int)(rows * rank)), factorStd);
+        }
+    }
+
+    public DType DType => _variant == LlamaVariant.F16 ? DType.F16 : DType.BF16;
+
+    public override void Fill(long block, int count, Span<byte> destination)
+    {
+        var baseRng = new Xoshiro256(Xoshiro256.Key(_seed, _nameHash, TagBase, (ulong)block));
+        Span<ushort> values = MemoryMarshal.Cast<byte, ushort>(destination[..(count * 2)]);
+        float mean = _tensor.Mean, std = _tensor.Std, deltaStd = _tensor.DeltaStd;
+        switch (_variant)
+        {
+            case LlamaVariant.Base:
+                for (int i = 0; i < count; i++)
+                {
+                    values[i] = FloatBits.ToBf16(mean + std * baseRng.NextNormal());
+                }
+                break;
+
+            case LlamaVariant.F16:
+                for (int i = 0; i < count; i++)
+                {
+                    ushort bf16 = FloatBits.ToBf16(mean + std * baseRng.NextNormal());
+                    values[i] = FloatBits.ToF16(FloatBits.FromBf16(bf16));
+                }
+                break;
+
+            case LlamaVariant.FullFinetune:
+            case LlamaVariant.VocabExtended:
+                ulong tag = _variant == LlamaVariant.FullFinetune ? TagFullDelta : TagVocabDelta;
+                var deltaRng = new Xoshiro256(Xoshiro256.Key(_seed, _nameHash, tag, (ulong)block));
+                for (int i = 0; i < count; i++)
+                {
+                    // The finetune starts from the base's BF16 value, as training from the checkpoint does.
+                    float baseValue = FloatBits.FromBf16(FloatBits.ToBf16(mean + std * baseRng.NextNormal()));
+                    values[i] = FloatBits.ToBf16(baseValue + deltaStd * deltaRng.NextNormal());
+                }
+                break;
+
+            case LlamaVariant.LoraFinetune:
+                long first = block * BlockElements;
+                for (int i = 0; i < count; i++)
+                {
+                    ushort bf16 = FloatBits.ToBf16(mean + std * baseRng.NextNormal());
+                    if (_loraA is not null)
+                    {
+                        long element = first + i;
+                        long row = element / _columns, column = element % _columns;
+                        float delta = 0f;
+                        int rank = LlamaArchitecture.LoraRank;
+                        for (int k = 0; k < rank; k++)
+                        {
+                            delta += _loraB![row * rank + k] * _loraA[k * _columns + column];
+                        }
+                        bf16 = FloatBits.ToBf16(FloatBits.FromBf16(bf16) + delta);
+                    }
+                    values[i] = bf16;
+                }
+                break;
+
+            default:
+                throw new InvalidOperationException($"Unknown variant {_variant}.");
+        }
+        if (!BitConverter.IsLittleEndian)
+        {
+            // safetensors data is little-endian.
+            BinaryPrimitives.ReverseEndianness(values, values);
+        }
+    }
+
+    private static float[] Normals(ulong key, int count, float std)
+    {
+        var rng = new Xoshiro256(key);
+        var values = new float[count];
+        for (int i = 0; i < values.Length; i++)
+        {
+            values[i] = std * rng.NextNormal();
+        }
+        return values;
+    }
+}

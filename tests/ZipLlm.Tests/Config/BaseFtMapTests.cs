@@ -1,0 +1,68 @@
+using ZipLlm.Config;
+using ZipLlm.Tests.TestSupport;
+
+namespace ZipLlm.Tests.Config;
+
+public class BaseFtMapTests
+{
+    [Fact]
+    public void Load_ValidMap_GivesRoles()
+    {
+        using var dir = new TempDir();
+        string path = dir.Write("base_ft.json", """{ "org/base": ["org/ft1", "other_org/ft2"], "x/b2": [] }""");
+        var map = BaseFtMap.Load(path);
+        Assert.Equal(new ModelRole(ModelRoleKind.Base, null), map.RoleOf("org/base"));
+        Assert.Equal(new ModelRole(ModelRoleKind.Finetune, "org/base"), map.RoleOf("other_org/ft2"));
+        Assert.Equal(ModelRoleKind.Base, map.RoleOf("x/b2").Kind);
+        Assert.Equal(ModelRole.Standalone, map.RoleOf("some/model"));
+        Assert.Equal(["org/ft1", "other_org/ft2"], map.FinetunesOf("org/base"));
+        Assert.Empty(map.FinetunesOf("org/ft1"));
+    }
+
+    [Theory]
+    [InlineData("""{ "a/base": ["x/ft"], "b/base": ["x/ft"] }""", "two bases")]
+    [InlineData("""{ "a/base": ["x/ft", "x/ft"] }""", "twice")]
+    [InlineData("""{ "a/base": ["b/base"], "b/base": ["x/ft"] }""", "b/base")]
+    [InlineData("""{ "b/base": ["x/ft"], "a/base": ["b/base"] }""", "b/base")]
+    [InlineData("""{ "a/base": ["a/base"] }""", "own finetune")]
+    [InlineData("""{ "a/base": ["x/ft"], "a/base": [] }""", "twice")]
+    [InlineData("""{ "a/base": "x/ft" }""", "array")]
+    [InlineData("""{ "a/base": [1] }""", "a/base")]
+    [InlineData("""{ "a/base": ["bad"] }""", "bad")]
+    [InlineData("""{ "nobase": ["x/ft"] }""", "nobase")]
+    [InlineData("""["a/base"]""", "object")]
+    [InlineData("""{ "a/base": ["x/ft"] """, "JSON")]
+    public void Load_InvalidMap_ThrowsNamingFile(string content, string expected)
+    {
+        using var dir = new TempDir();
+        string path = dir.Write("base_ft.json", content);
+        var ex = Assert.Throws<InvalidDataException>(() => BaseFtMap.Load(path));
+        Assert.Contains(path, ex.Message);
+        Assert.Contains(expected, ex.Message);
+    }
+
+    [Fact]
+    public void Save_ThenLoad_RoundTripsInOrder()
+    {
+        using var dir = new TempDir();
+        var map = new BaseFtMap([new("z/base", ["a/ft", "my_org/ft"]), new("a/base", [])]);
+        string path = dir.Combine("out", "base_ft.json");
+        map.Save(path);
+        var loaded = BaseFtMap.Load(path);
+        Assert.Equal(["z/base", "a/base"], loaded.Entries.Select(e => e.Key));
+        Assert.Equal(["a/ft", "my_org/ft"], loaded.FinetunesOf("z/base"));
+        Assert.Equal(map.ToJson(), File.ReadAllText(path));
+    }
+
+    [Fact]
+    public void FromModelList_FirstIsBase_RestAreFinetunes()
+    {
+        var map = BaseFtMap.FromModelList(new ModelList(["o/b", "o/f1", "p/f2"]));
+        Assert.Equal(ModelRoleKind.Base, map.RoleOf("o/b").Kind);
+        Assert.Equal("o/b", map.RoleOf("p/f2").BaseId);
+    }
+
+    [Fact]
+    public void Constructor_ModelUnderTwoBases_ThrowsArgumentException() =>
+        Assert.Throws<ArgumentException>(() => new BaseFtMap([new("a/b", ["c/d"]), new("e/f", ["c/d"])]));
+}

@@ -1,0 +1,99 @@
+using ZipLlm.Config;
+using ZipLlm.Tests.TestSupport;
+
+namespace ZipLlm.Tests.Config;
+
+public class ModelListTests
+{
+    [Fact]
+    public void Load_CommentsBlanksAndWhitespace_Skipped()
+    {
+        using var dir = new TempDir();
+        string path = dir.Write("list.txt", "# header\n\n  org/base   # the base\n\t# indented comment\nmy_org/ft-1\r\nother/ft.2   \n\n");
+        var list = ModelList.Load(path);
+        Assert.Equal(["org/base", "my_org/ft-1", "other/ft.2"], list.Models);
+        Assert.Equal("org/base", list.Base);
+        Assert.Equal(["my_org/ft-1", "other/ft.2"], list.Others);
+    }
+
+    [Fact]
+    public void Load_ByteOrderMark_Ignored()
+    {
+        using var dir = new TempDir();
+        string path = dir.Combine("list.txt");
+        File.WriteAllText(path, "org/base\n", new System.Text.UTF8Encoding(true));
+        Assert.Equal("org/base", ModelList.Load(path).Base);
+    }
+
+    [Theory]
+    [InlineData("org/base\nbad id\n", 2)]
+    [InlineData("# c\n\norg/a/b\n", 3)]
+    [InlineData("noslash", 1)]
+    [InlineData("org/ok\n/name\n", 2)]
+    [InlineData("org/ok\norg/\n", 2)]
+    [InlineData("org/ok\norg/n@me\n", 2)]
+    public void Load_InvalidId_ThrowsNamingFileAndLine(string content, int line)
+    {
+        using var dir = new TempDir();
+        string path = dir.Write("list.txt", content);
+        var ex = Assert.Throws<InvalidDataException>(() => ModelList.Load(path));
+        Assert.Contains($"{path}:{line}:", ex.Message);
+    }
+
+    [Fact]
+    public void Load_Duplicate_ThrowsNamingBothLines()
+    {
+        using var dir = new TempDir();
+        string path = dir.Write("list.txt", "org/a\norg/b\n org/a # again\n");
+        var ex = Assert.Throws<InvalidDataException>(() => ModelList.Load(path));
+        Assert.Contains($"{path}:3:", ex.Message);
+        Assert.Contains("line 1", ex.Message);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("# only comments\n\n   \n")]
+    public void Load_NoModels_Throws(string content)
+    {
+        using var dir = new TempDir();
+        string path = dir.Write("list.txt", content);
+        var ex = Assert.Throws<InvalidDataException>(() => ModelList.Load(path));
+        Assert.Contains(path, ex.Message);
+    }
+
+    [Fact]
+    public void Load_InvalidUtf8_Throws()
+    {
+        using var dir = new TempDir();
+        string path = dir.Combine("list.txt");
+        File.WriteAllBytes(path, [(byte)'a', (byte)'/', 0xFF, (byte)'\n']);
+        Assert.Throws<InvalidDataException>(() => ModelList.Load(path));
+    }
+
+    [Fact]
+    public void Load_MissingFile_ThrowsFileNotFound()
+    {
+        using var dir = new TempDir();
+        Assert.Throws<FileNotFoundException>(() => ModelList.Load(dir.Combine("none.txt")));
+    }
+
+    [Fact]
+    public void Save_ThenLoad_RoundTrips()
+    {
+        using var dir = new TempDir();
+        var list = new ModelList(["a/base", "b_c/ft"]);
+        string path = dir.Combine("sub", "list.txt");
+        list.Save(path, ["header line"]);
+        Assert.StartsWith("# header line\n", File.ReadAllText(path));
+        Assert.Equal(list.Models, ModelList.Load(path).Models);
+        Assert.Single(Directory.GetFiles(dir.Combine("sub")));
+    }
+
+    [Fact]
+    public void Constructor_Duplicate_ThrowsArgumentException() =>
+        Assert.Throws<ArgumentException>(() => new ModelList(["a/b", "a/b"]));
+
+    [Fact]
+    public void Constructor_Empty_ThrowsArgumentException() =>
+        Assert.Throws<ArgumentException>(() => new ModelList([]));
+}
