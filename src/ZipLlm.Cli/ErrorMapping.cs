@@ -13,7 +13,7 @@ internal static class ErrorMapping
         {
             InvalidDataException or EndOfStreamException or NotSupportedException => ExitCodes.InvalidInput,
             ArgumentException => ExitCodes.UsageError,
-            FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException or IOException => ExitCodes.IoError,
+            FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException or IOException or TimeoutException => ExitCodes.IoError,
             _ => -1,
         };
         return exitCode >= 0;

@@ -11,6 +11,11 @@ public static class Program
     {
         var root = new RootCommand("ZipLLM: store families of LLM checkpoints (safetensors) compactly and restore them bit for bit.");
         root.Options.Add(BaseCommand.VerbosityOption);
+        root.Subcommands.Add(new CompressCommand());
+        root.Subcommands.Add(new RestoreCommand());
+        root.Subcommands.Add(new ListCommand());
+        root.Subcommands.Add(new VerifyCommand());
+        root.Subcommands.Add(new RemoveCommand());
         return root;
     }
 

@@ -1,19 +1,8 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using ZipLlm.Config;
 
 namespace ZipLlm.Store;
-
-/// <summary>What a model is in its family.</summary>
-[JsonConverter(typeof(JsonStringEnumConverter<ModelRole>))]
-public enum ModelRole
-{
-    /// <summary>Neither a base nor a finetune.</summary>
-    Standalone,
-    /// <summary>A base: its finetunes are stored as deltas against it.</summary>
-    Base,
-    /// <summary>A finetune of a base.</summary>
-    Finetune,
-}
 
 /// <summary>How a file of a model is stored.</summary>
 [JsonConverter(typeof(JsonStringEnumConverter<StoredFileKind>))]
@@ -58,7 +47,7 @@ public sealed record StoredFile(string Path, long Size, string Sha256, StoredFil
 public sealed record Manifest(
     int Format,
     string Id,
-    ModelRole Role,
+    ModelRoleKind Role,
     string? BaseId,
     StoredFile[] Files,
     string[] Objects,
@@ -72,6 +61,7 @@ public sealed record Manifest(
         WriteIndented = true,
         MaxDepth = 16,
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        Converters = { new JsonStringEnumConverter<ModelRoleKind>() },
     };
 
     /// <summary>Serializes the manifest as JSON.</summary>
@@ -99,7 +89,7 @@ public sealed record Manifest(
         {
             throw new NotSupportedException($"{source}: manifest format {manifest.Format} is not supported (this build reads {StoreLayout.FormatVersion}).");
         }
-        if (!ModelIds.IsValid(manifest.Id))
+        if (!ModelId.IsValid(manifest.Id))
         {
             throw new InvalidDataException($"{source}: manifest names an invalid model id \"{manifest.Id}\".");
         }

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using ZipLlm.Codecs;
+using ZipLlm.Config;
 using ZipLlm.Safetensors;
 
 namespace ZipLlm.Store;
@@ -25,15 +26,14 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
     /// </summary>
     /// <param name="modelId">The model's id.</param>
     /// <param name="folder">The model folder.</param>
-    /// <param name="role">Its role in the family.</param>
-    /// <param name="baseId">For a finetune, its base, which must already be stored; null otherwise.</param>
+    /// <param name="role">Its role in the family; a finetune's base must already be stored.</param>
     /// <param name="cancellationToken">Stops the work; nothing is listed as stored.</param>
     /// <exception cref="DirectoryNotFoundException">The folder does not exist.</exception>
     /// <exception cref="InvalidDataException">A safetensors file is malformed.</exception>
     /// <exception cref="EndOfStreamException">A safetensors file is truncated.</exception>
-    public IngestResult Ingest(string modelId, string folder, ModelRole role, string? baseId, CancellationToken cancellationToken = default)
+    public IngestResult Ingest(string modelId, string folder, ModelRole role, CancellationToken cancellationToken = default)
     {
-        ModelIds.Validate(modelId);
+        ModelId.ThrowIfInvalid(modelId);
         var clock = Stopwatch.StartNew();
         if (!Directory.Exists(folder))
         {
@@ -54,7 +54,7 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
                 opened[relative] = SafetensorsFile.Open(Path.Combine(folder, relative));
             }
 
-            Dictionary<string, StoredTensor> baseTensors = role == ModelRole.Finetune && baseId is not null
+            Dictionary<string, StoredTensor> baseTensors = role is { Kind: ModelRoleKind.Finetune, BaseId: { } baseId }
                 ? BaseTensorsByName(baseId)
                 : [];
             Dictionary<string, StoredFile> storedFiles = FilesByHash();
@@ -81,7 +81,7 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
                     AddWithBases(tensor.Object, objects);
                 }
             }
-            var manifest = new Manifest(StoreLayout.FormatVersion, modelId, role, role == ModelRole.Finetune ? baseId : null,
+            var manifest = new Manifest(StoreLayout.FormatVersion, modelId, role.Kind, role.Kind == ModelRoleKind.Finetune ? role.BaseId : null,
                 files.ToArray(), objects.Order(StringComparer.Ordinal).ToArray(), total, state.AddedBytes, DateTimeOffset.UtcNow);
             store.CommitManifest(manifest);
             return new IngestResult(modelId, false, total, state.AddedBytes, clock.Elapsed, files.Count, state.DedupFiles,

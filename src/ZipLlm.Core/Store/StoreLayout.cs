@@ -1,3 +1,5 @@
+using ZipLlm.Config;
+
 namespace ZipLlm.Store;
 
 /// <summary>
@@ -42,7 +44,7 @@ public sealed class StoreLayout(string root)
     /// <summary>Path of the manifest of <paramref name="modelId"/> (<c>org/name</c>: one folder per org, so ids never collide).</summary>
     public string ManifestPath(string modelId)
     {
-        ModelIds.Validate(modelId);
+        ModelId.ThrowIfInvalid(modelId);
         int slash = modelId.IndexOf('/');
         return Path.Combine(ManifestsDir, modelId[..slash], modelId[(slash + 1)..] + ".json");
     }
@@ -50,7 +52,7 @@ public sealed class StoreLayout(string root)
     /// <summary>Lock file guarding ingest of <paramref name="modelId"/>.</summary>
     public string ModelLockPath(string modelId)
     {
-        ModelIds.Validate(modelId);
+        ModelId.ThrowIfInvalid(modelId);
         return Path.Combine(LocksDir, "model." + modelId.Replace('/', '@') + ".lock");
     }
 

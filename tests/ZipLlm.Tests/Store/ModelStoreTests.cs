@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using ZipLlm.Codecs;
+using ZipLlm.Config;
 using ZipLlm.Safetensors;
 using ZipLlm.Store;
 using ZipLlm.Tests.TestUtil;
@@ -25,8 +26,8 @@ public class ModelStoreTests
         ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
         using var pool = new WorkerPool(2, Options);
         var ingester = new ModelIngester(store, pool, NullLogger.Instance);
-        IngestResult baseResult = ingester.Ingest("org/base", dir.Combine("models", "org_base"), ModelRole.Base, null);
-        IngestResult ftResult = ingester.Ingest("my_org/ft", dir.Combine("models", "my_org_ft"), ModelRole.Finetune, "org/base");
+        IngestResult baseResult = ingester.Ingest("org/base", dir.Combine("models", "org_base"), new ModelRole(ModelRoleKind.Base, null));
+        IngestResult ftResult = ingester.Ingest("my_org/ft", dir.Combine("models", "my_org_ft"), new ModelRole(ModelRoleKind.Finetune, "org/base"));
 
         Assert.Equal(8, ftResult.DeltaTensors);
         Assert.Equal(1, ftResult.DedupFiles); // config.json is the same bytes as the base's
@@ -53,8 +54,8 @@ public class ModelStoreTests
         ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
         using var pool = new WorkerPool(2, Options);
         var ingester = new ModelIngester(store, pool, NullLogger.Instance);
-        ingester.Ingest("o/a", dir.Combine("a"), ModelRole.Standalone, null);
-        IngestResult copy = ingester.Ingest("o/b", dir.Combine("b"), ModelRole.Standalone, null);
+        ingester.Ingest("o/a", dir.Combine("a"), ModelRole.Standalone);
+        IngestResult copy = ingester.Ingest("o/b", dir.Combine("b"), ModelRole.Standalone);
 
         Assert.Equal(tensors.Count, copy.DedupTensors);
         new ModelRestorer(store, pool).Restore("o/b", dir.Combine("out"), force: false);
@@ -73,7 +74,7 @@ public class ModelStoreTests
 
         ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
         using var pool = new WorkerPool(1, Options);
-        var ex = Assert.ThrowsAny<Exception>(() => new ModelIngester(store, pool, NullLogger.Instance).Ingest("o/m", dir.Combine("m"), ModelRole.Standalone, null));
+        var ex = Assert.ThrowsAny<Exception>(() => new ModelIngester(store, pool, NullLogger.Instance).Ingest("o/m", dir.Combine("m"), ModelRole.Standalone));
         Assert.True(ex is InvalidDataException or EndOfStreamException, ex.GetType().Name);
         Assert.Contains("b.safetensors", ex.Message);
         Assert.False(store.Contains("o/m"));
@@ -88,7 +89,7 @@ public class ModelStoreTests
         ModelFolders.WriteSafetensors(dir.Combine("m", "model.safetensors"), ModelFolders.Bf16Layers(random, 1, 64));
         ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
         using var pool = new WorkerPool(2, Options);
-        new ModelIngester(store, pool, NullLogger.Instance).Ingest("o/m", dir.Combine("m"), ModelRole.Standalone, null);
+        new ModelIngester(store, pool, NullLogger.Instance).Ingest("o/m", dir.Combine("m"), ModelRole.Standalone);
 
         Manifest manifest = store.ReadManifest("o/m");
         string victim = store.Layout.ObjectPath(ContentHash.Parse(manifest.Files[0].Tensors![1].Object));
@@ -118,9 +119,9 @@ public class ModelStoreTests
         ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
         using var pool = new WorkerPool(2, Options);
         var ingester = new ModelIngester(store, pool, NullLogger.Instance);
-        ingester.Ingest("o/base", dir.Combine("base"), ModelRole.Base, null);
+        ingester.Ingest("o/base", dir.Combine("base"), new ModelRole(ModelRoleKind.Base, null));
         int baseObjects = store.Objects.Enumerate().Count();
-        ingester.Ingest("o/ft", dir.Combine("ft"), ModelRole.Finetune, "o/base");
+        ingester.Ingest("o/ft", dir.Combine("ft"), new ModelRole(ModelRoleKind.Finetune, "o/base"));
 
         // Removing the base keeps the objects the finetune's deltas need.
         store.Remove("o/base");
@@ -142,7 +143,7 @@ public class ModelStoreTests
         File.WriteAllText(dir.Combine("m", "x.txt").EnsureParent(), "data");
         ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
         using var pool = new WorkerPool(1, Options);
-        new ModelIngester(store, pool, NullLogger.Instance).Ingest("o/m", dir.Combine("m"), ModelRole.Standalone, null);
+        new ModelIngester(store, pool, NullLogger.Instance).Ingest("o/m", dir.Combine("m"), ModelRole.Standalone);
         File.WriteAllText(dir.Combine("out", "other").EnsureParent(), "keep");
         var restorer = new ModelRestorer(store, pool);
         Assert.Throws<IOException>(() => restorer.Restore("o/m", dir.Combine("out"), force: false));

@@ -1,0 +1,48 @@
+using System.CommandLine;
+using Microsoft.Extensions.Logging;
+using ZipLlm.Config;
+using ZipLlm.Store;
+
+namespace ZipLlm.Cli.Commands;
+
+/// <summary><c>zipllm compress config.json</c>: store every listed model, a base before its finetunes.</summary>
+internal sealed class CompressCommand : BaseCommand
+{
+    private static readonly Argument<FileInfo> s_config = CommonOptions.ConfigArgument();
+    private static readonly Option<int?> s_threads = CommonOptions.ThreadsOption();
+
+    public CompressCommand()
+        : base("compress", "Store every model listed in models_to_process; models already stored are skipped.")
+    {
+        Arguments.Add(s_config);
+        Options.Add(s_threads);
+    }
+
+    protected override Task<int> ExecuteAsync(ParseResult parseResult, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
+    {
+        ILogger logger = loggerFactory.CreateLogger<CompressCommand>();
+        ZipLlmConfig config = ZipLlmConfig.Load(parseResult.GetValue(s_config)!.FullName);
+        config = CommonOptions.WithThreads(config, parseResult.GetValue(s_threads));
+        using ProgressDisplay? progress = ProgressDisplay.ForTerminal("compress");
+        var compressor = new FamilyCompressor(config, new ClearingLogger(logger, progress)) { Progress = progress };
+        CompressReport report = compressor.Run(cancellationToken);
+        progress?.Clear();
+
+        long original = report.Results.Sum(r => r.OriginalBytes), added = report.Results.Sum(r => r.AddedBytes);
+        double seconds = report.Results.Sum(r => r.Elapsed.TotalSeconds);
+        int stored = report.Results.Count(r => !r.Skipped), skipped = report.Results.Count(r => r.Skipped);
+        logger.LogInformation(
+            "Done: {Stored} stored, {Skipped} already stored, {Failed} failed; {InMB:F1} MB in, {OutMB:F1} MB added, ratio {Ratio:F2}x, {MBps:F0} MB/s",
+            stored, skipped, report.Failures.Count, original / 1e6, added / 1e6, added == 0 ? 0 : (double)original / added,
+            seconds <= 0 ? 0 : original / 1e6 / seconds);
+        if (report.Failures.Count > 0)
+        {
+            foreach ((string model, string error) in report.Failures)
+            {
+                logger.LogError("Failed: {Model}: {Error}", model, error);
+            }
+            return Task.FromResult(report.Results.Count == 0 ? ExitCodes.InvalidInput : ExitCodes.PartialFailure);
+        }
+        return Task.FromResult(ExitCodes.Success);
+    }
+}

@@ -1,0 +1,67 @@
+using System.CommandLine;
+using Microsoft.Extensions.Logging;
+using ZipLlm.Codecs;
+using ZipLlm.Config;
+using ZipLlm.Store;
+
+namespace ZipLlm.Cli.Commands;
+
+/// <summary><c>zipllm restore config.json org/model OUT_DIR</c>: rebuild a model's folder bit for bit, verified.</summary>
+internal sealed class RestoreCommand : BaseCommand
+{
+    private static readonly Argument<FileInfo> s_config = CommonOptions.ConfigArgument();
+    private static readonly Argument<string> s_model = CommonOptions.ModelArgument("The model to restore (org/name).");
+    private static readonly Argument<DirectoryInfo> s_output = new("output")
+    {
+        Description = "Folder to write the model into; created when missing, must be empty unless --force.",
+    };
+    private static readonly Option<int?> s_threads = CommonOptions.ThreadsOption();
+    private static readonly Option<bool> s_force = new("--force", "-f")
+    {
+        Description = "Write into a folder that is not empty (the model's files are replaced).",
+    };
+
+    public RestoreCommand()
+        : base("restore", "Rebuild a stored model's folder bit for bit; every file is checked against its SHA-256 before it is put in place.")
+    {
+        Arguments.Add(s_config);
+        Arguments.Add(s_model);
+        Arguments.Add(s_output);
+        Options.Add(s_threads);
+        Options.Add(s_force);
+    }
+
+    protected override Task<int> ExecuteAsync(ParseResult parseResult, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
+    {
+        ILogger logger = loggerFactory.CreateLogger<RestoreCommand>();
+        ZipLlmConfig config = CommonOptions.WithThreads(ZipLlmConfig.Load(parseResult.GetValue(s_config)!.FullName), parseResult.GetValue(s_threads));
+        string modelId = parseResult.GetValue(s_model)!;
+        ModelId.ThrowIfInvalid(modelId);
+        ModelStore store = ModelStore.Open(config.StorageDir, create: false);
+        using FileLock storeLock = store.LockStore(exclusive: false, cancellationToken);
+        using var pool = new WorkerPool(config.Threads);
+        using ProgressDisplay? progress = ProgressDisplay.ForTerminal("restore");
+        var restorer = new ModelRestorer(store, pool) { Progress = progress };
+        RestoreResult result;
+        try
+        {
+            result = restorer.Restore(modelId, parseResult.GetValue(s_output)!.FullName, parseResult.GetValue(s_force), cancellationToken);
+        }
+        catch (KeyNotFoundException ex)
+        {
+            progress?.Clear();
+            logger.LogError("{Message}", ex.Message);
+            return Task.FromResult(ExitCodes.UsageError);
+        }
+        catch (Exception ex) when (ex is InvalidDataException or FileNotFoundException)
+        {
+            progress?.Clear();
+            logger.LogError("{Message}", ex.Message);
+            return Task.FromResult(ExitCodes.VerificationFailed);
+        }
+        progress?.Clear();
+        logger.LogInformation("Restored {Model}: {Files} files, {MB:F1} MB verified, {Seconds:F2} s, {MBps:F0} MB/s",
+            modelId, result.Files, result.Bytes / 1e6, result.Elapsed.TotalSeconds, result.MegabytesPerSecond);
+        return Task.FromResult(ExitCodes.Success);
+    }
+}

@@ -1,0 +1,102 @@
+using Microsoft.Extensions.Logging;
+using ZipLlm.Codecs;
+using ZipLlm.Config;
+
+namespace ZipLlm.Store;
+
+/// <summary>What a compress run did: one entry per model that was stored or skipped, and the failures.</summary>
+/// <param name="Results">Models stored or already present.</param>
+/// <param name="Failures">Model id and one-line reason for each model that could not be stored.</param>
+public sealed record CompressReport(IReadOnlyList<IngestResult> Results, IReadOnlyList<(string ModelId, string Error)> Failures);
+
+/// <summary>
+/// The <c>compress</c> job: stores every model of <c>models_to_process</c> with the roles of
+/// <c>base_ft.json</c>, a base before its finetunes, skipping models already stored. A model that
+/// fails (malformed file, missing folder) is reported and stores nothing; the others go on.
+/// </summary>
+public sealed class FamilyCompressor(ZipLlmConfig config, ILogger logger)
+{
+    /// <summary>Codec settings for new objects.</summary>
+    public CodecOptions CodecOptions { get; init; } = CodecOptions.Default;
+
+    /// <summary>Reports progress within each model.</summary>
+    public IProgress<ByteProgress>? Progress { get; init; }
+
+    /// <summary>Runs the job.</summary>
+    /// <exception cref="InvalidDataException">The model list or base_ft.json is malformed.</exception>
+    /// <exception cref="FileNotFoundException">The model list or base_ft.json is missing.</exception>
+    /// <exception cref="NotSupportedException">The store is of a newer format.</exception>
+    public CompressReport Run(CancellationToken cancellationToken = default)
+    {
+        ModelList models = ModelList.Load(config.ModelsToProcess);
+        if (!File.Exists(config.BaseFtPath))
+        {
+            throw new FileNotFoundException($"{config.BaseFtPath} (base_ft_path in {config.ConfigPath}) does not exist; run setup_test_models.sh or write it.", config.BaseFtPath);
+        }
+        BaseFtMap roles = BaseFtMap.Load(config.BaseFtPath);
+        ModelStore store = ModelStore.Open(config.StorageDir, create: true);
+        store.SweepTemporaryFiles();
+        using FileLock storeLock = store.LockStore(exclusive: false, cancellationToken);
+        using var pool = new WorkerPool(config.Threads, CodecOptions);
+        var ingester = new ModelIngester(store, pool, logger) { Progress = Progress };
+
+        var results = new List<IngestResult>();
+        var failures = new List<(string, string)>();
+        var finished = new HashSet<string>(StringComparer.Ordinal);
+
+        void Process(string modelId)
+        {
+            if (!finished.Add(modelId))
+            {
+                return;
+            }
+            ModelRole role = roles.RoleOf(modelId);
+            try
+            {
+                if (role is { Kind: ModelRoleKind.Finetune, BaseId: { } baseId } && !store.Contains(baseId))
+                {
+                    if (Directory.Exists(config.ModelFolder(baseId)))
+                    {
+                        logger.LogInformation("{Model} needs its base {Base}, which is not stored yet: storing the base first", modelId, baseId);
+                        Process(baseId);
+                    }
+                    if (!store.Contains(baseId))
+                    {
+                        logger.LogWarning("{Model}: its base {Base} is neither stored nor in {ModelDir}; storing it without deltas", modelId, baseId, config.ModelDir);
+                        role = role with { BaseId = null };
+                    }
+                }
+                cancellationToken.ThrowIfCancellationRequested();
+                using FileLock modelLock = store.LockModel(modelId, cancellationToken);
+                if (store.Contains(modelId))
+                {
+                    logger.LogInformation("{Model} is already stored; skipped", modelId);
+                    results.Add(new IngestResult(modelId, true, 0, 0, TimeSpan.Zero, 0, 0, 0, 0, 0));
+                    return;
+                }
+                IngestResult result = ingester.Ingest(modelId, config.ModelFolder(modelId), role, cancellationToken);
+                results.Add(result);
+                logger.LogInformation(
+                    "Stored {Model} ({Role}): {InMB:F1} MB in, {StoredMB:F1} MB stored, ratio {Ratio:F2}x, {Seconds:F1} s, {MBps:F0} MB/s; " +
+                    "{Dedup}/{Tensors} tensors deduplicated, {Deltas} as deltas, {DedupFiles}/{Files} files already stored",
+                    modelId, role.Kind, result.OriginalBytes / 1e6, result.AddedBytes / 1e6, result.Ratio, result.Elapsed.TotalSeconds,
+                    result.MegabytesPerSecond, result.DedupTensors, result.Tensors, result.DeltaTensors, result.DedupFiles, result.Files);
+            }
+            catch (Exception ex) when (IsInputFailure(ex))
+            {
+                logger.LogError("{Model}: not stored: {Reason}", modelId, ex.Message);
+                failures.Add((modelId, ex.Message));
+            }
+        }
+
+        foreach (string modelId in models.Models)
+        {
+            Process(modelId);
+        }
+        return new CompressReport(results, failures);
+    }
+
+    /// <summary>Failures that belong to one model's input, after which the run goes on with the others.</summary>
+    private static bool IsInputFailure(Exception ex) =>
+        ex is InvalidDataException or EndOfStreamException or IOException or UnauthorizedAccessException or NotSupportedException;
+}

@@ -1,0 +1,98 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using ZipLlm.Codecs;
+using ZipLlm.Config;
+using ZipLlm.Store;
+using ZipLlm.Synthetic;
+using ZipLlm.Tests.TestUtil;
+
+namespace ZipLlm.Tests.Store;
+
+/// <summary>End to end over the synthetic family: every model restores exactly, dedup and deltas happen where they should.</summary>
+public class FamilyCompressorTests
+{
+    [Fact]
+    public void Run_SyntheticFamily_EveryModelRestoresExactlyAndStoreBeatsPlainZstd()
+    {
+        using var dir = new TempDir();
+        SyntheticFamilyResult family = WriteFamily(dir);
+        ZipLlmConfig config = ZipLlmConfig.Load(dir.Combine("config.json"));
+
+        CompressReport report = new FamilyCompressor(config, NullLogger.Instance).Run();
+        Assert.Empty(report.Failures);
+        Assert.Equal(family.Models.Count, report.Results.Count(r => !r.Skipped));
+
+        IngestResult Result(SyntheticModelKind kind) => report.Results.Single(r => r.ModelId == SyntheticFamily.IdOf(kind));
+        // The exact re-upload and the re-sharded copy add (almost) nothing: whole files or every tensor are already stored.
+        IngestResult reupload = Result(SyntheticModelKind.ReUpload);
+        Assert.Equal(reupload.Files, reupload.DedupFiles);
+        Assert.Equal(0, reupload.AddedBytes);
+        IngestResult resharded = Result(SyntheticModelKind.ReshardedFinetune);
+        Assert.Equal(resharded.Tensors, resharded.DedupTensors);
+        // Finetunes are stored as deltas; the LoRA merge shares every untouched tensor with the base.
+        Assert.True(Result(SyntheticModelKind.FullFinetune).DeltaTensors > 0);
+        IngestResult lora = Result(SyntheticModelKind.LoraFinetune);
+        Assert.True(lora.DedupTensors > lora.Tensors / 2, $"LoRA: {lora.DedupTensors} of {lora.Tensors} deduplicated");
+
+        ModelStore store = ModelStore.Open(config.StorageDir, create: false);
+        using var pool = new WorkerPool(2);
+        var restorer = new ModelRestorer(store, pool);
+        long zstdTotal = 0;
+        foreach (SyntheticModel model in family.Models)
+        {
+            string output = dir.Combine("restored", ModelId.FolderName(model.Id));
+            restorer.Restore(model.Id, output, force: false);
+            var original = ModelFolders.Snapshot(model.Folder);
+            Assert.Equal(original, ModelFolders.Snapshot(output));
+            zstdTotal += original.Values.Sum(bytes => (long)new ZstdSharp.Compressor(3).Wrap(bytes).Length);
+        }
+        long storeBytes = store.Objects.Enumerate().Sum(store.Objects.SizeOf);
+        Assert.True(storeBytes < zstdTotal, $"store {storeBytes} bytes, plain zstd -3 {zstdTotal} bytes");
+
+        // A second run stores nothing new.
+        CompressReport again = new FamilyCompressor(config, NullLogger.Instance).Run();
+        Assert.All(again.Results, r => Assert.True(r.Skipped));
+    }
+
+    [Fact]
+    public void Run_FinetuneListedBeforeBase_StoresBaseFirstAndUsesDeltas()
+    {
+        using var dir = new TempDir();
+        SyntheticFamilyResult family = WriteFamily(dir);
+        string ft = SyntheticFamily.IdOf(SyntheticModelKind.FullFinetune);
+        File.WriteAllText(dir.Combine("test_models.txt"), $"{ft}\n{family.BaseId}\n");
+
+        CompressReport report = new FamilyCompressor(ZipLlmConfig.Load(dir.Combine("config.json")), NullLogger.Instance).Run();
+        Assert.Empty(report.Failures);
+        Assert.Equal([family.BaseId, ft], report.Results.Select(r => r.ModelId));
+        Assert.True(report.Results[1].DeltaTensors > 0);
+    }
+
+    [Fact]
+    public void Run_OneModelMalformed_OthersStoredAndFailureNamed()
+    {
+        using var dir = new TempDir();
+        SyntheticFamilyResult family = WriteFamily(dir);
+        SyntheticModel victim = family.Get(SyntheticModelKind.LoraFinetune);
+        string shard = Directory.EnumerateFiles(victim.Folder, "*.safetensors").First();
+        byte[] bytes = File.ReadAllBytes(shard);
+        File.WriteAllBytes(shard, bytes[..(bytes.Length - 5)]);
+        File.AppendAllText(dir.Combine("test_models.txt"), "missing/model\n");
+
+        CompressReport report = new FamilyCompressor(ZipLlmConfig.Load(dir.Combine("config.json")), NullLogger.Instance).Run();
+        Assert.Equal(2, report.Failures.Count);
+        Assert.Contains(report.Failures, f => f.ModelId == victim.Id && f.Error.Contains(Path.GetFileName(shard)));
+        Assert.Contains(report.Failures, f => f.ModelId == "missing/model");
+        Assert.Equal(family.Models.Count - 1, report.Results.Count);
+        Assert.False(ModelStore.Open(dir.Combine("store"), create: false).Contains(victim.Id));
+    }
+
+    internal static SyntheticFamilyResult WriteFamily(TempDir dir)
+    {
+        SyntheticFamilyResult family = SyntheticFamily.Generate(dir.Combine("models"), SyntheticSize.Tiny);
+        family.WriteModelList(dir.Combine("test_models.txt"));
+        family.WriteBaseFt(dir.Combine("base_ft.json"));
+        File.WriteAllText(dir.Combine("config.json"),
+            """{"model_dir": "models", "storage_dir": "store", "models_to_process": "test_models.txt", "base_ft_path": "base_ft.json", "threads": 2}""");
+        return family;
+    }
+}
