@@ -1,0 +1,134 @@
+using System.Diagnostics;
+using ZipLlm.Codecs;
+using ZipLlm.Config;
+using ZipLlm.Store;
+using ZipLlm.Synthetic;
+using ZipLlm.Tests.Store;
+using ZipLlm.Tests.TestUtil;
+
+namespace ZipLlm.Tests.Cli;
+
+/// <summary>The compress and restore verbs run as real processes: killed at any moment, or two at once.</summary>
+public class CompressProcessTests
+{
+    [Fact]
+    public void Compress_KilledAtManyMoments_EveryListedModelRestoresAndRerunCompletes()
+    {
+        using var dir = new TempDir();
+        SyntheticFamilyResult family = FamilyCompressorTests.WriteFamily(dir);
+        string config = dir.Combine("config.json");
+
+        // How long an uninterrupted run takes here, to spread the kills over it.
+        var clock = Stopwatch.StartNew();
+        using (var probe = new TempDir())
+        {
+            File.WriteAllText(probe.Combine("config.json"), File.ReadAllText(config).Replace("\"models\"", $"\"{dir.Combine("models")}\"")
+                .Replace("\"test_models.txt\"", $"\"{dir.Combine("test_models.txt")}\"").Replace("\"base_ft.json\"", $"\"{dir.Combine("base_ft.json")}\""));
+            Assert.Equal(0, ZipllmProcess.Run("compress", probe.Combine("config.json")).ExitCode);
+        }
+        double fullRunMs = clock.Elapsed.TotalMilliseconds;
+
+        var random = new Random(12345);
+        int kills = 0;
+        var listedCounts = new List<int>();
+        for (int attempt = 0; attempt < 8; attempt++)
+        {
+            using Process process = ZipllmProcess.Start("compress", config);
+            Thread.Sleep((int)(fullRunMs * random.NextDouble() * 0.9));
+            if (!process.HasExited)
+            {
+                process.Kill(); // SIGKILL: no cleanup code runs.
+                kills++;
+            }
+            process.WaitForExit();
+            listedCounts.Add(AssertEveryListedModelRestores(dir, family));
+        }
+
+        var (exitCode, _, stderr) = ZipllmProcess.Run("compress", config);
+        Assert.True(exitCode == 0, stderr);
+        Assert.Equal(family.Models.Count, AssertEveryListedModelRestores(dir, family));
+        // Most kills must land mid-run, or the test proves nothing.
+        Assert.True(kills >= 4, $"only {kills} of 8 runs were killed before they finished; models listed after each: {string.Join(", ", listedCounts)}");
+    }
+
+    [Fact]
+    public async Task Compress_TwoProcessesAtOnce_LeaveAConsistentStore()
+    {
+        using var dir = new TempDir();
+        SyntheticFamilyResult family = FamilyCompressorTests.WriteFamily(dir);
+        string config = dir.Combine("config.json");
+
+        using Process first = ZipllmProcess.Start("compress", config);
+        using Process second = ZipllmProcess.Start("compress", config);
+        Task<string> firstErr = first.StandardError.ReadToEndAsync(), secondErr = second.StandardError.ReadToEndAsync();
+        Assert.True(first.WaitForExit(TimeSpan.FromMinutes(2)) && second.WaitForExit(TimeSpan.FromMinutes(2)));
+        Assert.True(first.ExitCode == 0, await firstErr);
+        Assert.True(second.ExitCode == 0, await secondErr);
+
+        Assert.Equal(family.Models.Count, AssertEveryListedModelRestores(dir, family));
+        var (verifyExit, _, verifyErr) = ZipllmProcess.Run("verify", config);
+        Assert.True(verifyExit == 0, verifyErr);
+    }
+
+    [Fact]
+    public void RestoreListVerifyRemove_AsProcesses_ReportAndExitAsDocumented()
+    {
+        using var dir = new TempDir();
+        SyntheticFamilyResult family = FamilyCompressorTests.WriteFamily(dir);
+        string config = dir.Combine("config.json");
+        Assert.Equal(0, ZipllmProcess.Run("compress", config).ExitCode);
+
+        string ft = SyntheticFamily.IdOf(SyntheticModelKind.FullFinetune);
+        string output = dir.Combine("out");
+        var restore = ZipllmProcess.Run("restore", config, ft, output);
+        Assert.True(restore.ExitCode == 0, restore.Stderr);
+        Assert.Equal(ModelFolders.Snapshot(family.Get(SyntheticModelKind.FullFinetune).Folder), ModelFolders.Snapshot(output));
+        Assert.NotEqual(0, ZipllmProcess.Run("restore", config, ft, output).ExitCode); // not empty, no --force
+        Assert.Equal(2, ZipllmProcess.Run("restore", config, "no/such-model", dir.Combine("out2")).ExitCode);
+
+        var list = ZipllmProcess.Run("list", config);
+        Assert.Equal(0, list.ExitCode);
+        foreach (SyntheticModel model in family.Models)
+        {
+            Assert.Contains(model.Id, list.Stdout);
+        }
+        Assert.Contains("store ratio", list.Stdout);
+
+        Assert.Equal(0, ZipllmProcess.Run("remove", config, SyntheticFamily.IdOf(SyntheticModelKind.Standalone)).ExitCode);
+        Assert.DoesNotContain(SyntheticFamily.IdOf(SyntheticModelKind.Standalone), ZipllmProcess.Run("list", config).Stdout);
+
+        // Damage one object: verify names the model and fails; restore refuses to write the file.
+        ModelStore store = ModelStore.Open(dir.Combine("store"), create: false);
+        Manifest manifest = store.ReadManifest(ft);
+        string victim = store.Layout.ObjectPath(ContentHash.Parse(manifest.Files.First(f => f.Tensors is { Length: > 0 }).Tensors!.Last().Object));
+        byte[] bytes = File.ReadAllBytes(victim);
+        bytes[bytes.Length / 3] ^= 0x10;
+        File.WriteAllBytes(victim, bytes);
+        var verify = ZipllmProcess.Run("verify", config, ft);
+        Assert.Equal(6, verify.ExitCode);
+        Assert.Contains(ft, verify.Stderr);
+        Assert.Equal(6, ZipllmProcess.Run("restore", config, ft, dir.Combine("out3")).ExitCode);
+    }
+
+    /// <summary>Restores every model the store lists and compares it with its source folder; returns how many were listed.</summary>
+    private static int AssertEveryListedModelRestores(TempDir dir, SyntheticFamilyResult family)
+    {
+        if (!File.Exists(dir.Combine("store", "FORMAT")))
+        {
+            return 0;
+        }
+        ModelStore store = ModelStore.Open(dir.Combine("store"), create: false);
+        using var pool = new WorkerPool(2);
+        var restorer = new ModelRestorer(store, pool);
+        IReadOnlyList<Manifest> manifests = store.ReadAllManifests();
+        foreach (Manifest manifest in manifests)
+        {
+            string output = dir.Combine("check", Guid.NewGuid().ToString("N"));
+            restorer.Restore(manifest.Id, output, force: false);
+            SyntheticModel model = family.Models.Single(m => m.Id == manifest.Id);
+            Assert.Equal(ModelFolders.Snapshot(model.Folder), ModelFolders.Snapshot(output));
+            Directory.Delete(output, recursive: true);
+        }
+        return manifests.Count;
+    }
+}
