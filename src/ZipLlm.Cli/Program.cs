@@ -11,6 +11,7 @@ public static class Program
     {
         var root = new RootCommand("ZipLLM: store families of LLM checkpoints (safetensors) compactly and restore them bit for bit.");
         root.Options.Add(BaseCommand.VerbosityOption);
+        root.Subcommands.Add(new ModelsCommand());
         return root;
     }
 
