@@ -16,6 +16,7 @@ public static class Program
         root.Subcommands.Add(new ListCommand());
         root.Subcommands.Add(new VerifyCommand());
         root.Subcommands.Add(new RemoveCommand());
+        root.Subcommands.Add(new ModelsCommand());
         return root;
     }
 

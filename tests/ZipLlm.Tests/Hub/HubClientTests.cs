@@ -1,0 +1,368 @@
+using System.Security.Cryptography;
+using System.Text;
+using ZipLlm.Hub;
+using ZipLlm.Tests.TestSupport;
+
+namespace ZipLlm.Tests.Hub;
+
+public class HubClientTests
+{
+    private const string Model = "org/model-1";
+    private static readonly byte[] s_shard = RandomBytes(300_000, 1);
+    private static readonly byte[] s_shard2 = RandomBytes(70_001, 2);
+    private static readonly byte[] s_config = Encoding.UTF8.GetBytes("{\"model_type\": \"llama\"}\n");
+    private static readonly byte[] s_readme = Encoding.UTF8.GetBytes("---\nbase_model: org/base\n---\n# m\n");
+
+    internal static HubClientOptions FastOptions(Uri endpoint, string? token = null) => new()
+    {
+        Endpoint = endpoint,
+        Token = token,
+        MaxAttempts = 3,
+        InitialBackoff = TimeSpan.FromMilliseconds(1),
+        MaxBackoff = TimeSpan.FromMilliseconds(5),
+        MaxRetryAfter = TimeSpan.FromMilliseconds(50),
+        RequestTimeout = TimeSpan.FromSeconds(5),
+        ReadTimeout = TimeSpan.FromSeconds(5),
+    };
+
+    private static FakeHub NewHub()
+    {
+        var hub = new FakeHub();
+        hub.Add(Model,
+            ("model-00001-of-00002.safetensors", s_shard),
+            ("model-00002-of-00002.safetensors", s_shard2),
+            ("config.json", s_config),
+            ("README.md", s_readme),
+            (".gitattributes", Encoding.UTF8.GetBytes("*.safetensors filter=lfs\n")),
+            ("pytorch_model.bin", RandomBytes(100, 3)));
+        return hub;
+    }
+
+    [Fact]
+    public async Task ListFiles_Model_ReturnsFilesWithSizesAndHashes()
+    {
+        await using var hub = NewHub();
+        using var client = new HubClient(FastOptions(hub.Endpoint));
+        var files = await client.ListFilesAsync(Model);
+        Assert.Equal(6, files.Count);
+        HubFile shard = files.Single(f => f.Path == "model-00001-of-00002.safetensors");
+        Assert.Equal(s_shard.Length, shard.Size);
+        Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(s_shard)), shard.Sha256);
+        HubFile config = files.Single(f => f.Path == "config.json");
+        Assert.Null(config.Sha256);
+        Assert.Equal(FakeHub.GitOid(s_config), config.GitOid);
+        Assert.DoesNotContain(files, f => f.Path == "original");
+    }
+
+    [Theory]
+    [InlineData("model.safetensors", true)]
+    [InlineData("model-00001-of-00004.safetensors", true)]
+    [InlineData("config.json", true)]
+    [InlineData("tokenizer.json", true)]
+    [InlineData("tokenizer.model", true)]
+    [InlineData("tokenizer_config.json", true)]
+    [InlineData("merges.txt", true)]
+    [InlineData("README.md", true)]
+    [InlineData("pytorch_model.bin", false)]
+    [InlineData(".gitattributes", false)]
+    [InlineData("original/params.json", false)]
+    [InlineData("..\\x.json", false)]
+    [InlineData("LICENSE.md", false)]
+    [InlineData("x.json.part", false)]
+    public void IsWanted_Path_SelectsWeightsAndSmallFiles(string path, bool expected) =>
+        Assert.Equal(expected, HubClient.IsWanted(path));
+
+    [Fact]
+    public async Task DownloadModel_FreshFolder_FetchesWantedFilesVerified()
+    {
+        await using var hub = NewHub();
+        using var dir = new TempDir();
+        var progress = new List<HubDownloadProgress>();
+        using var client = new HubClient(FastOptions(hub.Endpoint));
+        var summary = await client.DownloadModelAsync(Model, dir.Path, new SyncProgress(progress));
+        Assert.Equal(4, summary.FilesDownloaded);
+        Assert.Equal(0, summary.FilesSkipped);
+        Assert.Equal(s_shard.Length + s_shard2.Length + s_config.Length + s_readme.Length, summary.BytesDownloaded);
+        Assert.Equal(s_shard, File.ReadAllBytes(dir.Combine("model-00001-of-00002.safetensors")));
+        Assert.Equal(s_config, File.ReadAllBytes(dir.Combine("config.json")));
+        Assert.Equal(
+            ["README.md", "config.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"],
+            Directory.GetFiles(dir.Path).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        Assert.Equal(4, progress.Count(p => p.Completed));
+        Assert.All(hub.Requests, r => Assert.Null(r.Header("Authorization")));
+    }
+
+    [Fact]
+    public async Task DownloadModel_SecondRun_SkipsCompleteFiles()
+    {
+        await using var hub = NewHub();
+        using var dir = new TempDir();
+        using var client = new HubClient(FastOptions(hub.Endpoint));
+        await client.DownloadModelAsync(Model, dir.Path);
+        int before = hub.Count(r => r.Path.Contains("/resolve/"));
+        var summary = await client.DownloadModelAsync(Model, dir.Path);
+        Assert.Equal(0, summary.FilesDownloaded);
+        Assert.Equal(4, summary.FilesSkipped);
+        Assert.Equal(before, hub.Count(r => r.Path.Contains("/resolve/")));
+    }
+
+    [Fact]
+    public async Task DownloadModel_PartialFile_ResumesWithRange()
+    {
+        await using var hub = NewHub();
+        using var dir = new TempDir();
+        const int have = 123_457;
+        File.WriteAllBytes(dir.Combine("model-00001-of-00002.safetensors.part"), s_shard[..have]);
+        using var client = new HubClient(FastOptions(hub.Endpoint));
+        var summary = await client.DownloadModelAsync(Model, dir.Path);
+        Assert.Equal(s_shard, File.ReadAllBytes(dir.Combine("model-00001-of-00002.safetensors")));
+        Assert.False(File.Exists(dir.Combine("model-00001-of-00002.safetensors.part")));
+        FakeRequest request = Assert.Single(hub.Requests, r => r.Path.EndsWith("model-00001-of-00002.safetensors", StringComparison.Ordinal));
+        Assert.Equal($"bytes={have}-", request.Header("Range"));
+        Assert.Equal(s_shard.Length - have + s_shard2.Length + s_config.Length + s_readme.Length, summary.BytesDownloaded);
+    }
+
+    [Fact]
+    public async Task DownloadModel_ConnectionCutMidBody_ResumesFromWhereItStopped()
+    {
+        await using var hub = NewHub();
+        using var dir = new TempDir();
+        string path = $"/{Model}/resolve/main/model-00001-of-00002.safetensors";
+        hub.AddFault(path, new FakeResponse(200, s_shard, SendBytes: 100_000));
+        using var client = new HubClient(FastOptions(hub.Endpoint));
+        await client.DownloadModelAsync(Model, dir.Path);
+        Assert.Equal(s_shard, File.ReadAllBytes(dir.Combine("model-00001-of-00002.safetensors")));
+        var ranges = hub.Requests.Where(r => r.Path == path).Select(r => r.Header("Range")).ToList();
+        Assert.Equal(2, ranges.Count);
+        Assert.Null(ranges[0]);
+        Assert.StartsWith("bytes=", ranges[1]);
+        Assert.NotEqual("bytes=0-", ranges[1]);
+    }
+
+    [Theory]
+    [InlineData(429)]
+    [InlineData(503)]
+    [InlineData(500)]
+    public async Task DownloadModel_TransientStatusThenSuccess_Retries(int status)
+    {
+        await using var hub = NewHub();
+        using var dir = new TempDir();
+        string path = $"/{Model}/resolve/main/config.json";
+        hub.AddFault(path, FakeResponse.Text(status, "busy", new Dictionary<string, string> { ["Retry-After"] = "0" }));
+        using var client = new HubClient(FastOptions(hub.Endpoint));
+        var summary = await client.DownloadModelAsync(Model, dir.Path);
+        Assert.Equal(4, summary.FilesDownloaded);
+        Assert.Equal(2, hub.Count(r => r.Path == path));
+        Assert.Equal(s_config, File.ReadAllBytes(dir.Combine("config.json")));
+    }
+
+    [Fact]
+    public async Task ListFiles_503ThenSuccess_Retries()
+    {
+        await using var hub = NewHub();
+        hub.AddFault($"/api/models/{Model}/tree/main", FakeResponse.Text(503, "down"));
+        using var client = new HubClient(FastOptions(hub.Endpoint));
+        Assert.Equal(6, (await client.ListFilesAsync(Model)).Count);
+    }
+
+    [Fact]
+    public async Task DownloadModel_AlwaysUnavailable_GivesUpAsNetworkErrorAfterMaxAttempts()
+    {
+        await using var hub = NewHub();
+        using var dir = new TempDir();
+        string path = $"/{Model}/resolve/main/config.json";
+        hub.AddFault(path, Enumerable.Range(0, 10).Select(_ => FakeResponse.Text(503, "down")).ToArray());
+        using var client = new HubClient(FastOptions(hub.Endpoint));
+        var ex = await Assert.ThrowsAsync<HubException>(() => client.DownloadModelAsync(Model, dir.Path));
+        Assert.Equal(HubErrorKind.Network, ex.Kind);
+        Assert.True(ex.IsNetworkError);
+        Assert.Contains("config.json", ex.Message);
+        Assert.Contains("503", ex.Message);
+        Assert.Equal(3, hub.Count(r => r.Path == path));
+        Assert.False(File.Exists(dir.Combine("config.json")));
+    }
+
+    [Fact]
+    public async Task DownloadModel_UnknownModel_ThrowsNotFound()
+    {
+        await using var hub = NewHub();
+        using var dir = new TempDir();
+        using var client = new HubClient(FastOptions(hub.Endpoint));
+        var ex = await Assert.ThrowsAsync<HubException>(() => client.DownloadModelAsync("org/nope", dir.Path));
+        Assert.Equal(HubErrorKind.NotFound, ex.Kind);
+        Assert.Equal(404, ex.StatusCode);
+        Assert.Contains("org/nope", ex.Message);
+        Assert.DoesNotContain('\n', ex.Message);
+    }
+
+    [Fact]
+    public async Task DownloadModel_GatedWithoutToken_ThrowsUnauthorizedNamingToken()
+    {
+        await using var hub = NewHub();
+        hub.Gated.Add(Model);
+        using var dir = new TempDir();
+        using var client = new HubClient(FastOptions(hub.Endpoint));
+        var ex = await Assert.ThrowsAsync<HubException>(() => client.DownloadModelAsync(Model, dir.Path));
+        Assert.Equal(HubErrorKind.Unauthorized, ex.Kind);
+        Assert.Equal(401, ex.StatusCode);
+        Assert.Contains("HF_TOKEN", ex.Message);
+        Assert.False(ex.IsNetworkError);
+    }
+
+    [Fact]
+    public async Task DownloadModel_GatedWithToken_SendsBearerAndSucceeds()
+    {
+        await using var hub = NewHub();
+        hub.Gated.Add(Model);
+        using var dir = new TempDir();
+        using var client = new HubClient(FastOptions(hub.Endpoint, hub.Token));
+        var summary = await client.DownloadModelAsync(Model, dir.Path);
+        Assert.Equal(4, summary.FilesDownloaded);
+        Assert.All(hub.Requests, r => Assert.Equal($"Bearer {hub.Token}", r.Header("Authorization")));
+    }
+
+    [Fact]
+    public async Task DownloadModel_BadSha256_FailsWithoutLeavingFile()
+    {
+        await using var hub = NewHub();
+        hub.ListedShaOverride[$"{Model}/model-00002-of-00002.safetensors"] = new string('a', 64);
+        using var dir = new TempDir();
+        using var client = new HubClient(FastOptions(hub.Endpoint));
+        var ex = await Assert.ThrowsAsync<HubException>(() => client.DownloadModelAsync(Model, dir.Path));
+        Assert.Equal(HubErrorKind.Integrity, ex.Kind);
+        Assert.Contains("SHA-256", ex.Message);
+        Assert.False(File.Exists(dir.Combine("model-00002-of-00002.safetensors")));
+        Assert.False(File.Exists(dir.Combine("model-00002-of-00002.safetensors.part")));
+    }
+
+    [Fact]
+    public async Task DownloadModel_CorruptSmallFile_FailsGitOidCheck()
+    {
+        await using var hub = NewHub();
+        using var dir = new TempDir();
+        byte[] corrupt = (byte[])s_config.Clone();
+        corrupt[3] ^= 1;
+        hub.AddFault($"/{Model}/resolve/main/config.json", new FakeResponse(200, corrupt));
+        using var client = new HubClient(FastOptions(hub.Endpoint));
+        var ex = await Assert.ThrowsAsync<HubException>(() => client.DownloadModelAsync(Model, dir.Path));
+        Assert.Equal(HubErrorKind.Integrity, ex.Kind);
+        Assert.False(File.Exists(dir.Combine("config.json")));
+    }
+
+    [Fact]
+    public async Task DownloadModel_RedirectToOtherHost_FollowsWithoutToken()
+    {
+        await using var cdn = new FakeHttpServer(request => request.Path.StartsWith($"/cdn/{Model}/", StringComparison.Ordinal)
+            ? FakeHub.Serve(RandomFileFor(request.Path), request)
+            : FakeResponse.Text(404, "no"));
+        await using var hub = NewHub();
+        hub.RedirectResolveTo = cdn.Endpoint;
+        using var dir = new TempDir();
+        using var client = new HubClient(FastOptions(hub.Endpoint, hub.Token));
+        await client.DownloadModelAsync(Model, dir.Path);
+        Assert.Equal(s_shard, File.ReadAllBytes(dir.Combine("model-00001-of-00002.safetensors")));
+        Assert.Equal(4, cdn.Requests.Count);
+        Assert.All(cdn.Requests, r => Assert.Null(r.Header("Authorization")));
+        Assert.All(hub.Requests, r => Assert.NotNull(r.Header("Authorization")));
+    }
+
+    [Fact]
+    public async Task DownloadModel_NoSafetensors_ThrowsNotFound()
+    {
+        await using var hub = new FakeHub();
+        hub.Add("org/bin-only", ("pytorch_model.bin", [1, 2, 3]), ("config.json", s_config));
+        using var dir = new TempDir();
+        using var client = new HubClient(FastOptions(hub.Endpoint));
+        var ex = await Assert.ThrowsAsync<HubException>(() => client.DownloadModelAsync("org/bin-only", dir.Path));
+        Assert.Contains(".safetensors", ex.Message);
+    }
+
+    [Fact]
+    public async Task DownloadModel_DiskFull_ThrowsDiskFull()
+    {
+        if (!OperatingSystem.IsLinux() || !File.Exists("/dev/full"))
+        {
+            return;
+        }
+        await using var hub = new FakeHub();
+        hub.Add("org/m", ("model.safetensors", s_shard2));
+        using var dir = new TempDir();
+        // Writes through this link fail with ENOSPC, as on a full disk.
+        File.CreateSymbolicLink(dir.Combine("model.safetensors.part"), "/dev/full");
+        using var client = new HubClient(FastOptions(hub.Endpoint));
+        var ex = await Assert.ThrowsAsync<HubException>(() => client.DownloadModelAsync("org/m", dir.Path));
+        Assert.Equal(HubErrorKind.DiskFull, ex.Kind);
+        Assert.Contains("disk is full", ex.Message);
+        Assert.False(File.Exists(dir.Combine("model.safetensors")));
+    }
+
+    [Fact]
+    public async Task IsReachable_RunningServer_True()
+    {
+        await using var hub = NewHub();
+        using var client = new HubClient(FastOptions(hub.Endpoint));
+        Assert.True(await client.IsReachableAsync(TimeSpan.FromSeconds(5)));
+    }
+
+    [Fact]
+    public async Task IsReachable_ClosedPort_False()
+    {
+        using var client = new HubClient(FastOptions(ClosedPortEndpoint()));
+        Assert.False(await client.IsReachableAsync(TimeSpan.FromSeconds(5)));
+    }
+
+    [Fact]
+    public async Task ListFiles_ClosedPort_ThrowsNetworkError()
+    {
+        using var client = new HubClient(FastOptions(ClosedPortEndpoint()));
+        var ex = await Assert.ThrowsAsync<HubException>(() => client.ListFilesAsync(Model));
+        Assert.True(ex.IsNetworkError);
+    }
+
+    [Fact]
+    public void Constructor_ZeroAttempts_ThrowsArgumentException() =>
+        Assert.ThrowsAny<ArgumentException>(() => new HubClient(new HubClientOptions { MaxAttempts = 0 }));
+
+    [Theory]
+    [InlineData("ftp://x")]
+    [InlineData("not a url")]
+    [InlineData("/relative")]
+    public void ParseEndpoint_NotHttp_ThrowsArgumentException(string endpoint) =>
+        Assert.Throws<ArgumentException>(() => HubClientOptions.ParseEndpoint(endpoint));
+
+    internal static Uri ClosedPortEndpoint()
+    {
+        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        int port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        return new Uri($"http://127.0.0.1:{port}");
+    }
+
+    private static byte[] RandomFileFor(string cdnPath) => Path.GetFileName(cdnPath) switch
+    {
+        "model-00001-of-00002.safetensors" => s_shard,
+        "model-00002-of-00002.safetensors" => s_shard2,
+        "config.json" => s_config,
+        _ => s_readme,
+    };
+
+    private static byte[] RandomBytes(int count, int seed)
+    {
+        var bytes = new byte[count];
+        new Random(seed).NextBytes(bytes);
+        return bytes;
+    }
+
+    /// <summary>Records reports on the reporting thread (Progress&lt;T&gt; would post them later).</summary>
+    private sealed class SyncProgress(List<HubDownloadProgress> sink) : IProgress<HubDownloadProgress>
+    {
+        public void Report(HubDownloadProgress value)
+        {
+            lock (sink)
+            {
+                sink.Add(value);
+            }
+        }
+    }
+}

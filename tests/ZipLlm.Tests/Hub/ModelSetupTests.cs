@@ -1,0 +1,143 @@
+using System.Text;
+using ZipLlm.Config;
+using ZipLlm.Hub;
+using ZipLlm.Synthetic;
+using ZipLlm.Tests.TestSupport;
+
+namespace ZipLlm.Tests.Hub;
+
+public class ModelSetupTests
+{
+    private static ZipLlmConfig WriteConfig(TempDir dir) =>
+        ZipLlmConfig.Load(dir.Write("config.json", """{"model_dir": "models", "storage_dir": "store", "models_to_process": "test_models.txt", "base_ft_path": "base_ft.json", "threads": 2}"""));
+
+    private static ModelSetupOptions Options(Uri endpoint, string? token = null, bool synthetic = false) => new()
+    {
+        Synthetic = synthetic,
+        Size = SyntheticSize.Tiny,
+        Seed = 3,
+        Hub = HubClientTests.FastOptions(endpoint, token),
+        ProbeTimeout = TimeSpan.FromSeconds(2),
+    };
+
+    private static FakeHub HubWithFamily()
+    {
+        var hub = new FakeHub();
+        byte[] card(string b) => Encoding.UTF8.GetBytes($"---\nbase_model: {b}\n---\n");
+        hub.Add("org/base", ("model.safetensors", [1, 2, 3, 4]), ("README.md", Encoding.UTF8.GetBytes("# base\n")));
+        hub.Add("my_org/ft", ("model.safetensors", [1, 2, 3, 5]), ("README.md", card("org/base")));
+        hub.Add("org/ft-odd", ("model.safetensors", [9]), ("README.md", card("someone/else")));
+        return hub;
+    }
+
+    [Fact]
+    public async Task Run_Synthetic_WritesFamilyListAndBaseFtAndBacksUpHubList()
+    {
+        using var dir = new TempDir();
+        var config = WriteConfig(dir);
+        const string hubList = "# my real models\norg/base\norg/ft\n";
+        File.WriteAllText(config.ModelsToProcess, hubList);
+        var result = await ModelSetup.RunAsync(config, Options(HubClientTests.ClosedPortEndpoint(), synthetic: true), new ListLogger());
+
+        Assert.Equal(ModelSetupMode.Synthetic, result.Mode);
+        Assert.Equal(config.ModelsToProcess + ".hub", result.BackupPath);
+        Assert.Equal(hubList, File.ReadAllText(result.BackupPath!));
+        Assert.True(ModelSetup.IsSyntheticList(config.ModelsToProcess));
+        var list = ModelList.Load(config.ModelsToProcess);
+        Assert.Equal(SyntheticFamily.IdOf(SyntheticModelKind.Base), list.Base);
+        var map = BaseFtMap.Load(config.BaseFtPath);
+        Assert.Equal(ModelRoleKind.Finetune, map.RoleOf(SyntheticFamily.IdOf(SyntheticModelKind.LoraFinetune)).Kind);
+        Assert.Equal(ModelRoleKind.Standalone, map.RoleOf(SyntheticFamily.IdOf(SyntheticModelKind.Standalone)).Kind);
+        Assert.All(result.Models, m => Assert.True(Directory.Exists(config.ModelFolder(m.ModelId))));
+
+        // A second synthetic run keeps the backup and does not back up the synthetic list.
+        var again = await ModelSetup.RunAsync(config, Options(HubClientTests.ClosedPortEndpoint(), synthetic: true), new ListLogger());
+        Assert.Null(again.BackupPath);
+        Assert.Equal(hubList, File.ReadAllText(config.ModelsToProcess + ".hub"));
+        Assert.All(again.Models, m => Assert.StartsWith("already complete", m.Action));
+    }
+
+    [Fact]
+    public async Task Run_NoTokenAndHubUnreachable_FallsBackToSynthetic()
+    {
+        using var dir = new TempDir();
+        var config = WriteConfig(dir);
+        File.WriteAllText(config.ModelsToProcess, "org/base\n");
+        var result = await ModelSetup.RunAsync(config, Options(HubClientTests.ClosedPortEndpoint()), new ListLogger());
+        Assert.Equal(ModelSetupMode.Synthetic, result.Mode);
+        Assert.Contains("unreachable", result.Reason);
+        Assert.True(File.Exists(config.BaseFtPath));
+        Assert.Equal("org/base\n", File.ReadAllText(config.ModelsToProcess + ".hub"));
+    }
+
+    [Fact]
+    public async Task Run_HubReachable_DownloadsListedModelsAndWritesBaseFt()
+    {
+        await using var hub = HubWithFamily();
+        using var dir = new TempDir();
+        var config = WriteConfig(dir);
+        File.WriteAllText(config.ModelsToProcess, "# family\norg/base\nmy_org/ft\norg/ft-odd\n");
+        var logger = new ListLogger();
+        var result = await ModelSetup.RunAsync(config, Options(hub.Endpoint), logger);
+
+        Assert.Equal(ModelSetupMode.Hub, result.Mode);
+        Assert.Equal(["org/base", "my_org/ft", "org/ft-odd"], result.Models.Select(m => m.ModelId));
+        Assert.Equal(new byte[] { 1, 2, 3, 5 }, File.ReadAllBytes(Path.Combine(config.ModelDir, "my_org_ft", "model.safetensors")));
+        var map = BaseFtMap.Load(config.BaseFtPath);
+        Assert.Equal(["my_org/ft", "org/ft-odd"], map.FinetunesOf("org/base"));
+        string warning = Assert.Single(logger.Warnings);
+        Assert.Contains("org/ft-odd", warning);
+        Assert.Contains("someone/else", warning);
+    }
+
+    [Fact]
+    public async Task Run_SyntheticListWithHubBackup_RestoresHubList()
+    {
+        await using var hub = HubWithFamily();
+        using var dir = new TempDir();
+        var config = WriteConfig(dir);
+        File.WriteAllText(config.ModelsToProcess, SyntheticFamily.ListMarker + "\nsynthetic/llama-base\n");
+        File.WriteAllText(config.ModelsToProcess + ".hub", "org/base\nmy_org/ft\n");
+        var result = await ModelSetup.RunAsync(config, Options(hub.Endpoint), new ListLogger());
+        Assert.Equal(ModelSetupMode.Hub, result.Mode);
+        Assert.Equal("org/base\nmy_org/ft\n", File.ReadAllText(config.ModelsToProcess));
+        Assert.False(File.Exists(config.ModelsToProcess + ".hub"));
+    }
+
+    [Fact]
+    public async Task Run_NetworkFailureDuringDownload_FallsBackToSynthetic()
+    {
+        await using var hub = HubWithFamily();
+        hub.AddFault("/my_org/ft/resolve/main/model.safetensors", Enumerable.Range(0, 5).Select(_ => FakeResponse.Text(503, "down")).ToArray());
+        using var dir = new TempDir();
+        var config = WriteConfig(dir);
+        File.WriteAllText(config.ModelsToProcess, "org/base\nmy_org/ft\n");
+        var logger = new ListLogger();
+        var result = await ModelSetup.RunAsync(config, Options(hub.Endpoint), logger);
+        Assert.Equal(ModelSetupMode.Synthetic, result.Mode);
+        Assert.Contains("503", result.Reason);
+        Assert.Contains(logger.Warnings, w => w.Contains("network", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Run_GatedModelWithoutToken_ThrowsUnauthorized()
+    {
+        await using var hub = HubWithFamily();
+        hub.Gated.Add("my_org/ft");
+        using var dir = new TempDir();
+        var config = WriteConfig(dir);
+        File.WriteAllText(config.ModelsToProcess, "org/base\nmy_org/ft\n");
+        var ex = await Assert.ThrowsAsync<HubException>(() => ModelSetup.RunAsync(config, Options(hub.Endpoint), new ListLogger()));
+        Assert.Equal(HubErrorKind.Unauthorized, ex.Kind);
+        Assert.False(File.Exists(config.BaseFtPath));
+    }
+
+    [Fact]
+    public async Task Run_HubModeWithoutList_ThrowsFileNotFound()
+    {
+        await using var hub = HubWithFamily();
+        using var dir = new TempDir();
+        var config = WriteConfig(dir);
+        await Assert.ThrowsAsync<FileNotFoundException>(() => ModelSetup.RunAsync(config, Options(hub.Endpoint), new ListLogger()));
+    }
+}
