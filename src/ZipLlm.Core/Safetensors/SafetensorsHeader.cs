@@ -118,7 +118,7 @@ public sealed class SafetensorsHeader
                 {
                     break;
                 }
-                string key = reader.GetString()!;
+                string key = GetString(ref reader, fileName);
                 if (!seen.Add(key))
                 {
                     Fail(fileName, $"duplicate key \"{key}\" in header.");
@@ -267,13 +267,13 @@ public sealed class SafetensorsHeader
             {
                 return metadata;
             }
-            string key = reader.GetString()!;
+            string key = GetString(ref reader, fileName);
             Next(ref reader, fileName);
             if (reader.TokenType != JsonTokenType.String)
             {
                 Fail(fileName, $"__metadata__ value for \"{key}\" is a {Describe(reader.TokenType)}, not a string.");
             }
-            if (!metadata.TryAdd(key, reader.GetString()!))
+            if (!metadata.TryAdd(key, GetString(ref reader, fileName)))
             {
                 Fail(fileName, $"duplicate key \"{key}\" in __metadata__.");
             }
@@ -296,7 +296,7 @@ public sealed class SafetensorsHeader
             {
                 break;
             }
-            string field = reader.GetString()!;
+            string field = GetString(ref reader, fileName);
             Next(ref reader, fileName);
             switch (field)
             {
@@ -311,7 +311,7 @@ public sealed class SafetensorsHeader
                     }
                     if (reader.ValueIsEscaped || !DTypes.TryParse(reader.ValueSpan, out DType parsed))
                     {
-                        throw Error(fileName, $"tensor \"{name}\": unknown dtype \"{reader.GetString()}\".");
+                        throw Error(fileName, $"tensor \"{name}\": unknown dtype \"{GetString(ref reader, fileName)}\".");
                     }
                     dtype = parsed;
                     break;
@@ -415,6 +415,21 @@ public sealed class SafetensorsHeader
                 Fail(fileName, $"tensor \"{name}\": {field} holds a negative value {value}.");
             }
             values.Add(value);
+        }
+    }
+
+    /// <summary>The current string token, unescaped.</summary>
+    /// <exception cref="InvalidDataException">An escape decodes to invalid UTF-16 (a lone surrogate such as <c>\ud800</c>).</exception>
+    private static string GetString(ref Utf8JsonReader reader, string fileName)
+    {
+        try
+        {
+            return reader.GetString()!;
+        }
+        catch (InvalidOperationException ex)
+        {
+            // The reader checks escape syntax while reading but surrogate pairing only when unescaping.
+            throw new InvalidDataException($"{fileName}: header holds a string with an invalid \\u escape: {ex.Message}", ex);
         }
     }
 
