@@ -144,7 +144,8 @@ public sealed class SafetensorsHeader
             throw new InvalidDataException($"{fileName}: header is not valid JSON: {ex.Message}", ex);
         }
 
-        tensors.Sort(static (a, b) => a.Begin != b.Begin ? a.Begin.CompareTo(b.Begin) : a.End.CompareTo(b.End));
+        // A stable sort: empty tensors sharing an offset keep their header order, whatever the list's size.
+        tensors = [.. tensors.OrderBy(static t => t.Begin).ThenBy(static t => t.End)];
         long expected = 0;
         foreach (TensorInfo t in tensors)
         {
