@@ -176,7 +176,10 @@ public sealed class SafetensorsHeader
     /// </summary>
     /// <param name="tensors">Name, dtype and shape of each tensor, in data order.</param>
     /// <param name="metadata">Optional <c>__metadata__</c> entries.</param>
-    /// <exception cref="ArgumentException">A name repeats, or a sub-byte dtype would end mid-byte.</exception>
+    /// <exception cref="ArgumentException">
+    /// A name repeats or is reserved, a name or metadata entry is not well-formed UTF-16, a dimension is negative,
+    /// a shape is too large or past the reader's limits, or a sub-byte dtype would end mid-byte.
+    /// </exception>
     public static SafetensorsHeader Create(
         IEnumerable<(string Name, DType DType, long[] Shape)> tensors,
         IReadOnlyDictionary<string, string>? metadata = null)
@@ -190,19 +193,40 @@ public sealed class SafetensorsHeader
             {
                 throw new ArgumentException($"Tensor name \"{name}\" is reserved or repeated.", nameof(tensors));
             }
-            long elements = 1;
-            foreach (long d in shape)
+            RequireWellFormed(name, nameof(tensors));
+            long elements = 1, bytes, end;
+            try
             {
-                ArgumentOutOfRangeException.ThrowIfNegative(d, nameof(shape));
-                elements = checked(elements * d);
+                foreach (long d in shape)
+                {
+                    ArgumentOutOfRangeException.ThrowIfNegative(d, nameof(shape));
+                    elements = checked(elements * d);
+                }
+                bytes = dtype.ByteCount(elements);
+                end = checked(offset + bytes);
             }
-            long bytes = dtype.ByteCount(elements);
+            catch (OverflowException ex)
+            {
+                throw new ArgumentException($"Tensor \"{name}\": shape [{string.Join(", ", shape)}] is too large.", nameof(tensors), ex);
+            }
             if (bytes < 0)
             {
                 throw new ArgumentException($"Tensor \"{name}\": {elements} {dtype} elements do not fill whole bytes.", nameof(tensors));
             }
-            infos.Add(new TensorInfo(name, dtype, shape, offset, checked(offset + bytes)));
-            offset = checked(offset + bytes);
+            infos.Add(new TensorInfo(name, dtype, shape, offset, end));
+            offset = end;
+        }
+        if (metadata is not null)
+        {
+            foreach (KeyValuePair<string, string> pair in metadata)
+            {
+                RequireWellFormed(pair.Key, nameof(metadata));
+                if (pair.Value is null)
+                {
+                    throw new ArgumentException($"Metadata value for \"{pair.Key}\" is null.", nameof(metadata));
+                }
+                RequireWellFormed(pair.Value, nameof(metadata));
+            }
         }
 
         using var buffer = new MemoryStream();
@@ -242,7 +266,33 @@ public sealed class SafetensorsHeader
             buffer.WriteByte((byte)' ');
         }
         byte[] headerBytes = buffer.ToArray();
-        return Parse(headerBytes, offset, "<new header>");
+        try
+        {
+            return Parse(headerBytes, offset, "<new header>");
+        }
+        catch (InvalidDataException ex)
+        {
+            // Limits only the reader applies, such as the rank or the element count.
+            throw new ArgumentException($"The tensors do not make a valid header: {ex.Message}", nameof(tensors), ex);
+        }
+    }
+
+    private static readonly UTF8Encoding s_strictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    /// <summary>
+    /// Refuses a lone surrogate: the JSON writer would silently replace it with U+FFFD, so the
+    /// header would name something other than what the caller asked for.
+    /// </summary>
+    private static void RequireWellFormed(string text, string paramName)
+    {
+        try
+        {
+            s_strictUtf8.GetByteCount(text);
+        }
+        catch (EncoderFallbackException ex)
+        {
+            throw new ArgumentException($"\"{text}\" is not well-formed UTF-16 (it holds a lone surrogate).", paramName, ex);
+        }
     }
 
     /// <summary>Writes the length prefix and the header bytes; the tensors' data must follow in <see cref="Tensors"/> order.</summary>
