@@ -103,11 +103,13 @@ public class SafetensorsHeaderTests
     }
 
     [Theory]
-    [InlineData("k\udc00", "v")]
-    [InlineData("k", "\ud800v")]
-    public void Create_InvalidUtf16Metadata_ThrowsArgumentException(string key, string value)
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Create_InvalidUtf16Metadata_ThrowsArgumentException(bool inKey)
     {
-        var metadata = new Dictionary<string, string> { [key] = value };
+        // Built in code: attribute arguments are stored as UTF-8 and would lose the lone surrogate.
+        string bad = "k" + (char)0xDC00;
+        var metadata = new Dictionary<string, string> { [inKey ? bad : "k"] = inKey ? "v" : bad };
 
         Assert.ThrowsAny<ArgumentException>(() => SafetensorsHeader.Create([("w", DType.U8, [1])], metadata));
     }
