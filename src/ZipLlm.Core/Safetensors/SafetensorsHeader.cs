@@ -360,7 +360,9 @@ public sealed class SafetensorsHeader
                     {
                         Fail(fileName, $"tensor \"{name}\": dtype is a {Describe(reader.TokenType)}, not a string.");
                     }
-                    if (reader.ValueIsEscaped || !DTypes.TryParse(reader.ValueSpan, out DType parsed))
+                    // An escaped name means what it spells ("F\u0033\u0032" is "F32"), as for keys and to the reference reader.
+                    ReadOnlySpan<byte> dtypeName = reader.ValueIsEscaped ? Encoding.UTF8.GetBytes(GetString(ref reader, fileName)) : reader.ValueSpan;
+                    if (!DTypes.TryParse(dtypeName, out DType parsed))
                     {
                         throw Error(fileName, $"tensor \"{name}\": unknown dtype \"{GetString(ref reader, fileName)}\".");
                     }

@@ -305,6 +305,18 @@ public class SafetensorsRoundTripTests
     }
 
     [Fact]
+    public void Read_EscapedKeysFieldsAndDtype_MeanWhatTheySpell()
+    {
+        // JSON escapes are the same text: "\u0064type" is "dtype", "F\u0033\u0032" is "F32".
+        string json = "{\"\\u0077\":{\"\\u0064type\":\"F\\u0033\\u0032\",\"shape\":[2],\"data_offsets\":[0,8]}}";
+        byte[] file = File(json, 8);
+
+        SafetensorsHeader header = AssertRoundTrip(file, new Expected("w", "F32", [2], 0, 8));
+
+        Assert.Equal(Encoding.UTF8.GetBytes(json), header.HeaderBytes);
+    }
+
+    [Fact]
     public void Read_UnalignedHeaderLength_Accepted()
     {
         // Writers pad to 8, but the format does not require it.
