@@ -1,5 +1,6 @@
 using System.Text;
 using ZipLlm.Safetensors;
+using ZipLlm.Tests.TestUtil;
 
 namespace ZipLlm.Tests.Safetensors;
 
@@ -85,6 +86,17 @@ internal static class SafetensorsBytes
             Assert.Contains(word, ex.Message, StringComparison.OrdinalIgnoreCase);
         }
         return ex;
+    }
+
+    /// <summary>Writes <paramref name="bytes"/> to <paramref name="name"/> in <paramref name="dir"/> and returns the full path.</summary>
+    public static string WriteTemp(TempDir dir, string name, ReadOnlySpan<byte> bytes)
+    {
+        string path = dir.Combine(name);
+        using (var stream = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None))
+        {
+            stream.Write(bytes);
+        }
+        return path;
     }
 
     /// <summary>Writes a header and data back out the way a restorer does.</summary>

@@ -22,8 +22,8 @@ public class SafetensorsFileTests
     [Fact]
     public void Open_ValidFile_ExposesPathLengthAndHeader()
     {
-        using var dir = new TempDirectory();
-        string path = dir.WriteFile(FileName, s_file);
+        using var dir = new TempDir();
+        string path = WriteTemp(dir, FileName, s_file);
 
         using SafetensorsFile file = SafetensorsFile.Open(path);
 
@@ -45,8 +45,8 @@ public class SafetensorsFileTests
     [InlineData("e", 0, 0)]
     public void ReadTensor_OffsetAndPartialLength_ReadsExactlyThatSlice(string name, long offset, int length)
     {
-        using var dir = new TempDirectory();
-        using SafetensorsFile file = SafetensorsFile.Open(dir.WriteFile(FileName, s_file));
+        using var dir = new TempDir();
+        using SafetensorsFile file = SafetensorsFile.Open(WriteTemp(dir, FileName, s_file));
         TensorInfo tensor = Tensor(file, name);
         var buffer = new byte[length + 2];
         buffer[0] = buffer[^1] = 0xEE;
@@ -72,8 +72,8 @@ public class SafetensorsFileTests
     [InlineData("b", long.MinValue, 1)]
     public void ReadTensor_RangeOutsideTensor_ThrowsArgumentOutOfRange(string name, long offset, int length)
     {
-        using var dir = new TempDirectory();
-        using SafetensorsFile file = SafetensorsFile.Open(dir.WriteFile(FileName, s_file));
+        using var dir = new TempDir();
+        using SafetensorsFile file = SafetensorsFile.Open(WriteTemp(dir, FileName, s_file));
         TensorInfo tensor = Tensor(file, name);
 
         Assert.Throws<ArgumentOutOfRangeException>(() => file.ReadTensor(tensor, offset, new byte[length]));
@@ -82,8 +82,8 @@ public class SafetensorsFileTests
     [Fact]
     public void ReadTensor_TensorOfAnotherFileOutsideThisData_ThrowsArgumentOutOfRange()
     {
-        using var dir = new TempDirectory();
-        using SafetensorsFile file = SafetensorsFile.Open(dir.WriteFile(FileName, s_file));
+        using var dir = new TempDir();
+        using SafetensorsFile file = SafetensorsFile.Open(WriteTemp(dir, FileName, s_file));
         var foreign = new TensorInfo("x", DType.U8, [8], 20, 28);
 
         Assert.Throws<ArgumentOutOfRangeException>(() => file.ReadTensor(foreign, 0, new byte[8]));
@@ -98,8 +98,8 @@ public class SafetensorsFileTests
     [InlineData(long.MaxValue, 1)]
     public void ReadData_RangeOutsideDataSection_ThrowsArgumentOutOfRange(long offset, int length)
     {
-        using var dir = new TempDirectory();
-        using SafetensorsFile file = SafetensorsFile.Open(dir.WriteFile(FileName, s_file));
+        using var dir = new TempDir();
+        using SafetensorsFile file = SafetensorsFile.Open(WriteTemp(dir, FileName, s_file));
 
         Assert.Throws<ArgumentOutOfRangeException>(() => file.ReadData(offset, new byte[length]));
     }
@@ -107,8 +107,8 @@ public class SafetensorsFileTests
     [Fact]
     public void ReadData_WholeDataSection_ReadsIt()
     {
-        using var dir = new TempDirectory();
-        using SafetensorsFile file = SafetensorsFile.Open(dir.WriteFile(FileName, s_file));
+        using var dir = new TempDir();
+        using SafetensorsFile file = SafetensorsFile.Open(WriteTemp(dir, FileName, s_file));
         var data = new byte[25];
 
         file.ReadData(0, data);
@@ -119,8 +119,8 @@ public class SafetensorsFileTests
     [Fact]
     public void ReadTensor_FileTruncatedAfterOpen_ThrowsEndOfStream()
     {
-        using var dir = new TempDirectory();
-        string path = dir.WriteFile(FileName, s_file);
+        using var dir = new TempDir();
+        string path = WriteTemp(dir, FileName, s_file);
         using SafetensorsFile file = SafetensorsFile.Open(path);
         using (var writer = new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite))
         {
@@ -138,8 +138,8 @@ public class SafetensorsFileTests
     [Fact]
     public void ReadTensor_ManyThreadsAtOnce_EachGetsItsOwnBytes()
     {
-        using var dir = new TempDirectory();
-        using SafetensorsFile file = SafetensorsFile.Open(dir.WriteFile(FileName, s_file));
+        using var dir = new TempDir();
+        using SafetensorsFile file = SafetensorsFile.Open(WriteTemp(dir, FileName, s_file));
         TensorInfo[] tensors = [.. file.Header.Tensors];
         int failures = 0;
 
@@ -165,8 +165,8 @@ public class SafetensorsFileTests
     [InlineData(30)]
     public void Open_TruncatedFile_ThrowsEndOfStreamNamingPath(int length)
     {
-        using var dir = new TempDirectory();
-        string path = dir.WriteFile(FileName, s_file[..length]);
+        using var dir = new TempDir();
+        string path = WriteTemp(dir, FileName, s_file[..length]);
 
         var ex = Assert.Throws<EndOfStreamException>(() => SafetensorsFile.Open(path));
 
@@ -177,8 +177,8 @@ public class SafetensorsFileTests
     public void Open_TruncatedInsideData_ThrowsInvalidDataNamingPath()
     {
         // The header is whole but promises more data than the file holds.
-        using var dir = new TempDirectory();
-        string path = dir.WriteFile(FileName, s_file[..^1]);
+        using var dir = new TempDir();
+        string path = WriteTemp(dir, FileName, s_file[..^1]);
 
         var ex = Assert.Throws<InvalidDataException>(() => SafetensorsFile.Open(path));
 
@@ -189,8 +189,8 @@ public class SafetensorsFileTests
     [Fact]
     public void Open_GitLfsPointer_ThrowsInvalidDataNamingPathAndLfs()
     {
-        using var dir = new TempDirectory();
-        string path = dir.WriteFile(FileName, "version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize 123\n"u8);
+        using var dir = new TempDir();
+        string path = WriteTemp(dir, FileName, "version https://git-lfs.github.com/spec/v1\noid sha256:00\nsize 123\n"u8);
 
         var ex = Assert.Throws<InvalidDataException>(() => SafetensorsFile.Open(path));
 
@@ -201,16 +201,16 @@ public class SafetensorsFileTests
     [Fact]
     public void Open_MissingFile_ThrowsFileNotFound()
     {
-        using var dir = new TempDirectory();
+        using var dir = new TempDir();
 
-        Assert.Throws<FileNotFoundException>(() => SafetensorsFile.Open(dir.File("absent.safetensors")));
+        Assert.Throws<FileNotFoundException>(() => SafetensorsFile.Open(dir.Combine("absent.safetensors")));
     }
 
     [Fact]
     public void Open_Refused_ReleasesTheFile()
     {
-        using var dir = new TempDirectory();
-        string path = dir.WriteFile(FileName, File("{\"w\":1}", 0));
+        using var dir = new TempDir();
+        string path = WriteTemp(dir, FileName, File("{\"w\":1}", 0));
         Assert.Throws<InvalidDataException>(() => SafetensorsFile.Open(path));
 
         // A leaked handle would hold a shared lock and make an exclusive open fail.
@@ -224,8 +224,8 @@ public class SafetensorsFileTests
     [Fact]
     public void Dispose_ReleasesTheFile()
     {
-        using var dir = new TempDirectory();
-        string path = dir.WriteFile(FileName, s_file);
+        using var dir = new TempDir();
+        string path = WriteTemp(dir, FileName, s_file);
         SafetensorsFile file = SafetensorsFile.Open(path);
 
         file.Dispose();

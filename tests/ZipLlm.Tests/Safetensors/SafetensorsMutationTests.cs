@@ -209,8 +209,8 @@ public class SafetensorsMutationTests(ITestOutputHelper output)
             Assert.Null(CheckAccepted(Read(file), file));
         }
 
-        using var dir = new TempDirectory();
-        string path = dir.File(MutantName);
+        using var dir = new TempDir();
+        string path = dir.Combine(MutantName);
         var failures = new List<string>();
         int accepted = 0, invalid = 0, ended = 0, opened = 0;
         int[] seeds = [1, 2, 3, 4];

@@ -117,8 +117,8 @@ public class SafetensorsPropertyTests
     [Fact]
     public void Create_RandomHeaders_WriteAndReadBackExactly()
     {
-        using var dir = new TempDirectory();
-        string path = dir.File("random.safetensors");
+        using var dir = new TempDir();
+        string path = dir.Combine("random.safetensors");
         var rng = new Random(20240611);
         for (int run = 0; run < 300; run++)
         {
@@ -157,8 +157,8 @@ public class SafetensorsPropertyTests
     [Fact]
     public void Read_RandomHandWrittenHeaders_PreservedExactly()
     {
-        using var dir = new TempDirectory();
-        string path = dir.File("hand.safetensors");
+        using var dir = new TempDir();
+        string path = dir.Combine("hand.safetensors");
         var rng = new Random(77);
         string[] blanks = ["", "", " ", "  ", "\n", "\t", "\r\n "];
         string Ws() => blanks[rng.Next(blanks.Length)];

@@ -39,8 +39,8 @@ public class SafetensorsRoundTripTests
 
         Assert.Equal(file, Rewrite(header, file.AsSpan((int)header.DataOffset)));
 
-        using var dir = new TempDirectory();
-        string path = dir.WriteFile(FileName, file);
+        using var dir = new TempDir();
+        string path = WriteTemp(dir, FileName, file);
         using SafetensorsFile opened = SafetensorsFile.Open(path);
         Assert.Equal(file.Length, opened.Length);
         Assert.Equal(header.HeaderBytes, opened.Header.HeaderBytes);
