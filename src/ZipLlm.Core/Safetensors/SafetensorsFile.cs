@@ -51,19 +51,26 @@ public sealed class SafetensorsFile : IDisposable
     /// Reads <paramref name="destination"/>.Length bytes of <paramref name="tensor"/> starting
     /// <paramref name="offsetInTensor"/> bytes into it. Safe to call from several threads at once.
     /// </summary>
-    /// <exception cref="ArgumentOutOfRangeException">The range is outside the tensor.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The range is outside the tensor, or the tensor outside this file's data section.</exception>
     /// <exception cref="EndOfStreamException">The file shrank since it was opened.</exception>
     public void ReadTensor(TensorInfo tensor, long offsetInTensor, Span<byte> destination)
     {
+        // Compared without adding, so a huge offset cannot overflow past the check.
         ArgumentOutOfRangeException.ThrowIfNegative(offsetInTensor);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(checked(offsetInTensor + destination.Length), tensor.Length);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(offsetInTensor, tensor.Length);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(destination.Length, tensor.Length - offsetInTensor, nameof(destination));
         ReadData(checked(tensor.Begin + offsetInTensor), destination);
     }
 
     /// <summary>Reads bytes of the data section at <paramref name="dataOffset"/> (relative to the end of the header).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The range is outside the data section.</exception>
     /// <exception cref="EndOfStreamException">The file ends before the range does.</exception>
     public void ReadData(long dataOffset, Span<byte> destination)
     {
+        // A negative offset would read the header; one past the data section, bytes appended since Open.
+        ArgumentOutOfRangeException.ThrowIfNegative(dataOffset);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(dataOffset, Header.DataLength);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(destination.Length, Header.DataLength - dataOffset, nameof(destination));
         long position = checked(Header.DataOffset + dataOffset);
         while (!destination.IsEmpty)
         {

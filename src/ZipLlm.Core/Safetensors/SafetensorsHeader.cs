@@ -118,7 +118,7 @@ public sealed class SafetensorsHeader
                 {
                     break;
                 }
-                string key = reader.GetString()!;
+                string key = GetString(ref reader, fileName);
                 if (!seen.Add(key))
                 {
                     Fail(fileName, $"duplicate key \"{key}\" in header.");
@@ -144,7 +144,8 @@ public sealed class SafetensorsHeader
             throw new InvalidDataException($"{fileName}: header is not valid JSON: {ex.Message}", ex);
         }
 
-        tensors.Sort(static (a, b) => a.Begin != b.Begin ? a.Begin.CompareTo(b.Begin) : a.End.CompareTo(b.End));
+        // A stable sort: empty tensors sharing an offset keep their header order, whatever the list's size.
+        tensors = [.. tensors.OrderBy(static t => t.Begin).ThenBy(static t => t.End)];
         long expected = 0;
         foreach (TensorInfo t in tensors)
         {
@@ -175,7 +176,10 @@ public sealed class SafetensorsHeader
     /// </summary>
     /// <param name="tensors">Name, dtype and shape of each tensor, in data order.</param>
     /// <param name="metadata">Optional <c>__metadata__</c> entries.</param>
-    /// <exception cref="ArgumentException">A name repeats, or a sub-byte dtype would end mid-byte.</exception>
+    /// <exception cref="ArgumentException">
+    /// A name repeats or is reserved, a name or metadata entry is not well-formed UTF-16, a dimension is negative,
+    /// a shape is too large or past the reader's limits, or a sub-byte dtype would end mid-byte.
+    /// </exception>
     public static SafetensorsHeader Create(
         IEnumerable<(string Name, DType DType, long[] Shape)> tensors,
         IReadOnlyDictionary<string, string>? metadata = null)
@@ -189,19 +193,40 @@ public sealed class SafetensorsHeader
             {
                 throw new ArgumentException($"Tensor name \"{name}\" is reserved or repeated.", nameof(tensors));
             }
-            long elements = 1;
-            foreach (long d in shape)
+            RequireWellFormed(name, nameof(tensors));
+            long elements = 1, bytes, end;
+            try
             {
-                ArgumentOutOfRangeException.ThrowIfNegative(d, nameof(shape));
-                elements = checked(elements * d);
+                foreach (long d in shape)
+                {
+                    ArgumentOutOfRangeException.ThrowIfNegative(d, nameof(shape));
+                    elements = checked(elements * d);
+                }
+                bytes = dtype.ByteCount(elements);
+                end = checked(offset + bytes);
             }
-            long bytes = dtype.ByteCount(elements);
+            catch (OverflowException ex)
+            {
+                throw new ArgumentException($"Tensor \"{name}\": shape [{string.Join(", ", shape)}] is too large.", nameof(tensors), ex);
+            }
             if (bytes < 0)
             {
                 throw new ArgumentException($"Tensor \"{name}\": {elements} {dtype} elements do not fill whole bytes.", nameof(tensors));
             }
-            infos.Add(new TensorInfo(name, dtype, shape, offset, checked(offset + bytes)));
-            offset = checked(offset + bytes);
+            infos.Add(new TensorInfo(name, dtype, shape, offset, end));
+            offset = end;
+        }
+        if (metadata is not null)
+        {
+            foreach (KeyValuePair<string, string> pair in metadata)
+            {
+                RequireWellFormed(pair.Key, nameof(metadata));
+                if (pair.Value is null)
+                {
+                    throw new ArgumentException($"Metadata value for \"{pair.Key}\" is null.", nameof(metadata));
+                }
+                RequireWellFormed(pair.Value, nameof(metadata));
+            }
         }
 
         using var buffer = new MemoryStream();
@@ -241,7 +266,33 @@ public sealed class SafetensorsHeader
             buffer.WriteByte((byte)' ');
         }
         byte[] headerBytes = buffer.ToArray();
-        return Parse(headerBytes, offset, "<new header>");
+        try
+        {
+            return Parse(headerBytes, offset, "<new header>");
+        }
+        catch (InvalidDataException ex)
+        {
+            // Limits only the reader applies, such as the rank or the element count.
+            throw new ArgumentException($"The tensors do not make a valid header: {ex.Message}", nameof(tensors), ex);
+        }
+    }
+
+    private static readonly UTF8Encoding s_strictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    /// <summary>
+    /// Refuses a lone surrogate: the JSON writer would silently replace it with U+FFFD, so the
+    /// header would name something other than what the caller asked for.
+    /// </summary>
+    private static void RequireWellFormed(string text, string paramName)
+    {
+        try
+        {
+            s_strictUtf8.GetByteCount(text);
+        }
+        catch (EncoderFallbackException ex)
+        {
+            throw new ArgumentException($"\"{text}\" is not well-formed UTF-16 (it holds a lone surrogate).", paramName, ex);
+        }
     }
 
     /// <summary>Writes the length prefix and the header bytes; the tensors' data must follow in <see cref="Tensors"/> order.</summary>
@@ -267,13 +318,13 @@ public sealed class SafetensorsHeader
             {
                 return metadata;
             }
-            string key = reader.GetString()!;
+            string key = GetString(ref reader, fileName);
             Next(ref reader, fileName);
             if (reader.TokenType != JsonTokenType.String)
             {
                 Fail(fileName, $"__metadata__ value for \"{key}\" is a {Describe(reader.TokenType)}, not a string.");
             }
-            if (!metadata.TryAdd(key, reader.GetString()!))
+            if (!metadata.TryAdd(key, GetString(ref reader, fileName)))
             {
                 Fail(fileName, $"duplicate key \"{key}\" in __metadata__.");
             }
@@ -296,7 +347,7 @@ public sealed class SafetensorsHeader
             {
                 break;
             }
-            string field = reader.GetString()!;
+            string field = GetString(ref reader, fileName);
             Next(ref reader, fileName);
             switch (field)
             {
@@ -309,9 +360,11 @@ public sealed class SafetensorsHeader
                     {
                         Fail(fileName, $"tensor \"{name}\": dtype is a {Describe(reader.TokenType)}, not a string.");
                     }
-                    if (reader.ValueIsEscaped || !DTypes.TryParse(reader.ValueSpan, out DType parsed))
+                    // An escaped name means what it spells ("F\u0033\u0032" is "F32"), as for keys and to the reference reader.
+                    ReadOnlySpan<byte> dtypeName = reader.ValueIsEscaped ? Encoding.UTF8.GetBytes(GetString(ref reader, fileName)) : reader.ValueSpan;
+                    if (!DTypes.TryParse(dtypeName, out DType parsed))
                     {
-                        throw Error(fileName, $"tensor \"{name}\": unknown dtype \"{reader.GetString()}\".");
+                        throw Error(fileName, $"tensor \"{name}\": unknown dtype \"{GetString(ref reader, fileName)}\".");
                     }
                     dtype = parsed;
                     break;
@@ -415,6 +468,21 @@ public sealed class SafetensorsHeader
                 Fail(fileName, $"tensor \"{name}\": {field} holds a negative value {value}.");
             }
             values.Add(value);
+        }
+    }
+
+    /// <summary>The current string token, unescaped.</summary>
+    /// <exception cref="InvalidDataException">An escape decodes to invalid UTF-16 (a lone surrogate such as <c>\ud800</c>).</exception>
+    private static string GetString(ref Utf8JsonReader reader, string fileName)
+    {
+        try
+        {
+            return reader.GetString()!;
+        }
+        catch (InvalidOperationException ex)
+        {
+            // The reader checks escape syntax while reading but surrogate pairing only when unescaping.
+            throw new InvalidDataException($"{fileName}: header holds a string with an invalid \\u escape: {ex.Message}", ex);
         }
     }
 

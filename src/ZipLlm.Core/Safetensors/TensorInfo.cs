@@ -25,6 +25,25 @@ public sealed record TensorInfo(string Name, DType DType, long[] Shape, long Beg
         }
     }
 
+    /// <summary>Value equality, comparing <see cref="Shape"/> element by element (a record alone compares the array reference).</summary>
+    public bool Equals(TensorInfo? other) =>
+        other is not null && Name == other.Name && Begin == other.Begin && End == other.End && SameLayoutAs(other);
+
+    /// <inheritdoc/>
+    public override int GetHashCode()
+    {
+        var hash = new HashCode();
+        hash.Add(Name);
+        hash.Add(DType);
+        hash.Add(Begin);
+        hash.Add(End);
+        foreach (long d in Shape)
+        {
+            hash.Add(d);
+        }
+        return hash.ToHashCode();
+    }
+
     /// <summary>Whether two entries describe tensors of the same dtype and shape.</summary>
     public bool SameLayoutAs(TensorInfo other) => DType == other.DType && Shape.AsSpan().SequenceEqual(other.Shape);
 }
