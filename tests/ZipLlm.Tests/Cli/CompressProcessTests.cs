@@ -17,21 +17,22 @@ public class CompressProcessTests
         using var dir = new TempDir();
         SyntheticFamilyResult family = FamilyCompressorTests.WriteFamily(dir);
 
-        // How long an uninterrupted run takes here, to spread the kills over it.
-        var clock = Stopwatch.StartNew();
-        Assert.Equal(0, ZipllmProcess.Run("compress", ConfigWithStore(dir, "store-full")).ExitCode);
-        double fullRunMs = clock.Elapsed.TotalMilliseconds;
-
-        var random = new Random(12345);
+        // Kill once the store holds this many files (objects and manifests): moments spread over the whole run,
+        // whatever the speed of the machine.
+        int[] killAfterFiles = [1, 4, 12, 30, 60, 100];
         int kills = 0;
         var listedCounts = new List<int>();
-        for (int attempt = 0; attempt < 6; attempt++)
+        foreach (int threshold in killAfterFiles)
         {
-            string store = $"store-{attempt}";
+            string store = $"store-{threshold}";
             string config = ConfigWithStore(dir, store);
             using (Process process = ZipllmProcess.Start("compress", config))
             {
-                Thread.Sleep((int)(fullRunMs * (attempt + random.NextDouble()) / 6));
+                var deadline = Stopwatch.StartNew();
+                while (!process.HasExited && CountFiles(dir.Combine(store)) < threshold && deadline.Elapsed < TimeSpan.FromMinutes(1))
+                {
+                    Thread.Sleep(1);
+                }
                 if (!process.HasExited)
                 {
                     process.Kill(); // SIGKILL: no cleanup code runs.
@@ -46,7 +47,25 @@ public class CompressProcessTests
             Assert.Equal(family.Models.Count, AssertEveryListedModelRestores(dir, store, family));
         }
         // Most kills must land mid-run, or the test proves nothing.
-        Assert.True(kills >= 4, $"only {kills} of 6 runs were killed before they finished; models listed after each: {string.Join(", ", listedCounts)}");
+        Assert.True(kills >= 4, $"only {kills} runs were killed before they finished; models listed after each: {string.Join(", ", listedCounts)}");
+    }
+
+    private static int CountFiles(string store)
+    {
+        int count = 0;
+        foreach (string sub in new[] { "objects", "manifests" })
+        {
+            string path = Path.Combine(store, sub);
+            try
+            {
+                count += Directory.Exists(path) ? Directory.EnumerateFiles(path, "*", SearchOption.AllDirectories).Count() : 0;
+            }
+            catch (DirectoryNotFoundException)
+            {
+                // A folder appeared or vanished mid-enumeration: count it next time.
+            }
+        }
+        return count;
     }
 
     private static string ConfigWithStore(TempDir dir, string store)
