@@ -17,6 +17,7 @@ public static class Program
         root.Subcommands.Add(new VerifyCommand());
         root.Subcommands.Add(new RemoveCommand());
         root.Subcommands.Add(new ModelsCommand());
+        root.Subcommands.Add(new BitxCommand());
         return root;
     }
 

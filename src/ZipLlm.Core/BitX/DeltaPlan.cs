@@ -1,0 +1,121 @@
+using Microsoft.Win32.SafeHandles;
+using ZipLlm.Safetensors;
+
+namespace ZipLlm.BitX;
+
+/// <summary>
+/// Which bytes of the finetune file are XOR-ed with which bytes of the base to form the delta image.
+/// Built the same way by the compressor and the decompressor, so pairing lives only here.
+/// </summary>
+internal sealed class DeltaPlan
+{
+    /// <summary>Image bytes [<see cref="Start"/>, Start + <see cref="Length"/>) are XOR-ed with base bytes from <see cref="BaseStart"/>.</summary>
+    internal readonly record struct Segment(long Start, long Length, long BaseStart)
+    {
+        public long End => Start + Length;
+    }
+
+    private readonly Segment[] _segments;
+
+    private DeltaPlan(BitxMode mode, Segment[] segments, int pairedTensors)
+    {
+        Mode = mode;
+        _segments = segments;
+        PairedTensors = pairedTensors;
+    }
+
+    public BitxMode Mode { get; }
+
+    public int PairedTensors { get; }
+
+    public IReadOnlyList<Segment> Segments => _segments;
+
+    /// <summary>The finetune XOR the base over their common prefix.</summary>
+    public static DeltaPlan Raw(long ftLength, long baseLength)
+    {
+        long common = Math.Min(ftLength, baseLength);
+        return new DeltaPlan(BitxMode.Raw, common == 0 ? [] : [new Segment(0, common, 0)], 0);
+    }
+
+    /// <summary>
+    /// Each finetune tensor XOR the base tensor of the same name when dtype and shape match; the
+    /// finetune's header, and tensors with no such partner, are left as they are.
+    /// </summary>
+    public static DeltaPlan Tensors(SafetensorsHeader ft, SafetensorsHeader @base)
+    {
+        var byName = new Dictionary<string, TensorInfo>(@base.Tensors.Count, StringComparer.Ordinal);
+        foreach (TensorInfo t in @base.Tensors)
+        {
+            byName[t.Name] = t;
+        }
+        var segments = new List<Segment>();
+        foreach (TensorInfo t in ft.Tensors)
+        {
+            if (t.Length > 0 && byName.TryGetValue(t.Name, out TensorInfo? partner) && t.SameLayoutAs(partner) && partner.Length == t.Length)
+            {
+                segments.Add(new Segment(checked(ft.DataOffset + t.Begin), t.Length, checked(@base.DataOffset + partner.Begin)));
+            }
+        }
+        // The header sorts tensors by offset and forbids overlaps, so the segments are sorted and disjoint.
+        return new DeltaPlan(BitxMode.Tensors, [.. segments], segments.Count);
+    }
+
+    /// <summary>
+    /// Fills <paramref name="destination"/> with what image bytes [<paramref name="offset"/>, offset + length) are
+    /// XOR-ed with: base bytes inside segments, zero elsewhere.
+    /// </summary>
+    /// <returns>Whether any byte of the range lies in a segment (when not, no XOR is needed).</returns>
+    /// <exception cref="EndOfStreamException">The base file is shorter than the plan expects.</exception>
+    public bool FillBase(long offset, Span<byte> destination, SafeFileHandle baseFile, string baseName)
+    {
+        long end = offset + destination.Length;
+        int first = FirstSegmentEndingAfter(offset);
+        if (first == _segments.Length || _segments[first].Start >= end)
+        {
+            return false;
+        }
+        long filled = offset;
+        for (int i = first; i < _segments.Length && _segments[i].Start < end; i++)
+        {
+            Segment s = _segments[i];
+            long from = Math.Max(s.Start, offset), to = Math.Min(s.End, end);
+            destination[(int)(filled - offset)..(int)(from - offset)].Clear();
+            ReadExactly(baseFile, destination[(int)(from - offset)..(int)(to - offset)], s.BaseStart + (from - s.Start), baseName);
+            filled = to;
+        }
+        destination[(int)(filled - offset)..].Clear();
+        return true;
+    }
+
+    private int FirstSegmentEndingAfter(long offset)
+    {
+        int lo = 0, hi = _segments.Length;
+        while (lo < hi)
+        {
+            int mid = (lo + hi) >>> 1;
+            if (_segments[mid].End <= offset)
+            {
+                lo = mid + 1;
+            }
+            else
+            {
+                hi = mid;
+            }
+        }
+        return lo;
+    }
+
+    internal static void ReadExactly(SafeFileHandle file, Span<byte> destination, long position, string name)
+    {
+        while (!destination.IsEmpty)
+        {
+            int n = RandomAccess.Read(file, destination, position);
+            if (n == 0)
+            {
+                throw new EndOfStreamException($"{name}: file ended at byte {position}; it changed while being read.");
+            }
+            destination = destination[n..];
+            position += n;
+        }
+    }
+}

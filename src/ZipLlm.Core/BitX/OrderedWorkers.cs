@@ -1,0 +1,93 @@
+using System.Collections.Concurrent;
+
+namespace ZipLlm.BitX;
+
+/// <summary>
+/// Runs numbered work items on at most <c>threads</c> workers, each with a context of its own (zstd contexts
+/// are not thread-safe), and hands the results to the calling thread in order. At most two items per worker
+/// are in flight, so memory is bounded by the thread count, not the number of items.
+/// </summary>
+internal sealed class OrderedWorkers<TContext> : IDisposable
+    where TContext : IDisposable
+{
+    private readonly ConcurrentBag<TContext> _contexts = [];
+    private readonly Func<TContext> _create;
+    private readonly ConcurrentExclusiveSchedulerPair _schedulers;
+
+    public OrderedWorkers(int threads, Func<TContext> create)
+    {
+        Threads = threads;
+        _create = create;
+        _schedulers = new ConcurrentExclusiveSchedulerPair(TaskScheduler.Default, threads);
+    }
+
+    public int Threads { get; }
+
+    /// <summary>
+    /// For each index in order: <paramref name="prepare"/> runs on the calling thread (reading input that must be
+    /// read in order) and returns the work to run on a worker; <paramref name="consume"/> gets the results in order
+    /// on the calling thread. On failure, in-flight work is waited for and the first error propagates.
+    /// </summary>
+    public void Run<T>(long count, Func<long, Func<TContext, T>> prepare, Action<long, T> consume, CancellationToken cancellationToken)
+    {
+        int window = 2 * Threads;
+        var inflight = new Queue<(long Index, Task<T> Task)>(window);
+        long next = 0;
+        try
+        {
+            while (next < count || inflight.Count > 0)
+            {
+                while (next < count && inflight.Count < window)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    long index = next++;
+                    Func<TContext, T> work = prepare(index);
+                    inflight.Enqueue((index, Task.Factory.StartNew(() => WithContext(work), cancellationToken,
+                        TaskCreationOptions.DenyChildAttach, _schedulers.ConcurrentScheduler)));
+                }
+                (long done, Task<T> task) = inflight.Dequeue();
+                consume(done, task.GetAwaiter().GetResult());
+            }
+        }
+        finally
+        {
+            // No worker may touch a caller's buffer after we return; results of abandoned work go to the garbage collector.
+            foreach ((_, Task<T> task) in inflight)
+            {
+                try
+                {
+                    task.Wait(CancellationToken.None);
+                }
+                catch (AggregateException)
+                {
+                    // The first failure is already propagating.
+                }
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        _schedulers.Complete();
+        while (_contexts.TryTake(out TContext? context))
+        {
+            context.Dispose();
+        }
+    }
+
+    private T WithContext<T>(Func<TContext, T> work)
+    {
+        if (!_contexts.TryTake(out TContext? context))
+        {
+            context = _create();
+        }
+        try
+        {
+            return work(context);
+        }
+        finally
+        {
+            _contexts.Add(context);
+        }
+    }
+}
