@@ -1,0 +1,60 @@
+using System.Diagnostics;
+
+namespace ZipLlm.Tests.TestUtil;
+
+/// <summary>What a run of the real <c>zipllm</c> process did.</summary>
+/// <param name="ExitCode">The process exit code.</param>
+/// <param name="StandardOutput">Everything written to stdout.</param>
+/// <param name="StandardError">Everything written to stderr (logs).</param>
+internal sealed record CliResult(int ExitCode, string StandardOutput, string StandardError);
+
+/// <summary>
+/// Runs the real <c>zipllm</c> command as a child process: the test project references the CLI project, so
+/// <c>zipllm.dll</c> sits next to the test assembly and runs under the same <c>dotnet</c> host.
+/// </summary>
+internal static class CliProcess
+{
+    private static readonly TimeSpan s_defaultTimeout = TimeSpan.FromSeconds(60);
+
+    /// <summary>Full path of the CLI assembly.</summary>
+    public static string CliPath => Path.Combine(AppContext.BaseDirectory, "zipllm.dll");
+
+    /// <summary>Runs <c>dotnet zipllm.dll</c> with <paramref name="arguments"/> and waits for it to exit.</summary>
+    /// <exception cref="TimeoutException">The process did not exit in time (it is killed).</exception>
+    public static async Task<CliResult> RunAsync(IEnumerable<string> arguments, string? workingDirectory = null, TimeSpan? timeout = null)
+    {
+        var start = new ProcessStartInfo(DotnetHost())
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = workingDirectory ?? AppContext.BaseDirectory,
+        };
+        start.ArgumentList.Add(CliPath);
+        foreach (string argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+        start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        start.Environment["DOTNET_NOLOGO"] = "1";
+
+        using Process process = Process.Start(start) ?? throw new InvalidOperationException("Could not start dotnet.");
+        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
+        Task<string> stderr = process.StandardError.ReadToEndAsync();
+        using var cancellation = new CancellationTokenSource(timeout ?? s_defaultTimeout);
+        try
+        {
+            await process.WaitForExitAsync(cancellation.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"zipllm {string.Join(' ', arguments)} did not exit within {timeout ?? s_defaultTimeout}.");
+        }
+        return new CliResult(process.ExitCode, await stdout, await stderr);
+    }
+
+    /// <summary>The dotnet host running the tests (set by <c>dotnet test</c>), else <c>dotnet</c> from PATH.</summary>
+    private static string DotnetHost() =>
+        Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
+}
