@@ -9,6 +9,7 @@ using ZipLlm.Codecs.Kernels;
 using ZipLlm.Safetensors;
 using ZstdSharp;
 using ZstdSharp.Unsafe;
+using ZipLlm.IO;
 
 namespace ZipLlm.BitX;
 
@@ -339,7 +340,7 @@ public static class BitxFile
             long offset = index * header.ChunkSize;
             int length = header.ChunkLength(index);
             Span<byte> chunk = _finetune.AsSpan(0, length);
-            DeltaPlan.ReadExactly(ft, chunk, offset, ftName);
+            PositionalRead.ReadExactly(ft, chunk, offset, ftName);
             ulong hash = XxHash3.HashToUInt64(chunk);
             Span<byte> baseChunk = _base.AsSpan(0, length);
             bool xor = plan.FillBase(offset, baseChunk, bas, baseName);

@@ -1,5 +1,6 @@
 using Microsoft.Win32.SafeHandles;
 using ZipLlm.Safetensors;
+using ZipLlm.IO;
 
 namespace ZipLlm.BitX;
 
@@ -80,7 +81,7 @@ internal sealed class DeltaPlan
             Segment s = _segments[i];
             long from = Math.Max(s.Start, offset), to = Math.Min(s.End, end);
             destination[(int)(filled - offset)..(int)(from - offset)].Clear();
-            ReadExactly(baseFile, destination[(int)(from - offset)..(int)(to - offset)], s.BaseStart + (from - s.Start), baseName);
+            PositionalRead.ReadExactly(baseFile, destination[(int)(from - offset)..(int)(to - offset)], s.BaseStart + (from - s.Start), baseName);
             filled = to;
         }
         destination[(int)(filled - offset)..].Clear();
@@ -103,19 +104,5 @@ internal sealed class DeltaPlan
             }
         }
         return lo;
-    }
-
-    internal static void ReadExactly(SafeFileHandle file, Span<byte> destination, long position, string name)
-    {
-        while (!destination.IsEmpty)
-        {
-            int n = RandomAccess.Read(file, destination, position);
-            if (n == 0)
-            {
-                throw new EndOfStreamException($"{name}: file ended at byte {position}; it changed while being read.");
-            }
-            destination = destination[n..];
-            position += n;
-        }
     }
 }

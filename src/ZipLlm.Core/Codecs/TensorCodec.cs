@@ -49,7 +49,7 @@ public static class TensorCodec
         long position = header.Length + reference.Length;
 
         var offsets = new long[chunkCount];
-        Pipeline(chunkCount, pool, cancellationToken,
+        pool.RunOrdered(chunkCount,
             (index, codec) =>
             {
                 long offset = index * chunkSize;
@@ -83,7 +83,7 @@ public static class TensorCodec
                 output.Write(result.encoded, 0, result.written);
                 position += result.written;
                 ArrayPool<byte>.Shared.Return(result.encoded);
-            });
+            }, cancellationToken);
 
         byte[] footer = new byte[offsets.Length * 8 + EncodedTensorFormat.FooterTrailerSize];
         for (int i = 0; i < offsets.Length; i++)
@@ -117,7 +117,7 @@ public static class TensorCodec
             chunkSize = encoded.ChunkSize;
         }
         long chunkCount = EncodedTensorFormat.ChunkCount(tensor.Length, chunkSize);
-        Pipeline(chunkCount, pool, cancellationToken,
+        pool.RunOrdered(chunkCount,
             (index, codec) =>
             {
                 long offset = index * chunkSize;
@@ -144,7 +144,7 @@ public static class TensorCodec
                 {
                     ArrayPool<byte>.Shared.Return(result.chunk);
                 }
-            });
+            }, cancellationToken);
     }
 
     /// <summary>Decodes a whole tensor into memory; convenient for small tensors and tests.</summary>
@@ -159,52 +159,5 @@ public static class TensorCodec
             position += chunk.Length;
         });
         return result;
-    }
-
-    /// <summary>
-    /// Produces chunk results on the pool's workers and consumes them in index order on the calling
-    /// thread, keeping at most two per worker in flight. On failure the in-flight work is waited for
-    /// (its results are dropped to the garbage collector) and the first error propagates.
-    /// </summary>
-    private static void Pipeline<T>(long count, WorkerPool pool, CancellationToken cancellationToken,
-        Func<long, ChunkCodec, T> produce, Action<long, T> consume)
-    {
-        if (count == 1)
-        {
-            consume(0, pool.WithCodec(codec => produce(0, codec)));
-            return;
-        }
-        int window = 2 * pool.Threads;
-        var inflight = new Queue<(long Index, Task<T> Task)>(window);
-        long next = 0;
-        try
-        {
-            while (next < count || inflight.Count > 0)
-            {
-                while (next < count && inflight.Count < window)
-                {
-                    cancellationToken.ThrowIfCancellationRequested();
-                    long index = next++;
-                    inflight.Enqueue((index, pool.Run(codec => produce(index, codec), cancellationToken)));
-                }
-                (long done, Task<T> task) = inflight.Dequeue();
-                consume(done, task.GetAwaiter().GetResult());
-            }
-        }
-        finally
-        {
-            // Let running work finish so no worker touches a buffer after we return; its results are dropped.
-            foreach ((_, Task<T> task) in inflight)
-            {
-                try
-                {
-                    task.Wait(CancellationToken.None);
-                }
-                catch (AggregateException)
-                {
-                    // The first failure is already propagating.
-                }
-            }
-        }
     }
 }

@@ -1,4 +1,4 @@
-using System.Collections.Concurrent;
+using ZipLlm.IO;
 
 namespace ZipLlm.Codecs;
 
@@ -8,18 +8,18 @@ namespace ZipLlm.Codecs;
 /// </summary>
 public sealed class WorkerPool : IDisposable
 {
-    private readonly ConcurrentBag<ChunkCodec> _codecs = [];
-    private readonly ConcurrentExclusiveSchedulerPair _schedulers;
+    private readonly OrderedWorkers<ChunkCodec> _workers;
 
     /// <summary>Creates a pool of <paramref name="threads"/> workers (all cores when 0).</summary>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="threads"/> is negative.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="threads"/> is negative, or the options are out of range.</exception>
     public WorkerPool(int threads = 0, CodecOptions? options = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(threads);
         Threads = threads == 0 ? Environment.ProcessorCount : threads;
         Options = options ?? CodecOptions.Default;
         Options.Validate();
-        _schedulers = new ConcurrentExclusiveSchedulerPair(TaskScheduler.Default, Threads);
+        CodecOptions captured = Options;
+        _workers = new OrderedWorkers<ChunkCodec>(Threads, () => new ChunkCodec(captured));
     }
 
     /// <summary>Most chunks processed at once.</summary>
@@ -28,34 +28,16 @@ public sealed class WorkerPool : IDisposable
     /// <summary>The codec settings every worker uses.</summary>
     public CodecOptions Options { get; }
 
-    /// <summary>Runs <paramref name="work"/> on a worker with a codec of its own.</summary>
-    public Task<T> Run<T>(Func<ChunkCodec, T> work, CancellationToken cancellationToken = default) =>
-        Task.Factory.StartNew(() => WithCodec(work), cancellationToken, TaskCreationOptions.DenyChildAttach, _schedulers.ConcurrentScheduler);
+    /// <summary>
+    /// Produces <paramref name="count"/> results on the workers and hands them to <paramref name="consume"/>
+    /// in index order on the calling thread, with at most two per worker in flight.
+    /// </summary>
+    public void RunOrdered<T>(long count, Func<long, ChunkCodec, T> produce, Action<long, T> consume, CancellationToken cancellationToken = default) =>
+        _workers.Run(count, index => codec => produce(index, codec), consume, cancellationToken);
 
     /// <summary>Runs <paramref name="work"/> on the calling thread with a pooled codec.</summary>
-    public T WithCodec<T>(Func<ChunkCodec, T> work)
-    {
-        if (!_codecs.TryTake(out ChunkCodec? codec))
-        {
-            codec = new ChunkCodec(Options);
-        }
-        try
-        {
-            return work(codec);
-        }
-        finally
-        {
-            _codecs.Add(codec);
-        }
-    }
+    public T WithCodec<T>(Func<ChunkCodec, T> work) => _workers.WithContext(work);
 
     /// <inheritdoc/>
-    public void Dispose()
-    {
-        _schedulers.Complete();
-        while (_codecs.TryTake(out ChunkCodec? codec))
-        {
-            codec.Dispose();
-        }
-    }
+    public void Dispose() => _workers.Dispose();
 }

@@ -1,4 +1,5 @@
 using System.Text;
+using ZipLlm.IO;
 
 namespace ZipLlm.Config;
 

@@ -1,4 +1,5 @@
 using Microsoft.Win32.SafeHandles;
+using ZipLlm.IO;
 
 namespace ZipLlm.Safetensors;
 
@@ -71,17 +72,7 @@ public sealed class SafetensorsFile : IDisposable
         ArgumentOutOfRangeException.ThrowIfNegative(dataOffset);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(dataOffset, Header.DataLength);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(destination.Length, Header.DataLength - dataOffset, nameof(destination));
-        long position = checked(Header.DataOffset + dataOffset);
-        while (!destination.IsEmpty)
-        {
-            int n = RandomAccess.Read(_handle, destination, position);
-            if (n == 0)
-            {
-                throw new EndOfStreamException($"{Path}: file ended at byte {position} while reading tensor data.");
-            }
-            destination = destination[n..];
-            position += n;
-        }
+        PositionalRead.ReadExactly(_handle, destination, checked(Header.DataOffset + dataOffset), Path);
     }
 
     /// <inheritdoc/>

@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using ZipLlm.Codecs;
 using ZipLlm.Config;
+using ZipLlm.IO;
 using ZipLlm.Safetensors;
 
 namespace ZipLlm.Store;
@@ -314,19 +315,7 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
         public static SafeFileHandleSource Open(string path) =>
             new(path, File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.SequentialScan));
 
-        public void Read(long offset, Span<byte> destination)
-        {
-            while (!destination.IsEmpty)
-            {
-                int n = RandomAccess.Read(_handle, destination, offset);
-                if (n == 0)
-                {
-                    throw new EndOfStreamException($"{_path}: file ended at byte {offset}; did it change while being stored?");
-                }
-                destination = destination[n..];
-                offset += n;
-            }
-        }
+        public void Read(long offset, Span<byte> destination) => PositionalRead.ReadExactly(_handle, destination, offset, _path);
 
         public void Dispose() => _handle.Dispose();
     }

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Security.Cryptography;
 using ZipLlm.Codecs;
+using ZipLlm.IO;
 using ZipLlm.Safetensors;
 
 namespace ZipLlm.Store;

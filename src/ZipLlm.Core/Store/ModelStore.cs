@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using ZipLlm.Codecs;
+using ZipLlm.IO;
 
 namespace ZipLlm.Store;
 
@@ -46,7 +47,7 @@ public sealed class ModelStore
             Directory.CreateDirectory(layout.LocksDir);
             try
             {
-                AtomicFile.Write(layout.FormatFile, layout.TempDir, durable: true, s => s.Write(System.Text.Encoding.ASCII.GetBytes(StoreLayout.FormatLine + "\n")));
+                AtomicFile.WriteAllText(layout.FormatFile, StoreLayout.FormatLine + "\n");
             }
             catch (IOException) when (File.Exists(layout.FormatFile))
             {
@@ -104,7 +105,9 @@ public sealed class ModelStore
     {
         // Objects were written without a flush each; one file-system sync makes them all durable before the manifest names them.
         AtomicFile.SyncFileSystem(Layout.ObjectsDir);
-        AtomicFile.Write(Layout.ManifestPath(manifest.Id), Layout.TempDir, durable: true, s => s.Write(manifest.ToJson()));
+        using var writer = new AtomicFileWriter(Layout.ManifestPath(manifest.Id), Layout.TempDir);
+        writer.Stream.Write(manifest.ToJson());
+        writer.Commit(durable: true);
     }
 
     /// <summary>Takes the store lock: shared for writers and readers, exclusive for removal.</summary>

@@ -1,5 +1,6 @@
 using Microsoft.Win32.SafeHandles;
 using ZipLlm.Codecs;
+using ZipLlm.IO;
 
 namespace ZipLlm.Store;
 
@@ -27,8 +28,13 @@ public sealed class ObjectStore(StoreLayout layout)
 
     /// <summary>Writes the object atomically; a concurrent writer of the same object simply replaces it with equal content.</summary>
     /// <returns>Bytes written.</returns>
-    public long Write(ContentHash hash, Action<Stream> write) =>
-        AtomicFile.Write(Layout.ObjectPath(hash), Layout.TempDir, durable: false, write);
+    public long Write(ContentHash hash, Action<Stream> write)
+    {
+        using var writer = new AtomicFileWriter(Layout.ObjectPath(hash), Layout.TempDir);
+        write(writer.Stream);
+        // Objects are made durable together, by one file-system sync before a manifest names them.
+        return writer.Commit(durable: false);
+    }
 
     /// <summary>Every object in the store.</summary>
     public IEnumerable<ContentHash> Enumerate()
@@ -146,19 +152,7 @@ public sealed class ObjectStore(StoreLayout layout)
                 _handles.Add(handle);
             }
             string name = $"object {hash}";
-            return EncodedTensor.Open(name, (offset, destination) =>
-            {
-                while (!destination.IsEmpty)
-                {
-                    int n = RandomAccess.Read(handle, destination, offset);
-                    if (n == 0)
-                    {
-                        throw new EndOfStreamException($"{name}: truncated.");
-                    }
-                    destination = destination[n..];
-                    offset += n;
-                }
-            }, RandomAccess.GetLength(handle));
+            return EncodedTensor.Open(name, (offset, destination) => PositionalRead.ReadExactly(handle, destination, offset, name), RandomAccess.GetLength(handle));
         }
 
         /// <inheritdoc/>

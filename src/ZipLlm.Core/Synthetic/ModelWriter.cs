@@ -1,6 +1,7 @@
 using System.Buffers;
 using ZipLlm.Config;
 using ZipLlm.Safetensors;
+using ZipLlm.IO;
 
 namespace ZipLlm.Synthetic;
 

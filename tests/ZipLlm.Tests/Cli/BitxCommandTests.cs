@@ -3,7 +3,7 @@ using ZipLlm.Cli;
 using ZipLlm.Safetensors;
 using ZipLlm.Tests.BitX;
 using ZipLlm.Tests.Codecs;
-using ZipLlm.Tests.TestUtil;
+using ZipLlm.Tests.TestSupport;
 
 namespace ZipLlm.Tests.Cli;
 

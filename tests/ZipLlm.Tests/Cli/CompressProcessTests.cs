@@ -4,7 +4,7 @@ using ZipLlm.Config;
 using ZipLlm.Store;
 using ZipLlm.Synthetic;
 using ZipLlm.Tests.Store;
-using ZipLlm.Tests.TestUtil;
+using ZipLlm.Tests.TestSupport;
 
 namespace ZipLlm.Tests.Cli;
 
@@ -12,7 +12,7 @@ namespace ZipLlm.Tests.Cli;
 public class CompressProcessTests
 {
     [Fact]
-    public void Compress_KilledAtManyMoments_EveryListedModelRestoresAndRerunCompletes()
+    public async Task Compress_KilledAtManyMoments_EveryListedModelRestoresAndRerunCompletes()
     {
         using var dir = new TempDir();
         SyntheticFamilyResult family = FamilyCompressorTests.WriteFamily(dir);
@@ -26,7 +26,7 @@ public class CompressProcessTests
         {
             string store = $"store-{threshold}";
             string config = ConfigWithStore(dir, store);
-            using (Process process = ZipllmProcess.Start("compress", config))
+            using (Process process = CliProcess.Start(["compress", config]))
             {
                 var deadline = Stopwatch.StartNew();
                 while (!process.HasExited && CountFiles(dir.Combine(store)) < threshold && deadline.Elapsed < TimeSpan.FromMinutes(1))
@@ -42,7 +42,7 @@ public class CompressProcessTests
             }
             listedCounts.Add(AssertEveryListedModelRestores(dir, store, family));
 
-            var (exitCode, _, stderr) = ZipllmProcess.Run("compress", config);
+            var (exitCode, _, stderr) = await CliProcess.RunAsync(["compress", config]);
             Assert.True(exitCode == 0, stderr);
             Assert.Equal(family.Models.Count, AssertEveryListedModelRestores(dir, store, family));
         }
@@ -82,44 +82,44 @@ public class CompressProcessTests
         SyntheticFamilyResult family = FamilyCompressorTests.WriteFamily(dir);
         string config = dir.Combine("config.json");
 
-        using Process first = ZipllmProcess.Start("compress", config);
-        using Process second = ZipllmProcess.Start("compress", config);
+        using Process first = CliProcess.Start(["compress", config]);
+        using Process second = CliProcess.Start(["compress", config]);
         Task<string> firstErr = first.StandardError.ReadToEndAsync(), secondErr = second.StandardError.ReadToEndAsync();
         Assert.True(first.WaitForExit(TimeSpan.FromMinutes(2)) && second.WaitForExit(TimeSpan.FromMinutes(2)));
         Assert.True(first.ExitCode == 0, await firstErr);
         Assert.True(second.ExitCode == 0, await secondErr);
 
         Assert.Equal(family.Models.Count, AssertEveryListedModelRestores(dir, "store", family));
-        var (verifyExit, _, verifyErr) = ZipllmProcess.Run("verify", config);
+        var (verifyExit, _, verifyErr) = await CliProcess.RunAsync(["verify", config]);
         Assert.True(verifyExit == 0, verifyErr);
     }
 
     [Fact]
-    public void RestoreListVerifyRemove_AsProcesses_ReportAndExitAsDocumented()
+    public async Task RestoreListVerifyRemove_AsProcesses_ReportAndExitAsDocumented()
     {
         using var dir = new TempDir();
         SyntheticFamilyResult family = FamilyCompressorTests.WriteFamily(dir);
         string config = dir.Combine("config.json");
-        Assert.Equal(0, ZipllmProcess.Run("compress", config).ExitCode);
+        Assert.Equal(0, (await CliProcess.RunAsync(["compress", config])).ExitCode);
 
         string ft = SyntheticFamily.IdOf(SyntheticModelKind.FullFinetune);
         string output = dir.Combine("out");
-        var restore = ZipllmProcess.Run("restore", config, ft, output);
-        Assert.True(restore.ExitCode == 0, restore.Stderr);
+        var restore = await CliProcess.RunAsync(["restore", config, ft, output]);
+        Assert.True(restore.ExitCode == 0, restore.StandardError);
         Assert.Equal(ModelFolders.Snapshot(family.Get(SyntheticModelKind.FullFinetune).Folder), ModelFolders.Snapshot(output));
-        Assert.NotEqual(0, ZipllmProcess.Run("restore", config, ft, output).ExitCode); // not empty, no --force
-        Assert.Equal(2, ZipllmProcess.Run("restore", config, "no/such-model", dir.Combine("out2")).ExitCode);
+        Assert.NotEqual(0, (await CliProcess.RunAsync(["restore", config, ft, output])).ExitCode); // not empty, no --force
+        Assert.Equal(2, (await CliProcess.RunAsync(["restore", config, "no/such-model", dir.Combine("out2")])).ExitCode);
 
-        var list = ZipllmProcess.Run("list", config);
+        var list = await CliProcess.RunAsync(["list", config]);
         Assert.Equal(0, list.ExitCode);
         foreach (SyntheticModel model in family.Models)
         {
-            Assert.Contains(model.Id, list.Stdout);
+            Assert.Contains(model.Id, list.StandardOutput);
         }
-        Assert.Contains("store ratio", list.Stdout);
+        Assert.Contains("store ratio", list.StandardOutput);
 
-        Assert.Equal(0, ZipllmProcess.Run("remove", config, SyntheticFamily.IdOf(SyntheticModelKind.Standalone)).ExitCode);
-        Assert.DoesNotContain(SyntheticFamily.IdOf(SyntheticModelKind.Standalone), ZipllmProcess.Run("list", config).Stdout);
+        Assert.Equal(0, (await CliProcess.RunAsync(["remove", config, SyntheticFamily.IdOf(SyntheticModelKind.Standalone)])).ExitCode);
+        Assert.DoesNotContain(SyntheticFamily.IdOf(SyntheticModelKind.Standalone), (await CliProcess.RunAsync(["list", config])).StandardOutput);
 
         // Damage one object: verify names the model and fails; restore refuses to write the file.
         ModelStore store = ModelStore.Open(dir.Combine("store"), create: false);
@@ -128,10 +128,10 @@ public class CompressProcessTests
         byte[] bytes = File.ReadAllBytes(victim);
         bytes[bytes.Length / 3] ^= 0x10;
         File.WriteAllBytes(victim, bytes);
-        var verify = ZipllmProcess.Run("verify", config, ft);
+        var verify = await CliProcess.RunAsync(["verify", config, ft]);
         Assert.Equal(6, verify.ExitCode);
-        Assert.Contains(ft, verify.Stderr);
-        Assert.Equal(6, ZipllmProcess.Run("restore", config, ft, dir.Combine("out3")).ExitCode);
+        Assert.Contains(ft, verify.StandardError);
+        Assert.Equal(6, (await CliProcess.RunAsync(["restore", config, ft, dir.Combine("out3")])).ExitCode);
     }
 
     /// <summary>Restores every model the store lists and compares it with its source folder; returns how many were listed.</summary>

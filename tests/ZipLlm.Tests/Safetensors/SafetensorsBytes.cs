@@ -1,6 +1,6 @@
 using System.Text;
 using ZipLlm.Safetensors;
-using ZipLlm.Tests.TestUtil;
+using ZipLlm.Tests.TestSupport;
 
 namespace ZipLlm.Tests.Safetensors;
 

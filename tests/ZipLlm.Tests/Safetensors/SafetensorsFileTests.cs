@@ -1,5 +1,5 @@
 using ZipLlm.Safetensors;
-using ZipLlm.Tests.TestUtil;
+using ZipLlm.Tests.TestSupport;
 using static ZipLlm.Tests.Safetensors.SafetensorsBytes;
 
 namespace ZipLlm.Tests.Safetensors;

@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Text;
 using ZipLlm.Safetensors;
 using Xunit.Abstractions;
-using ZipLlm.Tests.TestUtil;
+using ZipLlm.Tests.TestSupport;
 using static ZipLlm.Tests.Safetensors.SafetensorsBytes;
 
 namespace ZipLlm.Tests.Safetensors;

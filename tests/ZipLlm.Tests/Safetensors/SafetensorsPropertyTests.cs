@@ -1,6 +1,6 @@
 using System.Text;
 using ZipLlm.Safetensors;
-using ZipLlm.Tests.TestUtil;
+using ZipLlm.Tests.TestSupport;
 using static ZipLlm.Tests.Safetensors.SafetensorsBytes;
 
 namespace ZipLlm.Tests.Safetensors;

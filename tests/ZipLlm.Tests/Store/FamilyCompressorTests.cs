@@ -3,7 +3,7 @@ using ZipLlm.Codecs;
 using ZipLlm.Config;
 using ZipLlm.Store;
 using ZipLlm.Synthetic;
-using ZipLlm.Tests.TestUtil;
+using ZipLlm.Tests.TestSupport;
 
 namespace ZipLlm.Tests.Store;
 

@@ -3,7 +3,7 @@ using ZipLlm.Codecs;
 using ZipLlm.Config;
 using ZipLlm.Safetensors;
 using ZipLlm.Store;
-using ZipLlm.Tests.TestUtil;
+using ZipLlm.Tests.TestSupport;
 
 namespace ZipLlm.Tests.Store;
 

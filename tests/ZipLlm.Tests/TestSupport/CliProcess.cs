@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace ZipLlm.Tests.TestUtil;
+namespace ZipLlm.Tests.TestSupport;
 
 /// <summary>What a run of the real <c>zipllm</c> process did.</summary>
 /// <param name="ExitCode">The process exit code.</param>
@@ -23,22 +23,7 @@ internal static class CliProcess
     /// <exception cref="TimeoutException">The process did not exit in time (it is killed).</exception>
     public static async Task<CliResult> RunAsync(IEnumerable<string> arguments, string? workingDirectory = null, TimeSpan? timeout = null)
     {
-        var start = new ProcessStartInfo(DotnetHost())
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = workingDirectory ?? AppContext.BaseDirectory,
-        };
-        start.ArgumentList.Add(CliPath);
-        foreach (string argument in arguments)
-        {
-            start.ArgumentList.Add(argument);
-        }
-        start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        start.Environment["DOTNET_NOLOGO"] = "1";
-
-        using Process process = Process.Start(start) ?? throw new InvalidOperationException("Could not start dotnet.");
+        using Process process = Start(arguments, workingDirectory);
         Task<string> stdout = process.StandardOutput.ReadToEndAsync();
         Task<string> stderr = process.StandardError.ReadToEndAsync();
         using var cancellation = new CancellationTokenSource(timeout ?? s_defaultTimeout);
@@ -54,7 +39,27 @@ internal static class CliProcess
         return new CliResult(process.ExitCode, await stdout, await stderr);
     }
 
-    /// <summary>The dotnet host running the tests (set by <c>dotnet test</c>), else <c>dotnet</c> from PATH.</summary>
+    /// <summary>Starts the CLI with output redirected; the caller reads the output and waits (or kills it).</summary>
+    public static Process Start(IEnumerable<string> arguments, string? workingDirectory = null)
+    {
+        var start = new ProcessStartInfo(DotnetHost())
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = workingDirectory ?? AppContext.BaseDirectory,
+        };
+        start.ArgumentList.Add(CliPath);
+        foreach (string argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+        start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        start.Environment["DOTNET_NOLOGO"] = "1";
+
+        return Process.Start(start) ?? throw new InvalidOperationException("Could not start dotnet.");
+    }
+
     private static string DotnetHost() =>
         Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
 }

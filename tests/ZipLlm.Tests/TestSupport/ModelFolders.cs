@@ -1,7 +1,7 @@
 using ZipLlm.Safetensors;
 using ZipLlm.Tests.Codecs;
 
-namespace ZipLlm.Tests.TestUtil;
+namespace ZipLlm.Tests.TestSupport;
 
 /// <summary>Builds small model folders by hand for store tests.</summary>
 internal static class ModelFolders

@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 
-namespace ZipLlm.BitX;
+namespace ZipLlm.IO;
 
 /// <summary>
 /// Runs numbered work items on at most <c>threads</c> workers, each with a context of its own (zstd contexts
@@ -30,6 +30,12 @@ internal sealed class OrderedWorkers<TContext> : IDisposable
     /// </summary>
     public void Run<T>(long count, Func<long, Func<TContext, T>> prepare, Action<long, T> consume, CancellationToken cancellationToken)
     {
+        if (count == 1)
+        {
+            // One item gains nothing from a worker thread: run it here.
+            consume(0, WithContext(prepare(0)));
+            return;
+        }
         int window = 2 * Threads;
         var inflight = new Queue<(long Index, Task<T> Task)>(window);
         long next = 0;
@@ -75,7 +81,7 @@ internal sealed class OrderedWorkers<TContext> : IDisposable
         }
     }
 
-    private T WithContext<T>(Func<TContext, T> work)
+    public T WithContext<T>(Func<TContext, T> work)
     {
         if (!_contexts.TryTake(out TContext? context))
         {

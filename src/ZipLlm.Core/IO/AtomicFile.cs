@@ -1,0 +1,193 @@
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace ZipLlm.IO;
+
+/// <summary>
+/// Writes files so that readers see either nothing or the whole file: a temporary name in the same
+/// file system, a flush, a rename. Temporary names carry the writer's process id, so files left by a
+/// killed process can be told from those of a live one.
+/// </summary>
+internal static partial class AtomicFile
+{
+    private const string TempSuffix = ".tmp";
+
+    /// <summary>Writes <paramref name="bytes"/> to <paramref name="path"/>, durably, through a temporary file beside it.</summary>
+    public static void WriteAllBytes(string path, ReadOnlySpan<byte> bytes)
+    {
+        using var writer = new AtomicFileWriter(path);
+        writer.Stream.Write(bytes);
+        writer.Commit(durable: true);
+    }
+
+    /// <summary>Writes <paramref name="text"/> as UTF-8 without a byte-order mark, durably.</summary>
+    public static void WriteAllText(string path, string text) => WriteAllBytes(path, new UTF8Encoding(false).GetBytes(text));
+
+    /// <summary>A fresh temporary name for <paramref name="path"/>, in <paramref name="tempDir"/> or else beside it.</summary>
+    public static string TempPathFor(string path, string? tempDir = null)
+    {
+        string full = Path.GetFullPath(path);
+        string folder = tempDir ?? Path.GetDirectoryName(full) ?? ".";
+        return Path.Combine(folder, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}{TempSuffix}");
+    }
+
+    /// <summary>
+    /// Removes temporary files in <paramref name="folder"/> left by processes that are no longer running
+    /// (a crash or a kill); files of live processes are left alone.
+    /// </summary>
+    public static void SweepStale(string folder)
+    {
+        if (!Directory.Exists(folder))
+        {
+            return;
+        }
+        foreach (string file in Directory.EnumerateFiles(folder, "." + "*" + TempSuffix))
+        {
+            // .{name}.{pid}.{guid}.tmp
+            string[] parts = Path.GetFileName(file).Split('.');
+            if (parts.Length >= 4 && int.TryParse(parts[^3], out int pid) && !IsAlive(pid))
+            {
+                TryDelete(file);
+            }
+        }
+    }
+
+    /// <summary>Flushes every written file of the file system holding <paramref name="path"/> (Linux syncfs; nothing elsewhere).</summary>
+    public static void SyncFileSystem(string path)
+    {
+        if (OperatingSystem.IsLinux())
+        {
+            WithDirectory(path, fd => syncfs(fd));
+        }
+    }
+
+    /// <summary>Makes a rename in <paramref name="directory"/> durable.</summary>
+    public static void SyncDirectory(string directory)
+    {
+        if (OperatingSystem.IsLinux())
+        {
+            WithDirectory(directory, fd => fsync(fd));
+        }
+    }
+
+    /// <summary>Deletes a file if it can; never throws.</summary>
+    public static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+
+    private static void WithDirectory(string path, Func<int, int> call)
+    {
+        int fd = open(path, 0 /* O_RDONLY */);
+        if (fd >= 0)
+        {
+            _ = call(fd);
+            _ = close(fd);
+        }
+    }
+
+    private static bool IsAlive(int pid)
+    {
+        if (pid == Environment.ProcessId)
+        {
+            return true;
+        }
+        try
+        {
+            using var process = System.Diagnostics.Process.GetProcessById(pid);
+            return !process.HasExited;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
+    }
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int syncfs(int fd);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int open(string path, int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int fsync(int fd);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int close(int fd);
+}
+
+/// <summary>
+/// A file being written under a temporary name; <see cref="Commit"/> renames it into place, and
+/// disposing without a commit deletes it, so a failure never leaves a half-written file.
+/// </summary>
+internal sealed class AtomicFileWriter : IDisposable
+{
+    private const int BufferSize = 1 << 20;
+
+    private readonly string _path;
+    private readonly string _temporary;
+    private FileStream? _stream;
+
+    /// <summary>Starts writing <paramref name="path"/>; the temporary file goes in <paramref name="tempDir"/> (same file system) or beside the target.</summary>
+    public AtomicFileWriter(string path, string? tempDir = null)
+    {
+        _path = Path.GetFullPath(path);
+        _temporary = AtomicFile.TempPathFor(_path, tempDir);
+        Directory.CreateDirectory(Path.GetDirectoryName(_temporary)!);
+        _stream = new FileStream(_temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, BufferSize);
+    }
+
+    /// <summary>Where to write the content.</summary>
+    public Stream Stream => _stream ?? throw new ObjectDisposedException(_path);
+
+    /// <summary>Flushes (to disk when <paramref name="durable"/>) and renames the file into place, replacing what is there.</summary>
+    /// <returns>The file's length.</returns>
+    public long Commit(bool durable = true)
+    {
+        FileStream stream = _stream ?? throw new ObjectDisposedException(_path);
+        stream.Flush(flushToDisk: durable);
+        long length = stream.Length;
+        stream.Dispose();
+        _stream = null;
+        string folder = Path.GetDirectoryName(_path)!;
+        Directory.CreateDirectory(folder);
+        try
+        {
+            File.Move(_temporary, _path, overwrite: true);
+        }
+        catch
+        {
+            AtomicFile.TryDelete(_temporary);
+            throw;
+        }
+        if (durable)
+        {
+            AtomicFile.SyncDirectory(folder);
+        }
+        return length;
+    }
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        if (_stream is not null)
+        {
+            _stream.Dispose();
+            _stream = null;
+            AtomicFile.TryDelete(_temporary);
+        }
+    }
+}
