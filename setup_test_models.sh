@@ -26,12 +26,4 @@ if [[ $# -gt 0 && "$1" != -* ]]; then
   shift
 fi
 
-build_log="$(mktemp)"
-trap 'rm -f "$build_log"' EXIT
-if ! dotnet build "$root/src/ZipLlm.Cli/ZipLlm.Cli.csproj" -c Release --nologo -v quiet >"$build_log" 2>&1; then
-  cat "$build_log" >&2
-  echo "setup_test_models.sh: build failed" >&2
-  exit 1
-fi
-
-exec dotnet "$root/src/ZipLlm.Cli/bin/Release/net10.0/zipllm.dll" models setup "$config" "$@"
+exec "$root/zipllm" models setup "$config" "$@"

@@ -120,6 +120,12 @@ public static class ModelSetup
             logger.LogWarning("Download failed for a network reason ({Reason}); generating the synthetic family instead", ex.Message);
             return GenerateSynthetic(config, options, $"a download failed: {ex.Message}", logger, cancellationToken);
         }
+        catch (HubException ex) when (ex.Kind == HubErrorKind.Unauthorized && options.Hub.Token is null)
+        {
+            // Without a token a gated model can never be fetched: the offline family lets every command run all the same.
+            logger.LogWarning("{Reason}; {Variable} is not set, so generating the synthetic family instead", ex.Message, HubClientOptions.TokenVariable);
+            return GenerateSynthetic(config, options, $"{HubClientOptions.TokenVariable} is not set and a model is gated: {ex.Message}", logger, cancellationToken);
+        }
 
         map.Save(config.BaseFtPath);
         ModelCard.CheckAgainstList(list, config.ModelDir, logger);

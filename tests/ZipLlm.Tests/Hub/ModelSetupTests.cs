@@ -120,14 +120,29 @@ public class ModelSetupTests
     }
 
     [Fact]
-    public async Task Run_GatedModelWithoutToken_ThrowsUnauthorized()
+    public async Task Run_GatedModelWithoutToken_FallsBackToSynthetic()
     {
         await using var hub = HubWithFamily();
         hub.Gated.Add("my_org/ft");
         using var dir = new TempDir();
         var config = WriteConfig(dir);
         File.WriteAllText(config.ModelsToProcess, "org/base\nmy_org/ft\n");
-        var ex = await Assert.ThrowsAsync<HubException>(() => ModelSetup.RunAsync(config, Options(hub.Endpoint), new ListLogger()));
+        var logger = new ListLogger();
+        var result = await ModelSetup.RunAsync(config, Options(hub.Endpoint), logger);
+        Assert.Equal(ModelSetupMode.Synthetic, result.Mode);
+        Assert.Contains(HubClientOptions.TokenVariable, result.Reason);
+        Assert.Contains(logger.Warnings, w => w.Contains("gated", StringComparison.OrdinalIgnoreCase) || w.Contains("401", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Run_GatedModelWithToken_ThrowsUnauthorized()
+    {
+        await using var hub = HubWithFamily();
+        hub.Gated.Add("my_org/ft");
+        using var dir = new TempDir();
+        var config = WriteConfig(dir);
+        File.WriteAllText(config.ModelsToProcess, "org/base\nmy_org/ft\n");
+        var ex = await Assert.ThrowsAsync<HubException>(() => ModelSetup.RunAsync(config, Options(hub.Endpoint, token: "wrong-token"), new ListLogger()));
         Assert.Equal(HubErrorKind.Unauthorized, ex.Kind);
         Assert.False(File.Exists(config.BaseFtPath));
     }
