@@ -77,9 +77,9 @@ public sealed class FamilyCompressor(ZipLlmConfig config, ILogger logger)
                 IngestResult result = ingester.Ingest(modelId, config.ModelFolder(modelId), role, cancellationToken);
                 results.Add(result);
                 logger.LogInformation(
-                    "Stored {Model} ({Role}): {InMB:F1} MB in, {StoredMB:F1} MB stored, ratio {Ratio:F2}x, {Seconds:F1} s, {MBps:F0} MB/s; " +
+                    "Stored {Model} ({Role}): {InMB:F1} MB in, {StoredMB:F1} MB stored, ratio {Ratio}, {Seconds:F1} s, {MBps:F0} MB/s; " +
                     "{Dedup}/{Tensors} tensors deduplicated, {Deltas} as deltas, {DedupFiles}/{Files} files already stored",
-                    modelId, role.Kind, result.OriginalBytes / 1e6, result.AddedBytes / 1e6, result.Ratio, result.Elapsed.TotalSeconds,
+                    modelId, role.Kind, result.OriginalBytes / 1e6, result.AddedBytes / 1e6, result.RatioText, result.Elapsed.TotalSeconds,
                     result.MegabytesPerSecond, result.DedupTensors, result.Tensors, result.DeltaTensors, result.DedupFiles, result.Files);
             }
             catch (Exception ex) when (IsInputFailure(ex))
