@@ -91,8 +91,8 @@ void Report(IReadOnlyList<Measurement> results)
     }
     Console.WriteLine();
     Console.Write(Analysis.FormatTable(Analysis.Summarize(results)));
-    PlotWriter.Write(plotPath, results, "ZipLLM");
-    Console.WriteLine($"wrote {csvPath} and {plotPath}");
+    PlotWriter.Write(plotPath, results, "ZipLLM vs zstd");
+    Console.WriteLine(options.AnalyzeOnly ? $"read {csvPath}; wrote {plotPath}" : $"wrote {csvPath} and {plotPath}");
 }
 
 static string DefaultCli()
