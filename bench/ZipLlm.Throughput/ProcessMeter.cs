@@ -1,0 +1,116 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Reflection;
+using System.Runtime.InteropServices;
+
+namespace ZipLlm.Throughput;
+
+/// <summary>Wall clock and peak memory of one child process.</summary>
+/// <param name="PeakRssKb">The largest resident set of the child or any of its descendants, in KiB.</param>
+public sealed record ProcessResult(int ExitCode, double Seconds, long PeakRssKb);
+
+/// <summary>
+/// Times a command and reads its peak resident set. getrusage(RUSAGE_CHILDREN).ru_maxrss is exact
+/// (the kernel keeps the high-water mark of every reaped descendant) but it is the maximum over all
+/// children a process ever had, so each command runs under a fresh copy of this tool (the hidden
+/// <c>__measure</c> verb) whose only child is the command: its figure is that command's alone.
+/// The helper starts the clock just before it starts the child and stops it when the child is reaped,
+/// so the helper's own start-up is not counted.
+/// </summary>
+public static partial class ProcessMeter
+{
+    public const string Verb = "__measure";
+
+    /// <summary>Runs <paramref name="command"/> under the helper, appending its output to <paramref name="logFile"/>.</summary>
+    /// <exception cref="InvalidOperationException">The helper itself failed (not the command: see <see cref="ProcessResult.ExitCode"/>).</exception>
+    public static ProcessResult Run(IReadOnlyList<string> command, string logFile)
+    {
+        var start = new ProcessStartInfo
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        string self = Environment.ProcessPath ?? throw new InvalidOperationException("Cannot find this process's executable.");
+        if (Path.GetFileNameWithoutExtension(self) == "dotnet")
+        {
+            start.FileName = self;
+            start.ArgumentList.Add(Assembly.GetEntryAssembly()!.Location);
+        }
+        else
+        {
+            start.FileName = self;
+        }
+        start.ArgumentList.Add(Verb);
+        start.ArgumentList.Add(logFile);
+        start.ArgumentList.Add("--");
+        foreach (string arg in command)
+        {
+            start.ArgumentList.Add(arg);
+        }
+        using Process helper = Process.Start(start) ?? throw new InvalidOperationException("Could not start the measuring helper.");
+        Task<string> error = helper.StandardError.ReadToEndAsync();
+        string output = helper.StandardOutput.ReadToEnd();
+        helper.WaitForExit();
+        string[] fields = output.Trim().Split(' ');
+        if (helper.ExitCode != 0 || fields.Length != 3)
+        {
+            throw new InvalidOperationException($"The measuring helper failed (exit {helper.ExitCode}): {output.Trim()} {error.Result.Trim()}");
+        }
+        return new ProcessResult(
+            int.Parse(fields[0], CultureInfo.InvariantCulture),
+            double.Parse(fields[1], CultureInfo.InvariantCulture),
+            long.Parse(fields[2], CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>The helper: <c>__measure LOG -- PROGRAM ARGS...</c>; prints "exit seconds peak_kib" on one line.</summary>
+    public static int RunHelper(string[] args)
+    {
+        if (args.Length < 4 || args[0] != Verb || args[2] != "--")
+        {
+            Console.Error.WriteLine("usage: __measure LOG -- PROGRAM ARGS...");
+            return 2;
+        }
+        using var log = new StreamWriter(args[1], append: true) { AutoFlush = true };
+        var start = new ProcessStartInfo(args[3])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (string arg in args.Skip(4))
+        {
+            start.ArgumentList.Add(arg);
+        }
+        log.WriteLine("$ " + string.Join(' ', args.Skip(3)));
+        var gate = new Lock();
+        var clock = Stopwatch.StartNew();
+        using Process child = Process.Start(start) ?? throw new InvalidOperationException($"Could not start {args[3]}.");
+        child.OutputDataReceived += (_, e) => { if (e.Data is not null) { lock (gate) { log.WriteLine(e.Data); } } };
+        child.ErrorDataReceived += (_, e) => { if (e.Data is not null) { lock (gate) { log.WriteLine(e.Data); } } };
+        child.BeginOutputReadLine();
+        child.BeginErrorReadLine();
+        child.WaitForExit();
+        double seconds = clock.Elapsed.TotalSeconds;
+        if (getrusage(RusageChildren, out Rusage usage) != 0)
+        {
+            Console.Error.WriteLine("getrusage failed: errno " + Marshal.GetLastPInvokeError());
+            return 1;
+        }
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{child.ExitCode} {seconds:F6} {usage.MaxRss}"));
+        return 0;
+    }
+
+    private const int RusageChildren = -1;
+
+    /// <summary>struct rusage of 64-bit Linux: two timevals, then fourteen longs (ru_maxrss first, in KiB).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    private struct Rusage
+    {
+        public long UtimeSec, UtimeUsec, StimeSec, StimeUsec;
+        public long MaxRss, IxRss, IdRss, IsRss, MinFlt, MajFlt, NSwap, InBlock, OuBlock, MsgSnd, MsgRcv, NSignals, NVcsw, NIvcsw;
+    }
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int getrusage(int who, out Rusage usage);
+}

@@ -1,0 +1,172 @@
+using ZipLlm.Config;
+using ZipLlm.Store;
+
+namespace ZipLlm.Throughput;
+
+/// <summary>
+/// The timed runs. Every run is the real CLI in its own process, timed from start to exit, so a
+/// figure covers everything a user waits for: start-up, reading, decoding, hashing and writing.
+/// </summary>
+public sealed class ThroughputRunner(BenchOptions options, ZipLlmConfig config, Workspace ws)
+{
+    private readonly List<Measurement> _results = [];
+
+    public IReadOnlyList<Measurement> Results => _results;
+
+    /// <summary>Called after every timed run, so a long run leaves a CSV behind even if stopped.</summary>
+    public Action<IReadOnlyList<Measurement>>? Progress { get; init; }
+
+    public void RunRestore()
+    {
+        var layout = new StoreLayout(config.StorageDir);
+        List<string> missing = options.Models.Where(m => !File.Exists(layout.ManifestPath(m))).ToList();
+        if (missing.Count > 0)
+        {
+            Console.WriteLine($"restore: {string.Join(", ", missing)} not in {config.StorageDir} yet; running 'zipllm compress' once first (untimed).");
+            ws.Zipllm("compress", config.ConfigPath);
+            foreach (string model in missing.Where(m => !File.Exists(layout.ManifestPath(m))))
+            {
+                throw new InvalidOperationException($"{model} is still not in the store after compress: is it listed in {config.ModelsToProcess}?");
+            }
+        }
+
+        var archives = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (ws.HasZstd)
+        {
+            foreach (string model in options.Models)
+            {
+                string folder = config.ModelFolder(model);
+                if (!Directory.Exists(folder))
+                {
+                    Console.WriteLine($"restore: {folder} is missing, so there is no zstd baseline for {model}.");
+                    continue;
+                }
+                string archive = Path.Combine(ws.NewFolder("archive-" + ModelId.FolderName(model)), "model.tar.zst");
+                ws.ZstdCompress(config.ModelDir, [ModelId.FolderName(model)], options.ZstdLevel, Environment.ProcessorCount, archive);
+                archives[model] = archive;
+            }
+        }
+
+        foreach (string model in options.Models)
+        {
+            string? archive = archives.GetValueOrDefault(model);
+            if (!options.DropCache)
+            {
+                Console.WriteLine($"restore {model}: warm-up (untimed)");
+                RestoreOnce(model, options.Threads[^1]);
+                if (archive is not null)
+                {
+                    ZstdRestoreOnce(archive, options.Threads[^1]);
+                }
+            }
+            foreach (int threads in options.Threads)
+            {
+                for (int run = 1; run <= options.Runs; run++)
+                {
+                    (ProcessResult r, long bytes) = RestoreOnce(model, threads);
+                    Add(new Measurement(Measurement.Restore, Measurement.ZipLlm, model, threads, run, bytes, r.Seconds, Mb(r.PeakRssKb), null));
+                    if (archive is not null)
+                    {
+                        (ProcessResult z, long zbytes) = ZstdRestoreOnce(archive, threads);
+                        Add(new Measurement(Measurement.Restore, Measurement.Zstd, model, threads, run, zbytes, z.Seconds, Mb(z.PeakRssKb), null));
+                    }
+                }
+            }
+        }
+    }
+
+    public void RunCompress()
+    {
+        IReadOnlyList<string> models = ModelList.Load(config.ModelsToProcess).Models;
+        List<string> folders = models.Select(ModelId.FolderName).ToList();
+        long bytesIn = models.Sum(m => Workspace.FolderSize(config.ModelFolder(m)));
+        Console.WriteLine($"compress: {models.Count} models, {bytesIn / 1e6:F1} MB in {config.ModelDir}");
+
+        if (!options.DropCache)
+        {
+            Console.WriteLine("compress: warm-up (untimed)");
+            CompressOnce(options.Threads[^1]);
+            if (ws.HasZstd)
+            {
+                ZstdCompressOnce(folders, options.Threads[^1]);
+            }
+        }
+        foreach (int threads in options.Threads)
+        {
+            for (int run = 1; run <= options.Runs; run++)
+            {
+                (ProcessResult r, long stored) = CompressOnce(threads);
+                Add(new Measurement(Measurement.Compress, Measurement.ZipLlm, Measurement.FamilyModel, threads, run, bytesIn, r.Seconds, Mb(r.PeakRssKb), stored));
+                if (ws.HasZstd)
+                {
+                    (ProcessResult z, long zstored) = ZstdCompressOnce(folders, threads);
+                    Add(new Measurement(Measurement.Compress, Measurement.Zstd, Measurement.FamilyModel, threads, run, bytesIn, z.Seconds, Mb(z.PeakRssKb), zstored));
+                }
+            }
+        }
+    }
+
+    private (ProcessResult, long) RestoreOnce(string model, int threads)
+    {
+        string outDir = ws.NewFolder("restore");
+        DropIfAsked();
+        ProcessResult r = ws.Zipllm("restore", config.ConfigPath, model, outDir, "--threads", threads.ToString());
+        long bytes = Workspace.FolderSize(outDir);
+        Workspace.DeleteFolder(outDir);
+        return (r, bytes);
+    }
+
+    private (ProcessResult, long) ZstdRestoreOnce(string archive, int threads)
+    {
+        string outDir = ws.NewFolder("restore-zstd");
+        DropIfAsked();
+        ProcessResult r = ws.ZstdRestore(archive, outDir, threads);
+        // The tar holds one folder (the model's); count the files it unpacked.
+        long bytes = Workspace.FolderSize(outDir);
+        Workspace.DeleteFolder(outDir);
+        return (r, bytes);
+    }
+
+    private (ProcessResult, long) CompressOnce(int threads)
+    {
+        string dir = ws.NewFolder("compress");
+        string store = Path.Combine(dir, "store");
+        string cfg = Path.Combine(dir, "config.json");
+        Workspace.WriteConfig(cfg, config.ModelDir, store, config.ModelsToProcess, config.BaseFtPath, threads);
+        DropIfAsked();
+        ProcessResult r = ws.Zipllm("compress", cfg, "--threads", threads.ToString());
+        var layout = new StoreLayout(store);
+        long stored = Workspace.FolderSize(layout.ObjectsDir) + Workspace.FolderSize(layout.ManifestsDir);
+        Workspace.DeleteFolder(dir);
+        return (r, stored);
+    }
+
+    private (ProcessResult, long) ZstdCompressOnce(List<string> folders, int threads)
+    {
+        string dir = ws.NewFolder("compress-zstd");
+        string archive = Path.Combine(dir, "family.tar.zst");
+        DropIfAsked();
+        ProcessResult r = ws.ZstdCompress(config.ModelDir, folders, options.ZstdLevel, threads, archive);
+        long stored = new FileInfo(archive).Length;
+        Workspace.DeleteFolder(dir);
+        return (r, stored);
+    }
+
+    private void DropIfAsked()
+    {
+        if (options.DropCache)
+        {
+            ws.DropCaches();
+        }
+    }
+
+    private void Add(Measurement m)
+    {
+        _results.Add(m);
+        Console.WriteLine($"  {m.Mode,-8} {m.Tool,-6} {m.Model,-28} threads {m.Threads,2} run {m.Run}: {m.Bytes / 1e6,8:F1} MB in {m.Seconds,6:F2} s = {m.Gbps * 1000,6:F0} MB/s, peak RSS {m.PeakRssMb,6:F0} MB"
+            + (m.StoredBytes is long s ? $", stored {s / 1e6:F1} MB" : ""));
+        Progress?.Invoke(_results);
+    }
+
+    public static double Mb(long kib) => kib * 1024 / 1e6;
+}
