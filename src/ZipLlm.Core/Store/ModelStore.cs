@@ -39,20 +39,17 @@ public sealed class ModelStore
                 throw new DirectoryNotFoundException($"No store at {layout.Root} (no FORMAT file); run compress first.");
             }
             Directory.CreateDirectory(layout.Root);
-            if (Directory.EnumerateFileSystemEntries(layout.Root).Any(e => Path.GetFileName(e) is not ("tmp" or "locks" or "objects" or "manifests")))
+            // Another process may be creating the store at this very moment: its folders and FORMAT are expected here.
+            if (Directory.EnumerateFileSystemEntries(layout.Root).Any(e => Path.GetFileName(e) is not ("tmp" or "locks" or "objects" or "manifests" or "FORMAT")))
             {
                 throw new IOException($"{layout.Root} is not empty and is not a zipllm store; refusing to write into it.");
             }
             Directory.CreateDirectory(layout.TempDir);
             Directory.CreateDirectory(layout.LocksDir);
-            try
-            {
-                AtomicFile.WriteAllText(layout.FormatFile, StoreLayout.FormatLine + "\n");
-            }
-            catch (IOException) when (File.Exists(layout.FormatFile))
-            {
-                // Another process created the store at the same moment.
-            }
+            // Written through the store's tmp folder, so a half-written FORMAT is never seen; two creators write the same bytes.
+            using var writer = new AtomicFileWriter(layout.FormatFile, layout.TempDir);
+            writer.Stream.Write(System.Text.Encoding.ASCII.GetBytes(StoreLayout.FormatLine + "\n"));
+            writer.Commit(durable: true);
         }
         string line = File.ReadLines(layout.FormatFile).FirstOrDefault() ?? "";
         if (line.Trim() != StoreLayout.FormatLine)
