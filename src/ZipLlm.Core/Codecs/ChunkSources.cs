@@ -35,3 +35,57 @@ public sealed class RawChunkSource(long length, ReadAt read) : IChunkSource
     /// <inheritdoc/>
     public void ReadChunk(long offset, Span<byte> destination, ChunkCodec codec) => read(offset, destination);
 }
+
+/// <summary>
+/// A base seen at another length: cut short, or extended with zero bytes. It lets a tensor that grew rows
+/// (a vocabulary extension) be stored as a delta against its base: the shared rows XOR to small values, and
+/// the new rows XOR with zeros, which leaves them as they are.
+/// </summary>
+public sealed class ResizedChunkSource : IChunkSource
+{
+    private readonly IChunkSource _inner;
+    private readonly int _innerChunkSize;
+
+    /// <summary>Shows <paramref name="inner"/>, chunked by <paramref name="innerChunkSize"/>, as <paramref name="length"/> bytes.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The length is negative or the chunk size is invalid.</exception>
+    public ResizedChunkSource(IChunkSource inner, int innerChunkSize, long length)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        if (!EncodedTensorFormat.IsValidChunkSize(innerChunkSize))
+        {
+            throw new ArgumentOutOfRangeException(nameof(innerChunkSize));
+        }
+        _inner = inner;
+        _innerChunkSize = innerChunkSize;
+        Length = length;
+    }
+
+    /// <inheritdoc/>
+    public long Length { get; }
+
+    /// <inheritdoc/>
+    public void ReadChunk(long offset, Span<byte> destination, ChunkCodec codec)
+    {
+        int available = (int)Math.Clamp(_inner.Length - offset, 0, _innerChunkSize);
+        if (available == destination.Length)
+        {
+            _inner.ReadChunk(offset, destination, codec);
+            return;
+        }
+        destination.Clear();
+        if (available == 0)
+        {
+            return;
+        }
+        byte[] chunk = System.Buffers.ArrayPool<byte>.Shared.Rent(available);
+        try
+        {
+            _inner.ReadChunk(offset, chunk.AsSpan(0, available), codec);
+            chunk.AsSpan(0, Math.Min(available, destination.Length)).CopyTo(destination);
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(chunk);
+        }
+    }
+}

@@ -174,14 +174,15 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
                 ElementLayout layout = ElementLayouts.ForDType(t.DType);
                 IChunkSource? baseSource = null;
                 byte[] reference = [];
-                if (baseTensors.TryGetValue(t.Name, out StoredTensor? partner)
-                    && partner.DType == t.DType.Name() && partner.Shape.AsSpan().SequenceEqual(t.Shape)
+                if (baseTensors.TryGetValue(t.Name, out StoredTensor? partner) && IsPartner(partner, t)
                     && ContentHash.TryParse(partner.Object, out ContentHash partnerHash))
                 {
                     EncodedTensor baseTensor = reader.Open(partnerHash);
-                    if (baseTensor.ChunkSize == pool.Options.ChunkSize && baseTensor.Length == t.Length)
+                    if (baseTensor.ChunkSize == pool.Options.ChunkSize)
                     {
-                        baseSource = baseTensor;
+                        baseSource = baseTensor.Length == t.Length
+                            ? baseTensor
+                            : new ResizedChunkSource(baseTensor, baseTensor.ChunkSize, t.Length);
                         reference = partnerHash.ToBytes();
                     }
                 }
@@ -199,6 +200,16 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
         state.EncodeTime += encodeClock.Elapsed;
         return new StoredFile(relative, file.Length, whole.Hex, StoredFileKind.Safetensors, headerHash.Hex, tensors);
     }
+
+    /// <summary>
+    /// Whether the base's tensor of the same name can serve as a BitX base: same dtype, and the same shape
+    /// but perhaps for the first dimension, so that row i of one lines up with row i of the other (a vocabulary
+    /// extension adds rows to embed_tokens and lm_head; the shared rows still differ only in low bits).
+    /// </summary>
+    private static bool IsPartner(StoredTensor partner, TensorInfo tensor) =>
+        partner.DType == tensor.DType.Name()
+        && partner.Shape.Length == tensor.Shape.Length
+        && (tensor.Shape.Length == 0 || partner.Shape.AsSpan(1).SequenceEqual(tensor.Shape.AsSpan(1)));
 
     private Dictionary<string, StoredTensor> BaseTensorsByName(string baseId)
     {

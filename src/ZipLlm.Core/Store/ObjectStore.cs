@@ -117,7 +117,15 @@ public sealed class ObjectStore(StoreLayout layout)
                 }
                 try
                 {
-                    tensor.Base = Open(baseHash, depth + 1);
+                    EncodedTensor baseTensor = Open(baseHash, depth + 1);
+                    if (baseTensor.ChunkSize != tensor.ChunkSize)
+                    {
+                        throw new ArgumentException($"base chunk size {baseTensor.ChunkSize} differs from {tensor.ChunkSize}.");
+                    }
+                    // A base of another length (a tensor that grew or lost rows) is seen cut short or zero-extended.
+                    tensor.Base = baseTensor.Length == tensor.Length
+                        ? baseTensor
+                        : new ResizedChunkSource(baseTensor, baseTensor.ChunkSize, tensor.Length);
                 }
                 catch (ArgumentException ex)
                 {

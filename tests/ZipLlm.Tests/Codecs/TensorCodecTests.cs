@@ -51,6 +51,30 @@ public class TensorCodecTests
         Assert.Equal(ft2, TensorCodec.DecodeToArray(encodedFt2, pool));
     }
 
+    [Theory]
+    [InlineData(1000, 1000)]
+    [InlineData(1000, 1600)] // rows added: the tail XORs with zeros
+    [InlineData(1600, 1000)] // rows removed: the base is cut short
+    [InlineData(300, 2000)]
+    [InlineData(0, 700)]
+    public void RoundTrip_DeltaAgainstBaseOfOtherLength_IsExact(int baseLength, int length)
+    {
+        var random = new Random(baseLength + length);
+        using var pool = new WorkerPool(2, SmallChunks);
+        byte[] baseTensor = TensorData.Sample(random, DType.BF16, baseLength);
+        byte[] grown = TensorData.Sample(random, DType.BF16, length);
+        byte[] tensor = [.. TensorData.Perturb(random, baseTensor, DType.BF16).Take(length), .. grown.Skip(baseLength)];
+        EncodedTensor encodedBase = EncodedTensor.Open("base", TensorCodec.Encode(ElementLayout.Word16, baseTensor, null, pool));
+
+        using var output = new MemoryStream();
+        TensorCodec.Encode(output, ElementLayout.Word16, RawChunkSource.FromMemory(tensor),
+            new ResizedChunkSource(encodedBase, encodedBase.ChunkSize, tensor.Length), [7], pool);
+        EncodedTensor delta = EncodedTensor.Open("delta", output.ToArray());
+        delta.Base = new ResizedChunkSource(encodedBase, encodedBase.ChunkSize, tensor.Length);
+
+        Assert.Equal(tensor, TensorCodec.DecodeToArray(delta, pool));
+    }
+
     [Fact]
     public void Decode_DeltaWithoutBase_ThrowsInvalidData()
     {

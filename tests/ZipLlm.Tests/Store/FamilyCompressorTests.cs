@@ -30,6 +30,9 @@ public class FamilyCompressorTests
         Assert.Equal(resharded.Tensors, resharded.DedupTensors);
         // Finetunes are stored as deltas; the LoRA merge shares every untouched tensor with the base.
         Assert.True(Result(SyntheticModelKind.FullFinetune).DeltaTensors > 0);
+        // A vocabulary extension still pairs every tensor, the grown embed_tokens and lm_head included.
+        IngestResult vocab = Result(SyntheticModelKind.VocabExtendedFinetune);
+        Assert.Equal(vocab.Tensors, vocab.DeltaTensors + vocab.DedupTensors);
         IngestResult lora = Result(SyntheticModelKind.LoraFinetune);
         Assert.True(lora.DedupTensors > lora.Tensors / 2, $"LoRA: {lora.DedupTensors} of {lora.Tensors} deduplicated");
 
