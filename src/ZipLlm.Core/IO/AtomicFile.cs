@@ -135,7 +135,9 @@ internal static partial class AtomicFile
 /// </summary>
 internal sealed class AtomicFileWriter : IDisposable
 {
-    private const int BufferSize = 1 << 20;
+    // Below the large-object threshold: a store writes one file per object, and a buffer per file on the
+    // large-object heap made the peak memory of compress grow with the number of objects until a full GC.
+    private const int BufferSize = 64 << 10;
 
     private readonly string _path;
     private readonly string _temporary;
