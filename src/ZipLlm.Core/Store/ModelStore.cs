@@ -164,7 +164,4 @@ public sealed class ModelStore
         logger.LogDebug("Deleted {Count} unused objects ({Bytes} bytes)", count, bytes);
         return (count, bytes);
     }
-
-    /// <summary>Default codec options for a store.</summary>
-    public static CodecOptions DefaultCodecOptions => CodecOptions.Default;
 }
