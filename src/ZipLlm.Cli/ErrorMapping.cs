@@ -18,4 +18,10 @@ internal static class ErrorMapping
         };
         return exitCode >= 0;
     }
+
+    /// <summary>The one-line message for <paramref name="ex"/>, without the parameter-name suffix of argument errors.</summary>
+    public static string Describe(Exception ex) =>
+        ex is ArgumentException { ParamName: { } name } argument
+            ? argument.Message.Replace($" (Parameter '{name}')", "", StringComparison.Ordinal)
+            : ex.Message;
 }

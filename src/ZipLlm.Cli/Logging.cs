@@ -1,23 +1,52 @@
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Logging.Console;
 
 namespace ZipLlm.Cli;
 
-/// <summary>Builds the console logger every verb uses: one line per message, on standard error.</summary>
+/// <summary>Builds the console logger every verb uses: one plain line per message, on standard error.</summary>
 internal static class Logging
 {
     public static ILoggerFactory CreateFactory(LogLevel minimumLevel) =>
         LoggerFactory.Create(builder =>
         {
             builder.SetMinimumLevel(minimumLevel);
-            builder.AddSimpleConsole(options =>
+            builder.AddConsole(options =>
             {
-                options.SingleLine = true;
-                options.IncludeScopes = false;
-                options.TimestampFormat = null;
-                options.ColorBehavior = Console.IsErrorRedirected ? LoggerColorBehavior.Disabled : LoggerColorBehavior.Default;
+                options.FormatterName = PlainFormatter.FormatterName;
+                // Everything goes to stderr, so stdout carries only a verb's results (tables, sizes).
+                options.LogToStandardErrorThreshold = LogLevel.Trace;
             });
-            // Everything goes to stderr, so stdout carries only a verb's results (tables, sizes).
-            builder.AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+            builder.AddConsoleFormatter<PlainFormatter, ConsoleFormatterOptions>();
         });
+
+    /// <summary>
+    /// "error: message" for problems, the bare message for information: what a person reads in a terminal,
+    /// without the category names and event ids of the default formatter. Debug lines keep their category.
+    /// </summary>
+    private sealed class PlainFormatter() : ConsoleFormatter(FormatterName)
+    {
+        public const string FormatterName = "zipllm";
+
+        public override void Write<TState>(in LogEntry<TState> logEntry, IExternalScopeProvider? scopeProvider, TextWriter textWriter)
+        {
+            string message = logEntry.Formatter(logEntry.State, logEntry.Exception);
+            string prefix = logEntry.LogLevel switch
+            {
+                LogLevel.Critical => "critical: ",
+                LogLevel.Error => "error: ",
+                LogLevel.Warning => "warning: ",
+                LogLevel.Debug or LogLevel.Trace => $"{logEntry.LogLevel.ToString().ToLowerInvariant()} [{ShortCategory(logEntry.Category)}]: ",
+                _ => "",
+            };
+            textWriter.Write(prefix);
+            textWriter.WriteLine(message);
+            if (logEntry.Exception is { } exception && logEntry.LogLevel >= LogLevel.Critical)
+            {
+                textWriter.WriteLine(exception.ToString());
+            }
+        }
+
+        private static string ShortCategory(string category) => category[(category.LastIndexOf('.') + 1)..];
+    }
 }

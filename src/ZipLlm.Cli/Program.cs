@@ -22,5 +22,11 @@ public static class Program
     }
 
     /// <summary>Runs the command line and returns the process exit code.</summary>
-    public static Task<int> Main(string[] args) => CreateRootCommand().Parse(args).InvokeAsync();
+    public static async Task<int> Main(string[] args)
+    {
+        ParseResult parseResult = CreateRootCommand().Parse(args);
+        int exitCode = await parseResult.InvokeAsync().ConfigureAwait(false);
+        // System.CommandLine reports a malformed command line with 1, which here means an internal error.
+        return parseResult.Errors.Count > 0 && exitCode != ExitCodes.Success ? ExitCodes.UsageError : exitCode;
+    }
 }

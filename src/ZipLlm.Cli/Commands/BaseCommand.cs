@@ -35,7 +35,7 @@ internal abstract class BaseCommand : Command
             }
             catch (Exception ex) when (ErrorMapping.TryMap(ex, out int exitCode))
             {
-                logger.LogError("{Message}", ex.Message);
+                logger.LogError("{Message}", ErrorMapping.Describe(ex));
                 return exitCode;
             }
             catch (Exception ex)
