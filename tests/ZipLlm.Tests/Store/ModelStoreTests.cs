@@ -153,6 +153,15 @@ public class ModelStoreTests
     }
 
     [Fact]
+    public void Open_FolderWithOtherFiles_IsRefusedAndLeftAlone()
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir.Combine("notes.txt").EnsureParent(), "mine");
+        Assert.Throws<IOException>(() => ModelStore.Open(dir.Path, create: true));
+        Assert.Equal(["notes.txt"], Directory.EnumerateFileSystemEntries(dir.Path).Select(Path.GetFileName));
+    }
+
+    [Fact]
     public void Open_NewerFormat_IsRefused()
     {
         using var dir = new TempDir();
