@@ -32,8 +32,8 @@ internal sealed class CompressCommand : BaseCommand
         double seconds = report.Results.Sum(r => r.Elapsed.TotalSeconds);
         int stored = report.Results.Count(r => !r.Skipped), skipped = report.Results.Count(r => r.Skipped);
         logger.LogInformation(
-            "Done: {Stored} stored, {Skipped} already stored, {Failed} failed; {InMB:F1} MB in, {OutMB:F1} MB added, ratio {Ratio:F2}x, {MBps:F0} MB/s",
-            stored, skipped, report.Failures.Count, original / 1e6, added / 1e6, added == 0 ? 0 : (double)original / added,
+            "Done: {Stored} stored, {Skipped} already stored, {Failed} failed; {InMB:F1} MB in, {OutMB:F1} MB added, ratio {Ratio}, {MBps:F0} MB/s",
+            stored, skipped, report.Failures.Count, original / 1e6, added / 1e6, added == 0 ? "-" : $"{(double)original / added:F2}x",
             seconds <= 0 ? 0 : original / 1e6 / seconds);
         if (report.Failures.Count > 0)
         {
