@@ -49,39 +49,56 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
         }
         Directory.CreateDirectory(outputDir);
         string root = Path.GetFullPath(outputDir);
-        long done = 0;
         foreach (StoredFile file in manifest.Files)
         {
-            cancellationToken.ThrowIfCancellationRequested();
             string target = Path.GetFullPath(Path.Combine(root, file.Path));
             if (!target.StartsWith(root + Path.DirectorySeparatorChar, StringComparison.Ordinal))
             {
                 throw new InvalidDataException($"{modelId}: manifest path \"{file.Path}\" leaves the output folder.");
             }
-            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            string partial = target + PartialSuffix;
-            try
-            {
-                using (var output = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 0))
-                {
-                    output.SetLength(file.Size);
-                    ContentHash actual = Produce(modelId, file, chunk =>
-                    {
-                        output.Write(chunk);
-                        done += chunk.Length;
-                        Progress?.Report(new ByteProgress(modelId, done, manifest.OriginalBytes));
-                    }, cancellationToken);
-                    CheckHash(modelId, file, actual, output.Length);
-                }
-                File.Move(partial, target, overwrite: true);
-            }
-            catch
-            {
-                AtomicFile.TryDelete(partial);
-                throw;
-            }
+        }
+
+        // Files are restored side by side (largest first): each file's hash and writes are serial, so one file
+        // at a time would leave the decoding workers waiting on them. Chunks still go through the one pool.
+        long done = 0;
+        var parallel = new ParallelOptions { MaxDegreeOfParallelism = pool.Threads, CancellationToken = cancellationToken };
+        try
+        {
+            Parallel.ForEach(manifest.Files.OrderByDescending(f => f.Size), parallel, file =>
+                RestoreFile(modelId, file, Path.GetFullPath(Path.Combine(root, file.Path)), bytes =>
+                    Progress?.Report(new ByteProgress(modelId, Interlocked.Add(ref done, bytes), manifest.OriginalBytes)), cancellationToken));
+        }
+        catch (AggregateException ex) when (ex.InnerExceptions.Count > 0)
+        {
+            // Keep the library's exception contract: the first failure, as it was thrown.
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(ex.InnerExceptions[0]).Throw();
         }
         return new RestoreResult(modelId, manifest.Files.Length, manifest.OriginalBytes, clock.Elapsed);
+    }
+
+    private void RestoreFile(string modelId, StoredFile file, string target, Action<int> advance, CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+        string partial = target + PartialSuffix;
+        try
+        {
+            using (var output = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 0))
+            {
+                output.SetLength(file.Size);
+                ContentHash actual = Produce(modelId, file, chunk =>
+                {
+                    output.Write(chunk);
+                    advance(chunk.Length);
+                }, cancellationToken);
+                CheckHash(modelId, file, actual, output.Length);
+            }
+            File.Move(partial, target, overwrite: true);
+        }
+        catch
+        {
+            AtomicFile.TryDelete(partial);
+            throw;
+        }
     }
 
     /// <summary>
