@@ -61,16 +61,22 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
             Dictionary<string, StoredFile> storedFiles = FilesByHash();
             long total = paths.Sum(p => new FileInfo(Path.Combine(folder, p)).Length);
             var state = new IngestState(modelId, total);
-            var files = new List<StoredFile>();
-            foreach (string relative in paths)
+            // Files go side by side (largest first): a file's own hash is serial, so one file at a time would
+            // leave the workers idle while it is computed. Chunks of every file share the one worker pool.
+            var files = new StoredFile[paths.Count];
+            var parallel = new ParallelOptions { MaxDegreeOfParallelism = pool.Threads, CancellationToken = cancellationToken };
+            IEnumerable<int> bySize = Enumerable.Range(0, paths.Count).OrderByDescending(i => new FileInfo(Path.Combine(folder, paths[i])).Length);
+            try
             {
-                cancellationToken.ThrowIfCancellationRequested();
-                string full = Path.Combine(folder, relative);
-                StoredFile file = opened.TryGetValue(relative, out SafetensorsFile? safetensors)
-                    ? IngestSafetensors(relative, safetensors, baseTensors, storedFiles, state, cancellationToken)
-                    : IngestBlob(relative, full, storedFiles, state, cancellationToken);
-                files.Add(file);
-                storedFiles.TryAdd(file.Sha256, file);
+                Parallel.ForEach(bySize, parallel, i =>
+                    files[i] = opened.TryGetValue(paths[i], out SafetensorsFile? safetensors)
+                        ? IngestSafetensors(paths[i], safetensors, baseTensors, storedFiles, state, cancellationToken)
+                        : IngestBlob(paths[i], Path.Combine(folder, paths[i]), storedFiles, state, cancellationToken));
+            }
+            catch (AggregateException ex) when (ex.InnerExceptions.Count > 0)
+            {
+                // Keep the library's exception contract: the first failure, as it was thrown.
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(ex.InnerExceptions[0]).Throw();
             }
 
             var objects = new HashSet<string>(StringComparer.Ordinal);
@@ -83,12 +89,12 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
                 }
             }
             var manifest = new Manifest(StoreLayout.FormatVersion, modelId, role.Kind, role.Kind == ModelRoleKind.Finetune ? role.BaseId : null,
-                files.ToArray(), objects.Order(StringComparer.Ordinal).ToArray(), total, state.AddedBytes, DateTimeOffset.UtcNow);
+                files, objects.Order(StringComparer.Ordinal).ToArray(), total, state.AddedBytes, DateTimeOffset.UtcNow);
             var commitClock = Stopwatch.StartNew();
             store.CommitManifest(manifest);
             logger.LogDebug("{Model}: hashing {Hash:F2} s, encoding and writing {Encode:F2} s, sync and manifest {Commit:F2} s",
                 modelId, state.HashTime.TotalSeconds, state.EncodeTime.TotalSeconds, commitClock.Elapsed.TotalSeconds);
-            return new IngestResult(modelId, false, total, state.AddedBytes, clock.Elapsed, files.Count, state.DedupFiles,
+            return new IngestResult(modelId, false, total, state.AddedBytes, clock.Elapsed, files.Length, state.DedupFiles,
                 state.Tensors, state.DedupTensors, state.DeltaTensors);
         }
         finally
@@ -106,15 +112,15 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
         ContentHash hash = HashRange(source, 0, source.Length, state, cancellationToken);
         if (storedFiles.TryGetValue(hash.Hex, out StoredFile? existing))
         {
-            state.DedupFiles++;
+            state.CountDedupFile();
             logger.LogDebug("{Model}: {File} is already stored (same bytes as {Other})", state.ModelId, relative, existing.Path);
             state.Advance(source.Length, Progress);
             return existing with { Path = relative };
         }
-        if (!store.Objects.Contains(hash))
+        if (!store.Objects.Contains(hash) && state.Claim(hash))
         {
-            state.AddedBytes += store.Objects.Write(hash, stream =>
-                TensorCodec.Encode(stream, ElementLayout.Bytes, new RawChunkSource(source.Length, source.Read), null, default, pool, cancellationToken));
+            state.AddBytes(store.Objects.Write(hash, stream =>
+                TensorCodec.Encode(stream, ElementLayout.Bytes, new RawChunkSource(source.Length, source.Read), null, default, pool, cancellationToken)));
         }
         state.Advance(source.Length, Progress);
         return new StoredFile(relative, source.Length, hash.Hex, StoredFileKind.Blob, hash.Hex, null);
@@ -136,20 +142,20 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
         Parallel.ForEach(bySize, parallel, i =>
             tensorHashes[i] = HashRange(new TensorReadAt(file, header.Tensors[i]), 0, header.Tensors[i].Length, null, cancellationToken));
         ContentHash whole = fileHash.GetAwaiter().GetResult();
-        state.HashTime += hashClock.Elapsed;
+        state.AddHashTime(hashClock.Elapsed);
         var encodeClock = Stopwatch.StartNew();
         if (storedFiles.TryGetValue(whole.Hex, out StoredFile? existing) && existing.Kind == StoredFileKind.Safetensors)
         {
-            state.DedupFiles++;
+            state.CountDedupFile();
             state.Advance(file.Length, Progress);
             logger.LogDebug("{Model}: {File} is already stored (same bytes as {Other})", state.ModelId, relative, existing.Path);
             return existing with { Path = relative };
         }
 
-        if (!store.Objects.Contains(headerHash))
+        if (!store.Objects.Contains(headerHash) && state.Claim(headerHash))
         {
-            state.AddedBytes += store.Objects.Write(headerHash, stream =>
-                TensorCodec.Encode(stream, ElementLayout.Bytes, RawChunkSource.FromMemory(header.HeaderBytes), null, default, pool, cancellationToken));
+            state.AddBytes(store.Objects.Write(headerHash, stream =>
+                TensorCodec.Encode(stream, ElementLayout.Bytes, RawChunkSource.FromMemory(header.HeaderBytes), null, default, pool, cancellationToken)));
         }
         state.Advance(file.Header.DataOffset, Progress);
 
@@ -160,11 +166,12 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
             TensorInfo t = header.Tensors[i];
             ContentHash hash = tensorHashes[i];
             string encoding;
-            state.Tensors++;
-            if (store.Objects.Contains(hash))
+            state.CountTensor();
+            // Claimed: another file of this model (a shard holding the same tensor) is storing it right now.
+            if (store.Objects.Contains(hash) || !state.Claim(hash))
             {
                 encoding = "dedup";
-                state.DedupTensors++;
+                state.CountDedupTensor();
             }
             else
             {
@@ -189,15 +196,15 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
                 encoding = baseSource is null ? "solo" : "delta";
                 if (baseSource is not null)
                 {
-                    state.DeltaTensors++;
+                    state.CountDeltaTensor();
                 }
-                state.AddedBytes += store.Objects.Write(hash, stream =>
-                    TensorCodec.Encode(stream, layout, source, baseSource, reference, pool, cancellationToken));
+                state.AddBytes(store.Objects.Write(hash, stream =>
+                    TensorCodec.Encode(stream, layout, source, baseSource, reference, pool, cancellationToken)));
             }
             tensors[i] = new StoredTensor(t.Name, t.DType.Name(), t.Shape, hash.Hex, encoding);
             state.Advance(t.Length, Progress);
         }
-        state.EncodeTime += encodeClock.Elapsed;
+        state.AddEncodeTime(encodeClock.Elapsed);
         return new StoredFile(relative, file.Length, whole.Hex, StoredFileKind.Safetensors, headerHash.Hex, tensors);
     }
 
@@ -290,22 +297,37 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
         return paths;
     }
 
+    /// <summary>Counters of one ingest, updated by the files being stored side by side.</summary>
     private sealed class IngestState(string modelId, long total)
     {
-        private long _done;
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<ContentHash, byte> _claimed = new();
+        private long _done, _addedBytes, _hashTicks, _encodeTicks;
+        private int _dedupFiles, _tensors, _dedupTensors, _deltaTensors;
+
         public string ModelId { get; } = modelId;
-        public long AddedBytes { get; set; }
-        public int DedupFiles { get; set; }
-        public int Tensors { get; set; }
-        public int DedupTensors { get; set; }
-        public int DeltaTensors { get; set; }
-        public TimeSpan HashTime { get; set; }
-        public TimeSpan EncodeTime { get; set; }
+        public long AddedBytes => Interlocked.Read(ref _addedBytes);
+        public int DedupFiles => _dedupFiles;
+        public int Tensors => _tensors;
+        public int DedupTensors => _dedupTensors;
+        public int DeltaTensors => _deltaTensors;
+        public TimeSpan HashTime => TimeSpan.FromTicks(Interlocked.Read(ref _hashTicks));
+        public TimeSpan EncodeTime => TimeSpan.FromTicks(Interlocked.Read(ref _encodeTicks));
+
+        /// <summary>Whether this caller is the one to store <paramref name="hash"/> in this ingest.</summary>
+        public bool Claim(ContentHash hash) => _claimed.TryAdd(hash, 0);
+
+        public void AddBytes(long bytes) => Interlocked.Add(ref _addedBytes, bytes);
+        public void CountDedupFile() => Interlocked.Increment(ref _dedupFiles);
+        public void CountTensor() => Interlocked.Increment(ref _tensors);
+        public void CountDedupTensor() => Interlocked.Increment(ref _dedupTensors);
+        public void CountDeltaTensor() => Interlocked.Increment(ref _deltaTensors);
+        public void AddHashTime(TimeSpan time) => Interlocked.Add(ref _hashTicks, time.Ticks);
+        public void AddEncodeTime(TimeSpan time) => Interlocked.Add(ref _encodeTicks, time.Ticks);
 
         public void Advance(long bytes, IProgress<ByteProgress>? progress)
         {
-            _done += bytes;
-            progress?.Report(new ByteProgress(ModelId, _done, total));
+            long done = Interlocked.Add(ref _done, bytes);
+            progress?.Report(new ByteProgress(ModelId, done, total));
         }
     }
 
