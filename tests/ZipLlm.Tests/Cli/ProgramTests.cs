@@ -1,4 +1,6 @@
 using ZipLlm.Cli;
+using ZipLlm.Tests.Store;
+using ZipLlm.Tests.TestSupport;
 
 namespace ZipLlm.Tests.Cli;
 
@@ -18,4 +20,15 @@ public class ProgramTests
     [Fact]
     public async Task Main_MissingConfig_ExitsWithIoError() =>
         Assert.Equal(ExitCodes.IoError, await Program.Main(["list", Path.Combine(Path.GetTempPath(), Guid.NewGuid().ToString("N"), "config.json")]));
+
+    [Fact]
+    public async Task Main_CompressWithOneMissingModel_StoresTheOthersAndExitsWithPartialFailure()
+    {
+        using var dir = new TempDir();
+        var family = FamilyCompressorTests.WriteFamily(dir);
+        File.AppendAllText(dir.Combine("test_models.txt"), "missing/model\n");
+
+        Assert.Equal(ExitCodes.PartialFailure, await Program.Main(["compress", dir.Combine("config.json")]));
+        Assert.Equal(family.Models.Count, Directory.EnumerateFiles(dir.Combine("store", "manifests"), "*.json", SearchOption.AllDirectories).Count());
+    }
 }

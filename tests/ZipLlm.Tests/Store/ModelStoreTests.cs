@@ -18,10 +18,10 @@ public class ModelStoreTests
         var random = new Random(1);
         var baseTensors = ModelFolders.Bf16Layers(random, 2, 48);
         ModelFolders.WriteSafetensors(dir.Combine("models", "org_base", "model.safetensors"), baseTensors, new Dictionary<string, string> { ["format"] = "pt" });
-        Directory.CreateDirectory(dir.Combine("models", "org_base")); File.WriteAllText(dir.Combine("models", "org_base", "config.json"), "{\"hidden_size\": 48}");
+        dir.Write("models/org_base/config.json", "{\"hidden_size\": 48}");
         var ftTensors = ModelFolders.Finetune(random, baseTensors);
         ModelFolders.WriteSafetensors(dir.Combine("models", "my_org_ft", "model.safetensors"), ftTensors);
-        File.WriteAllText(dir.Combine("models", "my_org_ft", "config.json"), "{\"hidden_size\": 48}");
+        dir.Write("models/my_org_ft/config.json", "{\"hidden_size\": 48}");
 
         ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
         using var pool = new WorkerPool(2, Options);
@@ -66,7 +66,6 @@ public class ModelStoreTests
     public void Ingest_MalformedSafetensors_StoresNothing()
     {
         using var dir = new TempDir();
-        File.WriteAllText(dir.Combine("good.txt"), "hello");
         ModelFolders.WriteSafetensors(dir.Combine("m", "a.safetensors"), ModelFolders.Bf16Layers(new Random(3), 1, 8));
         byte[] bad = File.ReadAllBytes(dir.Combine("m", "a.safetensors"));
         File.WriteAllBytes(dir.Combine("m", "b.safetensors"), bad[..^3]);
@@ -140,11 +139,11 @@ public class ModelStoreTests
     public void Restore_NonEmptyOutputWithoutForce_IsRefused()
     {
         using var dir = new TempDir();
-        File.WriteAllText(dir.Combine("m", "x.txt").EnsureParent(), "data");
+        dir.Write("m/x.txt", "data");
         ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
         using var pool = new WorkerPool(1, Options);
         new ModelIngester(store, pool, NullLogger.Instance).Ingest("o/m", dir.Combine("m"), ModelRole.Standalone);
-        File.WriteAllText(dir.Combine("out", "other").EnsureParent(), "keep");
+        dir.Write("out/other", "keep");
         var restorer = new ModelRestorer(store, pool);
         Assert.Throws<IOException>(() => restorer.Restore("o/m", dir.Combine("out"), force: false));
         restorer.Restore("o/m", dir.Combine("out"), force: true);
@@ -156,7 +155,7 @@ public class ModelStoreTests
     public void Open_FolderWithOtherFiles_IsRefusedAndLeftAlone()
     {
         using var dir = new TempDir();
-        File.WriteAllText(dir.Combine("notes.txt").EnsureParent(), "mine");
+        dir.Write("notes.txt", "mine");
         Assert.Throws<IOException>(() => ModelStore.Open(dir.Path, create: true));
         Assert.Equal(["notes.txt"], Directory.EnumerateFileSystemEntries(dir.Path).Select(Path.GetFileName));
     }
@@ -168,14 +167,5 @@ public class ModelStoreTests
         ModelStore.Open(dir.Combine("store"), create: true);
         File.WriteAllText(dir.Combine("store", "FORMAT"), "zipllm-store 2\n");
         Assert.Throws<NotSupportedException>(() => ModelStore.Open(dir.Combine("store"), create: false));
-    }
-}
-
-internal static class PathExtensions
-{
-    public static string EnsureParent(this string path)
-    {
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        return path;
     }
 }
