@@ -2,13 +2,13 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Hashing;
 using ZipLlm.Codecs.Kernels;
-using ZstdSharp;
+using ZipLlm.Codecs.Zstd;
 
 namespace ZipLlm.Codecs;
 
 /// <summary>
-/// Encodes and decodes one chunk of a tensor. Holds one zstd context per level and scratch
-/// buffers, so it is not thread-safe: give each worker its own.
+/// Encodes and decodes one chunk of a tensor. Holds a zstd context and scratch buffers, so it is
+/// not thread-safe: give each worker its own.
 /// </summary>
 public sealed class ChunkCodec : IDisposable
 {
@@ -18,8 +18,7 @@ public sealed class ChunkCodec : IDisposable
     private const double ProbeRatio = 0.97;
 
     private readonly CodecOptions _options;
-    private readonly Dictionary<int, Compressor> _compressors = [];
-    private readonly Decompressor _decompressor = new();
+    private readonly ZstdContext _zstd;
     private readonly byte[][] _streams = new byte[F32Split.StreamCount][];
     private byte[] _probe = [];
 
@@ -29,6 +28,7 @@ public sealed class ChunkCodec : IDisposable
     {
         _options = options ?? CodecOptions.Default;
         _options.Validate();
+        _zstd = ZstdContext.Create(_options.Backend ?? ZstdContext.Default);
         for (int i = 0; i < _streams.Length; i++)
         {
             _streams[i] = ArrayPool<byte>.Shared.Rent(_options.ChunkSize);
@@ -44,7 +44,7 @@ public sealed class ChunkCodec : IDisposable
         int total = EncodedTensorFormat.ChunkHeaderSize;
         for (int s = 0; s < layout.StreamCount(); s++)
         {
-            total += EncodedTensorFormat.StreamEntrySize + Compressor.GetCompressBound(layout.StreamLength(chunkLength, s));
+            total += EncodedTensorFormat.StreamEntrySize + ZstdContext.CompressBound(layout.StreamLength(chunkLength, s));
         }
         return total;
     }
@@ -147,12 +147,7 @@ public sealed class ChunkCodec : IDisposable
     /// <inheritdoc/>
     public void Dispose()
     {
-        foreach (Compressor c in _compressors.Values)
-        {
-            c.Dispose();
-        }
-        _compressors.Clear();
-        _decompressor.Dispose();
+        _zstd.Dispose();
         for (int i = 0; i < _streams.Length; i++)
         {
             if (_streams[i].Length > 0)
@@ -248,22 +243,21 @@ public sealed class ChunkCodec : IDisposable
         {
             return (EncodedTensorFormat.ModeRaw, 0);
         }
-        Compressor compressor = CompressorFor(level);
         if (_options.ProbeIncompressible && stream.Length >= ProbeThreshold)
         {
             if (_probe.Length == 0)
             {
-                _probe = new byte[Compressor.GetCompressBound(ProbeSize)];
+                _probe = new byte[ZstdContext.CompressBound(ProbeSize)];
             }
             // Sample the middle: the start of a tensor is often unrepresentative (padding rows, special tokens).
             ReadOnlySpan<byte> sample = stream.Slice((stream.Length - ProbeSize) / 2, ProbeSize);
-            if (compressor.Wrap(sample, _probe) > ProbeSize * ProbeRatio)
+            if (_zstd.Compress(sample, _probe, level) > ProbeSize * ProbeRatio)
             {
                 stream.CopyTo(destination);
                 return (EncodedTensorFormat.ModeRaw, stream.Length);
             }
         }
-        int written = compressor.Wrap(stream, destination);
+        int written = _zstd.Compress(stream, destination, level);
         if (written >= stream.Length)
         {
             stream.CopyTo(destination);
@@ -284,33 +278,18 @@ public sealed class ChunkCodec : IDisposable
                 stored.CopyTo(destination);
                 return;
             case EncodedTensorFormat.ModeZstd:
-                int written;
                 try
                 {
                     // The destination has exactly the expected size, so a corrupt frame can never make zstd allocate or write more.
-                    written = _decompressor.Unwrap(stored, destination);
+                    _zstd.DecompressExact(stored, destination);
                 }
-                catch (ZstdException ex)
+                catch (InvalidDataException ex)
                 {
-                    throw new InvalidDataException($"Stream {stream} is not a valid zstd frame: {ex.Message}", ex);
-                }
-                if (written != destination.Length)
-                {
-                    throw new InvalidDataException($"Stream {stream} decompressed to {written} bytes where {destination.Length} are expected.");
+                    throw new InvalidDataException($"Stream {stream}: {ex.Message}", ex);
                 }
                 return;
             default:
                 throw new InvalidDataException($"Stream {stream} has unknown mode {mode}.");
         }
-    }
-
-    private Compressor CompressorFor(int level)
-    {
-        if (!_compressors.TryGetValue(level, out Compressor? compressor))
-        {
-            compressor = new Compressor(level);
-            _compressors[level] = compressor;
-        }
-        return compressor;
     }
 }

@@ -1,3 +1,5 @@
+using ZipLlm.Codecs.Zstd;
+
 namespace ZipLlm.Codecs;
 
 /// <summary>Settings of the tensor codecs. The defaults are measured, not guessed (see bench/).</summary>
@@ -27,6 +29,12 @@ public sealed record CodecOptions
     /// does not shrink: sign+mantissa streams barely compress, and this saves the time.
     /// </summary>
     public bool ProbeIncompressible { get; init; } = true;
+
+    /// <summary>
+    /// zstd implementation; null for the process default (<see cref="ZstdContext.Default"/>: the system's
+    /// libzstd when it loads, else the managed port). Either reads what the other wrote.
+    /// </summary>
+    public ZstdBackend? Backend { get; init; }
 
     /// <summary>Default options.</summary>
     public static CodecOptions Default { get; } = new();
