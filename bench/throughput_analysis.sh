@@ -19,7 +19,7 @@ if ! ls /usr/share/fonts/truetype/*/*.ttf >/dev/null 2>&1 && [[ "$(id -u)" == 0 
     || echo "throughput: could not install fonts-dejavu-core; the plot may have no text" >&2
 fi
 
-# The CLI is measured as users run it: built (ReadyToRun) by ./zipllm.
+# The CLI is measured as users run it: built by ./zipllm (native, or a .dll where native cannot be built).
 "$root/zipllm" --version >/dev/null
 log="$(mktemp)"
 if ! dotnet build "$root/bench/ZipLlm.Throughput/ZipLlm.Throughput.csproj" -c Release --nologo -v quiet >"$log" 2>&1; then
@@ -30,6 +30,8 @@ if ! dotnet build "$root/bench/ZipLlm.Throughput/ZipLlm.Throughput.csproj" -c Re
 fi
 rm -f "$log"
 
-cli=(--cli "$root/src/ZipLlm.Cli/bin/zipllm/zipllm.dll")
+built="$root/src/ZipLlm.Cli/bin/zipllm"
+cli=(--cli "$built/zipllm")
+[[ -f "$built/zipllm.dll" ]] && cli=(--cli "$built/zipllm.dll")
 for arg in "$@"; do [[ "$arg" == --cli ]] && cli=(); done
 exec dotnet "$root/bench/ZipLlm.Throughput/bin/Release/net10.0/zipllm-throughput.dll" "${cli[@]}" "$@"

@@ -53,7 +53,7 @@ public sealed record BenchOptions
           --memory-check             peak RSS of compress and restore on the base model and on a model twice
                                      its size, at each thread count; runs nothing else
           --zstd-level N             level of the zstd baseline (default: 3)
-          --cli PATH                 zipllm.dll to measure (default: the Release build of this checkout)
+          --cli PATH                 zipllm to measure: native executable or .dll (default: the Release build of this checkout)
           -h, --help                 this text
         """;
 

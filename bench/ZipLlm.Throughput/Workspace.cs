@@ -8,9 +8,9 @@ public sealed partial class Workspace : IDisposable
 {
     private bool _dropWarned;
 
-    public Workspace(string cliDll, string outDir)
+    public Workspace(string cli, string outDir)
     {
-        CliDll = cliDll;
+        Cli = cli;
         OutDir = outDir;
         Directory.CreateDirectory(outDir);
         LogFile = Path.Combine(outDir, "runs.log");
@@ -20,7 +20,8 @@ public sealed partial class Workspace : IDisposable
         BashPath = FindOnPath("bash");
     }
 
-    public string CliDll { get; }
+    /// <summary>The CLI to measure: a native executable, or a .dll run with <c>dotnet</c>.</summary>
+    public string Cli { get; }
     public string OutDir { get; }
     public string LogFile { get; }
     public string Scratch { get; }
@@ -32,7 +33,8 @@ public sealed partial class Workspace : IDisposable
     public bool HasZstd => ZstdPath is not null && TarPath is not null && BashPath is not null;
 
     /// <summary>Runs the zipllm CLI with <paramref name="args"/>; a non-zero exit is an error showing the log's tail.</summary>
-    public ProcessResult Zipllm(params string[] args) => Checked(["dotnet", CliDll, .. args]);
+    public ProcessResult Zipllm(params string[] args) =>
+        Checked(Cli.EndsWith(".dll", StringComparison.OrdinalIgnoreCase) ? ["dotnet", Cli, .. args] : [Cli, .. args]);
 
     /// <summary>Runs a bash script (with pipefail) with positional arguments.</summary>
     public ProcessResult Bash(string script, params string[] args) => Checked([BashPath!, "-o", "pipefail", "-c", script, "bash", .. args]);

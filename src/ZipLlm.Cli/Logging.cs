@@ -18,18 +18,22 @@ internal static class Logging
             // Everything goes to stderr, so stdout carries only a verb's results (tables, sizes).
             LogToStandardErrorThreshold = LogLevel.Trace,
         };
-        var provider = new ConsoleLoggerProvider(new FixedOptions<ConsoleLoggerOptions>(options), [new PlainFormatter()]);
-        return new LoggerFactory([provider], new LoggerFilterOptions { MinLevel = minimumLevel });
+        var provider = new ConsoleLoggerProvider(new FixedOptions(options), [new PlainFormatter()]);
+        var factory = new LoggerFactory([], new LoggerFilterOptions { MinLevel = minimumLevel });
+        // Added rather than passed to the constructor: only then does disposing the factory dispose the provider,
+        // which flushes its queue; otherwise the last lines of a run can be lost at exit.
+        factory.AddProvider(provider);
+        return factory;
     }
 
     /// <summary>Options that never change, for the console provider's options monitor.</summary>
-    private sealed class FixedOptions<T>(T value) : IOptionsMonitor<T>
+    private sealed class FixedOptions(ConsoleLoggerOptions value) : IOptionsMonitor<ConsoleLoggerOptions>
     {
-        public T CurrentValue => value;
+        public ConsoleLoggerOptions CurrentValue => value;
 
-        public T Get(string? name) => value;
+        public ConsoleLoggerOptions Get(string? name) => value;
 
-        public IDisposable? OnChange(Action<T, string?> listener) => null;
+        public IDisposable? OnChange(Action<ConsoleLoggerOptions, string?> listener) => null;
     }
 
     /// <summary>

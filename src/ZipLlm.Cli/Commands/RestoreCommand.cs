@@ -20,15 +20,20 @@ internal sealed class RestoreCommand : BaseCommand
     {
         Description = "Write into a folder that is not empty (the model's files are replaced).",
     };
+    private static readonly Option<bool> s_sha256 = new("--sha256")
+    {
+        Description = "Check each file's SHA-256 (the id the Hugging Face hub lists) instead of its XXH3-128; slower.",
+    };
 
     public RestoreCommand()
-        : base("restore", "Rebuild a stored model's folder bit for bit; every file is checked against its SHA-256 before it is put in place.")
+        : base("restore", "Rebuild a stored model's folder bit for bit; every file is checked against the hash recorded at ingest before it is put in place.")
     {
         Arguments.Add(s_config);
         Arguments.Add(s_model);
         Arguments.Add(s_output);
         Options.Add(s_threads);
         Options.Add(s_force);
+        Options.Add(s_sha256);
     }
 
     protected override Task<int> ExecuteAsync(ParseResult parseResult, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
@@ -41,7 +46,7 @@ internal sealed class RestoreCommand : BaseCommand
         using FileLock storeLock = store.LockStore(exclusive: false, cancellationToken);
         using var pool = new WorkerPool(config.Threads);
         using ProgressDisplay? progress = ProgressDisplay.ForTerminal("restore");
-        var restorer = new ModelRestorer(store, pool) { Progress = progress };
+        var restorer = new ModelRestorer(store, pool) { Progress = progress, CheckSha256 = parseResult.GetValue(s_sha256) };
         RestoreResult result;
         try
         {

@@ -25,11 +25,15 @@ public sealed record StoredTensor(string Name, string DType, long[] Shape, strin
 /// <summary>One file of a stored model.</summary>
 /// <param name="Path">Path inside the model folder, with '/' separators.</param>
 /// <param name="Size">Byte length.</param>
-/// <param name="Sha256">SHA-256 of the whole file, checked after every restore.</param>
+/// <param name="Sha256">SHA-256 of the whole file: its identity (re-uploads are found by it); <c>verify</c> checks it.</param>
 /// <param name="Kind">Blob or safetensors.</param>
 /// <param name="Object">For a blob: the object holding the file. For safetensors: the object holding the header.</param>
 /// <param name="Tensors">For safetensors: the tensors in data order.</param>
-public sealed record StoredFile(string Path, long Size, string Sha256, StoredFileKind Kind, string Object, StoredTensor[]? Tensors);
+/// <param name="Xxh128">
+/// XXH3-128 of the whole file, which restore checks (SHA-256 with <c>--sha256</c>); absent from manifests
+/// written before it was recorded, whose files restore checks by SHA-256.
+/// </param>
+public sealed record StoredFile(string Path, long Size, string Sha256, StoredFileKind Kind, string Object, StoredTensor[]? Tensors, string? Xxh128 = null);
 
 /// <summary>
 /// A stored model: written last and atomically, after all its objects, so a model is in the store
@@ -86,7 +90,8 @@ public sealed record Manifest(
         }
         foreach (StoredFile file in manifest.Files)
         {
-            if (file is null || !StoredPaths.IsSafe(file.Path) || file.Size < 0 || !ContentHash.TryParse(file.Sha256, out _) || !ContentHash.TryParse(file.Object, out _))
+            if (file is null || !StoredPaths.IsSafe(file.Path) || file.Size < 0 || !ContentHash.TryParse(file.Sha256, out _) || !ContentHash.TryParse(file.Object, out _)
+                || (file.Xxh128 is not null && !FileDigest.IsXxh128(file.Xxh128)))
             {
                 throw new InvalidDataException($"{source}: manifest has an invalid file entry \"{file?.Path}\".");
             }

@@ -109,13 +109,13 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
     private StoredFile IngestBlob(string relative, string full, Dictionary<string, StoredFile> storedFiles, IngestState state, CancellationToken cancellationToken)
     {
         using SafeFileHandleSource source = SafeFileHandleSource.Open(full);
-        ContentHash hash = HashRange(source, 0, source.Length, state, cancellationToken);
+        (ContentHash hash, string xxh128) = HashWhole(source, cancellationToken);
         if (storedFiles.TryGetValue(hash.Hex, out StoredFile? existing))
         {
             state.CountDedupFile();
             logger.LogDebug("{Model}: {File} is already stored (same bytes as {Other})", state.ModelId, relative, existing.Path);
             state.Advance(source.Length, Progress);
-            return existing with { Path = relative };
+            return existing with { Path = relative, Xxh128 = xxh128 };
         }
         if (!store.Objects.Contains(hash) && state.Claim(hash))
         {
@@ -123,7 +123,7 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
                 TensorCodec.Encode(stream, ElementLayout.Bytes, new RawChunkSource(source.Length, source.Read), null, default, pool, cancellationToken)));
         }
         state.Advance(source.Length, Progress);
-        return new StoredFile(relative, source.Length, hash.Hex, StoredFileKind.Blob, hash.Hex, null);
+        return new StoredFile(relative, source.Length, hash.Hex, StoredFileKind.Blob, hash.Hex, null, xxh128);
     }
 
     private StoredFile IngestSafetensors(string relative, SafetensorsFile file, Dictionary<string, StoredTensor> baseTensors,
@@ -132,7 +132,7 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
         // The whole-file hash (to verify restores and find re-uploads) runs beside the tensor hashes,
         // which run in parallel with each other: SHA-256 is serial within one stream of bytes.
         var hashClock = Stopwatch.StartNew();
-        Task<ContentHash> fileHash = Task.Run(() => HashFile(file.Path, cancellationToken), cancellationToken);
+        Task<(ContentHash Sha256, string Xxh128)> fileHash = Task.Run(() => HashFile(file.Path, cancellationToken), cancellationToken);
         SafetensorsHeader header = file.Header;
         ContentHash headerHash = ContentHash.Of(header.HeaderBytes);
         var tensorHashes = new ContentHash[header.Tensors.Count];
@@ -140,8 +140,8 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
         // Largest first, so one big tensor does not start last and leave the other workers idle.
         int[] bySize = Enumerable.Range(0, header.Tensors.Count).OrderByDescending(i => header.Tensors[i].Length).ToArray();
         Parallel.ForEach(bySize, parallel, i =>
-            tensorHashes[i] = HashRange(new TensorReadAt(file, header.Tensors[i]), 0, header.Tensors[i].Length, null, cancellationToken));
-        ContentHash whole = fileHash.GetAwaiter().GetResult();
+            tensorHashes[i] = HashTensor(file, header.Tensors[i], cancellationToken));
+        (ContentHash whole, string xxh128) = fileHash.GetAwaiter().GetResult();
         state.AddHashTime(hashClock.Elapsed);
         var encodeClock = Stopwatch.StartNew();
         if (storedFiles.TryGetValue(whole.Hex, out StoredFile? existing) && existing.Kind == StoredFileKind.Safetensors)
@@ -149,7 +149,7 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
             state.CountDedupFile();
             state.Advance(file.Length, Progress);
             logger.LogDebug("{Model}: {File} is already stored (same bytes as {Other})", state.ModelId, relative, existing.Path);
-            return existing with { Path = relative };
+            return existing with { Path = relative, Xxh128 = xxh128 };
         }
 
         if (!store.Objects.Contains(headerHash) && state.Claim(headerHash))
@@ -205,7 +205,7 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
             state.Advance(t.Length, Progress);
         }
         state.AddEncodeTime(encodeClock.Elapsed);
-        return new StoredFile(relative, file.Length, whole.Hex, StoredFileKind.Safetensors, headerHash.Hex, tensors);
+        return new StoredFile(relative, file.Length, whole.Hex, StoredFileKind.Safetensors, headerHash.Hex, tensors, xxh128);
     }
 
     /// <summary>
@@ -257,15 +257,29 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
         }
     }
 
-    private static ContentHash HashFile(string path, CancellationToken cancellationToken)
+    private static (ContentHash Sha256, string Xxh128) HashFile(string path, CancellationToken cancellationToken)
     {
         using SafeFileHandleSource source = SafeFileHandleSource.Open(path);
-        return HashRange(source, 0, source.Length, null, cancellationToken);
+        return HashWhole(source, cancellationToken);
     }
 
-    private static ContentHash HashRange(IReadAtSource source, long start, long length, IngestState? state, CancellationToken cancellationToken)
+    /// <summary>Both hashes of a whole file: SHA-256 names it, XXH3-128 is what restore checks.</summary>
+    private static (ContentHash Sha256, string Xxh128) HashWhole(SafeFileHandleSource source, CancellationToken cancellationToken)
     {
-        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        using var digest = new FileDigest(sha256: true, xxh128: true);
+        HashRange(source, source.Length, digest, cancellationToken);
+        return (digest.Sha256(), digest.Xxh128());
+    }
+
+    private static ContentHash HashTensor(SafetensorsFile file, TensorInfo tensor, CancellationToken cancellationToken)
+    {
+        using var digest = new FileDigest(sha256: true, xxh128: false);
+        HashRange(new TensorReadAt(file, tensor), tensor.Length, digest, cancellationToken);
+        return digest.Sha256();
+    }
+
+    private static void HashRange(IReadAtSource source, long length, FileDigest digest, CancellationToken cancellationToken)
+    {
         byte[] buffer = ArrayPool<byte>.Shared.Rent((int)Math.Min(ReadBufferSize, Math.Max(length, 1)));
         try
         {
@@ -273,8 +287,8 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 int n = (int)Math.Min(buffer.Length, length - done);
-                source.Read(start + done, buffer.AsSpan(0, n));
-                sha.AppendData(buffer, 0, n);
+                source.Read(done, buffer.AsSpan(0, n));
+                digest.Append(buffer.AsSpan(0, n));
                 done += n;
             }
         }
@@ -282,7 +296,6 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }
-        return ContentHash.FromDigest(sha.GetHashAndReset());
     }
 
     private static bool IsSafetensors(string relative) => relative.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase);
