@@ -110,18 +110,36 @@ public static class TensorCodec
     /// <paramref name="consume"/> one chunk at a time.
     /// </summary>
     /// <exception cref="InvalidDataException">A chunk is corrupt.</exception>
-    public static void Decode(IChunkSource tensor, int chunkSize, WorkerPool pool, Action<ReadOnlySpan<byte>> consume, CancellationToken cancellationToken = default)
+    public static void Decode(IChunkSource tensor, int chunkSize, WorkerPool pool, Action<ReadOnlySpan<byte>> consume, CancellationToken cancellationToken = default) =>
+        Decode([tensor], chunkSize, pool, consume, cancellationToken);
+
+    /// <summary>
+    /// Decodes <paramref name="tensors"/> one after the other as one stream of chunks, handing the bytes to
+    /// <paramref name="consume"/> in order. The workers run ahead across tensor boundaries, so a file of many
+    /// small tensors keeps every worker busy instead of waiting at the end of each tensor.
+    /// </summary>
+    /// <param name="tensors">The tensors, in output order; an <see cref="EncodedTensor"/> is read in its own chunk size.</param>
+    /// <param name="chunkSize">Chunk size for sources that are not encoded tensors.</param>
+    /// <param name="pool">The workers.</param>
+    /// <param name="consume">Gets each chunk's bytes, in order, on the calling thread.</param>
+    /// <param name="cancellationToken">Stops the work.</param>
+    /// <exception cref="InvalidDataException">A chunk is corrupt.</exception>
+    public static void Decode(IReadOnlyList<IChunkSource> tensors, int chunkSize, WorkerPool pool, Action<ReadOnlySpan<byte>> consume,
+        CancellationToken cancellationToken = default)
     {
-        if (tensor is EncodedTensor encoded)
+        var chunks = new List<(IChunkSource Tensor, long Offset, int Length)>();
+        foreach (IChunkSource tensor in tensors)
         {
-            chunkSize = encoded.ChunkSize;
+            int size = tensor is EncodedTensor encoded ? encoded.ChunkSize : chunkSize;
+            for (long offset = 0; offset < tensor.Length; offset += size)
+            {
+                chunks.Add((tensor, offset, (int)Math.Min(size, tensor.Length - offset)));
+            }
         }
-        long chunkCount = EncodedTensorFormat.ChunkCount(tensor.Length, chunkSize);
-        pool.RunOrdered(chunkCount,
+        pool.RunOrdered(chunks.Count,
             (index, codec) =>
             {
-                long offset = index * chunkSize;
-                int length = (int)Math.Min(chunkSize, tensor.Length - offset);
+                (IChunkSource tensor, long offset, int length) = chunks[(int)index];
                 byte[] chunk = ArrayPool<byte>.Shared.Rent(length);
                 try
                 {

@@ -186,10 +186,7 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
                 BinaryPrimitives.WriteUInt64LittleEndian(prefix, (ulong)headerBytes.Length);
                 Emit(prefix);
                 Emit(headerBytes);
-                foreach (EncodedTensor source in sources)
-                {
-                    TensorCodec.Decode(source, source.ChunkSize, pool, Emit, cancellationToken);
-                }
+                TensorCodec.Decode(sources, pool.Options.ChunkSize, pool, Emit, cancellationToken);
             }
         }
         catch (InvalidDataException ex)
