@@ -167,6 +167,51 @@ public class TensorCodecTests
         }
     }
 
+    [Fact]
+    public void Decode_SeveralTensorsAsOneStream_EmitsTheirBytesInOrder()
+    {
+        var random = new Random(21);
+        using var pool = new WorkerPool(2, SmallChunks);
+        var expected = new List<byte>();
+        var sources = new List<IChunkSource>();
+        // Every kind of source and length: encoded solo and delta, raw, empty, one chunk, many chunks.
+        for (int i = 0; i < 40; i++)
+        {
+            DType dtype = i % 3 == 0 ? DType.BF16 : DType.F32;
+            byte[] tensor = TensorData.Sample(random, dtype, i % 7 == 0 ? 0 : random.Next(1, 2000));
+            ElementLayout layout = ElementLayouts.ForDType(dtype);
+            IChunkSource source;
+            switch (i % 3)
+            {
+                case 0:
+                    source = EncodedTensor.Open($"solo{i}", TensorCodec.Encode(layout, tensor, null, pool));
+                    break;
+                case 1:
+                    byte[] baseTensor = TensorData.Perturb(random, tensor, dtype);
+                    var delta = EncodedTensor.Open($"delta{i}", TensorCodec.Encode(layout, tensor, baseTensor, pool, [1]));
+                    delta.Base = RawChunkSource.FromMemory(baseTensor);
+                    source = delta;
+                    break;
+                default:
+                    source = RawChunkSource.FromMemory(tensor);
+                    break;
+            }
+            sources.Add(source);
+            expected.AddRange(tensor);
+        }
+
+        var actual = new List<byte>();
+        int calls = 0;
+        TensorCodec.Decode(sources, SmallChunks.ChunkSize, pool, chunk =>
+        {
+            Assert.InRange(chunk.Length, 1, SmallChunks.ChunkSize);
+            actual.AddRange(chunk.ToArray());
+            calls++;
+        });
+        Assert.Equal(expected, actual);
+        Assert.True(calls > sources.Count, $"{calls} chunks for {sources.Count} tensors");
+    }
+
     private static int RandomLength(Random random) => random.Next(4) switch
     {
         0 => random.Next(8),
