@@ -109,7 +109,7 @@ public sealed class ThroughputRunner(BenchOptions options, ZipLlmConfig config, 
     private (ProcessResult, long) RestoreOnce(string model, int threads)
     {
         string outDir = ws.NewFolder("restore");
-        DropIfAsked();
+        Settle();
         ProcessResult r = ws.Zipllm("restore", config.ConfigPath, model, outDir, "--threads", threads.ToString());
         long bytes = Workspace.FolderSize(outDir);
         Workspace.DeleteFolder(outDir);
@@ -119,7 +119,7 @@ public sealed class ThroughputRunner(BenchOptions options, ZipLlmConfig config, 
     private (ProcessResult, long) ZstdRestoreOnce(string archive, int threads)
     {
         string outDir = ws.NewFolder("restore-zstd");
-        DropIfAsked();
+        Settle();
         ProcessResult r = ws.ZstdRestore(archive, outDir, threads);
         // The tar holds one folder (the model's); count the files it unpacked.
         long bytes = Workspace.FolderSize(outDir);
@@ -133,7 +133,7 @@ public sealed class ThroughputRunner(BenchOptions options, ZipLlmConfig config, 
         string store = Path.Combine(dir, "store");
         string cfg = Path.Combine(dir, "config.json");
         Workspace.WriteConfig(cfg, config.ModelDir, store, config.ModelsToProcess, config.BaseFtPath, threads);
-        DropIfAsked();
+        Settle();
         ProcessResult r = ws.Zipllm("compress", cfg, "--threads", threads.ToString());
         var layout = new StoreLayout(store);
         long stored = Workspace.FolderSize(layout.ObjectsDir) + Workspace.FolderSize(layout.ManifestsDir);
@@ -145,18 +145,26 @@ public sealed class ThroughputRunner(BenchOptions options, ZipLlmConfig config, 
     {
         string dir = ws.NewFolder("compress-zstd");
         string archive = Path.Combine(dir, "family.tar.zst");
-        DropIfAsked();
+        Settle();
         ProcessResult r = ws.ZstdCompress(config.ModelDir, folders, options.ZstdLevel, threads, archive);
         long stored = new FileInfo(archive).Length;
         Workspace.DeleteFolder(dir);
         return (r, stored);
     }
 
-    private void DropIfAsked()
+    /// <summary>
+    /// Before a timed run: flush what earlier runs wrote (on a 2-core machine their writeback would otherwise
+    /// steal CPU from this run, whichever tool it is), then drop the page cache when asked.
+    /// </summary>
+    private void Settle()
     {
         if (options.DropCache)
         {
             ws.DropCaches();
+        }
+        else
+        {
+            ws.Sync();
         }
     }
 

@@ -68,6 +68,9 @@ public sealed partial class Workspace : IDisposable
         return path;
     }
 
+    /// <summary>Flushes every file system's dirty pages (sync(2)).</summary>
+    public void Sync() => sync();
+
     /// <summary>
     /// sync, then drop the page cache. Where that is not permitted (containers mount /proc/sys read-only),
     /// says so once and returns false: the runs go on with a warm cache.

@@ -118,7 +118,9 @@ public sealed class ChunkCodec : IDisposable
             throw new InvalidDataException($"Encoded chunk says {rawLength} bytes where {destination.Length} are expected.");
         }
         ulong checksum = BinaryPrimitives.ReadUInt64LittleEndian(encoded[4..]);
+        // Where each decoded stream lies: a raw stream is merged straight from the encoded chunk, not copied first.
         Span<int> lengths = stackalloc int[streamCount];
+        Span<int> rawAt = stackalloc int[streamCount];
         int entry = EncodedTensorFormat.ChunkHeaderSize;
         for (int s = 0; s < streamCount; s++)
         {
@@ -130,14 +132,14 @@ public sealed class ChunkCodec : IDisposable
             {
                 throw new InvalidDataException($"Stream {s} of {stored} bytes runs past the end of the encoded chunk.");
             }
-            DecompressStream(mode, encoded.Slice(position, (int)stored), _streams[s].AsSpan(0, lengths[s]), s);
+            rawAt[s] = DecompressStream(mode, encoded.Slice(position, (int)stored), _streams[s].AsSpan(0, lengths[s]), s) ? position : -1;
             position += (int)stored;
         }
         if (position != encoded.Length)
         {
             throw new InvalidDataException($"Encoded chunk has {encoded.Length - position} unexpected trailing bytes.");
         }
-        MergeStreams(layout, lengths, baseChunk, destination);
+        MergeStreams(layout, new DecodedStreams(_streams, encoded, lengths, rawAt), baseChunk, destination);
         if (XxHash3.HashToUInt64(destination) != checksum)
         {
             throw new InvalidDataException("Decoded chunk does not match its checksum: the encoded data is corrupt.");
@@ -200,7 +202,7 @@ public sealed class ChunkCodec : IDisposable
         }
     }
 
-    private void MergeStreams(ElementLayout layout, ReadOnlySpan<int> lengths, ReadOnlySpan<byte> baseChunk, Span<byte> destination)
+    private static void MergeStreams(ElementLayout layout, DecodedStreams streams, ReadOnlySpan<byte> baseChunk, Span<byte> destination)
     {
         int wordSize = layout.WordSize();
         int body = destination.Length - destination.Length % wordSize;
@@ -210,23 +212,22 @@ public sealed class ChunkCodec : IDisposable
             case ElementLayout.Bytes:
                 if (baseChunk.IsEmpty)
                 {
-                    _streams[0].AsSpan(0, destination.Length).CopyTo(destination);
+                    streams[0].CopyTo(destination);
                 }
                 else
                 {
-                    XorKernel.Xor(_streams[0].AsSpan(0, destination.Length), baseChunk, destination);
+                    XorKernel.Xor(streams[0], baseChunk, destination);
                 }
                 return;
             case ElementLayout.Word16:
-                Bf16Split.Merge(_streams[0].AsSpan(0, body / 2), _streams[1].AsSpan(0, body / 2), baseBody, destination[..body]);
+                Bf16Split.Merge(streams[0][..(body / 2)], streams[1][..(body / 2)], baseBody, destination[..body]);
                 break;
             case ElementLayout.Word32:
-                F32Split.Merge(_streams[0].AsSpan(0, body / 4), _streams[1].AsSpan(0, body / 4),
-                    _streams[2].AsSpan(0, body / 4), _streams[3].AsSpan(0, body / 4), baseBody, destination[..body]);
+                F32Split.Merge(streams[0][..(body / 4)], streams[1][..(body / 4)], streams[2][..(body / 4)], streams[3][..(body / 4)],
+                    baseBody, destination[..body]);
                 break;
         }
-        int last = lengths.Length - 1;
-        ReadOnlySpan<byte> tail = _streams[last].AsSpan(body / wordSize, destination.Length - body);
+        ReadOnlySpan<byte> tail = streams[streams.Count - 1][(body / wordSize)..];
         if (baseChunk.IsEmpty)
         {
             tail.CopyTo(destination[body..]);
@@ -266,7 +267,9 @@ public sealed class ChunkCodec : IDisposable
         return (EncodedTensorFormat.ModeZstd, written);
     }
 
-    private void DecompressStream(byte mode, ReadOnlySpan<byte> stored, Span<byte> destination, int stream)
+    /// <summary>Decompresses a stream into <paramref name="destination"/>, or, for a raw one, only checks its length.</summary>
+    /// <returns>True when the stream is raw: its bytes are <paramref name="stored"/> as they are.</returns>
+    private bool DecompressStream(byte mode, ReadOnlySpan<byte> stored, Span<byte> destination, int stream)
     {
         switch (mode)
         {
@@ -275,8 +278,7 @@ public sealed class ChunkCodec : IDisposable
                 {
                     throw new InvalidDataException($"Raw stream {stream} holds {stored.Length} bytes where {destination.Length} are expected.");
                 }
-                stored.CopyTo(destination);
-                return;
+                return true;
             case EncodedTensorFormat.ModeZstd:
                 try
                 {
@@ -287,9 +289,24 @@ public sealed class ChunkCodec : IDisposable
                 {
                     throw new InvalidDataException($"Stream {stream}: {ex.Message}", ex);
                 }
-                return;
+                return false;
             default:
                 throw new InvalidDataException($"Stream {stream} has unknown mode {mode}.");
         }
+    }
+
+    /// <summary>The decoded streams of one chunk: each in the codec's scratch buffer, or, when stored raw, in the encoded chunk.</summary>
+    private readonly ref struct DecodedStreams(byte[][] scratch, ReadOnlySpan<byte> encoded, ReadOnlySpan<int> lengths, ReadOnlySpan<int> rawAt)
+    {
+        private readonly byte[][] _scratch = scratch;
+        private readonly ReadOnlySpan<byte> _encoded = encoded;
+        private readonly ReadOnlySpan<int> _lengths = lengths;
+        private readonly ReadOnlySpan<int> _rawAt = rawAt;
+
+        public int Count => _lengths.Length;
+
+        public ReadOnlySpan<byte> this[int stream] => _rawAt[stream] >= 0
+            ? _encoded.Slice(_rawAt[stream], _lengths[stream])
+            : _scratch[stream].AsSpan(0, _lengths[stream]);
     }
 }
