@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Diagnostics;
 using System.Text;
 using ZipLlm.Cli;
 using ZipLlm.Config;
@@ -97,20 +96,10 @@ public class ModelsCommandTests
     {
         using var dir = new TempDir();
         string config = dir.Write("config.json", ConfigJson);
-        string cli = Path.Combine(AppContext.BaseDirectory, "zipllm.dll");
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dir.Path };
-        foreach (string arg in (string[])[cli, "models", "setup", "config.json", "--synthetic", "--size", "tiny"])
-        {
-            start.ArgumentList.Add(arg);
-        }
-        using var process = Process.Start(start)!;
-        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
-        Task<string> stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        await process.WaitForExitAsync(timeout.Token);
-        Assert.True(process.ExitCode == 0, await stderr);
-        Assert.Equal(8, (await stdout).Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
-        Assert.Contains("synthetic", await stderr);
+        CliResult result = await CliProcess.RunAsync(["models", "setup", "config.json", "--synthetic", "--size", "tiny"], dir.Path);
+        Assert.True(result.ExitCode == 0, result.StandardError);
+        Assert.Equal(8, result.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+        Assert.Contains("synthetic", result.StandardError);
         Assert.True(ModelSetupListIsSynthetic(dir.Combine("test_models.txt")));
     }
 

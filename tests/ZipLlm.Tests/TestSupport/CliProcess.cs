@@ -10,14 +10,19 @@ internal sealed record CliResult(int ExitCode, string StandardOutput, string Sta
 
 /// <summary>
 /// Runs the real <c>zipllm</c> command as a child process: the test project references the CLI project, so
-/// <c>zipllm.dll</c> sits next to the test assembly and runs under the same <c>dotnet</c> host.
+/// <c>zipllm.dll</c> sits next to the test assembly and runs under the same <c>dotnet</c> host. Setting
+/// <c>ZIPLLM_TEST_CLI</c> to another build (the native one <c>./zipllm</c> makes) runs the same tests against it.
 /// </summary>
 internal static class CliProcess
 {
     private static readonly TimeSpan s_defaultTimeout = TimeSpan.FromSeconds(60);
 
-    /// <summary>Full path of the CLI assembly.</summary>
-    public static string CliPath => Path.Combine(AppContext.BaseDirectory, "zipllm.dll");
+    /// <summary>Environment variable naming the CLI build to test instead of the referenced one.</summary>
+    public const string CliVariable = "ZIPLLM_TEST_CLI";
+
+    /// <summary>Full path of the CLI under test: a .dll run with dotnet, or a native executable.</summary>
+    public static string CliPath =>
+        Environment.GetEnvironmentVariable(CliVariable) is { Length: > 0 } other ? Path.GetFullPath(other) : Path.Combine(AppContext.BaseDirectory, "zipllm.dll");
 
     /// <summary>Runs <c>dotnet zipllm.dll</c> with <paramref name="arguments"/> and waits for it to exit.</summary>
     /// <exception cref="TimeoutException">The process did not exit in time (it is killed).</exception>
@@ -42,14 +47,18 @@ internal static class CliProcess
     /// <summary>Starts the CLI with output redirected; the caller reads the output and waits (or kills it).</summary>
     public static Process Start(IEnumerable<string> arguments, string? workingDirectory = null)
     {
-        var start = new ProcessStartInfo(DotnetHost())
+        bool native = !CliPath.EndsWith(".dll", StringComparison.OrdinalIgnoreCase);
+        var start = new ProcessStartInfo(native ? CliPath : DotnetHost())
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
             WorkingDirectory = workingDirectory ?? AppContext.BaseDirectory,
         };
-        start.ArgumentList.Add(CliPath);
+        if (!native)
+        {
+            start.ArgumentList.Add(CliPath);
+        }
         foreach (string argument in arguments)
         {
             start.ArgumentList.Add(argument);
@@ -57,7 +66,7 @@ internal static class CliProcess
         start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
         start.Environment["DOTNET_NOLOGO"] = "1";
 
-        return Process.Start(start) ?? throw new InvalidOperationException("Could not start dotnet.");
+        return Process.Start(start) ?? throw new InvalidOperationException($"Could not start {start.FileName}.");
     }
 
     private static string DotnetHost() =>
