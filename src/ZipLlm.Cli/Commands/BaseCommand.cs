@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Microsoft.Extensions.Logging;
+using ZipLlm.Codecs.Zstd;
 
 namespace ZipLlm.Cli.Commands;
 
@@ -26,6 +27,7 @@ internal abstract class BaseCommand : Command
             ILogger logger = loggerFactory.CreateLogger(GetType());
             try
             {
+                logger.LogDebug("zstd: {Zstd}", ZstdContext.Describe());
                 return await ExecuteAsync(parseResult, loggerFactory, cancellationToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)

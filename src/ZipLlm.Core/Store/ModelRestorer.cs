@@ -86,11 +86,14 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(target)!);
         string partial = target + PartialSuffix;
+        // A new file, not a truncated one: .NET truncates a FileMode.Create file with ftruncate(0) even when it is
+        // empty, and ext4 answers a truncate to 0 by writing the whole file back, synchronously, when it is
+        // closed (auto_da_alloc). On a 2-core machine that cost restore about a fifth of its time.
+        AtomicFile.TryDelete(partial);
         try
         {
-            using (var output = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 0))
+            using (var output = new FileStream(partial, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 0))
             {
-                output.SetLength(file.Size);
                 using FileDigest digest = FileDigest.ForCheck(file, CheckSha256);
                 Produce(modelId, file, digest, chunk =>
                 {

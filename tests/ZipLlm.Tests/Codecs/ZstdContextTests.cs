@@ -120,6 +120,7 @@ public class ZstdContextTests
         Assert.Equal(expected, ZstdContext.Default);
         using ZstdContext zstd = ZstdContext.Create();
         Assert.Equal(expected, zstd.Backend);
+        Assert.StartsWith(expected == ZstdBackend.Native ? "native libzstd 1." : "managed ZstdSharp (", ZstdContext.Describe(), StringComparison.Ordinal);
     }
 
     [Theory]

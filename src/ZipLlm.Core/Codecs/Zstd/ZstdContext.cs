@@ -31,6 +31,13 @@ public abstract class ZstdContext : IDisposable
     /// <summary>Whether the system's libzstd could be loaded.</summary>
     public static bool NativeAvailable => LibZstd.IsAvailable;
 
+    /// <summary>One line for logs: which zstd this process uses, and why when it is not the native one.</summary>
+    public static string Describe() => Default == ZstdBackend.Native
+        ? $"native libzstd {LibZstd.Version}"
+        : LibZstd.IsAvailable
+            ? $"managed ZstdSharp ({BackendVariable}=managed)"
+            : $"managed ZstdSharp ({LibZstd.LoadError})";
+
     /// <summary>This context's backend.</summary>
     public abstract ZstdBackend Backend { get; }
 
