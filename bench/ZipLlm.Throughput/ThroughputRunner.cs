@@ -109,7 +109,7 @@ public sealed class ThroughputRunner(BenchOptions options, ZipLlmConfig config, 
     private (ProcessResult, long) RestoreOnce(string model, int threads)
     {
         string outDir = ws.NewFolder("restore");
-        Settle();
+        Settle(() => RestoreInputs(model));
         ProcessResult r = ws.Zipllm("restore", config.ConfigPath, model, outDir, "--threads", threads.ToString());
         long bytes = Workspace.FolderSize(outDir);
         Workspace.DeleteFolder(outDir);
@@ -119,7 +119,7 @@ public sealed class ThroughputRunner(BenchOptions options, ZipLlmConfig config, 
     private (ProcessResult, long) ZstdRestoreOnce(string archive, int threads)
     {
         string outDir = ws.NewFolder("restore-zstd");
-        Settle();
+        Settle(() => [archive]);
         ProcessResult r = ws.ZstdRestore(archive, outDir, threads);
         // The tar holds one folder (the model's); count the files it unpacked.
         long bytes = Workspace.FolderSize(outDir);
@@ -133,7 +133,7 @@ public sealed class ThroughputRunner(BenchOptions options, ZipLlmConfig config, 
         string store = Path.Combine(dir, "store");
         string cfg = Path.Combine(dir, "config.json");
         Workspace.WriteConfig(cfg, config.ModelDir, store, config.ModelsToProcess, config.BaseFtPath, threads);
-        Settle();
+        Settle(CompressInputs);
         ProcessResult r = ws.Zipllm("compress", cfg, "--threads", threads.ToString());
         var layout = new StoreLayout(store);
         long stored = Workspace.FolderSize(layout.ObjectsDir) + Workspace.FolderSize(layout.ManifestsDir);
@@ -145,7 +145,7 @@ public sealed class ThroughputRunner(BenchOptions options, ZipLlmConfig config, 
     {
         string dir = ws.NewFolder("compress-zstd");
         string archive = Path.Combine(dir, "family.tar.zst");
-        Settle();
+        Settle(CompressInputs);
         ProcessResult r = ws.ZstdCompress(config.ModelDir, folders, options.ZstdLevel, threads, archive);
         long stored = new FileInfo(archive).Length;
         Workspace.DeleteFolder(dir);
@@ -154,19 +154,35 @@ public sealed class ThroughputRunner(BenchOptions options, ZipLlmConfig config, 
 
     /// <summary>
     /// Before a timed run: flush what earlier runs wrote (on a 2-core machine their writeback would otherwise
-    /// steal CPU from this run, whichever tool it is), then drop the page cache when asked.
+    /// steal CPU from this run, whichever tool it is), then either drop the page cache (cold runs) or read the
+    /// run's inputs once (warm runs). The second matters on VMs that reclaim idle page cache within seconds
+    /// (DAMON, balloons): one warm-up at the start does not keep a run's inputs cached until its turn comes.
     /// </summary>
-    private void Settle()
+    private void Settle(Func<IEnumerable<string>> inputs)
     {
         if (options.DropCache)
         {
             ws.DropCaches();
+            return;
         }
-        else
-        {
-            ws.Sync();
-        }
+        ws.Sync();
+        Workspace.ReadThrough(inputs());
     }
+
+    /// <summary>The files a restore of <paramref name="model"/> reads: its manifest and every object it needs.</summary>
+    private IEnumerable<string> RestoreInputs(string model)
+    {
+        var layout = new StoreLayout(config.StorageDir);
+        Manifest manifest = Manifest.Parse(File.ReadAllBytes(layout.ManifestPath(model)), layout.ManifestPath(model));
+        return manifest.Objects.Select(o => layout.ObjectPath(ContentHash.Parse(o))).Prepend(layout.ManifestPath(model));
+    }
+
+    /// <summary>The files a compress reads: every file of every listed model.</summary>
+    private IEnumerable<string> CompressInputs() =>
+        ModelList.Load(config.ModelsToProcess).Models
+            .Select(config.ModelFolder)
+            .Where(Directory.Exists)
+            .SelectMany(folder => Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories));
 
     private void Add(Measurement m)
     {

@@ -71,6 +71,19 @@ public sealed partial class Workspace : IDisposable
     /// <summary>Flushes every file system's dirty pages (sync(2)).</summary>
     public void Sync() => sync();
 
+    /// <summary>Reads every byte of <paramref name="files"/> and discards it, so the page cache holds them.</summary>
+    public static void ReadThrough(IEnumerable<string> files)
+    {
+        byte[] buffer = new byte[1 << 20];
+        foreach (string file in files)
+        {
+            using FileStream stream = new(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 0);
+            while (stream.Read(buffer) > 0)
+            {
+            }
+        }
+    }
+
     /// <summary>
     /// sync, then drop the page cache. Where that is not permitted (containers mount /proc/sys read-only),
     /// says so once and returns false: the runs go on with a warm cache.
