@@ -119,6 +119,16 @@ internal static partial class AtomicFile
     [LibraryImport("libc", SetLastError = true)]
     private static partial int syncfs(int fd);
 
+    /// <summary>Asks the kernel to start writing the file's dirty pages to disk, without waiting (Linux only; best effort).</summary>
+    internal static bool StartWriteback(Microsoft.Win32.SafeHandles.SafeFileHandle handle)
+    {
+        const uint SyncFileRangeWrite = 2;
+        return OperatingSystem.IsLinux() && sync_file_range((int)handle.DangerousGetHandle(), 0, 0, SyncFileRangeWrite) == 0;
+    }
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int sync_file_range(int fd, long offset, long nbytes, uint flags);
+
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int open(string path, int flags);
 
@@ -161,6 +171,11 @@ internal sealed class AtomicFileWriter : IDisposable
     {
         FileStream stream = _stream ?? throw new ObjectDisposedException(_path);
         stream.Flush(flushToDisk: durable);
+        if (!durable)
+        {
+            // Start writing it out now, without waiting: the later syncfs then finds little left to do.
+            _ = AtomicFile.StartWriteback(stream.SafeFileHandle);
+        }
         long length = stream.Length;
         stream.Dispose();
         _stream = null;
