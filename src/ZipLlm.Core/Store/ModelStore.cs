@@ -11,6 +11,10 @@ namespace ZipLlm.Store;
 /// </summary>
 public sealed class ModelStore
 {
+    // Manifests already parsed, by path, with the file's identity when it was read. Compress asks for every
+    // manifest once per model it stores; without this a store of n models parsed n * n manifests.
+    private readonly Dictionary<string, (DateTime WriteTime, long Length, Manifest Manifest)> _parsed = new(StringComparer.Ordinal);
+
     private ModelStore(StoreLayout layout)
     {
         Layout = layout;
@@ -86,12 +90,35 @@ public sealed class ModelStore
 
     /// <summary>Every stored model's manifest, ordered by id.</summary>
     /// <exception cref="InvalidDataException">A manifest is corrupt.</exception>
+    /// <remarks>
+    /// A manifest whose file has not changed since an earlier call (same modification time and length) is not
+    /// parsed again. Manifests are only ever replaced by rename, so a changed one always has a new time.
+    /// </remarks>
     public IReadOnlyList<Manifest> ReadAllManifests()
     {
         var manifests = new List<Manifest>();
-        foreach (string path in Directory.EnumerateFiles(Layout.ManifestsDir, "*.json", SearchOption.AllDirectories))
+        lock (_parsed)
         {
-            manifests.Add(Manifest.Parse(File.ReadAllBytes(path), path));
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            foreach (string path in Directory.EnumerateFiles(Layout.ManifestsDir, "*.json", SearchOption.AllDirectories))
+            {
+                var info = new FileInfo(path);
+                if (!info.Exists)
+                {
+                    continue; // removed since it was listed
+                }
+                seen.Add(path);
+                if (!_parsed.TryGetValue(path, out var cached) || cached.WriteTime != info.LastWriteTimeUtc || cached.Length != info.Length)
+                {
+                    cached = (info.LastWriteTimeUtc, info.Length, Manifest.Parse(File.ReadAllBytes(path), path));
+                    _parsed[path] = cached;
+                }
+                manifests.Add(cached.Manifest);
+            }
+            foreach (string gone in _parsed.Keys.Where(p => !seen.Contains(p)).ToList())
+            {
+                _parsed.Remove(gone);
+            }
         }
         manifests.Sort((a, b) => string.CompareOrdinal(a.Id, b.Id));
         return manifests;

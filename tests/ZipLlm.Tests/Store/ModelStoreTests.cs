@@ -168,4 +168,36 @@ public class ModelStoreTests
         File.WriteAllText(dir.Combine("store", "FORMAT"), "zipllm-store 2\n");
         Assert.Throws<NotSupportedException>(() => ModelStore.Open(dir.Combine("store"), create: false));
     }
+
+    [Fact]
+    public void ReadAllManifests_ParsesOnlyWhatChanged()
+    {
+        using var dir = new TempDir();
+        var random = new Random(9);
+        ModelFolders.WriteSafetensors(dir.Combine("a", "model.safetensors"), ModelFolders.Bf16Layers(random, 1, 16));
+        ModelFolders.WriteSafetensors(dir.Combine("b", "model.safetensors"), ModelFolders.Bf16Layers(random, 1, 16));
+        ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
+        using var pool = new WorkerPool(2, Options);
+        var ingester = new ModelIngester(store, pool, NullLogger.Instance);
+        ingester.Ingest("o/a", dir.Combine("a"), ModelRole.Standalone);
+        ingester.Ingest("o/b", dir.Combine("b"), ModelRole.Standalone);
+
+        IReadOnlyList<Manifest> first = store.ReadAllManifests();
+        IReadOnlyList<Manifest> second = store.ReadAllManifests();
+        Assert.Equal(["o/a", "o/b"], first.Select(m => m.Id));
+        Assert.Same(first[0], second[0]);
+        Assert.Same(first[1], second[1]);
+
+        // Another process replaces o/a's manifest (here: the same model with one more file) and removes o/b.
+        string path = store.Layout.ManifestPath("o/a");
+        Manifest changed = first[0] with { Files = [.. first[0].Files, first[0].Files[0] with { Path = "copy.safetensors" }] };
+        File.WriteAllBytes(path + ".tmp", changed.ToJson());
+        File.Move(path + ".tmp", path, overwrite: true);
+        File.Delete(store.Layout.ManifestPath("o/b"));
+
+        IReadOnlyList<Manifest> third = store.ReadAllManifests();
+        Assert.Equal(["o/a"], third.Select(m => m.Id));
+        Assert.NotSame(first[0], third[0]);
+        Assert.Equal(first[0].Files.Length + 1, third[0].Files.Length);
+    }
 }
