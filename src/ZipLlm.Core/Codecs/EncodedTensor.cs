@@ -90,9 +90,9 @@ public sealed class EncodedTensor : IChunkSource
         {
             Fail(name, "not an encoded tensor (bad magic).");
         }
-        if (header[4] != EncodedTensorFormat.Version)
+        if (header[4] is < EncodedTensorFormat.MinReadableVersion or > EncodedTensorFormat.Version)
         {
-            throw new NotSupportedException($"{name}: encoded tensor format version {header[4]} is not supported (this build reads {EncodedTensorFormat.Version}).");
+            throw new NotSupportedException($"{name}: encoded tensor format version {header[4]} is not supported (this build reads {EncodedTensorFormat.MinReadableVersion} to {EncodedTensorFormat.Version}).");
         }
         byte kind = header[5], layout = header[6], referenceLength = header[7];
         if (kind > (byte)EncodedTensorKind.Delta)

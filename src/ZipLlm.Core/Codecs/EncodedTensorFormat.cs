@@ -22,7 +22,10 @@ public static class EncodedTensorFormat
     public static ReadOnlySpan<byte> FooterMagic => "ZLTE"u8;
 
     /// <summary>The format version this code writes and reads.</summary>
-    public const byte Version = 1;
+    public const byte Version = 2;
+
+    /// <summary>Oldest format version this build still reads (version 1 had no sparse streams).</summary>
+    public const byte MinReadableVersion = 1;
 
     /// <summary>Fixed part of the header: magic, version, kind, layout, reference length, original length, chunk size.</summary>
     public const int FixedHeaderSize = 4 + 1 + 1 + 1 + 1 + 8 + 4;
@@ -53,6 +56,12 @@ public static class EncodedTensorFormat
 
     /// <summary>Stream stored as one zstd frame.</summary>
     public const byte ModeZstd = 1;
+
+    /// <summary>
+    /// Mostly-zero stream stored as a 4-byte count of its non-zero bytes, then one zstd frame holding the bitmap of
+    /// the non-zero bytes followed by those bytes (see <see cref="Kernels.SparseBytes"/>). Since version 2.
+    /// </summary>
+    public const byte ModeSparseZstd = 2;
 
     /// <summary>Whether <paramref name="chunkSize"/> is in range and keeps every word inside one chunk.</summary>
     public static bool IsValidChunkSize(long chunkSize) =>
