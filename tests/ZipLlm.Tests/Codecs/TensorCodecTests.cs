@@ -212,6 +212,24 @@ public class TensorCodecTests
         Assert.True(calls > sources.Count, $"{calls} chunks for {sources.Count} tensors");
     }
 
+    [Fact]
+    public void Open_Version1Object_StillDecodes_NewerVersionIsRefused()
+    {
+        var random = new Random(31);
+        using var pool = new WorkerPool(2, SmallChunks);
+        byte[] tensor = TensorData.Sample(random, DType.BF16, 2000);
+        byte[] encoded = TensorCodec.Encode(ElementLayout.Word16, tensor, null, pool);
+        Assert.Equal(EncodedTensorFormat.Version, encoded[4]);
+
+        // Small chunks never hold a sparse stream, so these bytes are also a valid version 1 object.
+        encoded[4] = 1;
+        Assert.Equal(tensor, TensorCodec.DecodeToArray(EncodedTensor.Open("v1", encoded), pool));
+
+        encoded[4] = EncodedTensorFormat.Version + 1;
+        var ex = Assert.Throws<NotSupportedException>(() => EncodedTensor.Open("v3", encoded));
+        Assert.Contains("version", ex.Message);
+    }
+
     private static int RandomLength(Random random) => random.Next(4) switch
     {
         0 => random.Next(8),
