@@ -9,7 +9,8 @@ namespace ZipLlm.Throughput;
 /// <summary>
 /// The memory target ("peak memory grows with the thread count and the chunk size, not with the
 /// model size"): peak RSS of compress and of restore on the base model and on a model twice its
-/// size, each alone in a fresh store, at every thread count asked for.
+/// size, each alone in a fresh store, at every thread count asked for. Each pair is measured --runs times
+/// and the medians reported: one process's peak varies by about 10 MB from run to run.
 /// </summary>
 public sealed class MemoryCheck(BenchOptions options, ZipLlmConfig config, Workspace ws)
 {
@@ -34,8 +35,15 @@ public sealed class MemoryCheck(BenchOptions options, ZipLlmConfig config, Works
         var results = new List<Result>();
         foreach (int threads in options.Threads)
         {
-            results.Add(Measure(baseId, config.ModelDir, threads));
-            results.Add(Measure(DoubleModelId, doubleModelDir, threads));
+            var baseRuns = new List<Result>();
+            var doubleRuns = new List<Result>();
+            for (int run = 0; run < options.Runs; run++)
+            {
+                baseRuns.Add(Measure(baseId, config.ModelDir, threads));
+                doubleRuns.Add(Measure(DoubleModelId, doubleModelDir, threads));
+            }
+            results.Add(Median(baseRuns));
+            results.Add(Median(doubleRuns));
         }
         Workspace.DeleteFolder(doubleModelDir);
         return results;
@@ -60,6 +68,23 @@ public sealed class MemoryCheck(BenchOptions options, ZipLlmConfig config, Works
         var result = new Result(model, bytes, threads, compress.Seconds, ThroughputRunner.Mb(compress.PeakRssKb), restore.Seconds, ThroughputRunner.Mb(restore.PeakRssKb));
         Console.WriteLine($"  {model,-28} {bytes / 1e6,8:F1} MB, threads {threads}: compress peak RSS {result.CompressRssMb:F0} MB ({compress.Seconds:F1} s), restore peak RSS {result.RestoreRssMb:F0} MB ({restore.Seconds:F1} s)");
         return result;
+    }
+
+    private static Result Median(List<Result> runs)
+    {
+        static double Mid(IEnumerable<double> values)
+        {
+            double[] sorted = values.Order().ToArray();
+            return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+        }
+        Result first = runs[0];
+        return first with
+        {
+            CompressSeconds = Mid(runs.Select(r => r.CompressSeconds)),
+            CompressRssMb = Mid(runs.Select(r => r.CompressRssMb)),
+            RestoreSeconds = Mid(runs.Select(r => r.RestoreSeconds)),
+            RestoreRssMb = Mid(runs.Select(r => r.RestoreRssMb)),
+        };
     }
 
     /// <summary>

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Hashing;
 using ZipLlm.Codecs.Kernels;
@@ -36,7 +35,7 @@ public sealed class ChunkCodec : IDisposable
         _zstd = ZstdContext.Create(_options.Backend ?? ZstdContext.Default);
         for (int i = 0; i < _streams.Length; i++)
         {
-            _streams[i] = ArrayPool<byte>.Shared.Rent(_options.ChunkSize);
+            _streams[i] = ChunkBuffers.Pool.Rent(_options.ChunkSize);
         }
     }
 
@@ -159,13 +158,13 @@ public sealed class ChunkCodec : IDisposable
         {
             if (_streams[i].Length > 0)
             {
-                ArrayPool<byte>.Shared.Return(_streams[i]);
+                ChunkBuffers.Pool.Return(_streams[i]);
                 _streams[i] = [];
             }
         }
         if (_sparse.Length > 0)
         {
-            ArrayPool<byte>.Shared.Return(_sparse);
+            ChunkBuffers.Pool.Return(_sparse);
             _sparse = [];
         }
     }
@@ -361,7 +360,7 @@ public sealed class ChunkCodec : IDisposable
         int size = SparseBytes.BitmapLength(_options.ChunkSize) + _options.ChunkSize + SparseBytes.Slack;
         if (_sparse.Length < size)
         {
-            _sparse = ArrayPool<byte>.Shared.Rent(size);
+            _sparse = ChunkBuffers.Pool.Rent(size);
         }
         return _sparse.AsSpan(0, size);
     }

@@ -77,7 +77,7 @@ public sealed class ResizedChunkSource : IChunkSource
         {
             return;
         }
-        byte[] chunk = System.Buffers.ArrayPool<byte>.Shared.Rent(available);
+        byte[] chunk = ChunkBuffers.Pool.Rent(available);
         try
         {
             _inner.ReadChunk(offset, chunk.AsSpan(0, available), codec);
@@ -85,7 +85,7 @@ public sealed class ResizedChunkSource : IChunkSource
         }
         finally
         {
-            System.Buffers.ArrayPool<byte>.Shared.Return(chunk);
+            ChunkBuffers.Pool.Return(chunk);
         }
     }
 }

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Buffers.Binary;
 using System.Diagnostics.CodeAnalysis;
 
@@ -189,7 +188,7 @@ public sealed class EncodedTensor : IChunkSource
         }
         int index = (int)(offset / ChunkSize);
         int encodedLength = (int)(_offsets[index + 1] - _offsets[index]);
-        byte[] encoded = ArrayPool<byte>.Shared.Rent(encodedLength);
+        byte[] encoded = ChunkBuffers.Pool.Rent(encodedLength);
         byte[]? baseChunk = null;
         try
         {
@@ -198,7 +197,7 @@ public sealed class EncodedTensor : IChunkSource
             if (Kind == EncodedTensorKind.Delta)
             {
                 IChunkSource source = _base ?? throw new InvalidDataException($"{_name}: a delta tensor cannot be decoded without its base.");
-                baseChunk = ArrayPool<byte>.Shared.Rent(destination.Length);
+                baseChunk = ChunkBuffers.Pool.Rent(destination.Length);
                 baseSpan = baseChunk.AsSpan(0, destination.Length);
                 source.ReadChunk(offset, baseSpan, codec);
             }
@@ -213,10 +212,10 @@ public sealed class EncodedTensor : IChunkSource
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(encoded);
+            ChunkBuffers.Pool.Return(encoded);
             if (baseChunk is not null)
             {
-                ArrayPool<byte>.Shared.Return(baseChunk);
+                ChunkBuffers.Pool.Return(baseChunk);
             }
         }
     }

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Buffers.Binary;
 
 namespace ZipLlm.Codecs;
@@ -54,26 +53,26 @@ public static class TensorCodec
             {
                 long offset = index * chunkSize;
                 int length = (int)Math.Min(chunkSize, source.Length - offset);
-                byte[] chunk = ArrayPool<byte>.Shared.Rent(length);
+                byte[] chunk = ChunkBuffers.Pool.Rent(length);
                 byte[]? baseChunk = null;
                 try
                 {
                     source.ReadChunk(offset, chunk.AsSpan(0, length), codec);
                     if (baseSource is not null)
                     {
-                        baseChunk = ArrayPool<byte>.Shared.Rent(length);
+                        baseChunk = ChunkBuffers.Pool.Rent(length);
                         baseSource.ReadChunk(offset, baseChunk.AsSpan(0, length), codec);
                     }
-                    byte[] encoded = ArrayPool<byte>.Shared.Rent(ChunkCodec.MaxEncodedLength(layout, length));
+                    byte[] encoded = ChunkBuffers.Pool.Rent(ChunkCodec.MaxEncodedLength(layout, length));
                     int written = codec.Encode(layout, chunk.AsSpan(0, length), baseChunk is null ? default : baseChunk.AsSpan(0, length), encoded);
                     return (encoded, written);
                 }
                 finally
                 {
-                    ArrayPool<byte>.Shared.Return(chunk);
+                    ChunkBuffers.Pool.Return(chunk);
                     if (baseChunk is not null)
                     {
-                        ArrayPool<byte>.Shared.Return(baseChunk);
+                        ChunkBuffers.Pool.Return(baseChunk);
                     }
                 }
             },
@@ -82,7 +81,7 @@ public static class TensorCodec
                 offsets[index] = position;
                 output.Write(result.encoded, 0, result.written);
                 position += result.written;
-                ArrayPool<byte>.Shared.Return(result.encoded);
+                ChunkBuffers.Pool.Return(result.encoded);
             }, cancellationToken);
 
         byte[] footer = new byte[offsets.Length * 8 + EncodedTensorFormat.FooterTrailerSize];
@@ -140,7 +139,7 @@ public static class TensorCodec
             (index, codec) =>
             {
                 (IChunkSource tensor, long offset, int length) = chunks[(int)index];
-                byte[] chunk = ArrayPool<byte>.Shared.Rent(length);
+                byte[] chunk = ChunkBuffers.Pool.Rent(length);
                 try
                 {
                     tensor.ReadChunk(offset, chunk.AsSpan(0, length), codec);
@@ -148,7 +147,7 @@ public static class TensorCodec
                 }
                 catch
                 {
-                    ArrayPool<byte>.Shared.Return(chunk);
+                    ChunkBuffers.Pool.Return(chunk);
                     throw;
                 }
             },
@@ -160,7 +159,7 @@ public static class TensorCodec
                 }
                 finally
                 {
-                    ArrayPool<byte>.Shared.Return(result.chunk);
+                    ChunkBuffers.Pool.Return(result.chunk);
                 }
             }, cancellationToken);
     }

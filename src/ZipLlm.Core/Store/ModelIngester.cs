@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Diagnostics;
 using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
@@ -280,7 +279,7 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
 
     private static void HashRange(IReadAtSource source, long length, FileDigest digest, CancellationToken cancellationToken)
     {
-        byte[] buffer = ArrayPool<byte>.Shared.Rent((int)Math.Min(ReadBufferSize, Math.Max(length, 1)));
+        byte[] buffer = ChunkBuffers.Pool.Rent((int)Math.Min(ReadBufferSize, Math.Max(length, 1)));
         try
         {
             for (long done = 0; done < length;)
@@ -294,7 +293,7 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(buffer);
+            ChunkBuffers.Pool.Return(buffer);
         }
     }
 
