@@ -27,7 +27,10 @@ internal abstract class BaseCommand : Command
             ILogger logger = loggerFactory.CreateLogger(GetType());
             try
             {
-                logger.LogDebug("zstd: {Zstd}", ZstdContext.Describe());
+                if (logger.IsEnabled(LogLevel.Debug))
+                {
+                    logger.LogDebug("zstd: {Zstd}", ZstdContext.Describe());
+                }
                 return await ExecuteAsync(parseResult, loggerFactory, cancellationToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)

@@ -26,9 +26,10 @@ internal static class CliProcess
 
     /// <summary>Runs <c>dotnet zipllm.dll</c> with <paramref name="arguments"/> and waits for it to exit.</summary>
     /// <exception cref="TimeoutException">The process did not exit in time (it is killed).</exception>
-    public static async Task<CliResult> RunAsync(IEnumerable<string> arguments, string? workingDirectory = null, TimeSpan? timeout = null)
+    public static async Task<CliResult> RunAsync(IEnumerable<string> arguments, string? workingDirectory = null, TimeSpan? timeout = null,
+        IReadOnlyDictionary<string, string>? environment = null)
     {
-        using Process process = Start(arguments, workingDirectory);
+        using Process process = Start(arguments, workingDirectory, environment);
         Task<string> stdout = process.StandardOutput.ReadToEndAsync();
         Task<string> stderr = process.StandardError.ReadToEndAsync();
         using var cancellation = new CancellationTokenSource(timeout ?? s_defaultTimeout);
@@ -45,7 +46,7 @@ internal static class CliProcess
     }
 
     /// <summary>Starts the CLI with output redirected; the caller reads the output and waits (or kills it).</summary>
-    public static Process Start(IEnumerable<string> arguments, string? workingDirectory = null)
+    public static Process Start(IEnumerable<string> arguments, string? workingDirectory = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         bool native = !CliPath.EndsWith(".dll", StringComparison.OrdinalIgnoreCase);
         var start = new ProcessStartInfo(native ? CliPath : DotnetHost())
@@ -65,6 +66,10 @@ internal static class CliProcess
         }
         start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
         start.Environment["DOTNET_NOLOGO"] = "1";
+        foreach ((string name, string value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
+        }
 
         return Process.Start(start) ?? throw new InvalidOperationException($"Could not start {start.FileName}.");
     }

@@ -26,6 +26,8 @@ public abstract class ZstdContext : IDisposable
     private static readonly Lazy<ZstdBackend> DefaultBackend = new(ChooseBackend);
 
     /// <summary>The backend <see cref="Create()"/> uses in this process.</summary>
+    /// <exception cref="ArgumentException"><c>ZIPLLM_ZSTD</c> has a value other than native or managed.</exception>
+    /// <exception cref="PlatformNotSupportedException"><c>ZIPLLM_ZSTD=native</c> and libzstd cannot be loaded.</exception>
     public static ZstdBackend Default => DefaultBackend.Value;
 
     /// <summary>Whether the system's libzstd could be loaded.</summary>
@@ -110,6 +112,10 @@ public abstract class ZstdContext : IDisposable
         if (string.Equals(wanted, "managed", StringComparison.OrdinalIgnoreCase))
         {
             return ZstdBackend.Managed;
+        }
+        if (!string.IsNullOrEmpty(wanted) && !string.Equals(wanted, "native", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new ArgumentException($"{BackendVariable} must be \"native\" or \"managed\" (or unset), not \"{wanted}\".");
         }
         if (string.Equals(wanted, "native", StringComparison.OrdinalIgnoreCase) && !LibZstd.IsAvailable)
         {
