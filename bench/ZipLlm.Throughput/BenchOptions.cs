@@ -45,7 +45,7 @@ public sealed record BenchOptions
           --config PATH              the zipllm config.json (relative to the working directory)
           --mode restore|compress|both   what to time (default: restore)
           --models ID [ID ...]       models to restore (default: synthetic/llama-base synthetic/llama-full-ft)
-          --runs N                   timed runs per thread count (default: 3)
+          --runs N                   timed runs per thread count (default: 3); memory check: runs per model, medians
           --out DIR                  where results.csv and throughput.png go (default: ./throughput_results)
           --drop-cache               drop the page cache before every timed run (needs root outside a container);
                                      default is a warm cache after one untimed warm-up run
