@@ -360,6 +360,10 @@ public sealed class ChunkCodec : IDisposable
         int size = SparseBytes.BitmapLength(_options.ChunkSize) + _options.ChunkSize + SparseBytes.Slack;
         if (_sparse.Length < size)
         {
+            if (_sparse.Length > 0)
+            {
+                ChunkBuffers.Pool.Return(_sparse);
+            }
             _sparse = ChunkBuffers.Pool.Rent(size);
         }
         return _sparse.AsSpan(0, size);
