@@ -7,6 +7,7 @@ namespace ZipLlm.Codecs;
 ///          | u64 originalLength | u32 chunkSize | reference bytes
 /// chunks:  per chunk: u32 rawLength | u64 XxHash3 of the original chunk bytes
 ///          | per stream: u8 mode, u32 storedLength | the streams' bytes
+///          (mode 0 raw, 1 one zstd frame, 2 sparse: u32 nonZeroCount | zstd frame of bitmap and non-zero bytes)
 /// footer:  u64 file offset of each chunk | u32 chunkCount | "ZLTE"
 /// </code>
 /// Chunks are independent: each can be read (through the footer's offsets) and decoded alone,
@@ -21,7 +22,7 @@ public static class EncodedTensorFormat
     /// <summary>Magic at the very end of an encoded tensor.</summary>
     public static ReadOnlySpan<byte> FooterMagic => "ZLTE"u8;
 
-    /// <summary>The format version this code writes and reads.</summary>
+    /// <summary>The format version this code writes (2: sparse streams; 1 had none).</summary>
     public const byte Version = 2;
 
     /// <summary>Oldest format version this build still reads (version 1 had no sparse streams).</summary>
