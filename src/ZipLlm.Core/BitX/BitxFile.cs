@@ -1,11 +1,12 @@
-using System.Buffers;
 using System.Buffers.Binary;
 using System.Diagnostics;
 using System.IO.Hashing;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Win32.SafeHandles;
+using ZipLlm.Codecs;
 using ZipLlm.Codecs.Kernels;
+using ZipLlm.Codecs.Zstd;
 using ZipLlm.Safetensors;
 using ZstdSharp;
 using ZstdSharp.Unsafe;
@@ -72,8 +73,8 @@ public static class BitxFile
                     }
                     finally
                     {
-                        ArrayPool<byte>.Shared.Return(frames.Exponent);
-                        ArrayPool<byte>.Shared.Return(frames.SignMantissa);
+                        ChunkBuffers.Pool.Return(frames.Exponent);
+                        ChunkBuffers.Pool.Return(frames.SignMantissa);
                     }
                     AppendDigest(digest, frames.Hash);
                     progress.Advance(header.ChunkLength(index));
@@ -158,7 +159,7 @@ public static class BitxFile
                     }
                     finally
                     {
-                        ArrayPool<byte>.Shared.Return(chunk.Bytes);
+                        ChunkBuffers.Pool.Return(chunk.Bytes);
                     }
                     AppendDigest(digest, chunk.Hash);
                     progress.Advance(chunk.Length);
@@ -235,7 +236,7 @@ public static class BitxFile
         BitxHeader.Read(expReader, BitxStream.Exponent, exponentPath);
         BitxHeader.Read(smReader, BitxStream.SignMantissa, signMantissaPath);
         using var context = new DecodeContext(header.ChunkSize);
-        byte[] chunk = ArrayPool<byte>.Shared.Rent(header.ChunkSize);
+        byte[] chunk = ChunkBuffers.Pool.Rent(header.ChunkSize);
         try
         {
             byte[]? prefix = null;
@@ -274,7 +275,7 @@ public static class BitxFile
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(chunk);
+            ChunkBuffers.Pool.Return(chunk);
         }
     }
 
@@ -287,7 +288,7 @@ public static class BitxFile
 
     private static RentedFrame CopyFrame(ReadOnlySpan<byte> frame)
     {
-        byte[] copy = ArrayPool<byte>.Shared.Rent(frame.Length);
+        byte[] copy = ChunkBuffers.Pool.Rent(frame.Length);
         frame.CopyTo(copy);
         return new RentedFrame(copy, frame.Length);
     }
@@ -329,10 +330,10 @@ public static class BitxFile
             _compressor = new Compressor(level);
             // Like the zstd command: every frame carries a checksum of its content.
             _compressor.SetParameter(ZSTD_cParameter.ZSTD_c_checksumFlag, 1);
-            _finetune = ArrayPool<byte>.Shared.Rent(chunkSize);
-            _base = ArrayPool<byte>.Shared.Rent(chunkSize);
-            _exponent = ArrayPool<byte>.Shared.Rent(BitxFormat.ExponentLength(chunkSize));
-            _signMantissa = ArrayPool<byte>.Shared.Rent(BitxFormat.SignMantissaLength(chunkSize) + 1);
+            _finetune = ChunkBuffers.Pool.Rent(chunkSize);
+            _base = ChunkBuffers.Pool.Rent(chunkSize);
+            _exponent = ChunkBuffers.Pool.Rent(BitxFormat.ExponentLength(chunkSize));
+            _signMantissa = ChunkBuffers.Pool.Rent(BitxFormat.SignMantissaLength(chunkSize));
         }
 
         public EncodedFrames Encode(BitxHeader header, long index, SafeFileHandle ft, string ftName, DeltaPlan plan, SafeFileHandle bas, string baseName)
@@ -355,8 +356,8 @@ public static class BitxFile
                 sm[words] = (byte)(chunk[even] ^ (xor ? baseChunk[even] : 0));
             }
 
-            byte[] expFrame = ArrayPool<byte>.Shared.Rent(ZstdFrameReader.MaxFrameSize(exp.Length));
-            byte[] smFrame = ArrayPool<byte>.Shared.Rent(ZstdFrameReader.MaxFrameSize(sm.Length));
+            byte[] expFrame = ChunkBuffers.Pool.Rent(ZstdFrameReader.MaxFrameSize(exp.Length));
+            byte[] smFrame = ChunkBuffers.Pool.Rent(ZstdFrameReader.MaxFrameSize(sm.Length));
             try
             {
                 int expLength = _compressor.Wrap(exp, expFrame);
@@ -365,8 +366,8 @@ public static class BitxFile
             }
             catch
             {
-                ArrayPool<byte>.Shared.Return(expFrame);
-                ArrayPool<byte>.Shared.Return(smFrame);
+                ChunkBuffers.Pool.Return(expFrame);
+                ChunkBuffers.Pool.Return(smFrame);
                 throw;
             }
         }
@@ -374,10 +375,10 @@ public static class BitxFile
         public void Dispose()
         {
             _compressor.Dispose();
-            ArrayPool<byte>.Shared.Return(_finetune);
-            ArrayPool<byte>.Shared.Return(_base);
-            ArrayPool<byte>.Shared.Return(_exponent);
-            ArrayPool<byte>.Shared.Return(_signMantissa);
+            ChunkBuffers.Pool.Return(_finetune);
+            ChunkBuffers.Pool.Return(_base);
+            ChunkBuffers.Pool.Return(_exponent);
+            ChunkBuffers.Pool.Return(_signMantissa);
         }
     }
 
@@ -391,24 +392,24 @@ public static class BitxFile
         public ReadOnlySpan<byte> Span => Array.AsSpan(0, Length);
     }
 
-    /// <summary>One worker's zstd decompressor and chunk-sized scratch buffers.</summary>
+    /// <summary>One worker's zstd context and chunk-sized scratch buffers.</summary>
     private sealed class DecodeContext : IDisposable
     {
-        private readonly Decompressor _decompressor = new();
+        private readonly ZstdContext _zstd = ZstdContext.Create();
         private readonly byte[] _base, _exponent, _signMantissa;
 
         public DecodeContext(int chunkSize)
         {
-            _base = ArrayPool<byte>.Shared.Rent(chunkSize);
-            _exponent = ArrayPool<byte>.Shared.Rent(BitxFormat.ExponentLength(chunkSize));
-            _signMantissa = ArrayPool<byte>.Shared.Rent(BitxFormat.SignMantissaLength(chunkSize) + 1);
+            _base = ChunkBuffers.Pool.Rent(chunkSize);
+            _exponent = ChunkBuffers.Pool.Rent(BitxFormat.ExponentLength(chunkSize));
+            _signMantissa = ChunkBuffers.Pool.Rent(BitxFormat.SignMantissaLength(chunkSize));
         }
 
         /// <summary>Decodes chunk <paramref name="index"/> from its two frames (returned to the pool here) and undoes the XOR.</summary>
         public DecodedChunk DecodeChunk(BitxHeader header, long index, RentedFrame expFrame, RentedFrame smFrame, DeltaPlan plan, SafeFileHandle bas, string baseName)
         {
             int length = header.ChunkLength(index);
-            byte[] output = ArrayPool<byte>.Shared.Rent(length);
+            byte[] output = ChunkBuffers.Pool.Rent(length);
             try
             {
                 Span<byte> baseChunk = _base.AsSpan(0, length);
@@ -418,13 +419,13 @@ public static class BitxFile
             }
             catch
             {
-                ArrayPool<byte>.Shared.Return(output);
+                ChunkBuffers.Pool.Return(output);
                 throw;
             }
             finally
             {
-                ArrayPool<byte>.Shared.Return(expFrame.Array);
-                ArrayPool<byte>.Shared.Return(smFrame.Array);
+                ChunkBuffers.Pool.Return(expFrame.Array);
+                ChunkBuffers.Pool.Return(smFrame.Array);
             }
         }
 
@@ -448,27 +449,22 @@ public static class BitxFile
 
         public void Dispose()
         {
-            _decompressor.Dispose();
-            ArrayPool<byte>.Shared.Return(_base);
-            ArrayPool<byte>.Shared.Return(_exponent);
-            ArrayPool<byte>.Shared.Return(_signMantissa);
+            _zstd.Dispose();
+            ChunkBuffers.Pool.Return(_base);
+            ChunkBuffers.Pool.Return(_exponent);
+            ChunkBuffers.Pool.Return(_signMantissa);
         }
 
         private void Unwrap(ReadOnlySpan<byte> frame, Span<byte> destination, string stream)
         {
-            int written;
             try
             {
                 // The destination has exactly the declared size, so a corrupt frame can never make zstd write more.
-                written = _decompressor.Unwrap(frame, destination);
+                _zstd.DecompressExact(frame, destination);
             }
-            catch (ZstdException ex)
+            catch (InvalidDataException ex)
             {
                 throw new InvalidDataException($"A {stream} frame is corrupt: {ex.Message}", ex);
-            }
-            if (written != destination.Length)
-            {
-                throw new InvalidDataException($"A {stream} frame decoded to {written} bytes where {destination.Length} are expected.");
             }
         }
     }

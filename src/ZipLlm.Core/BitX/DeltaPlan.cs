@@ -18,24 +18,22 @@ internal sealed class DeltaPlan
 
     private readonly Segment[] _segments;
 
-    private DeltaPlan(BitxMode mode, Segment[] segments, int pairedTensors)
+    private DeltaPlan(BitxMode mode, Segment[] segments)
     {
         Mode = mode;
         _segments = segments;
-        PairedTensors = pairedTensors;
     }
 
     public BitxMode Mode { get; }
 
-    public int PairedTensors { get; }
-
-    public IReadOnlyList<Segment> Segments => _segments;
+    /// <summary>Tensors paired with the base: in tensor mode, one segment each.</summary>
+    public int PairedTensors => Mode == BitxMode.Tensors ? _segments.Length : 0;
 
     /// <summary>The finetune XOR the base over their common prefix.</summary>
     public static DeltaPlan Raw(long ftLength, long baseLength)
     {
         long common = Math.Min(ftLength, baseLength);
-        return new DeltaPlan(BitxMode.Raw, common == 0 ? [] : [new Segment(0, common, 0)], 0);
+        return new DeltaPlan(BitxMode.Raw, common == 0 ? [] : [new Segment(0, common, 0)]);
     }
 
     /// <summary>
@@ -58,7 +56,7 @@ internal sealed class DeltaPlan
             }
         }
         // The header sorts tensors by offset and forbids overlaps, so the segments are sorted and disjoint.
-        return new DeltaPlan(BitxMode.Tensors, [.. segments], segments.Count);
+        return new DeltaPlan(BitxMode.Tensors, [.. segments]);
     }
 
     /// <summary>

@@ -3,6 +3,8 @@ using System.Buffers.Binary;
 using ZstdSharp;
 using ZstdSharp.Unsafe;
 
+using ZipLlm.Codecs.Zstd;
+
 namespace ZipLlm.BitX;
 
 /// <summary>
@@ -12,8 +14,9 @@ namespace ZipLlm.BitX;
 /// </summary>
 internal sealed class ZstdFrameReader : IDisposable
 {
-    // Slack over the compress bound for the frame header and the content checksum.
-    private const int FrameOverhead = 64;
+    // zstd's compress bound already counts the frame header, block headers and checksum; the slack tolerates
+    // frames from other encoders (streaming ones may add an empty last block).
+    private const int FrameSlack = 64;
 
     private readonly Stream _stream;
     private readonly string _name;
@@ -33,7 +36,7 @@ internal sealed class ZstdFrameReader : IDisposable
     public long Position => _position;
 
     /// <summary>Largest frame a zstd compressor makes from <paramref name="contentSize"/> bytes.</summary>
-    public static int MaxFrameSize(int contentSize) => checked(Compressor.GetCompressBound(contentSize) + FrameOverhead);
+    public static int MaxFrameSize(int contentSize) => checked(ZstdContext.CompressBound(contentSize) + FrameSlack);
 
     /// <summary>Reads a skippable frame of the given magic holding exactly <paramref name="payloadSize"/> bytes.</summary>
     /// <returns>The payload, valid until the next read.</returns>

@@ -44,9 +44,6 @@ public sealed class EncodedTensor : IChunkSource
     /// <summary>The opaque id of a delta's base, as given to the encoder (empty for a solo tensor).</summary>
     public byte[] Reference { get; }
 
-    /// <summary>Total encoded bytes.</summary>
-    public long EncodedLength => _offsets[^1] + (long)ChunkCount * 8 + EncodedTensorFormat.FooterTrailerSize;
-
     /// <summary>The base a delta is decoded against: the same length, chunked the same way when encoded.</summary>
     /// <exception cref="ArgumentException">The base's length differs, or this tensor is not a delta.</exception>
     public IChunkSource? Base

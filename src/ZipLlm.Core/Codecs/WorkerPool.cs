@@ -36,9 +36,6 @@ public sealed class WorkerPool : IDisposable
     public void RunOrdered<T>(long count, Func<long, ChunkCodec, T> produce, Action<long, T> consume, CancellationToken cancellationToken = default) =>
         _workers.Run(count, index => codec => produce(index, codec), consume, cancellationToken);
 
-    /// <summary>Runs <paramref name="work"/> on the calling thread with a pooled codec.</summary>
-    public T WithCodec<T>(Func<ChunkCodec, T> work) => _workers.WithContext(work);
-
     /// <inheritdoc/>
     public void Dispose() => _workers.Dispose();
 

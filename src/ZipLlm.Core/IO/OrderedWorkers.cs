@@ -81,7 +81,7 @@ internal sealed class OrderedWorkers<TContext> : IDisposable
         }
     }
 
-    public T WithContext<T>(Func<TContext, T> work)
+    private T WithContext<T>(Func<TContext, T> work)
     {
         if (!_contexts.TryTake(out TContext? context))
         {
