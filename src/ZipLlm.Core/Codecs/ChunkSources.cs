@@ -46,6 +46,10 @@ public sealed class ResizedChunkSource : IChunkSource
     private readonly IChunkSource _inner;
     private readonly int _innerChunkSize;
 
+    /// <summary>An encoded base as <paramref name="length"/> bytes: itself at its own length, else resized.</summary>
+    public static IChunkSource AtLength(EncodedTensor inner, long length) =>
+        inner.Length == length ? inner : new ResizedChunkSource(inner, inner.ChunkSize, length);
+
     /// <summary>Shows <paramref name="inner"/>, chunked by <paramref name="innerChunkSize"/>, as <paramref name="length"/> bytes.</summary>
     /// <exception cref="ArgumentOutOfRangeException">The length is negative or the chunk size is invalid.</exception>
     public ResizedChunkSource(IChunkSource inner, int innerChunkSize, long length)

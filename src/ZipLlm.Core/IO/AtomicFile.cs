@@ -12,10 +12,13 @@ internal static partial class AtomicFile
 {
     private const string TempSuffix = ".tmp";
 
-    /// <summary>Writes <paramref name="bytes"/> to <paramref name="path"/>, durably, through a temporary file beside it.</summary>
-    public static void WriteAllBytes(string path, ReadOnlySpan<byte> bytes)
+    /// <summary>
+    /// Writes <paramref name="bytes"/> to <paramref name="path"/>, durably, through a temporary file in
+    /// <paramref name="tempDir"/> (same file system) or beside it.
+    /// </summary>
+    public static void WriteAllBytes(string path, ReadOnlySpan<byte> bytes, string? tempDir = null)
     {
-        using var writer = new AtomicFileWriter(path);
+        using var writer = new AtomicFileWriter(path, tempDir);
         writer.Stream.Write(bytes);
         writer.Commit(durable: true);
     }

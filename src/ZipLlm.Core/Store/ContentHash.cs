@@ -15,9 +15,6 @@ public readonly record struct ContentHash
     /// <summary>The digest as 64 lowercase hex characters.</summary>
     public string Hex => _hex ?? throw new InvalidOperationException("Default ContentHash has no value.");
 
-    /// <summary>Whether this holds a value (default instances do not).</summary>
-    public bool HasValue => _hex is not null;
-
     /// <summary>The address of <paramref name="digest"/>.</summary>
     /// <exception cref="ArgumentException">The digest is not 32 bytes.</exception>
     public static ContentHash FromDigest(ReadOnlySpan<byte> digest)
@@ -47,20 +44,17 @@ public readonly record struct ContentHash
     public static bool TryParse(string? hex, out ContentHash hash)
     {
         hash = default;
-        if (hex is null || hex.Length != 2 * Size)
+        if (!IsLowerHex(hex, 2 * Size))
         {
             return false;
-        }
-        foreach (char c in hex)
-        {
-            if (!char.IsAsciiHexDigitLower(c) && !char.IsAsciiDigit(c))
-            {
-                return false;
-            }
         }
         hash = new ContentHash(hex);
         return true;
     }
+
+    /// <summary>Whether <paramref name="text"/> is exactly <paramref name="length"/> lowercase hex digits.</summary>
+    internal static bool IsLowerHex([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] string? text, int length) =>
+        text is not null && text.Length == length && text.All(c => char.IsAsciiDigit(c) || char.IsAsciiHexDigitLower(c));
 
     /// <summary>The raw 32 digest bytes.</summary>
     public byte[] ToBytes() => Convert.FromHexString(Hex);

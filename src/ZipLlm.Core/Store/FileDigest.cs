@@ -54,8 +54,7 @@ public sealed class FileDigest : IDisposable
         Convert.ToHexStringLower((_xxh128 ?? throw new InvalidOperationException("This digest does not take XXH3-128.")).GetCurrentHash());
 
     /// <summary>Whether <paramref name="hex"/> has the form of an XXH3-128 digest: 32 lowercase hex characters.</summary>
-    public static bool IsXxh128(string? hex) =>
-        hex is { Length: 32 } && hex.All(c => char.IsAsciiDigit(c) || char.IsAsciiHexDigitLower(c));
+    public static bool IsXxh128(string? hex) => ContentHash.IsLowerHex(hex, 32);
 
     /// <summary>
     /// Checks the bytes appended against what <paramref name="file"/> recorded at ingest: its size, and

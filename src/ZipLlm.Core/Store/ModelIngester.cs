@@ -58,13 +58,14 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
                 ? BaseTensorsByName(baseId)
                 : [];
             Dictionary<string, StoredFile> storedFiles = FilesByHash();
-            long total = paths.Sum(p => new FileInfo(Path.Combine(folder, p)).Length);
+            long[] sizes = paths.Select(p => new FileInfo(Path.Combine(folder, p)).Length).ToArray();
+            long total = sizes.Sum();
             var state = new IngestState(modelId, total);
             // Files go side by side (largest first): a file's own hash is serial, so one file at a time would
             // leave the workers idle while it is computed. Chunks of every file share the one worker pool.
             var files = new StoredFile[paths.Count];
             var parallel = new ParallelOptions { MaxDegreeOfParallelism = pool.Threads, CancellationToken = cancellationToken };
-            IEnumerable<int> bySize = Enumerable.Range(0, paths.Count).OrderByDescending(i => new FileInfo(Path.Combine(folder, paths[i])).Length);
+            IEnumerable<int> bySize = Enumerable.Range(0, paths.Count).OrderByDescending(i => sizes[i]);
             try
             {
                 Parallel.ForEach(bySize, parallel, i =>
@@ -174,7 +175,7 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
             }
             else
             {
-                var source = new RawChunkSource(t.Length, new TensorReadAt(file, t).Read);
+                var source = new RawChunkSource(t.Length, (offset, destination) => file.ReadTensor(t, offset, destination));
                 // One reader per tensor: the base's files stay open only while they are needed.
                 using ObjectStore.ObjectReader reader = store.Objects.OpenReader();
                 ElementLayout layout = ElementLayouts.ForDType(t.DType);
@@ -186,9 +187,7 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
                     EncodedTensor baseTensor = reader.Open(partnerHash);
                     if (baseTensor.ChunkSize == pool.Options.ChunkSize)
                     {
-                        baseSource = baseTensor.Length == t.Length
-                            ? baseTensor
-                            : new ResizedChunkSource(baseTensor, baseTensor.ChunkSize, t.Length);
+                        baseSource = ResizedChunkSource.AtLength(baseTensor, t.Length);
                         reference = partnerHash.ToBytes();
                     }
                 }
@@ -266,18 +265,18 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
     private static (ContentHash Sha256, string Xxh128) HashWhole(SafeFileHandleSource source, CancellationToken cancellationToken)
     {
         using var digest = new FileDigest(sha256: true, xxh128: true);
-        HashRange(source, source.Length, digest, cancellationToken);
+        HashRange(source.Read, source.Length, digest, cancellationToken);
         return (digest.Sha256(), digest.Xxh128());
     }
 
     private static ContentHash HashTensor(SafetensorsFile file, TensorInfo tensor, CancellationToken cancellationToken)
     {
         using var digest = new FileDigest(sha256: true, xxh128: false);
-        HashRange(new TensorReadAt(file, tensor), tensor.Length, digest, cancellationToken);
+        HashRange((offset, destination) => file.ReadTensor(tensor, offset, destination), tensor.Length, digest, cancellationToken);
         return digest.Sha256();
     }
 
-    private static void HashRange(IReadAtSource source, long length, FileDigest digest, CancellationToken cancellationToken)
+    private static void HashRange(ReadAt read, long length, FileDigest digest, CancellationToken cancellationToken)
     {
         byte[] buffer = ChunkBuffers.Pool.Rent((int)Math.Min(ReadBufferSize, Math.Max(length, 1)));
         try
@@ -286,7 +285,7 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 int n = (int)Math.Min(buffer.Length, length - done);
-                source.Read(done, buffer.AsSpan(0, n));
+                read(done, buffer.AsSpan(0, n));
                 digest.Append(buffer.AsSpan(0, n));
                 done += n;
             }
@@ -343,17 +342,7 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
         }
     }
 
-    private interface IReadAtSource
-    {
-        void Read(long offset, Span<byte> destination);
-    }
-
-    private sealed class TensorReadAt(SafetensorsFile file, TensorInfo tensor) : IReadAtSource
-    {
-        public void Read(long offset, Span<byte> destination) => file.ReadTensor(tensor, offset, destination);
-    }
-
-    private sealed class SafeFileHandleSource : IReadAtSource, IDisposable
+    private sealed class SafeFileHandleSource : IDisposable
     {
         private readonly Microsoft.Win32.SafeHandles.SafeFileHandle _handle;
         private readonly string _path;

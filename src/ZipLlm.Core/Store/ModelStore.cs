@@ -12,7 +12,7 @@ namespace ZipLlm.Store;
 public sealed class ModelStore
 {
     // Manifests already parsed, by path, with the file's identity when it was read. Compress asks for every
-    // manifest once per model it stores; without this a store of n models parsed n * n manifests.
+    // manifest (and its base's) once per model it stores; without this a store of n models parsed n * n manifests.
     private readonly Dictionary<string, (DateTime WriteTime, long Length, Manifest Manifest)> _parsed = new(StringComparer.Ordinal);
 
     private ModelStore(StoreLayout layout)
@@ -48,12 +48,8 @@ public sealed class ModelStore
             {
                 throw new IOException($"{layout.Root} is not empty and is not a zipllm store; refusing to write into it.");
             }
-            Directory.CreateDirectory(layout.TempDir);
-            Directory.CreateDirectory(layout.LocksDir);
             // Written through the store's tmp folder, so a half-written FORMAT is never seen; two creators write the same bytes.
-            using var writer = new AtomicFileWriter(layout.FormatFile, layout.TempDir);
-            writer.Stream.Write(System.Text.Encoding.ASCII.GetBytes(StoreLayout.FormatLine + "\n"));
-            writer.Commit(durable: true);
+            AtomicFile.WriteAllBytes(layout.FormatFile, System.Text.Encoding.ASCII.GetBytes(StoreLayout.FormatLine + "\n"), layout.TempDir);
         }
         string line = File.ReadLines(layout.FormatFile).FirstOrDefault() ?? "";
         if (line.Trim() != StoreLayout.FormatLine)
@@ -76,11 +72,11 @@ public sealed class ModelStore
     public Manifest ReadManifest(string modelId)
     {
         string path = Layout.ManifestPath(modelId);
-        if (!File.Exists(path))
+        Manifest manifest;
+        lock (_parsed)
         {
-            throw new KeyNotFoundException($"Model {modelId} is not in the store at {Layout.Root}.");
+            manifest = ParseCached(path) ?? throw new KeyNotFoundException($"Model {modelId} is not in the store at {Layout.Root}.");
         }
-        Manifest manifest = Manifest.Parse(File.ReadAllBytes(path), path);
         if (manifest.Id != modelId)
         {
             throw new InvalidDataException($"{path}: manifest is for {manifest.Id}, not {modelId}.");
@@ -90,10 +86,6 @@ public sealed class ModelStore
 
     /// <summary>Every stored model's manifest, ordered by id.</summary>
     /// <exception cref="InvalidDataException">A manifest is corrupt.</exception>
-    /// <remarks>
-    /// A manifest whose file has not changed since an earlier call (same modification time and length) is not
-    /// parsed again. Manifests are only ever replaced by rename, so a changed one always has a new time.
-    /// </remarks>
     public IReadOnlyList<Manifest> ReadAllManifests()
     {
         var manifests = new List<Manifest>();
@@ -102,18 +94,11 @@ public sealed class ModelStore
             var seen = new HashSet<string>(StringComparer.Ordinal);
             foreach (string path in Directory.EnumerateFiles(Layout.ManifestsDir, "*.json", SearchOption.AllDirectories))
             {
-                var info = new FileInfo(path);
-                if (!info.Exists)
+                if (ParseCached(path) is { } manifest) // null: removed since it was listed
                 {
-                    continue; // removed since it was listed
+                    seen.Add(path);
+                    manifests.Add(manifest);
                 }
-                seen.Add(path);
-                if (!_parsed.TryGetValue(path, out var cached) || cached.WriteTime != info.LastWriteTimeUtc || cached.Length != info.Length)
-                {
-                    cached = (info.LastWriteTimeUtc, info.Length, Manifest.Parse(File.ReadAllBytes(path), path));
-                    _parsed[path] = cached;
-                }
-                manifests.Add(cached.Manifest);
             }
             foreach (string gone in _parsed.Keys.Where(p => !seen.Contains(p)).ToList())
             {
@@ -124,14 +109,33 @@ public sealed class ModelStore
         return manifests;
     }
 
+    /// <summary>
+    /// The manifest at <paramref name="path"/>, or null when there is none. One whose file has not changed since it
+    /// was last read (same modification time and length) is not parsed again: manifests are only ever replaced by
+    /// rename, so a changed one always has a new time. The caller holds the lock on the cache.
+    /// </summary>
+    private Manifest? ParseCached(string path)
+    {
+        var info = new FileInfo(path);
+        if (!info.Exists)
+        {
+            _parsed.Remove(path);
+            return null;
+        }
+        if (!_parsed.TryGetValue(path, out var cached) || cached.WriteTime != info.LastWriteTimeUtc || cached.Length != info.Length)
+        {
+            cached = (info.LastWriteTimeUtc, info.Length, Manifest.Parse(File.ReadAllBytes(path), path));
+            _parsed[path] = cached;
+        }
+        return cached.Manifest;
+    }
+
     /// <summary>Writes a manifest last and atomically: from this moment the model is stored.</summary>
     internal void CommitManifest(Manifest manifest)
     {
         // Objects were written without a flush each; one file-system sync makes them all durable before the manifest names them.
         AtomicFile.SyncFileSystem(Layout.ObjectsDir);
-        using var writer = new AtomicFileWriter(Layout.ManifestPath(manifest.Id), Layout.TempDir);
-        writer.Stream.Write(manifest.ToJson());
-        writer.Commit(durable: true);
+        AtomicFile.WriteAllBytes(Layout.ManifestPath(manifest.Id), manifest.ToJson(), Layout.TempDir);
     }
 
     /// <summary>Takes the store lock: shared for writers and readers, exclusive for removal.</summary>

@@ -55,7 +55,7 @@ public sealed class ObjectStore(StoreLayout layout)
     /// <summary>Deletes the object if it exists.</summary>
     public void Delete(ContentHash hash) => AtomicFile.TryDelete(Layout.ObjectPath(hash));
 
-    /// <summary>The base a delta object names, or null for a solo object; reads only the object's header.</summary>
+    /// <summary>The base a delta object names, or null for a solo object; reads the object's header and chunk index, not its chunks.</summary>
     /// <exception cref="FileNotFoundException">The object is missing.</exception>
     /// <exception cref="InvalidDataException">The object's header is corrupt.</exception>
     public ContentHash? ReadBaseReference(ContentHash hash)
@@ -123,9 +123,7 @@ public sealed class ObjectStore(StoreLayout layout)
                         throw new ArgumentException($"base chunk size {baseTensor.ChunkSize} differs from {tensor.ChunkSize}.");
                     }
                     // A base of another length (a tensor that grew or lost rows) is seen cut short or zero-extended.
-                    tensor.Base = baseTensor.Length == tensor.Length
-                        ? baseTensor
-                        : new ResizedChunkSource(baseTensor, baseTensor.ChunkSize, tensor.Length);
+                    tensor.Base = ResizedChunkSource.AtLength(baseTensor, tensor.Length);
                 }
                 catch (ArgumentException ex)
                 {

@@ -14,11 +14,11 @@ namespace ZipLlm.Store;
 /// </summary>
 public sealed class StoreLayout(string root)
 {
-    /// <summary>First line of the FORMAT file this build writes.</summary>
-    public const string FormatLine = "zipllm-store 1";
-
     /// <summary>Store format this build reads and writes.</summary>
     public const int FormatVersion = 1;
+
+    /// <summary>First line of the FORMAT file this build writes.</summary>
+    public static readonly string FormatLine = $"zipllm-store {FormatVersion}";
 
     /// <summary>The store's root folder.</summary>
     public string Root { get; } = Path.GetFullPath(root);
