@@ -31,7 +31,7 @@ internal abstract class BaseCommand : Command
                 {
                     logger.LogDebug("zstd: {Zstd}", ZstdContext.Describe());
                 }
-                return await ExecuteAsync(parseResult, loggerFactory, cancellationToken).ConfigureAwait(false);
+                return await ExecuteAsync(parseResult, logger, cancellationToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
@@ -51,6 +51,6 @@ internal abstract class BaseCommand : Command
         });
     }
 
-    /// <summary>Runs the verb; exceptions of the library's contract become one-line errors.</summary>
-    protected abstract Task<int> ExecuteAsync(ParseResult parseResult, ILoggerFactory loggerFactory, CancellationToken cancellationToken);
+    /// <summary>Runs the verb, logging under the verb's own category; exceptions of the library's contract become one-line errors.</summary>
+    protected abstract Task<int> ExecuteAsync(ParseResult parseResult, ILogger logger, CancellationToken cancellationToken);
 }

@@ -72,7 +72,7 @@ internal sealed class BitxCommand : BaseCommand
         Options.Add(LevelOption);
     }
 
-    protected override Task<int> ExecuteAsync(ParseResult parseResult, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
+    protected override Task<int> ExecuteAsync(ParseResult parseResult, ILogger logger, CancellationToken cancellationToken)
     {
         bool compress = parseResult.GetValue(CompressOption), decompress = parseResult.GetValue(DecompressOption);
         string basePath = parseResult.GetRequiredValue(BaseArgument);
@@ -88,7 +88,6 @@ internal sealed class BitxCommand : BaseCommand
         {
             throw new ArgumentException("--threads must be 0 or more and --level between -7 and 22.");
         }
-        ILogger logger = loggerFactory.CreateLogger<BitxCommand>();
         TextWriter stdout = parseResult.InvocationConfiguration.Output;
 
         if (compress)

@@ -36,6 +36,6 @@ internal static class CommonOptions
         {
             throw new ArgumentException($"--threads must be a positive number, not {value}.");
         }
-        return new ZipLlmConfig(config.ConfigPath, config.ModelDir, config.StorageDir, config.ModelsToProcess, config.BaseFtPath, value);
+        return config.WithThreads(value);
     }
 }

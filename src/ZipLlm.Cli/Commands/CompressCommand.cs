@@ -18,15 +18,14 @@ internal sealed class CompressCommand : BaseCommand
         Options.Add(s_threads);
     }
 
-    protected override Task<int> ExecuteAsync(ParseResult parseResult, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
+    protected override Task<int> ExecuteAsync(ParseResult parseResult, ILogger logger, CancellationToken cancellationToken)
     {
-        ILogger logger = loggerFactory.CreateLogger<CompressCommand>();
         ZipLlmConfig config = ZipLlmConfig.Load(parseResult.GetValue(s_config)!.FullName);
         config = CommonOptions.WithThreads(config, parseResult.GetValue(s_threads));
         using ProgressDisplay? progress = ProgressDisplay.ForTerminal("compress");
-        var compressor = new FamilyCompressor(config, new ClearingLogger(logger, progress)) { Progress = progress };
+        logger = new ClearingLogger(logger, progress);
+        var compressor = new FamilyCompressor(config, logger) { Progress = progress };
         CompressReport report = compressor.Run(cancellationToken);
-        progress?.Clear();
 
         long original = report.Results.Sum(r => r.OriginalBytes), added = report.Results.Sum(r => r.AddedBytes);
         double seconds = report.Results.Sum(r => r.Elapsed.TotalSeconds);

@@ -16,12 +16,12 @@ internal sealed class ListCommand : BaseCommand
         Arguments.Add(s_config);
     }
 
-    protected override Task<int> ExecuteAsync(ParseResult parseResult, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
+    protected override Task<int> ExecuteAsync(ParseResult parseResult, ILogger logger, CancellationToken cancellationToken)
     {
         ZipLlmConfig config = ZipLlmConfig.Load(parseResult.GetValue(s_config)!.FullName);
         ModelStore store = ModelStore.Open(config.StorageDir, create: false);
         IReadOnlyList<Manifest> manifests = store.ReadAllManifests();
-        TextWriter output = Console.Out;
+        TextWriter output = parseResult.InvocationConfiguration.Output;
         int idWidth = Math.Max(5, manifests.Select(m => m.Id.Length).DefaultIfEmpty(0).Max());
         output.WriteLine($"{"model".PadRight(idWidth)}  {"role",-10}  {"original MB",12}  {"added MB",10}  {"ratio",8}  base");
         foreach (Manifest m in manifests)

@@ -19,8 +19,9 @@ internal sealed class ModelsCommand : Command
 /// <summary>
 /// <c>zipllm models setup CONFIG [--synthetic] [--size tiny|small|default] [--seed N]</c>: downloads
 /// every model of the config's list and writes base_ft.json; generates the synthetic family instead
-/// when asked, when HF_TOKEN is unset and the hub is unreachable, or when a download fails for a
-/// network reason.
+/// when asked, when HF_TOKEN is unset and the hub is unreachable, when a download fails for a network
+/// reason, when a model is gated and HF_TOKEN is unset, or when the list is already the synthetic one
+/// with no saved hub list to put back.
 /// </summary>
 internal sealed class ModelsSetupCommand : BaseCommand
 {
@@ -46,7 +47,7 @@ internal sealed class ModelsSetupCommand : BaseCommand
 
     public static readonly Option<string?> EndpointOption = new("--endpoint")
     {
-        Description = "Hub address (default: $HF_ENDPOINT, else https://huggingface.co). The token is read from $HF_TOKEN only.",
+        Description = "Hub address (default: $HF_ENDPOINT, else https://huggingface.co). The token is read from $HF_TOKEN (or $HUGGING_FACE_HUB_TOKEN).",
     };
 
     public ModelsSetupCommand()
@@ -70,9 +71,8 @@ internal sealed class ModelsSetupCommand : BaseCommand
         return option;
     }
 
-    protected override async Task<int> ExecuteAsync(ParseResult parseResult, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
+    protected override async Task<int> ExecuteAsync(ParseResult parseResult, ILogger logger, CancellationToken cancellationToken)
     {
-        ILogger logger = loggerFactory.CreateLogger<ModelsSetupCommand>();
         ZipLlmConfig config = ZipLlmConfig.Load(parseResult.GetRequiredValue(ConfigArgument));
         HubClientOptions hub = HubClientOptions.FromEnvironment();
         string? endpoint = parseResult.GetValue(EndpointOption);

@@ -18,9 +18,8 @@ internal sealed class RemoveCommand : BaseCommand
         Arguments.Add(s_model);
     }
 
-    protected override Task<int> ExecuteAsync(ParseResult parseResult, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
+    protected override Task<int> ExecuteAsync(ParseResult parseResult, ILogger logger, CancellationToken cancellationToken)
     {
-        ILogger logger = loggerFactory.CreateLogger<RemoveCommand>();
         ZipLlmConfig config = ZipLlmConfig.Load(parseResult.GetValue(s_config)!.FullName);
         string modelId = parseResult.GetValue(s_model)!;
         ModelId.ThrowIfInvalid(modelId);

@@ -36,9 +36,8 @@ internal sealed class RestoreCommand : BaseCommand
         Options.Add(s_sha256);
     }
 
-    protected override Task<int> ExecuteAsync(ParseResult parseResult, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
+    protected override Task<int> ExecuteAsync(ParseResult parseResult, ILogger logger, CancellationToken cancellationToken)
     {
-        ILogger logger = loggerFactory.CreateLogger<RestoreCommand>();
         ZipLlmConfig config = CommonOptions.WithThreads(ZipLlmConfig.Load(parseResult.GetValue(s_config)!.FullName), parseResult.GetValue(s_threads));
         string modelId = parseResult.GetValue(s_model)!;
         ModelId.ThrowIfInvalid(modelId);
@@ -46,25 +45,18 @@ internal sealed class RestoreCommand : BaseCommand
         using FileLock storeLock = store.LockStore(exclusive: false, cancellationToken);
         using var pool = new WorkerPool(config.Threads);
         using ProgressDisplay? progress = ProgressDisplay.ForTerminal("restore");
+        logger = new ClearingLogger(logger, progress);
         var restorer = new ModelRestorer(store, pool) { Progress = progress, CheckSha256 = parseResult.GetValue(s_sha256) };
         RestoreResult result;
         try
         {
             result = restorer.Restore(modelId, parseResult.GetValue(s_output)!.FullName, parseResult.GetValue(s_force), cancellationToken);
         }
-        catch (KeyNotFoundException ex)
+        catch (Exception ex) when (ex is KeyNotFoundException or InvalidDataException or FileNotFoundException)
         {
-            progress?.Clear();
             logger.LogError("{Message}", ex.Message);
-            return Task.FromResult(ExitCodes.UsageError);
+            return Task.FromResult(ex is KeyNotFoundException ? ExitCodes.UsageError : ExitCodes.VerificationFailed);
         }
-        catch (Exception ex) when (ex is InvalidDataException or FileNotFoundException)
-        {
-            progress?.Clear();
-            logger.LogError("{Message}", ex.Message);
-            return Task.FromResult(ExitCodes.VerificationFailed);
-        }
-        progress?.Clear();
         logger.LogInformation("Restored {Model}: {Files} files, {MB:F1} MB verified, {Seconds:F2} s, {MBps:F0} MB/s",
             modelId, result.Files, result.Bytes / 1e6, result.Elapsed.TotalSeconds, result.MegabytesPerSecond);
         return Task.FromResult(ExitCodes.Success);

@@ -25,9 +25,8 @@ internal sealed class VerifyCommand : BaseCommand
         Options.Add(s_threads);
     }
 
-    protected override Task<int> ExecuteAsync(ParseResult parseResult, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
+    protected override Task<int> ExecuteAsync(ParseResult parseResult, ILogger logger, CancellationToken cancellationToken)
     {
-        ILogger logger = loggerFactory.CreateLogger<VerifyCommand>();
         ZipLlmConfig config = CommonOptions.WithThreads(ZipLlmConfig.Load(parseResult.GetValue(s_config)!.FullName), parseResult.GetValue(s_threads));
         ModelStore store = ModelStore.Open(config.StorageDir, create: false);
         using FileLock storeLock = store.LockStore(exclusive: false, cancellationToken);
@@ -54,12 +53,12 @@ internal sealed class VerifyCommand : BaseCommand
 
         using var pool = new WorkerPool(config.Threads);
         using ProgressDisplay? progress = ProgressDisplay.ForTerminal("verify");
+        logger = new ClearingLogger(logger, progress);
         var restorer = new ModelRestorer(store, pool);
         int bad = 0;
         foreach (string model in models)
         {
             IReadOnlyList<string> problems = restorer.Verify(model, progress, cancellationToken);
-            progress?.Clear();
             if (problems.Count == 0)
             {
                 logger.LogInformation("{Model}: OK", model);

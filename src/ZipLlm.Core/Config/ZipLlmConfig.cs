@@ -66,8 +66,9 @@ public sealed class ZipLlmConfig
     /// <summary>Worker threads: the config's <c>threads</c>, or <see cref="Environment.ProcessorCount"/> when absent.</summary>
     public int Threads { get; }
 
-    /// <summary>Whether the file gave <c>threads</c> explicitly.</summary>
-    public bool ThreadsExplicit { get; private init; }
+    /// <summary>This config with its thread count replaced (a command line's --threads).</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="threads"/> is not positive.</exception>
+    public ZipLlmConfig WithThreads(int threads) => new(ConfigPath, ModelDir, StorageDir, ModelsToProcess, BaseFtPath, threads);
 
     /// <summary>The folder of model <paramref name="modelId"/>: <c>model_dir/org_name</c>.</summary>
     /// <exception cref="ArgumentException"><paramref name="modelId"/> is not a valid model id.</exception>
@@ -162,10 +163,7 @@ public sealed class ZipLlmConfig
                 paths[StorageDirField],
                 paths[ModelsToProcessField],
                 paths[BaseFtPathField],
-                threads ?? Environment.ProcessorCount)
-            {
-                ThreadsExplicit = threads is not null,
-            };
+                threads ?? Environment.ProcessorCount);
         }
     }
 

@@ -355,12 +355,8 @@ public sealed class HubClient : IDisposable
 
     private static async Task VerifyAsync(string modelId, HubFile file, string partPath, CancellationToken cancellationToken)
     {
+        // Every file, an empty one too, has been fetched into its part file by now.
         long length = File.Exists(partPath) ? new FileInfo(partPath).Length : -1;
-        if (length < 0 && file.Size == 0)
-        {
-            await File.WriteAllBytesAsync(partPath, [], cancellationToken).ConfigureAwait(false);
-            length = 0;
-        }
         if (length != file.Size)
         {
             File.Delete(partPath);

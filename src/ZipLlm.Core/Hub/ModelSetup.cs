@@ -24,9 +24,6 @@ public sealed record ModelSetupOptions
 
     /// <summary>Replaces the HTTP handler (tests).</summary>
     public HttpMessageHandler? HttpHandler { get; init; }
-
-    /// <summary>Receives per-file download progress.</summary>
-    public IProgress<HubDownloadProgress>? Progress { get; init; }
 }
 
 /// <summary>Where the models came from.</summary>
@@ -58,8 +55,10 @@ public sealed record ModelSetupResult(
 
 /// <summary>
 /// Makes the models a config lists available in its <c>model_dir</c>: downloads them from the hub
-/// and writes <c>base_ft.json</c>, or, when asked or when the hub cannot be reached, generates the
-/// synthetic family and writes its model list and <c>base_ft.json</c>.
+/// and writes <c>base_ft.json</c>, or generates the synthetic family and writes its model list and
+/// <c>base_ft.json</c>: when asked, when the hub cannot be reached without a token, when a download fails
+/// for a network reason, when a model is gated and no token is set, or when the list is already the
+/// synthetic one with no saved hub list to put back.
 /// </summary>
 public static class ModelSetup
 {
@@ -108,7 +107,7 @@ public static class ModelSetup
             {
                 string folder = config.ModelFolder(model);
                 logger.LogInformation("{Model}: downloading into {Folder}", model, folder);
-                HubDownloadSummary summary = await client.DownloadModelAsync(model, folder, options.Progress, cancellationToken).ConfigureAwait(false);
+                HubDownloadSummary summary = await client.DownloadModelAsync(model, folder, null, cancellationToken).ConfigureAwait(false);
                 string action = summary.FilesDownloaded == 0
                     ? $"already complete ({summary.FilesSkipped} files)"
                     : $"downloaded {summary.FilesDownloaded} files ({summary.BytesDownloaded / 1e6:F1} MB), {summary.FilesSkipped} already complete";

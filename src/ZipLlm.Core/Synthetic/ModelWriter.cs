@@ -46,14 +46,16 @@ internal static class ModelWriter
         {
             cancellationToken.ThrowIfCancellationRequested();
             string path = Path.Combine(plan.Folder, file.Name);
+            if (file is SmallFile small)
+            {
+                AtomicFile.WriteAllBytes(path, small.Content);
+                continue;
+            }
             string temp = AtomicFile.TempPathFor(path);
             try
             {
                 switch (file)
                 {
-                    case SmallFile small:
-                        WriteSmall(temp, small.Content);
-                        break;
                     case ShardFile shard:
                         WriteShard(temp, shard, threads, cancellationToken);
                         break;
@@ -71,13 +73,6 @@ internal static class ModelWriter
                 throw;
             }
         }
-    }
-
-    private static void WriteSmall(string temp, byte[] content)
-    {
-        using var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None);
-        stream.Write(content);
-        stream.Flush(flushToDisk: true);
     }
 
     private static void WriteShard(string temp, ShardFile shard, int threads, CancellationToken cancellationToken)

@@ -19,7 +19,6 @@ public class ZipLlmConfigTests
         Assert.Equal(Path.Combine(root, "test_models.txt"), config.ModelsToProcess);
         Assert.Equal(Path.Combine(root, "base_ft.json"), config.BaseFtPath);
         Assert.Equal(Environment.ProcessorCount, config.Threads);
-        Assert.False(config.ThreadsExplicit);
     }
 
     [Fact]
@@ -43,7 +42,10 @@ public class ZipLlmConfigTests
         Assert.Equal(dir.Combine("m"), config.ModelDir);
         Assert.Equal(dir.Combine("sub", "x", "b.json"), config.BaseFtPath);
         Assert.Equal(3, config.Threads);
-        Assert.True(config.ThreadsExplicit);
+        ZipLlmConfig withFive = config.WithThreads(5);
+        Assert.Equal(5, withFive.Threads);
+        Assert.Equal((config.ConfigPath, config.ModelDir, config.StorageDir, config.ModelsToProcess, config.BaseFtPath),
+            (withFive.ConfigPath, withFive.ModelDir, withFive.StorageDir, withFive.ModelsToProcess, withFive.BaseFtPath));
     }
 
     [Fact]
