@@ -3,6 +3,17 @@ using ZipLlm.Cli;
 
 namespace ZipLlm.Tests.Cli;
 
+/// <summary>
+/// Tests that swap <see cref="Console.Error"/>, which is the whole process's: they run alone, so no other test's
+/// logger writes into what they capture.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class ConsoleCollection
+{
+    public const string Name = "Console";
+}
+
+[Collection(ConsoleCollection.Name)]
 public class LoggingTests
 {
     [Fact]

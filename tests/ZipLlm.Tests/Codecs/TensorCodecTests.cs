@@ -230,6 +230,17 @@ public class TensorCodecTests
         Assert.Contains("version", ex.Message);
     }
 
+    [Theory]
+    [InlineData(DType.BF16, ElementLayout.Word16)]
+    [InlineData(DType.F16, ElementLayout.Word16)]
+    [InlineData(DType.F32, ElementLayout.Word32)]
+    [InlineData(DType.F64, ElementLayout.Bytes)]
+    [InlineData(DType.I8, ElementLayout.Bytes)]
+    [InlineData(DType.U8, ElementLayout.Bytes)]
+    [InlineData(DType.BOOL, ElementLayout.Bytes)]
+    public void ElementLayout_FollowsTheReadme_SplitForFloats16And32_PlainBytesOtherwise(DType dtype, ElementLayout expected) =>
+        Assert.Equal(expected, ElementLayouts.ForDType(dtype));
+
     private static int RandomLength(Random random) => random.Next(4) switch
     {
         0 => random.Next(8),

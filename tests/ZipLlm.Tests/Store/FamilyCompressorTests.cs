@@ -53,6 +53,7 @@ public class FamilyCompressorTests
 
         // A second run stores nothing new.
         CompressReport again = new FamilyCompressor(config, NullLogger.Instance).Run();
+        Assert.Equal(family.Models.Count, again.Results.Count);
         Assert.All(again.Results, r => Assert.True(r.Skipped));
     }
 

@@ -108,7 +108,7 @@ public class ModelStoreTests
     }
 
     [Fact]
-    public void Remove_Finetune_ReclaimsOnlyItsObjectsAndBaseStillRestores()
+    public void Remove_Base_KeepsWhatItsFinetuneNeeds_ThenRemovingTheFinetuneEmptiesTheStore()
     {
         using var dir = new TempDir();
         var random = new Random(5);
@@ -133,6 +133,45 @@ public class ModelStoreTests
         Assert.True(removed >= baseObjects, $"removed {removed} of at least {baseObjects}");
         Assert.True(bytes > 0);
         Assert.Empty(store.Objects.Enumerate());
+    }
+
+    [Fact]
+    public void Remove_Finetune_ReclaimsOnlyItsObjectsAndBaseStillRestores()
+    {
+        using var dir = new TempDir();
+        var random = new Random(15);
+        var baseTensors = ModelFolders.Bf16Layers(random, 1, 32);
+        ModelFolders.WriteSafetensors(dir.Combine("base", "model.safetensors"), baseTensors);
+        ModelFolders.WriteSafetensors(dir.Combine("ft", "model.safetensors"), ModelFolders.Finetune(random, baseTensors));
+        ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
+        using var pool = new WorkerPool(2, Options);
+        var ingester = new ModelIngester(store, pool, NullLogger.Instance);
+        ingester.Ingest("o/base", dir.Combine("base"), new ModelRole(ModelRoleKind.Base, null));
+        HashSet<ContentHash> baseObjects = store.Objects.Enumerate().ToHashSet();
+        ingester.Ingest("o/ft", dir.Combine("ft"), new ModelRole(ModelRoleKind.Finetune, "o/base"));
+        Assert.True(store.Objects.Enumerate().Count() > baseObjects.Count);
+
+        (int removed, long bytes) = store.Remove("o/ft");
+        Assert.True(removed > 0 && bytes > 0, $"removed {removed} objects, {bytes} bytes");
+        Assert.Equal(baseObjects, store.Objects.Enumerate().ToHashSet());
+        new ModelRestorer(store, pool).Restore("o/base", dir.Combine("out"), force: false);
+        Assert.Equal(ModelFolders.Snapshot(dir.Combine("base")), ModelFolders.Snapshot(dir.Combine("out")));
+    }
+
+    [Fact]
+    public void Verify_MissingObject_IsReportedWithTheModel()
+    {
+        using var dir = new TempDir();
+        var random = new Random(16);
+        ModelFolders.WriteSafetensors(dir.Combine("m", "model.safetensors"), ModelFolders.Bf16Layers(random, 1, 32));
+        ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
+        using var pool = new WorkerPool(2, Options);
+        new ModelIngester(store, pool, NullLogger.Instance).Ingest("o/m", dir.Combine("m"), ModelRole.Standalone);
+        string name = store.ReadManifest("o/m").Files[0].Tensors![0].Object;
+        File.Delete(store.Layout.ObjectPath(ContentHash.Parse(name)));
+
+        IReadOnlyList<string> problems = new ModelRestorer(store, pool).Verify("o/m");
+        Assert.Contains(problems, p => p.Contains("o/m", StringComparison.Ordinal) && p.Contains(name, StringComparison.Ordinal) && p.Contains("missing", StringComparison.Ordinal));
     }
 
     [Fact]
