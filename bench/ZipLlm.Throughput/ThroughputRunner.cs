@@ -174,7 +174,7 @@ public sealed class ThroughputRunner(BenchOptions options, ZipLlmConfig config, 
     {
         var layout = new StoreLayout(config.StorageDir);
         Manifest manifest = Manifest.Parse(File.ReadAllBytes(layout.ManifestPath(model)), layout.ManifestPath(model));
-        return manifest.Objects.Select(o => layout.ObjectPath(ContentHash.Parse(o))).Prepend(layout.ManifestPath(model));
+        return manifest.NeededObjects().Select(layout.ObjectPath).Prepend(layout.ManifestPath(model));
     }
 
     /// <summary>The files a compress reads: every file of every listed model.</summary>

@@ -16,6 +16,7 @@ public static class Program
         root.Subcommands.Add(new ListCommand());
         root.Subcommands.Add(new VerifyCommand());
         root.Subcommands.Add(new RemoveCommand());
+        root.Subcommands.Add(new GcCommand());
         root.Subcommands.Add(new ModelsCommand());
         root.Subcommands.Add(new BitxCommand());
         return root;

@@ -20,7 +20,8 @@ internal sealed class ListCommand : BaseCommand
     {
         ZipLlmConfig config = ZipLlmConfig.Load(parseResult.GetValue(s_config)!.FullName);
         ModelStore store = ModelStore.Open(config.StorageDir, create: false);
-        IReadOnlyList<Manifest> manifests = store.ReadAllManifests();
+        ManifestScan scan = store.ScanManifests();
+        IReadOnlyList<Manifest> manifests = scan.Manifests;
         TextWriter output = parseResult.InvocationConfiguration.Output;
         int idWidth = Math.Max(5, manifests.Select(m => m.Id.Length).DefaultIfEmpty(0).Max());
         output.WriteLine($"{"model".PadRight(idWidth)}  {"role",-10}  {"original MB",12}  {"added MB",10}  {"ratio",8}  base");
@@ -32,7 +33,12 @@ internal sealed class ListCommand : BaseCommand
         long onDisk = store.Objects.Enumerate().Sum(store.Objects.SizeOf);
         output.WriteLine();
         output.WriteLine($"{manifests.Count} models, {original / 1e6:F1} MB original, {onDisk / 1e6:F1} MB in objects on disk, store ratio {Ratio(original, onDisk)}");
-        return Task.FromResult(ExitCodes.Success);
+        // The intact models are listed all the same: one damaged manifest must not hide the rest of the store.
+        foreach ((_, string problem) in scan.Damaged)
+        {
+            logger.LogError("Damaged: {Problem}", problem);
+        }
+        return Task.FromResult(scan.Damaged.Count == 0 ? ExitCodes.Success : ExitCodes.VerificationFailed);
     }
 
     private static string Ratio(long original, long stored) => stored == 0 ? "-" : $"{(double)original / stored:F2}x";

@@ -29,7 +29,7 @@ internal sealed class RemoveCommand : BaseCommand
             logger.LogError("Model {Model} is not in the store", modelId);
             return Task.FromResult(ExitCodes.UsageError);
         }
-        (int objects, long bytes) = store.Remove(modelId, logger, cancellationToken);
+        (int objects, long bytes, _) = store.Remove(modelId, logger, cancellationToken);
         logger.LogInformation("Removed {Model}: {Objects} objects deleted, {MB:F1} MB reclaimed", modelId, objects, bytes / 1e6);
         return Task.FromResult(ExitCodes.Success);
     }

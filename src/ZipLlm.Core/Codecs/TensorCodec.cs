@@ -13,10 +13,21 @@ public static class TensorCodec
     /// Encodes <paramref name="source"/> into <paramref name="output"/>: solo when <paramref name="baseSource"/>
     /// is null, otherwise the XOR with it (BitX), recording <paramref name="reference"/> as the base's id.
     /// </summary>
+    /// <param name="output">Where the encoded tensor goes.</param>
+    /// <param name="layout">How the elements' bytes are grouped into streams.</param>
+    /// <param name="source">The tensor's bytes.</param>
+    /// <param name="baseSource">The base of a delta, or null for a solo tensor.</param>
+    /// <param name="reference">The base's id, recorded in the header (empty for a solo tensor).</param>
+    /// <param name="pool">The workers.</param>
+    /// <param name="cancellationToken">Stops the work.</param>
+    /// <param name="observeSource">
+    /// Sees the source's bytes, in order, on the calling thread, exactly as they were encoded: a caller hashes the
+    /// bytes it stores from the same read that encodes them, so a file that changes under it cannot go unnoticed.
+    /// </param>
     /// <returns>Bytes written.</returns>
     /// <exception cref="ArgumentException">The base's length differs, or the reference is too long or missing.</exception>
     public static long Encode(Stream output, ElementLayout layout, IChunkSource source, IChunkSource? baseSource, ReadOnlySpan<byte> reference,
-        WorkerPool pool, CancellationToken cancellationToken = default)
+        WorkerPool pool, CancellationToken cancellationToken = default, Action<ReadOnlySpan<byte>>? observeSource = null)
     {
         ArgumentNullException.ThrowIfNull(output);
         ArgumentNullException.ThrowIfNull(source);
@@ -55,6 +66,7 @@ public static class TensorCodec
                 int length = (int)Math.Min(chunkSize, source.Length - offset);
                 byte[] chunk = ChunkBuffers.Pool.Rent(length);
                 byte[]? baseChunk = null;
+                bool keepChunk = false;
                 try
                 {
                     source.ReadChunk(offset, chunk.AsSpan(0, length), codec);
@@ -65,11 +77,16 @@ public static class TensorCodec
                     }
                     byte[] encoded = ChunkBuffers.Pool.Rent(ChunkCodec.MaxEncodedLength(layout, length));
                     int written = codec.Encode(layout, chunk.AsSpan(0, length), baseChunk is null ? default : baseChunk.AsSpan(0, length), encoded);
-                    return (encoded, written);
+                    // The observer needs the source bytes in order, on the consuming thread: hand the chunk over.
+                    keepChunk = observeSource is not null;
+                    return (encoded, written, source: keepChunk ? chunk : null, length);
                 }
                 finally
                 {
-                    ChunkBuffers.Pool.Return(chunk);
+                    if (!keepChunk)
+                    {
+                        ChunkBuffers.Pool.Return(chunk);
+                    }
                     if (baseChunk is not null)
                     {
                         ChunkBuffers.Pool.Return(baseChunk);
@@ -78,10 +95,24 @@ public static class TensorCodec
             },
             (index, result) =>
             {
-                offsets[index] = position;
-                output.Write(result.encoded, 0, result.written);
-                position += result.written;
-                ChunkBuffers.Pool.Return(result.encoded);
+                try
+                {
+                    if (result.source is not null)
+                    {
+                        observeSource!(result.source.AsSpan(0, result.length));
+                    }
+                    offsets[index] = position;
+                    output.Write(result.encoded, 0, result.written);
+                    position += result.written;
+                }
+                finally
+                {
+                    ChunkBuffers.Pool.Return(result.encoded);
+                    if (result.source is not null)
+                    {
+                        ChunkBuffers.Pool.Return(result.source);
+                    }
+                }
             }, cancellationToken);
 
         byte[] footer = new byte[offsets.Length * 8 + EncodedTensorFormat.FooterTrailerSize];

@@ -80,6 +80,28 @@ internal static partial class Posix
         return Parse(buffer);
     }
 
+    /// <summary>The status of what <paramref name="path"/> names, following symlinks (Missing for a dangling one).</summary>
+    /// <exception cref="IOException">The entry cannot be examined (permission, I/O error, a loop of symlinks).</exception>
+    public static EntryStatus Stat(string path)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            var info = new FileInfo(path);
+            return info.LinkTarget is null ? FallbackStatus(path) : FallbackStatus(info.ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? path);
+        }
+        Span<byte> buffer = stackalloc byte[StatxBufferSize];
+        if (statx(AtFdCwd, path, 0, StatxBasicStats, ref MemoryMarshal.GetReference(buffer)) != 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno is ENoEnt or ENotDir)
+            {
+                return default;
+            }
+            throw new IOException($"{path}: cannot examine it: {Marshal.GetPInvokeErrorMessage(errno)}.");
+        }
+        return Parse(buffer);
+    }
+
     /// <summary>The status of an open file.</summary>
     /// <exception cref="IOException">The file cannot be examined.</exception>
     public static EntryStatus Fstat(SafeFileHandle handle, string name)

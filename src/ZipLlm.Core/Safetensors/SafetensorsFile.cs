@@ -10,13 +10,15 @@ namespace ZipLlm.Safetensors;
 public sealed class SafetensorsFile : IDisposable
 {
     private readonly SafeFileHandle _handle;
+    private readonly FileVersion _version;
 
-    private SafetensorsFile(string path, SafeFileHandle handle, SafetensorsHeader header, long length)
+    private SafetensorsFile(string path, SafeFileHandle handle, SafetensorsHeader header, long length, FileVersion version)
     {
         Path = path;
         _handle = handle;
         Header = header;
         Length = length;
+        _version = version;
     }
 
     /// <summary>The file's path, as given to <see cref="Open"/>.</summary>
@@ -37,9 +39,11 @@ public sealed class SafetensorsFile : IDisposable
         SafeFileHandle handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.RandomAccess);
         try
         {
+            // Taken before the header is read, so any change from here on is seen by ThrowIfChanged.
+            var version = FileVersion.Of(handle, path);
             long length = RandomAccess.GetLength(handle);
             var header = SafetensorsHeader.Read(new HandleReader(handle), length, path);
-            return new SafetensorsFile(path, handle, header, length);
+            return new SafetensorsFile(path, handle, header, length, version);
         }
         catch
         {
@@ -74,6 +78,10 @@ public sealed class SafetensorsFile : IDisposable
         ArgumentOutOfRangeException.ThrowIfGreaterThan(destination.Length, Header.DataLength - dataOffset, nameof(destination));
         PositionalRead.ReadExactly(_handle, destination, checked(Header.DataOffset + dataOffset), Path);
     }
+
+    /// <summary>Throws when the file changed (written, truncated, grown or replaced) since it was opened.</summary>
+    /// <exception cref="FileChangedException">It changed.</exception>
+    internal void ThrowIfChanged() => _version.ThrowIfChanged(_handle, Path, Path);
 
     /// <inheritdoc/>
     public void Dispose() => _handle.Dispose();

@@ -20,7 +20,11 @@ public enum StoredFileKind
 /// <param name="Shape">Its shape.</param>
 /// <param name="Object">SHA-256 of its bytes: the object holding it.</param>
 /// <param name="Encoding">"solo", "delta" or "dedup" (already stored); informational.</param>
-public sealed record StoredTensor(string Name, string DType, long[] Shape, string Object, string Encoding);
+/// <param name="Bases">
+/// When the object is a delta: the objects it is decoded against, its own base first, then that base's base, and
+/// so on to a solo object. Recorded so that what a model needs follows from its file entries alone.
+/// </param>
+public sealed record StoredTensor(string Name, string DType, long[] Shape, string Object, string Encoding, string[]? Bases = null);
 
 /// <summary>One file of a stored model.</summary>
 /// <param name="Path">Path inside the model folder, with '/' separators.</param>
@@ -37,33 +41,96 @@ public sealed record StoredFile(string Path, long Size, string Sha256, StoredFil
 
 /// <summary>
 /// A stored model: written last and atomically, after all its objects, so a model is in the store
-/// exactly when its manifest is.
+/// exactly when its manifest is. From format 2 on it checks itself: <see cref="Checksum"/> is the SHA-256 of
+/// its canonical JSON without that field, and what it needs is derived from its file entries.
 /// </summary>
-/// <param name="Format">Store format version.</param>
+/// <param name="Format">Manifest format version (<see cref="CurrentFormat"/> when written by this build).</param>
 /// <param name="Id">The model id (<c>org/name</c>), as written in the model list.</param>
 /// <param name="Role">Base, finetune or standalone.</param>
 /// <param name="BaseId">A finetune's base, when it was paired with one.</param>
 /// <param name="Files">Every file of the model folder.</param>
-/// <param name="Objects">Every object needed to restore the model, including the bases of deltas, transitively.</param>
+/// <param name="Objects">Format 1 only: the objects the model needs. Format 2 derives them from <paramref name="Files"/>.</param>
 /// <param name="OriginalBytes">Sum of the files' sizes.</param>
 /// <param name="AddedBytes">Bytes of objects this model added to the store when it was ingested.</param>
 /// <param name="StoredAt">When the model was stored (UTC).</param>
+/// <param name="Checksum">Format 2: <c>sha256:</c> and the hex SHA-256 of the manifest's canonical JSON without this field.</param>
 public sealed record Manifest(
     int Format,
     string Id,
     ModelRoleKind Role,
     string? BaseId,
     StoredFile[] Files,
-    string[] Objects,
+    string[]? Objects,
     long OriginalBytes,
     long AddedBytes,
-    DateTimeOffset StoredAt)
+    DateTimeOffset StoredAt,
+    string? Checksum = null)
 {
+    /// <summary>The manifest format this build writes: self-checking, with delta bases recorded per tensor.</summary>
+    public const int CurrentFormat = 2;
+
+    /// <summary>The oldest manifest format this build reads (an object list, no checksum).</summary>
+    public const int OldestReadableFormat = 1;
+
+    private const string ChecksumPrefix = "sha256:";
+
+    /// <summary>A format-2 manifest of these contents, its checksum filled in.</summary>
+    public static Manifest Create(string id, ModelRoleKind role, string? baseId, StoredFile[] files, long originalBytes, long addedBytes, DateTimeOffset storedAt) =>
+        new Manifest(CurrentFormat, id, role, baseId, files, null, originalBytes, addedBytes, storedAt).Sealed();
+
+    /// <summary>This manifest with its checksum computed afresh over its contents.</summary>
+    internal Manifest Sealed() => this with { Checksum = ComputeChecksum() };
+
+    /// <summary>
+    /// Every object needed to restore the model: each file's object, each tensor's object and the bases its
+    /// delta is decoded against (format 1: also the object list it recorded).
+    /// </summary>
+    public IReadOnlySet<ContentHash> NeededObjects()
+    {
+        var needed = new HashSet<ContentHash>();
+        foreach (StoredFile file in Files)
+        {
+            needed.Add(ContentHash.Parse(file.Object));
+            foreach (StoredTensor tensor in file.Tensors ?? [])
+            {
+                needed.Add(ContentHash.Parse(tensor.Object));
+                foreach (string name in tensor.Bases ?? [])
+                {
+                    needed.Add(ContentHash.Parse(name));
+                }
+            }
+        }
+        foreach (string name in Objects ?? [])
+        {
+            needed.Add(ContentHash.Parse(name));
+        }
+        return needed;
+    }
+
     /// <summary>Serializes the manifest as JSON.</summary>
     public byte[] ToJson() => JsonSerializer.SerializeToUtf8Bytes(this, ManifestJsonContext.Default.Manifest);
 
-    /// <summary>Parses and validates a manifest.</summary>
-    /// <exception cref="InvalidDataException">The JSON is malformed or names something invalid.</exception>
+    /// <summary>
+    /// The bytes to commit: the JSON of this manifest, proven to read back through <see cref="Parse"/> as the very
+    /// same manifest, so the store never holds a manifest its own parser would refuse.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The manifest would not read back as written.</exception>
+    public byte[] ToCheckedJson(string source)
+    {
+        byte[] json = ToJson();
+        Manifest back = Parse(json, source);
+        if (!back.ToJson().AsSpan().SequenceEqual(json))
+        {
+            throw new InvalidDataException($"{source}: the manifest of {Id} would not read back as written; nothing was committed.");
+        }
+        return json;
+    }
+
+    private string ComputeChecksum() =>
+        ChecksumPrefix + ContentHash.Of(JsonSerializer.SerializeToUtf8Bytes(this with { Checksum = null }, ManifestJsonContext.Default.Manifest)).Hex;
+
+    /// <summary>Parses and validates a manifest, and checks its checksum.</summary>
+    /// <exception cref="InvalidDataException">The JSON is malformed, names something invalid, or does not match its checksum.</exception>
     /// <exception cref="NotSupportedException">The manifest is of a newer format.</exception>
     public static Manifest Parse(ReadOnlySpan<byte> json, string source)
     {
@@ -76,18 +143,35 @@ public sealed record Manifest(
         {
             throw new InvalidDataException($"{source}: manifest is not valid JSON: {ex.Message}", ex);
         }
-        if (manifest is null || manifest.Files is null || manifest.Objects is null || manifest.Id is null)
+        if (manifest is null || manifest.Files is null || manifest.Id is null)
         {
             throw new InvalidDataException($"{source}: manifest is missing required fields.");
         }
-        if (manifest.Format != StoreLayout.FormatVersion)
+        if (manifest.Format is < OldestReadableFormat or > CurrentFormat)
         {
-            throw new NotSupportedException($"{source}: manifest format {manifest.Format} is not supported (this build reads {StoreLayout.FormatVersion}).");
+            throw new NotSupportedException($"{source}: manifest format {manifest.Format} is not supported (this build reads {OldestReadableFormat} to {CurrentFormat}).");
+        }
+        if (manifest.Format >= 2)
+        {
+            // Checked before anything else is trusted: a changed name, a dropped entry or an edited id all show here.
+            if (manifest.Checksum is null || manifest.Objects is not null)
+            {
+                throw new InvalidDataException($"{source}: manifest of format {manifest.Format} has no checksum or has an object list; it was not written by zipllm.");
+            }
+            if (manifest.ComputeChecksum() != manifest.Checksum)
+            {
+                throw new InvalidDataException($"{source}: manifest does not match its checksum; it was changed after it was written.");
+            }
+        }
+        else if (manifest.Objects is null || manifest.Checksum is not null)
+        {
+            throw new InvalidDataException($"{source}: manifest of format 1 lacks its object list or carries a checksum.");
         }
         if (!ModelId.IsValid(manifest.Id))
         {
             throw new InvalidDataException($"{source}: manifest names an invalid model id \"{manifest.Id}\".");
         }
+        var paths = new HashSet<string>(StringComparer.Ordinal);
         foreach (StoredFile file in manifest.Files)
         {
             if (file is null || !StoredPaths.IsSafe(file.Path) || file.Size < 0 || !ContentHash.TryParse(file.Sha256, out _) || !ContentHash.TryParse(file.Object, out _)
@@ -95,12 +179,29 @@ public sealed record Manifest(
             {
                 throw new InvalidDataException($"{source}: manifest has an invalid file entry \"{file?.Path}\".");
             }
-            if (file.Kind == StoredFileKind.Safetensors && (file.Tensors is null || file.Tensors.Any(t => t is null || !ContentHash.TryParse(t.Object, out _))))
+            if (!paths.Add(file.Path))
+            {
+                throw new InvalidDataException($"{source}: manifest lists \"{file.Path}\" twice.");
+            }
+            if ((file.Kind == StoredFileKind.Safetensors) != (file.Tensors is not null)
+                || (file.Tensors ?? []).Any(t => t is null || t.Name is null || !ContentHash.TryParse(t.Object, out _)
+                    || (t.Bases ?? []).Any(b => !ContentHash.TryParse(b, out _)) || (t.Bases?.Length ?? 0) > ObjectStore.MaxDeltaDepth))
             {
                 throw new InvalidDataException($"{source}: manifest has an invalid tensor list for \"{file.Path}\".");
             }
         }
-        if (manifest.Objects.Any(o => !ContentHash.TryParse(o, out _)))
+        // A file and a folder of one name cannot both exist: "a" and "a/b" together would not restore.
+        foreach (string path in paths)
+        {
+            for (int slash = path.IndexOf('/'); slash >= 0; slash = path.IndexOf('/', slash + 1))
+            {
+                if (paths.Contains(path[..slash]))
+                {
+                    throw new InvalidDataException($"{source}: manifest lists \"{path[..slash]}\" both as a file and as a folder.");
+                }
+            }
+        }
+        if ((manifest.Objects ?? []).Any(o => !ContentHash.TryParse(o, out _)))
         {
             throw new InvalidDataException($"{source}: manifest lists an invalid object name.");
         }
@@ -112,12 +213,14 @@ public sealed record Manifest(
 public static class StoredPaths
 {
     /// <summary>
-    /// Whether <paramref name="path"/> is relative, uses '/' separators, and never leaves the
-    /// folder (no empty, '.' or '..' segments): a manifest may have been tampered with.
+    /// Whether <paramref name="path"/> is relative, uses '/' separators, and never leaves the folder (no empty,
+    /// '.' or '..' segments): a manifest may have been tampered with. A backslash is an ordinary character of a
+    /// name on Unix, and a separator only where the system says so (Windows), where it is refused.
     /// </summary>
     public static bool IsSafe(string? path)
     {
-        if (string.IsNullOrEmpty(path) || path.Contains('\\') || path.Contains('\0') || path.StartsWith('/'))
+        if (string.IsNullOrEmpty(path) || path.Contains('\0') || path.StartsWith('/')
+            || (path.Contains('\\') && (Path.DirectorySeparatorChar == '\\' || Path.AltDirectorySeparatorChar == '\\')))
         {
             return false;
         }

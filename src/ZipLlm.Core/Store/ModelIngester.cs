@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
@@ -35,11 +36,7 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
     {
         ModelId.ThrowIfInvalid(modelId);
         var clock = Stopwatch.StartNew();
-        if (!Directory.Exists(folder))
-        {
-            throw new DirectoryNotFoundException($"{modelId}: model folder {folder} does not exist.");
-        }
-        List<string> paths = EnumerateFiles(folder);
+        List<string> paths = ModelFolder.Enumerate(modelId, folder);
         if (paths.Count == 0)
         {
             throw new InvalidDataException($"{modelId}: model folder {folder} holds no files.");
@@ -79,17 +76,8 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
                 System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(ex.InnerExceptions[0]).Throw();
             }
 
-            var objects = new HashSet<string>(StringComparer.Ordinal);
-            foreach (StoredFile file in files)
-            {
-                AddWithBases(file.Object, objects);
-                foreach (StoredTensor tensor in file.Tensors ?? [])
-                {
-                    AddWithBases(tensor.Object, objects);
-                }
-            }
-            var manifest = new Manifest(StoreLayout.FormatVersion, modelId, role.Kind, role.Kind == ModelRoleKind.Finetune ? role.BaseId : null,
-                files, objects.Order(StringComparer.Ordinal).ToArray(), total, state.AddedBytes, DateTimeOffset.UtcNow);
+            Manifest manifest = Manifest.Create(modelId, role.Kind, role.Kind == ModelRoleKind.Finetune ? role.BaseId : null,
+                WithBases(files), total, state.AddedBytes, DateTimeOffset.UtcNow);
             var commitClock = Stopwatch.StartNew();
             store.CommitManifest(manifest);
             logger.LogDebug("{Model}: hashing {Hash:F2} s, encoding and writing {Encode:F2} s, sync and manifest {Commit:F2} s",
@@ -109,9 +97,12 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
     private StoredFile IngestBlob(string relative, string full, Dictionary<string, StoredFile> storedFiles, IngestState state, CancellationToken cancellationToken)
     {
         using SafeFileHandleSource source = SafeFileHandleSource.Open(full);
-        (ContentHash hash, string xxh128) = HashWhole(source, cancellationToken);
+        using var digest = new FileDigest(sha256: true, xxh128: true);
+        HashRange(source.Read, source.Length, digest.Append, cancellationToken);
+        (ContentHash hash, string xxh128) = (digest.Sha256(), digest.Xxh128());
         if (storedFiles.TryGetValue(hash.Hex, out StoredFile? existing))
         {
+            source.ThrowIfChanged();
             state.CountDedupFile();
             logger.LogDebug("{Model}: {File} is already stored (same bytes as {Other})", state.ModelId, relative, existing.Path);
             state.Advance(source.Length, Progress);
@@ -119,9 +110,16 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
         }
         if (!store.Objects.Contains(hash) && state.Claim(hash))
         {
+            // Encoded from a second read: it must be the very bytes the name was taken from.
             state.AddBytes(store.Objects.Write(hash, stream =>
-                TensorCodec.Encode(stream, ElementLayout.Bytes, new RawChunkSource(source.Length, source.Read), null, default, pool, cancellationToken)));
+            {
+                using var reread = new FileDigest(sha256: false, xxh128: true);
+                TensorCodec.Encode(stream, ElementLayout.Bytes, new RawChunkSource(source.Length, source.Read), null, default, pool, cancellationToken,
+                    reread.Append);
+                ThrowIfDiffers(reread, xxh128, relative);
+            }));
         }
+        source.ThrowIfChanged();
         state.Advance(source.Length, Progress);
         return new StoredFile(relative, source.Length, hash.Hex, StoredFileKind.Blob, hash.Hex, null, xxh128);
     }
@@ -129,29 +127,28 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
     private StoredFile IngestSafetensors(string relative, SafetensorsFile file, Dictionary<string, StoredTensor> baseTensors,
         Dictionary<string, StoredFile> storedFiles, IngestState state, CancellationToken cancellationToken)
     {
-        // The whole-file hash (to verify restores and find re-uploads) runs beside the tensor hashes,
-        // which run in parallel with each other: SHA-256 is serial within one stream of bytes.
+        // First pass, tensors in parallel: each tensor's SHA-256 names its object, and its XXH3-128 lets the second
+        // pass prove it read the same bytes.
         var hashClock = Stopwatch.StartNew();
-        Task<(ContentHash Sha256, string Xxh128)> fileHash = Task.Run(() => HashFile(file.Path, cancellationToken), cancellationToken);
         SafetensorsHeader header = file.Header;
         ContentHash headerHash = ContentHash.Of(header.HeaderBytes);
-        var tensorHashes = new ContentHash[header.Tensors.Count];
+        var tensorHashes = new (ContentHash Sha256, string Xxh128)[header.Tensors.Count];
         var parallel = new ParallelOptions { MaxDegreeOfParallelism = pool.Threads, CancellationToken = cancellationToken };
         // Largest first, so one big tensor does not start last and leave the other workers idle.
         int[] bySize = Enumerable.Range(0, header.Tensors.Count).OrderByDescending(i => header.Tensors[i].Length).ToArray();
         Parallel.ForEach(bySize, parallel, i =>
             tensorHashes[i] = HashTensor(file, header.Tensors[i], cancellationToken));
-        (ContentHash whole, string xxh128) = fileHash.GetAwaiter().GetResult();
         state.AddHashTime(hashClock.Elapsed);
-        var encodeClock = Stopwatch.StartNew();
-        if (storedFiles.TryGetValue(whole.Hex, out StoredFile? existing) && existing.Kind == StoredFileKind.Safetensors)
-        {
-            state.CountDedupFile();
-            state.Advance(file.Length, Progress);
-            logger.LogDebug("{Model}: {File} is already stored (same bytes as {Other})", state.ModelId, relative, existing.Path);
-            return existing with { Path = relative, Xxh128 = xxh128 };
-        }
 
+        // Second pass, in file order: every byte read once more feeds the file's own hashes, and the tensors not yet
+        // stored are encoded from that same read. So the file's recorded hashes are of exactly the bytes stored, and
+        // a tensor whose bytes differ from the first pass (the file changed) fails before its object is committed.
+        var encodeClock = Stopwatch.StartNew();
+        using var whole = new FileDigest(sha256: true, xxh128: true);
+        Span<byte> prefix = stackalloc byte[SafetensorsFormat.LengthPrefixSize];
+        BinaryPrimitives.WriteUInt64LittleEndian(prefix, (ulong)header.HeaderBytes.Length);
+        whole.Append(prefix);
+        whole.Append(header.HeaderBytes);
         if (!store.Objects.Contains(headerHash) && state.Claim(headerHash))
         {
             state.AddBytes(store.Objects.Write(headerHash, stream =>
@@ -164,7 +161,15 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
         {
             cancellationToken.ThrowIfCancellationRequested();
             TensorInfo t = header.Tensors[i];
-            ContentHash hash = tensorHashes[i];
+            (ContentHash hash, string fingerprint) = tensorHashes[i];
+            string name = $"{relative}: tensor \"{t.Name}\"";
+            using var reread = new FileDigest(sha256: false, xxh128: true);
+            void Observe(ReadOnlySpan<byte> bytes)
+            {
+                whole.Append(bytes);
+                reread.Append(bytes);
+            }
+
             string encoding;
             state.CountTensor();
             // Claimed: another file of this model (a shard holding the same tensor) is storing it right now.
@@ -172,6 +177,8 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
             {
                 encoding = "dedup";
                 state.CountDedupTensor();
+                HashRange((offset, destination) => file.ReadTensor(t, offset, destination), t.Length, Observe, cancellationToken);
+                ThrowIfDiffers(reread, fingerprint, name);
             }
             else
             {
@@ -197,13 +204,32 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
                     state.CountDeltaTensor();
                 }
                 state.AddBytes(store.Objects.Write(hash, stream =>
-                    TensorCodec.Encode(stream, layout, source, baseSource, reference, pool, cancellationToken)));
+                {
+                    TensorCodec.Encode(stream, layout, source, baseSource, reference, pool, cancellationToken, Observe);
+                    ThrowIfDiffers(reread, fingerprint, name);
+                }));
             }
             tensors[i] = new StoredTensor(t.Name, t.DType.Name(), t.Shape, hash.Hex, encoding);
             state.Advance(t.Length, Progress);
         }
+        file.ThrowIfChanged();
         state.AddEncodeTime(encodeClock.Elapsed);
-        return new StoredFile(relative, file.Length, whole.Hex, StoredFileKind.Safetensors, headerHash.Hex, tensors, xxh128);
+        ContentHash sha256 = whole.Sha256();
+        if (storedFiles.TryGetValue(sha256.Hex, out StoredFile? existing) && existing.Kind == StoredFileKind.Safetensors)
+        {
+            state.CountDedupFile();
+            logger.LogDebug("{Model}: {File} is already stored (same bytes as {Other})", state.ModelId, relative, existing.Path);
+        }
+        return new StoredFile(relative, file.Length, sha256.Hex, StoredFileKind.Safetensors, headerHash.Hex, tensors, whole.Xxh128());
+    }
+
+    /// <summary>Throws when the bytes of a second read differ from the first pass's: the file changed as we read it.</summary>
+    private static void ThrowIfDiffers(FileDigest reread, string firstXxh128, string name)
+    {
+        if (reread.Xxh128() != firstXxh128)
+        {
+            throw new FileChangedException($"{name} changed while it was being read; nothing of it was stored. Run compress again once the file is stable.");
+        }
     }
 
     /// <summary>
@@ -242,41 +268,46 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
         return byHash;
     }
 
-    private void AddWithBases(string objectName, HashSet<string> objects)
+    /// <summary>
+    /// The files with each delta tensor's chain of bases recorded, read from the objects' headers (a deduplicated
+    /// tensor may be a delta stored by another model), so the manifest alone says what the model needs.
+    /// </summary>
+    private StoredFile[] WithBases(StoredFile[] files)
     {
-        ContentHash? hash = ContentHash.Parse(objectName);
-        for (int depth = 0; hash is { } current && objects.Add(current.Hex); depth++)
+        var chains = new Dictionary<ContentHash, string[]?>();
+        string[]? ChainOf(ContentHash start)
         {
-            if (depth > ObjectStore.MaxDeltaDepth)
+            if (!chains.TryGetValue(start, out string[]? chain))
             {
-                throw new InvalidDataException($"Object {current}: chain of deltas deeper than {ObjectStore.MaxDeltaDepth}; the store is corrupt.");
+                var bases = new List<string>();
+                for (ContentHash? hash = store.Objects.ReadBaseReference(start); hash is { } current; hash = store.Objects.ReadBaseReference(current))
+                {
+                    if (bases.Count >= ObjectStore.MaxDeltaDepth || current == start || bases.Contains(current.Hex))
+                    {
+                        throw new InvalidDataException($"Object {start}: chain of deltas deeper than {ObjectStore.MaxDeltaDepth} or circular; the store is corrupt.");
+                    }
+                    bases.Add(current.Hex);
+                }
+                chain = bases.Count == 0 ? null : [.. bases];
+                chains[start] = chain;
             }
-            hash = store.Objects.ReadBaseReference(current);
+            return chain;
         }
+
+        return files.Select(file => file.Tensors is null ? file : file with
+        {
+            Tensors = file.Tensors.Select(t => t with { Bases = ChainOf(ContentHash.Parse(t.Object)) }).ToArray(),
+        }).ToArray();
     }
 
-    private static (ContentHash Sha256, string Xxh128) HashFile(string path, CancellationToken cancellationToken)
-    {
-        using SafeFileHandleSource source = SafeFileHandleSource.Open(path);
-        return HashWhole(source, cancellationToken);
-    }
-
-    /// <summary>Both hashes of a whole file: SHA-256 names it, XXH3-128 is what restore checks.</summary>
-    private static (ContentHash Sha256, string Xxh128) HashWhole(SafeFileHandleSource source, CancellationToken cancellationToken)
+    private static (ContentHash Sha256, string Xxh128) HashTensor(SafetensorsFile file, TensorInfo tensor, CancellationToken cancellationToken)
     {
         using var digest = new FileDigest(sha256: true, xxh128: true);
-        HashRange(source.Read, source.Length, digest, cancellationToken);
+        HashRange((offset, destination) => file.ReadTensor(tensor, offset, destination), tensor.Length, digest.Append, cancellationToken);
         return (digest.Sha256(), digest.Xxh128());
     }
 
-    private static ContentHash HashTensor(SafetensorsFile file, TensorInfo tensor, CancellationToken cancellationToken)
-    {
-        using var digest = new FileDigest(sha256: true, xxh128: false);
-        HashRange((offset, destination) => file.ReadTensor(tensor, offset, destination), tensor.Length, digest, cancellationToken);
-        return digest.Sha256();
-    }
-
-    private static void HashRange(ReadAt read, long length, FileDigest digest, CancellationToken cancellationToken)
+    private static void HashRange(ReadAt read, long length, Action<ReadOnlySpan<byte>> sink, CancellationToken cancellationToken)
     {
         byte[] buffer = ChunkBuffers.Pool.Rent((int)Math.Min(ReadBufferSize, Math.Max(length, 1)));
         try
@@ -286,7 +317,7 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
                 cancellationToken.ThrowIfCancellationRequested();
                 int n = (int)Math.Min(buffer.Length, length - done);
                 read(done, buffer.AsSpan(0, n));
-                digest.Append(buffer.AsSpan(0, n));
+                sink(buffer.AsSpan(0, n));
                 done += n;
             }
         }
@@ -297,16 +328,6 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
     }
 
     private static bool IsSafetensors(string relative) => relative.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase);
-
-    private static List<string> EnumerateFiles(string folder)
-    {
-        var options = new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0, IgnoreInaccessible = false };
-        var paths = Directory.EnumerateFiles(folder, "*", options)
-            .Select(p => Path.GetRelativePath(folder, p).Replace(Path.DirectorySeparatorChar, '/'))
-            .ToList();
-        paths.Sort(StringComparer.Ordinal);
-        return paths;
-    }
 
     /// <summary>Counters of one ingest, updated by the files being stored side by side.</summary>
     private sealed class IngestState(string modelId, long total)
@@ -346,13 +367,18 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
     {
         private readonly Microsoft.Win32.SafeHandles.SafeFileHandle _handle;
         private readonly string _path;
+        private readonly FileVersion _version;
 
         private SafeFileHandleSource(string path, Microsoft.Win32.SafeHandles.SafeFileHandle handle)
         {
             _path = path;
             _handle = handle;
+            _version = FileVersion.Of(handle, path);
             Length = RandomAccess.GetLength(handle);
         }
+
+        /// <summary>Throws when the file changed since it was opened.</summary>
+        public void ThrowIfChanged() => _version.ThrowIfChanged(_handle, _path, _path);
 
         public long Length { get; }
 

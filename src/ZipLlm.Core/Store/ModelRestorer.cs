@@ -128,11 +128,11 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
         {
             return [ex.Message];
         }
-        foreach (string name in manifest.Objects)
+        foreach (ContentHash hash in manifest.NeededObjects().OrderBy(h => h.Hex, StringComparer.Ordinal))
         {
-            if (!store.Objects.Contains(ContentHash.Parse(name)))
+            if (!store.Objects.Contains(hash))
             {
-                problems.Add($"{modelId}: object {name} is missing.");
+                problems.Add($"{modelId}: object {hash} is missing.");
             }
         }
         long done = 0;

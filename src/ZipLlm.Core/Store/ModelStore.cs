@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using ZipLlm.Codecs;
+using ZipLlm.Config;
 using ZipLlm.IO;
 
 namespace ZipLlm.Store;
@@ -85,19 +86,53 @@ public sealed class ModelStore
     }
 
     /// <summary>Every stored model's manifest, ordered by id.</summary>
-    /// <exception cref="InvalidDataException">A manifest is corrupt.</exception>
+    /// <exception cref="InvalidDataException">A manifest is corrupt, fails its checksum, or lies about its id.</exception>
+    /// <exception cref="NotSupportedException">A manifest is of a newer format.</exception>
     public IReadOnlyList<Manifest> ReadAllManifests()
     {
+        ManifestScan scan = ScanManifests();
+        if (scan.Damaged.Count > 0)
+        {
+            throw new InvalidDataException(scan.Damaged[0].Problem);
+        }
+        return scan.Manifests;
+    }
+
+    /// <summary>
+    /// Every manifest that reads and checks, ordered by id, and a line for each that does not: callers that only
+    /// read (list, compress) go on without the damaged ones; callers that delete (remove, gc) must not.
+    /// </summary>
+    public ManifestScan ScanManifests()
+    {
         var manifests = new List<Manifest>();
+        var damaged = new List<(string Path, string Problem)>();
         lock (_parsed)
         {
             var seen = new HashSet<string>(StringComparer.Ordinal);
-            foreach (string path in Directory.EnumerateFiles(Layout.ManifestsDir, "*.json", SearchOption.AllDirectories))
+            foreach (string path in Directory.EnumerateFiles(Layout.ManifestsDir, "*", SearchOption.AllDirectories))
             {
-                if (ParseCached(path) is { } manifest) // null: removed since it was listed
+                if (!path.EndsWith(".json", StringComparison.Ordinal))
                 {
+                    damaged.Add((path, $"{path}: not a manifest (manifests are named org/name.json); remove it or move it out of the store."));
+                    continue;
+                }
+                try
+                {
+                    if (ParseCached(path) is not { } manifest) // null: removed since it was listed
+                    {
+                        continue;
+                    }
                     seen.Add(path);
+                    // A manifest is found by its id's path: one that names another model would be read for the wrong one.
+                    if (!ModelId.IsValid(manifest.Id) || Layout.ManifestPath(manifest.Id) != Path.GetFullPath(path))
+                    {
+                        throw new InvalidDataException($"{path}: manifest is for {manifest.Id}, which is not the model its path names.");
+                    }
                     manifests.Add(manifest);
+                }
+                catch (Exception ex) when (ex is InvalidDataException or NotSupportedException or IOException or UnauthorizedAccessException)
+                {
+                    damaged.Add((path, ex.Message));
                 }
             }
             foreach (string gone in _parsed.Keys.Where(p => !seen.Contains(p)).ToList())
@@ -106,7 +141,7 @@ public sealed class ModelStore
             }
         }
         manifests.Sort((a, b) => string.CompareOrdinal(a.Id, b.Id));
-        return manifests;
+        return new ManifestScan(manifests, damaged);
     }
 
     /// <summary>
@@ -134,8 +169,10 @@ public sealed class ModelStore
     internal void CommitManifest(Manifest manifest)
     {
         // Objects were written without a flush each; one file-system sync makes them all durable before the manifest names them.
+        string path = Layout.ManifestPath(manifest.Id);
+        byte[] json = manifest.ToCheckedJson(path);
         AtomicFile.SyncFileSystem(Layout.ObjectsDir);
-        AtomicFile.WriteAllBytes(Layout.ManifestPath(manifest.Id), manifest.ToJson(), Layout.TempDir);
+        AtomicFile.WriteAllBytes(path, json, Layout.TempDir);
     }
 
     /// <summary>Takes the store lock: shared for writers and readers, exclusive for removal.</summary>
@@ -151,48 +188,88 @@ public sealed class ModelStore
 
     /// <summary>
     /// Removes <paramref name="modelId"/> and every object no other stored model needs.
-    /// Holds the store lock exclusively, so no ingest is under way.
+    /// Holds the store lock exclusively, so no ingest is under way. Every other manifest must read and check:
+    /// a damaged one could need any object, so nothing is removed while one is.
     /// </summary>
     /// <returns>Objects deleted and bytes reclaimed.</returns>
     /// <exception cref="KeyNotFoundException">The model is not stored.</exception>
-    public (int Objects, long Bytes) Remove(string modelId, ILogger? logger = null, CancellationToken cancellationToken = default)
+    /// <exception cref="StoreDamagedException">A manifest is damaged; nothing was removed.</exception>
+    public GarbageReport Remove(string modelId, ILogger? logger = null, CancellationToken cancellationToken = default)
     {
         logger ??= NullLogger.Instance;
         using FileLock storeLock = LockStore(exclusive: true, cancellationToken);
         Manifest manifest = ReadManifest(modelId);
-        var others = ReadAllManifests().Where(m => m.Id != modelId).ToList();
+        IReadOnlyList<Manifest> others = CheckedManifests().Where(m => m.Id != modelId).ToList();
         foreach (Manifest other in others.Where(m => m.BaseId == modelId))
         {
             logger.LogInformation("{Finetune} stays restorable: its deltas keep the base tensors of {Model} they need", other.Id, modelId);
         }
-        File.Delete(Layout.ManifestPath(modelId));
-        AtomicFile.SyncDirectory(Path.GetDirectoryName(Layout.ManifestPath(modelId))!);
-        return CollectGarbage(others, logger);
+        File.Delete(Layout.ManifestPath(manifest.Id));
+        AtomicFile.SyncDirectory(Path.GetDirectoryName(Layout.ManifestPath(manifest.Id))!);
+        return CollectGarbage(others, dryRun: false, logger, cancellationToken);
     }
 
-    /// <summary>Deletes objects no manifest needs (left by removed models or by interrupted runs). Takes the store lock exclusively.</summary>
-    public (int Objects, long Bytes) CollectGarbage(ILogger? logger = null, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Deletes every object no stored model needs: left by removed models, by a <c>remove</c> that was killed, or by
+    /// a compress that failed or was killed. Takes the store lock exclusively, so it waits for running compress runs.
+    /// </summary>
+    /// <param name="dryRun">Only count what would be deleted.</param>
+    /// <param name="logger">Logs what is deleted.</param>
+    /// <param name="cancellationToken">Stops the work; what was deleted stays deleted, and nothing needed is touched.</param>
+    /// <exception cref="StoreDamagedException">A manifest is damaged; nothing was deleted.</exception>
+    public GarbageReport CollectGarbage(bool dryRun = false, ILogger? logger = null, CancellationToken cancellationToken = default)
     {
         using FileLock storeLock = LockStore(exclusive: true, cancellationToken);
-        return CollectGarbage(ReadAllManifests(), logger ?? NullLogger.Instance);
+        return CollectGarbage(CheckedManifests(), dryRun, logger ?? NullLogger.Instance, cancellationToken);
     }
 
-    private (int Objects, long Bytes) CollectGarbage(IReadOnlyList<Manifest> live, ILogger logger)
+    /// <summary>Every manifest, each read and checked; throws when one is damaged, since then nothing may be deleted.</summary>
+    private IReadOnlyList<Manifest> CheckedManifests()
     {
-        var needed = new HashSet<string>(live.SelectMany(m => m.Objects), StringComparer.Ordinal);
+        ManifestScan scan = ScanManifests();
+        if (scan.Damaged.Count > 0)
+        {
+            throw new StoreDamagedException(
+                $"{string.Join("; ", scan.Damaged.Select(d => d.Problem))}. Nothing was deleted: a damaged manifest could need any object. " +
+                "Restore the manifest from a backup, or delete it (that model is then lost) and run gc.");
+        }
+        return scan.Manifests;
+    }
+
+    private GarbageReport CollectGarbage(IReadOnlyList<Manifest> live, bool dryRun, ILogger logger, CancellationToken cancellationToken)
+    {
+        var needed = new HashSet<ContentHash>(live.SelectMany(m => m.NeededObjects()));
         int count = 0;
         long bytes = 0;
         foreach (ContentHash hash in Objects.Enumerate().ToList())
         {
-            if (!needed.Contains(hash.Hex))
+            cancellationToken.ThrowIfCancellationRequested();
+            if (!needed.Contains(hash))
             {
                 bytes += Objects.SizeOf(hash);
-                Objects.Delete(hash);
+                if (!dryRun)
+                {
+                    Objects.Delete(hash);
+                }
                 count++;
             }
         }
-        SweepTemporaryFiles();
-        logger.LogDebug("Deleted {Count} unused objects ({Bytes} bytes)", count, bytes);
-        return (count, bytes);
+        if (!dryRun)
+        {
+            SweepTemporaryFiles();
+        }
+        logger.LogDebug("{Verb} {Count} unused objects ({Bytes} bytes)", dryRun ? "Would delete" : "Deleted", count, bytes);
+        return new GarbageReport(count, bytes, needed.Count);
     }
 }
+
+/// <summary>The manifests of a store that read and check, and the problems of those that do not.</summary>
+/// <param name="Manifests">Intact manifests, ordered by model id.</param>
+/// <param name="Damaged">Path and one-line problem of each manifest that does not read or check.</param>
+public sealed record ManifestScan(IReadOnlyList<Manifest> Manifests, IReadOnlyList<(string Path, string Problem)> Damaged);
+
+/// <summary>What a garbage collection deleted (or would delete, in a dry run).</summary>
+/// <param name="Objects">Objects deleted.</param>
+/// <param name="Bytes">Bytes they took.</param>
+/// <param name="Kept">Objects the stored models need, which were kept.</param>
+public sealed record GarbageReport(int Objects, long Bytes, int Kept);

@@ -126,14 +126,5 @@ public class FileDigestTests
         return (store, pool);
     }
 
-    private static void RewriteFiles(ModelStore store, string modelId, Action<JsonObject> change)
-    {
-        string path = store.Layout.ManifestPath(modelId);
-        JsonNode manifest = JsonNode.Parse(File.ReadAllText(path))!;
-        foreach (JsonNode? file in manifest["files"]!.AsArray())
-        {
-            change(file!.AsObject());
-        }
-        File.WriteAllText(path, manifest.ToJsonString());
-    }
+    private static void RewriteFiles(ModelStore store, string modelId, Action<JsonObject> change) => ManifestEdits.RewriteFiles(store, modelId, change);
 }
