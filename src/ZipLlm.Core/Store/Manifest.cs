@@ -158,7 +158,9 @@ public sealed record Manifest(
             {
                 throw new InvalidDataException($"{source}: manifest of format {manifest.Format} has no checksum or has an object list; it was not written by zipllm.");
             }
-            if (manifest.ComputeChecksum() != manifest.Checksum)
+            // The checksum covers the contents; the bytes must also be the very ones written, so that a field this
+            // build does not know, or any other addition the parser would skip, cannot ride along unchecked.
+            if (manifest.ComputeChecksum() != manifest.Checksum || !manifest.ToJson().AsSpan().SequenceEqual(json))
             {
                 throw new InvalidDataException($"{source}: manifest does not match its checksum; it was changed after it was written.");
             }

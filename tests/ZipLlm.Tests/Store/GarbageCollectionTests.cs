@@ -1,0 +1,55 @@
+using ZipLlm.Codecs;
+using ZipLlm.Store;
+using ZipLlm.Tests.TestSupport;
+
+namespace ZipLlm.Tests.Store;
+
+/// <summary>gc deletes exactly what no stored model needs: orphans of killed or failed runs, and nothing else.</summary>
+public class GarbageCollectionTests
+{
+    [Fact]
+    public void CollectGarbage_OrphansOfAKilledRemove_AreDeletedAndEveryModelStillRestores()
+    {
+        using var dir = new TempDir();
+        (ModelStore store, WorkerPool pool) = ManifestTests.StoreTwoModels(dir);
+        using WorkerPool _ = pool;
+        HashSet<ContentHash> before = store.Objects.Enumerate().ToHashSet();
+        // A remove killed between deleting the manifest and deleting the objects leaves the finetune's objects behind.
+        File.Delete(store.Layout.ManifestPath("o/ft"));
+        Manifest @base = store.ReadManifest("o/base");
+
+        GarbageReport dry = store.CollectGarbage(dryRun: true);
+        Assert.True(dry.Objects > 0);
+        Assert.Equal(before, store.Objects.Enumerate().ToHashSet());
+
+        GarbageReport report = store.CollectGarbage();
+        Assert.Equal(dry.Objects, report.Objects);
+        Assert.Equal(dry.Bytes, report.Bytes);
+        Assert.Equal(@base.NeededObjects().ToHashSet(), store.Objects.Enumerate().ToHashSet());
+        Assert.Equal(before.Count - report.Objects, report.Kept);
+        new ModelRestorer(store, pool).Restore("o/base", dir.Combine("out"), force: false);
+        Assert.Equal(ModelFolders.Snapshot(dir.Combine("base")), ModelFolders.Snapshot(dir.Combine("out")));
+        Assert.Equal(0, store.CollectGarbage().Objects);
+    }
+
+    [Fact]
+    public void CollectGarbage_ObjectsOfAFailedCompress_AreDeletedAndTheFinetunesBaseIsKept()
+    {
+        using var dir = new TempDir();
+        (ModelStore store, WorkerPool pool) = ManifestTests.StoreTwoModels(dir);
+        using WorkerPool _ = pool;
+        HashSet<ContentHash> needed = store.ReadAllManifests().SelectMany(m => m.NeededObjects()).ToHashSet();
+        // An object written by a compress that died before its manifest.
+        byte[] orphan = TensorCodec.Encode(ElementLayout.Bytes, new byte[] { 1, 2, 3 }, null, pool);
+        ContentHash orphanName = ContentHash.Of([1, 2, 3]);
+        store.Objects.Write(orphanName, stream => stream.Write(orphan));
+        // Removing the base keeps what the finetune's deltas decode from.
+        store.Remove("o/base");
+
+        store.CollectGarbage();
+        Assert.False(store.Objects.Contains(orphanName));
+        Assert.Equal(store.ReadManifest("o/ft").NeededObjects().ToHashSet(), store.Objects.Enumerate().ToHashSet());
+        Assert.Subset(needed, store.Objects.Enumerate().ToHashSet());
+        Assert.Empty(new ModelRestorer(store, pool).Verify("o/ft"));
+    }
+}

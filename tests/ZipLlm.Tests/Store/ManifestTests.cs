@@ -1,0 +1,184 @@
+using System.Text;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging.Abstractions;
+using ZipLlm.Codecs;
+using ZipLlm.Config;
+using ZipLlm.Store;
+using ZipLlm.Tests.TestSupport;
+
+namespace ZipLlm.Tests.Store;
+
+/// <summary>Manifests check themselves: any edit is seen, and what a model needs follows from its file entries.</summary>
+public class ManifestTests
+{
+    private static readonly CodecOptions Options = new() { ChunkSize = 4096 };
+
+    public static TheoryData<string> Edits => new()
+    {
+        "one character of a file name",
+        "a dropped file entry",
+        "a dropped tensor entry",
+        "the model id",
+        "a tensor's object",
+        "an added field",
+        "the checksum itself",
+    };
+
+    [Theory]
+    [MemberData(nameof(Edits))]
+    public void Parse_AnyEditAfterWriting_FailsTheChecksum(string edit)
+    {
+        using var dir = new TempDir();
+        (ModelStore store, WorkerPool pool) = StoreTwoModels(dir);
+        using WorkerPool _ = pool;
+        string path = store.Layout.ManifestPath("o/base");
+        byte[] original = File.ReadAllBytes(path);
+        Assert.Equal(original, Manifest.Parse(original, path).ToJson());
+
+        File.WriteAllText(path, Edit(Encoding.UTF8.GetString(original), edit));
+
+        var ex = Assert.Throws<InvalidDataException>(() => Manifest.Parse(File.ReadAllBytes(path), path));
+        Assert.Contains(path, ex.Message);
+        Assert.Throws<InvalidDataException>(() => store.ReadManifest("o/base"));
+        IReadOnlyList<string> problems = new ModelRestorer(store, pool).Verify("o/base");
+        Assert.Contains(problems, p => p.Contains("checksum") || p.Contains("manifest"));
+    }
+
+    [Fact]
+    public void Remove_WhileAnotherManifestIsDamaged_DeletesNothingAndNamesIt()
+    {
+        using var dir = new TempDir();
+        (ModelStore store, WorkerPool pool) = StoreTwoModels(dir);
+        using WorkerPool _ = pool;
+        // The probe: o/ft's manifest edited to claim it is o/other, then the base removed.
+        string ftPath = store.Layout.ManifestPath("o/ft");
+        File.WriteAllText(ftPath, File.ReadAllText(ftPath).Replace("\"o/ft\"", "\"o/other\""));
+        int objects = store.Objects.Enumerate().Count();
+
+        var ex = Assert.Throws<StoreDamagedException>(() => store.Remove("o/base"));
+        Assert.Contains(ftPath, ex.Message);
+        Assert.Contains("Nothing was deleted", ex.Message);
+        Assert.True(store.Contains("o/base"));
+        Assert.Equal(objects, store.Objects.Enumerate().Count());
+        Assert.Throws<StoreDamagedException>(() => store.CollectGarbage());
+        Assert.Equal(objects, store.Objects.Enumerate().Count());
+    }
+
+    [Fact]
+    public void ScanManifests_ManifestMovedToAnotherModelsPath_IsReportedDamaged()
+    {
+        using var dir = new TempDir();
+        (ModelStore store, WorkerPool pool) = StoreTwoModels(dir);
+        pool.Dispose();
+        // Intact and checksummed, but at the path of a model it is not: it would be read for the wrong model.
+        Directory.CreateDirectory(Path.GetDirectoryName(store.Layout.ManifestPath("x/y"))!);
+        File.Copy(store.Layout.ManifestPath("o/ft"), store.Layout.ManifestPath("x/y"));
+
+        ManifestScan scan = store.ScanManifests();
+        Assert.Equal(["o/base", "o/ft"], scan.Manifests.Select(m => m.Id));
+        Assert.Single(scan.Damaged);
+        Assert.Contains("o/ft", scan.Damaged[0].Problem);
+        Assert.Throws<InvalidDataException>(() => store.ReadManifest("x/y"));
+    }
+
+    [Fact]
+    public void Parse_Format1Manifest_StillReadsAndItsObjectListCounts()
+    {
+        using var dir = new TempDir();
+        (ModelStore store, WorkerPool pool) = StoreTwoModels(dir);
+        using WorkerPool _ = pool;
+        Manifest current = store.ReadManifest("o/ft");
+        string[] objects = current.NeededObjects().Select(h => h.Hex).Order(StringComparer.Ordinal).ToArray();
+        // What a store written before checksums holds: format 1, an object list, no checksum, no bases per tensor.
+        string path = store.Layout.ManifestPath("o/ft");
+        JsonObject json = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
+        json["format"] = 1;
+        json.Remove("checksum");
+        json["objects"] = new JsonArray(objects.Select(o => (JsonNode)JsonValue.Create(o)!).ToArray());
+        foreach (JsonNode? file in json["files"]!.AsArray())
+        {
+            foreach (JsonNode? tensor in file!["tensors"]?.AsArray() ?? [])
+            {
+                tensor!.AsObject().Remove("bases");
+            }
+        }
+        File.WriteAllText(path, json.ToJsonString());
+
+        Manifest old = store.ReadManifest("o/ft");
+        Assert.Equal(1, old.Format);
+        Assert.Equal(objects.ToHashSet(), old.NeededObjects().Select(h => h.Hex).ToHashSet());
+        Assert.Empty(new ModelRestorer(store, pool).Verify("o/ft"));
+        store.Remove("o/base");
+        new ModelRestorer(store, pool).Restore("o/ft", dir.Combine("out"), force: false);
+        Assert.Equal(ModelFolders.Snapshot(dir.Combine("ft")), ModelFolders.Snapshot(dir.Combine("out")));
+    }
+
+    [Theory]
+    [InlineData("a//b.txt")]
+    [InlineData("../escape")]
+    [InlineData("/rooted")]
+    public void ToCheckedJson_ManifestItsOwnParserWouldRefuse_IsNeverCommitted(string path)
+    {
+        StoredFile file = new(path, 1, new string('a', 64), StoredFileKind.Blob, new string('a', 64), null, new string('b', 32));
+        Manifest manifest = Manifest.Create("o/m", ModelRoleKind.Standalone, null, [file], 1, 1, DateTimeOffset.UnixEpoch);
+        Assert.Throws<InvalidDataException>(() => manifest.ToCheckedJson("test"));
+    }
+
+    [Fact]
+    public void Parse_FileAndFolderOfOneName_IsRefused()
+    {
+        StoredFile a = new("a", 1, new string('a', 64), StoredFileKind.Blob, new string('a', 64), null);
+        StoredFile ab = a with { Path = "a/b" };
+        Manifest manifest = Manifest.Create("o/m", ModelRoleKind.Standalone, null, [a, ab], 2, 1, DateTimeOffset.UnixEpoch);
+        var ex = Assert.Throws<InvalidDataException>(() => manifest.ToCheckedJson("test"));
+        Assert.Contains("both as a file and as a folder", ex.Message);
+    }
+
+    private static string Edit(string json, string edit)
+    {
+        JsonObject manifest = JsonNode.Parse(json)!.AsObject();
+        JsonArray files = manifest["files"]!.AsArray();
+        JsonObject safetensors = files.Select(f => f!.AsObject()).First(f => f["tensors"] is not null);
+        switch (edit)
+        {
+            case "one character of a file name":
+                return json.Replace("\"config.json\"", "\"config.jsoN\"");
+            case "a dropped file entry":
+                files.RemoveAt(files.Count - 1);
+                break;
+            case "a dropped tensor entry":
+                safetensors["tensors"]!.AsArray().RemoveAt(0);
+                break;
+            case "the model id":
+                return json.Replace("\"o/base\"", "\"o/ft\"");
+            case "a tensor's object":
+                JsonArray tensors = safetensors["tensors"]!.AsArray();
+                tensors[0]!["object"] = tensors[1]!["object"]!.GetValue<string>();
+                break;
+            case "an added field":
+                manifest["note"] = "hello";
+                break;
+            case "the checksum itself":
+                string checksum = manifest["checksum"]!.GetValue<string>();
+                manifest["checksum"] = checksum[..^1] + (checksum[^1] == '0' ? '1' : '0');
+                break;
+        }
+        return manifest.ToJsonString();
+    }
+
+    internal static (ModelStore Store, WorkerPool Pool) StoreTwoModels(TempDir dir)
+    {
+        var random = new Random(21);
+        var baseTensors = ModelFolders.Bf16Layers(random, 1, 32);
+        ModelFolders.WriteSafetensors(dir.Combine("base", "model.safetensors"), baseTensors);
+        dir.Write("base/config.json", "{\"hidden_size\": 32}");
+        ModelFolders.WriteSafetensors(dir.Combine("ft", "model.safetensors"), ModelFolders.Finetune(random, baseTensors));
+        dir.Write("ft/config.json", "{\"hidden_size\": 32}");
+        ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
+        var pool = new WorkerPool(2, Options);
+        var ingester = new ModelIngester(store, pool, NullLogger.Instance);
+        ingester.Ingest("o/base", dir.Combine("base"), new ModelRole(ModelRoleKind.Base, null));
+        ingester.Ingest("o/ft", dir.Combine("ft"), new ModelRole(ModelRoleKind.Finetune, "o/base"));
+        return (store, pool);
+    }
+}
