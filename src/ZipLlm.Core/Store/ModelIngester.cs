@@ -258,7 +258,13 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
     private Dictionary<string, StoredFile> FilesByHash()
     {
         var byHash = new Dictionary<string, StoredFile>(StringComparer.Ordinal);
-        foreach (Manifest manifest in store.ReadAllManifests())
+        ManifestScan scan = store.ScanManifests();
+        // A damaged manifest only means fewer whole files to find again: its model is not trusted for anything.
+        foreach ((_, string problem) in scan.Damaged)
+        {
+            logger.LogWarning("Ignoring a damaged manifest (run verify): {Problem}", problem);
+        }
+        foreach (Manifest manifest in scan.Manifests)
         {
             foreach (StoredFile file in manifest.Files)
             {
