@@ -108,7 +108,7 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
             state.Advance(source.Length, Progress);
             return existing with { Path = relative, Xxh128 = xxh128 };
         }
-        if (!store.Objects.Contains(hash) && state.Claim(hash))
+        if (!IsStored(hash, source.Length, state) && state.Claim(hash))
         {
             // Encoded from a second read: it must be the very bytes the name was taken from.
             state.AddBytes(store.Objects.Write(hash, stream =>
@@ -149,7 +149,7 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
         BinaryPrimitives.WriteUInt64LittleEndian(prefix, (ulong)header.HeaderBytes.Length);
         whole.Append(prefix);
         whole.Append(header.HeaderBytes);
-        if (!store.Objects.Contains(headerHash) && state.Claim(headerHash))
+        if (!IsStored(headerHash, header.HeaderBytes.Length, state) && state.Claim(headerHash))
         {
             state.AddBytes(store.Objects.Write(headerHash, stream =>
                 TensorCodec.Encode(stream, ElementLayout.Bytes, RawChunkSource.FromMemory(header.HeaderBytes), null, default, pool, cancellationToken)));
@@ -173,7 +173,7 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
             string encoding;
             state.CountTensor();
             // Claimed: another file of this model (a shard holding the same tensor) is storing it right now.
-            if (store.Objects.Contains(hash) || !state.Claim(hash))
+            if (IsStored(hash, t.Length, state) || !state.Claim(hash))
             {
                 encoding = "dedup";
                 state.CountDedupTensor();
@@ -221,6 +221,33 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
             logger.LogDebug("{Model}: {File} is already stored (same bytes as {Other})", state.ModelId, relative, existing.Path);
         }
         return new StoredFile(relative, file.Length, sha256.Hex, StoredFileKind.Safetensors, headerHash.Hex, tensors, whole.Xxh128());
+    }
+
+    /// <summary>
+    /// Whether an object of this name is stored and sound enough to build on: its header and chunk index read and
+    /// it holds <paramref name="length"/> bytes. A damaged one (truncated, emptied, replaced) is stored again rather
+    /// than trusted, so a new model never leans on an object that cannot be read. Its chunks are checked on decode.
+    /// </summary>
+    private bool IsStored(ContentHash hash, long length, IngestState state)
+    {
+        if (!store.Objects.Contains(hash))
+        {
+            return false;
+        }
+        try
+        {
+            using ObjectStore.ObjectReader reader = store.Objects.OpenReader();
+            if (reader.OpenWithoutBase(hash).Length == length)
+            {
+                return true;
+            }
+            logger.LogWarning("{Model}: object {Object} is stored with the wrong length; storing it again", state.ModelId, hash);
+        }
+        catch (Exception ex) when (ex is InvalidDataException or EndOfStreamException or NotSupportedException or IOException or UnauthorizedAccessException)
+        {
+            logger.LogWarning("{Model}: object {Object} is damaged ({Reason}); storing it again", state.ModelId, hash, ex.Message);
+        }
+        return false;
     }
 
     /// <summary>Throws when the bytes of a second read differ from the first pass's: the file changed as we read it.</summary>

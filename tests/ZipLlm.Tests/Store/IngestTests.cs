@@ -104,6 +104,38 @@ public class IngestTests
     }
 
     [Theory]
+    [InlineData("truncated")]
+    [InlineData("empty")]
+    [InlineData("zeros")]
+    public void Ingest_DeduplicatedAgainstADamagedObject_StoresItAgainAndBothModelsRestore(string damage)
+    {
+        using var dir = new TempDir();
+        WriteModel(dir, "a", seed: 13);
+        Directory.CreateDirectory(dir.Combine("b"));
+        File.Copy(dir.Combine("a", "model.safetensors"), dir.Combine("b", "model.safetensors"));
+        ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
+        using var pool = new WorkerPool(2, Options);
+        var ingester = new ModelIngester(store, pool, NullLogger.Instance);
+        ingester.Ingest("o/a", dir.Combine("a"), ModelRole.Standalone);
+        string victim = store.Layout.ObjectPath(ContentHash.Parse(store.ReadManifest("o/a").Files[0].Tensors![0].Object));
+        byte[] bytes = File.ReadAllBytes(victim);
+        File.WriteAllBytes(victim, damage switch
+        {
+            "truncated" => bytes[..(bytes.Length / 2)],
+            "empty" => [],
+            _ => new byte[bytes.Length],
+        });
+
+        IngestResult b = ingester.Ingest("o/b", dir.Combine("b"), ModelRole.Standalone);
+
+        Assert.True(b.AddedBytes > 0);
+        var restorer = new ModelRestorer(store, pool);
+        Assert.Empty(restorer.Verify("o/a"));
+        Assert.Empty(restorer.Verify("o/b"));
+        AssertEveryObjectHoldsTheBytesItIsNamedFor(store, pool);
+    }
+
+    [Theory]
     [InlineData("a\\b.txt")]
     [InlineData("back\\slash\\dir/x.json")]
     [InlineData("new\nline.txt")]
