@@ -100,7 +100,7 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
         using var digest = new FileDigest(sha256: true, xxh128: true);
         HashRange(source.Read, source.Length, digest.Append, cancellationToken);
         (ContentHash hash, string xxh128) = (digest.Sha256(), digest.Xxh128());
-        if (storedFiles.TryGetValue(hash.Hex, out StoredFile? existing))
+        if (storedFiles.TryGetValue(hash.Hex, out StoredFile? existing) && IsStored(ContentHash.Parse(existing.Object), source.Length, state))
         {
             source.ThrowIfChanged();
             state.CountDedupFile();
@@ -116,7 +116,7 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
                 using var reread = new FileDigest(sha256: false, xxh128: true);
                 TensorCodec.Encode(stream, ElementLayout.Bytes, new RawChunkSource(source.Length, source.Read), null, default, pool, cancellationToken,
                     reread.Append);
-                ThrowIfDiffers(reread, xxh128, relative);
+                ThrowIfDiffers(reread.Xxh128(), xxh128, relative);
             }));
         }
         source.ThrowIfChanged();
@@ -127,9 +127,11 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
     private StoredFile IngestSafetensors(string relative, SafetensorsFile file, Dictionary<string, StoredTensor> baseTensors,
         Dictionary<string, StoredFile> storedFiles, IngestState state, CancellationToken cancellationToken)
     {
-        // First pass, tensors in parallel: each tensor's SHA-256 names its object, and its XXH3-128 lets the second
-        // pass prove it read the same bytes.
+        // Two reads side by side: the tensors in parallel, for the SHA-256 that names each one's object, and the whole
+        // file in order, for the file's own hashes. Each also takes every tensor's XXH3-128, and the two must agree:
+        // then the file's recorded hashes are of the very bytes its objects are named for.
         var hashClock = Stopwatch.StartNew();
+        Task<FileScan> scan = Task.Run(() => ScanFile(file, cancellationToken), cancellationToken);
         SafetensorsHeader header = file.Header;
         ContentHash headerHash = ContentHash.Of(header.HeaderBytes);
         var tensorHashes = new (ContentHash Sha256, string Xxh128)[header.Tensors.Count];
@@ -138,17 +140,25 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
         int[] bySize = Enumerable.Range(0, header.Tensors.Count).OrderByDescending(i => header.Tensors[i].Length).ToArray();
         Parallel.ForEach(bySize, parallel, i =>
             tensorHashes[i] = HashTensor(file, header.Tensors[i], cancellationToken));
+        FileScan whole = scan.GetAwaiter().GetResult();
+        for (int i = 0; i < tensorHashes.Length; i++)
+        {
+            ThrowIfDiffers(whole.TensorXxh128[i], tensorHashes[i].Xxh128, $"{relative}: tensor \"{header.Tensors[i].Name}\"");
+        }
         state.AddHashTime(hashClock.Elapsed);
+        if (storedFiles.TryGetValue(whole.Sha256.Hex, out StoredFile? existing) && existing.Kind == StoredFileKind.Safetensors
+            && IsStored(ContentHash.Parse(existing.Object), header.HeaderBytes.Length, state)
+            && existing.Tensors!.Length == header.Tensors.Count
+            && existing.Tensors.Select((t, i) => IsStored(ContentHash.Parse(t.Object), header.Tensors[i].Length, state)).All(ok => ok))
+        {
+            file.ThrowIfChanged();
+            state.CountDedupFile();
+            state.Advance(file.Length, Progress);
+            logger.LogDebug("{Model}: {File} is already stored (same bytes as {Other})", state.ModelId, relative, existing.Path);
+            return existing with { Path = relative, Xxh128 = whole.Xxh128 };
+        }
 
-        // Second pass, in file order: every byte read once more feeds the file's own hashes, and the tensors not yet
-        // stored are encoded from that same read. So the file's recorded hashes are of exactly the bytes stored, and
-        // a tensor whose bytes differ from the first pass (the file changed) fails before its object is committed.
         var encodeClock = Stopwatch.StartNew();
-        using var whole = new FileDigest(sha256: true, xxh128: true);
-        Span<byte> prefix = stackalloc byte[SafetensorsFormat.LengthPrefixSize];
-        BinaryPrimitives.WriteUInt64LittleEndian(prefix, (ulong)header.HeaderBytes.Length);
-        whole.Append(prefix);
-        whole.Append(header.HeaderBytes);
         if (!IsStored(headerHash, header.HeaderBytes.Length, state) && state.Claim(headerHash))
         {
             state.AddBytes(store.Objects.Write(headerHash, stream =>
@@ -162,14 +172,6 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
             cancellationToken.ThrowIfCancellationRequested();
             TensorInfo t = header.Tensors[i];
             (ContentHash hash, string fingerprint) = tensorHashes[i];
-            string name = $"{relative}: tensor \"{t.Name}\"";
-            using var reread = new FileDigest(sha256: false, xxh128: true);
-            void Observe(ReadOnlySpan<byte> bytes)
-            {
-                whole.Append(bytes);
-                reread.Append(bytes);
-            }
-
             string encoding;
             state.CountTensor();
             // Claimed: another file of this model (a shard holding the same tensor) is storing it right now.
@@ -177,8 +179,6 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
             {
                 encoding = "dedup";
                 state.CountDedupTensor();
-                HashRange((offset, destination) => file.ReadTensor(t, offset, destination), t.Length, Observe, cancellationToken);
-                ThrowIfDiffers(reread, fingerprint, name);
             }
             else
             {
@@ -203,10 +203,12 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
                 {
                     state.CountDeltaTensor();
                 }
+                // Encoded from a third read, checked against the others before the object is committed.
                 state.AddBytes(store.Objects.Write(hash, stream =>
                 {
-                    TensorCodec.Encode(stream, layout, source, baseSource, reference, pool, cancellationToken, Observe);
-                    ThrowIfDiffers(reread, fingerprint, name);
+                    using var reread = new FileDigest(sha256: false, xxh128: true);
+                    TensorCodec.Encode(stream, layout, source, baseSource, reference, pool, cancellationToken, reread.Append);
+                    ThrowIfDiffers(reread.Xxh128(), fingerprint, $"{relative}: tensor \"{t.Name}\"");
                 }));
             }
             tensors[i] = new StoredTensor(t.Name, t.DType.Name(), t.Shape, hash.Hex, encoding);
@@ -214,13 +216,43 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
         }
         file.ThrowIfChanged();
         state.AddEncodeTime(encodeClock.Elapsed);
-        ContentHash sha256 = whole.Sha256();
-        if (storedFiles.TryGetValue(sha256.Hex, out StoredFile? existing) && existing.Kind == StoredFileKind.Safetensors)
+        return new StoredFile(relative, file.Length, whole.Sha256.Hex, StoredFileKind.Safetensors, headerHash.Hex, tensors, whole.Xxh128);
+    }
+
+    /// <summary>The whole file's hashes, and each tensor's XXH3-128, from one read of the file in order.</summary>
+    private sealed record FileScan(ContentHash Sha256, string Xxh128, string[] TensorXxh128);
+
+    private static FileScan ScanFile(SafetensorsFile file, CancellationToken cancellationToken)
+    {
+        SafetensorsHeader header = file.Header;
+        using var whole = new FileDigest(sha256: true, xxh128: true);
+        Span<byte> prefix = stackalloc byte[SafetensorsFormat.LengthPrefixSize];
+        BinaryPrimitives.WriteUInt64LittleEndian(prefix, (ulong)header.HeaderBytes.Length);
+        // The header as it was read and validated when the file was opened: that is what its object stores.
+        whole.Append(prefix);
+        whole.Append(header.HeaderBytes);
+        var tensorXxh128 = new string[header.Tensors.Count];
+        for (int i = 0; i < header.Tensors.Count; i++)
         {
-            state.CountDedupFile();
-            logger.LogDebug("{Model}: {File} is already stored (same bytes as {Other})", state.ModelId, relative, existing.Path);
+            TensorInfo t = header.Tensors[i];
+            using var tensor = new FileDigest(sha256: false, xxh128: true);
+            HashRange((offset, destination) => file.ReadTensor(t, offset, destination), t.Length, bytes =>
+            {
+                whole.Append(bytes);
+                tensor.Append(bytes);
+            }, cancellationToken);
+            tensorXxh128[i] = tensor.Xxh128();
         }
-        return new StoredFile(relative, file.Length, sha256.Hex, StoredFileKind.Safetensors, headerHash.Hex, tensors, whole.Xxh128());
+        return new FileScan(whole.Sha256(), whole.Xxh128(), tensorXxh128);
+    }
+
+    /// <summary>Throws when two reads of the same bytes disagree: the file changed as we read it.</summary>
+    private static void ThrowIfDiffers(string xxh128, string expected, string name)
+    {
+        if (xxh128 != expected)
+        {
+            throw new FileChangedException($"{name} changed while it was being read; nothing of it was stored. Run compress again once the file is stable.");
+        }
     }
 
     /// <summary>
@@ -248,15 +280,6 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
             logger.LogWarning("{Model}: object {Object} is damaged ({Reason}); storing it again", state.ModelId, hash, ex.Message);
         }
         return false;
-    }
-
-    /// <summary>Throws when the bytes of a second read differ from the first pass's: the file changed as we read it.</summary>
-    private static void ThrowIfDiffers(FileDigest reread, string firstXxh128, string name)
-    {
-        if (reread.Xxh128() != firstXxh128)
-        {
-            throw new FileChangedException($"{name} changed while it was being read; nothing of it was stored. Run compress again once the file is stable.");
-        }
     }
 
     /// <summary>
