@@ -183,9 +183,10 @@ internal sealed class AtomicFileWriter : IDisposable
         stream.Dispose();
         _stream = null;
         string folder = Path.GetDirectoryName(_path)!;
-        Directory.CreateDirectory(folder);
         try
         {
+            // Inside the try: a folder that cannot be made (a full disk, a file in its place) must not strand the temporary file.
+            Directory.CreateDirectory(folder);
             File.Move(_temporary, _path, overwrite: true);
         }
         catch
