@@ -206,9 +206,21 @@ internal sealed class AtomicFileWriter : IDisposable
     {
         if (_stream is not null)
         {
-            _stream.Dispose();
+            FileStream stream = _stream;
             _stream = null;
-            AtomicFile.TryDelete(_temporary);
+            try
+            {
+                // Closing flushes what is buffered, which fails again when writing failed (a full disk): the file
+                // is being thrown away, so that error must neither keep it on disk nor hide the first one.
+                stream.Dispose();
+            }
+            catch (Exception ex) when (ex is IOException or ArgumentException or UnauthorizedAccessException)
+            {
+            }
+            finally
+            {
+                AtomicFile.TryDelete(_temporary);
+            }
         }
     }
 }

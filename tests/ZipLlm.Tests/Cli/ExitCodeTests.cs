@@ -64,6 +64,31 @@ public class ExitCodeTests
     }
 
     [Fact]
+    public async Task Compress_FileSystemRefusesToGrowFiles_LeavesNoTempFiles()
+    {
+        using var dir = new TempDir();
+        FamilyCompressorTests.WriteFamily(dir);
+        // A file-size limit of 512 bytes (with SIGXFSZ ignored, so a write past it fails with EFBIG, as a full disk
+        // fails with ENOSPC): every object's temporary file fails while it is written and flushed, and again as it is closed.
+        string cli = CliProcess.CliPath;
+        string command = cli.EndsWith(".dll", StringComparison.OrdinalIgnoreCase) ? $"exec dotnet '{cli}' compress '{dir.Combine("config.json")}'" : $"exec '{cli}' compress '{dir.Combine("config.json")}'";
+        var start = new System.Diagnostics.ProcessStartInfo("/bin/sh") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        start.ArgumentList.Add("-c");
+        start.ArgumentList.Add($"trap '' XFSZ; ulimit -f 1; {command}");
+        // The runtime's write-xor-execute double mapping needs files of its own past that limit.
+        start.Environment["DOTNET_EnableWriteXorExecute"] = "0";
+        using var process = System.Diagnostics.Process.Start(start)!;
+        Task<string> stderr = process.StandardError.ReadToEndAsync();
+        _ = process.StandardOutput.ReadToEndAsync();
+        Assert.True(process.WaitForExit(TimeSpan.FromMinutes(1)));
+        string errors = await stderr;
+
+        Assert.True(process.ExitCode is not (0 or 1 or 130), $"exit {process.ExitCode}:\n{errors}");
+        Assert.Empty(ModelStore.Open(dir.Combine("store"), create: false).ReadAllManifests());
+        Assert.Empty(Directory.EnumerateFiles(dir.Combine("store", "tmp")));
+    }
+
+    [Fact]
     public async Task Compress_EveryModelMissing_ExitsIoError()
     {
         using var dir = new TempDir();
