@@ -27,7 +27,10 @@ internal static class CommonOptions
         };
         option.Validators.Add(result =>
         {
-            if (result.GetValueOrDefault<int?>() is { } value && value is < 1 or > ZipLlmConfig.MaxThreads)
+            // Read from the token: a value that is not a number is reported by the parser itself, and reading it
+            // through GetValueOrDefault would throw here.
+            if (result.Tokens is [{ } token] && int.TryParse(token.Value, System.Globalization.CultureInfo.InvariantCulture, out int value)
+                && value is < 1 or > ZipLlmConfig.MaxThreads)
             {
                 result.AddError($"--threads must be from 1 to {ZipLlmConfig.MaxThreads}, not {value}.");
             }
