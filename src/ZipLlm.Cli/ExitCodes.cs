@@ -24,6 +24,6 @@ public static class ExitCodes
     /// <summary>Stored data failed verification (a hash mismatch or a missing object).</summary>
     public const int VerificationFailed = 6;
 
-    /// <summary>The run was cancelled (Ctrl+C).</summary>
+    /// <summary>The run was cancelled: SIGINT (Ctrl+C) or SIGTERM; the verb cleaned up first unless signalled twice.</summary>
     public const int Cancelled = 130;
 }

@@ -26,7 +26,10 @@ public static class Program
     public static async Task<int> Main(string[] args)
     {
         ParseResult parseResult = CreateRootCommand().Parse(args);
-        int exitCode = await parseResult.InvokeAsync().ConfigureAwait(false);
+        // SIGINT and SIGTERM are handled by every verb (TerminationSignals): System.CommandLine's own handler would
+        // end the process a fixed time after the signal, cleaned up or not.
+        var invocation = new InvocationConfiguration { ProcessTerminationTimeout = null };
+        int exitCode = await parseResult.InvokeAsync(invocation).ConfigureAwait(false);
         // System.CommandLine reports a malformed command line with 1, which here means an internal error.
         return parseResult.Errors.Count > 0 && exitCode != ExitCodes.Success ? ExitCodes.UsageError : exitCode;
     }

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Microsoft.Extensions.Logging;
+using ZipLlm.Codecs;
 using ZipLlm.BitX;
 
 namespace ZipLlm.Cli.Commands;
@@ -48,7 +49,7 @@ internal sealed class BitxCommand : BaseCommand
 
     public static readonly Option<int> ThreadsOption = new("--threads")
     {
-        Description = "Worker threads; 0 (the default) uses all cores.",
+        Description = $"Worker threads, 0 to {WorkerPool.MaxThreads}; 0 (the default) uses all cores.",
         DefaultValueFactory = _ => 0,
     };
 
@@ -84,9 +85,9 @@ internal sealed class BitxCommand : BaseCommand
             throw new ArgumentException("Give exactly one of --compress and --decompress.");
         }
         var options = new BitxOptions { Threads = parseResult.GetValue(ThreadsOption), Level = parseResult.GetValue(LevelOption) };
-        if (options.Threads < 0 || options.Level is < -7 or > 22)
+        if (options.Threads is < 0 or > WorkerPool.MaxThreads || options.Level is < -7 or > 22)
         {
-            throw new ArgumentException("--threads must be 0 or more and --level between -7 and 22.");
+            throw new ArgumentException($"--threads must be from 0 to {WorkerPool.MaxThreads} and --level between -7 and 22.");
         }
         TextWriter stdout = parseResult.InvocationConfiguration.Output;
 

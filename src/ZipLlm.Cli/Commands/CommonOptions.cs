@@ -18,23 +18,37 @@ internal static class CommonOptions
         Description = description,
     };
 
-    /// <summary>Creates the --threads option.</summary>
-    public static Option<int?> ThreadsOption() => new("--threads", "-t")
+    /// <summary>Creates the --threads option: 1 to <see cref="ZipLlmConfig.MaxThreads"/>, checked as the command line is parsed, before any work.</summary>
+    public static Option<int?> ThreadsOption()
     {
-        Description = "Worker threads (default: threads from config.json, else all cores).",
-    };
+        var option = new Option<int?>("--threads", "-t")
+        {
+            Description = $"Worker threads, 1 to {ZipLlmConfig.MaxThreads} (default: threads from config.json, else all cores).",
+        };
+        option.Validators.Add(result =>
+        {
+            // Read from the token: a value that is not a number is reported by the parser itself, and reading it
+            // through GetValueOrDefault would throw here.
+            if (result.Tokens is [{ } token] && int.TryParse(token.Value, System.Globalization.CultureInfo.InvariantCulture, out int value)
+                && value is < 1 or > ZipLlmConfig.MaxThreads)
+            {
+                result.AddError($"--threads must be from 1 to {ZipLlmConfig.MaxThreads}, not {value}.");
+            }
+        });
+        return option;
+    }
 
     /// <summary>The config with its thread count replaced by <paramref name="threads"/> when the option was given.</summary>
-    /// <exception cref="ArgumentException">The option is not positive.</exception>
+    /// <exception cref="ArgumentException">The option is out of range (the parser's validator reports it first).</exception>
     public static ZipLlmConfig WithThreads(ZipLlmConfig config, int? threads)
     {
         if (threads is not { } value)
         {
             return config;
         }
-        if (value <= 0)
+        if (value is < 1 or > ZipLlmConfig.MaxThreads)
         {
-            throw new ArgumentException($"--threads must be a positive number, not {value}.");
+            throw new ArgumentException($"--threads must be from 1 to {ZipLlmConfig.MaxThreads}, not {value}.");
         }
         return config.WithThreads(value);
     }

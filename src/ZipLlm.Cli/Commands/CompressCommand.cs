@@ -36,12 +36,32 @@ internal sealed class CompressCommand : BaseCommand
             seconds <= 0 ? 0 : original / 1e6 / seconds);
         if (report.Failures.Count > 0)
         {
-            foreach ((string model, string error) in report.Failures)
+            foreach (CompressFailure failure in report.Failures)
             {
-                logger.LogError("Failed: {Model}: {Error}", model, error);
+                logger.LogError("Failed: {Model}: {Error}", failure.ModelId, failure.Error);
             }
-            return Task.FromResult(report.Results.Count == 0 ? ExitCodes.InvalidInput : ExitCodes.PartialFailure);
         }
-        return Task.FromResult(ExitCodes.Success);
+        return Task.FromResult(ExitCodeOf(report));
+    }
+
+    /// <summary>
+    /// 0 when every model is stored; when none is (stored now or before) and every failure is of one kind, that kind's
+    /// code (invalid input 3, I/O 4); otherwise, some stored or failures of both kinds, partial failure (5).
+    /// </summary>
+    internal static int ExitCodeOf(CompressReport report)
+    {
+        if (report.Failures.Count == 0)
+        {
+            return ExitCodes.Success;
+        }
+        if (report.Results.Count > 0)
+        {
+            return ExitCodes.PartialFailure;
+        }
+        if (report.Failures.All(f => f.Kind == CompressFailureKind.Io))
+        {
+            return ExitCodes.IoError;
+        }
+        return report.Failures.All(f => f.Kind == CompressFailureKind.InvalidInput) ? ExitCodes.InvalidInput : ExitCodes.PartialFailure;
     }
 }

@@ -29,7 +29,18 @@ internal sealed class RemoveCommand : BaseCommand
             logger.LogError("Model {Model} is not in the store", modelId);
             return Task.FromResult(ExitCodes.UsageError);
         }
-        (int objects, long bytes, _) = store.Remove(modelId, logger, cancellationToken);
+        int objects;
+        long bytes;
+        try
+        {
+            (objects, bytes, _) = store.Remove(modelId, logger, cancellationToken);
+        }
+        catch (KeyNotFoundException)
+        {
+            // Checked again under the store lock: another remove took it while this one waited for the lock.
+            logger.LogError("Model {Model} is not in the store (removed by another process meanwhile)", modelId);
+            return Task.FromResult(ExitCodes.UsageError);
+        }
         logger.LogInformation("Removed {Model}: {Objects} objects deleted, {MB:F1} MB reclaimed", modelId, objects, bytes / 1e6);
         return Task.FromResult(ExitCodes.Success);
     }

@@ -3,7 +3,7 @@ namespace ZipLlm.BitX;
 /// <summary>Settings of <see cref="BitxFile"/>.</summary>
 public sealed record BitxOptions
 {
-    /// <summary>Workers compressing or decompressing chunks at once; 0 means all cores.</summary>
+    /// <summary>Workers compressing or decompressing chunks at once, up to <see cref="Codecs.WorkerPool.MaxThreads"/>; 0 means all cores.</summary>
     public int Threads { get; init; }
 
     /// <summary>zstd level of both streams. Default 3, as the original BitX tool.</summary>
@@ -20,6 +20,7 @@ public sealed record BitxOptions
     public void Validate()
     {
         ArgumentOutOfRangeException.ThrowIfNegative(Threads, nameof(Threads));
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(Threads, Codecs.WorkerPool.MaxThreads, nameof(Threads));
         ArgumentOutOfRangeException.ThrowIfLessThan(Level, -7, nameof(Level));
         ArgumentOutOfRangeException.ThrowIfGreaterThan(Level, 22, nameof(Level));
         if (!BitxFormat.IsValidChunkSize(ChunkSize))
@@ -29,5 +30,5 @@ public sealed record BitxOptions
         }
     }
 
-    internal int EffectiveThreads => Threads == 0 ? Environment.ProcessorCount : Threads;
+    internal int EffectiveThreads => Threads == 0 ? Math.Min(Environment.ProcessorCount, Codecs.WorkerPool.MaxThreads) : Threads;
 }

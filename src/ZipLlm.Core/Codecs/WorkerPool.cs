@@ -8,13 +8,23 @@ namespace ZipLlm.Codecs;
 /// </summary>
 public sealed class WorkerPool : IDisposable
 {
+    /// <summary>
+    /// Most workers a pool may have. Each keeps up to two chunks in flight with their buffers (8 MiB and more at the
+    /// default chunk size), so a thousand workers already want gigabytes; far more is a typo, and counts near
+    /// 2^29 overflowed the sizes of the pool's queues.
+    /// </summary>
+    public const int MaxThreads = 1024;
+
     private readonly OrderedWorkers<ChunkCodec> _workers;
 
     /// <summary>Creates a pool of <paramref name="threads"/> workers (all cores when 0).</summary>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="threads"/> is negative, or the options are out of range.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">
+    /// <paramref name="threads"/> is negative or above <see cref="MaxThreads"/>, or the options are out of range.
+    /// </exception>
     public WorkerPool(int threads = 0, CodecOptions? options = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(threads);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(threads, MaxThreads);
         Threads = threads == 0 ? Environment.ProcessorCount : threads;
         Options = options ?? CodecOptions.Default;
         Options.Validate();

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using ZipLlm.Codecs;
 
 namespace ZipLlm.Config;
 
@@ -21,8 +22,11 @@ public sealed class ZipLlmConfig
     /// <summary>JSON field: the base-to-finetunes map (<c>base_ft.json</c>).</summary>
     public const string BaseFtPathField = "base_ft_path";
 
-    /// <summary>JSON field (optional): worker threads; all cores when absent.</summary>
+    /// <summary>JSON field (optional): worker threads, 1 to <see cref="MaxThreads"/>; all cores when absent.</summary>
     public const string ThreadsField = "threads";
+
+    /// <summary>Most worker threads a config (or a command line) may ask for: <see cref="WorkerPool.MaxThreads"/>.</summary>
+    public const int MaxThreads = WorkerPool.MaxThreads;
 
     /// <summary>A config file is a few hundred bytes; anything past this is not one.</summary>
     public const int MaxFileSize = 1 << 20;
@@ -30,7 +34,7 @@ public sealed class ZipLlmConfig
     private static readonly string[] s_requiredPaths = [ModelDirField, StorageDirField, ModelsToProcessField, BaseFtPathField];
 
     /// <summary>Creates a config from already-resolved values (for tests and tools that build one in code).</summary>
-    /// <exception cref="ArgumentException">A path is empty or <paramref name="threads"/> is not positive.</exception>
+    /// <exception cref="ArgumentException">A path is empty or <paramref name="threads"/> is not between 1 and <see cref="MaxThreads"/>.</exception>
     public ZipLlmConfig(string configPath, string modelDir, string storageDir, string modelsToProcess, string baseFtPath, int threads)
     {
         ArgumentException.ThrowIfNullOrEmpty(configPath);
@@ -39,6 +43,7 @@ public sealed class ZipLlmConfig
         ArgumentException.ThrowIfNullOrEmpty(modelsToProcess);
         ArgumentException.ThrowIfNullOrEmpty(baseFtPath);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(threads);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(threads, MaxThreads);
         ConfigPath = Path.GetFullPath(configPath);
         string root = Path.GetDirectoryName(ConfigPath)!;
         ModelDir = Path.GetFullPath(modelDir, root);
@@ -67,7 +72,7 @@ public sealed class ZipLlmConfig
     public int Threads { get; }
 
     /// <summary>This config with its thread count replaced (a command line's --threads).</summary>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="threads"/> is not positive.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="threads"/> is not between 1 and <see cref="MaxThreads"/>.</exception>
     public ZipLlmConfig WithThreads(int threads) => new(ConfigPath, ModelDir, StorageDir, ModelsToProcess, BaseFtPath, threads);
 
     /// <summary>The folder of model <paramref name="modelId"/>: <c>model_dir/org_name</c>.</summary>
@@ -163,7 +168,7 @@ public sealed class ZipLlmConfig
                 paths[StorageDirField],
                 paths[ModelsToProcessField],
                 paths[BaseFtPathField],
-                threads ?? Environment.ProcessorCount);
+                threads ?? Math.Min(Environment.ProcessorCount, MaxThreads));
         }
     }
 
@@ -171,11 +176,11 @@ public sealed class ZipLlmConfig
     {
         if (value.ValueKind != JsonValueKind.Number)
         {
-            throw Error(fullPath, ThreadsField, $"must be a positive integer, not {Describe(value.ValueKind)}");
+            throw Error(fullPath, ThreadsField, $"must be an integer from 1 to {MaxThreads}, not {Describe(value.ValueKind)}");
         }
-        if (!value.TryGetInt32(out int threads) || threads <= 0)
+        if (!value.TryGetInt32(out int threads) || threads is <= 0 or > MaxThreads)
         {
-            throw Error(fullPath, ThreadsField, $"must be a positive integer, not {value.GetRawText()}");
+            throw Error(fullPath, ThreadsField, $"must be an integer from 1 to {MaxThreads}, not {value.GetRawText()}");
         }
         return threads;
     }

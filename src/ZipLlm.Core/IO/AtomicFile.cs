@@ -183,9 +183,10 @@ internal sealed class AtomicFileWriter : IDisposable
         stream.Dispose();
         _stream = null;
         string folder = Path.GetDirectoryName(_path)!;
-        Directory.CreateDirectory(folder);
         try
         {
+            // Inside the try: a folder that cannot be made (a full disk, a file in its place) must not strand the temporary file.
+            Directory.CreateDirectory(folder);
             File.Move(_temporary, _path, overwrite: true);
         }
         catch
@@ -205,9 +206,21 @@ internal sealed class AtomicFileWriter : IDisposable
     {
         if (_stream is not null)
         {
-            _stream.Dispose();
+            FileStream stream = _stream;
             _stream = null;
-            AtomicFile.TryDelete(_temporary);
+            try
+            {
+                // Closing flushes what is buffered, which fails again when writing failed (a full disk): the file
+                // is being thrown away, so that error must neither keep it on disk nor hide the first one.
+                stream.Dispose();
+            }
+            catch (Exception ex) when (ex is IOException or ArgumentException or UnauthorizedAccessException)
+            {
+            }
+            finally
+            {
+                AtomicFile.TryDelete(_temporary);
+            }
         }
     }
 }

@@ -6,8 +6,24 @@ namespace ZipLlm.Store;
 
 /// <summary>What a compress run did: one entry per model that was stored or skipped, and the failures.</summary>
 /// <param name="Results">Models stored or already present.</param>
-/// <param name="Failures">Model id and one-line reason for each model that could not be stored.</param>
-public sealed record CompressReport(IReadOnlyList<IngestResult> Results, IReadOnlyList<(string ModelId, string Error)> Failures);
+/// <param name="Failures">Each model that could not be stored, with the reason.</param>
+public sealed record CompressReport(IReadOnlyList<IngestResult> Results, IReadOnlyList<CompressFailure> Failures);
+
+/// <summary>What kind of fault kept a model out of the store.</summary>
+public enum CompressFailureKind
+{
+    /// <summary>The model's files are malformed, truncated or unsupported (<see cref="InvalidDataException"/>, <see cref="EndOfStreamException"/>, <see cref="NotSupportedException"/>).</summary>
+    InvalidInput,
+
+    /// <summary>A file or folder could not be read or written: the model's folder is missing, a disk is full (<see cref="IOException"/>, <see cref="UnauthorizedAccessException"/>).</summary>
+    Io,
+}
+
+/// <summary>A model that could not be stored.</summary>
+/// <param name="ModelId">The model.</param>
+/// <param name="Error">One-line reason.</param>
+/// <param name="Kind">Whether its input was at fault or reading and writing files failed.</param>
+public sealed record CompressFailure(string ModelId, string Error, CompressFailureKind Kind);
 
 /// <summary>
 /// The <c>compress</c> job: stores every model of <c>models_to_process</c> with the roles of
@@ -41,7 +57,7 @@ public sealed class FamilyCompressor(ZipLlmConfig config, ILogger logger)
         var ingester = new ModelIngester(store, pool, logger) { Progress = Progress };
 
         var results = new List<IngestResult>();
-        var failures = new List<(string, string)>();
+        var failures = new List<CompressFailure>();
         var finished = new HashSet<string>(StringComparer.Ordinal);
 
         void Process(string modelId)
@@ -82,10 +98,10 @@ public sealed class FamilyCompressor(ZipLlmConfig config, ILogger logger)
                     modelId, role.Kind, result.OriginalBytes / 1e6, result.AddedBytes / 1e6, result.RatioText, result.Elapsed.TotalSeconds,
                     result.MegabytesPerSecond, result.DedupTensors, result.Tensors, result.DeltaTensors, result.DedupFiles, result.Files);
             }
-            catch (Exception ex) when (IsInputFailure(ex))
+            catch (Exception ex) when (FailureKind(ex) is { } kind && !cancellationToken.IsCancellationRequested)
             {
                 logger.LogError("{Model}: not stored: {Reason}", modelId, ex.Message);
-                failures.Add((modelId, ex.Message));
+                failures.Add(new CompressFailure(modelId, ex.Message, kind));
             }
         }
 
@@ -96,7 +112,11 @@ public sealed class FamilyCompressor(ZipLlmConfig config, ILogger logger)
         return new CompressReport(results, failures);
     }
 
-    /// <summary>Failures that belong to one model's input, after which the run goes on with the others.</summary>
-    private static bool IsInputFailure(Exception ex) =>
-        ex is InvalidDataException or EndOfStreamException or IOException or UnauthorizedAccessException or NotSupportedException;
+    /// <summary>The kind of a failure that belongs to one model, after which the run goes on with the others; null for any other.</summary>
+    private static CompressFailureKind? FailureKind(Exception ex) => ex switch
+    {
+        InvalidDataException or EndOfStreamException or NotSupportedException => CompressFailureKind.InvalidInput,
+        IOException or UnauthorizedAccessException => CompressFailureKind.Io,
+        _ => null,
+    };
 }

@@ -1,44 +1,251 @@
+using System.Diagnostics;
+using System.Globalization;
+
 namespace ZipLlm.Store;
 
 /// <summary>
 /// An advisory lock on a file (flock on Unix): shared locks coexist, an exclusive one excludes all.
 /// The operating system releases it when the process dies, so a killed run never leaves a store locked.
 /// </summary>
+/// <remarks>
+/// Each holder also leaves a record beside the lock file, <c>{lock}.{pid}.{id}.holder</c>, one line
+/// <c>{pid} {shared|exclusive} {since, ISO 8601} {holder}</c>, removed on release. A process that waits reads
+/// them to say whom it waits for; records of processes no longer running (a kill) are ignored and deleted.
+/// </remarks>
 public sealed class FileLock : IDisposable
 {
-    private readonly FileStream _stream;
+    private const string HolderSuffix = ".holder";
 
-    private FileLock(FileStream stream) => _stream = stream;
+    // Per flow of execution (a verb's run, a test), so concurrent runs in one process keep their own.
+    private static readonly AsyncLocal<Scope?> s_scope = new();
+
+    private readonly FileStream _stream;
+    private readonly string? _record;
+
+    private FileLock(FileStream stream, string? record)
+    {
+        _stream = stream;
+        _record = record;
+    }
+
+    /// <summary>
+    /// Names the holder of the locks this flow of execution takes from now on (a verb: <c>compress</c>), as other
+    /// processes waiting for them will see it, and reports to <paramref name="onWait"/>, once per lock, a lock that is
+    /// not free at once. Ends when the result is disposed.
+    /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="holder"/> is empty or holds a line break.</exception>
+    public static IDisposable BeginScope(string holder, Action<FileLockWait>? onWait)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(holder);
+        if (holder.AsSpan().ContainsAny('\r', '\n'))
+        {
+            throw new ArgumentException("The holder's name must be one line.", nameof(holder));
+        }
+        var scope = new Scope(holder, onWait, s_scope.Value);
+        s_scope.Value = scope;
+        return scope;
+    }
 
     /// <summary>Takes the lock, waiting up to <paramref name="timeout"/> for other holders to let go.</summary>
-    /// <exception cref="TimeoutException">The lock was not free in time.</exception>
+    /// <exception cref="TimeoutException">The lock was not free in time; the message names its holders.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled while waiting.</exception>
     public static FileLock Acquire(string path, bool exclusive, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        DateTime deadline = DateTime.UtcNow + timeout;
+        var waited = Stopwatch.StartNew();
+        bool reported = false;
         int delay = 5;
         while (true)
         {
+            cancellationToken.ThrowIfCancellationRequested();
+            IOException? busy;
             try
             {
                 // .NET takes flock(LOCK_EX) for FileShare.None and flock(LOCK_SH) otherwise, without blocking.
                 var stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite,
                     exclusive ? FileShare.None : FileShare.ReadWrite, bufferSize: 1);
-                return new FileLock(stream);
-            }
-            catch (IOException) when (DateTime.UtcNow < deadline)
-            {
-                cancellationToken.WaitHandle.WaitOne(delay);
-                cancellationToken.ThrowIfCancellationRequested();
-                delay = Math.Min(delay * 2, 200);
+                return new FileLock(stream, WriteRecord(path, exclusive));
             }
             catch (IOException ex)
             {
-                throw new TimeoutException($"Timed out after {timeout.TotalSeconds:F0} s waiting for the lock {path}; another zipllm process holds it.", ex);
+                busy = ex;
             }
+            if (waited.Elapsed >= timeout)
+            {
+                throw new TimeoutException(
+                    $"Timed out after {timeout.TotalSeconds:F0} s waiting for the lock {path}; held by {FileLockWait.Describe(Blocking(path, exclusive))}.", busy);
+            }
+            if (!reported && s_scope.Value?.OnWait is { } onWait)
+            {
+                // A holder writes its record just after it takes the lock: give it a moment before saying "unknown".
+                IReadOnlyList<FileLockHolder> holders = Blocking(path, exclusive);
+                if (holders.Count > 0 || waited.Elapsed > TimeSpan.FromMilliseconds(250))
+                {
+                    reported = true;
+                    onWait(new FileLockWait(path, exclusive, holders));
+                }
+            }
+            cancellationToken.WaitHandle.WaitOne(delay);
+            delay = Math.Min(delay * 2, 200);
         }
     }
 
+    /// <summary>The live holders recorded for the lock at <paramref name="path"/>; stale records are deleted.</summary>
+    public static IReadOnlyList<FileLockHolder> ReadHolders(string path)
+    {
+        string? folder = Path.GetDirectoryName(path);
+        if (folder is null || !Directory.Exists(folder))
+        {
+            return [];
+        }
+        var holders = new List<FileLockHolder>();
+        foreach (string record in Directory.EnumerateFiles(folder, Path.GetFileName(path) + ".*" + HolderSuffix))
+        {
+            string text;
+            try
+            {
+                text = File.ReadAllText(record);
+            }
+            catch (IOException)
+            {
+                continue; // released as we looked
+            }
+            if (FileLockHolder.TryParse(text, out FileLockHolder? holder))
+            {
+                if (IsRunning(holder.ProcessId, holder.Since))
+                {
+                    holders.Add(holder);
+                    continue;
+                }
+                TryDelete(record);
+            }
+        }
+        holders.Sort((a, b) => a.Since.CompareTo(b.Since));
+        return holders;
+    }
+
     /// <inheritdoc/>
-    public void Dispose() => _stream.Dispose();
+    public void Dispose()
+    {
+        if (_record is not null)
+        {
+            TryDelete(_record);
+        }
+        _stream.Dispose();
+    }
+
+    /// <summary>The holders that keep a lock of this kind from being taken: every holder for an exclusive lock, exclusive ones for a shared lock.</summary>
+    private static IReadOnlyList<FileLockHolder> Blocking(string path, bool exclusive)
+    {
+        IReadOnlyList<FileLockHolder> holders = ReadHolders(path);
+        if (exclusive)
+        {
+            return holders;
+        }
+        var writers = holders.Where(h => h.Exclusive).ToList();
+        return writers.Count > 0 ? writers : holders;
+    }
+
+    /// <summary>Records this process as a holder; null when the record cannot be written (the lock holds all the same).</summary>
+    private static string? WriteRecord(string path, bool exclusive)
+    {
+        string record = $"{path}.{Environment.ProcessId}.{Guid.NewGuid():N}{HolderSuffix}";
+        var holder = new FileLockHolder(Environment.ProcessId, s_scope.Value?.Holder ?? DefaultHolder(), exclusive, DateTimeOffset.UtcNow);
+        try
+        {
+            File.WriteAllText(record, holder.ToLine());
+            return record;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    private static string DefaultHolder() =>
+        Path.GetFileNameWithoutExtension(Environment.ProcessPath) is { Length: > 0 } name ? name : "a process";
+
+    /// <summary>Whether <paramref name="pid"/> runs and started no later than its record (a reused pid is not the holder).</summary>
+    private static bool IsRunning(int pid, DateTimeOffset since)
+    {
+        if (pid == Environment.ProcessId)
+        {
+            return true;
+        }
+        try
+        {
+            using Process process = Process.GetProcessById(pid);
+            return !process.HasExited && process.StartTime.ToUniversalTime() <= since.UtcDateTime.AddSeconds(1);
+        }
+        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or System.ComponentModel.Win32Exception or NotSupportedException)
+        {
+            return false;
+        }
+    }
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+        }
+    }
+
+    private sealed class Scope(string holder, Action<FileLockWait>? onWait, Scope? outer) : IDisposable
+    {
+        public string Holder { get; } = holder;
+
+        public Action<FileLockWait>? OnWait { get; } = onWait;
+
+        public void Dispose() => s_scope.Value = outer;
+    }
+}
+
+/// <summary>A process recorded as holding a lock.</summary>
+/// <param name="ProcessId">Its process id.</param>
+/// <param name="Holder">What it is (a verb such as <c>compress</c>).</param>
+/// <param name="Exclusive">Whether it holds the lock exclusively.</param>
+/// <param name="Since">When it took the lock.</param>
+public sealed record FileLockHolder(int ProcessId, string Holder, bool Exclusive, DateTimeOffset Since)
+{
+    /// <summary>"compress (pid 1234) since 20:31:05", the time in the local time zone.</summary>
+    public override string ToString() =>
+        $"{Holder} (pid {ProcessId}) since {Since.ToLocalTime().ToString("HH:mm:ss", CultureInfo.InvariantCulture)}";
+
+    internal string ToLine() =>
+        string.Create(CultureInfo.InvariantCulture, $"{ProcessId} {(Exclusive ? "exclusive" : "shared")} {Since.UtcDateTime:O} {Holder}\n");
+
+    internal static bool TryParse(string text, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out FileLockHolder? holder)
+    {
+        holder = null;
+        string[] parts = text.TrimEnd('\n').Split(' ', 4);
+        if (parts.Length != 4 || parts[3].Length == 0
+            || !int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out int pid)
+            || parts[1] is not ("shared" or "exclusive")
+            || !DateTimeOffset.TryParse(parts[2], CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out DateTimeOffset since))
+        {
+            return false; // half-written, or not ours
+        }
+        holder = new FileLockHolder(pid, parts[3], parts[1] == "exclusive", since);
+        return true;
+    }
+}
+
+/// <summary>A lock that was not free at once, and who holds it.</summary>
+/// <param name="Path">The lock file.</param>
+/// <param name="Exclusive">Whether the lock is wanted exclusively.</param>
+/// <param name="Holders">The recorded holders that keep it (empty when none has said).</param>
+public sealed record FileLockWait(string Path, bool Exclusive, IReadOnlyList<FileLockHolder> Holders)
+{
+    /// <summary>The lock's name: its file name without <c>.lock</c> (<c>store</c>, <c>model.org@name</c>).</summary>
+    public string LockName => System.IO.Path.GetFileName(Path) is var name && name.EndsWith(".lock", StringComparison.Ordinal) ? name[..^5] : System.IO.Path.GetFileName(Path);
+
+    /// <summary>The holders, as a person reads them: "compress (pid 1234) since 20:31:05, ...".</summary>
+    public string DescribeHolders() => Describe(Holders);
+
+    internal static string Describe(IReadOnlyList<FileLockHolder> holders) =>
+        holders.Count == 0 ? "another process (it left no record of itself)" : string.Join(", ", holders);
 }

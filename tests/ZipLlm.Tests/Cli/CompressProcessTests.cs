@@ -50,7 +50,7 @@ public class CompressProcessTests
         Assert.True(kills >= 4, $"only {kills} runs were killed before they finished; models listed after each: {string.Join(", ", listedCounts)}");
     }
 
-    private static int CountFiles(string store)
+    internal static int CountFiles(string store)
     {
         int count = 0;
         foreach (string sub in new[] { "objects", "manifests" })
@@ -135,7 +135,7 @@ public class CompressProcessTests
     }
 
     /// <summary>Restores every model the store lists and compares it with its source folder; returns how many were listed.</summary>
-    private static int AssertEveryListedModelRestores(TempDir dir, string storeName, SyntheticFamilyResult family)
+    internal static int AssertEveryListedModelRestores(TempDir dir, string storeName, SyntheticFamilyResult family)
     {
         if (!File.Exists(dir.Combine(storeName, "FORMAT")))
         {

@@ -87,6 +87,8 @@ public class ZipLlmConfigTests
     [InlineData("\"threads\": -2", "threads")]
     [InlineData("\"threads\": 1.5", "threads")]
     [InlineData("\"threads\": 99999999999", "threads")]
+    [InlineData("\"threads\": 536870912", "threads")]
+    [InlineData("\"threads\": 1025", "threads")]
     [InlineData("\"thread\": 4", "thread")]
     [InlineData("\"extra\": \"x\"", "extra")]
     public void Load_WrongTypeOrUnknownField_ThrowsNamingField(string replacement, string field)

@@ -84,8 +84,8 @@ public class FamilyCompressorTests
 
         CompressReport report = new FamilyCompressor(ZipLlmConfig.Load(dir.Combine("config.json")), NullLogger.Instance).Run();
         Assert.Equal(2, report.Failures.Count);
-        Assert.Contains(report.Failures, f => f.ModelId == victim.Id && f.Error.Contains(Path.GetFileName(shard)));
-        Assert.Contains(report.Failures, f => f.ModelId == "missing/model");
+        Assert.Contains(report.Failures, f => f.ModelId == victim.Id && f.Error.Contains(Path.GetFileName(shard)) && f.Kind == CompressFailureKind.InvalidInput);
+        Assert.Contains(report.Failures, f => f.ModelId == "missing/model" && f.Kind == CompressFailureKind.Io);
         Assert.Equal(family.Models.Count - 1, report.Results.Count);
         Assert.False(ModelStore.Open(dir.Combine("store"), create: false).Contains(victim.Id));
     }
