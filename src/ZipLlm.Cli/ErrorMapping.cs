@@ -1,3 +1,5 @@
+using ZipLlm.Store;
+
 namespace ZipLlm.Cli;
 
 /// <summary>Maps the library's exception contract to exit codes.</summary>
@@ -11,6 +13,7 @@ internal static class ErrorMapping
     {
         exitCode = ex switch
         {
+            StoreDamageException => ExitCodes.VerificationFailed,
             InvalidDataException or EndOfStreamException or NotSupportedException => ExitCodes.InvalidInput,
             ArgumentException => ExitCodes.UsageError,
             FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException or IOException or TimeoutException => ExitCodes.IoError,
