@@ -168,33 +168,21 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
 
     private static void Check(FileDigest digest, string modelId, StoredFile file)
     {
-        try
+        if (digest.Mismatch(file) is { } problem)
         {
-            digest.Check(modelId, file);
-        }
-        catch (InvalidDataException ex)
-        {
-            throw new StoreDamageException(modelId, file.Path, null, "the restored bytes do not match the hash recorded at ingest", ex);
+            throw new StoreDamageException(modelId, file.Path, null, $"the restored bytes do not match the hash recorded at ingest ({problem})");
         }
     }
 
-    /// <summary>The real path of the output folder, created when missing, once every refusal is made.</summary>
+    /// <summary>The real path of the output folder, created when missing once every refusal is made.</summary>
     private string PrepareOutput(string outputDir, bool force)
     {
-        string full = Path.GetFullPath(outputDir);
-        EntryKind kind = Posix.Lstat(full).Kind;
-        if (kind == EntryKind.Missing)
-        {
-            Directory.CreateDirectory(full);
-        }
         // The folder the user named may be a symlink, or lie under one: resolved once, here; below it no link is followed.
-        string root = kind == EntryKind.SymbolicLink && !Directory.Exists(full)
-            ? throw new IOException($"Output folder {full} is a symbolic link to something that is not a folder.")
-            : Posix.RealPath(full);
-        EntryKind resolved = Posix.Lstat(root).Kind;
-        if (resolved != EntryKind.Directory)
+        string root = ResolveAsFarAsExists(Path.GetFullPath(outputDir));
+        EntryKind kind = Posix.Lstat(root).Kind;
+        if (kind is not (EntryKind.Directory or EntryKind.Missing))
         {
-            throw new IOException($"Output folder {root} is a {Posix.Describe(resolved)}, not a folder.");
+            throw new IOException($"Output folder {root} is a {Posix.Describe(kind)}, not a folder.");
         }
         string storeRoot = Posix.RealPath(store.Layout.Root);
         if (IsSameOrInside(root, storeRoot))
@@ -203,8 +191,7 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
         }
         if (force)
         {
-            string? home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile) is { Length: > 0 } h && Directory.Exists(h) ? Posix.RealPath(h) : null;
-            if (root == Path.GetPathRoot(root) || root == home)
+            if (IsProtectedFolder(root))
             {
                 throw new ArgumentException($"Refusing --force into {root}: --force deletes every file in the output folder that is not the model's.");
             }
@@ -213,7 +200,40 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
                 throw new ArgumentException($"Refusing --force into {root}: it holds the store {storeRoot}, which --force would delete.");
             }
         }
+        if (kind == EntryKind.Missing)
+        {
+            Directory.CreateDirectory(root);
+        }
         return root;
+    }
+
+    /// <summary>The real path of the nearest existing ancestor of <paramref name="path"/>, with the missing rest appended.</summary>
+    private static string ResolveAsFarAsExists(string path)
+    {
+        var missing = new Stack<string>();
+        string current = Path.TrimEndingDirectorySeparator(path);
+        while (Posix.Lstat(current).Kind == EntryKind.Missing && Path.GetDirectoryName(current) is { } parent)
+        {
+            missing.Push(Path.GetFileName(current));
+            current = parent;
+        }
+        string resolved = Posix.Lstat(current).Kind == EntryKind.Missing ? current : Posix.RealPath(current);
+        while (missing.TryPop(out string? name))
+        {
+            resolved = Path.Combine(resolved, name);
+        }
+        return resolved;
+    }
+
+    /// <summary>Whether <paramref name="root"/> (a real path) is a folder --force must never sweep: the file-system root or the user's home.</summary>
+    internal static bool IsProtectedFolder(string root)
+    {
+        if (root == Path.GetPathRoot(root))
+        {
+            return true;
+        }
+        string home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+        return home.Length > 0 && Directory.Exists(home) && root == Posix.RealPath(home);
     }
 
     private static bool IsSameOrInside(string path, string folder) =>
