@@ -15,8 +15,8 @@ public sealed class ObjectStore(StoreLayout layout)
     /// <summary>The store's layout.</summary>
     public StoreLayout Layout { get; } = layout;
 
-    /// <summary>Whether the object exists.</summary>
-    public bool Contains(ContentHash hash) => File.Exists(Layout.ObjectPath(hash));
+    /// <summary>Whether the object exists as a regular file (a FIFO or a folder in its place is no object, and is replaced when written).</summary>
+    public bool Contains(ContentHash hash) => Posix.Lstat(Layout.ObjectPath(hash)).Kind == EntryKind.File;
 
     /// <summary>Bytes the object takes on disk (0 when missing).</summary>
     public long SizeOf(ContentHash hash)
