@@ -77,6 +77,8 @@ internal sealed class ObjectHandleCache : IDisposable
                 ObjectDisposedException.ThrowIf(_disposed, this);
                 Entry existing = _entries[hash];
                 existing.Users++;
+                _recency.Remove(existing.Node);
+                _recency.AddFirst(existing.Node);
                 return new Lease(this, existing);
             }
             var entry = new Entry(hash, handle);
@@ -103,7 +105,7 @@ internal sealed class ObjectHandleCache : IDisposable
         }
         catch (InvalidDataException ex)
         {
-            throw new StoreDamageException(null, null, hash, $"the object is not a regular file ({ex.Message})", ex);
+            throw new StoreDamageException(null, null, hash, $"the object is a {Posix.Describe(Posix.Lstat(path).Kind)}, not a regular file", ex);
         }
     }
 

@@ -55,13 +55,12 @@ public sealed class ObjectStore(StoreLayout layout)
     public void Delete(ContentHash hash) => AtomicFile.TryDelete(Layout.ObjectPath(hash));
 
     /// <summary>The base a delta object names, or null for a solo object; reads the object's header and chunk index, not its chunks.</summary>
-    /// <exception cref="FileNotFoundException">The object is missing.</exception>
-    /// <exception cref="InvalidDataException">The object's header is corrupt.</exception>
+    /// <exception cref="StoreDamageException">The object is missing, not a regular file, or its header is corrupt.</exception>
     public ContentHash? ReadBaseReference(ContentHash hash)
     {
         using ObjectReader reader = OpenReader();
         EncodedTensor tensor = reader.OpenWithoutBase(hash);
-        return tensor.Kind == EncodedTensorKind.Delta ? ParseReference(tensor, $"object {hash}") : null;
+        return tensor.Kind == EncodedTensorKind.Delta ? Damage.Guard(hash, () => ParseReference(tensor, $"object {hash}")) : (ContentHash?)null;
     }
 
     private static ContentHash ParseReference(EncodedTensor tensor, string name)

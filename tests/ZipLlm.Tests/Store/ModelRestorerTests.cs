@@ -1,4 +1,5 @@
 using ZipLlm.Codecs;
+using ZipLlm.Config;
 using ZipLlm.IO;
 using ZipLlm.Store;
 using ZipLlm.Tests.TestSupport;
@@ -249,6 +250,32 @@ public class ModelRestorerTests
     }
 
     public static TheoryData<string> DamageKinds => new(StoredModels.DamageKinds);
+
+    [Fact]
+    public void RestoreAndVerify_FinetuneWhoseBaseObjectIsDamaged_NameTheFinetuneFileAndTheBaseObject()
+    {
+        using var dir = new TempDir();
+        var random = new Random(10);
+        var baseTensors = ModelFolders.Bf16Layers(random, 1, 64);
+        ModelStore store = StoredModels.Ingest(dir, "o/base", folder => ModelFolders.WriteSafetensors(Path.Combine(folder, "model.safetensors"), baseTensors));
+        string ftFolder = dir.Combine("models", "o_ft");
+        ModelFolders.WriteSafetensors(Path.Combine(ftFolder, "model.safetensors"), ModelFolders.Finetune(random, baseTensors));
+        using var pool = new WorkerPool(2, Options);
+        new ModelIngester(store, pool, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance)
+            .Ingest("o/ft", ftFolder, new ModelRole(ModelRoleKind.Finetune, "o/base"));
+        Assert.Equal("delta", store.ReadManifest("o/ft").Files[0].Tensors![1].Encoding);
+        (ContentHash baseObject, string path) = StoredModels.TensorObject(store, "o/base");
+        StoredModels.Damage(path, "truncated");
+        var restorer = new ModelRestorer(store, pool);
+
+        var ex = Assert.Throws<StoreDamageException>(() => restorer.Restore("o/ft", dir.Combine("out"), force: false));
+
+        Assert.Equal("o/ft", ex.ModelId);
+        Assert.Equal("model.safetensors", ex.FilePath);
+        Assert.Equal(baseObject, ex.ObjectHash);
+        Assert.Contains($"o/ft: model.safetensors: object {baseObject.Hex}", ex.Message);
+        Assert.Contains(restorer.Verify("o/ft"), p => p.Contains(baseObject.Hex, StringComparison.Ordinal));
+    }
 
     [Fact]
     public void Verify_OneFileDamaged_ReportsItAndChecksTheNextFiles()
