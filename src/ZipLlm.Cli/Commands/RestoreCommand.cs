@@ -18,7 +18,7 @@ internal sealed class RestoreCommand : BaseCommand
     private static readonly Option<int?> s_threads = CommonOptions.ThreadsOption();
     private static readonly Option<bool> s_force = new("--force", "-f")
     {
-        Description = "Write into a folder that is not empty: files in OUT that are not the model's are deleted, and what stands at the model's paths (files, folders, symlinks: the links, never their targets) is replaced. Refused for / and your home folder.",
+        Description = "Write into a folder that is not empty: files in OUT that are not the model's are deleted, and what stands at the model's paths (files, folders, symlinks: the links, never their targets) is replaced. Refused for /, your home folder, and a folder holding the store or model_dir.",
     };
     private static readonly Option<bool> s_sha256 = new("--sha256")
     {
@@ -46,7 +46,12 @@ internal sealed class RestoreCommand : BaseCommand
         using var pool = new WorkerPool(config.Threads);
         using ProgressDisplay? progress = ProgressDisplay.ForTerminal("restore");
         logger = new ClearingLogger(logger, progress);
-        var restorer = new ModelRestorer(store, pool) { Progress = progress, CheckSha256 = parseResult.GetValue(s_sha256) };
+        var restorer = new ModelRestorer(store, pool)
+        {
+            Progress = progress,
+            CheckSha256 = parseResult.GetValue(s_sha256),
+            ProtectedFolders = [config.ModelDir],
+        };
         RestoreResult result;
         try
         {

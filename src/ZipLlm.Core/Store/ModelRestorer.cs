@@ -43,6 +43,12 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
     /// </summary>
     public bool CheckSha256 { get; init; }
 
+    /// <summary>
+    /// Folders a restore with --force must never sweep away: an output folder that is one of them or holds one is
+    /// refused (the CLI names the config's model folder). The store is always protected.
+    /// </summary>
+    public IReadOnlyList<string> ProtectedFolders { get; init; } = [];
+
     /// <summary>Object files kept open while idle; tests lower it to see that the bound holds.</summary>
     internal int MaxOpenObjects { get; init; } = ObjectHandleCache.DefaultCapacity;
 
@@ -65,7 +71,7 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
     /// <exception cref="StoreDamageException">A stored object or the manifest is damaged, or a file does not match its hash.</exception>
     /// <exception cref="ArgumentException">
     /// The output folder is in the store, or with <paramref name="force"/> is the file-system root, the user's home
-    /// folder, or holds the store.
+    /// folder, or holds the store or one of the <see cref="ProtectedFolders"/>.
     /// </exception>
     /// <exception cref="IOException">
     /// The output folder is not empty and <paramref name="force"/> is not set, is not a folder, another restore is
@@ -198,6 +204,13 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
             if (IsSameOrInside(storeRoot, root))
             {
                 throw new ArgumentException($"Refusing --force into {root}: it holds the store {storeRoot}, which --force would delete.");
+            }
+            foreach (string folder in ProtectedFolders)
+            {
+                if (Directory.Exists(folder) && Posix.RealPath(folder) is var real && IsSameOrInside(real, root))
+                {
+                    throw new ArgumentException($"Refusing --force into {root}: it holds {real}, which --force would delete.");
+                }
             }
         }
         if (kind == EntryKind.Missing)

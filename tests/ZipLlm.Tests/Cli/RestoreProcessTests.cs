@@ -97,6 +97,21 @@ public class RestoreProcessTests
     }
 
     [Fact]
+    public async Task Restore_ForceIntoTheModelFolder_IsRefusedAndNoModelDeleted()
+    {
+        using var dir = new TempDir();
+        StoredModels.Ingest(dir, "o/m", StoredModels.SmallModel(26));
+        dir.Write("models/o_other/config.json", "another model's");
+        SortedSet<string> models = StoredModels.Entries(dir.Combine("models"));
+
+        CliResult result = await CliProcess.RunAsync(["restore", dir.Combine("config.json"), "o/m", dir.Combine("models"), "--force"], timeout: Timeout);
+
+        Assert.Equal(ExitCodes.UsageError, result.ExitCode);
+        Assert.Contains("--force would delete", result.StandardError);
+        Assert.Equal(models, StoredModels.Entries(dir.Combine("models")));
+    }
+
+    [Fact]
     public async Task Restore_ForceOverSymlinkedSubfolderAndOtherFiles_OutputHoldsExactlyTheModelAndLinkTargetUntouched()
     {
         using var dir = new TempDir();

@@ -186,6 +186,23 @@ public class ModelRestorerTests
     }
 
     [Fact]
+    public void Restore_ForceIntoAFolderHoldingAProtectedFolder_IsRefusedAndNothingDeleted()
+    {
+        using var dir = new TempDir();
+        ModelStore store = StoredModels.Ingest(dir, "o/m", StoredModels.SmallModel(11));
+        dir.Write("models/other_model/config.json", "another model's source");
+        SortedSet<string> models = StoredModels.Entries(dir.Combine("models"));
+        using var pool = new WorkerPool(2, Options);
+        var restorer = new ModelRestorer(store, pool) { ProtectedFolders = [dir.Combine("models")] };
+
+        Assert.Throws<ArgumentException>(() => restorer.Restore("o/m", dir.Combine("models"), force: true));
+        // Into the model's own source folder is fine: it holds nothing protected.
+        restorer.Restore("o/m", dir.Combine("models", "o_m"), force: true);
+
+        Assert.Equal(models, StoredModels.Entries(dir.Combine("models")));
+    }
+
+    [Fact]
     public void Restore_OutputLockedByAnotherRestore_FailsAtOnceAndWritesNothing()
     {
         using var dir = new TempDir();
