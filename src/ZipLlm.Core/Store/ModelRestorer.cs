@@ -85,6 +85,7 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
         string root = PrepareOutput(outputDir, force);
         using SafeFileHandle outputLock = Posix.TryLockDirectory(root)
             ?? throw new IOException($"{root}: another zipllm restore is writing into this folder; try again when it is done.");
+        RemoveStaleStagingFolders(root, plan);
         if (!force && Directory.EnumerateFileSystemEntries(root).Any())
         {
             throw new IOException($"Output folder {root} is not empty; use --force to replace its content with the model.");
@@ -264,6 +265,31 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
                 return path;
             }
         }
+    }
+
+    /// <summary>
+    /// Deletes staging folders that restores killed outright (SIGKILL, power loss) left behind: under the folder's
+    /// lock no other restore is running, so every one is stale. Only names of the exact form ours take, and none
+    /// the model itself holds, are touched.
+    /// </summary>
+    private static void RemoveStaleStagingFolders(string root, OutputPlan plan)
+    {
+        foreach (string entry in Directory.EnumerateDirectories(root, StagingPrefix + "*").ToList())
+        {
+            string name = Path.GetFileName(entry);
+            if (IsStagingName(name) && !plan.TopLevelNames.Contains(name) && Posix.Lstat(entry).Kind == EntryKind.Directory)
+            {
+                DeleteTree(entry);
+            }
+        }
+    }
+
+    // ".zipllm-staging-<pid>-<32 hex digits>".
+    private static bool IsStagingName(string name)
+    {
+        string rest = name[StagingPrefix.Length..];
+        int dash = rest.IndexOf('-');
+        return dash > 0 && rest[..dash].All(char.IsAsciiDigit) && ContentHash.IsLowerHex(rest[(dash + 1)..], 32);
     }
 
     /// <summary>Renames a verified file into place, making real folders of what stands where its folders go.</summary>

@@ -50,6 +50,19 @@ public class ModelRestorerTests
     }
 
     [Fact]
+    public void Restore_OutputHoldsOnlyAStagingFolderOfAKilledRestore_SweepsItWithoutForce()
+    {
+        using var dir = new TempDir();
+        ModelStore store = StoredModels.Ingest(dir, "o/m", StoredModels.SmallModel(12));
+        dir.Write($"out/{ModelRestorer.StagingPrefix}4242-{Guid.NewGuid():N}/0", "half a file");
+        using var pool = new WorkerPool(2, Options);
+
+        new ModelRestorer(store, pool).Restore("o/m", dir.Combine("out"), force: false);
+
+        Assert.Equal(StoredModels.Entries(dir.Combine("models", "o_m")), StoredModels.Entries(dir.Combine("out")));
+    }
+
+    [Fact]
     public void Restore_FailsOnDamage_LeavesNoStagingFolderAndOutputAsItWas()
     {
         using var dir = new TempDir();
