@@ -253,6 +253,35 @@ public class ModelRestorerTests
         Assert.InRange(verifyPeak, 1, bound);
     }
 
+    [Fact]
+    public void RestoreAndVerify_FinetuneOfThousandsOfTinyDeltas_KeepObjectFilesOpenBounded()
+    {
+        using var dir = new TempDir();
+        ModelStore store = StoredModels.Ingest(dir, "o/base", StoredModels.ManyTinyTensors(4, 500));
+        string ftFolder = dir.Combine("models", "o_ft");
+        Directory.CreateDirectory(ftFolder);
+        foreach (string shard in Directory.EnumerateFiles(dir.Combine("models", "o_base")))
+        {
+            byte[] bytes = File.ReadAllBytes(shard);
+            bytes[^1] ^= 1; // the last tensor of each shard differs
+            bytes[^9] ^= 1;
+            File.WriteAllBytes(Path.Combine(ftFolder, Path.GetFileName(shard)), bytes);
+        }
+        using var pool = new WorkerPool(4, Options);
+        new ModelIngester(store, pool, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance)
+            .Ingest("o/ft", ftFolder, new ModelRole(ModelRoleKind.Finetune, "o/base"));
+        Assert.Contains(store.ReadManifest("o/ft").Files.SelectMany(f => f.Tensors!), t => t.Encoding == "delta");
+        var restorer = new ModelRestorer(store, pool) { MaxOpenObjects = 8 };
+
+        restorer.Restore("o/ft", dir.Combine("out"), force: false);
+        int restorePeak = restorer.PeakOpenObjects;
+        Assert.Empty(restorer.Verify("o/ft"));
+
+        Assert.Equal(ModelFolders.Snapshot(ftFolder), ModelFolders.Snapshot(dir.Combine("out")));
+        Assert.InRange(restorePeak, 1, 8 + 2 * pool.Threads * 2);
+        Assert.InRange(restorer.PeakOpenObjects, 1, 8 + 2 * pool.Threads * 2);
+    }
+
     [Theory]
     [MemberData(nameof(DamageKinds))]
     public void RestoreAndVerify_DamagedObject_ReportDamageNamingModelFileAndObject(string kind)
