@@ -13,7 +13,7 @@ internal static class ErrorMapping
     {
         exitCode = ex switch
         {
-            StoreDamagedException => ExitCodes.VerificationFailed,
+            StoreDamageException => ExitCodes.VerificationFailed,
             InvalidDataException or EndOfStreamException or NotSupportedException => ExitCodes.InvalidInput,
             ArgumentException => ExitCodes.UsageError,
             FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException or IOException or TimeoutException => ExitCodes.IoError,

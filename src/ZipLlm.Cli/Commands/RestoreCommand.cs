@@ -13,12 +13,12 @@ internal sealed class RestoreCommand : BaseCommand
     private static readonly Argument<string> s_model = CommonOptions.ModelArgument("The model to restore (org/name).");
     private static readonly Argument<DirectoryInfo> s_output = new("output")
     {
-        Description = "Folder to write the model into; created when missing, must be empty unless --force.",
+        Description = "Folder to write the model into; created when missing, must be empty unless --force. Locked while the restore runs.",
     };
     private static readonly Option<int?> s_threads = CommonOptions.ThreadsOption();
     private static readonly Option<bool> s_force = new("--force", "-f")
     {
-        Description = "Write into a folder that is not empty (the model's files are replaced).",
+        Description = "Write into a folder that is not empty: files in OUT that are not the model's are deleted, and what stands at the model's paths (files, folders, symlinks: the links, never their targets) is replaced. Refused for /, your home folder, and a folder holding the store or model_dir.",
     };
     private static readonly Option<bool> s_sha256 = new("--sha256")
     {
@@ -46,16 +46,21 @@ internal sealed class RestoreCommand : BaseCommand
         using var pool = new WorkerPool(config.Threads);
         using ProgressDisplay? progress = ProgressDisplay.ForTerminal("restore");
         logger = new ClearingLogger(logger, progress);
-        var restorer = new ModelRestorer(store, pool) { Progress = progress, CheckSha256 = parseResult.GetValue(s_sha256) };
+        var restorer = new ModelRestorer(store, pool)
+        {
+            Progress = progress,
+            CheckSha256 = parseResult.GetValue(s_sha256),
+            ProtectedFolders = [config.ModelDir],
+        };
         RestoreResult result;
         try
         {
             result = restorer.Restore(modelId, parseResult.GetValue(s_output)!.FullName, parseResult.GetValue(s_force), cancellationToken);
         }
-        catch (Exception ex) when (ex is KeyNotFoundException or InvalidDataException or FileNotFoundException)
+        catch (KeyNotFoundException ex)
         {
             logger.LogError("{Message}", ex.Message);
-            return Task.FromResult(ex is KeyNotFoundException ? ExitCodes.UsageError : ExitCodes.VerificationFailed);
+            return Task.FromResult(ExitCodes.UsageError);
         }
         logger.LogInformation("Restored {Model}: {Files} files, {MB:F1} MB verified, {Seconds:F2} s, {MBps:F0} MB/s",
             modelId, result.Files, result.Bytes / 1e6, result.Elapsed.TotalSeconds, result.MegabytesPerSecond);

@@ -11,6 +11,12 @@ public interface IChunkSource
     long Length { get; }
 
     /// <summary>
+    /// The chunking every read must follow (an encoded tensor can only be read chunk by chunk as it was
+    /// encoded), or 0 when any chunk size the caller picks will do.
+    /// </summary>
+    int ChunkSize => 0;
+
+    /// <summary>
     /// Fills <paramref name="destination"/> with the tensor's bytes starting at
     /// <paramref name="offset"/>, a multiple of the chunk size in use. Thread-safe.
     /// </summary>

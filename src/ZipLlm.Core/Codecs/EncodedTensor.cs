@@ -59,9 +59,9 @@ public sealed class EncodedTensor : IChunkSource
             {
                 throw new ArgumentException($"{_name}: base of {value.Length} bytes does not match the tensor's {Length}.");
             }
-            if (value is EncodedTensor encoded && encoded.ChunkSize != ChunkSize)
+            if (value is not null && value.ChunkSize > 0 && value.ChunkSize != ChunkSize)
             {
-                throw new ArgumentException($"{_name}: base chunk size {encoded.ChunkSize} differs from the tensor's {ChunkSize}.");
+                throw new ArgumentException($"{_name}: base chunk size {value.ChunkSize} differs from the tensor's {ChunkSize}.");
             }
             _base = value;
         }

@@ -148,7 +148,7 @@ public static class TensorCodec
     /// <paramref name="consume"/> in order. The workers run ahead across tensor boundaries, so a file of many
     /// small tensors keeps every worker busy instead of waiting at the end of each tensor.
     /// </summary>
-    /// <param name="tensors">The tensors, in output order; an <see cref="EncodedTensor"/> is read in its own chunk size.</param>
+    /// <param name="tensors">The tensors, in output order; one with a <see cref="IChunkSource.ChunkSize"/> (an <see cref="EncodedTensor"/>) is read in its own.</param>
     /// <param name="chunkSize">Chunk size for sources that are not encoded tensors.</param>
     /// <param name="pool">The workers.</param>
     /// <param name="consume">Gets each chunk's bytes, in order, on the calling thread.</param>
@@ -160,7 +160,7 @@ public static class TensorCodec
         var chunks = new List<(IChunkSource Tensor, long Offset, int Length)>();
         foreach (IChunkSource tensor in tensors)
         {
-            int size = tensor is EncodedTensor encoded ? encoded.ChunkSize : chunkSize;
+            int size = tensor.ChunkSize > 0 ? tensor.ChunkSize : chunkSize;
             for (long offset = 0; offset < tensor.Length; offset += size)
             {
                 chunks.Add((tensor, offset, (int)Math.Min(size, tensor.Length - offset)));

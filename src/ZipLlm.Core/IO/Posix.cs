@@ -207,6 +207,33 @@ internal static partial class Posix
         throw new IOException($"{path}: cannot lock the folder: {Marshal.GetPInvokeErrorMessage(errno)}.");
     }
 
+    /// <summary>
+    /// The canonical absolute path of an existing <paramref name="path"/>: every symlink along it resolved,
+    /// no <c>.</c> or <c>..</c> left.
+    /// </summary>
+    /// <exception cref="IOException">The path does not exist or cannot be resolved.</exception>
+    public static string RealPath(string path)
+    {
+        string full = Path.GetFullPath(path);
+        if (!OperatingSystem.IsLinux())
+        {
+            return Path.TrimEndingDirectorySeparator(new DirectoryInfo(full).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? full);
+        }
+        nint resolved = realpath(full, 0);
+        if (resolved == 0)
+        {
+            throw new IOException($"{path}: cannot resolve it: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}.");
+        }
+        try
+        {
+            return Marshal.PtrToStringUTF8(resolved) ?? full;
+        }
+        finally
+        {
+            free(resolved);
+        }
+    }
+
     private static void RefuseUnlessFile(EntryKind kind, string path, string name)
     {
         switch (kind)
@@ -277,4 +304,10 @@ internal static partial class Posix
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int flock(int fd, int operation);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial nint realpath(string path, nint resolved);
+
+    [LibraryImport("libc")]
+    private static partial void free(nint pointer);
 }

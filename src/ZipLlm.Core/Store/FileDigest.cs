@@ -63,23 +63,28 @@ public sealed class FileDigest : IDisposable
     /// <exception cref="InvalidDataException">The length or a hash differs: the store is damaged.</exception>
     public void Check(string modelId, StoredFile file)
     {
-        string? problem = null;
-        if (_length != file.Size)
-        {
-            problem = $"{_length} bytes, expected {file.Size}";
-        }
-        else if (_sha256 is not null && Sha256().Hex is var sha && sha != file.Sha256)
-        {
-            problem = $"SHA-256 {sha[..12]}..., expected {file.Sha256[..12]}...";
-        }
-        else if (_xxh128 is not null && Xxh128() is var xxh && xxh != file.Xxh128)
-        {
-            problem = $"XXH3-128 {xxh[..12]}..., expected {file.Xxh128?[..Math.Min(12, file.Xxh128.Length)]}...";
-        }
-        if (problem is not null)
+        if (Mismatch(file) is { } problem)
         {
             throw new InvalidDataException($"{modelId}: {file.Path} does not match the hash recorded at ingest ({problem}); the store is damaged.");
         }
+    }
+
+    /// <summary>How the bytes appended differ from what <paramref name="file"/> recorded at ingest, or null when they match.</summary>
+    public string? Mismatch(StoredFile file)
+    {
+        if (_length != file.Size)
+        {
+            return $"{_length} bytes, expected {file.Size}";
+        }
+        if (_sha256 is not null && Sha256().Hex is var sha && sha != file.Sha256)
+        {
+            return $"SHA-256 {sha[..12]}..., expected {file.Sha256[..Math.Min(12, file.Sha256.Length)]}...";
+        }
+        if (_xxh128 is not null && Xxh128() is var xxh && xxh != file.Xxh128)
+        {
+            return $"XXH3-128 {xxh[..12]}..., expected {file.Xxh128?[..Math.Min(12, file.Xxh128.Length)]}...";
+        }
+        return null;
     }
 
     /// <inheritdoc/>

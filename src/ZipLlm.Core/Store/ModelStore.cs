@@ -193,7 +193,7 @@ public sealed class ModelStore
     /// </summary>
     /// <returns>Objects deleted and bytes reclaimed.</returns>
     /// <exception cref="KeyNotFoundException">The model is not stored.</exception>
-    /// <exception cref="StoreDamagedException">A manifest is damaged; nothing was removed.</exception>
+    /// <exception cref="StoreDamageException">A manifest is damaged; nothing was removed.</exception>
     public GarbageReport Remove(string modelId, ILogger? logger = null, CancellationToken cancellationToken = default)
     {
         logger ??= NullLogger.Instance;
@@ -216,7 +216,7 @@ public sealed class ModelStore
     /// <param name="dryRun">Only count what would be deleted.</param>
     /// <param name="logger">Logs what is deleted.</param>
     /// <param name="cancellationToken">Stops the work; what was deleted stays deleted, and nothing needed is touched.</param>
-    /// <exception cref="StoreDamagedException">A manifest is damaged; nothing was deleted.</exception>
+    /// <exception cref="StoreDamageException">A manifest is damaged; nothing was deleted.</exception>
     public GarbageReport CollectGarbage(bool dryRun = false, ILogger? logger = null, CancellationToken cancellationToken = default)
     {
         using FileLock storeLock = LockStore(exclusive: true, cancellationToken);
@@ -229,9 +229,9 @@ public sealed class ModelStore
         ManifestScan scan = ScanManifests();
         if (scan.Damaged.Count > 0)
         {
-            throw new StoreDamagedException(
-                $"{string.Join("; ", scan.Damaged.Select(d => d.Problem))}. Nothing was deleted: a damaged manifest could need any object. " +
-                "Restore the manifest from a backup, or delete it (that model is then lost) and run gc.");
+            throw new StoreDamageException(null, null, null,
+                $"{string.Join("; ", scan.Damaged.Select(d => d.Problem.TrimEnd('.')))}. Nothing was deleted, as a damaged manifest could need any object " +
+                "(restore the manifest from a backup, or delete it, losing that model, and run gc)");
         }
         return scan.Manifests;
     }

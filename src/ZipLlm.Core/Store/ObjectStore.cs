@@ -1,4 +1,3 @@
-using Microsoft.Win32.SafeHandles;
 using ZipLlm.Codecs;
 using ZipLlm.IO;
 
@@ -16,8 +15,8 @@ public sealed class ObjectStore(StoreLayout layout)
     /// <summary>The store's layout.</summary>
     public StoreLayout Layout { get; } = layout;
 
-    /// <summary>Whether the object exists.</summary>
-    public bool Contains(ContentHash hash) => File.Exists(Layout.ObjectPath(hash));
+    /// <summary>Whether the object exists as a regular file (a FIFO or a folder in its place is no object, and is replaced when written).</summary>
+    public bool Contains(ContentHash hash) => Posix.Lstat(Layout.ObjectPath(hash)).Kind == EntryKind.File;
 
     /// <summary>Bytes the object takes on disk (0 when missing).</summary>
     public long SizeOf(ContentHash hash)
@@ -56,13 +55,12 @@ public sealed class ObjectStore(StoreLayout layout)
     public void Delete(ContentHash hash) => AtomicFile.TryDelete(Layout.ObjectPath(hash));
 
     /// <summary>The base a delta object names, or null for a solo object; reads the object's header and chunk index, not its chunks.</summary>
-    /// <exception cref="FileNotFoundException">The object is missing.</exception>
-    /// <exception cref="InvalidDataException">The object's header is corrupt.</exception>
+    /// <exception cref="StoreDamageException">The object is missing, not a regular file, or its header is corrupt.</exception>
     public ContentHash? ReadBaseReference(ContentHash hash)
     {
         using ObjectReader reader = OpenReader();
         EncodedTensor tensor = reader.OpenWithoutBase(hash);
-        return tensor.Kind == EncodedTensorKind.Delta ? ParseReference(tensor, $"object {hash}") : null;
+        return tensor.Kind == EncodedTensorKind.Delta ? Damage.Guard(hash, () => ParseReference(tensor, $"object {hash}")) : (ContentHash?)null;
     }
 
     private static ContentHash ParseReference(EncodedTensor tensor, string name)
@@ -74,22 +72,38 @@ public sealed class ObjectStore(StoreLayout layout)
         return ContentHash.FromDigest(tensor.Reference);
     }
 
-    /// <summary>Opens objects for reading, keeping their files open until disposed.</summary>
-    public ObjectReader OpenReader() => new(this);
+    /// <summary>Opens objects for reading, with at most <see cref="ObjectHandleCache.DefaultCapacity"/> idle files open at once.</summary>
+    public ObjectReader OpenReader() => new(this, new ObjectHandleCache(this), ownsHandles: true);
 
-    /// <summary>Opens objects and wires each delta to its base; disposing closes every file it opened.</summary>
+    /// <summary>Opens objects for reading through <paramref name="handles"/>, which several readers may share.</summary>
+    internal ObjectReader OpenReader(ObjectHandleCache handles) => new(this, handles, ownsHandles: false);
+
+    /// <summary>
+    /// Opens objects and wires each delta to its base. Object files are opened on demand, through a bounded
+    /// cache of handles, so a reader of any number of objects holds a bounded number of files open.
+    /// Every failure to read an object back is a <see cref="StoreDamageException"/> naming it.
+    /// </summary>
     public sealed class ObjectReader : IDisposable
     {
         private readonly ObjectStore _store;
         private readonly Dictionary<ContentHash, EncodedTensor> _open = [];
-        private readonly List<SafeFileHandle> _handles = [];
+        private readonly ObjectHandleCache _handles;
+        private readonly bool _ownsHandles;
         private readonly Lock _gate = new();
 
-        internal ObjectReader(ObjectStore store) => _store = store;
+        internal ObjectReader(ObjectStore store, ObjectHandleCache handles, bool ownsHandles)
+        {
+            _store = store;
+            _handles = handles;
+            _ownsHandles = ownsHandles;
+        }
 
         /// <summary>Opens the object named <paramref name="hash"/>, with the chain of bases a delta needs.</summary>
-        /// <exception cref="FileNotFoundException">The object, or a base it needs, is missing.</exception>
-        /// <exception cref="InvalidDataException">An object is corrupt, or the chain of deltas is too deep.</exception>
+        /// <exception cref="StoreDamageException">
+        /// The object, or a base it needs, is missing, not a regular file, truncated, corrupt or of an unsupported
+        /// format, or the chain of deltas is too deep. Reading its chunks later fails the same way.
+        /// </exception>
+        /// <exception cref="IOException">An object cannot be opened for another reason (permissions, no handles left).</exception>
         public EncodedTensor Open(ContentHash hash) => Open(hash, 0);
 
         internal EncodedTensor OpenWithoutBase(ContentHash hash) => OpenFile(hash);
@@ -105,29 +119,30 @@ public sealed class ObjectStore(StoreLayout layout)
             }
             if (depth > MaxDeltaDepth)
             {
-                throw new InvalidDataException($"Object {hash}: chain of deltas deeper than {MaxDeltaDepth}; the store is corrupt.");
+                throw new StoreDamageException(null, null, hash, $"the chain of deltas is deeper than {MaxDeltaDepth}");
             }
             EncodedTensor tensor = OpenFile(hash);
             if (tensor.Kind == EncodedTensorKind.Delta)
             {
-                ContentHash baseHash = ParseReference(tensor, $"object {hash}");
+                ContentHash baseHash = Damage.Guard(hash, () => ParseReference(tensor, $"object {hash}"));
                 if (baseHash == hash)
                 {
-                    throw new InvalidDataException($"Object {hash}: a delta names itself as its base.");
+                    throw new StoreDamageException(null, null, hash, "a delta names itself as its base");
                 }
+                EncodedTensor baseTensor = Open(baseHash, depth + 1);
                 try
                 {
-                    EncodedTensor baseTensor = Open(baseHash, depth + 1);
                     if (baseTensor.ChunkSize != tensor.ChunkSize)
                     {
                         throw new ArgumentException($"base chunk size {baseTensor.ChunkSize} differs from {tensor.ChunkSize}.");
                     }
                     // A base of another length (a tensor that grew or lost rows) is seen cut short or zero-extended.
-                    tensor.Base = ResizedChunkSource.AtLength(baseTensor, tensor.Length);
+                    // Its own failures name it, not the delta.
+                    tensor.Base = new Damage.Source(baseHash, ResizedChunkSource.AtLength(baseTensor, tensor.Length), baseTensor.ChunkSize);
                 }
                 catch (ArgumentException ex)
                 {
-                    throw new InvalidDataException($"Object {hash}: its base {baseHash} does not match it: {ex.Message}", ex);
+                    throw new StoreDamageException(null, null, hash, $"its base {baseHash.Hex} does not match it: {ex.Message}", ex);
                 }
             }
             lock (_gate)
@@ -137,28 +152,40 @@ public sealed class ObjectStore(StoreLayout layout)
             }
         }
 
+        /// <summary>
+        /// A source of the object's original bytes whose every failure, its own or its bases', is a
+        /// <see cref="StoreDamageException"/> naming the object to blame.
+        /// </summary>
+        /// <exception cref="StoreDamageException">The object cannot be opened (as <see cref="Open(ContentHash)"/>).</exception>
+        internal IChunkSource OpenSource(ContentHash hash)
+        {
+            EncodedTensor tensor = Open(hash);
+            return new Damage.Source(hash, tensor, tensor.ChunkSize);
+        }
+
         private EncodedTensor OpenFile(ContentHash hash)
         {
-            string path = _store.Layout.ObjectPath(hash);
-            SafeFileHandle handle;
-            try
+            string name = $"object {hash.Hex}";
+            long length;
+            using (ObjectHandleCache.Lease lease = _handles.Acquire(hash))
             {
-                handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, FileOptions.RandomAccess);
+                length = Damage.Guard(hash, () => RandomAccess.GetLength(lease.Handle));
             }
-            catch (FileNotFoundException ex)
+            ObjectHandleCache handles = _handles;
+            void Read(long offset, Span<byte> destination)
             {
-                throw new FileNotFoundException($"Object {hash} is missing from the store.", path, ex);
+                // Once per chunk: a lookup in the cache, and an open only when the handle was closed meanwhile.
+                using ObjectHandleCache.Lease lease = handles.Acquire(hash);
+                try
+                {
+                    PositionalRead.ReadExactly(lease.Handle, destination, offset, name);
+                }
+                catch (EndOfStreamException ex)
+                {
+                    throw new StoreDamageException(null, null, hash, "the object is shorter than its index says (truncated or replaced)", ex);
+                }
             }
-            catch (DirectoryNotFoundException ex)
-            {
-                throw new FileNotFoundException($"Object {hash} is missing from the store.", path, ex);
-            }
-            lock (_gate)
-            {
-                _handles.Add(handle);
-            }
-            string name = $"object {hash}";
-            return EncodedTensor.Open(name, (offset, destination) => PositionalRead.ReadExactly(handle, destination, offset, name), RandomAccess.GetLength(handle));
+            return Damage.Guard(hash, () => EncodedTensor.Open(name, Read, length));
         }
 
         /// <inheritdoc/>
@@ -166,12 +193,54 @@ public sealed class ObjectStore(StoreLayout layout)
         {
             lock (_gate)
             {
-                foreach (SafeFileHandle handle in _handles)
-                {
-                    handle.Dispose();
-                }
-                _handles.Clear();
                 _open.Clear();
+            }
+            if (_ownsHandles)
+            {
+                _handles.Dispose();
+            }
+        }
+    }
+
+    /// <summary>Turns failures to read an object into <see cref="StoreDamageException"/>s that name it.</summary>
+    private static class Damage
+    {
+        public static T Guard<T>(ContentHash hash, Func<T> read)
+        {
+            try
+            {
+                return read();
+            }
+            catch (Exception ex) when (ex is not StoreDamageException && StoreDamageException.IsDamage(ex))
+            {
+                throw new StoreDamageException(null, null, hash, Unprefixed(ex.Message, hash), ex);
+            }
+        }
+
+        // The codec names the object in its own messages; the exception names it once, in front.
+        private static string Unprefixed(string message, ContentHash hash)
+        {
+            string prefix = $"object {hash.Hex}: ";
+            return (message.StartsWith(prefix, StringComparison.Ordinal) ? message[prefix.Length..] : message).TrimEnd('.');
+        }
+
+        /// <summary>An object's bytes, its failures named.</summary>
+        public sealed class Source(ContentHash hash, IChunkSource inner, int chunkSize) : IChunkSource
+        {
+            public long Length => inner.Length;
+
+            public int ChunkSize => chunkSize;
+
+            public void ReadChunk(long offset, Span<byte> destination, ChunkCodec codec)
+            {
+                try
+                {
+                    inner.ReadChunk(offset, destination, codec);
+                }
+                catch (Exception ex) when (ex is not StoreDamageException && StoreDamageException.IsDamage(ex))
+                {
+                    throw new StoreDamageException(null, null, hash, Unprefixed(ex.Message, hash), ex);
+                }
             }
         }
     }

@@ -62,7 +62,7 @@ public class FileDigestTests
         RewriteFiles(store, "o/m", file => file["sha256"] = new string('0', 64));
         new ModelRestorer(store, pool).Restore("o/m", dir.Combine("out-default"), force: false);
         Assert.Equal(ModelFolders.Snapshot(dir.Combine("m")), ModelFolders.Snapshot(dir.Combine("out-default")));
-        var ex = Assert.Throws<InvalidDataException>(() =>
+        var ex = Assert.Throws<StoreDamageException>(() =>
             new ModelRestorer(store, pool) { CheckSha256 = true }.Restore("o/m", dir.Combine("out-sha"), force: false));
         Assert.Contains("SHA-256", ex.Message);
         Assert.Empty(Directory.EnumerateFiles(dir.Combine("out-sha"), "*", SearchOption.AllDirectories));
@@ -76,7 +76,7 @@ public class FileDigestTests
         (ModelStore store, WorkerPool pool) = StoreOneModel(dir);
         using WorkerPool _ = pool;
         RewriteFiles(store, "o/m", file => file["xxh128"] = new string('a', 32));
-        var ex = Assert.Throws<InvalidDataException>(() => new ModelRestorer(store, pool).Restore("o/m", dir.Combine("out"), force: false));
+        var ex = Assert.Throws<StoreDamageException>(() => new ModelRestorer(store, pool).Restore("o/m", dir.Combine("out"), force: false));
         Assert.Contains("XXH3-128", ex.Message);
         Assert.Contains("o/m", ex.Message);
         Assert.Empty(Directory.EnumerateFiles(dir.Combine("out"), "*", SearchOption.AllDirectories));
@@ -97,7 +97,7 @@ public class FileDigestTests
         Assert.Empty(new ModelRestorer(store, pool).Verify("o/m"));
 
         RewriteFiles(store, "o/m", file => file["sha256"] = new string('0', 64));
-        Assert.Throws<InvalidDataException>(() => new ModelRestorer(store, pool).Restore("o/m", dir.Combine("out2"), force: false));
+        Assert.Throws<StoreDamageException>(() => new ModelRestorer(store, pool).Restore("o/m", dir.Combine("out2"), force: false));
     }
 
     [Theory]

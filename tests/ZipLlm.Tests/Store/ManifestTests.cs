@@ -55,12 +55,12 @@ public class ManifestTests
         File.WriteAllText(ftPath, File.ReadAllText(ftPath).Replace("\"o/ft\"", "\"o/other\""));
         int objects = store.Objects.Enumerate().Count();
 
-        var ex = Assert.Throws<StoreDamagedException>(() => store.Remove("o/base"));
+        var ex = Assert.Throws<StoreDamageException>(() => store.Remove("o/base"));
         Assert.Contains(ftPath, ex.Message);
         Assert.Contains("Nothing was deleted", ex.Message);
         Assert.True(store.Contains("o/base"));
         Assert.Equal(objects, store.Objects.Enumerate().Count());
-        Assert.Throws<StoreDamagedException>(() => store.CollectGarbage());
+        Assert.Throws<StoreDamageException>(() => store.CollectGarbage());
         Assert.Equal(objects, store.Objects.Enumerate().Count());
     }
 

@@ -102,7 +102,7 @@ public class ModelStoreTests
         Assert.Contains("o/m", problems[0]);
         Assert.Contains("model.safetensors", problems[0]);
 
-        var ex = Assert.Throws<InvalidDataException>(() => restorer.Restore("o/m", dir.Combine("out"), force: false));
+        var ex = Assert.Throws<StoreDamageException>(() => restorer.Restore("o/m", dir.Combine("out"), force: false));
         Assert.Contains("model.safetensors", ex.Message);
         Assert.Empty(Directory.EnumerateFiles(dir.Combine("out")));
     }
@@ -175,7 +175,7 @@ public class ModelStoreTests
     }
 
     [Fact]
-    public void Restore_NonEmptyOutputWithoutForce_IsRefused()
+    public void Restore_NonEmptyOutput_RefusedWithoutForceAndReplacedWithForce()
     {
         using var dir = new TempDir();
         dir.Write("m/x.txt", "data");
@@ -187,7 +187,7 @@ public class ModelStoreTests
         Assert.Throws<IOException>(() => restorer.Restore("o/m", dir.Combine("out"), force: false));
         restorer.Restore("o/m", dir.Combine("out"), force: true);
         Assert.Equal("data", File.ReadAllText(dir.Combine("out", "x.txt")));
-        Assert.Equal("keep", File.ReadAllText(dir.Combine("out", "other")));
+        Assert.False(File.Exists(dir.Combine("out", "other"))); // --force leaves exactly the model's files
     }
 
     [Fact]

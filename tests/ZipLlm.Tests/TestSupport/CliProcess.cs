@@ -26,10 +26,15 @@ internal static class CliProcess
 
     /// <summary>Runs <c>dotnet zipllm.dll</c> with <paramref name="arguments"/> and waits for it to exit.</summary>
     /// <exception cref="TimeoutException">The process did not exit in time (it is killed).</exception>
+    /// <param name="arguments">The CLI's arguments.</param>
+    /// <param name="workingDirectory">Its working folder (default: the test assembly's).</param>
+    /// <param name="timeout">How long it may run.</param>
+    /// <param name="environment">Variables to set.</param>
+    /// <param name="openFileLimit">When set, the process runs under <c>ulimit -n</c> of this many files.</param>
     public static async Task<CliResult> RunAsync(IEnumerable<string> arguments, string? workingDirectory = null, TimeSpan? timeout = null,
-        IReadOnlyDictionary<string, string>? environment = null)
+        IReadOnlyDictionary<string, string>? environment = null, int? openFileLimit = null)
     {
-        using Process process = Start(arguments, workingDirectory, environment);
+        using Process process = Start(arguments, workingDirectory, environment, openFileLimit);
         Task<string> stdout = process.StandardOutput.ReadToEndAsync();
         Task<string> stderr = process.StandardError.ReadToEndAsync();
         using var cancellation = new CancellationTokenSource(timeout ?? s_defaultTimeout);
@@ -46,16 +51,25 @@ internal static class CliProcess
     }
 
     /// <summary>Starts the CLI with output redirected; the caller reads the output and waits (or kills it).</summary>
-    public static Process Start(IEnumerable<string> arguments, string? workingDirectory = null, IReadOnlyDictionary<string, string>? environment = null)
+    public static Process Start(IEnumerable<string> arguments, string? workingDirectory = null, IReadOnlyDictionary<string, string>? environment = null,
+        int? openFileLimit = null)
     {
         bool native = !CliPath.EndsWith(".dll", StringComparison.OrdinalIgnoreCase);
-        var start = new ProcessStartInfo(native ? CliPath : DotnetHost())
+        string program = native ? CliPath : DotnetHost();
+        var start = new ProcessStartInfo(openFileLimit is null ? program : "bash")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
             WorkingDirectory = workingDirectory ?? AppContext.BaseDirectory,
         };
+        if (openFileLimit is { } limit)
+        {
+            // The shell lowers the limit, then becomes the CLI: the limit holds for it and nothing else.
+            start.ArgumentList.Add("-c");
+            start.ArgumentList.Add($"ulimit -n {limit} && exec \"$0\" \"$@\"");
+            start.ArgumentList.Add(program);
+        }
         if (!native)
         {
             start.ArgumentList.Add(CliPath);
