@@ -28,12 +28,6 @@ public sealed record RestoreResult(string ModelId, int Files, long Bytes, TimeSp
 /// </summary>
 public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
 {
-    /// <summary>
-    /// Start of the name of the folder a restore stages its files in, inside the output folder; the rest of the
-    /// name (process id and a GUID) is chosen so that it is not a top-level name of the model.
-    /// </summary>
-    public const string StagingPrefix = ".zipllm-staging-";
-
     /// <summary>Reports bytes restored.</summary>
     public IProgress<ByteProgress>? Progress { get; init; }
 
@@ -81,40 +75,16 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
     {
         var clock = Stopwatch.StartNew();
         Manifest manifest = ReadManifest(modelId);
-        OutputPlan plan = OutputPlan.Create(modelId, manifest);
-        string root = PrepareOutput(outputDir, force);
-        using SafeFileHandle outputLock = Posix.TryLockDirectory(root)
-            ?? throw new IOException($"{root}: another zipllm restore is writing into this folder; try again when it is done.");
-        RemoveStaleStagingFolders(root, plan);
-        if (!force && Directory.EnumerateFileSystemEntries(root).Any())
+        using OutputFolder output = OutputFolder.Open(modelId, manifest, outputDir, force, store.Layout.Root, ProtectedFolders);
+        using (var handles = new ObjectHandleCache(store.Objects, MaxOpenObjects))
         {
-            throw new IOException($"Output folder {root} is not empty; use --force to replace its content with the model.");
+            RestoreIntoStaging(modelId, manifest, output, handles, cancellationToken);
+            PeakOpenObjects = handles.PeakOpenCount;
         }
-
-        string staging = CreateStagingFolder(root, plan);
-        try
-        {
-            using (var handles = new ObjectHandleCache(store.Objects, MaxOpenObjects))
-            {
-                RestoreIntoStaging(modelId, manifest, staging, handles, cancellationToken);
-                PeakOpenObjects = handles.PeakOpenCount;
-            }
-            // Every file is verified: only now is anything of the user's replaced. Renames are quick, so a
-            // cancellation from here on would only leave a folder half replaced.
-            cancellationToken.ThrowIfCancellationRequested();
-            for (int i = 0; i < manifest.Files.Length; i++)
-            {
-                PlaceFile(root, manifest.Files[i].Path, Path.Combine(staging, StagedName(i)), force);
-            }
-            if (force)
-            {
-                RemoveOthers(root, "", plan, Path.GetFileName(staging));
-            }
-        }
-        finally
-        {
-            TryDeleteTree(staging);
-        }
+        // Every file is verified: only now is anything of the user's replaced. Renames are quick, so a
+        // cancellation from here on would only leave a folder half replaced.
+        cancellationToken.ThrowIfCancellationRequested();
+        output.PlaceFiles();
         return new RestoreResult(modelId, manifest.Files.Length, manifest.OriginalBytes, clock.Elapsed);
     }
 
@@ -130,7 +100,7 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
         }
     }
 
-    private void RestoreIntoStaging(string modelId, Manifest manifest, string staging, ObjectHandleCache handles, CancellationToken cancellationToken)
+    private void RestoreIntoStaging(string modelId, Manifest manifest, OutputFolder output, ObjectHandleCache handles, CancellationToken cancellationToken)
     {
         // Files are restored side by side (largest first): each file's hash and writes are serial, so one file
         // at a time would leave the decoding workers waiting on them. Chunks still go through the one pool.
@@ -139,7 +109,7 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
         try
         {
             Parallel.ForEach(Enumerable.Range(0, manifest.Files.Length).OrderByDescending(i => manifest.Files[i].Size), parallel, i =>
-                RestoreFile(modelId, manifest.Files[i], Path.Combine(staging, StagedName(i)), handles, bytes =>
+                RestoreFile(modelId, manifest.Files[i], output.StagedPath(i), handles, bytes =>
                     Progress?.Report(new ByteProgress(modelId, Interlocked.Add(ref done, bytes), manifest.OriginalBytes)), cancellationToken));
         }
         catch (AggregateException ex) when (ex.InnerExceptions.Count > 0)
@@ -148,9 +118,6 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(ex.InnerExceptions[0]).Throw();
         }
     }
-
-    // Staged files are named by their index in the manifest: no folders to create, and no name of the model's.
-    private static string StagedName(int index) => index.ToString(CultureInfo.InvariantCulture);
 
     private void RestoreFile(string modelId, StoredFile file, string staged, ObjectHandleCache handles, Action<int> advance, CancellationToken cancellationToken)
     {
@@ -178,272 +145,6 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
         if (digest.Mismatch(file) is { } problem)
         {
             throw new StoreDamageException(modelId, file.Path, null, $"the restored bytes do not match the hash recorded at ingest ({problem})");
-        }
-    }
-
-    /// <summary>The real path of the output folder, created when missing once every refusal is made.</summary>
-    private string PrepareOutput(string outputDir, bool force)
-    {
-        // The folder the user named may be a symlink, or lie under one: resolved once, here; below it no link is followed.
-        string root = ResolveAsFarAsExists(Path.GetFullPath(outputDir));
-        EntryKind kind = Posix.Lstat(root).Kind;
-        if (kind is not (EntryKind.Directory or EntryKind.Missing))
-        {
-            throw new IOException($"Output folder {root} is a {Posix.Describe(kind)}, not a folder.");
-        }
-        string storeRoot = Posix.RealPath(store.Layout.Root);
-        if (IsSameOrInside(root, storeRoot))
-        {
-            throw new ArgumentException($"Output folder {root} is inside the store {storeRoot}; restore into a folder outside it.");
-        }
-        if (force)
-        {
-            if (IsProtectedFolder(root))
-            {
-                throw new ArgumentException($"Refusing --force into {root}: --force deletes every file in the output folder that is not the model's.");
-            }
-            if (IsSameOrInside(storeRoot, root))
-            {
-                throw new ArgumentException($"Refusing --force into {root}: it holds the store {storeRoot}, which --force would delete.");
-            }
-            foreach (string folder in ProtectedFolders)
-            {
-                if (Directory.Exists(folder) && Posix.RealPath(folder) is var real && IsSameOrInside(real, root))
-                {
-                    throw new ArgumentException($"Refusing --force into {root}: it holds {real}, which --force would delete.");
-                }
-            }
-        }
-        if (kind == EntryKind.Missing)
-        {
-            Directory.CreateDirectory(root);
-        }
-        return root;
-    }
-
-    /// <summary>The real path of the nearest existing ancestor of <paramref name="path"/>, with the missing rest appended.</summary>
-    private static string ResolveAsFarAsExists(string path)
-    {
-        var missing = new Stack<string>();
-        string current = Path.TrimEndingDirectorySeparator(path);
-        while (Posix.Lstat(current).Kind == EntryKind.Missing && Path.GetDirectoryName(current) is { } parent)
-        {
-            missing.Push(Path.GetFileName(current));
-            current = parent;
-        }
-        string resolved = Posix.Lstat(current).Kind == EntryKind.Missing ? current : Posix.RealPath(current);
-        while (missing.TryPop(out string? name))
-        {
-            resolved = Path.Combine(resolved, name);
-        }
-        return resolved;
-    }
-
-    /// <summary>Whether <paramref name="root"/> (a real path) is a folder --force must never sweep: the file-system root or the user's home.</summary>
-    internal static bool IsProtectedFolder(string root)
-    {
-        if (root == Path.GetPathRoot(root))
-        {
-            return true;
-        }
-        string home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
-        return home.Length > 0 && Directory.Exists(home) && root == Posix.RealPath(home);
-    }
-
-    private static bool IsSameOrInside(string path, string folder) =>
-        path == folder || path.StartsWith(Path.TrimEndingDirectorySeparator(folder) + Path.DirectorySeparatorChar, StringComparison.Ordinal);
-
-    private static string CreateStagingFolder(string root, OutputPlan plan)
-    {
-        while (true)
-        {
-            string name = $"{StagingPrefix}{Environment.ProcessId}-{Guid.NewGuid():N}";
-            string path = Path.Combine(root, name);
-            if (!plan.TopLevelNames.Contains(name) && Posix.Lstat(path).Kind == EntryKind.Missing)
-            {
-                Directory.CreateDirectory(path);
-                return path;
-            }
-        }
-    }
-
-    /// <summary>
-    /// Deletes staging folders that restores killed outright (SIGKILL, power loss) left behind: under the folder's
-    /// lock no other restore is running, so every one is stale. Only names of the exact form ours take, and none
-    /// the model itself holds, are touched.
-    /// </summary>
-    private static void RemoveStaleStagingFolders(string root, OutputPlan plan)
-    {
-        foreach (string entry in Directory.EnumerateDirectories(root, StagingPrefix + "*").ToList())
-        {
-            string name = Path.GetFileName(entry);
-            if (IsStagingName(name) && !plan.TopLevelNames.Contains(name) && Posix.Lstat(entry).Kind == EntryKind.Directory)
-            {
-                DeleteTree(entry);
-            }
-        }
-    }
-
-    // ".zipllm-staging-<pid>-<32 hex digits>".
-    private static bool IsStagingName(string name)
-    {
-        string rest = name[StagingPrefix.Length..];
-        int dash = rest.IndexOf('-');
-        return dash > 0 && rest[..dash].All(char.IsAsciiDigit) && ContentHash.IsLowerHex(rest[(dash + 1)..], 32);
-    }
-
-    /// <summary>Renames a verified file into place, making real folders of what stands where its folders go.</summary>
-    private static void PlaceFile(string root, string relativePath, string staged, bool force)
-    {
-        string[] parts = relativePath.Split('/');
-        string folder = root;
-        foreach (string part in parts.AsSpan(0, parts.Length - 1))
-        {
-            folder = Path.Combine(folder, part);
-            EntryKind kind = Posix.Lstat(folder).Kind;
-            if (kind == EntryKind.Directory)
-            {
-                continue;
-            }
-            if (kind != EntryKind.Missing)
-            {
-                // A symlink here would send the model's files wherever it points: the link goes, its target stays.
-                RemoveEntry(folder, kind, force);
-            }
-            Directory.CreateDirectory(folder);
-        }
-        string target = Path.Combine(root, relativePath);
-        EntryKind existing = Posix.Lstat(target).Kind;
-        if (existing == EntryKind.Directory)
-        {
-            RemoveEntry(target, existing, force);
-        }
-        else if (existing != EntryKind.Missing && !force)
-        {
-            throw new IOException($"{target} appeared while the model was restored; it is left as it is.");
-        }
-        // rename(2) replaces a file, a FIFO or a symlink itself; it never writes through a link.
-        File.Move(staged, target, overwrite: true);
-    }
-
-    private static void RemoveEntry(string path, EntryKind kind, bool force)
-    {
-        if (!force)
-        {
-            // The folder was empty when the restore began: something else is writing into it.
-            throw new IOException($"{path} appeared while the model was restored; it is left as it is.");
-        }
-        if (kind == EntryKind.Directory)
-        {
-            DeleteTree(path);
-        }
-        else
-        {
-            File.Delete(path);
-        }
-    }
-
-    /// <summary>Deletes every entry under <paramref name="folder"/> that is not a file of the model or a folder one needs.</summary>
-    private static void RemoveOthers(string folder, string relative, OutputPlan plan, string stagingName)
-    {
-        foreach (string entry in Directory.EnumerateFileSystemEntries(folder).ToList())
-        {
-            string name = Path.GetFileName(entry);
-            if (relative.Length == 0 && name == stagingName)
-            {
-                continue;
-            }
-            string path = relative.Length == 0 ? name : relative + "/" + name;
-            EntryKind kind = Posix.Lstat(entry).Kind;
-            if (kind == EntryKind.File && plan.Files.Contains(path))
-            {
-                continue;
-            }
-            if (kind == EntryKind.Directory && plan.Folders.Contains(path))
-            {
-                RemoveOthers(entry, path, plan, stagingName);
-                continue;
-            }
-            RemoveEntry(entry, kind, force: true);
-        }
-    }
-
-    /// <summary>Deletes a folder and everything in it; a symlink inside is deleted itself, its target never touched.</summary>
-    private static void DeleteTree(string folder)
-    {
-        foreach (string entry in Directory.EnumerateFileSystemEntries(folder).ToList())
-        {
-            if (Posix.Lstat(entry).Kind == EntryKind.Directory)
-            {
-                DeleteTree(entry);
-            }
-            else
-            {
-                File.Delete(entry);
-            }
-        }
-        Directory.Delete(folder);
-    }
-
-    private static void TryDeleteTree(string folder)
-    {
-        try
-        {
-            if (Posix.Lstat(folder).Kind == EntryKind.Directory)
-            {
-                DeleteTree(folder);
-            }
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            // Best effort: the failure that brought us here matters more; a later --force restore sweeps it.
-        }
-    }
-
-    /// <summary>The model's files and the folders they need, as relative paths with '/' separators, checked.</summary>
-    private sealed class OutputPlan
-    {
-        private OutputPlan(HashSet<string> files, HashSet<string> folders, HashSet<string> topLevelNames)
-        {
-            Files = files;
-            Folders = folders;
-            TopLevelNames = topLevelNames;
-        }
-
-        public HashSet<string> Files { get; }
-
-        public HashSet<string> Folders { get; }
-
-        public HashSet<string> TopLevelNames { get; }
-
-        /// <exception cref="StoreDamageException">A path is empty, absolute, leaves the folder, repeats, or is both a file and a folder.</exception>
-        public static OutputPlan Create(string modelId, Manifest manifest)
-        {
-            var files = new HashSet<string>(StringComparer.Ordinal);
-            var folders = new HashSet<string>(StringComparer.Ordinal);
-            var top = new HashSet<string>(StringComparer.Ordinal);
-            foreach (StoredFile file in manifest.Files)
-            {
-                string[] parts = file.Path.Split('/');
-                if (parts.Any(p => p.Length == 0 || p is "." or ".." || p.Contains('\0')))
-                {
-                    throw new StoreDamageException(modelId, file.Path, null, "the manifest path is not a relative path inside the model's folder");
-                }
-                if (!files.Add(file.Path))
-                {
-                    throw new StoreDamageException(modelId, file.Path, null, "the manifest lists the path twice");
-                }
-                top.Add(parts[0]);
-                for (int i = 1; i < parts.Length; i++)
-                {
-                    folders.Add(string.Join('/', parts, 0, i));
-                }
-            }
-            if (files.FirstOrDefault(folders.Contains) is { } both)
-            {
-                throw new StoreDamageException(modelId, both, null, "the manifest lists the path both as a file and as a folder");
-            }
-            return new OutputPlan(files, folders, top);
         }
     }
 
@@ -476,6 +177,7 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
                     : $"{modelId}: object {hash} is a {Posix.Describe(kind)}, not a regular file; the store is damaged.");
             }
         }
+        problems.AddRange(CheckBaseChains(modelId, manifest));
         long done = 0;
         using var handles = new ObjectHandleCache(store.Objects, MaxOpenObjects);
         foreach (StoredFile file in manifest.Files)
@@ -498,6 +200,58 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
         }
         PeakOpenObjects = handles.PeakOpenCount;
         return problems;
+    }
+
+    /// <summary>
+    /// Checks that each delta tensor's chain of bases, as its objects name them, is the one the manifest records:
+    /// remove and gc keep exactly the recorded chain, so a difference would lose a base the tensor decodes from.
+    /// An object that cannot be read is left to the decode that follows, which names it.
+    /// </summary>
+    private List<string> CheckBaseChains(string modelId, Manifest manifest)
+    {
+        var problems = new List<string>();
+        if (manifest.Format < 2)
+        {
+            return problems; // format 1 recorded the chains in its object list, read from the same headers
+        }
+        var chains = new Dictionary<ContentHash, string[]?>();
+        foreach (StoredFile file in manifest.Files)
+        {
+            foreach (StoredTensor tensor in file.Tensors ?? [])
+            {
+                ContentHash start = ContentHash.Parse(tensor.Object);
+                if (!chains.TryGetValue(start, out string[]? chain))
+                {
+                    chain = ReadChain(start);
+                    chains[start] = chain;
+                }
+                if (chain is not null && !chain.AsSpan().SequenceEqual(tensor.Bases ?? []))
+                {
+                    problems.Add($"{modelId}: {file.Path}: tensor \"{tensor.Name}\" decodes against [{string.Join(", ", chain)}], " +
+                        $"but the manifest records [{string.Join(", ", tensor.Bases ?? [])}]; the store is damaged.");
+                }
+            }
+        }
+        return problems;
+    }
+
+    /// <summary>The bases <paramref name="start"/> names, base first; null when an object of the chain cannot be read.</summary>
+    private string[]? ReadChain(ContentHash start)
+    {
+        var chain = new List<string>();
+        try
+        {
+            for (ContentHash? hash = store.Objects.ReadBaseReference(start); hash is { } current && chain.Count <= ObjectStore.MaxDeltaDepth;
+                hash = store.Objects.ReadBaseReference(current))
+            {
+                chain.Add(current.Hex);
+            }
+        }
+        catch (Exception ex) when (StoreDamageException.IsDamage(ex) || ex is StoreDamageException)
+        {
+            return null;
+        }
+        return [.. chain];
     }
 
     /// <summary>Feeds the bytes of <paramref name="file"/>, in order, to <paramref name="digest"/> and then <paramref name="sink"/>.</summary>

@@ -65,6 +65,28 @@ public class ManifestTests
     }
 
     [Fact]
+    public void Verify_ManifestRecordsAnotherChainOfBasesThanTheObjects_IsReported()
+    {
+        using var dir = new TempDir();
+        (ModelStore store, WorkerPool pool) = StoreTwoModels(dir);
+        using WorkerPool _ = pool;
+        var restorer = new ModelRestorer(store, pool);
+        Assert.Empty(restorer.Verify("o/ft"));
+        // Sealed again after the edit: a manifest that checks, and says a delta needs nothing.
+        ManifestEdits.RewriteFiles(store, "o/ft", file =>
+        {
+            foreach (JsonNode? tensor in file["tensors"]?.AsArray() ?? [])
+            {
+                tensor!.AsObject().Remove("bases");
+            }
+        });
+
+        IReadOnlyList<string> problems = restorer.Verify("o/ft");
+        Assert.NotEmpty(problems);
+        Assert.All(problems, p => Assert.Contains("but the manifest records []", p));
+    }
+
+    [Fact]
     public void ScanManifests_ManifestMovedToAnotherModelsPath_IsReportedDamaged()
     {
         using var dir = new TempDir();

@@ -20,8 +20,8 @@ public class ModelRestorerTests
             StoredModels.SmallModel(1)(folder);
             File.WriteAllText(Path.Combine(folder, "config.json.zipllm-partial"), "mine");
             File.WriteAllText(Path.Combine(folder, "model.safetensors.zipllm-partial"), "mine too");
-            Directory.CreateDirectory(Path.Combine(folder, ModelRestorer.StagingPrefix + "0"));
-            File.WriteAllText(Path.Combine(folder, ModelRestorer.StagingPrefix + "0", "x"), "nested");
+            Directory.CreateDirectory(Path.Combine(folder, OutputFolder.StagingPrefix + "0"));
+            File.WriteAllText(Path.Combine(folder, OutputFolder.StagingPrefix + "0", "x"), "nested");
         });
         using var pool = new WorkerPool(2, Options);
 
@@ -54,7 +54,7 @@ public class ModelRestorerTests
     {
         using var dir = new TempDir();
         ModelStore store = StoredModels.Ingest(dir, "o/m", StoredModels.SmallModel(12));
-        dir.Write($"out/{ModelRestorer.StagingPrefix}4242-{Guid.NewGuid():N}/0", "half a file");
+        dir.Write($"out/{OutputFolder.StagingPrefix}4242-{Guid.NewGuid():N}/0", "half a file");
         using var pool = new WorkerPool(2, Options);
 
         new ModelRestorer(store, pool).Restore("o/m", dir.Combine("out"), force: false);
@@ -385,14 +385,14 @@ public class ModelRestorerTests
     [Fact]
     public void IsProtectedFolder_RootAndHome_AreProtected()
     {
-        Assert.True(ModelRestorer.IsProtectedFolder("/"));
+        Assert.True(OutputFolder.IsProtectedFolder("/"));
         string home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
         if (Directory.Exists(home))
         {
-            Assert.True(ModelRestorer.IsProtectedFolder(Posix.RealPath(home)));
+            Assert.True(OutputFolder.IsProtectedFolder(Posix.RealPath(home)));
         }
         using var dir = new TempDir();
-        Assert.False(ModelRestorer.IsProtectedFolder(Posix.RealPath(dir.Path)));
+        Assert.False(OutputFolder.IsProtectedFolder(Posix.RealPath(dir.Path)));
     }
 
     private sealed class CallbackProgress(Action<ByteProgress> report) : IProgress<ByteProgress>
