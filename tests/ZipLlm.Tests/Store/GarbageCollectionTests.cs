@@ -11,7 +11,7 @@ public class GarbageCollectionTests
     public void CollectGarbage_OrphansOfAKilledRemove_AreDeletedAndEveryModelStillRestores()
     {
         using var dir = new TempDir();
-        (ModelStore store, WorkerPool pool) = ManifestTests.StoreTwoModels(dir);
+        (ModelStore store, WorkerPool pool) = StoredModels.BaseAndFinetune(dir);
         using WorkerPool _ = pool;
         HashSet<ContentHash> before = store.Objects.Enumerate().ToHashSet();
         // A remove killed between deleting the manifest and deleting the objects leaves the finetune's objects behind.
@@ -36,7 +36,7 @@ public class GarbageCollectionTests
     public void CollectGarbage_ObjectsOfAFailedCompress_AreDeletedAndTheFinetunesBaseIsKept()
     {
         using var dir = new TempDir();
-        (ModelStore store, WorkerPool pool) = ManifestTests.StoreTwoModels(dir);
+        (ModelStore store, WorkerPool pool) = StoredModels.BaseAndFinetune(dir);
         using WorkerPool _ = pool;
         HashSet<ContentHash> needed = store.ReadAllManifests().SelectMany(m => m.NeededObjects()).ToHashSet();
         // An object written by a compress that died before its manifest.

@@ -260,25 +260,18 @@ public class IngestTests
     public void Ingest_Finetune_RecordsEachDeltaTensorsBaseAndNeedsExactlyWhatItDecodesFrom()
     {
         using var dir = new TempDir();
-        var random = new Random(12);
-        var baseTensors = ModelFolders.Bf16Layers(random, 1, 32);
-        ModelFolders.WriteSafetensors(dir.Combine("base", "model.safetensors"), baseTensors);
-        ModelFolders.WriteSafetensors(dir.Combine("ft", "model.safetensors"), ModelFolders.Finetune(random, baseTensors));
-        ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
-        using var pool = new WorkerPool(2, Options);
-        var ingester = new ModelIngester(store, pool, NullLogger.Instance);
-        ingester.Ingest("o/base", dir.Combine("base"), new ModelRole(ModelRoleKind.Base, null));
-        ingester.Ingest("o/ft", dir.Combine("ft"), new ModelRole(ModelRoleKind.Finetune, "o/base"));
+        (ModelStore store, WorkerPool pool) = StoredModels.BaseAndFinetune(dir);
+        pool.Dispose();
 
         Manifest ft = store.ReadManifest("o/ft"), @base = store.ReadManifest("o/base");
-        var baseByName = @base.Files.SelectMany(f => f.Tensors!).ToDictionary(t => t.Name, t => t.Object);
+        var baseByName = @base.Files.SelectMany(f => f.Tensors ?? []).ToDictionary(t => t.Name, t => t.Object);
         foreach (StoredTensor tensor in ft.Files.SelectMany(f => f.Tensors ?? []).Where(t => t.Encoding == "delta"))
         {
             Assert.Equal([baseByName[tensor.Name]], tensor.Bases ?? []);
             Assert.Equal(baseByName[tensor.Name], store.Objects.ReadBaseReference(ContentHash.Parse(tensor.Object))?.Hex);
         }
         Assert.Contains(ft.Files.SelectMany(f => f.Tensors ?? []), t => t.Encoding == "delta");
-        Assert.Superset(new HashSet<ContentHash>(@base.Files.SelectMany(f => f.Tensors!).Select(t => ContentHash.Parse(t.Object))),
+        Assert.Superset(new HashSet<ContentHash>(@base.Files.SelectMany(f => f.Tensors ?? []).Select(t => ContentHash.Parse(t.Object))),
             new HashSet<ContentHash>(ft.NeededObjects()));
     }
 

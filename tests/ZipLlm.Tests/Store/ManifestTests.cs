@@ -29,7 +29,7 @@ public class ManifestTests
     public void Parse_AnyEditAfterWriting_FailsTheChecksum(string edit)
     {
         using var dir = new TempDir();
-        (ModelStore store, WorkerPool pool) = StoreTwoModels(dir);
+        (ModelStore store, WorkerPool pool) = StoredModels.BaseAndFinetune(dir);
         using WorkerPool _ = pool;
         string path = store.Layout.ManifestPath("o/base");
         byte[] original = File.ReadAllBytes(path);
@@ -48,7 +48,7 @@ public class ManifestTests
     public void Remove_WhileAnotherManifestIsDamaged_DeletesNothingAndNamesIt()
     {
         using var dir = new TempDir();
-        (ModelStore store, WorkerPool pool) = StoreTwoModels(dir);
+        (ModelStore store, WorkerPool pool) = StoredModels.BaseAndFinetune(dir);
         using WorkerPool _ = pool;
         // The probe: o/ft's manifest edited to claim it is o/other, then the base removed.
         string ftPath = store.Layout.ManifestPath("o/ft");
@@ -68,7 +68,7 @@ public class ManifestTests
     public void Verify_ManifestRecordsAnotherChainOfBasesThanTheObjects_IsReported()
     {
         using var dir = new TempDir();
-        (ModelStore store, WorkerPool pool) = StoreTwoModels(dir);
+        (ModelStore store, WorkerPool pool) = StoredModels.BaseAndFinetune(dir);
         using WorkerPool _ = pool;
         var restorer = new ModelRestorer(store, pool);
         Assert.Empty(restorer.Verify("o/ft"));
@@ -90,7 +90,7 @@ public class ManifestTests
     public void ScanManifests_ManifestMovedToAnotherModelsPath_IsReportedDamaged()
     {
         using var dir = new TempDir();
-        (ModelStore store, WorkerPool pool) = StoreTwoModels(dir);
+        (ModelStore store, WorkerPool pool) = StoredModels.BaseAndFinetune(dir);
         pool.Dispose();
         // Intact and checksummed, but at the path of a model it is not: it would be read for the wrong model.
         Directory.CreateDirectory(Path.GetDirectoryName(store.Layout.ManifestPath("x/y"))!);
@@ -107,7 +107,7 @@ public class ManifestTests
     public void Parse_Format1Manifest_StillReadsAndItsObjectListCounts()
     {
         using var dir = new TempDir();
-        (ModelStore store, WorkerPool pool) = StoreTwoModels(dir);
+        (ModelStore store, WorkerPool pool) = StoredModels.BaseAndFinetune(dir);
         using WorkerPool _ = pool;
         Manifest current = store.ReadManifest("o/ft");
         string[] objects = current.NeededObjects().Select(h => h.Hex).Order(StringComparer.Ordinal).ToArray();
@@ -186,21 +186,5 @@ public class ManifestTests
                 break;
         }
         return manifest.ToJsonString();
-    }
-
-    internal static (ModelStore Store, WorkerPool Pool) StoreTwoModels(TempDir dir)
-    {
-        var random = new Random(21);
-        var baseTensors = ModelFolders.Bf16Layers(random, 1, 32);
-        ModelFolders.WriteSafetensors(dir.Combine("base", "model.safetensors"), baseTensors);
-        dir.Write("base/config.json", "{\"hidden_size\": 32}");
-        ModelFolders.WriteSafetensors(dir.Combine("ft", "model.safetensors"), ModelFolders.Finetune(random, baseTensors));
-        dir.Write("ft/config.json", "{\"hidden_size\": 32}");
-        ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
-        var pool = new WorkerPool(2, Options);
-        var ingester = new ModelIngester(store, pool, NullLogger.Instance);
-        ingester.Ingest("o/base", dir.Combine("base"), new ModelRole(ModelRoleKind.Base, null));
-        ingester.Ingest("o/ft", dir.Combine("ft"), new ModelRole(ModelRoleKind.Finetune, "o/base"));
-        return (store, pool);
     }
 }

@@ -33,6 +33,26 @@ internal static class StoredModels
         return store;
     }
 
+    /// <summary>
+    /// A BF16 base <c>o/base</c> (folder <c>dir/base</c>) and its full finetune <c>o/ft</c> (<c>dir/ft</c>), each with a
+    /// config.json, stored in <c>dir/store</c> with the finetune's tensors as deltas. The caller disposes the pool.
+    /// </summary>
+    public static (ModelStore Store, WorkerPool Pool) BaseAndFinetune(TempDir dir)
+    {
+        var random = new Random(21);
+        var baseTensors = ModelFolders.Bf16Layers(random, 1, 32);
+        ModelFolders.WriteSafetensors(dir.Combine("base", "model.safetensors"), baseTensors);
+        dir.Write("base/config.json", "{\"hidden_size\": 32}");
+        ModelFolders.WriteSafetensors(dir.Combine("ft", "model.safetensors"), ModelFolders.Finetune(random, baseTensors));
+        dir.Write("ft/config.json", "{\"hidden_size\": 32}");
+        ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
+        var pool = new WorkerPool(2, new CodecOptions { ChunkSize = 4096 });
+        var ingester = new ModelIngester(store, pool, NullLogger.Instance);
+        ingester.Ingest("o/base", dir.Combine("base"), new ModelRole(ModelRoleKind.Base, null));
+        ingester.Ingest("o/ft", dir.Combine("ft"), new ModelRole(ModelRoleKind.Finetune, "o/base"));
+        return (store, pool);
+    }
+
     /// <summary>A safetensors file of a few BF16 tensors and a config.json, different for each seed.</summary>
     public static Action<string> SmallModel(int seed) => folder =>
     {
