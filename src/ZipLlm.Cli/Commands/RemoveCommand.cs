@@ -29,11 +29,10 @@ internal sealed class RemoveCommand : BaseCommand
             logger.LogError("Model {Model} is not in the store", modelId);
             return Task.FromResult(ExitCodes.UsageError);
         }
-        int objects;
-        long bytes;
+        GarbageReport report;
         try
         {
-            (objects, bytes, _) = store.Remove(modelId, logger, cancellationToken);
+            report = store.Remove(modelId, logger, cancellationToken);
         }
         catch (KeyNotFoundException)
         {
@@ -41,7 +40,7 @@ internal sealed class RemoveCommand : BaseCommand
             logger.LogError("Model {Model} is not in the store (removed by another process meanwhile)", modelId);
             return Task.FromResult(ExitCodes.UsageError);
         }
-        logger.LogInformation("Removed {Model}: {Objects} objects deleted, {MB:F1} MB reclaimed", modelId, objects, bytes / 1e6);
+        logger.LogInformation("Removed {Model}: {Objects} objects deleted, {MB:F1} MB reclaimed", modelId, report.Objects, report.Bytes / 1e6);
         return Task.FromResult(ExitCodes.Success);
     }
 }

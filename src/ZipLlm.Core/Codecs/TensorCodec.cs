@@ -20,14 +20,14 @@ public static class TensorCodec
     /// <param name="reference">The base's id, recorded in the header (empty for a solo tensor).</param>
     /// <param name="pool">The workers.</param>
     /// <param name="cancellationToken">Stops the work.</param>
-    /// <param name="observeSource">
-    /// Sees the source's bytes, in order, on the calling thread, exactly as they were encoded: a caller hashes the
-    /// bytes it stores from the same read that encodes them, so a file that changes under it cannot go unnoticed.
+    /// <param name="inspectSource">
+    /// Sees each chunk of the source as it was read to be encoded, with its index, on the worker encoding it (in any
+    /// order): a caller checks that the bytes it stores are the bytes it named them for, and throws to stop.
     /// </param>
     /// <returns>Bytes written.</returns>
     /// <exception cref="ArgumentException">The base's length differs, or the reference is too long or missing.</exception>
     public static long Encode(Stream output, ElementLayout layout, IChunkSource source, IChunkSource? baseSource, ReadOnlySpan<byte> reference,
-        WorkerPool pool, CancellationToken cancellationToken = default, Action<ReadOnlySpan<byte>>? observeSource = null)
+        WorkerPool pool, CancellationToken cancellationToken = default, Action<long, ReadOnlySpan<byte>>? inspectSource = null)
     {
         ArgumentNullException.ThrowIfNull(output);
         ArgumentNullException.ThrowIfNull(source);
@@ -66,10 +66,10 @@ public static class TensorCodec
                 int length = (int)Math.Min(chunkSize, source.Length - offset);
                 byte[] chunk = ChunkBuffers.Pool.Rent(length);
                 byte[]? baseChunk = null;
-                bool keepChunk = false;
                 try
                 {
                     source.ReadChunk(offset, chunk.AsSpan(0, length), codec);
+                    inspectSource?.Invoke(index, chunk.AsSpan(0, length));
                     if (baseSource is not null)
                     {
                         baseChunk = ChunkBuffers.Pool.Rent(length);
@@ -77,16 +77,11 @@ public static class TensorCodec
                     }
                     byte[] encoded = ChunkBuffers.Pool.Rent(ChunkCodec.MaxEncodedLength(layout, length));
                     int written = codec.Encode(layout, chunk.AsSpan(0, length), baseChunk is null ? default : baseChunk.AsSpan(0, length), encoded);
-                    // The observer needs the source bytes in order, on the consuming thread: hand the chunk over.
-                    keepChunk = observeSource is not null;
-                    return (encoded, written, source: keepChunk ? chunk : null, length);
+                    return (encoded, written);
                 }
                 finally
                 {
-                    if (!keepChunk)
-                    {
-                        ChunkBuffers.Pool.Return(chunk);
-                    }
+                    ChunkBuffers.Pool.Return(chunk);
                     if (baseChunk is not null)
                     {
                         ChunkBuffers.Pool.Return(baseChunk);
@@ -95,24 +90,10 @@ public static class TensorCodec
             },
             (index, result) =>
             {
-                try
-                {
-                    if (result.source is not null)
-                    {
-                        observeSource!(result.source.AsSpan(0, result.length));
-                    }
-                    offsets[index] = position;
-                    output.Write(result.encoded, 0, result.written);
-                    position += result.written;
-                }
-                finally
-                {
-                    ChunkBuffers.Pool.Return(result.encoded);
-                    if (result.source is not null)
-                    {
-                        ChunkBuffers.Pool.Return(result.source);
-                    }
-                }
+                offsets[index] = position;
+                output.Write(result.encoded, 0, result.written);
+                position += result.written;
+                ChunkBuffers.Pool.Return(result.encoded);
             }, cancellationToken);
 
         byte[] footer = new byte[offsets.Length * 8 + EncodedTensorFormat.FooterTrailerSize];

@@ -206,21 +206,27 @@ public sealed class ModelStore
         }
         File.Delete(Layout.ManifestPath(manifest.Id));
         AtomicFile.SyncDirectory(Path.GetDirectoryName(Layout.ManifestPath(manifest.Id))!);
-        return CollectGarbage(others, dryRun: false, logger, cancellationToken);
+        // The removed model's objects are reclaimed at once: no compress runs beside this exclusive lock.
+        return CollectGarbage(others, dryRun: false, TimeSpan.Zero, logger, cancellationToken);
     }
 
     /// <summary>
     /// Deletes every object no stored model needs: left by removed models, by a <c>remove</c> that was killed, or by
-    /// a compress that failed or was killed. Takes the store lock exclusively, so it waits for running compress runs.
+    /// a compress that failed or was killed. Takes the store lock exclusively, so it waits for running compress runs;
+    /// and, as git's gc does, it keeps unneeded objects younger than <paramref name="grace"/>, so a compress that the
+    /// lock cannot see (another machine on a file system without working locks) keeps what it has just written.
     /// </summary>
     /// <param name="dryRun">Only count what would be deleted.</param>
+    /// <param name="grace">Unneeded objects written more recently than this are kept.</param>
     /// <param name="logger">Logs what is deleted.</param>
     /// <param name="cancellationToken">Stops the work; what was deleted stays deleted, and nothing needed is touched.</param>
     /// <exception cref="StoreDamageException">A manifest is damaged; nothing was deleted.</exception>
-    public GarbageReport CollectGarbage(bool dryRun = false, ILogger? logger = null, CancellationToken cancellationToken = default)
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="grace"/> is negative.</exception>
+    public GarbageReport CollectGarbage(bool dryRun = false, TimeSpan grace = default, ILogger? logger = null, CancellationToken cancellationToken = default)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(grace, TimeSpan.Zero);
         using FileLock storeLock = LockStore(exclusive: true, cancellationToken);
-        return CollectGarbage(CheckedManifests(), dryRun, logger ?? NullLogger.Instance, cancellationToken);
+        return CollectGarbage(CheckedManifests(), dryRun, grace, logger ?? NullLogger.Instance, cancellationToken);
     }
 
     /// <summary>Every manifest, each read and checked; throws when one is damaged, since then nothing may be deleted.</summary>
@@ -236,30 +242,37 @@ public sealed class ModelStore
         return scan.Manifests;
     }
 
-    private GarbageReport CollectGarbage(IReadOnlyList<Manifest> live, bool dryRun, ILogger logger, CancellationToken cancellationToken)
+    private GarbageReport CollectGarbage(IReadOnlyList<Manifest> live, bool dryRun, TimeSpan grace, ILogger logger, CancellationToken cancellationToken)
     {
         var needed = new HashSet<ContentHash>(live.SelectMany(m => m.NeededObjects()));
-        int count = 0;
+        DateTime keepAfter = DateTime.UtcNow - grace;
+        int count = 0, recent = 0;
         long bytes = 0;
         foreach (ContentHash hash in Objects.Enumerate().ToList())
         {
             cancellationToken.ThrowIfCancellationRequested();
-            if (!needed.Contains(hash))
+            if (needed.Contains(hash))
             {
-                bytes += Objects.SizeOf(hash);
-                if (!dryRun)
-                {
-                    Objects.Delete(hash);
-                }
-                count++;
+                continue;
             }
+            if (grace > TimeSpan.Zero && File.GetLastWriteTimeUtc(Layout.ObjectPath(hash)) > keepAfter)
+            {
+                recent++;
+                continue;
+            }
+            bytes += Objects.SizeOf(hash);
+            if (!dryRun)
+            {
+                Objects.Delete(hash);
+            }
+            count++;
         }
         if (!dryRun)
         {
             SweepTemporaryFiles();
         }
-        logger.LogDebug("{Verb} {Count} unused objects ({Bytes} bytes)", dryRun ? "Would delete" : "Deleted", count, bytes);
-        return new GarbageReport(count, bytes, needed.Count);
+        logger.LogDebug("{Verb} {Count} unused objects ({Bytes} bytes); kept {Recent} younger than {Grace}", dryRun ? "Would delete" : "Deleted", count, bytes, recent, grace);
+        return new GarbageReport(count, bytes, needed.Count, recent);
     }
 }
 
@@ -272,4 +285,5 @@ public sealed record ManifestScan(IReadOnlyList<Manifest> Manifests, IReadOnlyLi
 /// <param name="Objects">Objects deleted.</param>
 /// <param name="Bytes">Bytes they took.</param>
 /// <param name="Kept">Objects the stored models need, which were kept.</param>
-public sealed record GarbageReport(int Objects, long Bytes, int Kept);
+/// <param name="Recent">Objects no model needs that were kept as younger than the grace period.</param>
+public sealed record GarbageReport(int Objects, long Bytes, int Kept, int Recent = 0);

@@ -52,4 +52,29 @@ public class GarbageCollectionTests
         Assert.Subset(needed, store.Objects.Enumerate().ToHashSet());
         Assert.Empty(new ModelRestorer(store, pool).Verify("o/ft"));
     }
+
+    [Fact]
+    public void CollectGarbage_WithGrace_KeepsUnneededObjectsWrittenWithinItAndDeletesOlderOnes()
+    {
+        using var dir = new TempDir();
+        (ModelStore store, WorkerPool pool) = StoredModels.BaseAndFinetune(dir);
+        using WorkerPool _ = pool;
+        File.Delete(store.Layout.ManifestPath("o/ft"));
+        var orphans = store.Objects.Enumerate().Where(h => !store.ReadManifest("o/base").NeededObjects().Contains(h)).ToList();
+        Assert.NotEmpty(orphans);
+        // Half of them written two hours ago, as far as their times tell.
+        var old = orphans.Where((_, i) => i % 2 == 0).ToHashSet();
+        foreach (ContentHash hash in old)
+        {
+            File.SetLastWriteTimeUtc(store.Layout.ObjectPath(hash), DateTime.UtcNow.AddHours(-2));
+        }
+
+        GarbageReport report = store.CollectGarbage(grace: TimeSpan.FromHours(1));
+
+        Assert.Equal(old.Count, report.Objects);
+        Assert.Equal(orphans.Count - old.Count, report.Recent);
+        Assert.All(old, h => Assert.False(store.Objects.Contains(h)));
+        Assert.All(orphans.Except(old), h => Assert.True(store.Objects.Contains(h)));
+        Assert.Throws<ArgumentOutOfRangeException>(() => store.CollectGarbage(grace: TimeSpan.FromMinutes(-1)));
+    }
 }

@@ -129,7 +129,7 @@ public class ModelStoreTests
         restorer.Restore("o/ft", dir.Combine("out-ft"), force: false);
         Assert.Equal(ModelFolders.Snapshot(dir.Combine("ft")), ModelFolders.Snapshot(dir.Combine("out-ft")));
 
-        (int removed, long bytes, _) = store.Remove("o/ft");
+        (int removed, long bytes, _, _) = store.Remove("o/ft");
         Assert.True(removed >= baseObjects, $"removed {removed} of at least {baseObjects}");
         Assert.True(bytes > 0);
         Assert.Empty(store.Objects.Enumerate());
@@ -151,7 +151,7 @@ public class ModelStoreTests
         ingester.Ingest("o/ft", dir.Combine("ft"), new ModelRole(ModelRoleKind.Finetune, "o/base"));
         Assert.True(store.Objects.Enumerate().Count() > baseObjects.Count);
 
-        (int removed, long bytes, _) = store.Remove("o/ft");
+        (int removed, long bytes, _, _) = store.Remove("o/ft");
         Assert.True(removed > 0 && bytes > 0, $"removed {removed} objects, {bytes} bytes");
         Assert.Equal(baseObjects, store.Objects.Enumerate().ToHashSet());
         new ModelRestorer(store, pool).Restore("o/base", dir.Combine("out"), force: false);
