@@ -306,4 +306,43 @@ public class IngestTests
     {
         public void Report(ByteProgress value) => report(value);
     }
+
+    [Fact]
+    public void Ingest_ReshardedAndReorderedCopy_DedupsEveryTensor()
+    {
+        using var dir = new TempDir();
+        var random = new Random(2);
+        var tensors = ModelFolders.Bf16Layers(random, 2, 32);
+        ModelFolders.WriteSafetensors(dir.Combine("a", "model.safetensors"), tensors);
+        ModelFolders.WriteSafetensors(dir.Combine("b", "model-00001-of-00002.safetensors"), tensors.Skip(4).Reverse().ToList());
+        ModelFolders.WriteSafetensors(dir.Combine("b", "model-00002-of-00002.safetensors"), tensors.Take(4).ToList());
+
+        ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
+        using var pool = new WorkerPool(2, Options);
+        var ingester = new ModelIngester(store, pool, NullLogger.Instance);
+        ingester.Ingest("o/a", dir.Combine("a"), ModelRole.Standalone);
+        IngestResult copy = ingester.Ingest("o/b", dir.Combine("b"), ModelRole.Standalone);
+
+        Assert.Equal(tensors.Count, copy.DedupTensors);
+        new ModelRestorer(store, pool).Restore("o/b", dir.Combine("out"), force: false);
+        Assert.Equal(ModelFolders.Snapshot(dir.Combine("b")), ModelFolders.Snapshot(dir.Combine("out")));
+    }
+
+    [Fact]
+    public void Ingest_MalformedSafetensors_StoresNothing()
+    {
+        using var dir = new TempDir();
+        ModelFolders.WriteSafetensors(dir.Combine("m", "a.safetensors"), ModelFolders.Bf16Layers(new Random(3), 1, 8));
+        byte[] bad = File.ReadAllBytes(dir.Combine("m", "a.safetensors"));
+        File.WriteAllBytes(dir.Combine("m", "b.safetensors"), bad[..^3]);
+        File.WriteAllText(dir.Combine("m", "readme.md"), "x");
+
+        ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
+        using var pool = new WorkerPool(1, Options);
+        var ex = Assert.ThrowsAny<Exception>(() => new ModelIngester(store, pool, NullLogger.Instance).Ingest("o/m", dir.Combine("m"), ModelRole.Standalone));
+        Assert.True(ex is InvalidDataException or EndOfStreamException, ex.GetType().Name);
+        Assert.Contains("b.safetensors", ex.Message);
+        Assert.False(store.Contains("o/m"));
+        Assert.Empty(store.Objects.Enumerate());
+    }
 }

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging.Abstractions;
 using ZipLlm.Codecs;
 using ZipLlm.Config;
 using ZipLlm.IO;
@@ -398,5 +399,21 @@ public class ModelRestorerTests
     private sealed class CallbackProgress(Action<ByteProgress> report) : IProgress<ByteProgress>
     {
         public void Report(ByteProgress value) => report(value);
+    }
+
+    [Fact]
+    public void Restore_NonEmptyOutput_RefusedWithoutForceAndReplacedWithForce()
+    {
+        using var dir = new TempDir();
+        dir.Write("m/x.txt", "data");
+        ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
+        using var pool = new WorkerPool(1, Options);
+        new ModelIngester(store, pool, NullLogger.Instance).Ingest("o/m", dir.Combine("m"), ModelRole.Standalone);
+        dir.Write("out/other", "keep");
+        var restorer = new ModelRestorer(store, pool);
+        Assert.Throws<IOException>(() => restorer.Restore("o/m", dir.Combine("out"), force: false));
+        restorer.Restore("o/m", dir.Combine("out"), force: true);
+        Assert.Equal("data", File.ReadAllText(dir.Combine("out", "x.txt")));
+        Assert.False(File.Exists(dir.Combine("out", "other"))); // --force leaves exactly the model's files
     }
 }
