@@ -21,7 +21,7 @@ internal sealed class ListCommand : BaseCommand
         ZipLlmConfig config = ZipLlmConfig.Load(parseResult.GetValue(s_config)!.FullName);
         ModelStore store = ModelStore.Open(config.StorageDir, create: false);
         // Shared, as readers take it: a remove or gc under way would otherwise delete objects as they are counted.
-        using FileLock storeLock = store.LockStore(exclusive: false, cancellationToken);
+        using IDisposable storeLock = store.LockStore(exclusive: false, cancellationToken);
         ManifestScan scan = store.ScanManifests();
         IReadOnlyList<Manifest> manifests = scan.Manifests;
         TextWriter output = parseResult.InvocationConfiguration.Output;

@@ -42,7 +42,7 @@ internal sealed class RestoreCommand : BaseCommand
         string modelId = parseResult.GetValue(s_model)!;
         ModelId.ThrowIfInvalid(modelId);
         ModelStore store = ModelStore.Open(config.StorageDir, create: false);
-        using FileLock storeLock = store.LockStore(exclusive: false, cancellationToken);
+        using IDisposable storeLock = store.LockStore(exclusive: false, cancellationToken);
         using var pool = new WorkerPool(config.Threads);
         using ProgressDisplay? progress = ProgressDisplay.ForTerminal("restore");
         logger = new ClearingLogger(logger, progress);

@@ -29,7 +29,7 @@ internal sealed class VerifyCommand : BaseCommand
     {
         ZipLlmConfig config = CommonOptions.WithThreads(ZipLlmConfig.Load(parseResult.GetValue(s_config)!.FullName), parseResult.GetValue(s_threads));
         ModelStore store = ModelStore.Open(config.StorageDir, create: false);
-        using FileLock storeLock = store.LockStore(exclusive: false, cancellationToken);
+        using IDisposable storeLock = store.LockStore(exclusive: false, cancellationToken);
         string? only = parseResult.GetValue(s_model);
         List<string> models;
         if (only is not null)

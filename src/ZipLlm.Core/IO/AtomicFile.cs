@@ -23,6 +23,17 @@ internal static partial class AtomicFile
         writer.Commit(durable: true);
     }
 
+    /// <summary>
+    /// Writes <paramref name="bytes"/> to <paramref name="path"/>, durably and atomically, only when nothing is there:
+    /// false, and nothing written, when something is.
+    /// </summary>
+    public static bool TryCreate(string path, ReadOnlySpan<byte> bytes, string? tempDir = null)
+    {
+        using var writer = new AtomicFileWriter(path, tempDir);
+        writer.Stream.Write(bytes);
+        return writer.CommitIfAbsent(durable: true) is not null;
+    }
+
     /// <summary>Writes <paramref name="text"/> as UTF-8 without a byte-order mark, durably.</summary>
     public static void WriteAllText(string path, string text) => WriteAllBytes(path, new UTF8Encoding(false).GetBytes(text));
 
@@ -122,6 +133,38 @@ internal static partial class AtomicFile
     [LibraryImport("libc", SetLastError = true)]
     private static partial int syncfs(int fd);
 
+    /// <summary>
+    /// Gives <paramref name="existing"/> the further name <paramref name="newName"/>, only if that name is free:
+    /// false when it is taken. Elsewhere than Linux, a move that refuses to overwrite (not atomic against a racer).
+    /// </summary>
+    /// <exception cref="IOException">The link fails for another reason.</exception>
+    public static bool TryLink(string existing, string newName)
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            if (File.Exists(newName))
+            {
+                return false;
+            }
+            File.Copy(existing, newName, overwrite: false);
+            return true;
+        }
+        if (link(existing, newName) == 0)
+        {
+            return true;
+        }
+        int errno = Marshal.GetLastPInvokeError();
+        const int EExist = 17;
+        if (errno == EExist)
+        {
+            return false;
+        }
+        throw new IOException($"{newName}: cannot create it: {Marshal.GetPInvokeErrorMessage(errno)}.");
+    }
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int link(string oldPath, string newPath);
+
     /// <summary>Asks the kernel to start writing the file's dirty pages to disk, without waiting (Linux only; best effort).</summary>
     internal static bool StartWriteback(Microsoft.Win32.SafeHandles.SafeFileHandle handle)
     {
@@ -143,7 +186,7 @@ internal static partial class AtomicFile
 }
 
 /// <summary>
-/// A file being written under a temporary name; <see cref="Commit"/> renames it into place, and
+/// A file being written under a temporary name; <see cref="Commit(bool)"/> renames it into place, and
 /// disposing without a commit deletes it, so a failure never leaves a half-written file.
 /// </summary>
 internal sealed class AtomicFileWriter : IDisposable
@@ -170,7 +213,15 @@ internal sealed class AtomicFileWriter : IDisposable
 
     /// <summary>Flushes (to disk when <paramref name="durable"/>) and renames the file into place, replacing what is there.</summary>
     /// <returns>The file's length.</returns>
-    public long Commit(bool durable = true)
+    public long Commit(bool durable = true) => Commit(durable, replace: true) ?? 0;
+
+    /// <summary>
+    /// Puts the file in place only when nothing is there yet; returns null, and removes the temporary file, when
+    /// something is. The new name is made by link(2), which fails when the name exists, so two writers cannot both win.
+    /// </summary>
+    public long? CommitIfAbsent(bool durable = true) => Commit(durable, replace: false);
+
+    private long? Commit(bool durable, bool replace)
     {
         FileStream stream = _stream ?? throw new ObjectDisposedException(_path);
         stream.Flush(flushToDisk: durable);
@@ -187,7 +238,19 @@ internal sealed class AtomicFileWriter : IDisposable
         {
             // Inside the try: a folder that cannot be made (a full disk, a file in its place) must not strand the temporary file.
             Directory.CreateDirectory(folder);
-            File.Move(_temporary, _path, overwrite: true);
+            if (replace)
+            {
+                File.Move(_temporary, _path, overwrite: true);
+            }
+            else if (!AtomicFile.TryLink(_temporary, _path))
+            {
+                AtomicFile.TryDelete(_temporary);
+                return null;
+            }
+            else
+            {
+                AtomicFile.TryDelete(_temporary);
+            }
         }
         catch
         {

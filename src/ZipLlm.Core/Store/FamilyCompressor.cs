@@ -52,7 +52,7 @@ public sealed class FamilyCompressor(ZipLlmConfig config, ILogger logger)
         BaseFtMap roles = BaseFtMap.Load(config.BaseFtPath);
         ModelStore store = ModelStore.Open(config.StorageDir, create: true);
         store.SweepTemporaryFiles();
-        using FileLock storeLock = store.LockStore(exclusive: false, cancellationToken);
+        using IDisposable storeLock = store.LockStore(exclusive: false, cancellationToken);
         using var pool = new WorkerPool(config.Threads, CodecOptions);
         var ingester = new ModelIngester(store, pool, logger) { Progress = Progress };
 
@@ -83,7 +83,7 @@ public sealed class FamilyCompressor(ZipLlmConfig config, ILogger logger)
                     }
                 }
                 cancellationToken.ThrowIfCancellationRequested();
-                using FileLock modelLock = store.LockModel(modelId, cancellationToken);
+                using IDisposable modelLock = store.LockModel(modelId, cancellationToken);
                 if (store.Contains(modelId))
                 {
                     logger.LogInformation("{Model} is already stored; skipped", modelId);

@@ -5,6 +5,7 @@ using Microsoft.Win32.SafeHandles;
 using ZipLlm.Codecs;
 using ZipLlm.IO;
 using ZipLlm.Safetensors;
+using ZipLlm.Store.Backends;
 
 namespace ZipLlm.Store;
 
@@ -43,12 +44,6 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
     /// </summary>
     public IReadOnlyList<string> ProtectedFolders { get; init; } = [];
 
-    /// <summary>Object files kept open while idle; tests lower it to see that the bound holds.</summary>
-    internal int MaxOpenObjects { get; init; } = ObjectHandleCache.DefaultCapacity;
-
-    /// <summary>Most object files the last restore or verify had open at once.</summary>
-    internal int PeakOpenObjects { get; private set; }
-
     /// <summary>
     /// Restores <paramref name="modelId"/> into <paramref name="outputDir"/>. Afterwards the folder holds exactly
     /// the model's files and the folders they need; on failure or cancellation it is as it was, but for folders
@@ -75,11 +70,11 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
     {
         var clock = Stopwatch.StartNew();
         Manifest manifest = ReadManifest(modelId);
-        using OutputFolder output = OutputFolder.Open(modelId, manifest, outputDir, force, store.Layout.Root, ProtectedFolders);
-        using (var handles = new ObjectHandleCache(store.Objects, MaxOpenObjects))
+        using OutputFolder output = OutputFolder.Open(modelId, manifest, outputDir, force, store.Backend.LocalRoot, ProtectedFolders);
+        // One read session for the whole restore: the files restored side by side share its bounded open objects.
+        using (IObjectReadSession session = store.Backend.OpenReadSession())
         {
-            RestoreIntoStaging(modelId, manifest, output, handles, cancellationToken);
-            PeakOpenObjects = handles.PeakOpenCount;
+            RestoreIntoStaging(modelId, manifest, output, session, cancellationToken);
         }
         // Every file is verified: only now is anything of the user's replaced. Renames are quick, so a
         // cancellation from here on would only leave a folder half replaced.
@@ -100,7 +95,7 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
         }
     }
 
-    private void RestoreIntoStaging(string modelId, Manifest manifest, OutputFolder output, ObjectHandleCache handles, CancellationToken cancellationToken)
+    private void RestoreIntoStaging(string modelId, Manifest manifest, OutputFolder output, IObjectReadSession session, CancellationToken cancellationToken)
     {
         // Files are restored side by side (largest first): each file's hash and writes are serial, so one file
         // at a time would leave the decoding workers waiting on them. Chunks still go through the one pool.
@@ -109,7 +104,7 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
         try
         {
             Parallel.ForEach(Enumerable.Range(0, manifest.Files.Length).OrderByDescending(i => manifest.Files[i].Size), parallel, i =>
-                RestoreFile(modelId, manifest.Files[i], output.StagedPath(i), handles, bytes =>
+                RestoreFile(modelId, manifest.Files[i], output.StagedPath(i), session, bytes =>
                     Progress?.Report(new ByteProgress(modelId, Interlocked.Add(ref done, bytes), manifest.OriginalBytes)), cancellationToken));
         }
         catch (AggregateException ex) when (ex.InnerExceptions.Count > 0)
@@ -119,14 +114,14 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
         }
     }
 
-    private void RestoreFile(string modelId, StoredFile file, string staged, ObjectHandleCache handles, Action<int> advance, CancellationToken cancellationToken)
+    private void RestoreFile(string modelId, StoredFile file, string staged, IObjectReadSession session, Action<int> advance, CancellationToken cancellationToken)
     {
         // A new file, not a truncated one: .NET truncates a FileMode.Create file with ftruncate(0) even when it is
         // empty, and ext4 answers a truncate to 0 by writing the whole file back, synchronously, when it is
         // closed (auto_da_alloc), on the restoring thread. That was about 30% of a finetune's restore time here.
         using var output = new FileStream(staged, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 0);
         using FileDigest digest = FileDigest.ForCheck(file, CheckSha256);
-        Produce(modelId, file, digest, handles, chunk =>
+        Produce(modelId, file, digest, session, chunk =>
         {
             output.Write(chunk);
             advance(chunk.Length);
@@ -167,26 +162,33 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
         {
             return [ex.Message];
         }
+        long done = 0;
+        using IObjectReadSession session = store.Backend.OpenReadSession();
         foreach (ContentHash hash in manifest.NeededObjects().OrderBy(h => h.Hex, StringComparer.Ordinal))
         {
-            EntryKind kind = Posix.Lstat(store.Layout.ObjectPath(hash)).Kind;
-            if (kind != EntryKind.File)
+            if (store.Objects.Contains(hash))
             {
-                problems.Add(kind == EntryKind.Missing
-                    ? $"{modelId}: object {hash} is missing."
-                    : $"{modelId}: object {hash} is a {Posix.Describe(kind)}, not a regular file; the store is damaged.");
+                continue;
+            }
+            // Missing, or something else in its place: opening it says which.
+            try
+            {
+                session.Open(hash);
+                problems.Add($"{modelId}: object {hash} is missing.");
+            }
+            catch (StoreDamageException ex)
+            {
+                problems.Add($"{modelId}: {ex.Message}");
             }
         }
         problems.AddRange(CheckBaseChains(modelId, manifest));
-        long done = 0;
-        using var handles = new ObjectHandleCache(store.Objects, MaxOpenObjects);
         foreach (StoredFile file in manifest.Files)
         {
             cancellationToken.ThrowIfCancellationRequested();
             try
             {
                 using var digest = new FileDigest(sha256: true, xxh128: file.Xxh128 is not null);
-                Produce(modelId, file, digest, handles, chunk =>
+                Produce(modelId, file, digest, session, chunk =>
                 {
                     done += chunk.Length;
                     progress?.Report(new ByteProgress(modelId, done, manifest.OriginalBytes));
@@ -198,7 +200,6 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
                 problems.Add(ex.Message);
             }
         }
-        PeakOpenObjects = handles.PeakOpenCount;
         return problems;
     }
 
@@ -256,7 +257,7 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
 
     /// <summary>Feeds the bytes of <paramref name="file"/>, in order, to <paramref name="digest"/> and then <paramref name="sink"/>.</summary>
     /// <exception cref="StoreDamageException">An object the file needs cannot be read back, or the stored header does not fit the tensors.</exception>
-    private void Produce(string modelId, StoredFile file, FileDigest digest, ObjectHandleCache handles, Action<ReadOnlySpan<byte>> sink,
+    private void Produce(string modelId, StoredFile file, FileDigest digest, IObjectReadSession session, Action<ReadOnlySpan<byte>> sink,
         CancellationToken cancellationToken)
     {
         void Emit(ReadOnlySpan<byte> chunk)
@@ -265,7 +266,7 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
             sink(chunk);
         }
 
-        using ObjectStore.ObjectReader reader = store.Objects.OpenReader(handles);
+        using ObjectStore.ObjectReader reader = store.Objects.OpenReader(session);
         try
         {
             if (file.Kind == StoredFileKind.Blob)

@@ -2,28 +2,33 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using ZipLlm.Codecs;
 using ZipLlm.Config;
-using ZipLlm.IO;
+using ZipLlm.Store.Backends;
 
 namespace ZipLlm.Store;
 
 /// <summary>
-/// A store of models: objects plus one manifest per model. Opening checks the format version;
-/// writers hold the store lock shared, removal holds it exclusive.
+/// A store of models: objects plus one manifest per model, their bytes at rest in an <see cref="IStoreBackend"/>
+/// (a folder, or memory). Opening checks the format version; writers hold the store lock shared, removal holds it
+/// exclusive.
 /// </summary>
 public sealed class ModelStore
 {
-    // Manifests already parsed, by path, with the file's identity when it was read. Compress asks for every
+    // Manifests already parsed, by key, with the backend's version of it when it was read. Compress asks for every
     // manifest (and its base's) once per model it stores; without this a store of n models parsed n * n manifests.
-    private readonly Dictionary<string, (DateTime WriteTime, long Length, Manifest Manifest)> _parsed = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (string Version, Manifest Manifest)> _parsed = new(StringComparer.Ordinal);
 
-    private ModelStore(StoreLayout layout)
+    private ModelStore(IStoreBackend backend)
     {
-        Layout = layout;
-        Objects = new ObjectStore(layout);
+        Backend = backend;
+        Objects = new ObjectStore(backend);
     }
 
-    /// <summary>Where things live.</summary>
-    public StoreLayout Layout { get; }
+    /// <summary>Where the store's bytes rest.</summary>
+    public IStoreBackend Backend { get; }
+
+    /// <summary>Where things live, for a store in a folder.</summary>
+    /// <exception cref="NotSupportedException">The store is not in a folder.</exception>
+    public StoreLayout Layout => Backend is FolderBackend folder ? folder.Layout : throw new NotSupportedException($"The store at {Backend.Location} is not a folder.");
 
     /// <summary>The objects.</summary>
     public ObjectStore Objects { get; }
@@ -31,56 +36,62 @@ public sealed class ModelStore
     /// <summary>How long to wait for another process's lock before giving up.</summary>
     public TimeSpan LockTimeout { get; init; } = TimeSpan.FromMinutes(30);
 
-    /// <summary>Opens the store at <paramref name="root"/>, creating it when <paramref name="create"/> is set.</summary>
+    /// <summary>Opens the store in the folder <paramref name="root"/>, creating it when <paramref name="create"/> is set.</summary>
     /// <exception cref="NotSupportedException">The store is of a newer or unknown format.</exception>
     /// <exception cref="DirectoryNotFoundException">The store does not exist and <paramref name="create"/> is not set.</exception>
-    public static ModelStore Open(string root, bool create)
+    /// <exception cref="IOException">The folder holds something that is not a store.</exception>
+    public static ModelStore Open(string root, bool create) => Open(new FolderBackend(root), create);
+
+    /// <summary>Opens the store in <paramref name="backend"/>, creating it when <paramref name="create"/> is set.</summary>
+    /// <exception cref="NotSupportedException">The store is of a newer or unknown format.</exception>
+    /// <exception cref="DirectoryNotFoundException">The store does not exist and <paramref name="create"/> is not set.</exception>
+    /// <exception cref="IOException">The location holds something that is not a store.</exception>
+    public static ModelStore Open(IStoreBackend backend, bool create)
     {
-        var layout = new StoreLayout(root);
-        if (!File.Exists(layout.FormatFile))
+        ArgumentNullException.ThrowIfNull(backend);
+        byte[]? format = backend.ReadFormat();
+        if (format is null)
         {
             if (!create)
             {
-                throw new DirectoryNotFoundException($"No store at {layout.Root} (no FORMAT file); run compress first.");
+                throw new DirectoryNotFoundException($"No store at {backend.Location} (no FORMAT file); run compress first.");
             }
-            Directory.CreateDirectory(layout.Root);
-            // Another process may be creating the store at this very moment: its folders and FORMAT are expected here.
-            if (Directory.EnumerateFileSystemEntries(layout.Root).Any(e => Path.GetFileName(e) is not ("tmp" or "locks" or "objects" or "manifests" or "FORMAT")))
-            {
-                throw new IOException($"{layout.Root} is not empty and is not a zipllm store; refusing to write into it.");
-            }
-            // Written through the store's tmp folder, so a half-written FORMAT is never seen; two creators write the same bytes.
-            AtomicFile.WriteAllBytes(layout.FormatFile, System.Text.Encoding.ASCII.GetBytes(StoreLayout.FormatLine + "\n"), layout.TempDir);
+            backend.Create(System.Text.Encoding.ASCII.GetBytes(StoreLayout.FormatLine + "\n"));
+            format = backend.ReadFormat() ?? [];
         }
-        string line = File.ReadLines(layout.FormatFile).FirstOrDefault() ?? "";
-        if (line.Trim() != StoreLayout.FormatLine)
+        string line = System.Text.Encoding.ASCII.GetString(format).Split('\n')[0].Trim();
+        if (line != StoreLayout.FormatLine)
         {
-            throw new NotSupportedException($"{layout.FormatFile}: store format \"{line.Trim()}\" is not supported by this build (it reads \"{StoreLayout.FormatLine}\").");
+            throw new NotSupportedException($"{backend.Location}: store format \"{line}\" is not supported by this build (it reads \"{StoreLayout.FormatLine}\").");
         }
-        Directory.CreateDirectory(layout.ObjectsDir);
-        Directory.CreateDirectory(layout.ManifestsDir);
-        Directory.CreateDirectory(layout.TempDir);
-        Directory.CreateDirectory(layout.LocksDir);
-        return new ModelStore(layout);
+        (backend as FolderBackend)?.EnsureFolders();
+        return new ModelStore(backend);
+    }
+
+    /// <summary>The key of a model's manifest: <c>org/name.json</c> (one folder per org, so ids never collide).</summary>
+    internal static string ManifestKey(string modelId)
+    {
+        ModelId.ThrowIfInvalid(modelId);
+        return modelId + ".json";
     }
 
     /// <summary>Whether <paramref name="modelId"/> is stored (its manifest exists).</summary>
-    public bool Contains(string modelId) => File.Exists(Layout.ManifestPath(modelId));
+    public bool Contains(string modelId) => Backend.ManifestVersion(ManifestKey(modelId)) is not null;
 
     /// <summary>Reads the manifest of <paramref name="modelId"/>.</summary>
     /// <exception cref="KeyNotFoundException">The model is not stored.</exception>
     /// <exception cref="InvalidDataException">The manifest is corrupt.</exception>
     public Manifest ReadManifest(string modelId)
     {
-        string path = Layout.ManifestPath(modelId);
+        string key = ManifestKey(modelId);
         Manifest manifest;
         lock (_parsed)
         {
-            manifest = ParseCached(path) ?? throw new KeyNotFoundException($"Model {modelId} is not in the store at {Layout.Root}.");
+            manifest = ParseCached(key) ?? throw new KeyNotFoundException($"Model {modelId} is not in the store at {Backend.Location}.");
         }
         if (manifest.Id != modelId)
         {
-            throw new InvalidDataException($"{path}: manifest is for {manifest.Id}, not {modelId}.");
+            throw new InvalidDataException($"{Backend.DescribeManifest(key)}: manifest is for {manifest.Id}, not {modelId}.");
         }
         return manifest;
     }
@@ -109,22 +120,23 @@ public sealed class ModelStore
         lock (_parsed)
         {
             var seen = new HashSet<string>(StringComparer.Ordinal);
-            foreach (string path in Directory.EnumerateFiles(Layout.ManifestsDir, "*", SearchOption.AllDirectories))
+            foreach (string key in Backend.ListManifests())
             {
-                if (!path.EndsWith(".json", StringComparison.Ordinal))
+                string path = Backend.DescribeManifest(key);
+                if (!key.EndsWith(".json", StringComparison.Ordinal))
                 {
                     damaged.Add((path, $"{path}: not a manifest (manifests are named org/name.json); remove it or move it out of the store."));
                     continue;
                 }
                 try
                 {
-                    if (ParseCached(path) is not { } manifest) // null: removed since it was listed
+                    if (ParseCached(key) is not { } manifest) // null: removed since it was listed
                     {
                         continue;
                     }
-                    seen.Add(path);
-                    // A manifest is found by its id's path: one that names another model would be read for the wrong one.
-                    if (!ModelId.IsValid(manifest.Id) || Layout.ManifestPath(manifest.Id) != Path.GetFullPath(path))
+                    seen.Add(key);
+                    // A manifest is found by its id's key: one that names another model would be read for the wrong one.
+                    if (!ModelId.IsValid(manifest.Id) || ManifestKey(manifest.Id) != key)
                     {
                         throw new InvalidDataException($"{path}: manifest is for {manifest.Id}, which is not the model its path names.");
                     }
@@ -145,46 +157,58 @@ public sealed class ModelStore
     }
 
     /// <summary>
-    /// The manifest at <paramref name="path"/>, or null when there is none. One whose file has not changed since it
-    /// was last read (same modification time and length) is not parsed again: manifests are only ever replaced by
-    /// rename, so a changed one always has a new time. The caller holds the lock on the cache.
+    /// The manifest at <paramref name="key"/>, or null when there is none. One the backend says has not changed
+    /// since it was last read is not parsed again: manifests are only ever created whole, so a changed one always
+    /// has a new version. The caller holds the lock on the cache.
     /// </summary>
-    private Manifest? ParseCached(string path)
+    private Manifest? ParseCached(string key)
     {
-        var info = new FileInfo(path);
-        if (!info.Exists)
+        string? version = Backend.ManifestVersion(key);
+        if (version is null)
         {
-            _parsed.Remove(path);
+            _parsed.Remove(key);
             return null;
         }
-        if (!_parsed.TryGetValue(path, out var cached) || cached.WriteTime != info.LastWriteTimeUtc || cached.Length != info.Length)
+        if (!_parsed.TryGetValue(key, out var cached) || cached.Version != version)
         {
-            cached = (info.LastWriteTimeUtc, info.Length, Manifest.Parse(File.ReadAllBytes(path), path));
-            _parsed[path] = cached;
+            byte[]? bytes = Backend.ReadManifest(key);
+            if (bytes is null)
+            {
+                _parsed.Remove(key);
+                return null;
+            }
+            cached = (version, Manifest.Parse(bytes, Backend.DescribeManifest(key)));
+            _parsed[key] = cached;
         }
         return cached.Manifest;
     }
 
-    /// <summary>Writes a manifest last and atomically: from this moment the model is stored.</summary>
-    internal void CommitManifest(Manifest manifest)
+    /// <summary>
+    /// Writes a manifest last, exclusively and atomically: from this moment the model is stored. False, and nothing
+    /// written, when the model was stored meanwhile (by a writer the locks did not keep out).
+    /// </summary>
+    internal bool CommitManifest(Manifest manifest)
     {
-        // Objects were written without a flush each; one file-system sync makes them all durable before the manifest names them.
-        string path = Layout.ManifestPath(manifest.Id);
-        byte[] json = manifest.ToCheckedJson(path);
-        AtomicFile.SyncFileSystem(Layout.ObjectsDir);
-        AtomicFile.WriteAllBytes(path, json, Layout.TempDir);
+        string key = ManifestKey(manifest.Id);
+        byte[] json = manifest.ToCheckedJson(Backend.DescribeManifest(key));
+        // Objects were written without a flush each; one flush makes them all durable before the manifest names them.
+        Backend.FlushObjects();
+        return Backend.CreateManifest(key, json);
     }
 
     /// <summary>Takes the store lock: shared for writers and readers, exclusive for removal.</summary>
-    public FileLock LockStore(bool exclusive, CancellationToken cancellationToken = default) =>
-        FileLock.Acquire(Layout.StoreLockPath, exclusive, LockTimeout, cancellationToken);
+    public IDisposable LockStore(bool exclusive, CancellationToken cancellationToken = default) =>
+        Backend.Lock("store", exclusive, LockTimeout, cancellationToken);
 
     /// <summary>Takes the lock that lets one process at a time ingest <paramref name="modelId"/>.</summary>
-    public FileLock LockModel(string modelId, CancellationToken cancellationToken = default) =>
-        FileLock.Acquire(Layout.ModelLockPath(modelId), exclusive: true, LockTimeout, cancellationToken);
+    public IDisposable LockModel(string modelId, CancellationToken cancellationToken = default)
+    {
+        ModelId.ThrowIfInvalid(modelId);
+        return Backend.Lock("model." + modelId.Replace('/', '@'), exclusive: true, LockTimeout, cancellationToken);
+    }
 
     /// <summary>Removes temporary files of processes that died mid-write.</summary>
-    public void SweepTemporaryFiles() => AtomicFile.SweepStale(Layout.TempDir);
+    public void SweepTemporaryFiles() => Backend.SweepTemporary();
 
     /// <summary>
     /// Removes <paramref name="modelId"/> and every object no other stored model needs.
@@ -197,15 +221,14 @@ public sealed class ModelStore
     public GarbageReport Remove(string modelId, ILogger? logger = null, CancellationToken cancellationToken = default)
     {
         logger ??= NullLogger.Instance;
-        using FileLock storeLock = LockStore(exclusive: true, cancellationToken);
+        using IDisposable storeLock = LockStore(exclusive: true, cancellationToken);
         Manifest manifest = ReadManifest(modelId);
         IReadOnlyList<Manifest> others = CheckedManifests().Where(m => m.Id != modelId).ToList();
         foreach (Manifest other in others.Where(m => m.BaseId == modelId))
         {
             logger.LogInformation("{Finetune} stays restorable: its deltas keep the base tensors of {Model} they need", other.Id, modelId);
         }
-        File.Delete(Layout.ManifestPath(manifest.Id));
-        AtomicFile.SyncDirectory(Path.GetDirectoryName(Layout.ManifestPath(manifest.Id))!);
+        Backend.DeleteManifest(ManifestKey(manifest.Id));
         // The removed model's objects are reclaimed at once: no compress runs beside this exclusive lock.
         return CollectGarbage(others, dryRun: false, TimeSpan.Zero, logger, cancellationToken);
     }
@@ -225,7 +248,7 @@ public sealed class ModelStore
     public GarbageReport CollectGarbage(bool dryRun = false, TimeSpan grace = default, ILogger? logger = null, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(grace, TimeSpan.Zero);
-        using FileLock storeLock = LockStore(exclusive: true, cancellationToken);
+        using IDisposable storeLock = LockStore(exclusive: true, cancellationToken);
         return CollectGarbage(CheckedManifests(), dryRun, grace, logger ?? NullLogger.Instance, cancellationToken);
     }
 
@@ -245,7 +268,7 @@ public sealed class ModelStore
     private GarbageReport CollectGarbage(IReadOnlyList<Manifest> live, bool dryRun, TimeSpan grace, ILogger logger, CancellationToken cancellationToken)
     {
         var needed = new HashSet<ContentHash>(live.SelectMany(m => m.NeededObjects()));
-        DateTime keepAfter = DateTime.UtcNow - grace;
+        DateTimeOffset keepAfter = DateTimeOffset.UtcNow - grace;
         int count = 0, recent = 0;
         long bytes = 0;
         foreach (ContentHash hash in Objects.Enumerate().ToList())
@@ -255,7 +278,7 @@ public sealed class ModelStore
             {
                 continue;
             }
-            if (grace > TimeSpan.Zero && File.GetLastWriteTimeUtc(Layout.ObjectPath(hash)) > keepAfter)
+            if (grace > TimeSpan.Zero && Backend.StatObject(hash) is { } stat && stat.WrittenAt > keepAfter)
             {
                 recent++;
                 continue;

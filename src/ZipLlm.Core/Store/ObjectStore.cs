@@ -1,58 +1,41 @@
 using ZipLlm.Codecs;
-using ZipLlm.IO;
+using ZipLlm.Store.Backends;
 
 namespace ZipLlm.Store;
 
 /// <summary>
 /// The immutable objects of a store, named by the SHA-256 of their original bytes. Every object is
 /// an encoded tensor (<see cref="EncodedTensorFormat"/>); a delta names its base object in its reference.
+/// Their bytes rest in the store's <see cref="IStoreBackend"/>.
 /// </summary>
-public sealed class ObjectStore(StoreLayout layout)
+public sealed class ObjectStore(IStoreBackend backend)
 {
     /// <summary>Longest chain of deltas followed to reach a solo object; guards against cycles in a corrupt store.</summary>
     public const int MaxDeltaDepth = 16;
 
-    /// <summary>The store's layout.</summary>
-    public StoreLayout Layout { get; } = layout;
+    /// <summary>Where the objects' bytes rest.</summary>
+    public IStoreBackend Backend { get; } = backend;
 
-    /// <summary>Whether the object exists as a regular file (a FIFO or a folder in its place is no object, and is replaced when written).</summary>
-    public bool Contains(ContentHash hash) => Posix.Lstat(Layout.ObjectPath(hash)).Kind == EntryKind.File;
+    /// <summary>Whether the object is stored (a FIFO or a folder in its place is no object, and is replaced when written).</summary>
+    public bool Contains(ContentHash hash) => Backend.StatObject(hash) is not null;
 
-    /// <summary>Bytes the object takes on disk (0 when missing).</summary>
-    public long SizeOf(ContentHash hash)
-    {
-        var info = new FileInfo(Layout.ObjectPath(hash));
-        return info.Exists ? info.Length : 0;
-    }
+    /// <summary>Bytes the object takes at rest (0 when missing).</summary>
+    public long SizeOf(ContentHash hash) => Backend.StatObject(hash)?.Length ?? 0;
 
     /// <summary>Writes the object atomically; a concurrent writer of the same object simply replaces it with equal content.</summary>
     /// <returns>Bytes written.</returns>
     public long Write(ContentHash hash, Action<Stream> write)
     {
-        using var writer = new AtomicFileWriter(Layout.ObjectPath(hash), Layout.TempDir);
-        write(writer.Stream);
-        // Objects are made durable together, by one file-system sync before a manifest names them.
-        return writer.Commit(durable: false);
+        using IObjectUpload upload = Backend.CreateObject(hash);
+        write(upload.Stream);
+        return upload.Commit();
     }
 
     /// <summary>Every object in the store.</summary>
-    public IEnumerable<ContentHash> Enumerate()
-    {
-        if (!Directory.Exists(Layout.ObjectsDir))
-        {
-            yield break;
-        }
-        foreach (string file in Directory.EnumerateFiles(Layout.ObjectsDir, "*", SearchOption.AllDirectories))
-        {
-            if (ContentHash.TryParse(Path.GetFileName(file), out ContentHash hash))
-            {
-                yield return hash;
-            }
-        }
-    }
+    public IEnumerable<ContentHash> Enumerate() => Backend.ListObjects();
 
     /// <summary>Deletes the object if it exists.</summary>
-    public void Delete(ContentHash hash) => AtomicFile.TryDelete(Layout.ObjectPath(hash));
+    public void Delete(ContentHash hash) => Backend.DeleteObject(hash);
 
     /// <summary>The base a delta object names, or null for a solo object; reads the object's header and chunk index, not its chunks.</summary>
     /// <exception cref="StoreDamageException">The object is missing, not a regular file, or its header is corrupt.</exception>
@@ -72,30 +55,28 @@ public sealed class ObjectStore(StoreLayout layout)
         return ContentHash.FromDigest(tensor.Reference);
     }
 
-    /// <summary>Opens objects for reading, with at most <see cref="ObjectHandleCache.DefaultCapacity"/> idle files open at once.</summary>
-    public ObjectReader OpenReader() => new(this, new ObjectHandleCache(this), ownsHandles: true);
+    /// <summary>Opens objects for reading, in a read session of its own (bounded open files, for a folder).</summary>
+    public ObjectReader OpenReader() => new(Backend.OpenReadSession(), ownsSession: true);
 
-    /// <summary>Opens objects for reading through <paramref name="handles"/>, which several readers may share.</summary>
-    internal ObjectReader OpenReader(ObjectHandleCache handles) => new(this, handles, ownsHandles: false);
+    /// <summary>Opens objects for reading through <paramref name="session"/>, which several readers may share.</summary>
+    internal ObjectReader OpenReader(IObjectReadSession session) => new(session, ownsSession: false);
 
     /// <summary>
-    /// Opens objects and wires each delta to its base. Object files are opened on demand, through a bounded
-    /// cache of handles, so a reader of any number of objects holds a bounded number of files open.
+    /// Opens objects and wires each delta to its base. Objects are read through the backend's read session, so a
+    /// reader of any number of objects holds a bounded number of files (or connections) open.
     /// Every failure to read an object back is a <see cref="StoreDamageException"/> naming it.
     /// </summary>
     public sealed class ObjectReader : IDisposable
     {
-        private readonly ObjectStore _store;
         private readonly Dictionary<ContentHash, EncodedTensor> _open = [];
-        private readonly ObjectHandleCache _handles;
-        private readonly bool _ownsHandles;
+        private readonly IObjectReadSession _session;
+        private readonly bool _ownsSession;
         private readonly Lock _gate = new();
 
-        internal ObjectReader(ObjectStore store, ObjectHandleCache handles, bool ownsHandles)
+        internal ObjectReader(IObjectReadSession session, bool ownsSession)
         {
-            _store = store;
-            _handles = handles;
-            _ownsHandles = ownsHandles;
+            _session = session;
+            _ownsSession = ownsSession;
         }
 
         /// <summary>Opens the object named <paramref name="hash"/>, with the chain of bases a delta needs.</summary>
@@ -166,26 +147,19 @@ public sealed class ObjectStore(StoreLayout layout)
         private EncodedTensor OpenFile(ContentHash hash)
         {
             string name = $"object {hash.Hex}";
-            long length;
-            using (ObjectHandleCache.Lease lease = _handles.Acquire(hash))
-            {
-                length = Damage.Guard(hash, () => RandomAccess.GetLength(lease.Handle));
-            }
-            ObjectHandleCache handles = _handles;
+            IObjectContent content = Damage.Guard(hash, () => _session.Open(hash));
             void Read(long offset, Span<byte> destination)
             {
-                // Once per chunk: a lookup in the cache, and an open only when the handle was closed meanwhile.
-                using ObjectHandleCache.Lease lease = handles.Acquire(hash);
                 try
                 {
-                    PositionalRead.ReadExactly(lease.Handle, destination, offset, name);
+                    content.Read(offset, destination);
                 }
                 catch (EndOfStreamException ex)
                 {
                     throw new StoreDamageException(null, null, hash, "the object is shorter than its index says (truncated or replaced)", ex);
                 }
             }
-            return Damage.Guard(hash, () => EncodedTensor.Open(name, Read, length));
+            return Damage.Guard(hash, () => EncodedTensor.Open(name, Read, content.Length));
         }
 
         /// <inheritdoc/>
@@ -195,9 +169,9 @@ public sealed class ObjectStore(StoreLayout layout)
             {
                 _open.Clear();
             }
-            if (_ownsHandles)
+            if (_ownsSession)
             {
-                _handles.Dispose();
+                _session.Dispose();
             }
         }
     }

@@ -45,7 +45,7 @@ internal sealed class OutputFolder : IDisposable
     /// <exception cref="StoreDamageException">A manifest path cannot be a path inside the folder.</exception>
     /// <exception cref="ArgumentException">The folder is in the store, or with <paramref name="force"/> one that must never be swept.</exception>
     /// <exception cref="IOException">The folder is not a folder, is locked by another restore, or is not empty without <paramref name="force"/>.</exception>
-    public static OutputFolder Open(string modelId, Manifest manifest, string outputDir, bool force, string storeRoot, IReadOnlyList<string> protectedFolders)
+    public static OutputFolder Open(string modelId, Manifest manifest, string outputDir, bool force, string? storeRoot, IReadOnlyList<string> protectedFolders)
     {
         OutputPlan plan = OutputPlan.Create(modelId, manifest);
         string root = PrepareOutput(outputDir, force, storeRoot, protectedFolders);
@@ -91,7 +91,7 @@ internal sealed class OutputFolder : IDisposable
     }
 
     /// <summary>The real path of the output folder, created when missing once every refusal is made.</summary>
-    private static string PrepareOutput(string outputDir, bool force, string storeRootPath, IReadOnlyList<string> protectedFolders)
+    private static string PrepareOutput(string outputDir, bool force, string? storeRootPath, IReadOnlyList<string> protectedFolders)
     {
         // The folder the user named may be a symlink, or lie under one: resolved once, here; below it no link is followed.
         string root = ResolveAsFarAsExists(Path.GetFullPath(outputDir));
@@ -100,8 +100,9 @@ internal sealed class OutputFolder : IDisposable
         {
             throw new IOException($"Output folder {root} is a {Posix.Describe(kind)}, not a folder.");
         }
-        string storeRoot = Posix.RealPath(storeRootPath);
-        if (IsSameOrInside(root, storeRoot))
+        // A store that is not in a local folder (memory, a bucket) cannot be written over.
+        string? storeRoot = storeRootPath is null ? null : Posix.RealPath(storeRootPath);
+        if (storeRoot is not null && IsSameOrInside(root, storeRoot))
         {
             throw new ArgumentException($"Output folder {root} is inside the store {storeRoot}; restore into a folder outside it.");
         }
@@ -111,7 +112,7 @@ internal sealed class OutputFolder : IDisposable
             {
                 throw new ArgumentException($"Refusing --force into {root}: --force deletes every file in the output folder that is not the model's.");
             }
-            if (IsSameOrInside(storeRoot, root))
+            if (storeRoot is not null && IsSameOrInside(storeRoot, root))
             {
                 throw new ArgumentException($"Refusing --force into {root}: it holds the store {storeRoot}, which --force would delete.");
             }

@@ -3,6 +3,7 @@ using ZipLlm.Codecs;
 using ZipLlm.Config;
 using ZipLlm.IO;
 using ZipLlm.Store;
+using ZipLlm.Store.Backends;
 using ZipLlm.Tests.TestSupport;
 
 namespace ZipLlm.Tests.Store;
@@ -238,14 +239,16 @@ public class ModelRestorerTests
     public void RestoreAndVerify_FileOfThousandsOfTinyTensors_KeepObjectFilesOpenBounded()
     {
         using var dir = new TempDir();
-        ModelStore store = StoredModels.Ingest(dir, "o/m", StoredModels.ManyTinyTensors(2, 1500));
+        StoredModels.Ingest(dir, "o/m", StoredModels.ManyTinyTensors(2, 1500));
+        var backend = new FolderBackend(dir.Combine("store")) { MaxOpenObjects = 8 };
+        ModelStore store = ModelStore.Open(backend, create: false);
         using var pool = new WorkerPool(4, Options);
-        var restorer = new ModelRestorer(store, pool) { MaxOpenObjects = 8 };
+        var restorer = new ModelRestorer(store, pool);
 
         restorer.Restore("o/m", dir.Combine("out"), force: false);
-        int restorePeak = restorer.PeakOpenObjects;
+        int restorePeak = backend.PeakOpenObjects;
         Assert.Empty(restorer.Verify("o/m"));
-        int verifyPeak = restorer.PeakOpenObjects;
+        int verifyPeak = backend.PeakOpenObjects;
 
         Assert.Equal(ModelFolders.Snapshot(dir.Combine("models", "o_m")), ModelFolders.Snapshot(dir.Combine("out")));
         // Idle handles beyond the capacity are closed; only those in use by a worker at that moment may add to it.
@@ -272,15 +275,16 @@ public class ModelRestorerTests
         new ModelIngester(store, pool, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance)
             .Ingest("o/ft", ftFolder, new ModelRole(ModelRoleKind.Finetune, "o/base"));
         Assert.Contains(store.ReadManifest("o/ft").Files.SelectMany(f => f.Tensors!), t => t.Encoding == "delta");
-        var restorer = new ModelRestorer(store, pool) { MaxOpenObjects = 8 };
+        var backend = new FolderBackend(dir.Combine("store")) { MaxOpenObjects = 8 };
+        var restorer = new ModelRestorer(ModelStore.Open(backend, create: false), pool);
 
         restorer.Restore("o/ft", dir.Combine("out"), force: false);
-        int restorePeak = restorer.PeakOpenObjects;
+        int restorePeak = backend.PeakOpenObjects;
         Assert.Empty(restorer.Verify("o/ft"));
 
         Assert.Equal(ModelFolders.Snapshot(ftFolder), ModelFolders.Snapshot(dir.Combine("out")));
         Assert.InRange(restorePeak, 1, 8 + 2 * pool.Threads * 2);
-        Assert.InRange(restorer.PeakOpenObjects, 1, 8 + 2 * pool.Threads * 2);
+        Assert.InRange(backend.PeakOpenObjects, 1, 8 + 2 * pool.Threads * 2);
     }
 
     [Theory]
@@ -359,7 +363,7 @@ public class ModelRestorerTests
         using var dir = new TempDir();
         ModelStore store = StoredModels.Ingest(dir, "o/m", StoredModels.ManyTinyTensors(1, 10));
         ContentHash[] objects = store.ReadManifest("o/m").Files[0].Tensors!.Select(t => ContentHash.Parse(t.Object)).ToArray();
-        using var cache = new ObjectHandleCache(store.Objects, capacity: 2);
+        using var cache = new ObjectHandleCache(store.Layout, capacity: 2);
 
         ObjectHandleCache.Lease held = cache.Acquire(objects[0]);
         for (int i = 1; i < objects.Length; i++)

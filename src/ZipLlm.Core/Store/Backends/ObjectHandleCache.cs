@@ -1,15 +1,15 @@
 using Microsoft.Win32.SafeHandles;
 using ZipLlm.IO;
 
-namespace ZipLlm.Store;
+namespace ZipLlm.Store.Backends;
 
 /// <summary>
 /// The open files of a store's objects, at most <see cref="Capacity"/> of them idle at once (least recently used
 /// closed first) and reopened on demand: a file of 50,000 tensors would otherwise need 50,000 handles, past
 /// the process's limit. A handle lent out is never closed under its user; it closes when the last one returns it.
-/// Thread-safe.
+/// Thread-safe. The folder backend's read session: objects opened through it hold no file between reads.
 /// </summary>
-internal sealed class ObjectHandleCache : IDisposable
+internal sealed class ObjectHandleCache : IObjectReadSession
 {
     /// <summary>
     /// Idle handles kept by default: far more than the objects a restore reads at once (about two chunks per
@@ -17,20 +17,48 @@ internal sealed class ObjectHandleCache : IDisposable
     /// </summary>
     public const int DefaultCapacity = 64;
 
-    private readonly ObjectStore _store;
+    private readonly StoreLayout _layout;
     private readonly Dictionary<ContentHash, Entry> _entries = [];
     private readonly LinkedList<Entry> _recency = []; // most recently used first
     private readonly Lock _gate = new();
     private int _open;
     private bool _disposed;
 
-    /// <summary>A cache over the objects of <paramref name="store"/>.</summary>
+    /// <summary>A cache over the objects of the store laid out as <paramref name="layout"/>.</summary>
     /// <exception cref="ArgumentOutOfRangeException">The capacity is not positive.</exception>
-    public ObjectHandleCache(ObjectStore store, int capacity = DefaultCapacity)
+    public ObjectHandleCache(StoreLayout layout, int capacity = DefaultCapacity, Action<int>? onClose = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
-        _store = store;
+        _layout = layout;
         Capacity = capacity;
+        _onDispose = onClose;
+    }
+
+    private readonly Action<int>? _onDispose;
+
+    /// <inheritdoc/>
+    public IObjectContent Open(ContentHash hash)
+    {
+        long length;
+        using (Lease lease = Acquire(hash))
+        {
+            length = RandomAccess.GetLength(lease.Handle);
+        }
+        return new FolderObject(this, hash, length);
+    }
+
+    /// <summary>An object of the folder: each read borrows its file from the cache, which reopens it when it was closed meanwhile.</summary>
+    private sealed class FolderObject(ObjectHandleCache cache, ContentHash hash, long length) : IObjectContent
+    {
+        private readonly string _name = $"object {hash.Hex}";
+
+        public long Length { get; } = length;
+
+        public void Read(long offset, Span<byte> destination)
+        {
+            using Lease lease = cache.Acquire(hash);
+            PositionalRead.ReadExactly(lease.Handle, destination, offset, _name);
+        }
     }
 
     /// <summary>Handles kept open when nobody uses them.</summary>
@@ -94,7 +122,7 @@ internal sealed class ObjectHandleCache : IDisposable
 
     private SafeFileHandle OpenObject(ContentHash hash)
     {
-        string path = _store.Layout.ObjectPath(hash);
+        string path = _layout.ObjectPath(hash);
         try
         {
             return Posix.OpenRegularFileForReading(path, $"object {hash.Hex}");
@@ -165,12 +193,17 @@ internal sealed class ObjectHandleCache : IDisposable
     {
         lock (_gate)
         {
+            if (_disposed)
+            {
+                return;
+            }
             _disposed = true;
             foreach (Entry entry in _entries.Values.ToList())
             {
                 Remove(entry);
             }
         }
+        _onDispose?.Invoke(PeakOpenCount);
     }
 
     /// <summary>An open object file lent to one reader; dispose it to give it back.</summary>

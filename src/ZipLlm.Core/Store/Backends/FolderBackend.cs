@@ -1,0 +1,185 @@
+using System.Text;
+using ZipLlm.IO;
+
+namespace ZipLlm.Store.Backends;
+
+/// <summary>
+/// A store in a local folder, laid out as <see cref="StoreLayout"/> says: objects written through a temporary file
+/// and renamed into place (their writeback started at once, made durable together by one file-system sync before a
+/// manifest names them), manifests created exclusively and durably, locks as flock on files that the system
+/// releases when a process dies. The only code that touches a folder store's bytes.
+/// </summary>
+public sealed class FolderBackend : IStoreBackend
+{
+    private static readonly string[] s_storeEntries = ["tmp", "locks", "objects", "manifests", "FORMAT"];
+    private readonly Lock _peakGate = new();
+
+    /// <summary>A backend for the store in the folder <paramref name="root"/> (which need not exist yet).</summary>
+    public FolderBackend(string root) => Layout = new StoreLayout(root);
+
+    /// <summary>Where things live in the folder.</summary>
+    public StoreLayout Layout { get; }
+
+    /// <summary>Object files a read session keeps open while idle (64; tests lower it to see that the bound holds).</summary>
+    public int MaxOpenObjects { get; init; } = ObjectHandleCache.DefaultCapacity;
+
+    /// <summary>Most object files any finished read session had open at once.</summary>
+    public int PeakOpenObjects { get; private set; }
+
+    /// <inheritdoc/>
+    public string Location => Layout.Root;
+
+    /// <inheritdoc/>
+    public string? LocalRoot => Layout.Root;
+
+    /// <inheritdoc/>
+    public byte[]? ReadFormat() => File.Exists(Layout.FormatFile) ? File.ReadAllBytes(Layout.FormatFile) : null;
+
+    /// <inheritdoc/>
+    public void Create(ReadOnlySpan<byte> format)
+    {
+        Directory.CreateDirectory(Layout.Root);
+        // Another process may be creating the store at this very moment: its folders and FORMAT are expected here.
+        if (Directory.EnumerateFileSystemEntries(Layout.Root).Any(e => !s_storeEntries.Contains(Path.GetFileName(e))))
+        {
+            throw new IOException($"{Layout.Root} is not empty and is not a zipllm store; refusing to write into it.");
+        }
+        if (!File.Exists(Layout.FormatFile))
+        {
+            // Written through the store's tmp folder, so a half-written FORMAT is never seen; two creators write the same bytes.
+            AtomicFile.WriteAllBytes(Layout.FormatFile, format, Layout.TempDir);
+        }
+        EnsureFolders();
+    }
+
+    /// <summary>Makes the store's folders, which a store written by an older build or by hand may lack.</summary>
+    internal void EnsureFolders()
+    {
+        Directory.CreateDirectory(Layout.ObjectsDir);
+        Directory.CreateDirectory(Layout.ManifestsDir);
+        Directory.CreateDirectory(Layout.TempDir);
+        Directory.CreateDirectory(Layout.LocksDir);
+    }
+
+    /// <inheritdoc/>
+    public ObjectStat? StatObject(ContentHash hash)
+    {
+        EntryStatus status = Posix.Lstat(Layout.ObjectPath(hash));
+        return status.Kind == EntryKind.File
+            ? new ObjectStat(status.Size, File.GetLastWriteTimeUtc(Layout.ObjectPath(hash)))
+            : null;
+    }
+
+    /// <summary>What stands where the object should be: a file, nothing, or something that is no object.</summary>
+    internal EntryKind ObjectEntryKind(ContentHash hash) => Posix.Lstat(Layout.ObjectPath(hash)).Kind;
+
+    /// <inheritdoc/>
+    public IObjectUpload CreateObject(ContentHash hash) => new Upload(new AtomicFileWriter(Layout.ObjectPath(hash), Layout.TempDir));
+
+    /// <inheritdoc/>
+    public IObjectReadSession OpenReadSession() => new ObjectHandleCache(Layout, MaxOpenObjects, peak =>
+    {
+        lock (_peakGate)
+        {
+            PeakOpenObjects = Math.Max(PeakOpenObjects, peak);
+        }
+    });
+
+    /// <inheritdoc/>
+    public IEnumerable<ContentHash> ListObjects()
+    {
+        if (!Directory.Exists(Layout.ObjectsDir))
+        {
+            yield break;
+        }
+        foreach (string file in Directory.EnumerateFiles(Layout.ObjectsDir, "*", SearchOption.AllDirectories))
+        {
+            if (ContentHash.TryParse(Path.GetFileName(file), out ContentHash hash))
+            {
+                yield return hash;
+            }
+        }
+    }
+
+    /// <inheritdoc/>
+    public void DeleteObject(ContentHash hash) => AtomicFile.TryDelete(Layout.ObjectPath(hash));
+
+    /// <inheritdoc/>
+    public void FlushObjects() => AtomicFile.SyncFileSystem(Layout.ObjectsDir);
+
+    /// <inheritdoc/>
+    public string? ManifestVersion(string key)
+    {
+        // Manifests are only ever created whole, by rename: a changed one has a new time or length.
+        var info = new FileInfo(ManifestPath(key));
+        return info.Exists ? FormattableString.Invariant($"{info.LastWriteTimeUtc.Ticks}:{info.Length}") : null;
+    }
+
+    /// <inheritdoc/>
+    public byte[]? ReadManifest(string key)
+    {
+        try
+        {
+            return File.ReadAllBytes(ManifestPath(key));
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return null;
+        }
+    }
+
+    /// <inheritdoc/>
+    public IEnumerable<string> ListManifests()
+    {
+        if (!Directory.Exists(Layout.ManifestsDir))
+        {
+            return [];
+        }
+        return Directory.EnumerateFiles(Layout.ManifestsDir, "*", SearchOption.AllDirectories)
+            .Select(path => Path.GetRelativePath(Layout.ManifestsDir, path).Replace(Path.DirectorySeparatorChar, '/'))
+            .ToList();
+    }
+
+    /// <inheritdoc/>
+    public bool CreateManifest(string key, ReadOnlySpan<byte> bytes)
+    {
+        return AtomicFile.TryCreate(ManifestPath(key), bytes, Layout.TempDir);
+    }
+
+    /// <inheritdoc/>
+    public void DeleteManifest(string key)
+    {
+        string path = ManifestPath(key);
+        File.Delete(path);
+        AtomicFile.SyncDirectory(Path.GetDirectoryName(path)!);
+    }
+
+    /// <inheritdoc/>
+    public string DescribeManifest(string key) => ManifestPath(key);
+
+    /// <inheritdoc/>
+    public IDisposable Lock(string name, bool exclusive, TimeSpan timeout, CancellationToken cancellationToken) =>
+        FileLock.Acquire(Path.Combine(Layout.LocksDir, name + ".lock"), exclusive, timeout, cancellationToken);
+
+    /// <inheritdoc/>
+    public void SweepTemporary() => AtomicFile.SweepStale(Layout.TempDir);
+
+    private string ManifestPath(string key) => Path.Combine(Layout.ManifestsDir, key.Replace('/', Path.DirectorySeparatorChar));
+
+    /// <summary>The bytes of a FORMAT file holding <paramref name="line"/>.</summary>
+    internal static byte[] FormatBytes(string line) => Encoding.ASCII.GetBytes(line + "\n");
+
+    private sealed class Upload(AtomicFileWriter writer) : IObjectUpload
+    {
+        public Stream Stream => writer.Stream;
+
+        // Objects are made durable together, by one file-system sync before a manifest names them.
+        public long Commit() => writer.Commit(durable: false);
+
+        public void Dispose() => writer.Dispose();
+    }
+}
