@@ -1,5 +1,6 @@
 using ZipLlm.Config;
 using ZipLlm.Store;
+using ZipLlm.Store.Backends;
 
 namespace ZipLlm.Throughput;
 

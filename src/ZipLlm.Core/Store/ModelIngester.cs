@@ -83,7 +83,12 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
             Manifest manifest = Manifest.Create(modelId, role.Kind, role.Kind == ModelRoleKind.Finetune ? role.BaseId : null,
                 WithBases(files), total, state.AddedBytes, DateTimeOffset.UtcNow);
             var commitClock = Stopwatch.StartNew();
-            store.CommitManifest(manifest);
+            if (!store.CommitManifest(manifest))
+            {
+                // Stored by another writer meanwhile; its manifest stands, and the objects written here are the same ones.
+                logger.LogInformation("{Model} was stored by another process meanwhile; its manifest is kept", modelId);
+                return new IngestResult(modelId, true, 0, 0, clock.Elapsed, 0, 0, 0, 0, 0);
+            }
             logger.LogDebug("{Model}: hashing {Hash:F2} s, encoding and writing {Encode:F2} s, sync and manifest {Commit:F2} s",
                 modelId, state.HashTime.TotalSeconds, state.EncodeTime.TotalSeconds, commitClock.Elapsed.TotalSeconds);
             return new IngestResult(modelId, false, total, state.AddedBytes, clock.Elapsed, files.Length, state.DedupFiles,

@@ -1,6 +1,6 @@
 using ZipLlm.Config;
 
-namespace ZipLlm.Store;
+namespace ZipLlm.Store.Backends;
 
 /// <summary>
 /// Where things live in a store, in one place:
