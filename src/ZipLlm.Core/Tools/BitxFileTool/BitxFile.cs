@@ -12,7 +12,7 @@ using ZstdSharp;
 using ZstdSharp.Unsafe;
 using ZipLlm.IO;
 
-namespace ZipLlm.BitX;
+namespace ZipLlm.Tools.BitxFileTool;
 
 /// <summary>
 /// The standalone BitX tool: compresses a finetune file against its base into two zstd files (exponent

@@ -5,7 +5,7 @@ using ZstdSharp.Unsafe;
 
 using ZipLlm.Codecs.Zstd;
 
-namespace ZipLlm.BitX;
+namespace ZipLlm.Tools.BitxFileTool;
 
 /// <summary>
 /// Reads a file of zstd frames one whole frame at a time, without decoding it. The buffer holds at most

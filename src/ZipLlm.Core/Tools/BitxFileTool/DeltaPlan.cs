@@ -2,7 +2,7 @@ using Microsoft.Win32.SafeHandles;
 using ZipLlm.Safetensors;
 using ZipLlm.IO;
 
-namespace ZipLlm.BitX;
+namespace ZipLlm.Tools.BitxFileTool;
 
 /// <summary>
 /// Which bytes of the finetune file are XOR-ed with which bytes of the base to form the delta image.
