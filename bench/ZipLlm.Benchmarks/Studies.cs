@@ -1,7 +1,7 @@
 using System.Diagnostics;
-using ZipLlm.BitX;
 using ZipLlm.Codecs;
 using ZipLlm.Codecs.Kernels;
+using ZipLlm.Tools.BitxFileTool;
 using ZstdSharp;
 
 namespace ZipLlm.Benchmarks;

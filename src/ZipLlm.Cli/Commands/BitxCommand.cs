@@ -1,7 +1,7 @@
 using System.CommandLine;
 using Microsoft.Extensions.Logging;
 using ZipLlm.Codecs;
-using ZipLlm.BitX;
+using ZipLlm.Tools.BitxFileTool;
 
 namespace ZipLlm.Cli.Commands;
 

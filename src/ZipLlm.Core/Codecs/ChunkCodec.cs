@@ -6,8 +6,11 @@ using ZipLlm.Codecs.Zstd;
 namespace ZipLlm.Codecs;
 
 /// <summary>
-/// Encodes and decodes one chunk of a tensor. Holds a zstd context and scratch buffers, so it is
-/// not thread-safe: give each worker its own.
+/// BitX, the store's codec: encodes and decodes one chunk of a tensor, solo or as a BitX delta (XOR with the
+/// base's chunk, the bits grouped by field into streams, each stream zstd-ed, kept raw or stored sparse).
+/// <see cref="TensorCodec"/> runs it over whole tensors; <see cref="DeltaPairing"/> says which base tensor
+/// a finetune's tensor is coded against. Holds a zstd context and scratch buffers, so it is not
+/// thread-safe: give each worker its own.
 /// </summary>
 public sealed class ChunkCodec : IDisposable
 {

@@ -3,7 +3,8 @@ using System.Buffers.Binary;
 namespace ZipLlm.Codecs;
 
 /// <summary>
-/// Encodes whole tensors into the <see cref="EncodedTensorFormat"/> and decodes them back, chunk by
+/// BitX, the store's codec, over whole tensors: encodes each tensor, solo or as a BitX delta against its
+/// base (paired by <see cref="DeltaPairing"/>), into the <see cref="EncodedTensorFormat"/> and decodes it back, chunk by
 /// chunk on all workers of a <see cref="WorkerPool"/>, writing in order. At most twice as many chunks as
 /// workers are in flight, so memory is bounded by the thread count and the chunk size, not the tensor.
 /// </summary>

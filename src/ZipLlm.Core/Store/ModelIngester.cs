@@ -299,14 +299,14 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
     }
 
     /// <summary>
-    /// Whether the base's tensor of the same name can serve as a BitX base: same dtype, and the same shape
-    /// but perhaps for the first dimension, so that row i of one lines up with row i of the other (a vocabulary
-    /// extension adds rows to embed_tokens and lm_head; the shared rows still differ only in low bits).
+    /// Whether the base's tensor of the same name can serve as a BitX base, by <see cref="DeltaPairing"/>'s rule
+    /// with resized rows allowed (the base is seen at the finetune's length). A dtype the manifest names but this
+    /// build does not know pairs with nothing.
     /// </summary>
     private static bool IsPartner(StoredTensor partner, TensorInfo tensor) =>
-        partner.DType == tensor.DType.Name()
-        && partner.Shape.Length == tensor.Shape.Length
-        && (tensor.Shape.Length == 0 || partner.Shape.AsSpan(1).SequenceEqual(tensor.Shape.AsSpan(1)));
+        DTypes.TryParse(System.Text.Encoding.UTF8.GetBytes(partner.DType), out DType partnerDType)
+        && DeltaPairing.Pair(tensor.Name, tensor.DType, tensor.Shape, partner.Name, partnerDType, partner.Shape,
+            DeltaPairing.Rule.AllowResizedRows) != DeltaPairing.Fit.None;
 
     private Dictionary<string, StoredTensor> BaseTensorsByName(string baseId)
     {

@@ -1,9 +1,9 @@
 using System.CommandLine;
 using ZipLlm.Cli;
 using ZipLlm.Safetensors;
-using ZipLlm.Tests.BitX;
 using ZipLlm.Tests.Codecs;
 using ZipLlm.Tests.TestSupport;
+using ZipLlm.Tests.Tools.BitxFileTool;
 
 namespace ZipLlm.Tests.Cli;
 

@@ -145,6 +145,91 @@ public class ZstdContextTests
     }
 
     /// <summary>Bytes with a skewed distribution, so every level finds something to compress.</summary>
+    [Theory]
+    [MemberData(nameof(BackendPairs))]
+    public void Compress_WithContentChecksum_SetsTheFlagAndDecodesWithEitherBackendAndZstdSharpStream(ZstdBackend writer, ZstdBackend reader)
+    {
+        // Frame header descriptor (after the 4-byte magic): bit 2 is Content_Checksum_flag (RFC 8878, 3.1.1.1.1).
+        const int ChecksumBit = 1 << 2;
+        using ZstdContext encoder = ZstdContext.Create(writer);
+        using ZstdContext decoder = ZstdContext.Create(reader);
+        var random = new Random(5);
+        foreach (int length in new[] { 0, 1, 4096, 300_000 })
+        {
+            byte[] data = Compressible(random, length);
+            byte[] plain = new byte[ZstdContext.CompressBound(length)], summed = new byte[ZstdContext.CompressBound(length)];
+            int plainLength = encoder.Compress(data, plain, 3);
+            int summedLength = encoder.Compress(data, summed, 3, contentChecksum: true);
+            Assert.Equal(0, plain[4] & ChecksumBit);
+            Assert.Equal(ChecksumBit, summed[4] & ChecksumBit);
+            Assert.Equal((ulong)length, ZstdContext.FrameContentSize(summed.AsSpan(0, summedLength)));
+            // The context keeps no checksum setting from one call to the next.
+            Assert.Equal(plain.AsSpan(0, plainLength).ToArray(), Compressed(encoder, data, 3, contentChecksum: false));
+
+            byte[] decoded = new byte[length];
+            decoder.DecompressExact(summed.AsSpan(0, summedLength), decoded);
+            Assert.Equal(data, decoded);
+            using var stream = new ZstdSharp.DecompressionStream(new MemoryStream(summed, 0, summedLength));
+            using var copy = new MemoryStream();
+            stream.CopyTo(copy);
+            Assert.Equal(data, copy.ToArray());
+
+            // The last four bytes are the checksum: a decoder that checks it refuses a changed one.
+            summed[summedLength - 1] ^= 1;
+            Assert.Throws<InvalidDataException>(() => decoder.DecompressExact(summed.AsSpan(0, summedLength), decoded));
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Backends))]
+    public void FrameContentSize_ReadsTheHeaderOnly(ZstdBackend backend)
+    {
+        using ZstdContext zstd = ZstdContext.Create(backend);
+        byte[] frame = Compressed(zstd, Compressible(new Random(6), 70_000), 1, contentChecksum: true);
+
+        Assert.Equal(70_000UL, ZstdContext.FrameContentSize(frame));
+        Assert.Equal(70_000UL, ZstdContext.FrameContentSize(frame.AsSpan(0, 18)));
+        Assert.Equal(ZstdContext.ContentSizeError, ZstdContext.FrameContentSize(frame.AsSpan(0, 4)));
+        Assert.Equal(ZstdContext.ContentSizeError, ZstdContext.FrameContentSize([]));
+        Assert.Equal(ZstdContext.ContentSizeError, ZstdContext.FrameContentSize([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]));
+    }
+
+    [Fact]
+    public void FrameContentSize_FrameWithoutContentSize_Unknown()
+    {
+        // Magic, descriptor 0 (no content size, single segment off), window 0, then a last empty raw block.
+        byte[] frame = [0x28, 0xB5, 0x2F, 0xFD, 0x00, 0x00, 0x01, 0x00, 0x00];
+
+        Assert.Equal(ZstdContext.ContentSizeUnknown, ZstdContext.FrameContentSize(frame));
+        Assert.True(ZstdContext.TryGetFrameCompressedSize(frame, out long size));
+        Assert.Equal(frame.Length, size);
+    }
+
+    [Theory]
+    [MemberData(nameof(Backends))]
+    public void TryGetFrameCompressedSize_FindsTheFirstWholeFrame(ZstdBackend backend)
+    {
+        using ZstdContext zstd = ZstdContext.Create(backend);
+        byte[] frame = Compressed(zstd, Compressible(new Random(7), 50_000), 3, contentChecksum: true);
+        byte[] skippable = [0x5B, 0x2A, 0x4D, 0x18, 3, 0, 0, 0, 9, 9, 9];
+        byte[] file = [.. frame, .. skippable, .. frame];
+
+        Assert.True(ZstdContext.TryGetFrameCompressedSize(file, out long first));
+        Assert.Equal(frame.Length, first);
+        Assert.True(ZstdContext.TryGetFrameCompressedSize(file.AsSpan(frame.Length), out long second));
+        Assert.Equal(skippable.Length, second);
+        Assert.False(ZstdContext.TryGetFrameCompressedSize(frame.AsSpan(0, frame.Length - 1), out long truncated));
+        Assert.Equal(0, truncated);
+        Assert.False(ZstdContext.TryGetFrameCompressedSize([], out _));
+        Assert.False(ZstdContext.TryGetFrameCompressedSize([1, 2, 3, 4, 5, 6, 7, 8], out _));
+    }
+
+    private static byte[] Compressed(ZstdContext zstd, byte[] data, int level, bool contentChecksum)
+    {
+        byte[] frame = new byte[ZstdContext.CompressBound(data.Length)];
+        return frame.AsSpan(0, zstd.Compress(data, frame, level, contentChecksum)).ToArray();
+    }
+
     private static byte[] Compressible(Random random, int length)
     {
         byte[] data = new byte[length];

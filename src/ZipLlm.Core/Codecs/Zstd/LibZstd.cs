@@ -8,7 +8,8 @@ namespace ZipLlm.Codecs.Zstd;
 /// </summary>
 internal static unsafe class LibZstd
 {
-    // ZSTD_decompressDCtx and ZSTD_compressCCtx are stable since 1.0; 1.4 is the oldest release still in common distributions.
+    // ZSTD_decompressDCtx and ZSTD_compressCCtx are stable since 1.0, ZSTD_CCtx_setParameter and ZSTD_compress2
+    // since 1.4.0, the oldest release still in common distributions.
     private const uint MinimumVersion = 10400;
 
     private static readonly string[] Names = ["libzstd.so.1", "libzstd.so", "libzstd.1.dylib", "libzstd.dylib", "libzstd.dll", "zstd"];
@@ -19,6 +20,8 @@ internal static unsafe class LibZstd
     private static readonly delegate* unmanaged<nint, nuint> FreeDCtxFn;
     private static readonly delegate* unmanaged<nint, byte*, nuint, byte*, nuint, int, nuint> CompressCCtxFn;
     private static readonly delegate* unmanaged<nint, byte*, nuint, byte*, nuint, nuint> DecompressDCtxFn;
+    private static readonly delegate* unmanaged<nint, int, int, nuint> SetParameterFn;
+    private static readonly delegate* unmanaged<nint, byte*, nuint, byte*, nuint, nuint> Compress2Fn;
     private static readonly delegate* unmanaged<nuint, uint> IsErrorFn;
     private static readonly delegate* unmanaged<nuint, byte*> GetErrorNameFn;
 
@@ -54,6 +57,8 @@ internal static unsafe class LibZstd
             FreeDCtxFn = (delegate* unmanaged<nint, nuint>)NativeLibrary.GetExport(handle, "ZSTD_freeDCtx");
             CompressCCtxFn = (delegate* unmanaged<nint, byte*, nuint, byte*, nuint, int, nuint>)NativeLibrary.GetExport(handle, "ZSTD_compressCCtx");
             DecompressDCtxFn = (delegate* unmanaged<nint, byte*, nuint, byte*, nuint, nuint>)NativeLibrary.GetExport(handle, "ZSTD_decompressDCtx");
+            SetParameterFn = (delegate* unmanaged<nint, int, int, nuint>)NativeLibrary.GetExport(handle, "ZSTD_CCtx_setParameter");
+            Compress2Fn = (delegate* unmanaged<nint, byte*, nuint, byte*, nuint, nuint>)NativeLibrary.GetExport(handle, "ZSTD_compress2");
             IsErrorFn = (delegate* unmanaged<nuint, uint>)NativeLibrary.GetExport(handle, "ZSTD_isError");
             GetErrorNameFn = (delegate* unmanaged<nuint, byte*>)NativeLibrary.GetExport(handle, "ZSTD_getErrorName");
             Version = $"{number / 10000}.{number / 100 % 100}.{number % 100}";
@@ -87,6 +92,17 @@ internal static unsafe class LibZstd
 
     public static nuint DecompressDCtx(nint dctx, byte* dst, nuint capacity, byte* src, nuint length) =>
         DecompressDCtxFn(dctx, dst, capacity, src, length);
+
+    /// <summary>ZSTD_c_compressionLevel of zstd.h's ZSTD_cParameter.</summary>
+    public const int CompressionLevelParameter = 100;
+
+    /// <summary>ZSTD_c_checksumFlag of zstd.h's ZSTD_cParameter.</summary>
+    public const int ChecksumFlagParameter = 201;
+
+    public static nuint SetParameter(nint cctx, int parameter, int value) => SetParameterFn(cctx, parameter, value);
+
+    public static nuint Compress2(nint cctx, byte* dst, nuint capacity, byte* src, nuint length) =>
+        Compress2Fn(cctx, dst, capacity, src, length);
 
     public static bool IsError(nuint code) => IsErrorFn(code) != 0;
 

@@ -1,21 +1,46 @@
 using ZstdSharp;
+using ZstdSharp.Unsafe;
 
 namespace ZipLlm.Codecs.Zstd;
 
 /// <summary>zstd through ZstdSharp, the managed port.</summary>
 internal sealed class ManagedZstdContext : ZstdContext
 {
-    private readonly Dictionary<int, Compressor> _compressors = [];
+    private readonly Dictionary<(int Level, bool Checksum), Compressor> _compressors = [];
     private readonly Decompressor _decompressor = new();
 
     public override ZstdBackend Backend => ZstdBackend.Managed;
 
-    protected override int CompressCore(ReadOnlySpan<byte> source, Span<byte> destination, int level)
+    // Frame inspection only parses headers, so one implementation serves both backends.
+    internal static unsafe ulong ReadFrameContentSize(ReadOnlySpan<byte> source)
     {
-        if (!_compressors.TryGetValue(level, out Compressor? compressor))
+        fixed (byte* p = source)
+        {
+            return Methods.ZSTD_getFrameContentSize(p, (nuint)source.Length);
+        }
+    }
+
+    internal static unsafe bool TryFindFrameCompressedSize(ReadOnlySpan<byte> source, out long size)
+    {
+        nuint result;
+        fixed (byte* p = source)
+        {
+            result = Methods.ZSTD_findFrameCompressedSize(p, (nuint)source.Length);
+        }
+        size = Methods.ZSTD_isError(result) ? 0 : (long)result;
+        return !Methods.ZSTD_isError(result);
+    }
+
+    protected override int CompressCore(ReadOnlySpan<byte> source, Span<byte> destination, int level, bool contentChecksum)
+    {
+        if (!_compressors.TryGetValue((level, contentChecksum), out Compressor? compressor))
         {
             compressor = new Compressor(level);
-            _compressors[level] = compressor;
+            if (contentChecksum)
+            {
+                compressor.SetParameter(ZSTD_cParameter.ZSTD_c_checksumFlag, 1);
+            }
+            _compressors[(level, contentChecksum)] = compressor;
         }
         return compressor.Wrap(source, destination);
     }

@@ -25,14 +25,25 @@ internal sealed unsafe class NativeZstdContext : ZstdContext
 
     public override ZstdBackend Backend => ZstdBackend.Native;
 
-    protected override int CompressCore(ReadOnlySpan<byte> source, Span<byte> destination, int level)
+    protected override int CompressCore(ReadOnlySpan<byte> source, Span<byte> destination, int level, bool contentChecksum)
     {
         ObjectDisposedException.ThrowIf(_cctx == 0, this);
         nuint result;
         fixed (byte* src = source)
         fixed (byte* dst = destination)
         {
-            result = LibZstd.CompressCCtx(_cctx, dst, (nuint)destination.Length, src, (nuint)source.Length, level);
+            if (contentChecksum)
+            {
+                // ZSTD_compressCCtx ignores every parameter but the level, so a checksum takes the parameter API;
+                // both are set on every call, as they stick to the context.
+                SetParameter(LibZstd.CompressionLevelParameter, level);
+                SetParameter(LibZstd.ChecksumFlagParameter, 1);
+                result = LibZstd.Compress2(_cctx, dst, (nuint)destination.Length, src, (nuint)source.Length);
+            }
+            else
+            {
+                result = LibZstd.CompressCCtx(_cctx, dst, (nuint)destination.Length, src, (nuint)source.Length, level);
+            }
         }
         if (LibZstd.IsError(result))
         {
@@ -40,6 +51,15 @@ internal sealed unsafe class NativeZstdContext : ZstdContext
             throw new InvalidOperationException($"zstd compression failed: {LibZstd.ErrorName(result)}");
         }
         return checked((int)result);
+    }
+
+    private void SetParameter(int parameter, int value)
+    {
+        nuint result = LibZstd.SetParameter(_cctx, parameter, value);
+        if (LibZstd.IsError(result))
+        {
+            throw new ArgumentOutOfRangeException(nameof(value), value, $"zstd refused parameter {parameter}: {LibZstd.ErrorName(result)}");
+        }
     }
 
     protected override int DecompressCore(ReadOnlySpan<byte> source, Span<byte> destination)

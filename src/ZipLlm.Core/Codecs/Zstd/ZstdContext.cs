@@ -64,17 +64,51 @@ public abstract class ZstdContext : IDisposable
         return checked((int)bound);
     }
 
-    /// <summary>Compresses <paramref name="source"/> into one zstd frame at <paramref name="level"/>.</summary>
+    /// <summary>
+    /// What <see cref="FrameContentSize"/> returns for a frame whose header does not declare its content size
+    /// (zstd's <c>ZSTD_CONTENTSIZE_UNKNOWN</c>).
+    /// </summary>
+    public const ulong ContentSizeUnknown = ulong.MaxValue;
+
+    /// <summary>
+    /// What <see cref="FrameContentSize"/> returns for bytes that do not start with a whole, valid frame header
+    /// (zstd's <c>ZSTD_CONTENTSIZE_ERROR</c>).
+    /// </summary>
+    public const ulong ContentSizeError = ulong.MaxValue - 1;
+
+    /// <summary>Compresses <paramref name="source"/> into one zstd frame at <paramref name="level"/>, with its content size and no checksum.</summary>
     /// <returns>Bytes written to <paramref name="destination"/>.</returns>
     /// <exception cref="ArgumentException">The destination is smaller than <see cref="CompressBound"/>.</exception>
-    public int Compress(ReadOnlySpan<byte> source, Span<byte> destination, int level)
+    public int Compress(ReadOnlySpan<byte> source, Span<byte> destination, int level) =>
+        Compress(source, destination, level, contentChecksum: false);
+
+    /// <summary>
+    /// Compresses <paramref name="source"/> into one zstd frame at <paramref name="level"/>, with its content size,
+    /// and when <paramref name="contentChecksum"/> the XXH64 checksum of its content that the <c>zstd</c> command
+    /// writes by default (the store's chunks carry their own checksums and leave it out).
+    /// </summary>
+    /// <returns>Bytes written to <paramref name="destination"/>.</returns>
+    /// <exception cref="ArgumentException">The destination is smaller than <see cref="CompressBound"/>.</exception>
+    public int Compress(ReadOnlySpan<byte> source, Span<byte> destination, int level, bool contentChecksum)
     {
         if (destination.Length < CompressBound(source.Length))
         {
             throw new ArgumentException("Destination is smaller than CompressBound.", nameof(destination));
         }
-        return CompressCore(source, destination, level);
+        return CompressCore(source, destination, level, contentChecksum);
     }
+
+    /// <summary>
+    /// The content size the header of the zstd frame at the start of <paramref name="source"/> declares, read
+    /// without decoding anything; <paramref name="source"/> needs to hold only the frame header (at most 18 bytes).
+    /// </summary>
+    /// <returns>The size, <see cref="ContentSizeUnknown"/>, or <see cref="ContentSizeError"/>.</returns>
+    public static ulong FrameContentSize(ReadOnlySpan<byte> source) => ManagedZstdContext.ReadFrameContentSize(source);
+
+    /// <summary>Finds the length of the whole zstd frame (standard or skippable) at the start of <paramref name="source"/>, without decoding it.</summary>
+    /// <returns>Whether <paramref name="source"/> holds a whole, well-formed frame.</returns>
+    public static bool TryGetFrameCompressedSize(ReadOnlySpan<byte> source, out long size) =>
+        ManagedZstdContext.TryFindFrameCompressedSize(source, out size);
 
     /// <summary>
     /// Decompresses zstd frames that must fill <paramref name="destination"/> exactly. The destination's size
@@ -98,7 +132,7 @@ public abstract class ZstdContext : IDisposable
     }
 
     /// <summary>Compresses into a destination known to be large enough.</summary>
-    protected abstract int CompressCore(ReadOnlySpan<byte> source, Span<byte> destination, int level);
+    protected abstract int CompressCore(ReadOnlySpan<byte> source, Span<byte> destination, int level, bool contentChecksum);
 
     /// <summary>Decompresses; throws <see cref="InvalidDataException"/> on invalid data or too small a destination.</summary>
     protected abstract int DecompressCore(ReadOnlySpan<byte> source, Span<byte> destination);

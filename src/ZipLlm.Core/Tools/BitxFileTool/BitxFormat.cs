@@ -1,4 +1,4 @@
-namespace ZipLlm.BitX;
+namespace ZipLlm.Tools.BitxFileTool;
 
 /// <summary>
 /// Format facts of the standalone BitX files, in one place. Each of the two files (exponent stream,

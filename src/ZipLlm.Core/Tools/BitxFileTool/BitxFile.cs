@@ -8,16 +8,16 @@ using ZipLlm.Codecs;
 using ZipLlm.Codecs.Kernels;
 using ZipLlm.Codecs.Zstd;
 using ZipLlm.Safetensors;
-using ZstdSharp;
-using ZstdSharp.Unsafe;
 using ZipLlm.IO;
 
-namespace ZipLlm.BitX;
+namespace ZipLlm.Tools.BitxFileTool;
 
 /// <summary>
-/// The standalone BitX tool: compresses a finetune file against its base into two zstd files (exponent
-/// stream, sign+mantissa stream) and back. The delta image is the finetune with each safetensors tensor
-/// XOR-ed with the base tensor of the same name, dtype and shape (the header and unpaired tensors as they
+/// The standalone BitX file tool of the original ZipLLM, in its exact format (the store codes BitX deltas with
+/// <see cref="ChunkCodec"/> and <see cref="TensorCodec"/> instead): compresses a finetune file against its base
+/// into two zstd files (exponent stream, sign+mantissa stream) and back. The delta image is the finetune with
+/// each safetensors tensor XOR-ed with the base tensor it pairs with under <see cref="DeltaPairing.Rule.ExactShape"/>
+/// (same name, dtype and shape; the header and unpaired tensors as they
 /// are); when either input is not a valid safetensors file, it is the finetune XOR the base over their
 /// common prefix. The image is split as little-endian 16-bit words (see <see cref="Bf16Split"/>), and each
 /// chunk of each stream becomes one standard zstd frame, compressed in parallel and written in order.
@@ -319,17 +319,16 @@ public static class BitxFile
         }
     }
 
-    /// <summary>One worker's zstd compressor and chunk-sized scratch buffers.</summary>
+    /// <summary>One worker's zstd context and chunk-sized scratch buffers.</summary>
     private sealed class EncodeContext : IDisposable
     {
-        private readonly Compressor _compressor;
+        private readonly ZstdContext _zstd = ZstdContext.Create();
+        private readonly int _level;
         private readonly byte[] _finetune, _base, _exponent, _signMantissa;
 
         public EncodeContext(int level, int chunkSize)
         {
-            _compressor = new Compressor(level);
-            // Like the zstd command: every frame carries a checksum of its content.
-            _compressor.SetParameter(ZSTD_cParameter.ZSTD_c_checksumFlag, 1);
+            _level = level;
             _finetune = ChunkBuffers.Pool.Rent(chunkSize);
             _base = ChunkBuffers.Pool.Rent(chunkSize);
             _exponent = ChunkBuffers.Pool.Rent(BitxFormat.ExponentLength(chunkSize));
@@ -360,8 +359,9 @@ public static class BitxFile
             byte[] smFrame = ChunkBuffers.Pool.Rent(ZstdFrameReader.MaxFrameSize(sm.Length));
             try
             {
-                int expLength = _compressor.Wrap(exp, expFrame);
-                int smLength = _compressor.Wrap(sm, smFrame);
+                // Like the zstd command: every frame carries a checksum of its content.
+                int expLength = _zstd.Compress(exp, expFrame, _level, contentChecksum: true);
+                int smLength = _zstd.Compress(sm, smFrame, _level, contentChecksum: true);
                 return new EncodedFrames(expFrame, expLength, smFrame, smLength, hash);
             }
             catch
@@ -374,7 +374,7 @@ public static class BitxFile
 
         public void Dispose()
         {
-            _compressor.Dispose();
+            _zstd.Dispose();
             ChunkBuffers.Pool.Return(_finetune);
             ChunkBuffers.Pool.Return(_base);
             ChunkBuffers.Pool.Return(_exponent);

@@ -1,4 +1,4 @@
-namespace ZipLlm.BitX;
+namespace ZipLlm.Tools.BitxFileTool;
 
 /// <summary>What a BitX compression or decompression did.</summary>
 /// <param name="Mode">How the finetune was paired with the base.</param>

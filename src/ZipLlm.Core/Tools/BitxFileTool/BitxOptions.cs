@@ -1,4 +1,4 @@
-namespace ZipLlm.BitX;
+namespace ZipLlm.Tools.BitxFileTool;
 
 /// <summary>Settings of <see cref="BitxFile"/>.</summary>
 public sealed record BitxOptions

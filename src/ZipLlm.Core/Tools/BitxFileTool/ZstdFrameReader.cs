@@ -1,11 +1,8 @@
 using System.Buffers;
 using System.Buffers.Binary;
-using ZstdSharp;
-using ZstdSharp.Unsafe;
-
 using ZipLlm.Codecs.Zstd;
 
-namespace ZipLlm.BitX;
+namespace ZipLlm.Tools.BitxFileTool;
 
 /// <summary>
 /// Reads a file of zstd frames one whole frame at a time, without decoding it. The buffer holds at most
@@ -68,7 +65,7 @@ internal sealed class ZstdFrameReader : IDisposable
     /// of content, and which must be no larger than zstd makes of so many bytes.
     /// </summary>
     /// <returns>The whole frame, valid until the next read.</returns>
-    public unsafe ReadOnlySpan<byte> ReadZstdFrame(int contentSize, string what)
+    public ReadOnlySpan<byte> ReadZstdFrame(int contentSize, string what)
     {
         long at = _position;
         int maxFrame = MaxFrameSize(contentSize);
@@ -82,17 +79,13 @@ internal sealed class ZstdFrameReader : IDisposable
         {
             throw new InvalidDataException($"{_name}: {what} at byte {at} is not a zstd frame (magic 0x{magic:X8}).");
         }
-        ulong declared;
-        fixed (byte* p = &_buffer[_start])
-        {
-            declared = Methods.ZSTD_getFrameContentSize(p, (nuint)available);
-        }
+        ulong declared = ZstdContext.FrameContentSize(_buffer.AsSpan(_start, available));
         if (declared != (ulong)contentSize)
         {
             string found = declared switch
             {
-                ulong.MaxValue => "no content size",
-                ulong.MaxValue - 1 => "a malformed or truncated frame header",
+                ZstdContext.ContentSizeUnknown => "no content size",
+                ZstdContext.ContentSizeError => "a malformed or truncated frame header",
                 _ => $"{declared} bytes",
             };
             throw new InvalidDataException($"{_name}: {what} at byte {at} declares {found} where {contentSize} are expected.");
@@ -100,17 +93,12 @@ internal sealed class ZstdFrameReader : IDisposable
 
         // Read ahead so a whole frame of the largest legal size fits; a frame still incomplete then is corrupt or truncated.
         available = Fill(maxFrame);
-        nuint size;
-        fixed (byte* p = &_buffer[_start])
-        {
-            size = Methods.ZSTD_findFrameCompressedSize(p, (nuint)available);
-        }
-        if (Methods.ZSTD_isError(size))
+        if (!ZstdContext.TryGetFrameCompressedSize(_buffer.AsSpan(_start, available), out long size))
         {
             string problem = available < maxFrame ? "truncated or corrupt" : "corrupt (larger than any frame of its size)";
             throw new InvalidDataException($"{_name}: {what} at byte {at} is {problem}.");
         }
-        if (size > (nuint)maxFrame)
+        if (size > maxFrame)
         {
             throw new InvalidDataException($"{_name}: {what} at byte {at} spans {size} bytes, more than any frame of {contentSize} bytes.");
         }

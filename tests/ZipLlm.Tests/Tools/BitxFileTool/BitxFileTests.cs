@@ -1,12 +1,12 @@
 using System.Buffers.Binary;
-using ZipLlm.BitX;
 using ZipLlm.Codecs.Kernels;
 using ZipLlm.Safetensors;
 using ZipLlm.Tests.Codecs;
+using ZipLlm.Tools.BitxFileTool;
 using ZstdSharp;
 using ZstdSharp.Unsafe;
 
-namespace ZipLlm.Tests.BitX;
+namespace ZipLlm.Tests.Tools.BitxFileTool;
 
 public class BitxFileTests
 {

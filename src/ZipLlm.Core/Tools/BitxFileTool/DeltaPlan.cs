@@ -1,8 +1,9 @@
 using Microsoft.Win32.SafeHandles;
-using ZipLlm.Safetensors;
+using ZipLlm.Codecs;
 using ZipLlm.IO;
+using ZipLlm.Safetensors;
 
-namespace ZipLlm.BitX;
+namespace ZipLlm.Tools.BitxFileTool;
 
 /// <summary>
 /// Which bytes of the finetune file are XOR-ed with which bytes of the base to form the delta image.
@@ -37,8 +38,8 @@ internal sealed class DeltaPlan
     }
 
     /// <summary>
-    /// Each finetune tensor XOR the base tensor of the same name when dtype and shape match; the
-    /// finetune's header, and tensors with no such partner, are left as they are.
+    /// Each finetune tensor XOR the base tensor it pairs with under <see cref="DeltaPairing.Rule.ExactShape"/>
+    /// (same name, dtype and shape); the finetune's header, and tensors with no such partner, are left as they are.
     /// </summary>
     public static DeltaPlan Tensors(SafetensorsHeader ft, SafetensorsHeader @base)
     {
@@ -50,7 +51,10 @@ internal sealed class DeltaPlan
         var segments = new List<Segment>();
         foreach (TensorInfo t in ft.Tensors)
         {
-            if (t.Length > 0 && byName.TryGetValue(t.Name, out TensorInfo? partner) && t.SameLayoutAs(partner) && partner.Length == t.Length)
+            // An empty tensor has no bytes to XOR, so it makes no segment. The headers checked each tensor's length
+            // against its dtype and shape, so partners of the same shape are as long as each other.
+            if (t.Length > 0 && byName.TryGetValue(t.Name, out TensorInfo? partner)
+                && DeltaPairing.Pair(t, partner, DeltaPairing.Rule.ExactShape) == DeltaPairing.Fit.SameShape)
             {
                 segments.Add(new Segment(checked(ft.DataOffset + t.Begin), t.Length, checked(@base.DataOffset + partner.Begin)));
             }

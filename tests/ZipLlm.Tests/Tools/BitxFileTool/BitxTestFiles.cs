@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Text;
 using ZipLlm.Safetensors;
 
-namespace ZipLlm.Tests.BitX;
+namespace ZipLlm.Tests.Tools.BitxFileTool;
 
 /// <summary>A scratch folder for one test and tiny safetensors files built byte by byte.</summary>
 internal sealed class BitxTestFiles : IDisposable

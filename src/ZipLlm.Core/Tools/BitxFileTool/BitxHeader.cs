@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 
-namespace ZipLlm.BitX;
+namespace ZipLlm.Tools.BitxFileTool;
 
 /// <summary>The header both BitX files start with (see <see cref="BitxFormat"/>); the two must agree.</summary>
 /// <param name="Mode">How the finetune was paired with the base.</param>
