@@ -12,13 +12,11 @@ namespace ZipLlm.Store;
 
 /// <summary>
 /// Stores one model folder: hashes every file and tensor, keeps each unique one once, stores a
-/// finetune's tensors as BitX deltas against its base's tensors of the same name, shape and dtype,
+/// finetune's tensors as BitX deltas against the base's tensors they pair with (<see cref="DeltaPairing"/>),
 /// and writes the manifest last.
 /// </summary>
 public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger logger)
 {
-    private const int ReadBufferSize = 4 << 20;
-
     // Objects this ingester has found sound or written, with their lengths: each is opened to check it only once.
     private readonly System.Collections.Concurrent.ConcurrentDictionary<ContentHash, long> _sound = new();
 
