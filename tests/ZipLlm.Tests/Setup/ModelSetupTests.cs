@@ -1,10 +1,12 @@
 using System.Text;
 using ZipLlm.Config;
 using ZipLlm.Hub;
+using ZipLlm.Setup;
 using ZipLlm.Synthetic;
+using ZipLlm.Tests.Hub;
 using ZipLlm.Tests.TestSupport;
 
-namespace ZipLlm.Tests.Hub;
+namespace ZipLlm.Tests.Setup;
 
 public class ModelSetupTests
 {
