@@ -12,7 +12,7 @@ public class HubTransportHandlerTests
 
     private static HttpClient Client(Uri hub, string? token = Token)
     {
-        HubClientOptions options = HubClientTests.FastOptions(hub, token);
+        HubClientOptions options = HubTestOptions.Fast(hub, token);
         var inner = new SocketsHttpHandler { AllowAutoRedirect = false };
         return new HttpClient(new HubTransportHandler(options, new HubRetryPolicy(options, NullLogger.Instance), inner));
     }
@@ -158,7 +158,7 @@ public class HubTransportHandlerTests
     {
         int served = 0;
         await using var hub = new FakeHttpServer(_ => Interlocked.Increment(ref served) == 1 ? FakeResponse.Text(503, "down") : FakeResponse.Text(200, "ok"));
-        HubClientOptions options = HubClientTests.FastOptions(hub.Endpoint);
+        HubClientOptions options = HubTestOptions.Fast(hub.Endpoint);
         var retry = new HubRetryPolicy(options, NullLogger.Instance);
         using var client = new HttpClient(new HubTransportHandler(options, retry, new SocketsHttpHandler { AllowAutoRedirect = false }));
         var operation = new HubOperation("org/m: f");
