@@ -2,6 +2,7 @@ using System.CommandLine;
 using Microsoft.Extensions.Logging;
 using ZipLlm.Config;
 using ZipLlm.Hub;
+using ZipLlm.Setup;
 using ZipLlm.Synthetic;
 
 namespace ZipLlm.Cli.Commands;

@@ -13,18 +13,6 @@ public class HubClientTests
     private static readonly byte[] s_config = Encoding.UTF8.GetBytes("{\"model_type\": \"llama\"}\n");
     private static readonly byte[] s_readme = Encoding.UTF8.GetBytes("---\nbase_model: org/base\n---\n# m\n");
 
-    internal static HubClientOptions FastOptions(Uri endpoint, string? token = null) => new()
-    {
-        Endpoint = endpoint,
-        Token = token,
-        MaxAttempts = 3,
-        InitialBackoff = TimeSpan.FromMilliseconds(1),
-        MaxBackoff = TimeSpan.FromMilliseconds(5),
-        MaxRetryAfter = TimeSpan.FromMilliseconds(50),
-        RequestTimeout = TimeSpan.FromSeconds(5),
-        ReadTimeout = TimeSpan.FromSeconds(5),
-    };
-
     private static FakeHub NewHub()
     {
         var hub = new FakeHub();
@@ -42,7 +30,7 @@ public class HubClientTests
     public async Task ListFiles_Model_ReturnsFilesWithSizesAndHashes()
     {
         await using var hub = NewHub();
-        using var client = new HubClient(FastOptions(hub.Endpoint));
+        using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint));
         var files = await client.ListFilesAsync(Model);
         Assert.Equal(6, files.Count);
         HubFile shard = files.Single(f => f.Path == "model-00001-of-00002.safetensors");
@@ -78,7 +66,7 @@ public class HubClientTests
         await using var hub = NewHub();
         using var dir = new TempDir();
         var progress = new List<HubDownloadProgress>();
-        using var client = new HubClient(FastOptions(hub.Endpoint));
+        using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint));
         var summary = await client.DownloadModelAsync(Model, dir.Path, new SyncProgress(progress));
         Assert.Equal(4, summary.FilesDownloaded);
         Assert.Equal(0, summary.FilesSkipped);
@@ -97,7 +85,7 @@ public class HubClientTests
     {
         await using var hub = NewHub();
         using var dir = new TempDir();
-        using var client = new HubClient(FastOptions(hub.Endpoint));
+        using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint));
         await client.DownloadModelAsync(Model, dir.Path);
         int before = hub.Count(r => r.Path.Contains("/resolve/"));
         var summary = await client.DownloadModelAsync(Model, dir.Path);
@@ -113,7 +101,7 @@ public class HubClientTests
         using var dir = new TempDir();
         const int have = 123_457;
         File.WriteAllBytes(dir.Combine("model-00001-of-00002.safetensors.part"), s_shard[..have]);
-        using var client = new HubClient(FastOptions(hub.Endpoint));
+        using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint));
         var summary = await client.DownloadModelAsync(Model, dir.Path);
         Assert.Equal(s_shard, File.ReadAllBytes(dir.Combine("model-00001-of-00002.safetensors")));
         Assert.False(File.Exists(dir.Combine("model-00001-of-00002.safetensors.part")));
@@ -129,7 +117,7 @@ public class HubClientTests
         using var dir = new TempDir();
         string path = $"/{Model}/resolve/main/model-00001-of-00002.safetensors";
         hub.AddFault(path, new FakeResponse(200, s_shard, SendBytes: 100_000));
-        using var client = new HubClient(FastOptions(hub.Endpoint));
+        using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint));
         await client.DownloadModelAsync(Model, dir.Path);
         Assert.Equal(s_shard, File.ReadAllBytes(dir.Combine("model-00001-of-00002.safetensors")));
         var ranges = hub.Requests.Where(r => r.Path == path).Select(r => r.Header("Range")).ToList();
@@ -149,7 +137,7 @@ public class HubClientTests
         using var dir = new TempDir();
         string path = $"/{Model}/resolve/main/config.json";
         hub.AddFault(path, FakeResponse.Text(status, "busy", new Dictionary<string, string> { ["Retry-After"] = "0" }));
-        using var client = new HubClient(FastOptions(hub.Endpoint));
+        using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint));
         var summary = await client.DownloadModelAsync(Model, dir.Path);
         Assert.Equal(4, summary.FilesDownloaded);
         Assert.Equal(2, hub.Count(r => r.Path == path));
@@ -161,7 +149,7 @@ public class HubClientTests
     {
         await using var hub = NewHub();
         hub.AddFault($"/api/models/{Model}/tree/main", FakeResponse.Text(503, "down"));
-        using var client = new HubClient(FastOptions(hub.Endpoint));
+        using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint));
         Assert.Equal(6, (await client.ListFilesAsync(Model)).Count);
     }
 
@@ -172,7 +160,7 @@ public class HubClientTests
         using var dir = new TempDir();
         string path = $"/{Model}/resolve/main/config.json";
         hub.AddFault(path, Enumerable.Range(0, 10).Select(_ => FakeResponse.Text(503, "down")).ToArray());
-        using var client = new HubClient(FastOptions(hub.Endpoint));
+        using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint));
         var ex = await Assert.ThrowsAsync<HubException>(() => client.DownloadModelAsync(Model, dir.Path));
         Assert.Equal(HubErrorKind.Network, ex.Kind);
         Assert.True(ex.IsNetworkError);
@@ -187,7 +175,7 @@ public class HubClientTests
     {
         await using var hub = NewHub();
         using var dir = new TempDir();
-        using var client = new HubClient(FastOptions(hub.Endpoint));
+        using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint));
         var ex = await Assert.ThrowsAsync<HubException>(() => client.DownloadModelAsync("org/nope", dir.Path));
         Assert.Equal(HubErrorKind.NotFound, ex.Kind);
         Assert.Equal(404, ex.StatusCode);
@@ -201,7 +189,7 @@ public class HubClientTests
         await using var hub = NewHub();
         hub.Gated.Add(Model);
         using var dir = new TempDir();
-        using var client = new HubClient(FastOptions(hub.Endpoint));
+        using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint));
         var ex = await Assert.ThrowsAsync<HubException>(() => client.DownloadModelAsync(Model, dir.Path));
         Assert.Equal(HubErrorKind.Unauthorized, ex.Kind);
         Assert.Equal(401, ex.StatusCode);
@@ -215,7 +203,7 @@ public class HubClientTests
         await using var hub = NewHub();
         hub.Gated.Add(Model);
         using var dir = new TempDir();
-        using var client = new HubClient(FastOptions(hub.Endpoint, hub.Token));
+        using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint, hub.Token));
         var summary = await client.DownloadModelAsync(Model, dir.Path);
         Assert.Equal(4, summary.FilesDownloaded);
         Assert.All(hub.Requests, r => Assert.Equal($"Bearer {hub.Token}", r.Header("Authorization")));
@@ -227,7 +215,7 @@ public class HubClientTests
         await using var hub = NewHub();
         hub.ListedShaOverride[$"{Model}/model-00002-of-00002.safetensors"] = new string('a', 64);
         using var dir = new TempDir();
-        using var client = new HubClient(FastOptions(hub.Endpoint));
+        using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint));
         var ex = await Assert.ThrowsAsync<HubException>(() => client.DownloadModelAsync(Model, dir.Path));
         Assert.Equal(HubErrorKind.Integrity, ex.Kind);
         Assert.Contains("SHA-256", ex.Message);
@@ -243,7 +231,7 @@ public class HubClientTests
         byte[] corrupt = (byte[])s_config.Clone();
         corrupt[3] ^= 1;
         hub.AddFault($"/{Model}/resolve/main/config.json", new FakeResponse(200, corrupt));
-        using var client = new HubClient(FastOptions(hub.Endpoint));
+        using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint));
         var ex = await Assert.ThrowsAsync<HubException>(() => client.DownloadModelAsync(Model, dir.Path));
         Assert.Equal(HubErrorKind.Integrity, ex.Kind);
         Assert.False(File.Exists(dir.Combine("config.json")));
@@ -258,7 +246,7 @@ public class HubClientTests
         await using var hub = NewHub();
         hub.RedirectResolveTo = cdn.Endpoint;
         using var dir = new TempDir();
-        using var client = new HubClient(FastOptions(hub.Endpoint, hub.Token));
+        using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint, hub.Token));
         await client.DownloadModelAsync(Model, dir.Path);
         Assert.Equal(s_shard, File.ReadAllBytes(dir.Combine("model-00001-of-00002.safetensors")));
         Assert.Equal(4, cdn.Requests.Count);
@@ -272,7 +260,7 @@ public class HubClientTests
         await using var hub = new FakeHub();
         hub.Add("org/bin-only", ("pytorch_model.bin", [1, 2, 3]), ("config.json", s_config));
         using var dir = new TempDir();
-        using var client = new HubClient(FastOptions(hub.Endpoint));
+        using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint));
         var ex = await Assert.ThrowsAsync<HubException>(() => client.DownloadModelAsync("org/bin-only", dir.Path));
         Assert.Contains(".safetensors", ex.Message);
     }
@@ -289,7 +277,7 @@ public class HubClientTests
         using var dir = new TempDir();
         // Writes through this link fail with ENOSPC, as on a full disk.
         File.CreateSymbolicLink(dir.Combine("model.safetensors.part"), "/dev/full");
-        using var client = new HubClient(FastOptions(hub.Endpoint));
+        using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint));
         var ex = await Assert.ThrowsAsync<HubException>(() => client.DownloadModelAsync("org/m", dir.Path));
         Assert.Equal(HubErrorKind.DiskFull, ex.Kind);
         Assert.Contains("disk is full", ex.Message);
@@ -300,21 +288,21 @@ public class HubClientTests
     public async Task IsReachable_RunningServer_True()
     {
         await using var hub = NewHub();
-        using var client = new HubClient(FastOptions(hub.Endpoint));
+        using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint));
         Assert.True(await client.IsReachableAsync(TimeSpan.FromSeconds(5)));
     }
 
     [Fact]
     public async Task IsReachable_ClosedPort_False()
     {
-        using var client = new HubClient(FastOptions(ClosedPortEndpoint()));
+        using var client = new HubClient(HubTestOptions.Fast(HubTestOptions.ClosedPortEndpoint()));
         Assert.False(await client.IsReachableAsync(TimeSpan.FromSeconds(5)));
     }
 
     [Fact]
     public async Task ListFiles_ClosedPort_ThrowsNetworkError()
     {
-        using var client = new HubClient(FastOptions(ClosedPortEndpoint()));
+        using var client = new HubClient(HubTestOptions.Fast(HubTestOptions.ClosedPortEndpoint()));
         var ex = await Assert.ThrowsAsync<HubException>(() => client.ListFilesAsync(Model));
         Assert.True(ex.IsNetworkError);
     }
@@ -329,15 +317,6 @@ public class HubClientTests
     [InlineData("/relative")]
     public void ParseEndpoint_NotHttp_ThrowsArgumentException(string endpoint) =>
         Assert.Throws<ArgumentException>(() => HubClientOptions.ParseEndpoint(endpoint));
-
-    internal static Uri ClosedPortEndpoint()
-    {
-        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        int port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return new Uri($"http://127.0.0.1:{port}");
-    }
 
     private static byte[] RandomFileFor(string cdnPath) => Path.GetFileName(cdnPath) switch
     {

@@ -1,8 +1,9 @@
 using Microsoft.Extensions.Logging;
 using ZipLlm.Config;
+using ZipLlm.Hub;
 using ZipLlm.Synthetic;
 
-namespace ZipLlm.Hub;
+namespace ZipLlm.Setup;
 
 /// <summary>What <see cref="ModelSetup.RunAsync"/> should do.</summary>
 public sealed record ModelSetupOptions

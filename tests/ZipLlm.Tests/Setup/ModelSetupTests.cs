@@ -1,10 +1,11 @@
 using System.Text;
 using ZipLlm.Config;
 using ZipLlm.Hub;
+using ZipLlm.Setup;
 using ZipLlm.Synthetic;
 using ZipLlm.Tests.TestSupport;
 
-namespace ZipLlm.Tests.Hub;
+namespace ZipLlm.Tests.Setup;
 
 public class ModelSetupTests
 {
@@ -16,7 +17,7 @@ public class ModelSetupTests
         Synthetic = synthetic,
         Size = SyntheticSize.Tiny,
         Seed = 3,
-        Hub = HubClientTests.FastOptions(endpoint, token),
+        Hub = HubTestOptions.Fast(endpoint, token),
         ProbeTimeout = TimeSpan.FromSeconds(2),
     };
 
@@ -37,7 +38,7 @@ public class ModelSetupTests
         var config = WriteConfig(dir);
         const string hubList = "# my real models\norg/base\norg/ft\n";
         File.WriteAllText(config.ModelsToProcess, hubList);
-        var result = await ModelSetup.RunAsync(config, Options(HubClientTests.ClosedPortEndpoint(), synthetic: true), new ListLogger());
+        var result = await ModelSetup.RunAsync(config, Options(HubTestOptions.ClosedPortEndpoint(), synthetic: true), new ListLogger());
 
         Assert.Equal(ModelSetupMode.Synthetic, result.Mode);
         Assert.Equal(config.ModelsToProcess + ".hub", result.BackupPath);
@@ -51,7 +52,7 @@ public class ModelSetupTests
         Assert.All(result.Models, m => Assert.True(Directory.Exists(config.ModelFolder(m.ModelId))));
 
         // A second synthetic run keeps the backup and does not back up the synthetic list.
-        var again = await ModelSetup.RunAsync(config, Options(HubClientTests.ClosedPortEndpoint(), synthetic: true), new ListLogger());
+        var again = await ModelSetup.RunAsync(config, Options(HubTestOptions.ClosedPortEndpoint(), synthetic: true), new ListLogger());
         Assert.Null(again.BackupPath);
         Assert.Equal(hubList, File.ReadAllText(config.ModelsToProcess + ".hub"));
         Assert.All(again.Models, m => Assert.StartsWith("already complete", m.Action));
@@ -63,7 +64,7 @@ public class ModelSetupTests
         using var dir = new TempDir();
         var config = WriteConfig(dir);
         File.WriteAllText(config.ModelsToProcess, "org/base\n");
-        var result = await ModelSetup.RunAsync(config, Options(HubClientTests.ClosedPortEndpoint()), new ListLogger());
+        var result = await ModelSetup.RunAsync(config, Options(HubTestOptions.ClosedPortEndpoint()), new ListLogger());
         Assert.Equal(ModelSetupMode.Synthetic, result.Mode);
         Assert.Contains("unreachable", result.Reason);
         Assert.True(File.Exists(config.BaseFtPath));
