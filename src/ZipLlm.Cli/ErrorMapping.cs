@@ -14,6 +14,8 @@ internal static class ErrorMapping
         exitCode = ex switch
         {
             StoreDamageException => ExitCodes.VerificationFailed,
+            // A model the store does not hold: the command line named the wrong one.
+            KeyNotFoundException => ExitCodes.UsageError,
             InvalidDataException or EndOfStreamException or NotSupportedException => ExitCodes.InvalidInput,
             ArgumentException => ExitCodes.UsageError,
             FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException or IOException or TimeoutException => ExitCodes.IoError,

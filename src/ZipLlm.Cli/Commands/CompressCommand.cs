@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Microsoft.Extensions.Logging;
 using ZipLlm.Config;
+using ZipLlm.Jobs;
 using ZipLlm.Store;
 
 namespace ZipLlm.Cli.Commands;
@@ -24,7 +25,7 @@ internal sealed class CompressCommand : BaseCommand
         config = CommonOptions.WithThreads(config, parseResult.GetValue(s_threads));
         using ProgressDisplay? progress = ProgressDisplay.ForTerminal("compress");
         logger = new ClearingLogger(logger, progress);
-        var compressor = new FamilyCompressor(config, logger) { Progress = progress };
+        var compressor = new CompressJob(config, logger) { Progress = progress };
         CompressReport report = compressor.Run(cancellationToken);
 
         long original = report.Results.Sum(r => r.OriginalBytes), added = report.Results.Sum(r => r.AddedBytes);

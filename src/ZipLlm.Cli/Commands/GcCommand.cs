@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Microsoft.Extensions.Logging;
 using ZipLlm.Config;
+using ZipLlm.Jobs;
 using ZipLlm.Store;
 
 namespace ZipLlm.Cli.Commands;
@@ -49,10 +50,9 @@ internal sealed class GcCommand : BaseCommand
     protected override Task<int> ExecuteAsync(ParseResult parseResult, ILogger logger, CancellationToken cancellationToken)
     {
         ZipLlmConfig config = ZipLlmConfig.Load(parseResult.GetValue(s_config)!.FullName);
-        ModelStore store = ModelStore.Open(config.StorageDir, create: false);
         bool dryRun = parseResult.GetValue(s_dryRun);
         int grace = parseResult.GetValue(s_grace);
-        GarbageReport report = store.CollectGarbage(dryRun, TimeSpan.FromMinutes(grace), logger, cancellationToken);
+        GarbageReport report = new GcJob(config, logger).Run(dryRun, TimeSpan.FromMinutes(grace), cancellationToken);
         logger.LogInformation("{Verb} {Objects} unused objects, {MB:F1} MB; {Kept} objects are needed by stored models and were kept",
             dryRun ? "Would delete" : "Deleted", report.Objects, report.Bytes / 1e6, report.Kept);
         if (report.Recent > 0)

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Microsoft.Extensions.Logging;
 using ZipLlm.Config;
+using ZipLlm.Jobs;
 using ZipLlm.Store;
 
 namespace ZipLlm.Cli.Commands;
@@ -19,11 +20,8 @@ internal sealed class ListCommand : BaseCommand
     protected override Task<int> ExecuteAsync(ParseResult parseResult, ILogger logger, CancellationToken cancellationToken)
     {
         ZipLlmConfig config = ZipLlmConfig.Load(parseResult.GetValue(s_config)!.FullName);
-        ModelStore store = ModelStore.Open(config.StorageDir, create: false);
-        // Shared, as readers take it: a remove or gc under way would otherwise delete objects as they are counted.
-        using IDisposable storeLock = store.LockStore(exclusive: false, cancellationToken);
-        ManifestScan scan = store.ScanManifests();
-        IReadOnlyList<Manifest> manifests = scan.Manifests;
+        StoreListing listing = new ListJob(config).Run(cancellationToken);
+        IReadOnlyList<Manifest> manifests = listing.Manifests;
         TextWriter output = parseResult.InvocationConfiguration.Output;
         int idWidth = Math.Max(5, manifests.Select(m => m.Id.Length).DefaultIfEmpty(0).Max());
         output.WriteLine($"{"model".PadRight(idWidth)}  {"role",-10}  {"original MB",12}  {"added MB",10}  {"ratio",8}  base");
@@ -31,16 +29,14 @@ internal sealed class ListCommand : BaseCommand
         {
             output.WriteLine($"{m.Id.PadRight(idWidth)}  {m.Role.ToString().ToLowerInvariant(),-10}  {m.OriginalBytes / 1e6,12:F1}  {m.AddedBytes / 1e6,10:F1}  {Ratio(m.OriginalBytes, m.AddedBytes),8}  {m.BaseId ?? "-"}");
         }
-        long original = manifests.Sum(m => m.OriginalBytes);
-        long onDisk = store.Objects.Enumerate().Sum(store.Objects.SizeOf);
         output.WriteLine();
-        output.WriteLine($"{manifests.Count} models, {original / 1e6:F1} MB original, {onDisk / 1e6:F1} MB in objects on disk, store ratio {Ratio(original, onDisk)}");
+        output.WriteLine($"{manifests.Count} models, {listing.OriginalBytes / 1e6:F1} MB original, {listing.StoredBytes / 1e6:F1} MB in objects on disk, store ratio {Ratio(listing.OriginalBytes, listing.StoredBytes)}");
         // The intact models are listed all the same: one damaged manifest must not hide the rest of the store.
-        foreach ((_, string problem) in scan.Damaged)
+        foreach (string problem in listing.DamagedManifests)
         {
             logger.LogError("Damaged: {Problem}", problem);
         }
-        return Task.FromResult(scan.Damaged.Count == 0 ? ExitCodes.Success : ExitCodes.VerificationFailed);
+        return Task.FromResult(listing.DamagedManifests.Count == 0 ? ExitCodes.Success : ExitCodes.VerificationFailed);
     }
 
     private static string Ratio(long original, long stored) => stored == 0 ? "-" : $"{(double)original / stored:F2}x";

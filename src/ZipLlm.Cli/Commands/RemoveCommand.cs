@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Microsoft.Extensions.Logging;
 using ZipLlm.Config;
+using ZipLlm.Jobs;
 using ZipLlm.Store;
 
 namespace ZipLlm.Cli.Commands;
@@ -22,24 +23,7 @@ internal sealed class RemoveCommand : BaseCommand
     {
         ZipLlmConfig config = ZipLlmConfig.Load(parseResult.GetValue(s_config)!.FullName);
         string modelId = parseResult.GetValue(s_model)!;
-        ModelId.ThrowIfInvalid(modelId);
-        ModelStore store = ModelStore.Open(config.StorageDir, create: false);
-        if (!store.Contains(modelId))
-        {
-            logger.LogError("Model {Model} is not in the store", modelId);
-            return Task.FromResult(ExitCodes.UsageError);
-        }
-        GarbageReport report;
-        try
-        {
-            report = store.Remove(modelId, logger, cancellationToken);
-        }
-        catch (KeyNotFoundException)
-        {
-            // Checked again under the store lock: another remove took it while this one waited for the lock.
-            logger.LogError("Model {Model} is not in the store (removed by another process meanwhile)", modelId);
-            return Task.FromResult(ExitCodes.UsageError);
-        }
+        GarbageReport report = new RemoveJob(config, logger).Run(modelId, cancellationToken);
         logger.LogInformation("Removed {Model}: {Objects} objects deleted, {MB:F1} MB reclaimed", modelId, report.Objects, report.Bytes / 1e6);
         return Task.FromResult(ExitCodes.Success);
     }

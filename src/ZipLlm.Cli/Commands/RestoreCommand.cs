@@ -1,7 +1,7 @@
 using System.CommandLine;
 using Microsoft.Extensions.Logging;
-using ZipLlm.Codecs;
 using ZipLlm.Config;
+using ZipLlm.Jobs;
 using ZipLlm.Store;
 
 namespace ZipLlm.Cli.Commands;
@@ -40,28 +40,10 @@ internal sealed class RestoreCommand : BaseCommand
     {
         ZipLlmConfig config = CommonOptions.WithThreads(ZipLlmConfig.Load(parseResult.GetValue(s_config)!.FullName), parseResult.GetValue(s_threads));
         string modelId = parseResult.GetValue(s_model)!;
-        ModelId.ThrowIfInvalid(modelId);
-        ModelStore store = ModelStore.Open(config.StorageDir, create: false);
-        using IDisposable storeLock = store.LockStore(exclusive: false, cancellationToken);
-        using var pool = new WorkerPool(config.Threads);
         using ProgressDisplay? progress = ProgressDisplay.ForTerminal("restore");
         logger = new ClearingLogger(logger, progress);
-        var restorer = new ModelRestorer(store, pool)
-        {
-            Progress = progress,
-            CheckSha256 = parseResult.GetValue(s_sha256),
-            ProtectedFolders = [config.ModelDir],
-        };
-        RestoreResult result;
-        try
-        {
-            result = restorer.Restore(modelId, parseResult.GetValue(s_output)!.FullName, parseResult.GetValue(s_force), cancellationToken);
-        }
-        catch (KeyNotFoundException ex)
-        {
-            logger.LogError("{Message}", ex.Message);
-            return Task.FromResult(ExitCodes.UsageError);
-        }
+        RestoreResult result = new RestoreJob(config) { Progress = progress, CheckSha256 = parseResult.GetValue(s_sha256) }
+            .Run(modelId, parseResult.GetValue(s_output)!.FullName, parseResult.GetValue(s_force), cancellationToken);
         logger.LogInformation("Restored {Model}: {Files} files, {MB:F1} MB verified, {Seconds:F2} s, {MBps:F0} MB/s",
             modelId, result.Files, result.Bytes / 1e6, result.Elapsed.TotalSeconds, result.MegabytesPerSecond);
         return Task.FromResult(ExitCodes.Success);

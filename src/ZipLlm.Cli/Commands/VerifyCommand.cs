@@ -1,7 +1,7 @@
 using System.CommandLine;
 using Microsoft.Extensions.Logging;
-using ZipLlm.Codecs;
 using ZipLlm.Config;
+using ZipLlm.Jobs;
 using ZipLlm.Store;
 
 namespace ZipLlm.Cli.Commands;
@@ -28,64 +28,30 @@ internal sealed class VerifyCommand : BaseCommand
     protected override Task<int> ExecuteAsync(ParseResult parseResult, ILogger logger, CancellationToken cancellationToken)
     {
         ZipLlmConfig config = CommonOptions.WithThreads(ZipLlmConfig.Load(parseResult.GetValue(s_config)!.FullName), parseResult.GetValue(s_threads));
-        ModelStore store = ModelStore.Open(config.StorageDir, create: false);
-        using IDisposable storeLock = store.LockStore(exclusive: false, cancellationToken);
-        string? only = parseResult.GetValue(s_model);
-        List<string> models;
-        if (only is not null)
-        {
-            ModelId.ThrowIfInvalid(only);
-            if (!store.Contains(only))
-            {
-                logger.LogError("Model {Model} is not in the store", only);
-                return Task.FromResult(ExitCodes.UsageError);
-            }
-            models = [only];
-        }
-        else
-        {
-            models = ListManifestIds(store, logger, out bool corruptManifest);
-            if (corruptManifest)
-            {
-                return Task.FromResult(ExitCodes.VerificationFailed);
-            }
-        }
-
-        using var pool = new WorkerPool(config.Threads);
         using ProgressDisplay? progress = ProgressDisplay.ForTerminal("verify");
-        logger = new ClearingLogger(logger, progress);
-        var restorer = new ModelRestorer(store, pool);
-        int bad = 0;
-        foreach (string model in models)
+        ILogger clearing = new ClearingLogger(logger, progress);
+        var job = new VerifyJob(config)
         {
-            IReadOnlyList<string> problems = restorer.Verify(model, progress, cancellationToken);
-            if (problems.Count == 0)
+            Progress = progress,
+            ModelChecked = (model, problems) =>
             {
-                logger.LogInformation("{Model}: OK", model);
-                continue;
-            }
-            bad++;
-            foreach (string problem in problems)
-            {
-                logger.LogError("{Problem}", problem);
-            }
-        }
-        logger.LogInformation("Verified {Count} models: {Good} intact, {Bad} damaged", models.Count, models.Count - bad, bad);
-        return Task.FromResult(bad == 0 ? ExitCodes.Success : ExitCodes.VerificationFailed);
-    }
-
-    private static List<string> ListManifestIds(ModelStore store, ILogger logger, out bool corrupt)
-    {
-        corrupt = false;
-        try
+                if (problems.Count == 0)
+                {
+                    clearing.LogInformation("{Model}: OK", model);
+                }
+                foreach (string problem in problems)
+                {
+                    clearing.LogError("{Problem}", problem);
+                }
+            },
+        };
+        VerifyReport report = job.Run(parseResult.GetValue(s_model), cancellationToken);
+        foreach (string problem in report.DamagedManifests)
         {
-            return store.ReadAllManifests().Select(m => m.Id).ToList();
+            clearing.LogError("{Problem}", problem);
         }
-        catch (Exception ex) when (ex is InvalidDataException or NotSupportedException)
-        {
-            logger.LogError("{Message}", ex.Message);
-            corrupt = true;
-            return [];
-        }
+        int bad = report.Models.Count(m => m.Problems.Count > 0);
+        clearing.LogInformation("Verified {Count} models: {Good} intact, {Bad} damaged", report.Models.Count, report.Models.Count - bad, bad);
+        return Task.FromResult(report.Intact ? ExitCodes.Success : ExitCodes.VerificationFailed);
     }
 }

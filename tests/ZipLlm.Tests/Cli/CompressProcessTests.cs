@@ -3,6 +3,7 @@ using ZipLlm.Codecs;
 using ZipLlm.Config;
 using ZipLlm.Store;
 using ZipLlm.Synthetic;
+using ZipLlm.Tests.Jobs;
 using ZipLlm.Tests.Store;
 using ZipLlm.Tests.TestSupport;
 
@@ -15,7 +16,7 @@ public class CompressProcessTests
     public async Task Compress_KilledAtManyMoments_EveryListedModelRestoresAndRerunCompletes()
     {
         using var dir = new TempDir();
-        SyntheticFamilyResult family = FamilyCompressorTests.WriteFamily(dir);
+        SyntheticFamilyResult family = CompressJobTests.WriteFamily(dir);
 
         // Kill once the store holds this many files (objects and manifests): moments spread over the whole run,
         // whatever the speed of the machine.
@@ -79,7 +80,7 @@ public class CompressProcessTests
     public async Task Compress_TwoProcessesAtOnce_LeaveAConsistentStore()
     {
         using var dir = new TempDir();
-        SyntheticFamilyResult family = FamilyCompressorTests.WriteFamily(dir);
+        SyntheticFamilyResult family = CompressJobTests.WriteFamily(dir);
         string config = dir.Combine("config.json");
 
         using Process first = CliProcess.Start(["compress", config]);
@@ -98,7 +99,7 @@ public class CompressProcessTests
     public async Task RestoreListVerifyRemove_AsProcesses_ReportAndExitAsDocumented()
     {
         using var dir = new TempDir();
-        SyntheticFamilyResult family = FamilyCompressorTests.WriteFamily(dir);
+        SyntheticFamilyResult family = CompressJobTests.WriteFamily(dir);
         string config = dir.Combine("config.json");
         Assert.Equal(0, (await CliProcess.RunAsync(["compress", config])).ExitCode);
 

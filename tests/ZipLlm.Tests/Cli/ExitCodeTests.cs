@@ -1,8 +1,10 @@
 using ZipLlm.Cli;
 using ZipLlm.Cli.Commands;
 using ZipLlm.Config;
+using ZipLlm.Jobs;
 using ZipLlm.Store;
 using ZipLlm.Synthetic;
+using ZipLlm.Tests.Jobs;
 using ZipLlm.Tests.Store;
 using ZipLlm.Tests.TestSupport;
 
@@ -19,7 +21,7 @@ public class ExitCodeTests
     public async Task Restore_ThreadsOptionOutOfRange_ExitsUsageErrorNamingTheRangeBeforeWritingAnything(string threads)
     {
         using var dir = new TempDir();
-        FamilyCompressorTests.WriteFamily(dir);
+        CompressJobTests.WriteFamily(dir);
         string config = dir.Combine("config.json");
         Assert.Equal(0, (await CliProcess.RunAsync(["compress", config])).ExitCode);
 
@@ -35,7 +37,7 @@ public class ExitCodeTests
     public async Task Compress_ConfigThreadsAbsurd_ExitsInvalidInputNamingTheFieldAndRangeBeforeAnyWork()
     {
         using var dir = new TempDir();
-        FamilyCompressorTests.WriteFamily(dir);
+        CompressJobTests.WriteFamily(dir);
         string config = dir.Combine("config.json");
         File.WriteAllText(config, File.ReadAllText(config).Replace("\"threads\": 2", "\"threads\": 536870912"));
 
@@ -49,7 +51,7 @@ public class ExitCodeTests
     public async Task Compress_EveryModelFailsWritingTheStore_ExitsIoErrorAndLeavesNoTempFiles()
     {
         using var dir = new TempDir();
-        FamilyCompressorTests.WriteFamily(dir);
+        CompressJobTests.WriteFamily(dir);
         // A file where each object folder (objects/00 .. objects/ff) would go: every object write fails with an
         // IOException from the file system, as on a full disk, for every model.
         ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
@@ -67,7 +69,7 @@ public class ExitCodeTests
     public async Task Compress_FileSystemRefusesToGrowFiles_LeavesNoTempFiles()
     {
         using var dir = new TempDir();
-        FamilyCompressorTests.WriteFamily(dir);
+        CompressJobTests.WriteFamily(dir);
         // A file-size limit of 512 bytes (with SIGXFSZ ignored, so a write past it fails with EFBIG, as a full disk
         // fails with ENOSPC): every object's temporary file fails while it is written and flushed, and again as it is closed.
         string cli = CliProcess.CliPath;
@@ -92,7 +94,7 @@ public class ExitCodeTests
     public async Task Compress_EveryModelMissing_ExitsIoError()
     {
         using var dir = new TempDir();
-        FamilyCompressorTests.WriteFamily(dir);
+        CompressJobTests.WriteFamily(dir);
         Directory.Delete(dir.Combine("models"), recursive: true);
 
         Assert.Equal(ExitCodes.IoError, await Program.Main(["compress", dir.Combine("config.json")]));
@@ -102,7 +104,7 @@ public class ExitCodeTests
     public async Task Compress_EveryModelMalformed_ExitsInvalidInput()
     {
         using var dir = new TempDir();
-        FamilyCompressorTests.WriteFamily(dir);
+        CompressJobTests.WriteFamily(dir);
         foreach (string shard in Directory.EnumerateFiles(dir.Combine("models"), "*.safetensors", SearchOption.AllDirectories))
         {
             byte[] bytes = File.ReadAllBytes(shard);

@@ -1,7 +1,9 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using ZipLlm.Config;
+using ZipLlm.Jobs;
 using ZipLlm.Store;
 using ZipLlm.Synthetic;
+using ZipLlm.Tests.Jobs;
 using ZipLlm.Tests.Store;
 using ZipLlm.Tests.TestSupport;
 
@@ -13,9 +15,9 @@ public class LockProcessTests
     private static (TempDir Dir, string Config, ModelStore Store) StoredTinyFamily()
     {
         var dir = new TempDir();
-        FamilyCompressorTests.WriteFamily(dir);
+        CompressJobTests.WriteFamily(dir);
         string config = dir.Combine("config.json");
-        Assert.Empty(new FamilyCompressor(ZipLlmConfig.Load(config), NullLogger.Instance).Run().Failures);
+        Assert.Empty(new CompressJob(ZipLlmConfig.Load(config), NullLogger.Instance).Run().Failures);
         return (dir, config, ModelStore.Open(dir.Combine("store"), create: false));
     }
 

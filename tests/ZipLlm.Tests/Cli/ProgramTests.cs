@@ -1,4 +1,5 @@
 using ZipLlm.Cli;
+using ZipLlm.Tests.Jobs;
 using ZipLlm.Tests.Store;
 using ZipLlm.Tests.TestSupport;
 
@@ -25,7 +26,7 @@ public class ProgramTests
     public async Task Main_CompressWithOneMissingModel_StoresTheOthersAndExitsWithPartialFailure()
     {
         using var dir = new TempDir();
-        var family = FamilyCompressorTests.WriteFamily(dir);
+        var family = CompressJobTests.WriteFamily(dir);
         File.AppendAllText(dir.Combine("test_models.txt"), "missing/model\n");
 
         Assert.Equal(ExitCodes.PartialFailure, await Program.Main(["compress", dir.Combine("config.json")]));

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using ZipLlm.Config;
+using ZipLlm.Jobs;
 using ZipLlm.Store;
 using ZipLlm.Synthetic;
 using ZipLlm.Tests.TestSupport;
@@ -20,7 +21,7 @@ public sealed class SignalFamilyFixture : IDisposable
         Family.WriteModelList(_dir.Combine("test_models.txt"));
         Family.WriteBaseFt(_dir.Combine("base_ft.json"));
         FullConfig = ConfigWithStore("store-full");
-        CompressReport report = new FamilyCompressor(ZipLlmConfig.Load(FullConfig), NullLogger.Instance).Run();
+        CompressReport report = new CompressJob(ZipLlmConfig.Load(FullConfig), NullLogger.Instance).Run();
         Assert.Empty(report.Failures);
     }
 

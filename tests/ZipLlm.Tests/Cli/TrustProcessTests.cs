@@ -2,6 +2,7 @@ using System.Diagnostics;
 using ZipLlm.Codecs;
 using ZipLlm.Store;
 using ZipLlm.Synthetic;
+using ZipLlm.Tests.Jobs;
 using ZipLlm.Tests.Store;
 using ZipLlm.Tests.TestSupport;
 
@@ -123,7 +124,7 @@ public class TrustProcessTests
     public async Task EditedManifest_RestoreVerifyListRemoveAndGc_ReportDamageAndDeleteNothing()
     {
         using var dir = new TempDir();
-        SyntheticFamilyResult family = FamilyCompressorTests.WriteFamily(dir);
+        SyntheticFamilyResult family = CompressJobTests.WriteFamily(dir);
         string config = dir.Combine("config.json");
         await AssertSucceeds(["compress", config]);
         ModelStore store = ModelStore.Open(dir.Combine("store"), create: false);
@@ -157,7 +158,7 @@ public class TrustProcessTests
     public async Task Gc_AfterAKilledRemove_ReclaimsItsObjectsAndDryRunDeletesNothing()
     {
         using var dir = new TempDir();
-        SyntheticFamilyResult family = FamilyCompressorTests.WriteFamily(dir);
+        SyntheticFamilyResult family = CompressJobTests.WriteFamily(dir);
         string config = dir.Combine("config.json");
         await AssertSucceeds(["compress", config]);
         ModelStore store = ModelStore.Open(dir.Combine("store"), create: false);

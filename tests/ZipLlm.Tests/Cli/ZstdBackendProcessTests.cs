@@ -1,5 +1,6 @@
 using ZipLlm.Codecs.Zstd;
 using ZipLlm.Synthetic;
+using ZipLlm.Tests.Jobs;
 using ZipLlm.Tests.Store;
 using ZipLlm.Tests.TestSupport;
 
@@ -11,7 +12,7 @@ public class ZstdBackendProcessTests
     public async Task StoreWrittenWithOneBackend_RestoresExactlyWithTheOther()
     {
         using var dir = new TempDir();
-        SyntheticFamilyResult family = FamilyCompressorTests.WriteFamily(dir);
+        SyntheticFamilyResult family = CompressJobTests.WriteFamily(dir);
         string config = dir.Combine("config.json");
         string writer = ZstdContext.NativeAvailable ? "native" : "managed";
         var compress = await CliProcess.RunAsync(["compress", config], environment: new Dictionary<string, string> { [ZstdContext.BackendVariable] = writer });
@@ -29,7 +30,7 @@ public class ZstdBackendProcessTests
     public async Task UnknownBackend_IsAUsageErrorNamingTheVariable()
     {
         using var dir = new TempDir();
-        FamilyCompressorTests.WriteFamily(dir);
+        CompressJobTests.WriteFamily(dir);
         var result = await CliProcess.RunAsync(["compress", dir.Combine("config.json")],
             environment: new Dictionary<string, string> { [ZstdContext.BackendVariable] = "fastest" });
         Assert.Equal(2, result.ExitCode);

@@ -1,8 +1,9 @@
 using Microsoft.Extensions.Logging;
 using ZipLlm.Codecs;
 using ZipLlm.Config;
+using ZipLlm.Store;
 
-namespace ZipLlm.Store;
+namespace ZipLlm.Jobs;
 
 /// <summary>What a compress run did: one entry per model that was stored or skipped, and the failures.</summary>
 /// <param name="Results">Models stored or already present.</param>
@@ -30,7 +31,7 @@ public sealed record CompressFailure(string ModelId, string Error, CompressFailu
 /// <c>base_ft.json</c>, a base before its finetunes, skipping models already stored. A model that
 /// fails (malformed file, missing folder) is reported and stores nothing; the others go on.
 /// </summary>
-public sealed class FamilyCompressor(ZipLlmConfig config, ILogger logger)
+public sealed class CompressJob(ZipLlmConfig config, ILogger logger)
 {
     /// <summary>Codec settings for new objects.</summary>
     public CodecOptions CodecOptions { get; init; } = CodecOptions.Default;
@@ -50,7 +51,7 @@ public sealed class FamilyCompressor(ZipLlmConfig config, ILogger logger)
             throw new FileNotFoundException($"{config.BaseFtPath} (base_ft_path in {config.ConfigPath}) does not exist; run setup_test_models.sh or write it.", config.BaseFtPath);
         }
         BaseFtMap roles = BaseFtMap.Load(config.BaseFtPath);
-        ModelStore store = ModelStore.Open(config.StorageDir, create: true);
+        ModelStore store = StoreAccess.Open(config, create: true);
         store.SweepTemporaryFiles();
         using IDisposable storeLock = store.LockStore(exclusive: false, cancellationToken);
         using var pool = new WorkerPool(config.Threads, CodecOptions);

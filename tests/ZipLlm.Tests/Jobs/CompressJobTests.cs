@@ -1,14 +1,16 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using ZipLlm.Codecs;
 using ZipLlm.Config;
+using ZipLlm.Jobs;
 using ZipLlm.Store;
 using ZipLlm.Synthetic;
+using ZipLlm.Tests.Jobs;
 using ZipLlm.Tests.TestSupport;
 
-namespace ZipLlm.Tests.Store;
+namespace ZipLlm.Tests.Jobs;
 
 /// <summary>End to end over the synthetic family: every model restores exactly, dedup and deltas happen where they should.</summary>
-public class FamilyCompressorTests
+public class CompressJobTests
 {
     [Fact]
     public void Run_SyntheticFamily_EveryModelRestoresExactlyAndStoreBeatsPlainZstd()
@@ -17,7 +19,7 @@ public class FamilyCompressorTests
         SyntheticFamilyResult family = WriteFamily(dir);
         ZipLlmConfig config = ZipLlmConfig.Load(dir.Combine("config.json"));
 
-        CompressReport report = new FamilyCompressor(config, NullLogger.Instance).Run();
+        CompressReport report = new CompressJob(config, NullLogger.Instance).Run();
         Assert.Empty(report.Failures);
         Assert.Equal(family.Models.Count, report.Results.Count(r => !r.Skipped));
 
@@ -52,7 +54,7 @@ public class FamilyCompressorTests
         Assert.True(storeBytes < zstdTotal, $"store {storeBytes} bytes, plain zstd -3 {zstdTotal} bytes");
 
         // A second run stores nothing new.
-        CompressReport again = new FamilyCompressor(config, NullLogger.Instance).Run();
+        CompressReport again = new CompressJob(config, NullLogger.Instance).Run();
         Assert.Equal(family.Models.Count, again.Results.Count);
         Assert.All(again.Results, r => Assert.True(r.Skipped));
     }
@@ -65,7 +67,7 @@ public class FamilyCompressorTests
         string ft = SyntheticFamily.IdOf(SyntheticModelKind.FullFinetune);
         File.WriteAllText(dir.Combine("test_models.txt"), $"{ft}\n{family.BaseId}\n");
 
-        CompressReport report = new FamilyCompressor(ZipLlmConfig.Load(dir.Combine("config.json")), NullLogger.Instance).Run();
+        CompressReport report = new CompressJob(ZipLlmConfig.Load(dir.Combine("config.json")), NullLogger.Instance).Run();
         Assert.Empty(report.Failures);
         Assert.Equal([family.BaseId, ft], report.Results.Select(r => r.ModelId));
         Assert.True(report.Results[1].DeltaTensors > 0);
@@ -82,7 +84,7 @@ public class FamilyCompressorTests
         File.WriteAllBytes(shard, bytes[..(bytes.Length - 5)]);
         File.AppendAllText(dir.Combine("test_models.txt"), "missing/model\n");
 
-        CompressReport report = new FamilyCompressor(ZipLlmConfig.Load(dir.Combine("config.json")), NullLogger.Instance).Run();
+        CompressReport report = new CompressJob(ZipLlmConfig.Load(dir.Combine("config.json")), NullLogger.Instance).Run();
         Assert.Equal(2, report.Failures.Count);
         Assert.Contains(report.Failures, f => f.ModelId == victim.Id && f.Error.Contains(Path.GetFileName(shard)) && f.Kind == CompressFailureKind.InvalidInput);
         Assert.Contains(report.Failures, f => f.ModelId == "missing/model" && f.Kind == CompressFailureKind.Io);

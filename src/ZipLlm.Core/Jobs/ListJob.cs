@@ -1,0 +1,29 @@
+using ZipLlm.Config;
+using ZipLlm.Store;
+
+namespace ZipLlm.Jobs;
+
+/// <summary>What a store holds.</summary>
+/// <param name="Manifests">Every intact model, ordered by id.</param>
+/// <param name="DamagedManifests">One line for each manifest that does not read or check.</param>
+/// <param name="StoredBytes">Bytes of every object at rest.</param>
+public sealed record StoreListing(IReadOnlyList<Manifest> Manifests, IReadOnlyList<string> DamagedManifests, long StoredBytes)
+{
+    /// <summary>Bytes of the models' files.</summary>
+    public long OriginalBytes => Manifests.Sum(m => m.OriginalBytes);
+}
+
+/// <summary>The <c>list</c> job: the models a store holds and the bytes it takes, under the store lock held shared.</summary>
+public sealed class ListJob(ZipLlmConfig config)
+{
+    /// <summary>Runs the job.</summary>
+    public StoreListing Run(CancellationToken cancellationToken = default)
+    {
+        ModelStore store = StoreAccess.Open(config, create: false);
+        // Shared, as readers take it: a remove or gc under way would otherwise delete objects as they are counted.
+        using IDisposable storeLock = store.LockStore(exclusive: false, cancellationToken);
+        ManifestScan scan = store.ScanManifests();
+        long stored = store.Objects.Enumerate().Sum(store.Objects.SizeOf);
+        return new StoreListing(scan.Manifests, scan.Damaged.Select(d => d.Problem).ToList(), stored);
+    }
+}
