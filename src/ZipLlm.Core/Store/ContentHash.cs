@@ -1,8 +1,11 @@
 using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Serialization;
 
 namespace ZipLlm.Store;
 
-/// <summary>A SHA-256 content address: the name of an object in the store.</summary>
+/// <summary>A SHA-256 content address: the name of an object in the store. In JSON, 64 lowercase hex digits.</summary>
+[JsonConverter(typeof(ContentHashJsonConverter))]
 public readonly record struct ContentHash
 {
     /// <summary>Bytes in a SHA-256 digest.</summary>
@@ -61,4 +64,18 @@ public readonly record struct ContentHash
 
     /// <inheritdoc/>
     public override string ToString() => _hex ?? "";
+}
+
+/// <summary>Reads and writes a <see cref="ContentHash"/> as its hex string; anything else is malformed JSON.</summary>
+public sealed class ContentHashJsonConverter : JsonConverter<ContentHash>
+{
+    /// <inheritdoc/>
+    public override ContentHash Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        string? text = reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
+        return ContentHash.TryParse(text, out ContentHash hash) ? hash : throw new JsonException($"\"{text}\" is not a SHA-256 hex digest.");
+    }
+
+    /// <inheritdoc/>
+    public override void Write(Utf8JsonWriter writer, ContentHash value, JsonSerializerOptions options) => writer.WriteStringValue(value.Hex);
 }

@@ -76,9 +76,9 @@ public sealed class FileDigest : IDisposable
         {
             return $"{_length} bytes, expected {file.Size}";
         }
-        if (_sha256 is not null && Sha256().Hex is var sha && sha != file.Sha256)
+        if (_sha256 is not null && Sha256() is var sha && sha != file.Sha256)
         {
-            return $"SHA-256 {sha[..12]}..., expected {file.Sha256[..Math.Min(12, file.Sha256.Length)]}...";
+            return $"SHA-256 {sha.Hex[..12]}..., expected {file.Sha256.Hex[..12]}...";
         }
         if (_xxh128 is not null && Xxh128() is var xxh && xxh != file.Xxh128)
         {

@@ -14,17 +14,34 @@ public enum StoredFileKind
     Safetensors,
 }
 
+/// <summary>How a tensor was stored when its model was ingested; informational.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<TensorEncoding>))]
+public enum TensorEncoding
+{
+    /// <summary>Encoded on its own.</summary>
+    [JsonStringEnumMemberName("solo")]
+    Solo,
+
+    /// <summary>Encoded as a delta against a base tensor.</summary>
+    [JsonStringEnumMemberName("delta")]
+    Delta,
+
+    /// <summary>Already in the store: deduplicated.</summary>
+    [JsonStringEnumMemberName("dedup")]
+    Dedup,
+}
+
 /// <summary>One tensor of a stored safetensors file, in data order.</summary>
 /// <param name="Name">The tensor's name.</param>
 /// <param name="DType">Its dtype as the header writes it.</param>
 /// <param name="Shape">Its shape.</param>
 /// <param name="Object">SHA-256 of its bytes: the object holding it.</param>
-/// <param name="Encoding">"solo", "delta" or "dedup" (already stored); informational.</param>
+/// <param name="Encoding">Solo, delta, or dedup (already stored); informational.</param>
 /// <param name="Bases">
 /// When the object is a delta: the objects it is decoded against, its own base first, then that base's base, and
 /// so on to a solo object. Recorded so that what a model needs follows from its file entries alone.
 /// </param>
-public sealed record StoredTensor(string Name, string DType, long[] Shape, string Object, string Encoding, string[]? Bases = null);
+public sealed record StoredTensor(string Name, string DType, long[] Shape, ContentHash Object, TensorEncoding Encoding, ContentHash[]? Bases = null);
 
 /// <summary>One file of a stored model.</summary>
 /// <param name="Path">Path inside the model folder, with '/' separators.</param>
@@ -37,7 +54,7 @@ public sealed record StoredTensor(string Name, string DType, long[] Shape, strin
 /// XXH3-128 of the whole file, which restore checks (SHA-256 with <c>--sha256</c>); absent from manifests
 /// written before it was recorded, whose files restore checks by SHA-256.
 /// </param>
-public sealed record StoredFile(string Path, long Size, string Sha256, StoredFileKind Kind, string Object, StoredTensor[]? Tensors, string? Xxh128 = null);
+public sealed record StoredFile(string Path, long Size, ContentHash Sha256, StoredFileKind Kind, ContentHash Object, StoredTensor[]? Tensors, string? Xxh128 = null);
 
 /// <summary>
 /// A stored model: written last and atomically, after all its objects, so a model is in the store
@@ -60,7 +77,7 @@ public sealed record Manifest(
     ModelRoleKind Role,
     string? BaseId,
     StoredFile[] Files,
-    string[]? Objects,
+    ContentHash[]? Objects,
     long OriginalBytes,
     long AddedBytes,
     DateTimeOffset StoredAt,
@@ -90,20 +107,14 @@ public sealed record Manifest(
         var needed = new HashSet<ContentHash>();
         foreach (StoredFile file in Files)
         {
-            needed.Add(ContentHash.Parse(file.Object));
+            needed.Add(file.Object);
             foreach (StoredTensor tensor in file.Tensors ?? [])
             {
-                needed.Add(ContentHash.Parse(tensor.Object));
-                foreach (string name in tensor.Bases ?? [])
-                {
-                    needed.Add(ContentHash.Parse(name));
-                }
+                needed.Add(tensor.Object);
+                needed.UnionWith(tensor.Bases ?? []);
             }
         }
-        foreach (string name in Objects ?? [])
-        {
-            needed.Add(ContentHash.Parse(name));
-        }
+        needed.UnionWith(Objects ?? []);
         return needed;
     }
 
@@ -176,7 +187,8 @@ public sealed record Manifest(
         var paths = new HashSet<string>(StringComparer.Ordinal);
         foreach (StoredFile file in manifest.Files)
         {
-            if (file is null || !StoredPaths.IsSafe(file.Path) || file.Size < 0 || !ContentHash.TryParse(file.Sha256, out _) || !ContentHash.TryParse(file.Object, out _)
+            // A hash the JSON lacks reads as the default value, which names nothing.
+            if (file is null || !StoredPaths.IsSafe(file.Path) || file.Size < 0 || file.Sha256 == default || file.Object == default
                 || (file.Xxh128 is not null && !FileDigest.IsXxh128(file.Xxh128)))
             {
                 throw new InvalidDataException($"{source}: manifest has an invalid file entry \"{file?.Path}\".");
@@ -186,8 +198,7 @@ public sealed record Manifest(
                 throw new InvalidDataException($"{source}: manifest lists \"{file.Path}\" twice.");
             }
             if ((file.Kind == StoredFileKind.Safetensors) != (file.Tensors is not null)
-                || (file.Tensors ?? []).Any(t => t is null || t.Name is null || !ContentHash.TryParse(t.Object, out _)
-                    || (t.Bases ?? []).Any(b => !ContentHash.TryParse(b, out _)) || (t.Bases?.Length ?? 0) > ObjectStore.MaxDeltaDepth))
+                || (file.Tensors ?? []).Any(t => t is null || t.Name is null || t.Object == default || (t.Bases?.Length ?? 0) > ObjectStore.MaxDeltaDepth))
             {
                 throw new InvalidDataException($"{source}: manifest has an invalid tensor list for \"{file.Path}\".");
             }
@@ -202,10 +213,6 @@ public sealed record Manifest(
                     throw new InvalidDataException($"{source}: manifest lists \"{path[..slash]}\" both as a file and as a folder.");
                 }
             }
-        }
-        if ((manifest.Objects ?? []).Any(o => !ContentHash.TryParse(o, out _)))
-        {
-            throw new InvalidDataException($"{source}: manifest lists an invalid object name.");
         }
         return manifest;
     }

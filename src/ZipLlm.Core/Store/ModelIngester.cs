@@ -56,7 +56,7 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
             Dictionary<string, StoredTensor> baseTensors = role is { Kind: ModelRoleKind.Finetune, BaseId: { } baseId }
                 ? BaseTensorsByName(baseId)
                 : [];
-            Dictionary<string, StoredFile> storedFiles = FilesByHash();
+            Dictionary<ContentHash, StoredFile> storedFiles = FilesByHash();
             long[] sizes = paths.Select(p => new FileInfo(Path.Combine(folder, p)).Length).ToArray();
             long total = sizes.Sum();
             var state = new IngestState(modelId, total);
@@ -101,13 +101,13 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
         }
     }
 
-    private StoredFile IngestBlob(string relative, string full, Dictionary<string, StoredFile> storedFiles, IngestState state, CancellationToken cancellationToken)
+    private StoredFile IngestBlob(string relative, string full, Dictionary<ContentHash, StoredFile> storedFiles, IngestState state, CancellationToken cancellationToken)
     {
         using SafeFileHandleSource source = SafeFileHandleSource.Open(full);
         using var digest = new FileDigest(sha256: true, xxh128: true);
         ulong[] prints = HashChunks(source.Read, source.Length, digest, cancellationToken);
         (ContentHash hash, string xxh128) = (digest.Sha256(), digest.Xxh128());
-        if (storedFiles.TryGetValue(hash.Hex, out StoredFile? existing) && IsStored(ContentHash.Parse(existing.Object), source.Length, state))
+        if (storedFiles.TryGetValue(hash, out StoredFile? existing) && IsStored(existing.Object, source.Length, state))
         {
             source.ThrowIfChanged();
             state.CountDedupFile();
@@ -124,11 +124,11 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
         }
         source.ThrowIfChanged();
         state.Advance(source.Length, Progress);
-        return new StoredFile(relative, source.Length, hash.Hex, StoredFileKind.Blob, hash.Hex, null, xxh128);
+        return new StoredFile(relative, source.Length, hash, StoredFileKind.Blob, hash, null, xxh128);
     }
 
     private StoredFile IngestSafetensors(string relative, SafetensorsFile file, Dictionary<string, StoredTensor> baseTensors,
-        Dictionary<string, StoredFile> storedFiles, IngestState state, CancellationToken cancellationToken)
+        Dictionary<ContentHash, StoredFile> storedFiles, IngestState state, CancellationToken cancellationToken)
     {
         // Two reads side by side: the tensors in parallel, for the SHA-256 that names each one's object, and the whole
         // file in order, for the file's own hashes. Each also takes the XXH3-64 of every chunk, and the two must agree:
@@ -152,10 +152,10 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
             }
         }
         state.AddHashTime(hashClock.Elapsed);
-        if (storedFiles.TryGetValue(whole.Sha256.Hex, out StoredFile? existing) && existing.Kind == StoredFileKind.Safetensors
-            && IsStored(ContentHash.Parse(existing.Object), header.HeaderBytes.Length, state)
+        if (storedFiles.TryGetValue(whole.Sha256, out StoredFile? existing) && existing.Kind == StoredFileKind.Safetensors
+            && IsStored(existing.Object, header.HeaderBytes.Length, state)
             && existing.Tensors!.Length == header.Tensors.Count
-            && existing.Tensors.Select((t, i) => IsStored(ContentHash.Parse(t.Object), header.Tensors[i].Length, state)).All(ok => ok))
+            && existing.Tensors.Select((t, i) => IsStored(t.Object, header.Tensors[i].Length, state)).All(ok => ok))
         {
             file.ThrowIfChanged();
             state.CountDedupFile();
@@ -178,12 +178,12 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
             cancellationToken.ThrowIfCancellationRequested();
             TensorInfo t = header.Tensors[i];
             (ContentHash hash, ulong[] prints) = tensorHashes[i];
-            string encoding;
+            TensorEncoding encoding;
             state.CountTensor();
             // Claimed: another file of this model (a shard holding the same tensor) is storing it right now.
             if (IsStored(hash, t.Length, state) || !state.Claim(hash))
             {
-                encoding = "dedup";
+                encoding = TensorEncoding.Dedup;
                 state.CountDedupTensor();
             }
             else
@@ -195,7 +195,7 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
                 IChunkSource? baseSource = null;
                 byte[] reference = [];
                 if (baseTensors.TryGetValue(t.Name, out StoredTensor? partner) && IsPartner(partner, t)
-                    && ContentHash.TryParse(partner.Object, out ContentHash partnerHash))
+                    && partner.Object is var partnerHash)
                 {
                     EncodedTensor baseTensor = reader.Open(partnerHash);
                     if (baseTensor.ChunkSize == pool.Options.ChunkSize)
@@ -204,7 +204,7 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
                         reference = partnerHash.ToBytes();
                     }
                 }
-                encoding = baseSource is null ? "solo" : "delta";
+                encoding = baseSource is null ? TensorEncoding.Solo : TensorEncoding.Delta;
                 if (baseSource is not null)
                 {
                     state.CountDeltaTensor();
@@ -214,12 +214,12 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
                     TensorCodec.Encode(stream, layout, source, baseSource, reference, pool, cancellationToken,
                         SameAs(prints, $"{relative}: tensor \"{t.Name}\""))));
             }
-            tensors[i] = new StoredTensor(t.Name, t.DType.Name(), t.Shape, hash.Hex, encoding);
+            tensors[i] = new StoredTensor(t.Name, t.DType.Name(), t.Shape, hash, encoding);
             state.Advance(t.Length, Progress);
         }
         file.ThrowIfChanged();
         state.AddEncodeTime(encodeClock.Elapsed);
-        return new StoredFile(relative, file.Length, whole.Sha256.Hex, StoredFileKind.Safetensors, headerHash.Hex, tensors, whole.Xxh128);
+        return new StoredFile(relative, file.Length, whole.Sha256, StoredFileKind.Safetensors, headerHash, tensors, whole.Xxh128);
     }
 
     /// <summary>The whole file's hashes, and each chunk's XXH3-64 tensor by tensor, from one read of the file in order.</summary>
@@ -319,9 +319,9 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
         return byName;
     }
 
-    private Dictionary<string, StoredFile> FilesByHash()
+    private Dictionary<ContentHash, StoredFile> FilesByHash()
     {
-        var byHash = new Dictionary<string, StoredFile>(StringComparer.Ordinal);
+        var byHash = new Dictionary<ContentHash, StoredFile>();
         ManifestScan scan = store.ScanManifests();
         // A damaged manifest only means fewer whole files to find again: its model is not trusted for anything.
         foreach ((_, string problem) in scan.Damaged)
@@ -344,19 +344,19 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
     /// </summary>
     private StoredFile[] WithBases(StoredFile[] files)
     {
-        var chains = new Dictionary<ContentHash, string[]?>();
-        string[]? ChainOf(ContentHash start)
+        var chains = new Dictionary<ContentHash, ContentHash[]?>();
+        ContentHash[]? ChainOf(ContentHash start)
         {
-            if (!chains.TryGetValue(start, out string[]? chain))
+            if (!chains.TryGetValue(start, out ContentHash[]? chain))
             {
-                var bases = new List<string>();
+                var bases = new List<ContentHash>();
                 for (ContentHash? hash = store.Objects.ReadBaseReference(start); hash is { } current; hash = store.Objects.ReadBaseReference(current))
                 {
-                    if (bases.Count >= ObjectStore.MaxDeltaDepth || current == start || bases.Contains(current.Hex))
+                    if (bases.Count >= ObjectStore.MaxDeltaDepth || current == start || bases.Contains(current))
                     {
                         throw new InvalidDataException($"Object {start}: chain of deltas deeper than {ObjectStore.MaxDeltaDepth} or circular; the store is corrupt.");
                     }
-                    bases.Add(current.Hex);
+                    bases.Add(current);
                 }
                 chain = bases.Count == 0 ? null : [.. bases];
                 chains[start] = chain;
@@ -366,7 +366,7 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
 
         return files.Select(file => file.Tensors is null ? file : file with
         {
-            Tensors = file.Tensors.Select(t => t with { Bases = ChainOf(ContentHash.Parse(t.Object)) }).ToArray(),
+            Tensors = file.Tensors.Select(t => t with { Bases = ChainOf(t.Object) }).ToArray(),
         }).ToArray();
     }
 

@@ -215,13 +215,13 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
         {
             return problems; // format 1 recorded the chains in its object list, read from the same headers
         }
-        var chains = new Dictionary<ContentHash, string[]?>();
+        var chains = new Dictionary<ContentHash, ContentHash[]?>();
         foreach (StoredFile file in manifest.Files)
         {
             foreach (StoredTensor tensor in file.Tensors ?? [])
             {
-                ContentHash start = ContentHash.Parse(tensor.Object);
-                if (!chains.TryGetValue(start, out string[]? chain))
+                ContentHash start = tensor.Object;
+                if (!chains.TryGetValue(start, out ContentHash[]? chain))
                 {
                     chain = ReadChain(start);
                     chains[start] = chain;
@@ -237,15 +237,15 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
     }
 
     /// <summary>The bases <paramref name="start"/> names, base first; null when an object of the chain cannot be read.</summary>
-    private string[]? ReadChain(ContentHash start)
+    private ContentHash[]? ReadChain(ContentHash start)
     {
-        var chain = new List<string>();
+        var chain = new List<ContentHash>();
         try
         {
             for (ContentHash? hash = store.Objects.ReadBaseReference(start); hash is { } current && chain.Count <= ObjectStore.MaxDeltaDepth;
                 hash = store.Objects.ReadBaseReference(current))
             {
-                chain.Add(current.Hex);
+                chain.Add(current);
             }
         }
         catch (Exception ex) when (StoreDamageException.IsDamage(ex) || ex is StoreDamageException)
@@ -271,12 +271,12 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
         {
             if (file.Kind == StoredFileKind.Blob)
             {
-                TensorCodec.Decode(reader.OpenSource(ContentHash.Parse(file.Object)), pool.Options.ChunkSize, pool, Emit, cancellationToken);
+                TensorCodec.Decode(reader.OpenSource(file.Object), pool.Options.ChunkSize, pool, Emit, cancellationToken);
                 return;
             }
             StoredTensor[] tensors = file.Tensors!;
-            var sources = tensors.Select(t => reader.OpenSource(ContentHash.Parse(t.Object))).ToArray();
-            ContentHash headerObject = ContentHash.Parse(file.Object);
+            var sources = tensors.Select(t => reader.OpenSource(t.Object)).ToArray();
+            ContentHash headerObject = file.Object;
             byte[] headerBytes = TensorCodec.DecodeToArray(reader.OpenSource(headerObject), pool);
             long dataLength = sources.Sum(s => s.Length);
             // The stored header must describe exactly the stored tensors, in the same order.

@@ -125,7 +125,7 @@ public class CompressProcessTests
         // Damage one object: verify names the model and fails; restore refuses to write the file.
         ModelStore store = ModelStore.Open(dir.Combine("store"), create: false);
         Manifest manifest = store.ReadManifest(ft);
-        string victim = store.Layout.ObjectPath(ContentHash.Parse(manifest.Files.First(f => f.Tensors is { Length: > 0 }).Tensors!.Last().Object));
+        string victim = store.Layout.ObjectPath(manifest.Files.First(f => f.Tensors is { Length: > 0 }).Tensors!.Last().Object);
         byte[] bytes = File.ReadAllBytes(victim);
         bytes[bytes.Length / 3] ^= 0x10;
         File.WriteAllBytes(victim, bytes);

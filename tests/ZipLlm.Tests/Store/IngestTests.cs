@@ -117,7 +117,7 @@ public class IngestTests
         using var pool = new WorkerPool(2, Options);
         var ingester = new ModelIngester(store, pool, NullLogger.Instance);
         ingester.Ingest("o/a", dir.Combine("a"), ModelRole.Standalone);
-        string victim = store.Layout.ObjectPath(ContentHash.Parse(store.ReadManifest("o/a").Files[0].Tensors![0].Object));
+        string victim = store.Layout.ObjectPath(store.ReadManifest("o/a").Files[0].Tensors![0].Object);
         byte[] bytes = File.ReadAllBytes(victim);
         File.WriteAllBytes(victim, damage switch
         {
@@ -266,13 +266,13 @@ public class IngestTests
 
         Manifest ft = store.ReadManifest("o/ft"), @base = store.ReadManifest("o/base");
         var baseByName = @base.Files.SelectMany(f => f.Tensors ?? []).ToDictionary(t => t.Name, t => t.Object);
-        foreach (StoredTensor tensor in ft.Files.SelectMany(f => f.Tensors ?? []).Where(t => t.Encoding == "delta"))
+        foreach (StoredTensor tensor in ft.Files.SelectMany(f => f.Tensors ?? []).Where(t => t.Encoding == TensorEncoding.Delta))
         {
             Assert.Equal([baseByName[tensor.Name]], tensor.Bases ?? []);
-            Assert.Equal(baseByName[tensor.Name], store.Objects.ReadBaseReference(ContentHash.Parse(tensor.Object))?.Hex);
+            Assert.Equal(baseByName[tensor.Name], store.Objects.ReadBaseReference(tensor.Object));
         }
-        Assert.Contains(ft.Files.SelectMany(f => f.Tensors ?? []), t => t.Encoding == "delta");
-        Assert.Superset(new HashSet<ContentHash>(@base.Files.SelectMany(f => f.Tensors ?? []).Select(t => ContentHash.Parse(t.Object))),
+        Assert.Contains(ft.Files.SelectMany(f => f.Tensors ?? []), t => t.Encoding == TensorEncoding.Delta);
+        Assert.Superset(new HashSet<ContentHash>(@base.Files.SelectMany(f => f.Tensors ?? []).Select(t => t.Object)),
             new HashSet<ContentHash>(ft.NeededObjects()));
     }
 

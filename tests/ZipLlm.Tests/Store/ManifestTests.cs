@@ -141,7 +141,7 @@ public class ManifestTests
     [InlineData("/rooted")]
     public void ToCheckedJson_ManifestItsOwnParserWouldRefuse_IsNeverCommitted(string path)
     {
-        StoredFile file = new(path, 1, new string('a', 64), StoredFileKind.Blob, new string('a', 64), null, new string('b', 32));
+        StoredFile file = new(path, 1, ContentHash.Parse(new string('a', 64)), StoredFileKind.Blob, ContentHash.Parse(new string('a', 64)), null, new string('b', 32));
         Manifest manifest = Manifest.Create("o/m", ModelRoleKind.Standalone, null, [file], 1, 1, DateTimeOffset.UnixEpoch);
         Assert.Throws<InvalidDataException>(() => manifest.ToCheckedJson("test"));
     }
@@ -149,7 +149,7 @@ public class ManifestTests
     [Fact]
     public void Parse_FileAndFolderOfOneName_IsRefused()
     {
-        StoredFile a = new("a", 1, new string('a', 64), StoredFileKind.Blob, new string('a', 64), null);
+        StoredFile a = new("a", 1, ContentHash.Parse(new string('a', 64)), StoredFileKind.Blob, ContentHash.Parse(new string('a', 64)), null);
         StoredFile ab = a with { Path = "a/b" };
         Manifest manifest = Manifest.Create("o/m", ModelRoleKind.Standalone, null, [a, ab], 2, 1, DateTimeOffset.UnixEpoch);
         var ex = Assert.Throws<InvalidDataException>(() => manifest.ToCheckedJson("test"));

@@ -274,7 +274,7 @@ public class ModelRestorerTests
         using var pool = new WorkerPool(4, Options);
         new ModelIngester(store, pool, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance)
             .Ingest("o/ft", ftFolder, new ModelRole(ModelRoleKind.Finetune, "o/base"));
-        Assert.Contains(store.ReadManifest("o/ft").Files.SelectMany(f => f.Tensors!), t => t.Encoding == "delta");
+        Assert.Contains(store.ReadManifest("o/ft").Files.SelectMany(f => f.Tensors!), t => t.Encoding == TensorEncoding.Delta);
         var backend = new FolderBackend(dir.Combine("store")) { MaxOpenObjects = 8 };
         var restorer = new ModelRestorer(ModelStore.Open(backend, create: false), pool);
 
@@ -327,7 +327,7 @@ public class ModelRestorerTests
         using var pool = new WorkerPool(2, Options);
         new ModelIngester(store, pool, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance)
             .Ingest("o/ft", ftFolder, new ModelRole(ModelRoleKind.Finetune, "o/base"));
-        Assert.Equal("delta", store.ReadManifest("o/ft").Files[0].Tensors![1].Encoding);
+        Assert.Equal(TensorEncoding.Delta, store.ReadManifest("o/ft").Files[0].Tensors![1].Encoding);
         (ContentHash baseObject, string path) = StoredModels.TensorObject(store, "o/base");
         StoredModels.Damage(path, "truncated");
         var restorer = new ModelRestorer(store, pool);
@@ -362,7 +362,7 @@ public class ModelRestorerTests
     {
         using var dir = new TempDir();
         ModelStore store = StoredModels.Ingest(dir, "o/m", StoredModels.ManyTinyTensors(1, 10));
-        ContentHash[] objects = store.ReadManifest("o/m").Files[0].Tensors!.Select(t => ContentHash.Parse(t.Object)).ToArray();
+        ContentHash[] objects = store.ReadManifest("o/m").Files[0].Tensors!.Select(t => t.Object).ToArray();
         using var cache = new ObjectHandleCache(store.Layout, capacity: 2);
 
         ObjectHandleCache.Lease held = cache.Acquire(objects[0]);

@@ -78,7 +78,7 @@ internal static class StoredModels
     public static (ContentHash Hash, string Path) TensorObject(ModelStore store, string modelId, string path = "model.safetensors")
     {
         StoredFile file = store.ReadManifest(modelId).Files.Single(f => f.Path == path);
-        var hash = ContentHash.Parse(file.Tensors![1].Object);
+        var hash = file.Tensors![1].Object;
         return (hash, store.Layout.ObjectPath(hash));
     }
 

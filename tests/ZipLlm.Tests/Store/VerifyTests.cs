@@ -23,7 +23,7 @@ public class VerifyTests
         new ModelIngester(store, pool, NullLogger.Instance).Ingest("o/m", dir.Combine("m"), ModelRole.Standalone);
 
         Manifest manifest = store.ReadManifest("o/m");
-        string victim = store.Layout.ObjectPath(ContentHash.Parse(manifest.Files[0].Tensors![1].Object));
+        string victim = store.Layout.ObjectPath(manifest.Files[0].Tensors![1].Object);
         byte[] bytes = File.ReadAllBytes(victim);
         bytes[bytes.Length / 2] ^= 0x40;
         File.WriteAllBytes(victim, bytes);
@@ -48,10 +48,10 @@ public class VerifyTests
         ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
         using var pool = new WorkerPool(2, Options);
         new ModelIngester(store, pool, NullLogger.Instance).Ingest("o/m", dir.Combine("m"), ModelRole.Standalone);
-        string name = store.ReadManifest("o/m").Files[0].Tensors![0].Object;
-        File.Delete(store.Layout.ObjectPath(ContentHash.Parse(name)));
+        ContentHash name = store.ReadManifest("o/m").Files[0].Tensors![0].Object;
+        File.Delete(store.Layout.ObjectPath(name));
 
         IReadOnlyList<string> problems = new ModelRestorer(store, pool).Verify("o/m");
-        Assert.Contains(problems, p => p.Contains("o/m", StringComparison.Ordinal) && p.Contains(name, StringComparison.Ordinal) && p.Contains("missing", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.Contains("o/m", StringComparison.Ordinal) && p.Contains(name.Hex, StringComparison.Ordinal) && p.Contains("missing", StringComparison.Ordinal));
     }
 }

@@ -75,7 +75,7 @@ public class StoreSuiteTests
         using var pool = new WorkerPool(2, Options);
         new ModelIngester(store, pool, NullLogger.Instance).Ingest("o/base", baseFolder, ModelRole.Standalone);
         StoredFile shard = store.ReadManifest("o/base").Files.Single(f => f.Tensors is not null);
-        var victim = ContentHash.Parse(shard.Tensors![1].Object);
+        var victim = shard.Tensors![1].Object;
         Corrupt(backend, victim);
 
         IReadOnlyList<string> problems = new ModelRestorer(store, pool).Verify("o/base");
