@@ -30,7 +30,7 @@ internal sealed class GcCommand : BaseCommand
     {
         var option = new Option<int>("--grace")
         {
-            Description = "Keep unneeded objects written in the last MINUTES (default 60; 0 deletes them all), " +
+            Description = "Keep unneeded objects written in the last MINUTES (0 deletes them all), " +
                 "for a compress the store lock cannot see, such as one on another machine.",
             HelpName = "MINUTES",
             DefaultValueFactory = _ => 60,
