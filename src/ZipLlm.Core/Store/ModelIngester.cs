@@ -61,7 +61,8 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
             long total = sizes.Sum();
             var state = new IngestState(modelId, total);
             // Files go side by side (largest first): a file's own hash is serial, so one file at a time would
-            // leave the workers idle while it is computed. Chunks of every file share the one worker pool.
+            // leave the workers idle while it is computed. This loop's threads mostly wait: the hashing and the
+            // chunks of every file run in the pool's one budget, so at most pool.Threads are busy in all.
             var files = new StoredFile[paths.Count];
             var parallel = new ParallelOptions { MaxDegreeOfParallelism = pool.Threads, CancellationToken = cancellationToken };
             IEnumerable<int> bySize = Enumerable.Range(0, paths.Count).OrderByDescending(i => sizes[i]);
@@ -105,7 +106,8 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
     {
         using SafeFileHandleSource source = SafeFileHandleSource.Open(full);
         using var digest = new FileDigest(sha256: true, xxh128: true);
-        ulong[] prints = HashChunks(source.Read, source.Length, digest, cancellationToken);
+        ulong[] prints = pool.Budget.Run(() => HashChunks(source.Read, source.Length, digest, cancellationToken), cancellationToken)
+            .GetAwaiter().GetResult();
         (ContentHash hash, string xxh128) = (digest.Sha256(), digest.Xxh128());
         if (storedFiles.TryGetValue(hash.Hex, out StoredFile? existing) && IsStored(ContentHash.Parse(existing.Object), source.Length, state))
         {
@@ -133,16 +135,23 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
         // Two reads side by side: the tensors in parallel, for the SHA-256 that names each one's object, and the whole
         // file in order, for the file's own hashes. Each also takes the XXH3-64 of every chunk, and the two must agree:
         // then the file's recorded hashes are of the very bytes its objects are named for.
+        // Both are items of the pool's budget: the scan is queued first, as it is the longest serial part.
         var hashClock = Stopwatch.StartNew();
-        Task<FileScan> scan = Task.Run(() => ScanFile(file, cancellationToken), cancellationToken);
+        Task<FileScan> scan = pool.Budget.Run(() => ScanFile(file, cancellationToken), cancellationToken);
         SafetensorsHeader header = file.Header;
         ContentHash headerHash = ContentHash.Of(header.HeaderBytes);
         var tensorHashes = new (ContentHash Sha256, ulong[] Prints)[header.Tensors.Count];
-        var parallel = new ParallelOptions { MaxDegreeOfParallelism = pool.Threads, CancellationToken = cancellationToken };
         // Largest first, so one big tensor does not start last and leave the other workers idle.
         int[] bySize = Enumerable.Range(0, header.Tensors.Count).OrderByDescending(i => header.Tensors[i].Length).ToArray();
-        Parallel.ForEach(bySize, parallel, i =>
-            tensorHashes[i] = HashTensor(file, header.Tensors[i], cancellationToken));
+        try
+        {
+            pool.Budget.ForEach(bySize, i => tensorHashes[i] = HashTensor(file, header.Tensors[i], cancellationToken), cancellationToken);
+        }
+        finally
+        {
+            // The scan reads the file: it must be done before the caller may close it, even when the tensors failed.
+            ((IAsyncResult)scan).AsyncWaitHandle.WaitOne();
+        }
         FileScan whole = scan.GetAwaiter().GetResult();
         for (int i = 0; i < tensorHashes.Length; i++)
         {
@@ -383,6 +392,8 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
     /// </summary>
     private ulong[] HashChunks(ReadAt read, long length, FileDigest digest, CancellationToken cancellationToken)
     {
+        // Marks itself, so that hashing run outside the budget would show in its peak (an item inside it counts once).
+        using WorkerBudget.Scope busy = pool.Budget.Enter();
         int chunkSize = pool.Options.ChunkSize;
         var prints = new ulong[EncodedTensorFormat.ChunkCount(length, chunkSize)];
         byte[] buffer = ChunkBuffers.Pool.Rent((int)Math.Min(chunkSize, Math.Max(length, 1)));
