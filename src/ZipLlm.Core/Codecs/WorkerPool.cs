@@ -4,7 +4,7 @@ namespace ZipLlm.Codecs;
 
 /// <summary>
 /// The workers of one run: at most <see cref="Threads"/> CPU-bound work items run at once in total, chunk encodes
-/// and decodes and the hashing of ingest alike (one <see cref="WorkerBudget"/>), and each chunk worker holds its own
+/// and decodes and ingest's per-tensor hashing alike (one <see cref="WorkerBudget"/>), and each chunk worker holds its own
 /// <see cref="ChunkCodec"/> (zstd contexts are not thread-safe).
 /// </summary>
 public sealed class WorkerPool : IDisposable
@@ -54,7 +54,7 @@ public sealed class WorkerPool : IDisposable
     public void RunOrdered<T>(long count, Func<long, ChunkCodec, T> produce, Action<long, T> consume, CancellationToken cancellationToken = default) =>
         _workers.Run(count, index => codec => produce(index, codec), consume, cancellationToken);
 
-    /// <summary>The budget every CPU-bound item of the run takes a slot of: the chunk workers' and ingest's hashing.</summary>
+    /// <summary>The budget every CPU-bound item of the run takes a slot of: the chunk workers' and ingest's per-tensor hashing.</summary>
     internal WorkerBudget Budget => _budget;
 
     /// <inheritdoc/>

@@ -8,7 +8,7 @@ namespace ZipLlm.Tests.Store;
 
 /// <summary>
 /// A run's threads are one budget: ingest of many files side by side, each with many tensors, never has more than
-/// the pool's threads of hashing and encoding busy at once, and restore never more decoding.
+/// the pool's threads of tensor hashing and chunk encoding busy at once, and restore never more decoding.
 /// </summary>
 public class IngestBudgetTests
 {
@@ -40,7 +40,7 @@ public class IngestBudgetTests
         ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
         using var pool = new WorkerPool(threads, Options);
         // Every item sleeps a little as it starts, so that items which escaped the budget would overlap with the
-        // budgeted ones and show in its peak; the hashing marks itself wherever it runs.
+        // budgeted ones and show in its peak; a tensor's hash marks itself wherever it runs.
         pool.Budget.Entered = () => Thread.Sleep(1);
         var ingester = new ModelIngester(store, pool, NullLogger.Instance);
 
