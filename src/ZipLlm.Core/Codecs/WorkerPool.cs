@@ -3,8 +3,9 @@ using ZipLlm.IO;
 namespace ZipLlm.Codecs;
 
 /// <summary>
-/// The workers that encode and decode chunks: at most <see cref="Threads"/> run at once, and
-/// each holds its own <see cref="ChunkCodec"/> (zstd contexts are not thread-safe).
+/// The workers of one run: at most <see cref="Threads"/> CPU-bound work items run at once in total, chunk encodes
+/// and decodes and ingest's per-tensor hashing alike (one <see cref="WorkerBudget"/>), and each chunk worker holds its own
+/// <see cref="ChunkCodec"/> (zstd contexts are not thread-safe).
 /// </summary>
 public sealed class WorkerPool : IDisposable
 {
@@ -15,9 +16,16 @@ public sealed class WorkerPool : IDisposable
     /// </summary>
     public const int MaxThreads = 1024;
 
+    private readonly WorkerBudget _budget;
     private readonly OrderedWorkers<ChunkCodec> _workers;
 
-    /// <summary>Creates a pool of <paramref name="threads"/> workers (all cores when 0).</summary>
+    /// <summary>
+    /// What "all cores" means everywhere (a config without <c>threads</c>, a pool or a tool given 0): one worker per
+    /// processor, at most <see cref="MaxThreads"/>.
+    /// </summary>
+    public static int DefaultThreads => Math.Min(Environment.ProcessorCount, MaxThreads);
+
+    /// <summary>Creates a pool of <paramref name="threads"/> workers (<see cref="DefaultThreads"/> when 0).</summary>
     /// <exception cref="ArgumentOutOfRangeException">
     /// <paramref name="threads"/> is negative or above <see cref="MaxThreads"/>, or the options are out of range.
     /// </exception>
@@ -25,12 +33,12 @@ public sealed class WorkerPool : IDisposable
     {
         ArgumentOutOfRangeException.ThrowIfNegative(threads);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(threads, MaxThreads);
-        Threads = threads == 0 ? Environment.ProcessorCount : threads;
+        Threads = threads == 0 ? DefaultThreads : threads;
         Options = options ?? CodecOptions.Default;
         Options.Validate();
         CodecOptions captured = Options;
-        _workers = new OrderedWorkers<ChunkCodec>(Threads, () => new ChunkCodec(captured));
-        ReserveThreadPoolThreads(4 * Threads);
+        _budget = new WorkerBudget(Threads);
+        _workers = new OrderedWorkers<ChunkCodec>(_budget, () => new ChunkCodec(captured));
     }
 
     /// <summary>Most chunks processed at once.</summary>
@@ -46,17 +54,33 @@ public sealed class WorkerPool : IDisposable
     public void RunOrdered<T>(long count, Func<long, ChunkCodec, T> produce, Action<long, T> consume, CancellationToken cancellationToken = default) =>
         _workers.Run(count, index => codec => produce(index, codec), consume, cancellationToken);
 
+    /// <summary>The budget every CPU-bound item of the run takes a slot of: the chunk workers' and ingest's per-tensor hashing.</summary>
+    internal WorkerBudget Budget => _budget;
+
     /// <inheritdoc/>
-    public void Dispose() => _workers.Dispose();
+    public void Dispose()
+    {
+        _workers.Dispose();
+        _budget.Dispose();
+    }
 
     /// <summary>
+    /// Raises the process's thread-pool minimum so that pools of up to <paramref name="threads"/> workers never
+    /// wait for the thread pool to grow. A process-wide setting, so the library never calls it itself: an
+    /// application calls it once at start-up (the CLI does).
+    /// </summary>
+    /// <remarks>
     /// Files are ingested and restored side by side, each on a thread-pool thread that blocks while it waits for
     /// its chunks in order, and the chunks and hashes run on other pool threads. The pool starts with one thread
     /// per core and adds more only slowly when they block, so without this the workers sat idle now and then
     /// (measured: compress of the synthetic family 2.50 -> 2.39 s on 2 cores).
-    /// </summary>
-    private static void ReserveThreadPoolThreads(int wanted)
+    /// </remarks>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="threads"/> is not between 1 and <see cref="MaxThreads"/>.</exception>
+    public static void ReserveThreadPoolThreads(int threads)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(threads, MaxThreads);
+        int wanted = 4 * threads;
         ThreadPool.GetMinThreads(out int workers, out int completionPorts);
         if (workers < wanted)
         {

@@ -68,7 +68,7 @@ public sealed class ZipLlmConfig
     /// <summary>Absolute path of <c>base_ft.json</c>.</summary>
     public string BaseFtPath { get; }
 
-    /// <summary>Worker threads: the config's <c>threads</c>, or <see cref="Environment.ProcessorCount"/> when absent.</summary>
+    /// <summary>Worker threads: the config's <c>threads</c>, or <see cref="WorkerPool.DefaultThreads"/> (all cores) when absent.</summary>
     public int Threads { get; }
 
     /// <summary>This config with its thread count replaced (a command line's --threads).</summary>
@@ -168,7 +168,7 @@ public sealed class ZipLlmConfig
                 paths[StorageDirField],
                 paths[ModelsToProcessField],
                 paths[BaseFtPathField],
-                threads ?? Math.Min(Environment.ProcessorCount, MaxThreads));
+                threads ?? WorkerPool.DefaultThreads);
         }
     }
 

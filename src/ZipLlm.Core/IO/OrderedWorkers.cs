@@ -5,23 +5,37 @@ namespace ZipLlm.IO;
 /// <summary>
 /// Runs numbered work items on at most <c>threads</c> workers, each with a context of its own (zstd contexts
 /// are not thread-safe), and hands the results to the calling thread in order. At most two items per worker
-/// are in flight, so memory is bounded by the thread count, not the number of items.
+/// are in flight, so memory is bounded by the thread count, not the number of items. The items run in a
+/// <see cref="WorkerBudget"/>, which may be shared with other CPU-bound work of the same run.
 /// </summary>
 internal sealed class OrderedWorkers<TContext> : IDisposable
     where TContext : IDisposable
 {
     private readonly ConcurrentBag<TContext> _contexts = [];
     private readonly Func<TContext> _create;
-    private readonly ConcurrentExclusiveSchedulerPair _schedulers;
+    private readonly WorkerBudget _budget;
+    private readonly bool _ownsBudget;
 
+    /// <summary>Workers with a budget of their own, of <paramref name="threads"/>.</summary>
     public OrderedWorkers(int threads, Func<TContext> create)
+        : this(new WorkerBudget(threads), create, ownsBudget: true)
     {
-        Threads = threads;
-        _create = create;
-        _schedulers = new ConcurrentExclusiveSchedulerPair(TaskScheduler.Default, threads);
     }
 
-    public int Threads { get; }
+    /// <summary>Workers in <paramref name="budget"/>, which the caller keeps and disposes.</summary>
+    public OrderedWorkers(WorkerBudget budget, Func<TContext> create)
+        : this(budget, create, ownsBudget: false)
+    {
+    }
+
+    private OrderedWorkers(WorkerBudget budget, Func<TContext> create, bool ownsBudget)
+    {
+        _budget = budget;
+        _create = create;
+        _ownsBudget = ownsBudget;
+    }
+
+    public int Threads => _budget.Threads;
 
     /// <summary>
     /// For each index in order: <paramref name="prepare"/> runs on the calling thread (reading input that must be
@@ -32,8 +46,10 @@ internal sealed class OrderedWorkers<TContext> : IDisposable
     {
         if (count == 1)
         {
-            // One item gains nothing from a worker thread: run it here.
-            consume(0, WithContext(prepare(0)));
+            // Still in the budget: a file of one-chunk tensors would otherwise encode on the caller's thread beside
+            // a full set of workers.
+            Func<TContext, T> single = prepare(0);
+            consume(0, _budget.Run(() => WithContext(single), cancellationToken).GetAwaiter().GetResult());
             return;
         }
         int window = 2 * Threads;
@@ -48,8 +64,7 @@ internal sealed class OrderedWorkers<TContext> : IDisposable
                     cancellationToken.ThrowIfCancellationRequested();
                     long index = next++;
                     Func<TContext, T> work = prepare(index);
-                    inflight.Enqueue((index, Task.Factory.StartNew(() => WithContext(work), cancellationToken,
-                        TaskCreationOptions.DenyChildAttach, _schedulers.ConcurrentScheduler)));
+                    inflight.Enqueue((index, _budget.Run(() => WithContext(work), cancellationToken)));
                 }
                 (long done, Task<T> task) = inflight.Dequeue();
                 consume(done, task.GetAwaiter().GetResult());
@@ -74,7 +89,10 @@ internal sealed class OrderedWorkers<TContext> : IDisposable
 
     public void Dispose()
     {
-        _schedulers.Complete();
+        if (_ownsBudget)
+        {
+            _budget.Dispose();
+        }
         while (_contexts.TryTake(out TContext? context))
         {
             context.Dispose();

@@ -98,7 +98,8 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
     private void RestoreIntoStaging(string modelId, Manifest manifest, OutputFolder output, IObjectReadSession session, CancellationToken cancellationToken)
     {
         // Files are restored side by side (largest first): each file's hash and writes are serial, so one file
-        // at a time would leave the decoding workers waiting on them. Chunks still go through the one pool.
+        // at a time would leave the decoding workers waiting on them. The decoding runs in the pool's one budget
+        // (at most pool.Threads busy in all); this loop's threads wait for it and hash and write in order.
         long done = 0;
         var parallel = new ParallelOptions { MaxDegreeOfParallelism = pool.Threads, CancellationToken = cancellationToken };
         try

@@ -82,7 +82,7 @@ public static class SyntheticFamily
             throw new ArgumentOutOfRangeException(nameof(size), size, "Unknown synthetic size.");
         }
         logger ??= NullLogger.Instance;
-        int workers = threads == 0 ? Environment.ProcessorCount : threads;
+        int workers = threads == 0 ? Codecs.WorkerPool.DefaultThreads : threads;
         string root = Path.GetFullPath(modelDir);
         Directory.CreateDirectory(root);
 

@@ -1,3 +1,4 @@
+using ZipLlm.Codecs;
 using ZipLlm.Config;
 using ZipLlm.Tests.TestSupport;
 
@@ -18,7 +19,7 @@ public class ZipLlmConfigTests
         Assert.Equal(Path.Combine(root, "store"), config.StorageDir);
         Assert.Equal(Path.Combine(root, "test_models.txt"), config.ModelsToProcess);
         Assert.Equal(Path.Combine(root, "base_ft.json"), config.BaseFtPath);
-        Assert.Equal(Environment.ProcessorCount, config.Threads);
+        Assert.Equal(WorkerPool.DefaultThreads, config.Threads);
     }
 
     [Fact]

@@ -30,5 +30,5 @@ public sealed record BitxOptions
         }
     }
 
-    internal int EffectiveThreads => Threads == 0 ? Math.Min(Environment.ProcessorCount, Codecs.WorkerPool.MaxThreads) : Threads;
+    internal int EffectiveThreads => Threads == 0 ? Codecs.WorkerPool.DefaultThreads : Threads;
 }
