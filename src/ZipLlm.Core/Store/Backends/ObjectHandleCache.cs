@@ -18,6 +18,7 @@ internal sealed class ObjectHandleCache : IObjectReadSession
     public const int DefaultCapacity = 64;
 
     private readonly StoreLayout _layout;
+    private readonly Action<int>? _onDispose; // told the peak of open handles when the session ends
     private readonly Dictionary<ContentHash, Entry> _entries = [];
     private readonly LinkedList<Entry> _recency = []; // most recently used first
     private readonly Lock _gate = new();
@@ -26,15 +27,13 @@ internal sealed class ObjectHandleCache : IObjectReadSession
 
     /// <summary>A cache over the objects of the store laid out as <paramref name="layout"/>.</summary>
     /// <exception cref="ArgumentOutOfRangeException">The capacity is not positive.</exception>
-    public ObjectHandleCache(StoreLayout layout, int capacity = DefaultCapacity, Action<int>? onClose = null)
+    public ObjectHandleCache(StoreLayout layout, int capacity = DefaultCapacity, Action<int>? onDispose = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(capacity);
         _layout = layout;
         Capacity = capacity;
-        _onDispose = onClose;
+        _onDispose = onDispose;
     }
-
-    private readonly Action<int>? _onDispose;
 
     /// <inheritdoc/>
     public IObjectContent Open(ContentHash hash)
