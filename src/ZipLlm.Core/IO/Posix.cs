@@ -28,6 +28,9 @@ internal enum EntryKind
 /// <param name="ChangedNanoseconds">Last data or metadata change (ctime), in nanoseconds since the epoch.</param>
 internal readonly record struct EntryStatus(EntryKind Kind, ulong Device, ulong Inode, long Size, long ModifiedNanoseconds, long ChangedNanoseconds)
 {
+    /// <summary>When the data last changed.</summary>
+    public DateTimeOffset Modified => DateTimeOffset.UnixEpoch.AddTicks(ModifiedNanoseconds / 100);
+
     /// <summary>Whether the two name the same file with the same content as far as the file system can tell.</summary>
     public bool SameVersionAs(EntryStatus other) =>
         Device == other.Device && Inode == other.Inode && Size == other.Size
@@ -60,25 +63,8 @@ internal static partial class Posix
 
     /// <summary>The status of <paramref name="path"/> itself (a symlink is reported as one, never followed).</summary>
     /// <exception cref="IOException">The entry cannot be examined (permission, I/O error).</exception>
-    public static EntryStatus Lstat(string path)
-    {
-        if (!OperatingSystem.IsLinux())
-        {
-            return FallbackStatus(path);
-        }
-        Span<byte> buffer = stackalloc byte[StatxBufferSize];
-        int result = statx(AtFdCwd, path, AtSymlinkNoFollow, StatxBasicStats, ref MemoryMarshal.GetReference(buffer));
-        if (result != 0)
-        {
-            int errno = Marshal.GetLastPInvokeError();
-            if (errno is ENoEnt or ENotDir)
-            {
-                return default;
-            }
-            throw new IOException($"{path}: cannot examine it: {Marshal.GetPInvokeErrorMessage(errno)}.");
-        }
-        return Parse(buffer);
-    }
+    public static EntryStatus Lstat(string path) =>
+        OperatingSystem.IsLinux() ? StatPath(path, AtSymlinkNoFollow) : FallbackStatus(path);
 
     /// <summary>The status of what <paramref name="path"/> names, following symlinks (Missing for a dangling one).</summary>
     /// <exception cref="IOException">The entry cannot be examined (permission, I/O error, a loop of symlinks).</exception>
@@ -89,8 +75,13 @@ internal static partial class Posix
             var info = new FileInfo(path);
             return info.LinkTarget is null ? FallbackStatus(path) : FallbackStatus(info.ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? path);
         }
+        return StatPath(path, flags: 0);
+    }
+
+    private static EntryStatus StatPath(string path, int flags)
+    {
         Span<byte> buffer = stackalloc byte[StatxBufferSize];
-        if (statx(AtFdCwd, path, 0, StatxBasicStats, ref MemoryMarshal.GetReference(buffer)) != 0)
+        if (statx(AtFdCwd, path, flags, StatxBasicStats, ref MemoryMarshal.GetReference(buffer)) != 0)
         {
             int errno = Marshal.GetLastPInvokeError();
             if (errno is ENoEnt or ENotDir)

@@ -91,6 +91,14 @@ public sealed record Manifest(
 
     private const string ChecksumPrefix = "sha256:";
 
+    /// <summary>The key a model's manifest is stored under in every backend: <c>org/name.json</c> (one folder per org, so ids never collide).</summary>
+    /// <exception cref="ArgumentException"><paramref name="modelId"/> is not a valid model id.</exception>
+    public static string KeyOf(string modelId)
+    {
+        ModelId.ThrowIfInvalid(modelId);
+        return modelId + ".json";
+    }
+
     /// <summary>A format-2 manifest of these contents, its checksum filled in.</summary>
     public static Manifest Create(string id, ModelRoleKind role, string? baseId, StoredFile[] files, long originalBytes, long addedBytes, DateTimeOffset storedAt) =>
         new Manifest(CurrentFormat, id, role, baseId, files, null, originalBytes, addedBytes, storedAt).Sealed();
@@ -129,10 +137,14 @@ public sealed record Manifest(
     public byte[] ToCheckedJson(string source)
     {
         byte[] json = ToJson();
-        Manifest back = Parse(json, source);
-        if (!back.ToJson().AsSpan().SequenceEqual(json))
+        try
         {
-            throw new InvalidDataException($"{source}: the manifest of {Id} would not read back as written; nothing was committed.");
+            // Parse itself requires the bytes to be exactly those this manifest serializes to.
+            Parse(json, source);
+        }
+        catch (Exception ex) when (ex is InvalidDataException or NotSupportedException)
+        {
+            throw new InvalidDataException($"{source}: the manifest of {Id} would not read back as written; nothing was committed: {ex.Message}", ex);
         }
         return json;
     }

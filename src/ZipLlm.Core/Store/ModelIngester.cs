@@ -393,7 +393,7 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
 
     /// <summary>
     /// Hashes <paramref name="length"/> bytes into <paramref name="digest"/>, read chunk by chunk as the encoder will
-    /// read them, and returns each chunk's XXH3-64: the encoder's read is checked against them (about 35 GB/s).
+    /// read them, and returns each chunk's XXH3-64: the encoder's read is checked against them.
     /// </summary>
     private ulong[] HashChunks(ReadAt read, long length, FileDigest digest, CancellationToken cancellationToken)
     {

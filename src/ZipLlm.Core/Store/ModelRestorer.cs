@@ -70,7 +70,7 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
     {
         var clock = Stopwatch.StartNew();
         Manifest manifest = ReadManifest(modelId);
-        using OutputFolder output = OutputFolder.Open(modelId, manifest, outputDir, force, store.Backend.LocalRoot, ProtectedFolders);
+        using OutputFolder output = OutputFolder.Open(manifest, outputDir, force, store.Backend.LocalRoot, ProtectedFolders);
         // One read session for the whole restore: the files restored side by side share its bounded open objects.
         using (IObjectReadSession session = store.Backend.OpenReadSession())
         {

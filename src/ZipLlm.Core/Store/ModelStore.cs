@@ -68,22 +68,15 @@ public sealed class ModelStore
         return new ModelStore(backend);
     }
 
-    /// <summary>The key of a model's manifest: <c>org/name.json</c> (one folder per org, so ids never collide).</summary>
-    internal static string ManifestKey(string modelId)
-    {
-        ModelId.ThrowIfInvalid(modelId);
-        return modelId + ".json";
-    }
-
     /// <summary>Whether <paramref name="modelId"/> is stored (its manifest exists).</summary>
-    public bool Contains(string modelId) => Backend.ManifestVersion(ManifestKey(modelId)) is not null;
+    public bool Contains(string modelId) => Backend.ManifestVersion(Manifest.KeyOf(modelId)) is not null;
 
     /// <summary>Reads the manifest of <paramref name="modelId"/>.</summary>
     /// <exception cref="KeyNotFoundException">The model is not stored.</exception>
     /// <exception cref="InvalidDataException">The manifest is corrupt.</exception>
     public Manifest ReadManifest(string modelId)
     {
-        string key = ManifestKey(modelId);
+        string key = Manifest.KeyOf(modelId);
         Manifest manifest;
         lock (_parsed)
         {
@@ -136,7 +129,7 @@ public sealed class ModelStore
                     }
                     seen.Add(key);
                     // A manifest is found by its id's key: one that names another model would be read for the wrong one.
-                    if (!ModelId.IsValid(manifest.Id) || ManifestKey(manifest.Id) != key)
+                    if (!ModelId.IsValid(manifest.Id) || Manifest.KeyOf(manifest.Id) != key)
                     {
                         throw new InvalidDataException($"{path}: manifest is for {manifest.Id}, which is not the model its path names.");
                     }
@@ -189,7 +182,7 @@ public sealed class ModelStore
     /// </summary>
     internal bool CommitManifest(Manifest manifest)
     {
-        string key = ManifestKey(manifest.Id);
+        string key = Manifest.KeyOf(manifest.Id);
         byte[] json = manifest.ToCheckedJson(Backend.DescribeManifest(key));
         // Objects were written without a flush each; one flush makes them all durable before the manifest names them.
         Backend.FlushObjects();
@@ -228,7 +221,7 @@ public sealed class ModelStore
         {
             logger.LogInformation("{Finetune} stays restorable: its deltas keep the base tensors of {Model} they need", other.Id, modelId);
         }
-        Backend.DeleteManifest(ManifestKey(manifest.Id));
+        Backend.DeleteManifest(Manifest.KeyOf(manifest.Id));
         // The removed model's objects are reclaimed at once: no compress runs beside this exclusive lock.
         return CollectGarbage(others, dryRun: false, TimeSpan.Zero, logger, cancellationToken);
     }

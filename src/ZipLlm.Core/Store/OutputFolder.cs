@@ -42,12 +42,11 @@ internal sealed class OutputFolder : IDisposable
     public string Staging { get; }
 
     /// <summary>Prepares <paramref name="outputDir"/> for a restore of <paramref name="manifest"/>.</summary>
-    /// <exception cref="StoreDamageException">A manifest path cannot be a path inside the folder.</exception>
     /// <exception cref="ArgumentException">The folder is in the store, or with <paramref name="force"/> one that must never be swept.</exception>
     /// <exception cref="IOException">The folder is not a folder, is locked by another restore, or is not empty without <paramref name="force"/>.</exception>
-    public static OutputFolder Open(string modelId, Manifest manifest, string outputDir, bool force, string? storeRoot, IReadOnlyList<string> protectedFolders)
+    public static OutputFolder Open(Manifest manifest, string outputDir, bool force, string? storeRoot, IReadOnlyList<string> protectedFolders)
     {
-        OutputPlan plan = OutputPlan.Create(modelId, manifest);
+        OutputPlan plan = OutputPlan.Create(manifest);
         string root = PrepareOutput(outputDir, force, storeRoot, protectedFolders);
         SafeFileHandle folderLock = Posix.TryLockDirectory(root)
             ?? throw new IOException($"{root}: another zipllm restore is writing into this folder; try again when it is done.");
@@ -326,8 +325,8 @@ internal sealed class OutputFolder : IDisposable
 
         public HashSet<string> TopLevelNames { get; }
 
-        /// <exception cref="StoreDamageException">A path is empty, absolute, leaves the folder, repeats, or is both a file and a folder.</exception>
-        public static OutputPlan Create(string modelId, Manifest manifest)
+        /// <summary>The plan of <paramref name="manifest"/>, whose paths <see cref="Manifest.Parse"/> checked: safe, distinct, never both a file and a folder.</summary>
+        public static OutputPlan Create(Manifest manifest)
         {
             var files = new HashSet<string>(StringComparer.Ordinal);
             var folders = new HashSet<string>(StringComparer.Ordinal);
@@ -335,23 +334,12 @@ internal sealed class OutputFolder : IDisposable
             foreach (StoredFile file in manifest.Files)
             {
                 string[] parts = file.Path.Split('/');
-                if (parts.Any(p => p.Length == 0 || p is "." or ".." || p.Contains('\0')))
-                {
-                    throw new StoreDamageException(modelId, file.Path, null, "the manifest path is not a relative path inside the model's folder");
-                }
-                if (!files.Add(file.Path))
-                {
-                    throw new StoreDamageException(modelId, file.Path, null, "the manifest lists the path twice");
-                }
+                files.Add(file.Path);
                 top.Add(parts[0]);
                 for (int i = 1; i < parts.Length; i++)
                 {
                     folders.Add(string.Join('/', parts, 0, i));
                 }
-            }
-            if (files.FirstOrDefault(folders.Contains) is { } both)
-            {
-                throw new StoreDamageException(modelId, both, null, "the manifest lists the path both as a file and as a folder");
             }
             return new OutputPlan(files, folders, top);
         }

@@ -45,7 +45,7 @@ public class LockProcessTests
                 Assert.Contains($"Removed {model}", result.StandardError);
                 Assert.False(store.Contains(model));
                 // Its own holder record went with its lock.
-                Assert.Empty(FileLock.ReadHolders(store.Layout.StoreLockPath));
+                Assert.Empty(FileLock.ReadHolders(store.Layout.LockPath("store")));
             }
         }
     }

@@ -124,10 +124,7 @@ public class TrustProcessTests
     public async Task EditedManifest_RestoreVerifyListRemoveAndGc_ReportDamageAndDeleteNothing()
     {
         using var dir = new TempDir();
-        SyntheticFamilyResult family = CompressJobTests.WriteFamily(dir);
-        string config = dir.Combine("config.json");
-        await AssertSucceeds(["compress", config]);
-        ModelStore store = ModelStore.Open(dir.Combine("store"), create: false);
+        (SyntheticFamilyResult family, string config, ModelStore store) = await CompressFamily(dir);
         string ft = SyntheticFamily.IdOf(SyntheticModelKind.FullFinetune);
         string baseId = family.BaseId;
         // One character of one file name, as the probe changed it.
@@ -158,10 +155,7 @@ public class TrustProcessTests
     public async Task Gc_AfterAKilledRemove_ReclaimsItsObjectsAndDryRunDeletesNothing()
     {
         using var dir = new TempDir();
-        SyntheticFamilyResult family = CompressJobTests.WriteFamily(dir);
-        string config = dir.Combine("config.json");
-        await AssertSucceeds(["compress", config]);
-        ModelStore store = ModelStore.Open(dir.Combine("store"), create: false);
+        (_, string config, ModelStore store) = await CompressFamily(dir);
         string standalone = SyntheticFamily.IdOf(SyntheticModelKind.Standalone);
         // What a remove killed after deleting the manifest leaves: the model's objects, needed by nothing.
         File.Delete(store.Layout.ManifestPath(standalone));
@@ -181,6 +175,15 @@ public class TrustProcessTests
         await AssertSucceeds(["verify", config]);
         Assert.Contains("Deleted 0 unused objects", (await AssertSucceeds(["gc", config, "--grace", "0"])).StandardError);
         Assert.Equal(2, (await CliProcess.RunAsync(["gc", config, "--grace", "-1"])).ExitCode);
+    }
+
+    /// <summary>The tiny synthetic family, stored by a real compress; its config and the store opened.</summary>
+    private static async Task<(SyntheticFamilyResult Family, string Config, ModelStore Store)> CompressFamily(TempDir dir)
+    {
+        SyntheticFamilyResult family = CompressJobTests.WriteFamily(dir);
+        string config = dir.Combine("config.json");
+        await AssertSucceeds(["compress", config]);
+        return (family, config, ModelStore.Open(dir.Combine("store"), create: false));
     }
 
     private static async Task<CliResult> AssertSucceeds(string[] arguments)

@@ -1,7 +1,4 @@
-using Microsoft.Extensions.Logging.Abstractions;
 using ZipLlm.Codecs;
-using ZipLlm.Config;
-using ZipLlm.Safetensors;
 using ZipLlm.Store;
 using ZipLlm.Tests.TestSupport;
 
@@ -10,22 +7,13 @@ namespace ZipLlm.Tests.Store;
 /// <summary>Remove deletes a model and exactly the objects no other model needs.</summary>
 public class RemoveTests
 {
-    private static readonly CodecOptions Options = new() { ChunkSize = 4096 };
-
     [Fact]
     public void Remove_Base_KeepsWhatItsFinetuneNeeds_ThenRemovingTheFinetuneEmptiesTheStore()
     {
         using var dir = new TempDir();
-        var random = new Random(5);
-        var baseTensors = ModelFolders.Bf16Layers(random, 1, 32);
-        ModelFolders.WriteSafetensors(dir.Combine("base", "model.safetensors"), baseTensors);
-        ModelFolders.WriteSafetensors(dir.Combine("ft", "model.safetensors"), ModelFolders.Finetune(random, baseTensors));
-        ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
-        using var pool = new WorkerPool(2, Options);
-        var ingester = new ModelIngester(store, pool, NullLogger.Instance);
-        ingester.Ingest("o/base", dir.Combine("base"), new ModelRole(ModelRoleKind.Base, null));
-        int baseObjects = store.Objects.Enumerate().Count();
-        ingester.Ingest("o/ft", dir.Combine("ft"), new ModelRole(ModelRoleKind.Finetune, "o/base"));
+        (ModelStore store, WorkerPool pool) = StoredModels.BaseAndFinetune(dir);
+        using WorkerPool owned = pool;
+        int baseObjects = store.ReadManifest("o/base").NeededObjects().Count;
 
         // Removing the base keeps the objects the finetune's deltas need.
         store.Remove("o/base");
@@ -44,16 +32,9 @@ public class RemoveTests
     public void Remove_Finetune_ReclaimsOnlyItsObjectsAndBaseStillRestores()
     {
         using var dir = new TempDir();
-        var random = new Random(15);
-        var baseTensors = ModelFolders.Bf16Layers(random, 1, 32);
-        ModelFolders.WriteSafetensors(dir.Combine("base", "model.safetensors"), baseTensors);
-        ModelFolders.WriteSafetensors(dir.Combine("ft", "model.safetensors"), ModelFolders.Finetune(random, baseTensors));
-        ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
-        using var pool = new WorkerPool(2, Options);
-        var ingester = new ModelIngester(store, pool, NullLogger.Instance);
-        ingester.Ingest("o/base", dir.Combine("base"), new ModelRole(ModelRoleKind.Base, null));
-        HashSet<ContentHash> baseObjects = store.Objects.Enumerate().ToHashSet();
-        ingester.Ingest("o/ft", dir.Combine("ft"), new ModelRole(ModelRoleKind.Finetune, "o/base"));
+        (ModelStore store, WorkerPool pool) = StoredModels.BaseAndFinetune(dir);
+        using WorkerPool owned = pool;
+        HashSet<ContentHash> baseObjects = store.ReadManifest("o/base").NeededObjects().ToHashSet();
         Assert.True(store.Objects.Enumerate().Count() > baseObjects.Count);
 
         (int removed, long bytes, _, _) = store.Remove("o/ft");

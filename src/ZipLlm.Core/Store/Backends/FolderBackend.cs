@@ -1,4 +1,3 @@
-using System.Text;
 using ZipLlm.IO;
 
 namespace ZipLlm.Store.Backends;
@@ -64,14 +63,10 @@ public sealed class FolderBackend : IStoreBackend
     /// <inheritdoc/>
     public ObjectStat? StatObject(ContentHash hash)
     {
+        // One statx: hot, as ingest asks it of every tensor.
         EntryStatus status = Posix.Lstat(Layout.ObjectPath(hash));
-        return status.Kind == EntryKind.File
-            ? new ObjectStat(status.Size, File.GetLastWriteTimeUtc(Layout.ObjectPath(hash)))
-            : null;
+        return status.Kind == EntryKind.File ? new ObjectStat(status.Size, status.Modified) : null;
     }
-
-    /// <summary>What stands where the object should be: a file, nothing, or something that is no object.</summary>
-    internal EntryKind ObjectEntryKind(ContentHash hash) => Posix.Lstat(Layout.ObjectPath(hash)).Kind;
 
     /// <inheritdoc/>
     public IObjectUpload CreateObject(ContentHash hash) => new Upload(new AtomicFileWriter(Layout.ObjectPath(hash), Layout.TempDir));
@@ -163,15 +158,12 @@ public sealed class FolderBackend : IStoreBackend
 
     /// <inheritdoc/>
     public IDisposable Lock(string name, bool exclusive, TimeSpan timeout, CancellationToken cancellationToken) =>
-        FileLock.Acquire(Path.Combine(Layout.LocksDir, name + ".lock"), exclusive, timeout, cancellationToken);
+        FileLock.Acquire(Layout.LockPath(name), exclusive, timeout, cancellationToken);
 
     /// <inheritdoc/>
     public void SweepTemporary() => AtomicFile.SweepStale(Layout.TempDir);
 
-    private string ManifestPath(string key) => Path.Combine(Layout.ManifestsDir, key.Replace('/', Path.DirectorySeparatorChar));
-
-    /// <summary>The bytes of a FORMAT file holding <paramref name="line"/>.</summary>
-    internal static byte[] FormatBytes(string line) => Encoding.ASCII.GetBytes(line + "\n");
+    private string ManifestPath(string key) => Layout.ManifestPathOfKey(key);
 
     private sealed class Upload(AtomicFileWriter writer) : IObjectUpload
     {

@@ -1,5 +1,3 @@
-using ZipLlm.Config;
-
 namespace ZipLlm.Store.Backends;
 
 /// <summary>
@@ -42,20 +40,11 @@ public sealed class StoreLayout(string root)
     public string ObjectPath(ContentHash hash) => Path.Combine(ObjectsDir, hash.Hex[..2], hash.Hex);
 
     /// <summary>Path of the manifest of <paramref name="modelId"/> (<c>org/name</c>: one folder per org, so ids never collide).</summary>
-    public string ManifestPath(string modelId)
-    {
-        ModelId.ThrowIfInvalid(modelId);
-        int slash = modelId.IndexOf('/');
-        return Path.Combine(ManifestsDir, modelId[..slash], modelId[(slash + 1)..] + ".json");
-    }
+    public string ManifestPath(string modelId) => ManifestPathOfKey(Manifest.KeyOf(modelId));
 
-    /// <summary>Lock file guarding ingest of <paramref name="modelId"/>.</summary>
-    public string ModelLockPath(string modelId)
-    {
-        ModelId.ThrowIfInvalid(modelId);
-        return Path.Combine(LocksDir, "model." + modelId.Replace('/', '@') + ".lock");
-    }
+    /// <summary>Path of the manifest stored under <paramref name="key"/> (<c>org/name.json</c>).</summary>
+    public string ManifestPathOfKey(string key) => Path.Combine(ManifestsDir, key.Replace('/', Path.DirectorySeparatorChar));
 
-    /// <summary>Lock file guarding the store as a whole.</summary>
-    public string StoreLockPath => Path.Combine(LocksDir, "store.lock");
+    /// <summary>Path of the lock file of the lock named <paramref name="name"/>.</summary>
+    public string LockPath(string name) => Path.Combine(LocksDir, name + ".lock");
 }

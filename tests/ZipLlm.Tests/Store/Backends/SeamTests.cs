@@ -34,7 +34,7 @@ public partial class SeamTests
     public void StorePath_PatternItself_CatchesEachWayOfNamingAStorePath()
     {
         // The check above proves nothing if its pattern matches nothing.
-        foreach (string line in new[] { "File.Delete(Layout.ObjectPath(hash));", "store.Layout.ManifestPath(id)", "x.TempDir", "layout.LocksDir", "Layout.Root" })
+        foreach (string line in new[] { "File.Delete(Layout.ObjectPath(hash));", "store.Layout.ManifestPath(id)", "layout.LockPath(\"store\")", "x.TempDir", "layout.LocksDir", "Layout.Root" })
         {
             Assert.Matches(StorePath(), line);
         }
@@ -53,6 +53,6 @@ public partial class SeamTests
         throw new InvalidOperationException("The repository root (ZipLlm.sln) is not above the test assembly.");
     }
 
-    [GeneratedRegex(@"\.(ObjectPath|ManifestPath|ModelLockPath|StoreLockPath)\(|\.(ObjectsDir|ManifestsDir|TempDir|LocksDir|FormatFile)\b|Layout\.Root\b")]
+    [GeneratedRegex(@"\.(ObjectPath|ManifestPath|ManifestPathOfKey|LockPath)\(|\.(ObjectsDir|ManifestsDir|TempDir|LocksDir|FormatFile)\b|Layout\.Root\b")]
     private static partial Regex StorePath();
 }
