@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using ZipLlm.IO;
 
 namespace ZipLlm.Store;
 
@@ -117,7 +118,7 @@ public sealed class FileLock : IDisposable
                     holders.Add(holder);
                     continue;
                 }
-                TryDelete(record);
+                AtomicFile.TryDelete(record);
             }
         }
         holders.Sort((a, b) => a.Since.CompareTo(b.Since));
@@ -129,7 +130,7 @@ public sealed class FileLock : IDisposable
     {
         if (_record is not null)
         {
-            TryDelete(_record);
+            AtomicFile.TryDelete(_record);
         }
         _stream.Dispose();
     }
@@ -180,17 +181,6 @@ public sealed class FileLock : IDisposable
         catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or System.ComponentModel.Win32Exception or NotSupportedException)
         {
             return false;
-        }
-    }
-
-    private static void TryDelete(string path)
-    {
-        try
-        {
-            File.Delete(path);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
         }
     }
 
