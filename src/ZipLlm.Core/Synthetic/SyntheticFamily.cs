@@ -36,6 +36,8 @@ public static class SyntheticFamily
         (SyntheticModelKind.F16Copy, "synthetic/llama-base-f16", "The base converted to F16."),
         (SyntheticModelKind.ReUpload, "my_org/llama-base-reupload", "A byte-identical re-upload of the base."),
         (SyntheticModelKind.Standalone, "synthetic/mixed-f32", "An unrelated small F32 model with odd-length, empty, scalar and BOOL tensors."),
+        (SyntheticModelKind.FarFinetune, "synthetic/llama-far-ft", "A finetune trained far from the base: every weight moved by about its own magnitude."),
+        (SyntheticModelKind.ChannelScaled, "synthetic/llama-channels", "An unrelated BF16 model whose rows and columns have different scales, as trained weights do."),
     ];
 
     /// <summary>The id the family gives a model of <paramref name="kind"/>.</summary>
@@ -105,7 +107,7 @@ public static class SyntheticFamily
                 logger.LogInformation("{Model}: generated {Kind} ({Megabytes:F1} MB) in {Seconds:F2} s",
                     plan.Id, kind, plan.TotalBytes / 1e6, clock.Elapsed.TotalSeconds);
             }
-            string? itsBase = kind is SyntheticModelKind.Base or SyntheticModelKind.Standalone ? null : baseId;
+            string? itsBase = kind is SyntheticModelKind.Base or SyntheticModelKind.Standalone or SyntheticModelKind.ChannelScaled ? null : baseId;
             models.Add(new SyntheticModel(plan.Id, kind, itsBase, plan.Folder, plan.TotalBytes, generated));
         }
         return new SyntheticFamilyResult(models, size, seed);
@@ -130,6 +132,8 @@ public static class SyntheticFamily
                 SyntheticModelKind.ReUpload => new ModelPlan(id, Folder(id),
                     basePlan!.Files.Select(f => (PlannedFile)new CopiedFile(f.Name, f, basePlan.Folder)).ToArray()),
                 SyntheticModelKind.Standalone => StandalonePlan(id, Folder(id), seed, size, description),
+                SyntheticModelKind.FarFinetune => LlamaPlan(id, Folder(id), arch, seed, size, LlamaVariant.FarFinetune, shards: 2, reorder: false, description, s_models[0].Id),
+                SyntheticModelKind.ChannelScaled => LlamaPlan(id, Folder(id), arch, seed, size, LlamaVariant.ChannelScaled, shards: 2, reorder: false, description, null),
                 _ => throw new InvalidOperationException($"Unknown kind {kind}."),
             };
             basePlan ??= plan;

@@ -28,6 +28,18 @@ public enum SyntheticModelKind
 
     /// <summary>An unrelated small F32 model with odd-length, empty, scalar and BOOL tensors and metadata.</summary>
     Standalone,
+
+    /// <summary>
+    /// A finetune trained far from the base: every weight moved by about its own magnitude, so coding it against the
+    /// base is no better than storing it alone; the store must then cost no more than solo.
+    /// </summary>
+    FarFinetune,
+
+    /// <summary>
+    /// An unrelated BF16 model of the same layout whose matrices have per-channel scale structure: rows and columns
+    /// whose magnitudes differ (log-normally), as in trained attention and MLP weights.
+    /// </summary>
+    ChannelScaled,
 }
 
 /// <summary>One model of a generated synthetic family.</summary>
