@@ -1,3 +1,5 @@
+using ZipLlm.Config;
+
 namespace ZipLlm.Store;
 
 /// <summary>What ingesting one model did.</summary>
@@ -12,7 +14,7 @@ namespace ZipLlm.Store;
 /// <param name="DedupTensors">Tensors found in the store already.</param>
 /// <param name="DeltaTensors">Tensors stored as a delta against the base.</param>
 public sealed record IngestResult(
-    string ModelId,
+    ModelId ModelId,
     bool Skipped,
     long OriginalBytes,
     long AddedBytes,
