@@ -26,7 +26,7 @@ public class ExitCodeTests
         Assert.Equal(0, (await CliProcess.RunAsync(["compress", config])).ExitCode);
 
         string output = dir.Combine("out");
-        CliResult result = await CliProcess.RunAsync(["restore", config, SyntheticFamily.IdOf(SyntheticModelKind.FullFinetune), output, "--threads", threads]);
+        CliResult result = await CliProcess.RunAsync(["restore", config, SyntheticFamily.IdOf(SyntheticModelKind.FullFinetune).ToString(), output, "--threads", threads]);
         Assert.Equal(ExitCodes.UsageError, result.ExitCode);
         Assert.Contains($"--threads must be from 1 to {ZipLlmConfig.MaxThreads}, not {threads}", result.StandardError);
         Assert.DoesNotContain("capacity", result.StandardError);
@@ -123,9 +123,9 @@ public class ExitCodeTests
     [InlineData(1, "invalid", ExitCodes.PartialFailure)]
     public void ExitCodeOf_StoredAndFailureKinds_FollowsTheKinds(int stored, string failures, int expected)
     {
-        var results = Enumerable.Range(0, stored).Select(i => new IngestResult($"org/m{i}", false, 1, 1, TimeSpan.Zero, 1, 0, 0, 0, 0)).ToList();
+        var results = Enumerable.Range(0, stored).Select(i => new IngestResult(ModelId.Parse($"org/m{i}"), false, 1, 1, TimeSpan.Zero, 1, 0, 0, 0, 0)).ToList();
         var failed = failures.Split(' ', StringSplitOptions.RemoveEmptyEntries)
-            .Select((kind, i) => new CompressFailure($"org/f{i}", "reason", kind == "io" ? CompressFailureKind.Io : CompressFailureKind.InvalidInput)).ToList();
+            .Select((kind, i) => new CompressFailure(ModelId.Parse($"org/f{i}"), "reason", kind == "io" ? CompressFailureKind.Io : CompressFailureKind.InvalidInput)).ToList();
         Assert.Equal(expected, CompressCommand.ExitCodeOf(new CompressReport(results, failed)));
     }
 }
