@@ -33,6 +33,25 @@ public class ExitCodeTests
         Assert.False(Directory.Exists(output));
     }
 
+    [Theory]
+    [InlineData("restore", "a/b/c", "\"a/b/c\" has more than one '/'")]
+    [InlineData("verify", "noslash", "\"noslash\" is not of the form org/name (no '/')")]
+    [InlineData("remove", "org/..", "\"org/..\" has an org or name of '.' or '..'")]
+    public async Task Verb_InvalidModelId_ExitsUsageErrorWithTheReasonInOneLineBeforeTouchingTheStore(string verb, string id, string reason)
+    {
+        using var dir = new TempDir();
+        string config = dir.Write("config.json",
+            """{"model_dir": "models", "storage_dir": "store", "models_to_process": "test_models.txt", "base_ft_path": "base_ft.json"}""");
+        string[] arguments = verb == "restore" ? [verb, config, id, dir.Combine("out")] : [verb, config, id];
+
+        CliResult result = await CliProcess.RunAsync(arguments);
+
+        Assert.Equal(ExitCodes.UsageError, result.ExitCode);
+        Assert.Equal($"error: Invalid model id: {reason}.", result.StandardError.Trim());
+        Assert.False(Directory.Exists(dir.Combine("out")));
+        Assert.False(Directory.Exists(dir.Combine("store")));
+    }
+
     [Fact]
     public async Task Compress_ConfigThreadsAbsurd_ExitsInvalidInputNamingTheFieldAndRangeBeforeAnyWork()
     {

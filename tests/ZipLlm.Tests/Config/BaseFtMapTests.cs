@@ -63,6 +63,13 @@ public class BaseFtMapTests
     }
 
     [Fact]
+    public void Constructor_DefaultModelId_ThrowsArgumentException()
+    {
+        Assert.Throws<ArgumentException>(() => new BaseFtMap([new(default, [ModelId.Parse("c/d")])]));
+        Assert.Throws<ArgumentException>(() => new BaseFtMap([new(ModelId.Parse("a/b"), [default])]));
+    }
+
+    [Fact]
     public void Constructor_ModelUnderTwoBases_ThrowsArgumentException() =>
         Assert.Throws<ArgumentException>(() => new BaseFtMap([new(ModelId.Parse("a/b"), [ModelId.Parse("c/d")]), new(ModelId.Parse("e/f"), [ModelId.Parse("c/d")])]));
 }

@@ -94,6 +94,10 @@ public class ModelListTests
         Assert.Throws<ArgumentException>(() => new ModelList([ModelId.Parse("a/b"), ModelId.Parse("a/b")]));
 
     [Fact]
+    public void Constructor_DefaultModelId_ThrowsArgumentException() =>
+        Assert.Throws<ArgumentException>(() => new ModelList([ModelId.Parse("a/b"), default]));
+
+    [Fact]
     public void Constructor_Empty_ThrowsArgumentException() =>
         Assert.Throws<ArgumentException>(() => new ModelList([]));
 }

@@ -156,6 +156,94 @@ public class ManifestTests
         Assert.Contains("both as a file and as a folder", ex.Message);
     }
 
+    // Written by the build before model ids were a value type: the bytes on disk must neither change nor stop reading.
+    private const string ManifestOfStringIds =
+        """
+        {
+          "format": 2,
+          "id": "my_org/llama-ft",
+          "role": "Finetune",
+          "base_id": "meta-llama/Llama-3.2-1B",
+          "files": [
+            {
+              "path": "config.json",
+              "size": 12,
+              "sha256": "1111111111111111111111111111111111111111111111111111111111111111",
+              "kind": "Blob",
+              "object": "2222222222222222222222222222222222222222222222222222222222222222",
+              "xxh128": "33333333333333333333333333333333"
+            },
+            {
+              "path": "model.safetensors",
+              "size": 96,
+              "sha256": "4444444444444444444444444444444444444444444444444444444444444444",
+              "kind": "Safetensors",
+              "object": "5555555555555555555555555555555555555555555555555555555555555555",
+              "tensors": [
+                {
+                  "name": "w",
+                  "d_type": "BF16",
+                  "shape": [
+                    2,
+                    4
+                  ],
+                  "object": "6666666666666666666666666666666666666666666666666666666666666666",
+                  "encoding": "delta",
+                  "bases": [
+                    "7777777777777777777777777777777777777777777777777777777777777777"
+                  ]
+                },
+                {
+                  "name": "b",
+                  "d_type": "F32",
+                  "shape": [],
+                  "object": "8888888888888888888888888888888888888888888888888888888888888888",
+                  "encoding": "solo"
+                }
+              ],
+              "xxh128": "99999999999999999999999999999999"
+            }
+          ],
+          "original_bytes": 108,
+          "added_bytes": 64,
+          "stored_at": "2025-01-02T03:04:05+00:00",
+          "checksum": "sha256:1557cae30d71ecde5764075c793abb5b614d1c782de90141ea86551550b1326a"
+        }
+        """;
+
+    [Fact]
+    public void ToJson_ManifestOfModelIds_IsByteForByteWhatStringIdsWrote()
+    {
+        ContentHash h(char c) => ContentHash.Parse(new string(c, 64));
+        StoredFile[] files =
+        [
+            new("config.json", 12, h('1'), StoredFileKind.Blob, h('2'), null, new string('3', 32)),
+            new("model.safetensors", 96, h('4'), StoredFileKind.Safetensors, h('5'),
+                [new StoredTensor("w", "BF16", [2, 4], h('6'), TensorEncoding.Delta, [h('7')]), new StoredTensor("b", "F32", [], h('8'), TensorEncoding.Solo)], new string('9', 32)),
+        ];
+        Manifest manifest = Manifest.Create(ModelId.Parse("my_org/llama-ft"), ModelRoleKind.Finetune, ModelId.Parse("meta-llama/Llama-3.2-1B"), files, 108, 64,
+            new DateTimeOffset(2025, 1, 2, 3, 4, 5, TimeSpan.Zero));
+
+        Assert.Equal(ManifestOfStringIds, Encoding.UTF8.GetString(manifest.ToCheckedJson("test")));
+        Manifest read = Manifest.Parse(Encoding.UTF8.GetBytes(ManifestOfStringIds), "test");
+        Assert.Equal(ModelId.Parse("my_org/llama-ft"), read.Id);
+        Assert.Equal(ModelId.Parse("meta-llama/Llama-3.2-1B"), read.BaseId);
+    }
+
+    [Theory]
+    [InlineData("\"id\": \"my_org/llama-ft\"", "\"id\": \"my_org/llama/ft\"", "Invalid model id: \"my_org/llama/ft\" has more than one '/'")]
+    [InlineData("\"id\": \"my_org/llama-ft\"", "\"id\": 7", "Invalid model id: the model id is empty")]
+    [InlineData("\"id\": \"my_org/llama-ft\",", "", "missing required fields")]
+    [InlineData("\"base_id\": \"meta-llama/Llama-3.2-1B\"", "\"base_id\": \"../x\"", "Invalid model id: \"../x\" has an org or name of '.' or '..'")]
+    public void Parse_InvalidOrMissingModelId_IsRefusedNamingTheManifest(string field, string replacement, string expected)
+    {
+        string json = ManifestOfStringIds.Replace(field, replacement, StringComparison.Ordinal);
+        Assert.NotEqual(ManifestOfStringIds, json);
+        var ex = Assert.Throws<InvalidDataException>(() => Manifest.Parse(Encoding.UTF8.GetBytes(json), "m.json"));
+        Assert.StartsWith("m.json: manifest ", ex.Message);
+        Assert.Contains(expected, ex.Message);
+    }
+
     private static string Edit(string json, string edit)
     {
         JsonObject manifest = JsonNode.Parse(json)!.AsObject();
