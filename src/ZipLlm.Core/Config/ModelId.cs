@@ -74,7 +74,7 @@ public readonly record struct ModelId : IComparable<ModelId>
     public static bool TryParse([NotNullWhen(true)] string? text, out ModelId id, [NotNullWhen(false)] out string? error)
     {
         id = default;
-        error = Problem(text);
+        error = Validate(text);
         if (error is not null)
         {
             return false;
@@ -83,41 +83,41 @@ public readonly record struct ModelId : IComparable<ModelId>
         return true;
     }
 
-    private static string? Problem(string? text)
+    private static string? Validate(string? id)
     {
-        if (string.IsNullOrEmpty(text))
+        if (string.IsNullOrEmpty(id))
         {
             return "the model id is empty";
         }
-        if (text.Length > MaxLength)
+        if (id.Length > MaxLength)
         {
             return $"the model id is longer than {MaxLength} characters";
         }
-        int slash = text.IndexOf('/');
+        int slash = id.IndexOf('/');
         if (slash < 0)
         {
-            return $"\"{text}\" is not of the form org/name (no '/')";
+            return $"\"{id}\" is not of the form org/name (no '/')";
         }
-        if (text.IndexOf('/', slash + 1) >= 0)
+        if (id.IndexOf('/', slash + 1) >= 0)
         {
-            return $"\"{text}\" has more than one '/'";
+            return $"\"{id}\" has more than one '/'";
         }
-        if (slash == 0 || slash == text.Length - 1)
+        if (slash == 0 || slash == id.Length - 1)
         {
-            return $"\"{text}\" has an empty org or name";
+            return $"\"{id}\" has an empty org or name";
         }
-        foreach (char c in text)
+        foreach (char c in id)
         {
             if (c != '/' && !IsIdChar(c))
             {
-                return $"\"{text}\" contains the character '{c}' (allowed: letters, digits, '.', '_', '-')";
+                return $"\"{id}\" contains the character '{c}' (allowed: letters, digits, '.', '_', '-')";
             }
         }
         // "." and ".." would name the parent or current folder once the id becomes a path.
-        ReadOnlySpan<char> org = text.AsSpan(0, slash), name = text.AsSpan(slash + 1);
+        string org = id[..slash], name = id[(slash + 1)..];
         if (org is "." or ".." || name is "." or "..")
         {
-            return $"\"{text}\" has an org or name of '.' or '..'";
+            return $"\"{id}\" has an org or name of '.' or '..'";
         }
         return null;
     }
