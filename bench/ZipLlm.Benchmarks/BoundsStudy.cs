@@ -26,14 +26,16 @@ internal static class BoundsStudy
         Console.WriteLine("Bytes of each model's 16-bit float tensors, in MB, coded and bounded (order-0 entropy over the whole model):");
         Console.WriteLine($"{"model",-32} {"tensors",8} {"solo o0",8} {"XOR o0",8} {"diff|exp",8} {"BitX v2",8} {"ours v3",8} {"v3/bound",8} {"v3/v2",6} {"s",5}");
         double totalV2 = 0, totalV3 = 0;
+        int small = 0;
         foreach (var id in list.Models)
         {
             var clock = Stopwatch.StartNew();
             ModelRole role = map.RoleOf(id);
             string? baseFolder = role.BaseId is { } baseId ? config.ModelFolder(baseId) : null;
             Row row = Measure(config.ModelFolder(id), baseFolder, pool, bitxPool);
-            if (row.Raw == 0)
+            if (row.Raw < 1e6)
             {
+                small++;
                 continue;
             }
             // The tightest bound of a coding the store can use: solo, or the better delta coding where there is a base.
@@ -41,11 +43,14 @@ internal static class BoundsStudy
             totalV2 += row.BitxV2;
             totalV3 += row.OursV3;
             Console.WriteLine($"{id,-32} {Mb(row.Raw),8} {Mb(row.Solo),8} {Mb(row.Xor),8} {Mb(row.Difference),8} {Mb(row.BitxV2),8} {Mb(row.OursV3),8} " +
-                $"{row.OursV3 / bound,8:F3} {row.OursV3 / row.BitxV2,6:F3} {clock.Elapsed.TotalSeconds,5:F0}");
+                $"{Ratio(row.OursV3, bound),8} {Ratio(row.OursV3, row.BitxV2),6} {clock.Elapsed.TotalSeconds,5:F0}");
         }
         Console.WriteLine($"{"all",-32} {"",8} {"",8} {"",8} {"",8} {Mb(totalV2),8} {Mb(totalV3),8} {"",8} {totalV3 / totalV2,6:F3}");
-        Console.WriteLine("Deduplicated tensors are counted in every model that holds them; the store keeps them once.");
+        Console.WriteLine($"Deduplicated tensors are counted in every model that holds them; the store keeps them once. {small} model(s) under 1 MB of such tensors left out.");
     }
+
+    /// <summary>A ratio, or "-" where the denominator is next to nothing (an exact copy's bound).</summary>
+    private static string Ratio(double numerator, double denominator) => denominator < 1e5 ? "-" : (numerator / denominator).ToString("F3");
 
     private sealed record Row(double Raw, double Solo, double Xor, double Difference, double BitxV2, double OursV3);
 
@@ -71,9 +76,12 @@ internal static class BoundsStudy
             byte[]? basis = null, converted = null;
             var conversion = BaseConversion.None;
             if (baseTensors.TryGetValue(tensor.Name, out var partner)
-                && DeltaPairing.Pair(tensor, partner.Tensor, DeltaPairing.Rule.AllowResizedRowsAndConversion) == DeltaPairing.Fit.SameShape)
+                && DeltaPairing.Pair(tensor, partner.Tensor, DeltaPairing.Rule.AllowResizedRowsAndConversion) != DeltaPairing.Fit.None)
             {
-                basis = Read(partner.File, partner.Tensor);
+                // A base with other rows is seen cut short or zero-extended to the finetune's length, as the store sees it.
+                basis = new byte[words.Length];
+                byte[] full = Read(partner.File, partner.Tensor);
+                full.AsSpan(0, Math.Min(full.Length, basis.Length)).CopyTo(basis);
                 conversion = DeltaPairing.ConversionFor(tensor.DType, partner.Tensor.DType);
                 converted = (byte[])basis.Clone();
                 HalfConversion.ConvertInPlace(converted, conversion);
