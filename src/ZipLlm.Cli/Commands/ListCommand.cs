@@ -24,10 +24,10 @@ internal sealed class ListCommand : BaseCommand
         IReadOnlyList<Manifest> manifests = listing.Manifests;
         TextWriter output = parseResult.InvocationConfiguration.Output;
         int idWidth = Math.Max(5, manifests.Select(m => m.Id.ToString().Length).DefaultIfEmpty(0).Max());
-        output.WriteLine($"{"model".PadRight(idWidth)}  {"role",-10}  {"original MB",12}  {"added MB",10}  {"ratio",8}  base");
+        output.WriteLine($"{"model".PadRight(idWidth)}  {"role",-10}  {"original MB",12}  {"added MB",10}  {"ratio",8}  {"chunks diff/xor/solo",20}  base");
         foreach (Manifest m in manifests)
         {
-            output.WriteLine($"{m.Id.ToString().PadRight(idWidth)}  {m.Role.ToString().ToLowerInvariant(),-10}  {m.OriginalBytes / 1e6,12:F1}  {m.AddedBytes / 1e6,10:F1}  {Ratio(m.OriginalBytes, m.AddedBytes),8}  {m.BaseId?.ToString() ?? "-"}");
+            output.WriteLine($"{m.Id.ToString().PadRight(idWidth)}  {m.Role.ToString().ToLowerInvariant(),-10}  {m.OriginalBytes / 1e6,12:F1}  {m.AddedBytes / 1e6,10:F1}  {Ratio(m.OriginalBytes, m.AddedBytes),8}  {Chunks(m.Chunks),20}  {m.BaseId?.ToString() ?? "-"}");
         }
         output.WriteLine();
         output.WriteLine($"{manifests.Count} models, {listing.OriginalBytes / 1e6:F1} MB original, {listing.StoredBytes / 1e6:F1} MB in objects on disk, store ratio {Ratio(listing.OriginalBytes, listing.StoredBytes)}");
@@ -38,6 +38,9 @@ internal sealed class ListCommand : BaseCommand
         }
         return Task.FromResult(listing.DamagedManifests.Count == 0 ? ExitCodes.Success : ExitCodes.VerificationFailed);
     }
+
+    /// <summary>How the model's new chunks were coded: ordered difference, XOR, solo ("-" for manifests from before codec format 3).</summary>
+    private static string Chunks(ChunkCounts? chunks) => chunks is null ? "-" : $"{chunks.OrderedDifference}/{chunks.Xor}/{chunks.Solo}";
 
     private static string Ratio(long original, long stored) => stored == 0 ? "-" : $"{(double)original / stored:F2}x";
 }
