@@ -65,9 +65,17 @@ stop_daemon() {
   [[ -n $pid ]] || return 0
   kill -KILL "$pid" 2>/dev/null || return 0
   for _ in $(seq 50); do
-    kill -0 "$pid" 2>/dev/null || return 0
+    alive "$pid" || return 0
     sleep 0.1
   done
+}
+
+# Whether a process runs: a daemon is reparented to pid 1, which may leave it a zombie for a while after it died.
+alive() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [[ ${stat%% *} != Z ]]
 }
 
 stop() {
@@ -210,7 +218,7 @@ watch_owner() {
   [[ -n $owner ]] || return 0
   (
     trap '' HUP
-    while kill -0 "$owner" 2>/dev/null && [[ -d $dir ]]; do sleep 1; done
+    while alive "$owner" && [[ -d $dir ]]; do sleep 1; done
     rm -f "$dir/run/watchdog.pid"
     [[ -d $dir ]] && "$script" stop "$dir" >/dev/null 2>&1
   ) </dev/null >/dev/null 2>&1 &
