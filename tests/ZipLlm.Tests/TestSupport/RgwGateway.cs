@@ -41,6 +41,9 @@ internal sealed class RgwGateway
         new(S3Location.Parse(url), maxRequests, name => Environment.TryGetValue(name, out string? value) ? value : null, leaseDuration,
             hostKey ?? S3Locks.LocalHostKey());
 
+    /// <summary>A plain S3 client of the gateway, for what a test does behind the store's back.</summary>
+    public Amazon.S3.IAmazonS3 Client() => S3Connection.CreateClient(8, name => Environment.TryGetValue(name, out string? value) ? value : null);
+
     private static RgwGateway Start()
     {
         string script = Path.Combine(RepositoryRoot(), "tests", "s3", "rgw.sh");
