@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Text.RegularExpressions;
-using ZipLlm.Codecs;
 using ZipLlm.Store;
 using ZipLlm.Store.Backends;
 using ZipLlm.Synthetic;
@@ -215,24 +214,6 @@ public partial class S3ProcessTests
         }
     }
 
-    private static int AssertEveryListedModelRestores(S3Backend backend, TempDir dir, SyntheticFamilyResult family)
-    {
-        if (backend.ReadFormat() is null)
-        {
-            return 0;
-        }
-        ModelStore store = ModelStore.Open(backend, create: false);
-        using var pool = new WorkerPool(2);
-        var restorer = new ModelRestorer(store, pool);
-        IReadOnlyList<Manifest> manifests = store.ReadAllManifests();
-        foreach (Manifest manifest in manifests)
-        {
-            string output = dir.Combine("check", Guid.NewGuid().ToString("N"));
-            restorer.Restore(manifest.Id, output, force: false);
-            SyntheticModel model = family.Models.Single(m => m.Id == manifest.Id);
-            Assert.Equal(ModelFolders.Snapshot(model.Folder), ModelFolders.Snapshot(output));
-            Directory.Delete(output, recursive: true);
-        }
-        return manifests.Count;
-    }
+    private static int AssertEveryListedModelRestores(S3Backend backend, TempDir dir, SyntheticFamilyResult family) =>
+        backend.ReadFormat() is null ? 0 : CompressProcessTests.AssertEveryListedModelRestores(ModelStore.Open(backend, create: false), dir, family);
 }

@@ -323,24 +323,5 @@ public sealed class S3Backend : IStoreBackend, IDisposable
             MaxKeys = maxKeys,
         }, token));
 
-    private IEnumerable<S3Object> ListAll(string prefix)
-    {
-        string? continuation = null;
-        do
-        {
-            string? token = continuation;
-            ListObjectsV2Response page = _connection.Call($"LIST {prefix}", (client, t) => client.ListObjectsV2Async(new ListObjectsV2Request
-            {
-                BucketName = Store.Bucket,
-                Prefix = prefix,
-                ContinuationToken = token,
-            }, t));
-            foreach (S3Object entry in page.S3Objects ?? [])
-            {
-                yield return entry;
-            }
-            continuation = page.IsTruncated == true ? page.NextContinuationToken : null;
-        }
-        while (continuation is not null);
-    }
+    private IEnumerable<S3Object> ListAll(string prefix) => _connection.ListAll(Store.Bucket, prefix, gated: true, CancellationToken.None);
 }

@@ -113,6 +113,29 @@ internal sealed class S3Connection : IDisposable
         }
     }
 
+    /// <summary>Every key under <paramref name="prefix"/>, a page (a request) at a time.</summary>
+    /// <exception cref="S3RequestException">A page could not be listed.</exception>
+    public IEnumerable<S3Object> ListAll(string bucket, string prefix, bool gated, CancellationToken cancellationToken)
+    {
+        string? continuation = null;
+        do
+        {
+            string? token = continuation;
+            ListObjectsV2Response page = SendAsync($"LIST {prefix}", (client, t) => client.ListObjectsV2Async(new ListObjectsV2Request
+            {
+                BucketName = bucket,
+                Prefix = prefix,
+                ContinuationToken = token,
+            }, t), gated, cancellationToken).GetAwaiter().GetResult();
+            foreach (S3Object entry in page.S3Objects ?? [])
+            {
+                yield return entry;
+            }
+            continuation = page.IsTruncated == true ? page.NextContinuationToken : null;
+        }
+        while (continuation is not null);
+    }
+
     /// <summary>Runs one request through the gate.</summary>
     /// <exception cref="S3RequestException">The server answered with an error, or the request failed.</exception>
     public Task<T> CallAsync<T>(string what, Func<IAmazonS3, CancellationToken, Task<T>> request, CancellationToken cancellationToken = default) =>

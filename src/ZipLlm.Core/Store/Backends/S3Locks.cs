@@ -172,26 +172,8 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
     }
 
     /// <summary>The leases of the lock <paramref name="name"/>, with their ETags.</summary>
-    private List<Seen> List(string name, CancellationToken cancellationToken)
-    {
-        var seen = new List<Seen>();
-        string prefix = location.LockPrefix(name);
-        string? token = null;
-        do
-        {
-            string? continuation = token;
-            ListObjectsV2Response page = connection.CallUngated($"LIST {prefix}", (client, t) => client.ListObjectsV2Async(new ListObjectsV2Request
-            {
-                BucketName = location.Bucket,
-                Prefix = prefix,
-                ContinuationToken = continuation,
-            }, t), cancellationToken);
-            seen.AddRange((page.S3Objects ?? []).Select(entry => new Seen(entry.Key, Unquote(entry.ETag))));
-            token = page.IsTruncated == true ? page.NextContinuationToken : null;
-        }
-        while (token is not null);
-        return seen;
-    }
+    private List<Seen> List(string name, CancellationToken cancellationToken) =>
+        connection.ListAll(location.Bucket, location.LockPrefix(name), gated: false, cancellationToken).Select(entry => new Seen(entry.Key, Unquote(entry.ETag))).ToList();
 
     /// <summary>Of <paramref name="leases"/>, those of live holders; stale ones are broken on the way.</summary>
     private List<LeaseRecord> Live(IEnumerable<Seen> leases, CancellationToken cancellationToken)
@@ -280,41 +262,27 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
     }
 
     /// <summary>Creates <paramref name="key"/> unless it exists; its ETag, or null when it existed.</summary>
-    private string? TryCreate(string key, byte[] body, CancellationToken cancellationToken)
-    {
-        try
-        {
-            return connection.CallUngated($"PUT {key} (If-None-Match: *)", async (client, token) =>
-                Unquote((await client.PutObjectAsync(new PutObjectRequest
-                {
-                    BucketName = location.Bucket,
-                    Key = key,
-                    InputStream = new MemoryStream(body, writable: false),
-                    IfNoneMatch = "*",
-                }, token).ConfigureAwait(false)).ETag), cancellationToken);
-        }
-        catch (S3RequestException ex) when (ex.IsPreconditionFailed || ex.IsConflict)
-        {
-            return null;
-        }
-    }
+    private string? TryCreate(string key, byte[] body, CancellationToken cancellationToken) => Put(key, body, null, create: true, cancellationToken);
 
     /// <summary>Writes <paramref name="key"/>, when <paramref name="ifMatch"/> is set only over that version; its new ETag, or null when the condition failed.</summary>
-    private string? Put(string key, byte[] body, string? ifMatch, CancellationToken cancellationToken)
+    private string? Put(string key, byte[] body, string? ifMatch, CancellationToken cancellationToken) => Put(key, body, ifMatch, create: false, cancellationToken);
+
+    private string? Put(string key, byte[] body, string? ifMatch, bool create, CancellationToken cancellationToken)
     {
         try
         {
-            return connection.CallUngated($"PUT {key}", async (client, token) =>
+            return connection.CallUngated(create ? $"PUT {key} (If-None-Match: *)" : $"PUT {key}", async (client, token) =>
                 Unquote((await client.PutObjectAsync(new PutObjectRequest
                 {
                     BucketName = location.Bucket,
                     Key = key,
                     InputStream = new MemoryStream(body, writable: false),
+                    IfNoneMatch = create ? "*" : null,
                     // RADOS Gateway matches If-Match on PUT only against the bare ETag, without its quotes.
                     IfMatch = ifMatch,
                 }, token).ConfigureAwait(false)).ETag), cancellationToken);
         }
-        catch (S3RequestException ex) when (ifMatch is not null && (ex.IsPreconditionFailed || ex.IsNotFound || ex.IsConflict))
+        catch (S3RequestException ex) when ((create || ifMatch is not null) && (ex.IsPreconditionFailed || ex.IsConflict || (ifMatch is not null && ex.IsNotFound)))
         {
             return null;
         }
