@@ -95,9 +95,11 @@ public sealed class CompressJob(ZipLlmConfig config, ILogger logger)
                 results.Add(result);
                 logger.LogInformation(
                     "Stored {Model} ({Role}): {InMB:F1} MB in, {StoredMB:F1} MB stored, ratio {Ratio}, {Seconds:F1} s, {MBps:F0} MB/s; " +
-                    "{Dedup}/{Tensors} tensors deduplicated, {Deltas} as deltas, {DedupFiles}/{Files} files already stored",
+                    "{Dedup}/{Tensors} tensors deduplicated, {Deltas} as deltas, {DedupFiles}/{Files} files already stored; " +
+                    "chunks: {Difference} ordered difference, {Xor} XOR, {Solo} solo",
                     modelId, role.Kind, result.OriginalBytes / 1e6, result.AddedBytes / 1e6, result.RatioText, result.Elapsed.TotalSeconds,
-                    result.MegabytesPerSecond, result.DedupTensors, result.Tensors, result.DeltaTensors, result.DedupFiles, result.Files);
+                    result.MegabytesPerSecond, result.DedupTensors, result.Tensors, result.DeltaTensors, result.DedupFiles, result.Files,
+                    result.Chunks?.OrderedDifference ?? 0, result.Chunks?.Xor ?? 0, result.Chunks?.Solo ?? 0);
             }
             catch (Exception ex) when (FailureKind(ex) is { } kind && !cancellationToken.IsCancellationRequested)
             {
