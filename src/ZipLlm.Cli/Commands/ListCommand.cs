@@ -23,11 +23,11 @@ internal sealed class ListCommand : BaseCommand
         StoreListing listing = new ListJob(config).Run(cancellationToken);
         IReadOnlyList<Manifest> manifests = listing.Manifests;
         TextWriter output = parseResult.InvocationConfiguration.Output;
-        int idWidth = Math.Max(5, manifests.Select(m => m.Id.Length).DefaultIfEmpty(0).Max());
+        int idWidth = Math.Max(5, manifests.Select(m => m.Id.ToString().Length).DefaultIfEmpty(0).Max());
         output.WriteLine($"{"model".PadRight(idWidth)}  {"role",-10}  {"original MB",12}  {"added MB",10}  {"ratio",8}  base");
         foreach (Manifest m in manifests)
         {
-            output.WriteLine($"{m.Id.PadRight(idWidth)}  {m.Role.ToString().ToLowerInvariant(),-10}  {m.OriginalBytes / 1e6,12:F1}  {m.AddedBytes / 1e6,10:F1}  {Ratio(m.OriginalBytes, m.AddedBytes),8}  {m.BaseId ?? "-"}");
+            output.WriteLine($"{m.Id.ToString().PadRight(idWidth)}  {m.Role.ToString().ToLowerInvariant(),-10}  {m.OriginalBytes / 1e6,12:F1}  {m.AddedBytes / 1e6,10:F1}  {Ratio(m.OriginalBytes, m.AddedBytes),8}  {m.BaseId?.ToString() ?? "-"}");
         }
         output.WriteLine();
         output.WriteLine($"{manifests.Count} models, {listing.OriginalBytes / 1e6:F1} MB original, {listing.StoredBytes / 1e6:F1} MB in objects on disk, store ratio {Ratio(listing.OriginalBytes, listing.StoredBytes)}");

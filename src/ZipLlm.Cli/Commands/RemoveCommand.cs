@@ -22,7 +22,7 @@ internal sealed class RemoveCommand : BaseCommand
     protected override Task<int> ExecuteAsync(ParseResult parseResult, ILogger logger, CancellationToken cancellationToken)
     {
         ZipLlmConfig config = ZipLlmConfig.Load(parseResult.GetValue(s_config)!.FullName);
-        string modelId = parseResult.GetValue(s_model)!;
+        ModelId modelId = ModelId.Parse(parseResult.GetValue(s_model));
         GarbageReport report = new RemoveJob(config, logger).Run(modelId, cancellationToken);
         logger.LogInformation("Removed {Model}: {Objects} objects deleted, {MB:F1} MB reclaimed", modelId, report.Objects, report.Bytes / 1e6);
         return Task.FromResult(ExitCodes.Success);

@@ -39,7 +39,7 @@ internal sealed class RestoreCommand : BaseCommand
     protected override Task<int> ExecuteAsync(ParseResult parseResult, ILogger logger, CancellationToken cancellationToken)
     {
         ZipLlmConfig config = CommonOptions.WithThreads(ZipLlmConfig.Load(parseResult.GetValue(s_config)!.FullName), parseResult.GetValue(s_threads));
-        string modelId = parseResult.GetValue(s_model)!;
+        ModelId modelId = ModelId.Parse(parseResult.GetValue(s_model));
         using ProgressDisplay? progress = ProgressDisplay.ForTerminal("restore");
         logger = new ClearingLogger(logger, progress);
         RestoreResult result = new RestoreJob(config) { Progress = progress, CheckSha256 = parseResult.GetValue(s_sha256) }

@@ -28,6 +28,7 @@ internal sealed class VerifyCommand : BaseCommand
     protected override Task<int> ExecuteAsync(ParseResult parseResult, ILogger logger, CancellationToken cancellationToken)
     {
         ZipLlmConfig config = CommonOptions.WithThreads(ZipLlmConfig.Load(parseResult.GetValue(s_config)!.FullName), parseResult.GetValue(s_threads));
+        ModelId? modelId = parseResult.GetValue(s_model) is { } text ? ModelId.Parse(text) : null;
         using ProgressDisplay? progress = ProgressDisplay.ForTerminal("verify");
         ILogger clearing = new ClearingLogger(logger, progress);
         var job = new VerifyJob(config)
@@ -45,7 +46,7 @@ internal sealed class VerifyCommand : BaseCommand
                 }
             },
         };
-        VerifyReport report = job.Run(parseResult.GetValue(s_model), cancellationToken);
+        VerifyReport report = job.Run(modelId, cancellationToken);
         foreach (string problem in report.DamagedManifests)
         {
             clearing.LogError("{Problem}", problem);

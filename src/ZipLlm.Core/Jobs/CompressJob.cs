@@ -24,7 +24,7 @@ public enum CompressFailureKind
 /// <param name="ModelId">The model.</param>
 /// <param name="Error">One-line reason.</param>
 /// <param name="Kind">Whether its input was at fault or reading and writing files failed.</param>
-public sealed record CompressFailure(string ModelId, string Error, CompressFailureKind Kind);
+public sealed record CompressFailure(ModelId ModelId, string Error, CompressFailureKind Kind);
 
 /// <summary>
 /// The <c>compress</c> job: stores every model of <c>models_to_process</c> with the roles of
@@ -59,9 +59,9 @@ public sealed class CompressJob(ZipLlmConfig config, ILogger logger)
 
         var results = new List<IngestResult>();
         var failures = new List<CompressFailure>();
-        var finished = new HashSet<string>(StringComparer.Ordinal);
+        var finished = new HashSet<ModelId>();
 
-        void Process(string modelId)
+        void Process(ModelId modelId)
         {
             if (!finished.Add(modelId))
             {
@@ -108,7 +108,7 @@ public sealed class CompressJob(ZipLlmConfig config, ILogger logger)
             }
         }
 
-        foreach (string modelId in models.Models)
+        foreach (ModelId modelId in models.Models)
         {
             Process(modelId);
         }

@@ -1,3 +1,5 @@
+using ZipLlm.Config;
+
 namespace ZipLlm.Store;
 
 /// <summary>What ingesting one model did.</summary>
@@ -13,7 +15,7 @@ namespace ZipLlm.Store;
 /// <param name="DeltaTensors">Tensors stored as a delta against the base.</param>
 /// <param name="Chunks">How many chunks of the tensors stored were coded by each transform (null when nothing was stored).</param>
 public sealed record IngestResult(
-    string ModelId,
+    ModelId ModelId,
     bool Skipped,
     long OriginalBytes,
     long AddedBytes,

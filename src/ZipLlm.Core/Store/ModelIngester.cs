@@ -34,9 +34,8 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
     /// <exception cref="DirectoryNotFoundException">The folder does not exist.</exception>
     /// <exception cref="InvalidDataException">A safetensors file is malformed.</exception>
     /// <exception cref="EndOfStreamException">A safetensors file is truncated.</exception>
-    public IngestResult Ingest(string modelId, string folder, ModelRole role, CancellationToken cancellationToken = default)
+    public IngestResult Ingest(ModelId modelId, string folder, ModelRole role, CancellationToken cancellationToken = default)
     {
-        ModelId.ThrowIfInvalid(modelId);
         var clock = Stopwatch.StartNew();
         List<string> paths = ModelFolder.Enumerate(modelId, folder);
         if (paths.Count == 0)
@@ -327,7 +326,7 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
         return true;
     }
 
-    private Dictionary<string, StoredTensor> BaseTensorsByName(string baseId)
+    private Dictionary<string, StoredTensor> BaseTensorsByName(ModelId baseId)
     {
         var byName = new Dictionary<string, StoredTensor>(StringComparer.Ordinal);
         foreach (StoredFile file in store.ReadManifest(baseId).Files)
@@ -433,13 +432,13 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
     private static bool IsSafetensors(string relative) => relative.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>Counters of one ingest, updated by the files being stored side by side.</summary>
-    private sealed class IngestState(string modelId, long total)
+    private sealed class IngestState(ModelId modelId, long total)
     {
         private readonly System.Collections.Concurrent.ConcurrentDictionary<ContentHash, byte> _claimed = new();
         private long _done, _addedBytes, _hashTicks, _encodeTicks;
         private int _dedupFiles, _tensors, _dedupTensors, _deltaTensors;
 
-        public string ModelId { get; } = modelId;
+        public ModelId ModelId { get; } = modelId;
         public TransformCounts Transforms { get; } = new();
         public long AddedBytes => Interlocked.Read(ref _addedBytes);
         public int DedupFiles => _dedupFiles;
@@ -463,7 +462,7 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
         public void Advance(long bytes, IProgress<ByteProgress>? progress)
         {
             long done = Interlocked.Add(ref _done, bytes);
-            progress?.Report(new ByteProgress(ModelId, done, total));
+            progress?.Report(new ByteProgress(ModelId.ToString(), done, total));
         }
     }
 

@@ -63,6 +63,40 @@ public class OrderedDifferenceTests
         Assert.Throws<InvalidDataException>(() => OrderedDifference.Inverse(symbols, escapes.AsSpan(0, escaped - 2), baseBytes, output));
     }
 
+    [Theory]
+    [InlineData(ElementLayout.Word16, 0)]
+    [InlineData(ElementLayout.Word16, 31)]
+    [InlineData(ElementLayout.Half, 1000)]
+    [InlineData(ElementLayout.Word16, 4099)]
+    public void VectorKernels_MatchTheirScalarTwins(ElementLayout layout, int count)
+    {
+        var random = new Random(count + (int)layout);
+        var words = new ushort[count];
+        var bases = new ushort[count];
+        for (int i = 0; i < count; i++)
+        {
+            bases[i] = (ushort)random.Next(65536);
+            // Mostly near, with an escape in some blocks of sixteen and none in others.
+            words[i] = (i / 16) % 3 == 0 && random.Next(8) == 0 ? (ushort)random.Next(65536) : (ushort)(bases[i] + random.Next(-40, 41));
+        }
+        byte[] w = MemoryMarshal.AsBytes(words.AsSpan()).ToArray(), b = MemoryMarshal.AsBytes(bases.AsSpan()).ToArray();
+        var results = new List<(byte[] Symbols, byte[] Contexts, byte[] Escapes, byte[] Inverse, byte[] DecodedContexts)>();
+        foreach (bool vectorized in new[] { false, true })
+        {
+            byte[] symbols = new byte[count], contexts = new byte[count], escapes = new byte[2 * count], output = new byte[2 * count], decoded = new byte[count];
+            int escaped = OrderedDifference.Forward(w, b, layout, symbols, contexts, escapes, vectorized);
+            Assert.Equal(escaped, OrderedDifference.Inverse(symbols, escapes.AsSpan(0, escaped), b, output, vectorized));
+            OrderedDifference.Contexts(b, layout, decoded, vectorized);
+            results.Add((symbols, contexts, escapes[..escaped], output, decoded));
+        }
+        Assert.Equal(results[0].Symbols, results[1].Symbols);
+        Assert.Equal(results[0].Contexts, results[1].Contexts);
+        Assert.Equal(results[0].Escapes, results[1].Escapes);
+        Assert.Equal(w, results[0].Inverse);
+        Assert.Equal(w, results[1].Inverse);
+        Assert.Equal(results[0].Contexts, results[1].DecodedContexts);
+    }
+
     [Fact]
     public void Forward_AWeightMovedByOneUlpAcrossZero_IsASmallSymbol()
     {

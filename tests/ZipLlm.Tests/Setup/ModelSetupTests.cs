@@ -82,10 +82,10 @@ public class ModelSetupTests
         var result = await ModelSetup.RunAsync(config, Options(hub.Endpoint), logger);
 
         Assert.Equal(ModelSetupMode.Hub, result.Mode);
-        Assert.Equal(["org/base", "my_org/ft", "org/ft-odd"], result.Models.Select(m => m.ModelId));
+        Assert.Equal(["org/base", "my_org/ft", "org/ft-odd"], result.Models.Select(m => m.ModelId).Select(m => m.ToString()));
         Assert.Equal(new byte[] { 1, 2, 3, 5 }, File.ReadAllBytes(Path.Combine(config.ModelDir, "my_org_ft", "model.safetensors")));
         var map = BaseFtMap.Load(config.BaseFtPath);
-        Assert.Equal(["my_org/ft", "org/ft-odd"], map.FinetunesOf("org/base"));
+        Assert.Equal(["my_org/ft", "org/ft-odd"], map.FinetunesOf(ModelId.Parse("org/base")).Select(m => m.ToString()));
         string warning = Assert.Single(logger.Warnings);
         Assert.Contains("org/ft-odd", warning);
         Assert.Contains("someone/else", warning);
