@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.RegularExpressions;
+using ZipLlm.Config;
 using ZipLlm.Store;
 using ZipLlm.Store.Backends;
 using ZipLlm.Synthetic;
@@ -76,7 +77,7 @@ public partial class S3ProcessTests
 
         foreach (SyntheticModel model in family.Models)
         {
-            int stored = StoredLine(model.Id).Matches(resultA.StandardError).Count + StoredLine(model.Id).Matches(resultB.StandardError).Count;
+            int stored = StoredLine(model.Id.ToString()).Matches(resultA.StandardError).Count + StoredLine(model.Id.ToString()).Matches(resultB.StandardError).Count;
             Assert.True(stored == 1, $"{model.Id} stored {stored} times:\n{resultA.StandardError}\n{resultB.StandardError}");
         }
         using S3Backend backend = RgwGateway.Shared.Backend(url);
@@ -97,7 +98,7 @@ public partial class S3ProcessTests
         string config = WriteConfig(dir, "config.json", url);
         CliResult compress = await CliProcess.RunAsync(["compress", config], environment: Environment, timeout: TimeSpan.FromMinutes(2));
         Assert.True(compress.ExitCode == 0, compress.StandardError);
-        string model = SyntheticFamily.IdOf(SyntheticModelKind.Standalone);
+        ModelId model = SyntheticFamily.IdOf(SyntheticModelKind.Standalone);
 
         // A compress on another machine: its lease is renewed, so nothing here can take it for dead.
         using S3Backend elsewhere = RgwGateway.Shared.Backend(url, hostKey: "another-machine/1");
@@ -105,7 +106,7 @@ public partial class S3ProcessTests
         using (FileLock.BeginScope("compress", onWait: null))
         using (elsewhere.Lock("store", exclusive: false, TimeSpan.FromSeconds(10), CancellationToken.None))
         {
-            run = new RunningCli(["remove", config, model], Environment);
+            run = new RunningCli(["remove", config, model.ToString()], Environment);
             Assert.True(run.WaitForError("Waiting for the store lock"), $"remove did not wait:\n{run.StandardError}");
             Assert.Contains($"held by compress on {System.Environment.MachineName} (pid {System.Environment.ProcessId}) since ", run.StandardError);
             Thread.Sleep(500);
@@ -128,8 +129,8 @@ public partial class S3ProcessTests
         SyntheticFamilyResult family = CompressJobTests.WriteFamily(dir);
         string url = RgwGateway.NewStoreUrl();
         // The base and the standalone model first; then the finetunes, while remove and gc run.
-        string standalone = SyntheticFamily.IdOf(SyntheticModelKind.Standalone);
-        File.WriteAllLines(dir.Combine("first.txt"), [family.BaseId, standalone]);
+        ModelId standalone = SyntheticFamily.IdOf(SyntheticModelKind.Standalone);
+        File.WriteAllLines(dir.Combine("first.txt"), [family.BaseId.ToString(), standalone.ToString()]);
         string firstConfig = WriteConfig(dir, "first.json", url, "first.txt");
         string config = WriteConfig(dir, "config.json", url);
         CliResult initial = await CliProcess.RunAsync(["compress", firstConfig], environment: Environment, timeout: TimeSpan.FromMinutes(2));
@@ -142,7 +143,7 @@ public partial class S3ProcessTests
         {
             Thread.Sleep(5);
         }
-        using var remove = new RunningCli(["remove", config, standalone], Environment);
+        using var remove = new RunningCli(["remove", config, standalone.ToString()], Environment);
         using var gc = new RunningCli(["gc", config, "--grace", "0"], Environment);
         CliResult compressed = await compress.WaitAsync(TimeSpan.FromMinutes(3));
         CliResult removed = await remove.WaitAsync(TimeSpan.FromMinutes(3));
@@ -162,7 +163,7 @@ public partial class S3ProcessTests
     {
         using var dir = new TempDir();
         SyntheticFamilyResult family = CompressJobTests.WriteFamily(dir);
-        File.WriteAllLines(dir.Combine("base.txt"), [family.BaseId]);
+        File.WriteAllLines(dir.Combine("base.txt"), [family.BaseId.ToString()]);
         string url = RgwGateway.NewStoreUrl();
         string config = WriteConfig(dir, "config.json", url, "base.txt");
         CliResult compress = await CliProcess.RunAsync(["compress", config], environment: Environment, timeout: TimeSpan.FromMinutes(2));
@@ -171,7 +172,7 @@ public partial class S3ProcessTests
         ContentHash victim = ModelStore.Open(backend, create: false).ReadManifest(family.BaseId).Files.First(f => f.Tensors is { Length: > 0 }).Tensors![0].Object;
         backend.DeleteObject(victim);
 
-        CliResult restore = await CliProcess.RunAsync(["restore", config, family.BaseId, dir.Combine("out")], environment: Environment);
+        CliResult restore = await CliProcess.RunAsync(["restore", config, family.BaseId.ToString(), dir.Combine("out")], environment: Environment);
         Assert.Equal(6, restore.ExitCode);
         Assert.Contains(victim.Hex, restore.StandardError);
         CliResult verify = await CliProcess.RunAsync(["verify", config], environment: Environment);
