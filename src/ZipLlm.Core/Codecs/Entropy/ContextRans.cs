@@ -19,9 +19,10 @@ namespace ZipLlm.Codecs.Entropy;
 /// per context: u8 tag: 0 an unused context; 1 to 31 that many symbols, listed as bytes in ascending order;
 ///              32 a 32-byte bitmap of the symbols it holds follows
 ///              | each present symbol's frequency - 1 as a LEB128 varint, in symbol order (frequencies sum to 4096)
-/// u32 state of each of the 8 lanes | u16 renormalization words, in the order the decoder reads them
+/// u32 state of each of the 32 lanes | u16 renormalization words, in the order the decoder reads them
 /// </code>
-/// Symbol i is coded in lane i % 8; eight independent states let the CPU overlap their dependency chains. States
+/// Symbol i is coded in lane i % 32; independent states let the CPU overlap their dependency chains (the decoder runs
+/// them as four AVX2 vectors of eight, taking renormalization words lane by lane in order, as its scalar twin does). States
 /// stay in [2^15, 2^31) and renormalize 16 bits at a time, so encoding divides by reciprocal multiplication.
 /// </para>
 /// Holds its tables as scratch, so an instance is not thread-safe: give each worker its own.
@@ -35,7 +36,9 @@ public sealed class ContextRans
     private const int ScaleBits = 12;
     private const int Scale = 1 << ScaleBits;
     private const uint Lower = 1u << 15;
-    private const int Lanes = 8;
+    // 32 lanes, so that the decoder's four 8-lane vectors are independent chains: the gather's latency overlaps.
+    private const int Lanes = 32;
+    private const int VectorLanes = 8;
     private const int BitmapBytes = 32;
     // A context of fewer symbols lists them; one of more carries a bitmap (the tag that says so).
     private const int BitmapTag = 32;
@@ -157,42 +160,25 @@ public sealed class ContextRans
         ref byte context = ref MemoryMarshal.GetReference(contexts);
         bool contextual = !contexts.IsEmpty;
         int n = symbols.Length, whole = n & ~(Lanes - 1);
-        // The symbols past the last whole round first (they are coded last-to-first), then whole rounds, lane 7 to 0.
+        ref uint lanes = ref MemoryMarshal.GetReference(states);
+        // The symbols past the last whole round first (they are coded last-to-first), then whole rounds, lane 31 to 0.
         for (int i = n - 1; i >= whole; i--)
         {
             int key = (contextual ? Unsafe.Add(ref context, i) << 8 : 0) | Unsafe.Add(ref symbol, i);
-            ref uint x = ref states[i & (Lanes - 1)];
+            ref uint x = ref Unsafe.Add(ref lanes, i & (Lanes - 1));
             x = Put(x, in Unsafe.Add(ref table, key), ref words, ref top);
         }
-        uint x0 = states[0], x1 = states[1], x2 = states[2], x3 = states[3], x4 = states[4], x5 = states[5], x6 = states[6], x7 = states[7];
         for (int g = whole - Lanes; g >= 0; g -= Lanes)
         {
             ref byte sym = ref Unsafe.Add(ref symbol, g);
-            if (contextual)
+            ref byte ctx = ref Unsafe.Add(ref context, contextual ? g : 0);
+            for (int j = Lanes - 1; j >= 0; j--)
             {
-                ref byte ctx = ref Unsafe.Add(ref context, g);
-                x7 = Put(x7, in Unsafe.Add(ref table, Unsafe.Add(ref ctx, 7) << 8 | Unsafe.Add(ref sym, 7)), ref words, ref top);
-                x6 = Put(x6, in Unsafe.Add(ref table, Unsafe.Add(ref ctx, 6) << 8 | Unsafe.Add(ref sym, 6)), ref words, ref top);
-                x5 = Put(x5, in Unsafe.Add(ref table, Unsafe.Add(ref ctx, 5) << 8 | Unsafe.Add(ref sym, 5)), ref words, ref top);
-                x4 = Put(x4, in Unsafe.Add(ref table, Unsafe.Add(ref ctx, 4) << 8 | Unsafe.Add(ref sym, 4)), ref words, ref top);
-                x3 = Put(x3, in Unsafe.Add(ref table, Unsafe.Add(ref ctx, 3) << 8 | Unsafe.Add(ref sym, 3)), ref words, ref top);
-                x2 = Put(x2, in Unsafe.Add(ref table, Unsafe.Add(ref ctx, 2) << 8 | Unsafe.Add(ref sym, 2)), ref words, ref top);
-                x1 = Put(x1, in Unsafe.Add(ref table, Unsafe.Add(ref ctx, 1) << 8 | Unsafe.Add(ref sym, 1)), ref words, ref top);
-                x0 = Put(x0, in Unsafe.Add(ref table, ctx << 8 | sym), ref words, ref top);
-            }
-            else
-            {
-                x7 = Put(x7, in Unsafe.Add(ref table, Unsafe.Add(ref sym, 7)), ref words, ref top);
-                x6 = Put(x6, in Unsafe.Add(ref table, Unsafe.Add(ref sym, 6)), ref words, ref top);
-                x5 = Put(x5, in Unsafe.Add(ref table, Unsafe.Add(ref sym, 5)), ref words, ref top);
-                x4 = Put(x4, in Unsafe.Add(ref table, Unsafe.Add(ref sym, 4)), ref words, ref top);
-                x3 = Put(x3, in Unsafe.Add(ref table, Unsafe.Add(ref sym, 3)), ref words, ref top);
-                x2 = Put(x2, in Unsafe.Add(ref table, Unsafe.Add(ref sym, 2)), ref words, ref top);
-                x1 = Put(x1, in Unsafe.Add(ref table, Unsafe.Add(ref sym, 1)), ref words, ref top);
-                x0 = Put(x0, in Unsafe.Add(ref table, sym), ref words, ref top);
+                int key = (contextual ? Unsafe.Add(ref ctx, j) << 8 : 0) | Unsafe.Add(ref sym, j);
+                ref uint x = ref Unsafe.Add(ref lanes, j);
+                x = Put(x, in Unsafe.Add(ref table, key), ref words, ref top);
             }
         }
-        states[0] = x0; states[1] = x1; states[2] = x2; states[3] = x3; states[4] = x4; states[5] = x5; states[6] = x6; states[7] = x7;
         for (int lane = 0; lane < Lanes; lane++)
         {
             BinaryPrimitives.WriteUInt32LittleEndian(destination[position..], states[lane]);
@@ -339,20 +325,15 @@ public sealed class ContextRans
         {
             (i, read) = DecodeRoundsAvx2(words, contexts, states, destination);
         }
-        uint x0 = states[0], x1 = states[1], x2 = states[2], x3 = states[3], x4 = states[4], x5 = states[5], x6 = states[6], x7 = states[7];
-        // The fast loop: eight symbols a round, while at least eight words remain (a round reads at most one a lane).
+        ref uint lanes = ref MemoryMarshal.GetReference(states);
+        // The fast loop: a round of one symbol a lane, while a word remains for every lane (a round reads at most one a lane).
         for (; i + Lanes <= n && words.Length - read >= Lanes; i += Lanes)
         {
-            Step(ref x0, ref table, contextual ? Unsafe.Add(ref context, i) : 0, ref Unsafe.Add(ref output, i), ref word, ref read);
-            Step(ref x1, ref table, contextual ? Unsafe.Add(ref context, i + 1) : 0, ref Unsafe.Add(ref output, i + 1), ref word, ref read);
-            Step(ref x2, ref table, contextual ? Unsafe.Add(ref context, i + 2) : 0, ref Unsafe.Add(ref output, i + 2), ref word, ref read);
-            Step(ref x3, ref table, contextual ? Unsafe.Add(ref context, i + 3) : 0, ref Unsafe.Add(ref output, i + 3), ref word, ref read);
-            Step(ref x4, ref table, contextual ? Unsafe.Add(ref context, i + 4) : 0, ref Unsafe.Add(ref output, i + 4), ref word, ref read);
-            Step(ref x5, ref table, contextual ? Unsafe.Add(ref context, i + 5) : 0, ref Unsafe.Add(ref output, i + 5), ref word, ref read);
-            Step(ref x6, ref table, contextual ? Unsafe.Add(ref context, i + 6) : 0, ref Unsafe.Add(ref output, i + 6), ref word, ref read);
-            Step(ref x7, ref table, contextual ? Unsafe.Add(ref context, i + 7) : 0, ref Unsafe.Add(ref output, i + 7), ref word, ref read);
+            for (int j = 0; j < Lanes; j++)
+            {
+                Step(ref Unsafe.Add(ref lanes, j), ref table, contextual ? Unsafe.Add(ref context, i + j) : 0, ref Unsafe.Add(ref output, i + j), ref word, ref read);
+            }
         }
-        states[0] = x0; states[1] = x1; states[2] = x2; states[3] = x3; states[4] = x4; states[5] = x5; states[6] = x6; states[7] = x7;
         // The rest, one checked symbol at a time.
         for (; i < n; i++)
         {
@@ -374,16 +355,15 @@ public sealed class ContextRans
     }
 
     /// <summary>
-    /// Whole rounds of eight symbols, the eight lanes in one AVX2 vector: a gather of their table entries, and the
-    /// renormalizing reads spread to the lanes that need one, in lane order, as the scalar rounds read them.
+    /// Whole rounds of 32 symbols, the lanes in four AVX2 vectors of eight: a gather of their table entries each, and the
+    /// renormalizing reads spread to the lanes that need one, in lane order, as the scalar rounds read them. The four
+    /// vectors depend on each other only through the read position, so their gathers overlap.
     /// </summary>
     /// <returns>Symbols decoded and words read; the states are updated.</returns>
     private unsafe (int Symbols, int Read) DecodeRoundsAvx2(ReadOnlySpan<ushort> words, ReadOnlySpan<byte> contexts, Span<uint> states, Span<byte> destination)
     {
         int n = destination.Length, i = 0, read = 0;
         bool contextual = !contexts.IsEmpty;
-        Vector256<uint> slotMask = Vector256.Create((uint)(Scale - 1));
-        Vector256<int> lower = Vector256.Create((int)Lower);
         fixed (uint* table = _decode)
         fixed (ushort* word = words)
         fixed (byte* context = contexts)
@@ -391,29 +371,42 @@ public sealed class ContextRans
         fixed (uint* state = states)
         fixed (int* spread = s_spread)
         {
-            Vector256<uint> x = Avx.LoadVector256(state);
+            Vector256<uint> x0 = Avx.LoadVector256(state), x1 = Avx.LoadVector256(state + 8), x2 = Avx.LoadVector256(state + 16), x3 = Avx.LoadVector256(state + 24);
             for (; i + Lanes <= n && words.Length - read >= Lanes; i += Lanes)
             {
-                Vector256<int> index = (x & slotMask).AsInt32();
-                if (contextual)
-                {
-                    index |= Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32(context + i), ScaleBits);
-                }
-                Vector256<uint> e = Avx2.GatherVector256(table, index, 4);
-                x = Avx2.MultiplyLow((e >> 20) + Vector256<uint>.One, x >> ScaleBits) + ((e >> 8) & slotMask);
-                Vector256<uint> symbols = e & Vector256.Create(0xFFu);
-                Vector256<byte> packed = Vector256.Narrow(Vector256.Narrow(symbols, symbols), Vector256<ushort>.Zero);
-                *(ulong*)(output + i) = packed.AsUInt64().ToScalar();
-                // States below the bound take the next words, in lane order.
-                Vector256<int> need = Avx2.CompareGreaterThan(lower, x.AsInt32());
-                int mask = Avx.MoveMask(need.AsSingle());
-                Vector256<uint> next = Avx2.PermuteVar8x32(Avx2.ConvertToVector256Int32(word + read), Avx.LoadVector256(spread + mask * Lanes)).AsUInt32();
-                x = Avx2.BlendVariable(x, (x << 16) | next, need.AsUInt32());
-                read += BitOperations.PopCount((uint)mask);
+                x0 = Round(x0, table, contextual ? context + i : null, output + i, word, ref read, spread);
+                x1 = Round(x1, table, contextual ? context + i + 8 : null, output + i + 8, word, ref read, spread);
+                x2 = Round(x2, table, contextual ? context + i + 16 : null, output + i + 16, word, ref read, spread);
+                x3 = Round(x3, table, contextual ? context + i + 24 : null, output + i + 24, word, ref read, spread);
             }
-            Avx.Store(state, x);
+            Avx.Store(state, x0);
+            Avx.Store(state + 8, x1);
+            Avx.Store(state + 16, x2);
+            Avx.Store(state + 24, x3);
         }
         return (i, read);
+    }
+
+    /// <summary>Eight lanes' step: gather their entries, decode, store their symbols, then spread the next words to the lanes that need one.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe Vector256<uint> Round(Vector256<uint> x, uint* table, byte* context, byte* output, ushort* word, ref int read, int* spread)
+    {
+        Vector256<uint> slotMask = Vector256.Create((uint)(Scale - 1));
+        Vector256<int> index = (x & slotMask).AsInt32();
+        if (context != null)
+        {
+            index |= Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32(context), ScaleBits);
+        }
+        Vector256<uint> e = Avx2.GatherVector256(table, index, 4);
+        x = Avx2.MultiplyLow((e >> 20) + Vector256<uint>.One, x >> ScaleBits) + ((e >> 8) & slotMask);
+        Vector256<uint> symbols = e & Vector256.Create(0xFFu);
+        Vector256<byte> packed = Vector256.Narrow(Vector256.Narrow(symbols, symbols), Vector256<ushort>.Zero);
+        *(ulong*)output = packed.AsUInt64().ToScalar();
+        Vector256<int> need = Avx2.CompareGreaterThan(Vector256.Create((int)Lower), x.AsInt32());
+        int mask = Avx.MoveMask(need.AsSingle());
+        Vector256<uint> next = Avx2.PermuteVar8x32(Avx2.ConvertToVector256Int32(word + read), Avx.LoadVector256(spread + mask * VectorLanes)).AsUInt32();
+        read += BitOperations.PopCount((uint)mask);
+        return Avx2.BlendVariable(x, (x << 16) | next, need.AsUInt32());
     }
 
     /// <summary>For each mask of lanes that need a word, which of the next eight words each lane takes.</summary>
@@ -421,15 +414,15 @@ public sealed class ContextRans
 
     private static int[] Spread()
     {
-        var spread = new int[256 * Lanes];
+        var spread = new int[256 * VectorLanes];
         for (int mask = 0; mask < 256; mask++)
         {
             int taken = 0;
-            for (int lane = 0; lane < Lanes; lane++)
+            for (int lane = 0; lane < VectorLanes; lane++)
             {
                 if ((mask & (1 << lane)) != 0)
                 {
-                    spread[mask * Lanes + lane] = taken++;
+                    spread[mask * VectorLanes + lane] = taken++;
                 }
             }
         }
