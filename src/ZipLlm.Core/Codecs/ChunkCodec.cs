@@ -445,7 +445,7 @@ public sealed class ChunkCodec : IDisposable
     private int WriteStream(ReadOnlySpan<byte> stream, int level, Span<byte> entry, Span<byte> destination)
     {
         int n = stream.Length;
-        long rans = n >= RansMinLength && _options.Rans ? _rans.EstimateLength(stream, default, 1) : long.MaxValue;
+        long rans = n >= RansMinLength && _options.Rans && SampleMayCode(stream) ? _rans.EstimateLength(stream, default, 1) : long.MaxValue;
         if (rans > n * RansMaxRatio)
         {
             rans = long.MaxValue;
@@ -473,7 +473,8 @@ public sealed class ChunkCodec : IDisposable
         if (rans < best.Length && rans < n)
         {
             Span<byte> ransCoded = Scratch(ref _coded, ContextRans.MaxEncodedLength(n, 1));
-            int written = _rans.Encode(stream, default, 1, ransCoded);
+            // The estimate above counted these symbols; sparse and zstd trials do not touch the rANS coder.
+            int written = _rans.EncodeEstimated(stream, default, 1, ransCoded);
             if (written < best.Length)
             {
                 best = (EncodedTensorFormat.ModeRans, written);
@@ -501,6 +502,21 @@ public sealed class ChunkCodec : IDisposable
         entry[0] = mode;
         BinaryPrimitives.WriteUInt32LittleEndian(entry[1..], (uint)stored.Length);
         return stored.Length;
+    }
+
+    /// <summary>
+    /// Whether a large stream may be worth rANS-coding, judged from a sample of its middle: a solo sign+mantissa stream
+    /// (nearly uniform bytes) is then not counted whole for nothing.
+    /// </summary>
+    private bool SampleMayCode(ReadOnlySpan<byte> stream)
+    {
+        if (stream.Length < ProbeThreshold)
+        {
+            return true;
+        }
+        ReadOnlySpan<byte> sample = stream.Slice((stream.Length - ProbeSize) / 2, ProbeSize);
+        // A little slack: the sample's own table weighs more on its estimate than the whole stream's does.
+        return _rans.EstimateLength(sample, default, 1) <= ProbeSize * (RansMaxRatio + 0.01);
     }
 
     /// <summary>

@@ -55,7 +55,7 @@ public sealed class ContextRans
         1 + contextCount * (1 + BitmapBytes + 2 * 256) + 4 * Lanes + 2 * symbolCount + 2 * Lanes;
 
     /// <summary>
-    /// The bytes <see cref="Encode"/> would write, computed from the symbol counts alone (no coding): the tables,
+    /// The bytes <see cref="Encode(ReadOnlySpan{byte}, ReadOnlySpan{byte}, int, Span{byte})"/> would write, computed from the symbol counts alone (no coding): the tables,
     /// plus each symbol's cost under its normalized frequency, rounded up. Within a few bytes of the real length.
     /// </summary>
     public long EstimateLength(ReadOnlySpan<byte> symbols, ReadOnlySpan<byte> contexts, int contextCount)
@@ -91,14 +91,27 @@ public sealed class ContextRans
     /// <summary>Encodes <paramref name="symbols"/>, symbol i under the table of context <paramref name="contexts"/>[i] (all context 0 when empty).</summary>
     /// <returns>Bytes written.</returns>
     /// <exception cref="ArgumentException">The contexts do not match the symbols, one is out of range, or the destination is too small.</exception>
-    public int Encode(ReadOnlySpan<byte> symbols, ReadOnlySpan<byte> contexts, int contextCount, Span<byte> destination)
+    public int Encode(ReadOnlySpan<byte> symbols, ReadOnlySpan<byte> contexts, int contextCount, Span<byte> destination) =>
+        Encode(symbols, contexts, contextCount, destination, counted: false);
+
+    /// <summary>
+    /// <see cref="Encode(ReadOnlySpan{byte}, ReadOnlySpan{byte}, int, Span{byte})"/> of the very symbols and contexts the
+    /// last <see cref="EstimateLength"/> was given: their counts are reused, not taken again.
+    /// </summary>
+    internal int EncodeEstimated(ReadOnlySpan<byte> symbols, ReadOnlySpan<byte> contexts, int contextCount, Span<byte> destination) =>
+        Encode(symbols, contexts, contextCount, destination, counted: true);
+
+    private int Encode(ReadOnlySpan<byte> symbols, ReadOnlySpan<byte> contexts, int contextCount, Span<byte> destination, bool counted)
     {
         CheckArguments(symbols, contexts, contextCount);
         if (destination.Length < MaxEncodedLength(symbols.Length, contextCount))
         {
             throw new ArgumentException("Destination is smaller than MaxEncodedLength.", nameof(destination));
         }
-        Count(symbols, contexts, contextCount);
+        if (!counted || _counts.Length < contextCount * 256)
+        {
+            Count(symbols, contexts, contextCount);
+        }
         Grow(ref _encode, contextCount * 256);
         destination[0] = (byte)contextCount;
         int position = 1;
