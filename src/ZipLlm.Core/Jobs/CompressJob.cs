@@ -45,7 +45,7 @@ public sealed class CompressJob(ZipLlmConfig config, ILogger logger)
     /// <exception cref="NotSupportedException">The store is of a newer format.</exception>
     public CompressReport Run(CancellationToken cancellationToken = default)
     {
-        ModelList models = ModelList.Load(config.ModelsToProcess);
+        ModelList models = ModelList.Load(ResolveModelList(config, logger));
         if (!File.Exists(config.BaseFtPath))
         {
             throw new FileNotFoundException($"{config.BaseFtPath} (base_ft_path in {config.ConfigPath}) does not exist; run setup_test_models.sh or write it.", config.BaseFtPath);
@@ -111,6 +111,25 @@ public sealed class CompressJob(ZipLlmConfig config, ILogger logger)
             Process(modelId);
         }
         return new CompressReport(results, failures);
+    }
+
+    /// <summary>
+    /// The model list to read: <c>models_to_process</c>, or the synthetic stand-in setup wrote for it (said so as a
+    /// warning, so no run on synthetic models passes for one on the configured list).
+    /// </summary>
+    internal static string ResolveModelList(ZipLlmConfig config, ILogger logger)
+    {
+        ModelListChoice choice = StandInModelList.Resolve(config);
+        if (choice.IsStandIn)
+        {
+            logger.LogWarning("Reading the synthetic family's list {StandIn} instead of {List} ({Reason}); run setup_test_models.sh to get the listed models",
+                choice.Path, config.ModelsToProcess, choice.StandInReason);
+        }
+        else if (choice.StaleStandIn is { } stale)
+        {
+            logger.LogInformation("{StandIn} stood in for an earlier {List}, which has changed since: reading {List}", stale, config.ModelsToProcess, config.ModelsToProcess);
+        }
+        return choice.Path;
     }
 
     /// <summary>The kind of a failure that belongs to one model, after which the run goes on with the others; null for any other.</summary>

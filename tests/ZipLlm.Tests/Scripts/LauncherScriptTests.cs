@@ -107,6 +107,20 @@ public class LauncherScriptTests : IDisposable
     }
 
     [Fact]
+    public async Task Launcher_NewSourceThenAddedToGit_DoesNotRebuild()
+    {
+        // git lists new files after the tracked ones: the fingerprint must not depend on which a file is, or a
+        // fresh clone of a work tree with new files would rebuild what its copied build already holds.
+        await Prepare(git: true);
+        _dir.Write("checkout/src/ZipLlm.Core/Added.cs", "class Added { }\n");
+        await Launch("--version");
+        await Run("git", "add", "-A");
+        (_, string stderr) = await Launch("--version");
+        Assert.Equal("", stderr);
+        Assert.Equal(1, Builds());
+    }
+
+    [Fact]
     public async Task Launcher_TrackedSourceDeleted_Rebuilds()
     {
         await Prepare(git: true);
