@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using ZipLlm.Codecs;
 using ZipLlm.Config;
+using ZipLlm.Reporting;
 using ZipLlm.Store;
 
 namespace ZipLlm.Jobs;
@@ -94,10 +95,10 @@ public sealed class CompressJob(ZipLlmConfig config, ILogger logger)
                 IngestResult result = ingester.Ingest(modelId, config.ModelFolder(modelId), role, cancellationToken);
                 results.Add(result);
                 logger.LogInformation(
-                    "Stored {Model} ({Role}): {InMB:F1} MB in, {StoredMB:F1} MB stored, ratio {Ratio}, {Seconds:F1} s, {MBps:F0} MB/s; " +
+                    "Stored {Model} ({Role}): {In} in, {Stored} stored, ratio {Ratio}, {Seconds:F1} s, {Rate}; " +
                     "{Dedup}/{Tensors} tensors deduplicated, {Deltas} as deltas, {DedupFiles}/{Files} files already stored",
-                    modelId, role.Kind, result.OriginalBytes / 1e6, result.AddedBytes / 1e6, result.RatioText, result.Elapsed.TotalSeconds,
-                    result.MegabytesPerSecond, result.DedupTensors, result.Tensors, result.DeltaTensors, result.DedupFiles, result.Files);
+                    modelId, role.Kind, Sizes.Format(result.OriginalBytes), Sizes.Format(result.AddedBytes), result.RatioText, result.Elapsed.TotalSeconds,
+                    Sizes.Rate(result.MegabytesPerSecond * 1e6), result.DedupTensors, result.Tensors, result.DeltaTensors, result.DedupFiles, result.Files);
             }
             catch (Exception ex) when (FailureKind(ex) is { } kind && !cancellationToken.IsCancellationRequested)
             {

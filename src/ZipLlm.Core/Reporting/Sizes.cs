@@ -25,8 +25,8 @@ public static class Sizes
         }
         double value = bytes;
         int unit = 0;
-        // Rounded before the unit is picked, so 999_960 bytes reads "1.0 MB" rather than "1000.0 KB".
-        while (unit < s_units.Length - 1 && Math.Abs(Math.Round(value / 1000, 1)) >= 1)
+        // Rounded as it will be shown before the unit is kept, so 999_960 bytes reads "1.0 MB" rather than "1000.0 KB".
+        while (unit < s_units.Length - 1 && Math.Abs(Math.Round(value, unit == 0 ? 0 : 1)) >= 1000)
         {
             value /= 1000;
             unit++;
@@ -51,6 +51,13 @@ public static class Sizes
         double ratio = (double)originalBytes / addedBytes;
         return addedBytes <= 0 || ratio >= DedupThreshold ? DedupRatio : ratio.ToString("F2", CultureInfo.InvariantCulture) + "x";
     }
+
+    /// <summary>Whether <see cref="Ratio"/> reads <see cref="DedupRatio"/> for these bytes.</summary>
+    public static bool IsDedup(long originalBytes, long addedBytes) => Ratio(originalBytes, addedBytes) == DedupRatio;
+
+    /// <summary>Original bytes over added bytes as a number; <see langword="null"/> when nothing was added (or nothing was there).</summary>
+    public static double? RatioValue(long originalBytes, long addedBytes) =>
+        originalBytes <= 0 || addedBytes <= 0 ? null : (double)originalBytes / addedBytes;
 
     /// <summary>A duration as a clock reads: "0:07", "12:30", "1:02:03".</summary>
     public static string Clock(TimeSpan duration)
