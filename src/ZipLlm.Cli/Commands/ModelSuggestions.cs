@@ -39,9 +39,7 @@ internal static class ModelSuggestions
             return text + "; the store holds no model yet.";
         }
         IReadOnlyList<string> closest = Closest(modelId, stored);
-        return closest.Count > 0
-            ? $"{text}; did you mean {string.Join(" or ", closest)}?"
-            : $"{text}; it holds {stored.Count} models ('zipllm list CONFIG' shows them).";
+        return closest.Count > 0 ? $"{text}; did you mean {string.Join(" or ", closest)}?" : message;
     }
 
     /// <summary>

@@ -41,9 +41,7 @@ public class JsonOutputTests
     public async Task ListRestoreVerify_Json_DescribeTheStoreAsItIs()
     {
         using var dir = new TempDir();
-        SyntheticFamilyResult family = CompressJobTests.WriteFamily(dir);
-        string config = dir.Combine("config.json");
-        Assert.Equal(0, (await CliProcess.RunAsync(["compress", config, "-q"])).ExitCode);
+        (SyntheticFamilyResult family, string config) = await CompressedFamily.CreateAsync(dir);
 
         using JsonDocument list = await RunJson(["list", config, "--json"]);
         JsonElement models = list.RootElement.GetProperty("models");
@@ -75,9 +73,7 @@ public class JsonOutputTests
     public async Task Verify_JsonOnADamagedStore_ReportsTheProblemAndExits6()
     {
         using var dir = new TempDir();
-        SyntheticFamilyResult family = CompressJobTests.WriteFamily(dir);
-        string config = dir.Combine("config.json");
-        Assert.Equal(0, (await CliProcess.RunAsync(["compress", config, "-q"])).ExitCode);
+        (_, string config) = await CompressedFamily.CreateAsync(dir);
         string victim = Directory.EnumerateFiles(dir.Combine("store", "objects"), "*", SearchOption.AllDirectories).OrderByDescending(f => new FileInfo(f).Length).First();
         File.Delete(victim);
 
@@ -92,9 +88,7 @@ public class JsonOutputTests
     public async Task List_Text_SizesInUnitsThatFitAndDedupForARepeatedModel()
     {
         using var dir = new TempDir();
-        CompressJobTests.WriteFamily(dir);
-        string config = dir.Combine("config.json");
-        Assert.Equal(0, (await CliProcess.RunAsync(["compress", config, "-q"])).ExitCode);
+        (_, string config) = await CompressedFamily.CreateAsync(dir);
         CliResult list = await CliProcess.RunAsync(["list", config]);
         Assert.Equal(0, list.ExitCode);
         string reupload = list.StandardOutput.Split('\n').Single(l => l.StartsWith(SyntheticFamily.IdOf(SyntheticModelKind.ReUpload), StringComparison.Ordinal));

@@ -29,6 +29,10 @@ public class ModelSuggestionsTests
     }
 
     [Fact]
+    public void Explain_NothingNear_KeepsTheMessage() =>
+        Assert.Equal("Model a/b is not in the store.", ModelSuggestions.Explain("Model a/b is not in the store.", "a/b", ["c/dddd"]));
+
+    [Fact]
     public void Explain_EmptyStoreOrNoList_SaysSoOrKeepsTheMessage()
     {
         Assert.Equal("Model a/b is not in the store; the store holds no model yet.", ModelSuggestions.Explain("Model a/b is not in the store.", "a/b", []));
