@@ -1,4 +1,5 @@
 using System.Globalization;
+using ZipLlm.Config;
 
 namespace ZipLlm.Throughput;
 
@@ -18,7 +19,7 @@ public enum BenchMode
 public sealed record BenchOptions
 {
     /// <summary>The models restored when <c>--models</c> is not given.</summary>
-    public static readonly IReadOnlyList<string> DefaultModels = ["synthetic/llama-base", "synthetic/llama-full-ft"];
+    public static readonly IReadOnlyList<ModelId> DefaultModels = [ModelId.Parse("synthetic/llama-base"), ModelId.Parse("synthetic/llama-full-ft")];
 
     public const int DefaultRuns = 3;
     public const int DefaultZstdLevel = 3;
@@ -27,7 +28,7 @@ public sealed record BenchOptions
     public IReadOnlyList<int> Threads { get; init; } = [];
     public string? ConfigPath { get; init; }
     public BenchMode Mode { get; init; } = BenchMode.Restore;
-    public IReadOnlyList<string> Models { get; init; } = DefaultModels;
+    public IReadOnlyList<ModelId> Models { get; init; } = DefaultModels;
     public bool ModelsGiven { get; init; }
     public int Runs { get; init; } = DefaultRuns;
     public bool AnalyzeOnly { get; init; }
@@ -91,15 +92,16 @@ public sealed record BenchOptions
                     options = options with { Mode = ParseMode(TakeOne(args, ref i, name)) };
                     break;
                 case "--models":
-                    List<string> models = TakeMany(args, ref i, name);
-                    foreach (string model in models)
+                    var models = new List<ModelId>();
+                    foreach (string model in TakeMany(args, ref i, name))
                     {
-                        if (Config.ModelId.Validate(model) is string problem)
+                        if (!ModelId.TryParse(model, out ModelId id, out string? problem))
                         {
                             throw new ArgumentException($"--models: '{model}' is not a model id: {problem}");
                         }
+                        models.Add(id);
                     }
-                    options = options with { Models = models.Distinct(StringComparer.Ordinal).ToList(), ModelsGiven = true };
+                    options = options with { Models = models.Distinct().ToList(), ModelsGiven = true };
                     break;
                 case "--runs":
                     options = options with { Runs = ParsePositive(TakeOne(args, ref i, name), name, max: 1000) };

@@ -14,21 +14,21 @@ namespace ZipLlm.Throughput;
 /// </summary>
 public sealed class MemoryCheck(BenchOptions options, ZipLlmConfig config, Workspace ws)
 {
-    public const string DoubleModelId = "memcheck/model-x2";
+    public static readonly ModelId DoubleModelId = ModelId.Parse("memcheck/model-x2");
     private const int CopyChunk = 4 << 20;
 
     public sealed record Result(string Model, long Bytes, int Threads, double CompressSeconds, double CompressRssMb, double RestoreSeconds, double RestoreRssMb);
 
     public List<Result> Run()
     {
-        string baseId = options.ModelsGiven ? options.Models[0] : ModelList.Load(StandInModelList.Resolve(config).Path).Base;
+        ModelId baseId = options.ModelsGiven ? options.Models[0] : ModelList.Load(StandInModelList.Resolve(config).Path).Base;
         string baseFolder = config.ModelFolder(baseId);
         if (!Directory.Exists(baseFolder))
         {
             throw new InvalidOperationException($"{baseFolder} (model {baseId}) does not exist.");
         }
         string doubleModelDir = ws.NewFolder("memcheck-models");
-        string doubleFolder = ModelId.FolderPath(doubleModelDir, DoubleModelId);
+        string doubleFolder = DoubleModelId.FolderPath(doubleModelDir);
         Console.WriteLine($"memory check: writing {DoubleModelId}, every tensor of {baseId} twice (the copy with its low mantissa bits changed)");
         WriteDoubleModel(baseFolder, doubleFolder, seed: 1);
 
@@ -49,7 +49,7 @@ public sealed class MemoryCheck(BenchOptions options, ZipLlmConfig config, Works
         return results;
     }
 
-    private Result Measure(string model, string modelDir, int threads)
+    private Result Measure(ModelId model, string modelDir, int threads)
     {
         string dir = ws.NewFolder("memcheck-store");
         string list = Path.Combine(dir, "models.txt");
@@ -58,14 +58,14 @@ public sealed class MemoryCheck(BenchOptions options, ZipLlmConfig config, Works
         File.WriteAllText(list, model + "\n");
         File.WriteAllText(map, "{}\n");
         Workspace.WriteConfig(cfg, modelDir, Path.Combine(dir, "store"), list, map, threads);
-        long bytes = Workspace.FolderSize(ModelId.FolderPath(modelDir, model));
+        long bytes = Workspace.FolderSize(model.FolderPath(modelDir));
 
         ProcessResult compress = ws.Zipllm("compress", cfg, "--threads", threads.ToString(CultureInfo.InvariantCulture));
         string outDir = Path.Combine(dir, "restored");
         Directory.CreateDirectory(outDir);
-        ProcessResult restore = ws.Zipllm("restore", cfg, model, outDir, "--threads", threads.ToString(CultureInfo.InvariantCulture));
+        ProcessResult restore = ws.Zipllm("restore", cfg, model.ToString(), outDir, "--threads", threads.ToString(CultureInfo.InvariantCulture));
         Workspace.DeleteFolder(dir);
-        var result = new Result(model, bytes, threads, compress.Seconds, ThroughputRunner.Mb(compress.PeakRssKb), restore.Seconds, ThroughputRunner.Mb(restore.PeakRssKb));
+        var result = new Result(model.ToString(), bytes, threads, compress.Seconds, ThroughputRunner.Mb(compress.PeakRssKb), restore.Seconds, ThroughputRunner.Mb(restore.PeakRssKb));
         Console.WriteLine($"  {model,-28} {bytes / 1e6,8:F1} MB, threads {threads}: compress peak RSS {result.CompressRssMb:F0} MB ({compress.Seconds:F1} s), restore peak RSS {result.RestoreRssMb:F0} MB ({restore.Seconds:F1} s)");
         return result;
     }

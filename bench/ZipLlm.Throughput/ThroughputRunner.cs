@@ -20,21 +20,21 @@ public sealed class ThroughputRunner(BenchOptions options, ZipLlmConfig config, 
     public void RunRestore()
     {
         var layout = new StoreLayout(config.StorageDir);
-        List<string> missing = options.Models.Where(m => !File.Exists(layout.ManifestPath(m))).ToList();
+        List<ModelId> missing = options.Models.Where(m => !File.Exists(layout.ManifestPath(m))).ToList();
         if (missing.Count > 0)
         {
             Console.WriteLine($"restore: {string.Join(", ", missing)} not in {config.StorageDir} yet; running 'zipllm compress' once first (untimed).");
             ws.Zipllm("compress", config.ConfigPath);
-            foreach (string model in missing.Where(m => !File.Exists(layout.ManifestPath(m))))
+            foreach (ModelId model in missing.Where(m => !File.Exists(layout.ManifestPath(m))))
             {
                 throw new InvalidOperationException($"{model} is still not in the store after compress: is it listed in {config.ModelsToProcess}?");
             }
         }
 
-        var archives = new Dictionary<string, string>(StringComparer.Ordinal);
+        var archives = new Dictionary<ModelId, string>();
         if (ws.HasZstd)
         {
-            foreach (string model in options.Models)
+            foreach (ModelId model in options.Models)
             {
                 string folder = config.ModelFolder(model);
                 if (!Directory.Exists(folder))
@@ -42,13 +42,13 @@ public sealed class ThroughputRunner(BenchOptions options, ZipLlmConfig config, 
                     Console.WriteLine($"restore: {folder} is missing, so there is no zstd baseline for {model}.");
                     continue;
                 }
-                string archive = Path.Combine(ws.NewFolder("archive-" + ModelId.FolderName(model)), "model.tar.zst");
-                ws.ZstdCompress(config.ModelDir, [ModelId.FolderName(model)], options.ZstdLevel, Environment.ProcessorCount, archive);
+                string archive = Path.Combine(ws.NewFolder("archive-" + model.FolderName), "model.tar.zst");
+                ws.ZstdCompress(config.ModelDir, [model.FolderName], options.ZstdLevel, Environment.ProcessorCount, archive);
                 archives[model] = archive;
             }
         }
 
-        foreach (string model in options.Models)
+        foreach (ModelId model in options.Models)
         {
             string? archive = archives.GetValueOrDefault(model);
             if (!options.DropCache)
@@ -65,11 +65,11 @@ public sealed class ThroughputRunner(BenchOptions options, ZipLlmConfig config, 
                 for (int run = 1; run <= options.Runs; run++)
                 {
                     (ProcessResult r, long bytes) = RestoreOnce(model, threads);
-                    Add(new Measurement(Measurement.Restore, Measurement.ZipLlm, model, threads, run, bytes, r.Seconds, Mb(r.PeakRssKb), null));
+                    Add(new Measurement(Measurement.Restore, Measurement.ZipLlm, model.ToString(), threads, run, bytes, r.Seconds, Mb(r.PeakRssKb), null));
                     if (archive is not null)
                     {
                         (ProcessResult z, long zbytes) = ZstdRestoreOnce(archive, threads);
-                        Add(new Measurement(Measurement.Restore, Measurement.Zstd, model, threads, run, zbytes, z.Seconds, Mb(z.PeakRssKb), null));
+                        Add(new Measurement(Measurement.Restore, Measurement.Zstd, model.ToString(), threads, run, zbytes, z.Seconds, Mb(z.PeakRssKb), null));
                     }
                 }
             }
@@ -78,8 +78,8 @@ public sealed class ThroughputRunner(BenchOptions options, ZipLlmConfig config, 
 
     public void RunCompress()
     {
-        IReadOnlyList<string> models = ModelList.Load(StandInModelList.Resolve(config).Path).Models;
-        List<string> folders = models.Select(ModelId.FolderName).ToList();
+        IReadOnlyList<ModelId> models = ModelList.Load(StandInModelList.Resolve(config).Path).Models;
+        List<string> folders = models.Select(m => m.FolderName).ToList();
         long bytesIn = models.Sum(m => Workspace.FolderSize(config.ModelFolder(m)));
         Console.WriteLine($"compress: {models.Count} models, {bytesIn / 1e6:F1} MB in {config.ModelDir}");
 
@@ -107,11 +107,11 @@ public sealed class ThroughputRunner(BenchOptions options, ZipLlmConfig config, 
         }
     }
 
-    private (ProcessResult, long) RestoreOnce(string model, int threads)
+    private (ProcessResult, long) RestoreOnce(ModelId model, int threads)
     {
         string outDir = ws.NewFolder("restore");
         Settle(() => RestoreInputs(model));
-        ProcessResult r = ws.Zipllm("restore", config.ConfigPath, model, outDir, "--threads", threads.ToString());
+        ProcessResult r = ws.Zipllm("restore", config.ConfigPath, model.ToString(), outDir, "--threads", threads.ToString());
         long bytes = Workspace.FolderSize(outDir);
         Workspace.DeleteFolder(outDir);
         return (r, bytes);
@@ -171,7 +171,7 @@ public sealed class ThroughputRunner(BenchOptions options, ZipLlmConfig config, 
     }
 
     /// <summary>The files a restore of <paramref name="model"/> reads: its manifest and every object it needs.</summary>
-    private IEnumerable<string> RestoreInputs(string model)
+    private IEnumerable<string> RestoreInputs(ModelId model)
     {
         var layout = new StoreLayout(config.StorageDir);
         Manifest manifest = Manifest.Parse(File.ReadAllBytes(layout.ManifestPath(model)), layout.ManifestPath(model));

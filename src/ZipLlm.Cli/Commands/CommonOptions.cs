@@ -25,7 +25,7 @@ internal static class CommonOptions
         };
         argument.Validators.Add(result =>
         {
-            if (result.Tokens is [{ } token] && ModelId.Validate(token.Value) is { } problem
+            if (result.Tokens is [{ } token] && !ModelId.TryParse(token.Value, out _, out string? problem)
                 && token.Value.Contains('/') && !LooksLikeConfig(token.Value))
             {
                 result.AddError($"'{token.Value}' is not a model id: {problem}");
@@ -44,11 +44,11 @@ internal static class CommonOptions
         {
             string? configText = TokenOf(result, config), modelText = TokenOf(result, model), outputText = output is null ? null : TokenOf(result, output);
             string usage = output is null ? $"zipllm {command.Name} CONFIG MODEL" : $"zipllm {command.Name} CONFIG MODEL OUTPUT";
-            if (configText is not null && modelText is not null && ModelId.IsValid(configText) && !LooksLikeConfig(configText) && LooksLikeConfig(modelText))
+            if (configText is not null && modelText is not null && IsModelId(configText) && !LooksLikeConfig(configText) && LooksLikeConfig(modelText))
             {
                 result.AddError($"{UsageErrors.WrongOrder}: the config comes first, then the model ({usage}); got the model '{configText}' where the config goes");
             }
-            else if (modelText is not null && outputText is not null && !ModelId.IsValid(modelText) && ModelId.IsValid(outputText) && !Directory.Exists(outputText))
+            else if (modelText is not null && outputText is not null && !IsModelId(modelText) && IsModelId(outputText) && !Directory.Exists(outputText))
             {
                 result.AddError($"{UsageErrors.WrongOrder}: the model comes before the output folder ({usage}); got '{modelText}' where the model goes");
             }
@@ -84,6 +84,8 @@ internal static class CommonOptions
 
     private static string? TokenOf(System.CommandLine.Parsing.CommandResult result, Argument argument) =>
         result.GetResult(argument) is { Tokens: [{ } token] } ? token.Value : null;
+
+    private static bool IsModelId(string text) => ModelId.TryParse(text, out _, out _);
 
     private static bool LooksLikeConfig(string text) =>
         text.EndsWith(".json", StringComparison.OrdinalIgnoreCase);

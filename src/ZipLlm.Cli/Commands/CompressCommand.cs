@@ -62,7 +62,7 @@ internal sealed class CompressCommand : BaseCommand
     {
         try
         {
-            return ModelList.Load(StandInModelList.Resolve(config).Path).Models;
+            return ModelList.Load(StandInModelList.Resolve(config).Path).Models.Select(m => m.ToString()).ToList();
         }
         catch (Exception ex) when (ErrorMapping.TryMap(ex, out _))
         {
@@ -75,10 +75,10 @@ internal sealed class CompressCommand : BaseCommand
         long original = report.Results.Sum(r => r.OriginalBytes), added = report.Results.Sum(r => r.AddedBytes);
         return new CompressOutput(
             report.Results.Select(r => new CompressedModel(
-                r.ModelId, r.Skipped, r.OriginalBytes, r.AddedBytes, Sizes.RatioValue(r.OriginalBytes, r.AddedBytes),
+                r.ModelId.ToString(), r.Skipped, r.OriginalBytes, r.AddedBytes, Sizes.RatioValue(r.OriginalBytes, r.AddedBytes),
                 !r.Skipped && Sizes.IsDedup(r.OriginalBytes, r.AddedBytes), r.Elapsed.TotalSeconds,
                 r.Files, r.DedupFiles, r.Tensors, r.DedupTensors, r.DeltaTensors)).ToList(),
-            report.Failures.Select(f => new CompressFailureOutput(f.ModelId, f.Kind == CompressFailureKind.Io ? "io" : "invalid_input", f.Error)).ToList(),
+            report.Failures.Select(f => new CompressFailureOutput(f.ModelId.ToString(), f.Kind == CompressFailureKind.Io ? "io" : "invalid_input", f.Error)).ToList(),
             report.Results.Count(r => !r.Skipped), report.Results.Count(r => r.Skipped), report.Failures.Count,
             original, added, Sizes.RatioValue(original, added), report.Results.Sum(r => r.Elapsed.TotalSeconds), exitCode);
     }

@@ -44,11 +44,11 @@ internal sealed class ListCommand : BaseCommand
     private static void WriteTable(TextWriter output, StoreListing listing)
     {
         IReadOnlyList<Manifest> manifests = listing.Manifests;
-        int idWidth = Math.Max(5, manifests.Select(m => m.Id.Length).DefaultIfEmpty(0).Max());
+        int idWidth = Math.Max(5, manifests.Select(m => m.Id.ToString().Length).DefaultIfEmpty(0).Max());
         output.WriteLine($"{"model".PadRight(idWidth)}  {"role",-10}  {"original",10}  {"added",10}  {"ratio",8}  base");
         foreach (Manifest m in manifests)
         {
-            output.WriteLine($"{m.Id.PadRight(idWidth)}  {RoleName(m.Role),-10}  {Sizes.Format(m.OriginalBytes),10}  {Sizes.Format(m.AddedBytes),10}  {Sizes.Ratio(m.OriginalBytes, m.AddedBytes),8}  {m.BaseId ?? "-"}");
+            output.WriteLine($"{m.Id.ToString().PadRight(idWidth)}  {RoleName(m.Role),-10}  {Sizes.Format(m.OriginalBytes),10}  {Sizes.Format(m.AddedBytes),10}  {Sizes.Ratio(m.OriginalBytes, m.AddedBytes),8}  {m.BaseId?.ToString() ?? "-"}");
         }
         output.WriteLine();
         output.WriteLine($"{manifests.Count} models, {Sizes.Format(listing.OriginalBytes)} original, {Sizes.Format(listing.StoredBytes)} in objects on disk, store ratio {Sizes.Ratio(listing.OriginalBytes, listing.StoredBytes)}");
@@ -57,7 +57,7 @@ internal sealed class ListCommand : BaseCommand
     private static ListOutput ToJson(ZipLlmConfig config, StoreListing listing) => new(
         config.StorageDir,
         listing.Manifests.Select(m => new ListedModel(
-            m.Id, RoleName(m.Role), m.BaseId, m.Files.Length, m.OriginalBytes, m.AddedBytes,
+            m.Id.ToString(), RoleName(m.Role), m.BaseId?.ToString(), m.Files.Length, m.OriginalBytes, m.AddedBytes,
             Sizes.RatioValue(m.OriginalBytes, m.AddedBytes), Sizes.IsDedup(m.OriginalBytes, m.AddedBytes), m.StoredAt)).ToList(),
         listing.OriginalBytes, listing.StoredBytes, Sizes.RatioValue(listing.OriginalBytes, listing.StoredBytes), listing.DamagedManifests);
 

@@ -6,23 +6,26 @@ namespace ZipLlm.Cli.Commands;
 /// <summary>"Did you mean ...?" for a model id the store does not hold: the stored ids closest to it by edit distance.</summary>
 internal static class ModelSuggestions
 {
-    /// <summary>Runs <paramref name="run"/>; a model it does not find is reported with the closest stored ids.</summary>
+    /// <summary>
+    /// Parses <paramref name="modelText"/> and runs <paramref name="run"/> on the id; a model it does not find, or an
+    /// id without its org, is reported with the closest stored ids.
+    /// </summary>
     /// <exception cref="KeyNotFoundException">The model is not stored; the message suggests others.</exception>
-    /// <exception cref="ArgumentException">The id has no org (<c>name</c> for <c>org/name</c>); the message suggests stored ids with that name.</exception>
-    public static T Run<T>(ZipLlmConfig config, string modelId, Func<T> run)
+    /// <exception cref="ArgumentException">The text is no model id (a name without its org); the message suggests stored ids with that name.</exception>
+    public static T Run<T>(ZipLlmConfig config, string modelText, Func<ModelId, T> run)
     {
-        if (ModelId.Validate(modelId) is { } problem)
+        if (!ModelId.TryParse(modelText, out ModelId modelId, out string? problem))
         {
             // Only a name without its org gets this far (CommonOptions.ModelArgument refuses other malformed ids).
-            throw new ArgumentException(Explain($"'{modelId}' is not a model id: {problem}", modelId, StoredIds(config)));
+            throw new ArgumentException(Explain($"'{modelText}' is not a model id: {problem}", modelText, StoredIds(config)));
         }
         try
         {
-            return run();
+            return run(modelId);
         }
         catch (KeyNotFoundException ex)
         {
-            throw new KeyNotFoundException(Explain(ex.Message, modelId, StoredIds(config)), ex);
+            throw new KeyNotFoundException(Explain(ex.Message, modelText, StoredIds(config)), ex);
         }
     }
 
@@ -84,7 +87,7 @@ internal static class ModelSuggestions
     {
         try
         {
-            return new ListJob(config).Run().Manifests.Select(m => m.Id).ToList();
+            return new ListJob(config).Run().Manifests.Select(m => m.Id.ToString()).ToList();
         }
         catch (Exception ex) when (ErrorMapping.TryMap(ex, out _))
         {

@@ -24,9 +24,9 @@ internal sealed class RemoveCommand : BaseCommand
     protected override Task<int> ExecuteAsync(ParseResult parseResult, ILogger logger, CancellationToken cancellationToken)
     {
         ZipLlmConfig config = ZipLlmConfig.Load(parseResult.GetValue(s_config)!.FullName);
-        string modelId = parseResult.GetValue(s_model)!;
-        GarbageReport report = ModelSuggestions.Run(config, modelId, () => new RemoveJob(config, logger).Run(modelId, cancellationToken));
-        logger.LogInformation("Removed {Model}: {Objects} objects deleted, {Bytes} reclaimed", modelId, report.Objects, Sizes.Format(report.Bytes));
+        string modelText = parseResult.GetValue(s_model)!;
+        GarbageReport report = ModelSuggestions.Run(config, modelText, modelId => new RemoveJob(config, logger).Run(modelId, cancellationToken));
+        logger.LogInformation("Removed {Model}: {Objects} objects deleted, {Bytes} reclaimed", modelText, report.Objects, Sizes.Format(report.Bytes));
         return Task.FromResult(ExitCodes.Success);
     }
 }

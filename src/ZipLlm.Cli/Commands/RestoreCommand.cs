@@ -43,20 +43,20 @@ internal sealed class RestoreCommand : BaseCommand
     protected override Task<int> ExecuteAsync(ParseResult parseResult, ILogger logger, CancellationToken cancellationToken)
     {
         ZipLlmConfig config = CommonOptions.WithThreads(ZipLlmConfig.Load(parseResult.GetValue(s_config)!.FullName), parseResult.GetValue(s_threads));
-        string modelId = parseResult.GetValue(s_model)!;
+        string modelText = parseResult.GetValue(s_model)!;
         string outputDir = parseResult.GetValue(s_output)!.FullName;
         bool sha256 = parseResult.GetValue(s_sha256);
         using ProgressDisplay? progress = ProgressDisplay.ForTerminal("restore", parseResult);
         logger = new ClearingLogger(logger, progress);
-        RestoreResult result = ModelSuggestions.Run(config, modelId, () =>
+        RestoreResult result = ModelSuggestions.Run(config, modelText, modelId =>
             new RestoreJob(config) { Progress = progress, CheckSha256 = sha256 }.Run(modelId, outputDir, parseResult.GetValue(s_force), cancellationToken));
         double seconds = result.Elapsed.TotalSeconds;
         logger.LogInformation("Restored {Model}: {Files} files, {Bytes} verified, {Seconds:F2} s, {Rate}",
-            modelId, result.Files, Sizes.Format(result.Bytes), seconds, Sizes.Rate(seconds <= 0 ? 0 : result.Bytes / seconds));
+            modelText, result.Files, Sizes.Format(result.Bytes), seconds, Sizes.Rate(seconds <= 0 ? 0 : result.Bytes / seconds));
         if (parseResult.GetValue(s_json))
         {
             JsonOutput.Write(parseResult.InvocationConfiguration.Output,
-                new RestoreOutput(modelId, outputDir, result.Files, result.Bytes, seconds, seconds <= 0 ? 0 : result.Bytes / seconds, sha256 ? "sha256" : "xxh3-128"),
+                new RestoreOutput(modelText, outputDir, result.Files, result.Bytes, seconds, seconds <= 0 ? 0 : result.Bytes / seconds, sha256 ? "sha256" : "xxh3-128"),
                 CliJsonContext.Default.RestoreOutput);
         }
         return Task.FromResult(ExitCodes.Success);

@@ -27,12 +27,12 @@ internal sealed class VerifyCommand : BaseCommand
     protected override Task<int> ExecuteAsync(ParseResult parseResult, ILogger logger, CancellationToken cancellationToken)
     {
         ZipLlmConfig config = CommonOptions.WithThreads(ZipLlmConfig.Load(parseResult.GetValue(s_config)!.FullName), parseResult.GetValue(s_threads));
-        string? modelId = parseResult.GetValue(s_model);
+        string? modelText = parseResult.GetValue(s_model);
         using ProgressDisplay? progress = ProgressDisplay.ForTerminal("verify", parseResult);
-        if (progress is not null && modelId is null)
+        if (progress is not null && modelText is null)
         {
             // The job checks the stored models in the order list reads them: the progress line's n/N.
-            progress.Items = new ListJob(config).Run(cancellationToken).Manifests.Select(m => m.Id).ToList();
+            progress.Items = new ListJob(config).Run(cancellationToken).Manifests.Select(m => m.Id.ToString()).ToList();
         }
         ILogger clearing = new ClearingLogger(logger, progress);
         var job = new VerifyJob(config)
@@ -50,7 +50,9 @@ internal sealed class VerifyCommand : BaseCommand
                 }
             },
         };
-        VerifyReport report = modelId is null ? job.Run(null, cancellationToken) : ModelSuggestions.Run(config, modelId, () => job.Run(modelId, cancellationToken));
+        VerifyReport report = modelText is null
+            ? job.Run(null, cancellationToken)
+            : ModelSuggestions.Run(config, modelText, modelId => job.Run(modelId, cancellationToken));
         foreach (string problem in report.DamagedManifests)
         {
             clearing.LogError("{Problem}", problem);
@@ -60,7 +62,7 @@ internal sealed class VerifyCommand : BaseCommand
         if (parseResult.GetValue(s_json))
         {
             var document = new VerifyOutput(
-                report.Models.Select(m => new VerifiedModel(m.ModelId, m.Problems.Count == 0, m.Problems)).ToList(), report.DamagedManifests, report.Intact);
+                report.Models.Select(m => new VerifiedModel(m.ModelId.ToString(), m.Problems.Count == 0, m.Problems)).ToList(), report.DamagedManifests, report.Intact);
             JsonOutput.Write(parseResult.InvocationConfiguration.Output, document, CliJsonContext.Default.VerifyOutput);
         }
         return Task.FromResult(report.Intact ? ExitCodes.Success : ExitCodes.VerificationFailed);

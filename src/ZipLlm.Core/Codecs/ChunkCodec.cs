@@ -1,15 +1,18 @@
 using System.Buffers.Binary;
 using System.IO.Hashing;
+using ZipLlm.Codecs.Entropy;
 using ZipLlm.Codecs.Kernels;
 using ZipLlm.Codecs.Zstd;
 
 namespace ZipLlm.Codecs;
 
 /// <summary>
-/// BitX, the store's codec: encodes and decodes one chunk of a tensor, solo or as a BitX delta (XOR with the
-/// base's chunk, the bits grouped by field into streams, each stream zstd-ed, kept raw or stored sparse).
-/// <see cref="TensorCodec"/> runs it over whole tensors; <see cref="DeltaPairing"/> says which base tensor
-/// a finetune's tensor is coded against. Holds a zstd context and scratch buffers, so it is not
+/// The store's codec for one chunk of a tensor: solo, or coded against the base's chunk at the same place by the
+/// transform that stores it smallest (<see cref="ChunkTransform"/>: BitX's XOR, or for 16-bit floats the ordered
+/// difference, rANS-coded in the context of the base's exponents), never larger than the chunk would be stored solo
+/// when a delta looks poor. Every stream is then kept raw, zstd-ed, stored sparse or rANS-coded, whichever is smallest.
+/// <see cref="TensorCodec"/> runs it over whole tensors; <see cref="DeltaPairing"/> says which base tensor a
+/// finetune's tensor is coded against. Holds a zstd context, a rANS coder and scratch buffers, so it is not
 /// thread-safe: give each worker its own.
 /// </summary>
 public sealed class ChunkCodec : IDisposable
@@ -18,16 +21,27 @@ public sealed class ChunkCodec : IDisposable
     private const int ProbeSize = 32 << 10;
     // A probe that compresses to more than this fraction of its size marks the stream incompressible.
     private const double ProbeRatio = 0.97;
-    // A stream with at least this share of zero bytes is stored sparse. Measured on the synthetic finetune's XOR-ed
+    // A stream with at least this share of zero bytes is tried sparse. Measured on the synthetic finetune's XOR-ed
     // exponent stream (95% zeros): sparse stores it in 68% of plain zstd's bytes and decodes it about twice as fast.
     private const double SparseZeroShare = 0.90;
     private const int SparseMinLength = 4096;
+    // A stream shorter than this is not worth a rANS table.
+    private const int RansMinLength = 1024;
+    // An ordered difference of 16-bit words at most this fraction of the chunk is taken without trying the others:
+    // XOR's and solo's sign+mantissa streams alone take about half the chunk on trained weights.
+    private const double GoodDifference = 0.40;
 
     private readonly CodecOptions _options;
     private readonly ZstdContext _zstd;
+    private readonly ContextRans _rans = new();
     private readonly byte[][] _streams = new byte[F32Split.StreamCount][];
     private byte[] _probe = [];
     private byte[] _sparse = [];
+    private byte[] _coded = [];
+    private byte[] _trial = [];
+    private byte[] _symbols = [];
+    private byte[] _contexts = [];
+    private byte[] _escapes = [];
 
     /// <summary>Creates a codec for chunks of at most <see cref="CodecOptions.ChunkSize"/> bytes.</summary>
     /// <exception cref="ArgumentOutOfRangeException">The options are out of range.</exception>
@@ -45,24 +59,39 @@ public sealed class ChunkCodec : IDisposable
     /// <summary>The options this codec encodes with.</summary>
     public CodecOptions Options => _options;
 
-    /// <summary>Largest encoded size of a chunk of <paramref name="chunkLength"/> bytes.</summary>
+    /// <summary>
+    /// Largest encoded size of a chunk of <paramref name="chunkLength"/> bytes, in any version: no stream is stored
+    /// larger than it is raw, so a chunk takes at most its header and stream entries beside the larger of its split
+    /// streams (the chunk's length) and an ordered difference's (a symbol and up to two escape bytes a word).
+    /// </summary>
     public static int MaxEncodedLength(ElementLayout layout, int chunkLength)
     {
-        int total = EncodedTensorFormat.ChunkHeaderSize;
-        for (int s = 0; s < layout.StreamCount(); s++)
+        int header = ChunkHeader.SizeOf(EncodedTensorFormat.Version);
+        int split = header + layout.StreamCount() * EncodedTensorFormat.StreamEntrySize + chunkLength;
+        if (!layout.IsHalfWord())
         {
-            total += EncodedTensorFormat.StreamEntrySize + ZstdContext.CompressBound(layout.StreamLength(chunkLength, s));
+            return split;
         }
-        return total;
+        int words = chunkLength / 2;
+        return Math.Max(split, header + 2 * EncodedTensorFormat.StreamEntrySize + 3 * words + chunkLength % 2);
     }
 
     /// <summary>
-    /// Encodes <paramref name="chunk"/> into <paramref name="destination"/>. When <paramref name="baseChunk"/>
-    /// is not empty the chunk is XOR-ed with it first (BitX); it must then be as long as the chunk.
+    /// Encodes <paramref name="chunk"/> into <paramref name="destination"/>: solo when <paramref name="baseChunk"/> is
+    /// empty, else against it (it must then be as long as the chunk), by the transform that stores it smallest.
     /// </summary>
     /// <returns>Bytes written.</returns>
     /// <exception cref="ArgumentException">Lengths are inconsistent or the destination is too small.</exception>
-    public int Encode(ElementLayout layout, ReadOnlySpan<byte> chunk, ReadOnlySpan<byte> baseChunk, Span<byte> destination)
+    public int Encode(ElementLayout layout, ReadOnlySpan<byte> chunk, ReadOnlySpan<byte> baseChunk, Span<byte> destination) =>
+        Encode(layout, chunk, baseChunk, destination, out _);
+
+    /// <inheritdoc cref="Encode(ElementLayout, ReadOnlySpan{byte}, ReadOnlySpan{byte}, Span{byte})"/>
+    /// <param name="layout">How the chunk's elements are grouped.</param>
+    /// <param name="chunk">The chunk's bytes.</param>
+    /// <param name="baseChunk">The base's bytes at the same place, or empty for a solo chunk.</param>
+    /// <param name="destination">Where the encoded chunk goes; at least <see cref="MaxEncodedLength"/> bytes.</param>
+    /// <param name="transform">The transform the chunk was stored with.</param>
+    public int Encode(ElementLayout layout, ReadOnlySpan<byte> chunk, ReadOnlySpan<byte> baseChunk, Span<byte> destination, out ChunkTransform transform)
     {
         if (chunk.Length > _options.ChunkSize)
         {
@@ -72,30 +101,38 @@ public sealed class ChunkCodec : IDisposable
         {
             throw new ArgumentException("Base chunk must be as long as the chunk.", nameof(baseChunk));
         }
-        if (destination.Length < MaxEncodedLength(layout, chunk.Length))
+        int bound = MaxEncodedLength(layout, chunk.Length);
+        if (destination.Length < bound)
         {
             throw new ArgumentException("Destination is smaller than MaxEncodedLength.", nameof(destination));
         }
-
-        int streamCount = layout.StreamCount();
-        Span<int> lengths = stackalloc int[streamCount];
-        SplitStreams(layout, chunk, baseChunk, lengths);
-
-        BinaryPrimitives.WriteUInt32LittleEndian(destination, (uint)chunk.Length);
-        BinaryPrimitives.WriteUInt64LittleEndian(destination[4..], XxHash3.HashToUInt64(chunk));
-        int entry = EncodedTensorFormat.ChunkHeaderSize;
-        int position = entry + streamCount * EncodedTensorFormat.StreamEntrySize;
-        for (int s = 0; s < streamCount; s++)
+        if (baseChunk.IsEmpty)
         {
-            ReadOnlySpan<byte> stream = _streams[s].AsSpan(0, lengths[s]);
-            int level = s == 0 && layout != ElementLayout.Bytes ? _options.ExponentLevel : _options.Level;
-            (byte mode, int stored) = CompressStream(stream, level, destination[position..]);
-            destination[entry] = mode;
-            BinaryPrimitives.WriteUInt32LittleEndian(destination[(entry + 1)..], (uint)stored);
-            entry += EncodedTensorFormat.StreamEntrySize;
-            position += stored;
+            transform = ChunkTransform.Solo;
+            return EncodeSplit(layout, ChunkTransform.Solo, chunk, default, destination);
         }
-        return position;
+        int best;
+        if (layout.IsHalfWord() && _options.OrderedDifference)
+        {
+            best = EncodeDifference(layout, chunk, baseChunk, destination);
+            transform = ChunkTransform.OrderedDifference;
+            if (best <= chunk.Length * GoodDifference)
+            {
+                return best;
+            }
+            best = Better(best, ref transform, EncodeSplit(layout, ChunkTransform.Xor, chunk, baseChunk, Trial(bound)), ChunkTransform.Xor, destination);
+        }
+        else
+        {
+            best = EncodeSplit(layout, ChunkTransform.Xor, chunk, baseChunk, destination);
+            transform = ChunkTransform.Xor;
+            if (best <= chunk.Length / 2)
+            {
+                return best;
+            }
+        }
+        // A poor delta (a far finetune, or bytes that merely share a name): solo may well be smaller.
+        return Better(best, ref transform, EncodeSplit(layout, ChunkTransform.Solo, chunk, default, Trial(bound)), ChunkTransform.Solo, destination);
     }
 
     /// <summary>
@@ -103,7 +140,16 @@ public sealed class ChunkCodec : IDisposable
     /// original length. For a delta chunk <paramref name="baseChunk"/> is the base's bytes at the same place.
     /// </summary>
     /// <exception cref="InvalidDataException">The encoded chunk is corrupt, truncated, or its checksum does not match.</exception>
-    public void Decode(ElementLayout layout, ReadOnlySpan<byte> encoded, ReadOnlySpan<byte> baseChunk, Span<byte> destination)
+    public void Decode(ElementLayout layout, ReadOnlySpan<byte> encoded, ReadOnlySpan<byte> baseChunk, Span<byte> destination) =>
+        Decode(layout, EncodedTensorFormat.Version, !baseChunk.IsEmpty, encoded, baseChunk, destination);
+
+    /// <summary>
+    /// Decodes one encoded chunk of format <paramref name="version"/> into <paramref name="destination"/>, whose length is
+    /// the chunk's original length. <paramref name="baseChunk"/> is the base's bytes at the same place for a chunk of a
+    /// delta tensor (<paramref name="delta"/>); it may be empty when <see cref="NeedsBase"/> says the chunk does not use it.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The encoded chunk is corrupt, truncated, or its checksum does not match.</exception>
+    public void Decode(ElementLayout layout, byte version, bool delta, ReadOnlySpan<byte> encoded, ReadOnlySpan<byte> baseChunk, Span<byte> destination)
     {
         if (destination.Length > _options.ChunkSize)
         {
@@ -113,45 +159,43 @@ public sealed class ChunkCodec : IDisposable
         {
             throw new ArgumentException("Base chunk must be as long as the chunk.", nameof(baseChunk));
         }
-        int streamCount = layout.StreamCount();
-        int position = EncodedTensorFormat.ChunkHeaderSize + streamCount * EncodedTensorFormat.StreamEntrySize;
-        if (encoded.Length < position)
+        int header = ChunkHeader.SizeOf(version);
+        if (encoded.Length < header)
         {
             throw new InvalidDataException($"Encoded chunk of {encoded.Length} bytes is shorter than its header.");
         }
-        uint rawLength = BinaryPrimitives.ReadUInt32LittleEndian(encoded);
+        uint rawLength = ChunkHeader.RawLength(encoded);
         if (rawLength != (uint)destination.Length)
         {
             throw new InvalidDataException($"Encoded chunk says {rawLength} bytes where {destination.Length} are expected.");
         }
-        ulong checksum = BinaryPrimitives.ReadUInt64LittleEndian(encoded[4..]);
-        // Where each decoded stream lies: a raw stream is merged straight from the encoded chunk, not copied first.
-        Span<int> lengths = stackalloc int[streamCount];
-        Span<int> rawAt = stackalloc int[streamCount];
-        int entry = EncodedTensorFormat.ChunkHeaderSize;
-        for (int s = 0; s < streamCount; s++)
+        var transform = (ChunkTransform)ChunkHeader.Transform(encoded, version, delta);
+        if (transform > ChunkTransform.OrderedDifference || (transform != ChunkTransform.Solo && !delta)
+            || (transform == ChunkTransform.OrderedDifference && !layout.IsHalfWord()))
         {
-            lengths[s] = layout.StreamLength(destination.Length, s);
-            byte mode = encoded[entry];
-            uint stored = BinaryPrimitives.ReadUInt32LittleEndian(encoded[(entry + 1)..]);
-            entry += EncodedTensorFormat.StreamEntrySize;
-            if (stored > (uint)(encoded.Length - position))
-            {
-                throw new InvalidDataException($"Stream {s} of {stored} bytes runs past the end of the encoded chunk.");
-            }
-            rawAt[s] = DecompressStream(mode, encoded.Slice(position, (int)stored), _streams[s].AsSpan(0, lengths[s]), s) ? position : -1;
-            position += (int)stored;
+            throw new InvalidDataException($"Chunk transform {(byte)transform} does not fit a {(delta ? "delta" : "solo")} {layout} tensor.");
         }
-        if (position != encoded.Length)
+        if (transform != ChunkTransform.Solo && baseChunk.IsEmpty)
         {
-            throw new InvalidDataException($"Encoded chunk has {encoded.Length - position} unexpected trailing bytes.");
+            throw new InvalidDataException("A delta chunk cannot be decoded without its base.");
         }
-        MergeStreams(layout, new DecodedStreams(_streams, encoded, lengths, rawAt), baseChunk, destination);
-        if (XxHash3.HashToUInt64(destination) != checksum)
+        if (transform == ChunkTransform.OrderedDifference)
+        {
+            DecodeDifference(layout, encoded[header..], baseChunk, destination);
+        }
+        else
+        {
+            DecodeSplit(layout, encoded[header..], transform == ChunkTransform.Xor ? baseChunk : default, destination);
+        }
+        if (XxHash3.HashToUInt64(destination) != ChunkHeader.Checksum(encoded))
         {
             throw new InvalidDataException("Decoded chunk does not match its checksum: the encoded data is corrupt.");
         }
     }
+
+    /// <summary>Whether an encoded chunk of a delta tensor needs its base's bytes to decode (a chunk stored solo does not).</summary>
+    public static bool NeedsBase(byte version, ReadOnlySpan<byte> encoded) =>
+        encoded.Length < ChunkHeader.SizeOf(version) || ChunkHeader.Transform(encoded, version, delta: true) != (byte)ChunkTransform.Solo;
 
     /// <inheritdoc/>
     public void Dispose()
@@ -159,17 +203,149 @@ public sealed class ChunkCodec : IDisposable
         _zstd.Dispose();
         for (int i = 0; i < _streams.Length; i++)
         {
-            if (_streams[i].Length > 0)
+            ReturnBuffer(ref _streams[i]);
+        }
+        ReturnBuffer(ref _sparse);
+        ReturnBuffer(ref _coded);
+        ReturnBuffer(ref _trial);
+        ReturnBuffer(ref _symbols);
+        ReturnBuffer(ref _contexts);
+        ReturnBuffer(ref _escapes);
+    }
+
+    /// <summary>
+    /// Keeps the smaller of the encoding in <paramref name="destination"/> and one in the trial buffer; on a tie, a solo
+    /// candidate, which decodes without reading the base.
+    /// </summary>
+    private int Better(int best, ref ChunkTransform transform, int candidate, ChunkTransform candidateTransform, Span<byte> destination)
+    {
+        if (candidate > best || (candidate == best && candidateTransform != ChunkTransform.Solo))
+        {
+            return best;
+        }
+        _trial.AsSpan(0, candidate).CopyTo(destination);
+        transform = candidateTransform;
+        return candidate;
+    }
+
+    /// <summary>Solo or XOR: the chunk (XOR the base) split into the layout's streams, each stored its smallest way.</summary>
+    private int EncodeSplit(ElementLayout layout, ChunkTransform transform, ReadOnlySpan<byte> chunk, ReadOnlySpan<byte> baseChunk, Span<byte> destination)
+    {
+        int streamCount = layout.StreamCount();
+        Span<int> lengths = stackalloc int[streamCount];
+        SplitStreams(layout, chunk, baseChunk, lengths);
+        int entry = ChunkHeader.Write(destination, chunk.Length, XxHash3.HashToUInt64(chunk), transform);
+        int position = entry + streamCount * EncodedTensorFormat.StreamEntrySize;
+        for (int s = 0; s < streamCount; s++)
+        {
+            int level = s == 0 && layout != ElementLayout.Bytes ? _options.ExponentLevel : _options.Level;
+            position += WriteStream(_streams[s].AsSpan(0, lengths[s]), level, destination[entry..], destination[position..]);
+            entry += EncodedTensorFormat.StreamEntrySize;
+        }
+        return position;
+    }
+
+    /// <summary>The ordered difference of 16-bit words: symbols rANS-coded in their base exponent's context, escapes apart.</summary>
+    private int EncodeDifference(ElementLayout layout, ReadOnlySpan<byte> chunk, ReadOnlySpan<byte> baseChunk, Span<byte> destination)
+    {
+        int words = chunk.Length / 2, body = 2 * words;
+        Span<byte> symbols = Scratch(ref _symbols, words), contexts = Scratch(ref _contexts, words), escapes = Scratch(ref _escapes, chunk.Length + 1);
+        int escaped = OrderedDifference.Forward(chunk[..body], baseChunk[..body], layout, symbols, contexts, escapes);
+        if (body < chunk.Length)
+        {
+            escapes[escaped++] = (byte)(chunk[body] ^ baseChunk[body]);
+        }
+        int entry = ChunkHeader.Write(destination, chunk.Length, XxHash3.HashToUInt64(chunk), ChunkTransform.OrderedDifference);
+        int position = entry + 2 * EncodedTensorFormat.StreamEntrySize;
+        position += WriteSymbols(symbols, contexts, OrderedDifference.ContextCount, destination[entry..], destination[position..]);
+        entry += EncodedTensorFormat.StreamEntrySize;
+        position += WriteStream(escapes[..escaped], _options.Level, destination[entry..], destination[position..]);
+        return position;
+    }
+
+    private void DecodeSplit(ElementLayout layout, ReadOnlySpan<byte> encoded, ReadOnlySpan<byte> baseChunk, Span<byte> destination)
+    {
+        int streamCount = layout.StreamCount();
+        int position = streamCount * EncodedTensorFormat.StreamEntrySize;
+        if (encoded.Length < position)
+        {
+            throw new InvalidDataException($"Encoded chunk of {encoded.Length} bytes is shorter than its header.");
+        }
+        // Where each decoded stream lies: a raw stream is merged straight from the encoded chunk, not copied first.
+        Span<int> lengths = stackalloc int[streamCount];
+        Span<int> rawAt = stackalloc int[streamCount];
+        for (int s = 0; s < streamCount; s++)
+        {
+            lengths[s] = layout.StreamLength(destination.Length, s);
+            ReadOnlySpan<byte> stored = StoredStream(encoded, s, ref position, out byte mode);
+            rawAt[s] = ReadStream(mode, stored, _streams[s].AsSpan(0, lengths[s]), s) ? position - stored.Length : -1;
+        }
+        if (position != encoded.Length)
+        {
+            throw new InvalidDataException($"Encoded chunk has {encoded.Length - position} unexpected trailing bytes.");
+        }
+        MergeStreams(layout, new DecodedStreams(_streams, encoded, lengths, rawAt), baseChunk, destination);
+    }
+
+    private void DecodeDifference(ElementLayout layout, ReadOnlySpan<byte> encoded, ReadOnlySpan<byte> baseChunk, Span<byte> destination)
+    {
+        int words = destination.Length / 2, body = 2 * words;
+        int position = 2 * EncodedTensorFormat.StreamEntrySize;
+        if (encoded.Length < position)
+        {
+            throw new InvalidDataException($"Encoded chunk of {encoded.Length} bytes is shorter than its header.");
+        }
+        Span<byte> symbols = Scratch(ref _symbols, words);
+        ReadOnlySpan<byte> stored = StoredStream(encoded, 0, ref position, out byte mode);
+        if (mode == EncodedTensorFormat.ModeRans)
+        {
+            Span<byte> contexts = Scratch(ref _contexts, words);
+            OrderedDifference.Contexts(baseChunk[..body], layout, contexts);
+            try
             {
-                ChunkBuffers.Pool.Return(_streams[i]);
-                _streams[i] = [];
+                _rans.Decode(stored, contexts, OrderedDifference.ContextCount, symbols);
+            }
+            catch (InvalidDataException ex)
+            {
+                throw new InvalidDataException($"Stream 0: {ex.Message}", ex);
             }
         }
-        if (_sparse.Length > 0)
+        else if (ReadStream(mode, stored, symbols, 0))
         {
-            ChunkBuffers.Pool.Return(_sparse);
-            _sparse = [];
+            stored.CopyTo(symbols);
         }
+        // The escape stream's length follows from the symbols: two bytes an escape, and the odd byte.
+        int escapeLength = 2 * symbols.Count(OrderedDifference.Escape) + destination.Length % 2;
+        Span<byte> escapes = Scratch(ref _escapes, escapeLength);
+        stored = StoredStream(encoded, 1, ref position, out mode);
+        if (ReadStream(mode, stored, escapes, 1))
+        {
+            stored.CopyTo(escapes);
+        }
+        if (position != encoded.Length)
+        {
+            throw new InvalidDataException($"Encoded chunk has {encoded.Length - position} unexpected trailing bytes.");
+        }
+        OrderedDifference.Inverse(symbols, escapes, baseChunk[..body], destination[..body]);
+        if (body < destination.Length)
+        {
+            destination[body] = (byte)(escapes[escapeLength - 1] ^ baseChunk[body]);
+        }
+    }
+
+    /// <summary>The stored bytes of stream <paramref name="stream"/>, whose entry is the stream-th of <paramref name="encoded"/>; advances past them.</summary>
+    private static ReadOnlySpan<byte> StoredStream(ReadOnlySpan<byte> encoded, int stream, ref int position, out byte mode)
+    {
+        int entry = stream * EncodedTensorFormat.StreamEntrySize;
+        mode = encoded[entry];
+        uint stored = BinaryPrimitives.ReadUInt32LittleEndian(encoded[(entry + 1)..]);
+        if (stored > (uint)(encoded.Length - position))
+        {
+            throw new InvalidDataException($"Stream {stream} of {stored} bytes runs past the end of the encoded chunk.");
+        }
+        ReadOnlySpan<byte> bytes = encoded.Slice(position, (int)stored);
+        position += (int)stored;
+        return bytes;
     }
 
     private void SplitStreams(ElementLayout layout, ReadOnlySpan<byte> chunk, ReadOnlySpan<byte> baseChunk, Span<int> lengths)
@@ -193,7 +369,7 @@ public sealed class ChunkCodec : IDisposable
                     XorKernel.Xor(chunk, baseChunk, _streams[0].AsSpan(0, chunk.Length));
                 }
                 return;
-            case ElementLayout.Word16:
+            case ElementLayout.Word16 or ElementLayout.Half:
                 Bf16Split.Split(chunk[..body], baseBody, _streams[0].AsSpan(0, body / 2), _streams[1].AsSpan(0, body / 2));
                 break;
             case ElementLayout.Word32:
@@ -231,7 +407,7 @@ public sealed class ChunkCodec : IDisposable
                     XorKernel.Xor(streams[0], baseChunk, destination);
                 }
                 return;
-            case ElementLayout.Word16:
+            case ElementLayout.Word16 or ElementLayout.Half:
                 Bf16Split.Merge(streams[0][..(body / 2)], streams[1][..(body / 2)], baseBody, destination[..body]);
                 break;
             case ElementLayout.Word32:
@@ -250,78 +426,142 @@ public sealed class ChunkCodec : IDisposable
         }
     }
 
-    private (byte Mode, int Stored) CompressStream(ReadOnlySpan<byte> stream, int level, Span<byte> destination)
+    /// <summary>
+    /// Stores <paramref name="stream"/> its smallest way, raw, zstd, sparse or rANS (order 0), at <paramref name="destination"/>,
+    /// and writes its mode and stored length to <paramref name="entry"/>; returns the stored length, never above the raw one.
+    /// </summary>
+    private int WriteStream(ReadOnlySpan<byte> stream, int level, Span<byte> entry, Span<byte> destination)
     {
-        if (stream.IsEmpty)
+        int n = stream.Length;
+        long rans = n >= RansMinLength && _options.Rans ? _rans.EstimateLength(stream, default, 1) : long.MaxValue;
+        (byte Mode, int Length) best = (EncodedTensorFormat.ModeRaw, n);
+        Span<byte> coded = Scratch(ref _coded, Math.Max(ZstdContext.CompressBound(n), SparseBytes.BitmapLength(n) + ZstdContext.CompressBound(n) + 8));
+        if (n >= SparseMinLength && stream.Count((byte)0) >= n * SparseZeroShare)
         {
-            return (EncodedTensorFormat.ModeRaw, 0);
-        }
-        if (stream.Length >= SparseMinLength && stream.Count((byte)0) >= stream.Length * SparseZeroShare)
-        {
-            int sparse = CompressSparse(stream, level, destination);
-            if (sparse < stream.Length)
+            int sparse = CompressSparse(stream, level, coded);
+            if (sparse < best.Length && sparse < rans)
             {
-                return (EncodedTensorFormat.ModeSparseZstd, sparse);
+                best = (EncodedTensorFormat.ModeSparseZstd, sparse);
+                coded[..sparse].CopyTo(destination);
             }
         }
-        if (_options.ProbeIncompressible && stream.Length >= ProbeThreshold)
+        if (n > 0 && best.Mode == EncodedTensorFormat.ModeRaw && WorthZstd(stream, level, rans))
         {
-            if (_probe.Length == 0)
+            int written = _zstd.Compress(stream, coded, level);
+            if (written < best.Length && written < rans)
             {
-                _probe = new byte[ZstdContext.CompressBound(ProbeSize)];
-            }
-            // Sample the middle: the start of a tensor is often unrepresentative (padding rows, special tokens).
-            ReadOnlySpan<byte> sample = stream.Slice((stream.Length - ProbeSize) / 2, ProbeSize);
-            if (_zstd.Compress(sample, _probe, level) > ProbeSize * ProbeRatio)
-            {
-                stream.CopyTo(destination);
-                return (EncodedTensorFormat.ModeRaw, stream.Length);
+                best = (EncodedTensorFormat.ModeZstd, written);
+                coded[..written].CopyTo(destination);
             }
         }
-        int written = _zstd.Compress(stream, destination, level);
-        if (written >= stream.Length)
+        if (rans < best.Length && rans < n)
+        {
+            Span<byte> ransCoded = Scratch(ref _coded, ContextRans.MaxEncodedLength(n, 1));
+            int written = _rans.Encode(stream, default, 1, ransCoded);
+            if (written < best.Length)
+            {
+                best = (EncodedTensorFormat.ModeRans, written);
+                ransCoded[..written].CopyTo(destination);
+            }
+        }
+        if (best.Mode == EncodedTensorFormat.ModeRaw)
         {
             stream.CopyTo(destination);
-            return (EncodedTensorFormat.ModeRaw, stream.Length);
         }
-        return (EncodedTensorFormat.ModeZstd, written);
+        entry[0] = best.Mode;
+        BinaryPrimitives.WriteUInt32LittleEndian(entry[1..], (uint)best.Length);
+        return best.Length;
+    }
+
+    /// <summary>Stores symbols rANS-coded in their contexts, or raw when that is not smaller.</summary>
+    private int WriteSymbols(ReadOnlySpan<byte> symbols, ReadOnlySpan<byte> contexts, int contextCount, Span<byte> entry, Span<byte> destination)
+    {
+        Span<byte> coded = Scratch(ref _coded, ContextRans.MaxEncodedLength(symbols.Length, contextCount));
+        int written = _rans.Encode(symbols, contexts, contextCount, coded);
+        bool coding = written < symbols.Length;
+        byte mode = coding ? EncodedTensorFormat.ModeRans : EncodedTensorFormat.ModeRaw;
+        ReadOnlySpan<byte> stored = coding ? coded[..written] : symbols;
+        stored.CopyTo(destination);
+        entry[0] = mode;
+        BinaryPrimitives.WriteUInt32LittleEndian(entry[1..], (uint)stored.Length);
+        return stored.Length;
+    }
+
+    /// <summary>
+    /// Whether zstd is worth running on a stream: small ones always; a large one when a sample of it compresses, and
+    /// compresses better than the rANS estimate of the whole (repeats, which order-0 coding cannot see).
+    /// </summary>
+    private bool WorthZstd(ReadOnlySpan<byte> stream, int level, long ransEstimate)
+    {
+        if (!_options.ProbeIncompressible || stream.Length < ProbeThreshold)
+        {
+            return true;
+        }
+        if (_probe.Length == 0)
+        {
+            _probe = new byte[ZstdContext.CompressBound(ProbeSize)];
+        }
+        // Sample the middle: the start of a tensor is often unrepresentative (padding rows, special tokens).
+        ReadOnlySpan<byte> sample = stream.Slice((stream.Length - ProbeSize) / 2, ProbeSize);
+        double sampleRatio = (double)_zstd.Compress(sample, _probe, level) / ProbeSize;
+        return sampleRatio <= ProbeRatio && sampleRatio < (double)ransEstimate / stream.Length;
     }
 
     /// <summary>Decompresses a stream into <paramref name="destination"/>, or, for a raw one, only checks its length.</summary>
     /// <returns>True when the stream is raw: its bytes are <paramref name="stored"/> as they are.</returns>
-    private bool DecompressStream(byte mode, ReadOnlySpan<byte> stored, Span<byte> destination, int stream)
+    private bool ReadStream(byte mode, ReadOnlySpan<byte> stored, Span<byte> destination, int stream)
     {
-        switch (mode)
+        if (mode == EncodedTensorFormat.ModeRaw)
         {
-            case EncodedTensorFormat.ModeRaw:
-                if (stored.Length != destination.Length)
-                {
-                    throw new InvalidDataException($"Raw stream {stream} holds {stored.Length} bytes where {destination.Length} are expected.");
-                }
-                return true;
-            case EncodedTensorFormat.ModeZstd:
-                try
-                {
+            if (stored.Length != destination.Length)
+            {
+                throw new InvalidDataException($"Raw stream {stream} holds {stored.Length} bytes where {destination.Length} are expected.");
+            }
+            return true;
+        }
+        try
+        {
+            switch (mode)
+            {
+                case EncodedTensorFormat.ModeZstd:
                     // The destination has exactly the expected size, so a corrupt frame can never make zstd allocate or write more.
                     _zstd.DecompressExact(stored, destination);
-                }
-                catch (InvalidDataException ex)
-                {
-                    throw new InvalidDataException($"Stream {stream}: {ex.Message}", ex);
-                }
-                return false;
-            case EncodedTensorFormat.ModeSparseZstd:
-                try
-                {
+                    return false;
+                case EncodedTensorFormat.ModeSparseZstd:
                     DecompressSparse(stored, destination);
-                }
-                catch (InvalidDataException ex)
-                {
-                    throw new InvalidDataException($"Stream {stream}: {ex.Message}", ex);
-                }
-                return false;
-            default:
-                throw new InvalidDataException($"Stream {stream} has unknown mode {mode}.");
+                    return false;
+                case EncodedTensorFormat.ModeRans:
+                    _rans.Decode(stored, default, 1, destination);
+                    return false;
+                default:
+                    throw new InvalidDataException($"unknown mode {mode}.");
+            }
+        }
+        catch (InvalidDataException ex)
+        {
+            throw new InvalidDataException($"Stream {stream}: {ex.Message}", ex);
+        }
+    }
+
+    private Span<byte> Trial(int length) => Scratch(ref _trial, length);
+
+    /// <summary>A pooled scratch buffer of at least <paramref name="length"/> bytes, grown when needed.</summary>
+    private static Span<byte> Scratch(ref byte[] buffer, int length)
+    {
+        if (buffer.Length < length)
+        {
+            ReturnBuffer(ref buffer);
+            buffer = ChunkBuffers.Pool.Rent(length);
+        }
+        return buffer.AsSpan(0, length);
+    }
+
+    private static void ReturnBuffer(ref byte[] buffer)
+    {
+        if (buffer.Length > 0)
+        {
+            ChunkBuffers.Pool.Return(buffer);
+            buffer = [];
         }
     }
 
@@ -358,19 +598,8 @@ public sealed class ChunkCodec : IDisposable
     }
 
     /// <summary>Room for a chunk's bitmap and all its bytes, plus the kernels' slack.</summary>
-    private Span<byte> SparseScratch()
-    {
-        int size = SparseBytes.BitmapLength(_options.ChunkSize) + _options.ChunkSize + SparseBytes.Slack;
-        if (_sparse.Length < size)
-        {
-            if (_sparse.Length > 0)
-            {
-                ChunkBuffers.Pool.Return(_sparse);
-            }
-            _sparse = ChunkBuffers.Pool.Rent(size);
-        }
-        return _sparse.AsSpan(0, size);
-    }
+    private Span<byte> SparseScratch() =>
+        Scratch(ref _sparse, SparseBytes.BitmapLength(_options.ChunkSize) + _options.ChunkSize + SparseBytes.Slack);
 
     /// <summary>The decoded streams of one chunk: each in the codec's scratch buffer, or, when stored raw, in the encoded chunk.</summary>
     private readonly ref struct DecodedStreams(byte[][] scratch, ReadOnlySpan<byte> encoded, ReadOnlySpan<int> lengths, ReadOnlySpan<int> rawAt)

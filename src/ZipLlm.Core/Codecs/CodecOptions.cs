@@ -31,6 +31,18 @@ public sealed record CodecOptions
     public bool ProbeIncompressible { get; init; } = true;
 
     /// <summary>
+    /// Code a delta of 16-bit floats as an ordered difference (<see cref="ChunkTransform.OrderedDifference"/>) where that
+    /// is smallest, as the store does. False leaves BitX's XOR and solo to choose from: for comparisons and tests.
+    /// </summary>
+    public bool OrderedDifference { get; init; } = true;
+
+    /// <summary>
+    /// rANS-code a stream (order 0) where that is smallest. False leaves raw, zstd and sparse to choose from, as format
+    /// version 2 did: for comparisons and tests.
+    /// </summary>
+    public bool Rans { get; init; } = true;
+
+    /// <summary>
     /// zstd implementation; null for the process default (<see cref="ZstdContext.Default"/>: the system's
     /// libzstd when it loads, else the managed port). Either reads what the other wrote.
     /// </summary>

@@ -3,11 +3,13 @@ using ZipLlm.Safetensors;
 namespace ZipLlm.Codecs;
 
 /// <summary>
-/// BitX pairing: which base tensor a finetune tensor is XOR-ed with. The one rule for the store's ingest
+/// Delta pairing: which base tensor a finetune tensor is coded against. The one rule for the store's ingest
 /// and the standalone <c>bitx</c> file tool: a finetune tensor pairs with the base tensor of the same name
 /// and dtype, when their shapes are the same, or (where the rule allows it) the same but for the first
 /// dimension. Row i of one then lines up with row i of the other: a vocabulary extension adds rows to
-/// embed_tokens and lm_head, and the shared rows still differ only in low bits.
+/// embed_tokens and lm_head, and the shared rows still differ only in low bits. The store also pairs a
+/// 16-bit float tensor with a base of the other 16-bit float dtype (a F16 copy of a BF16 model), the base
+/// converted first (<see cref="ConversionFor"/>).
 /// </summary>
 public static class DeltaPairing
 {
@@ -26,6 +28,12 @@ public static class DeltaPairing
         /// small values and the added rows are kept as they are.
         /// </summary>
         AllowResizedRows,
+
+        /// <summary>
+        /// As <see cref="AllowResizedRows"/>, and BF16 with F16 either way (<see cref="ConversionFor"/>): what the store's
+        /// ingest pairs, since its encoded tensors record the conversion.
+        /// </summary>
+        AllowResizedRowsAndConversion,
     }
 
     /// <summary>How two tensors pair.</summary>
@@ -46,11 +54,12 @@ public static class DeltaPairing
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="rule"/> is not a known rule.</exception>
     public static Fit Pair(string name, DType dtype, ReadOnlySpan<long> shape, string baseName, DType baseDType, ReadOnlySpan<long> baseShape, Rule rule)
     {
-        if (rule is not (Rule.ExactShape or Rule.AllowResizedRows))
+        if (rule is not (Rule.ExactShape or Rule.AllowResizedRows or Rule.AllowResizedRowsAndConversion))
         {
             throw new ArgumentOutOfRangeException(nameof(rule), rule, "Unknown pairing rule.");
         }
-        if (!string.Equals(name, baseName, StringComparison.Ordinal) || dtype != baseDType || shape.Length != baseShape.Length)
+        bool dtypesPair = dtype == baseDType || (rule == Rule.AllowResizedRowsAndConversion && ConversionFor(dtype, baseDType) != BaseConversion.None);
+        if (!string.Equals(name, baseName, StringComparison.Ordinal) || !dtypesPair || shape.Length != baseShape.Length)
         {
             return Fit.None;
         }
@@ -59,8 +68,17 @@ public static class DeltaPairing
             return Fit.SameShape;
         }
         // Differing shapes have rank 1 or more, so dimension 0 exists.
-        return rule == Rule.AllowResizedRows && shape[1..].SequenceEqual(baseShape[1..]) ? Fit.ResizedRows : Fit.None;
+        return rule != Rule.ExactShape && shape[1..].SequenceEqual(baseShape[1..]) ? Fit.ResizedRows : Fit.None;
     }
+
+    /// <summary>How a base of <paramref name="baseDType"/> is converted to code a tensor of <paramref name="dtype"/> against it.</summary>
+    /// <returns><see cref="BaseConversion.None"/> for the same dtype, or for dtypes that do not convert.</returns>
+    public static BaseConversion ConversionFor(DType dtype, DType baseDType) => (dtype, baseDType) switch
+    {
+        (DType.F16, DType.BF16) => BaseConversion.Bf16ToF16,
+        (DType.BF16, DType.F16) => BaseConversion.F16ToBf16,
+        _ => BaseConversion.None,
+    };
 
     /// <summary>How <paramref name="tensor"/> of a finetune pairs with <paramref name="baseTensor"/> under <paramref name="rule"/>.</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="rule"/> is not a known rule.</exception>

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Diagnostics.CodeAnalysis;
+using ZipLlm.Codecs.Kernels;
 
 namespace ZipLlm.Codecs;
 
@@ -12,31 +13,35 @@ public sealed class EncodedTensor : IChunkSource
     private readonly ReadAt _read;
     private readonly long[] _offsets;
     private readonly string _name;
+    private readonly TensorHeader _header;
     private IChunkSource? _base;
 
-    private EncodedTensor(string name, ReadAt read, EncodedTensorKind kind, ElementLayout layout, long length, int chunkSize, byte[] reference, long[] offsets)
+    private EncodedTensor(string name, ReadAt read, TensorHeader header, byte[] reference, long[] offsets)
     {
         _name = name;
         _read = read;
-        Kind = kind;
-        Layout = layout;
-        Length = length;
-        ChunkSize = chunkSize;
+        _header = header;
         Reference = reference;
         _offsets = offsets;
     }
 
+    /// <summary>Format version the tensor was written in.</summary>
+    public byte Version => _header.Version;
+
+    /// <summary>How a delta's base is converted to the tensor's dtype before decoding.</summary>
+    public BaseConversion Conversion => _header.Conversion;
+
     /// <summary>Solo or delta.</summary>
-    public EncodedTensorKind Kind { get; }
+    public EncodedTensorKind Kind => _header.Kind;
 
     /// <summary>How the bytes were grouped into streams.</summary>
-    public ElementLayout Layout { get; }
+    public ElementLayout Layout => _header.Layout;
 
     /// <summary>Byte length of the original tensor.</summary>
-    public long Length { get; }
+    public long Length => _header.Length;
 
     /// <summary>Bytes of original tensor per chunk.</summary>
-    public int ChunkSize { get; }
+    public int ChunkSize => _header.ChunkSize;
 
     /// <summary>Number of chunks.</summary>
     public int ChunkCount => _offsets.Length - 1;
@@ -75,55 +80,28 @@ public sealed class EncodedTensor : IChunkSource
     /// <exception cref="EndOfStreamException">The encoded tensor is truncated.</exception>
     public static EncodedTensor Open(string name, ReadAt read, long encodedLength)
     {
-        const int minimum = EncodedTensorFormat.FixedHeaderSize + EncodedTensorFormat.FooterTrailerSize;
+        const int minimum = TensorHeader.MinSize + EncodedTensorFormat.FooterTrailerSize;
         if (encodedLength < minimum)
         {
             throw new EndOfStreamException($"{name}: encoded tensor is {encodedLength} bytes, shorter than the {minimum}-byte minimum.");
         }
-        Span<byte> header = stackalloc byte[EncodedTensorFormat.FixedHeaderSize];
-        read(0, header);
-        if (!header[..4].SequenceEqual(EncodedTensorFormat.HeaderMagic))
-        {
-            Fail(name, "not an encoded tensor (bad magic).");
-        }
-        if (header[4] is < EncodedTensorFormat.MinReadableVersion or > EncodedTensorFormat.Version)
-        {
-            throw new NotSupportedException($"{name}: encoded tensor format version {header[4]} is not supported (this build reads {EncodedTensorFormat.MinReadableVersion} to {EncodedTensorFormat.Version}).");
-        }
-        byte kind = header[5], layout = header[6], referenceLength = header[7];
-        if (kind > (byte)EncodedTensorKind.Delta)
-        {
-            Fail(name, $"unknown kind {kind}.");
-        }
-        if (!ElementLayouts.IsDefined(layout))
-        {
-            Fail(name, $"unknown layout {layout}.");
-        }
-        if (referenceLength > EncodedTensorFormat.MaxReferenceLength || (kind == (byte)EncodedTensorKind.Solo && referenceLength != 0))
-        {
-            Fail(name, $"reference length {referenceLength} does not fit a {(EncodedTensorKind)kind} tensor.");
-        }
-        long length = BinaryPrimitives.ReadInt64LittleEndian(header[8..]);
-        uint chunkSize = BinaryPrimitives.ReadUInt32LittleEndian(header[16..]);
-        if (length < 0)
-        {
-            Fail(name, $"negative length {length}.");
-        }
-        if (!EncodedTensorFormat.IsValidChunkSize(chunkSize))
-        {
-            Fail(name, $"chunk size {chunkSize} is out of range.");
-        }
-        long chunkCount = EncodedTensorFormat.ChunkCount(length, (int)chunkSize);
-        long dataStart = EncodedTensorFormat.FixedHeaderSize + referenceLength;
+        Span<byte> fixedPart = stackalloc byte[(int)Math.Min(TensorHeader.MaxSize, encodedLength)];
+        read(0, fixedPart);
+        TensorHeader header = TensorHeader.Read(name, fixedPart);
+        long length = header.Length;
+        int chunkSize = header.ChunkSize, referenceLength = header.ReferenceLength;
+        long chunkCount = EncodedTensorFormat.ChunkCount(length, chunkSize);
+        long dataStart = header.Size + referenceLength;
         // Every chunk takes at least its fixed header, so a count the file cannot hold is refused before allocating.
         long footerLength = checked(chunkCount * 8 + EncodedTensorFormat.FooterTrailerSize);
-        if (chunkCount > encodedLength / EncodedTensorFormat.ChunkHeaderSize || dataStart + footerLength > encodedLength)
+        int chunkHeaderSize = ChunkHeader.SizeOf(header.Version);
+        if (chunkCount > encodedLength / chunkHeaderSize || dataStart + footerLength > encodedLength)
         {
             throw new EndOfStreamException($"{name}: encoded tensor of {encodedLength} bytes is too short for {chunkCount} chunks.");
         }
 
         byte[] reference = new byte[referenceLength];
-        read(EncodedTensorFormat.FixedHeaderSize, reference);
+        read(header.Size, reference);
         byte[] footer = new byte[footerLength];
         read(encodedLength - footerLength, footer);
         if (!footer.AsSpan(footer.Length - 4).SequenceEqual(EncodedTensorFormat.FooterMagic))
@@ -146,16 +124,16 @@ public sealed class EncodedTensor : IChunkSource
         {
             Fail(name, $"first chunk starts at {offsets[0]}, not right after the header at {dataStart}.");
         }
-        int maxSpan = ChunkCodec.MaxEncodedLength((ElementLayout)layout, (int)chunkSize);
+        int maxSpan = ChunkCodec.MaxEncodedLength(header.Layout, chunkSize);
         for (int i = 0; i < chunkCount; i++)
         {
             long span = offsets[i + 1] - offsets[i];
-            if (span < EncodedTensorFormat.ChunkHeaderSize || span > maxSpan)
+            if (span < chunkHeaderSize || span > maxSpan)
             {
                 Fail(name, $"chunk {i} spans {span} bytes in the index, which no chunk can encode to.");
             }
         }
-        return new EncodedTensor(name, read, (EncodedTensorKind)kind, (ElementLayout)layout, length, (int)chunkSize, reference, offsets);
+        return new EncodedTensor(name, read, header, reference, offsets);
     }
 
     /// <summary>Opens an encoded tensor held in memory.</summary>
@@ -191,16 +169,19 @@ public sealed class EncodedTensor : IChunkSource
         {
             _read(_offsets[index], encoded.AsSpan(0, encodedLength));
             Span<byte> baseSpan = default;
-            if (Kind == EncodedTensorKind.Delta)
+            bool delta = Kind == EncodedTensorKind.Delta;
+            // A delta's chunk stored solo (where coding it against the base did not pay) needs no base read.
+            if (delta && ChunkCodec.NeedsBase(Version, encoded.AsSpan(0, encodedLength)))
             {
                 IChunkSource source = _base ?? throw new InvalidDataException($"{_name}: a delta tensor cannot be decoded without its base.");
                 baseChunk = ChunkBuffers.Pool.Rent(destination.Length);
                 baseSpan = baseChunk.AsSpan(0, destination.Length);
                 source.ReadChunk(offset, baseSpan, codec);
+                HalfConversion.ConvertInPlace(baseSpan, Conversion);
             }
             try
             {
-                codec.Decode(Layout, encoded.AsSpan(0, encodedLength), baseSpan, destination);
+                codec.Decode(Layout, Version, delta, encoded.AsSpan(0, encodedLength), baseSpan, destination);
             }
             catch (InvalidDataException ex)
             {

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using ZipLlm.Codecs.Kernels;
 
 namespace ZipLlm.Codecs;
 
@@ -25,10 +26,13 @@ public static class TensorCodec
     /// Sees each chunk of the source as it was read to be encoded, with its index, on the worker encoding it (in any
     /// order): a caller checks that the bytes it stores are the bytes it named them for, and throws to stop.
     /// </param>
+    /// <param name="conversion">How the base's words are converted to the tensor's dtype first (a F16 finetune of a BF16 base).</param>
+    /// <param name="transforms">Counts the chunks stored by each <see cref="ChunkTransform"/>, when given.</param>
     /// <returns>Bytes written.</returns>
     /// <exception cref="ArgumentException">The base's length differs, or the reference is too long or missing.</exception>
     public static long Encode(Stream output, ElementLayout layout, IChunkSource source, IChunkSource? baseSource, ReadOnlySpan<byte> reference,
-        WorkerPool pool, CancellationToken cancellationToken = default, Action<long, ReadOnlySpan<byte>>? inspectSource = null)
+        WorkerPool pool, CancellationToken cancellationToken = default, Action<long, ReadOnlySpan<byte>>? inspectSource = null,
+        BaseConversion conversion = BaseConversion.None, TransformCounts? transforms = null)
     {
         ArgumentNullException.ThrowIfNull(output);
         ArgumentNullException.ThrowIfNull(source);
@@ -40,6 +44,10 @@ public static class TensorCodec
         {
             throw new ArgumentException("A base reference is at most 128 bytes, and a solo tensor has none.", nameof(reference));
         }
+        if (conversion != BaseConversion.None && (baseSource is null || !layout.IsHalfWord()))
+        {
+            throw new ArgumentException("Only the base of a delta of 16-bit floats is converted.", nameof(conversion));
+        }
         int chunkSize = pool.Options.ChunkSize;
         long chunkCount = EncodedTensorFormat.ChunkCount(source.Length, chunkSize);
         if (chunkCount > int.MaxValue / 2)
@@ -47,14 +55,10 @@ public static class TensorCodec
             throw new ArgumentException($"Tensor of {source.Length} bytes has too many chunks.", nameof(source));
         }
 
-        Span<byte> header = stackalloc byte[EncodedTensorFormat.FixedHeaderSize];
-        EncodedTensorFormat.HeaderMagic.CopyTo(header);
-        header[4] = EncodedTensorFormat.Version;
-        header[5] = (byte)(baseSource is null ? EncodedTensorKind.Solo : EncodedTensorKind.Delta);
-        header[6] = (byte)layout;
-        header[7] = (byte)reference.Length;
-        BinaryPrimitives.WriteInt64LittleEndian(header[8..], source.Length);
-        BinaryPrimitives.WriteUInt32LittleEndian(header[16..], (uint)chunkSize);
+        var fixedPart = new TensorHeader(EncodedTensorFormat.Version, baseSource is null ? EncodedTensorKind.Solo : EncodedTensorKind.Delta,
+            layout, reference.Length, source.Length, chunkSize, conversion);
+        Span<byte> header = stackalloc byte[fixedPart.Size];
+        fixedPart.Write(header);
         output.Write(header);
         output.Write(reference);
         long position = header.Length + reference.Length;
@@ -75,9 +79,12 @@ public static class TensorCodec
                     {
                         baseChunk = ChunkBuffers.Pool.Rent(length);
                         baseSource.ReadChunk(offset, baseChunk.AsSpan(0, length), codec);
+                        HalfConversion.ConvertInPlace(baseChunk.AsSpan(0, length), conversion);
                     }
                     byte[] encoded = ChunkBuffers.Pool.Rent(ChunkCodec.MaxEncodedLength(layout, length));
-                    int written = codec.Encode(layout, chunk.AsSpan(0, length), baseChunk is null ? default : baseChunk.AsSpan(0, length), encoded);
+                    int written = codec.Encode(layout, chunk.AsSpan(0, length), baseChunk is null ? default : baseChunk.AsSpan(0, length), encoded,
+                        out ChunkTransform transform);
+                    transforms?.Add(transform);
                     return (encoded, written);
                 }
                 finally
@@ -189,5 +196,45 @@ public static class TensorCodec
             position += chunk.Length;
         });
         return result;
+    }
+}
+
+/// <summary>How many chunks were stored by each <see cref="ChunkTransform"/>; thread-safe.</summary>
+public sealed class TransformCounts
+{
+    private long _solo, _xor, _difference;
+
+    /// <summary>Chunks stored solo.</summary>
+    public long Solo => Interlocked.Read(ref _solo);
+
+    /// <summary>Chunks stored as BitX XOR.</summary>
+    public long Xor => Interlocked.Read(ref _xor);
+
+    /// <summary>Chunks stored as an ordered difference.</summary>
+    public long OrderedDifference => Interlocked.Read(ref _difference);
+
+    /// <summary>Counts one chunk.</summary>
+    public void Add(ChunkTransform transform)
+    {
+        switch (transform)
+        {
+            case ChunkTransform.Solo:
+                Interlocked.Increment(ref _solo);
+                break;
+            case ChunkTransform.Xor:
+                Interlocked.Increment(ref _xor);
+                break;
+            default:
+                Interlocked.Increment(ref _difference);
+                break;
+        }
+    }
+
+    /// <summary>Adds another count to this one.</summary>
+    public void Add(TransformCounts other)
+    {
+        Interlocked.Add(ref _solo, other.Solo);
+        Interlocked.Add(ref _xor, other.Xor);
+        Interlocked.Add(ref _difference, other.OrderedDifference);
     }
 }

@@ -20,7 +20,7 @@ public enum ModelRoleKind
 /// <summary>The role of one model.</summary>
 /// <param name="Kind">Base, finetune or standalone.</param>
 /// <param name="BaseId">The base's id when <paramref name="Kind"/> is <see cref="ModelRoleKind.Finetune"/>; otherwise <see langword="null"/>.</param>
-public readonly record struct ModelRole(ModelRoleKind Kind, string? BaseId)
+public readonly record struct ModelRole(ModelRoleKind Kind, ModelId? BaseId)
 {
     /// <summary>The role of a model <c>base_ft.json</c> does not mention.</summary>
     public static ModelRole Standalone => new(ModelRoleKind.Standalone, null);
@@ -36,8 +36,8 @@ public sealed class BaseFtMap
     /// <summary>A map file is a few kilobytes; anything past this is not one.</summary>
     public const int MaxFileSize = 16 << 20;
 
-    private readonly List<KeyValuePair<string, IReadOnlyList<string>>> _entries = [];
-    private readonly Dictionary<string, string> _baseOf = new(StringComparer.Ordinal);
+    private readonly List<KeyValuePair<ModelId, IReadOnlyList<ModelId>>> _entries = [];
+    private readonly Dictionary<ModelId, ModelId> _baseOf = [];
 
     /// <summary>Creates an empty map: every model is standalone.</summary>
     public BaseFtMap()
@@ -45,11 +45,11 @@ public sealed class BaseFtMap
     }
 
     /// <summary>Creates a map from (base, finetunes) pairs, kept in the order given.</summary>
-    /// <exception cref="ArgumentException">An id is invalid, a base repeats, a model has two bases, or a base is also a finetune.</exception>
-    public BaseFtMap(IEnumerable<KeyValuePair<string, IReadOnlyList<string>>> entries)
+    /// <exception cref="ArgumentException">An id is <c>default(ModelId)</c>, a base repeats, a model has two bases, or a base is also a finetune.</exception>
+    public BaseFtMap(IEnumerable<KeyValuePair<ModelId, IReadOnlyList<ModelId>>> entries)
     {
         ArgumentNullException.ThrowIfNull(entries);
-        foreach (KeyValuePair<string, IReadOnlyList<string>> entry in entries)
+        foreach (KeyValuePair<ModelId, IReadOnlyList<ModelId>> entry in entries)
         {
             string? problem = TryAdd(entry.Key, entry.Value);
             if (problem is not null)
@@ -60,7 +60,7 @@ public sealed class BaseFtMap
     }
 
     /// <summary>Bases with their finetunes, in file order.</summary>
-    public IReadOnlyList<KeyValuePair<string, IReadOnlyList<string>>> Entries => _entries;
+    public IReadOnlyList<KeyValuePair<ModelId, IReadOnlyList<ModelId>>> Entries => _entries;
 
     /// <summary>
     /// The map a model list implies: its first model is the base, every other model a finetune of it.
@@ -72,14 +72,13 @@ public sealed class BaseFtMap
     }
 
     /// <summary>The role of <paramref name="modelId"/>.</summary>
-    public ModelRole RoleOf(string modelId)
+    public ModelRole RoleOf(ModelId modelId)
     {
-        ArgumentNullException.ThrowIfNull(modelId);
-        if (_baseOf.TryGetValue(modelId, out string? baseId))
+        if (_baseOf.TryGetValue(modelId, out ModelId baseId))
         {
             return new ModelRole(ModelRoleKind.Finetune, baseId);
         }
-        foreach (KeyValuePair<string, IReadOnlyList<string>> entry in _entries)
+        foreach (KeyValuePair<ModelId, IReadOnlyList<ModelId>> entry in _entries)
         {
             if (entry.Key == modelId)
             {
@@ -90,9 +89,9 @@ public sealed class BaseFtMap
     }
 
     /// <summary>The finetunes listed under <paramref name="baseId"/> (empty when it is not a base).</summary>
-    public IReadOnlyList<string> FinetunesOf(string baseId)
+    public IReadOnlyList<ModelId> FinetunesOf(ModelId baseId)
     {
-        foreach (KeyValuePair<string, IReadOnlyList<string>> entry in _entries)
+        foreach (KeyValuePair<ModelId, IReadOnlyList<ModelId>> entry in _entries)
         {
             if (entry.Key == baseId)
             {
@@ -149,16 +148,24 @@ public sealed class BaseFtMap
                 {
                     throw new InvalidDataException($"{fileName}: the value of \"{property.Name}\" must be an array of model ids.");
                 }
-                var finetunes = new List<string>();
+                if (!ModelId.TryParse(property.Name, out ModelId baseId, out string? problem))
+                {
+                    throw new InvalidDataException($"{fileName}: base {problem}.");
+                }
+                var finetunes = new List<ModelId>();
                 foreach (JsonElement item in property.Value.EnumerateArray())
                 {
                     if (item.ValueKind != JsonValueKind.String)
                     {
                         throw new InvalidDataException($"{fileName}: \"{property.Name}\" lists a {item.ValueKind.ToString().ToLowerInvariant()}, not a model id string.");
                     }
-                    finetunes.Add(item.GetString()!);
+                    if (!ModelId.TryParse(item.GetString(), out ModelId finetune, out problem))
+                    {
+                        throw new InvalidDataException($"{fileName}: finetune of \"{baseId}\": {problem}.");
+                    }
+                    finetunes.Add(finetune);
                 }
-                string? problem = map.TryAdd(property.Name, finetunes);
+                problem = map.TryAdd(baseId, finetunes);
                 if (problem is not null)
                 {
                     throw new InvalidDataException($"{fileName}: {problem}.");
@@ -175,12 +182,12 @@ public sealed class BaseFtMap
         using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
         {
             writer.WriteStartObject();
-            foreach (KeyValuePair<string, IReadOnlyList<string>> entry in _entries)
+            foreach (KeyValuePair<ModelId, IReadOnlyList<ModelId>> entry in _entries)
             {
-                writer.WriteStartArray(entry.Key);
-                foreach (string ft in entry.Value)
+                writer.WriteStartArray(entry.Key.ToString());
+                foreach (ModelId ft in entry.Value)
                 {
-                    writer.WriteStringValue(ft);
+                    writer.WriteStringValue(ft.ToString());
                 }
                 writer.WriteEndArray();
             }
@@ -197,29 +204,23 @@ public sealed class BaseFtMap
         AtomicFile.WriteAllText(path, ToJson());
     }
 
-    private string? TryAdd(string baseId, IReadOnlyList<string> finetunes)
+    private string? TryAdd(ModelId baseId, IReadOnlyList<ModelId> finetunes)
     {
-        string? problem = ModelId.Validate(baseId);
-        if (problem is not null)
+        if (baseId.IsDefault || finetunes.Any(ft => ft.IsDefault))
         {
-            return "base " + problem;
+            return "a map cannot hold default(ModelId)";
         }
         if (_entries.Any(e => e.Key == baseId))
         {
             return $"base \"{baseId}\" appears twice";
         }
-        if (_baseOf.TryGetValue(baseId, out string? itsBase))
+        if (_baseOf.TryGetValue(baseId, out ModelId itsBase))
         {
             return $"\"{baseId}\" is a base but also a finetune of \"{itsBase}\"";
         }
-        var added = new List<string>(finetunes.Count);
-        foreach (string ft in finetunes)
+        var added = new List<ModelId>(finetunes.Count);
+        foreach (ModelId ft in finetunes)
         {
-            problem = ModelId.Validate(ft);
-            if (problem is not null)
-            {
-                return $"finetune of \"{baseId}\": {problem}";
-            }
             if (ft == baseId)
             {
                 return $"\"{baseId}\" is listed as its own finetune";
@@ -228,7 +229,7 @@ public sealed class BaseFtMap
             {
                 return $"\"{ft}\" is a base but also listed as a finetune of \"{baseId}\"";
             }
-            if (_baseOf.TryGetValue(ft, out string? other))
+            if (_baseOf.TryGetValue(ft, out ModelId other))
             {
                 return other == baseId
                     ? $"\"{ft}\" is listed twice under \"{baseId}\""

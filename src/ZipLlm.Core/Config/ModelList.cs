@@ -14,15 +14,18 @@ public sealed class ModelList
     public const int MaxFileSize = 16 << 20;
 
     /// <summary>Creates a list from ids already in memory.</summary>
-    /// <exception cref="ArgumentException">The list is empty, an id is invalid, or an id repeats.</exception>
-    public ModelList(IEnumerable<string> models)
+    /// <exception cref="ArgumentException">The list is empty, holds <c>default(ModelId)</c>, or an id repeats.</exception>
+    public ModelList(IEnumerable<ModelId> models)
     {
         ArgumentNullException.ThrowIfNull(models);
-        var list = new List<string>();
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        foreach (string id in models)
+        var list = new List<ModelId>();
+        var seen = new HashSet<ModelId>();
+        foreach (ModelId id in models)
         {
-            ModelId.ThrowIfInvalid(id, nameof(models));
+            if (id.IsDefault)
+            {
+                throw new ArgumentException("A model list cannot hold default(ModelId).", nameof(models));
+            }
             if (!seen.Add(id))
             {
                 throw new ArgumentException($"Model \"{id}\" is listed twice.", nameof(models));
@@ -37,13 +40,13 @@ public sealed class ModelList
     }
 
     /// <summary>Every model, in file order; the first is the base.</summary>
-    public IReadOnlyList<string> Models { get; }
+    public IReadOnlyList<ModelId> Models { get; }
 
     /// <summary>The first model listed.</summary>
-    public string Base => Models[0];
+    public ModelId Base => Models[0];
 
     /// <summary>The models after the first.</summary>
-    public IEnumerable<string> Others => Models.Skip(1);
+    public IEnumerable<ModelId> Others => Models.Skip(1);
 
     /// <summary>Reads and validates <paramref name="path"/>.</summary>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
@@ -80,8 +83,8 @@ public sealed class ModelList
     public static ModelList Parse(string text, string fileName)
     {
         ArgumentNullException.ThrowIfNull(text);
-        var models = new List<string>();
-        var firstLine = new Dictionary<string, int>(StringComparer.Ordinal);
+        var models = new List<ModelId>();
+        var firstLine = new Dictionary<ModelId, int>();
         int lineNumber = 0;
         foreach (ReadOnlySpan<char> rawLine in text.AsSpan().EnumerateLines())
         {
@@ -101,9 +104,7 @@ public sealed class ModelList
             {
                 continue;
             }
-            string id = line.ToString();
-            string? problem = ModelId.Validate(id);
-            if (problem is not null)
+            if (!ModelId.TryParse(line.ToString(), out ModelId id, out string? problem))
             {
                 throw new InvalidDataException($"{fileName}:{lineNumber}: {problem}.");
             }
@@ -129,9 +130,9 @@ public sealed class ModelList
         {
             builder.Append(line.StartsWith('#') ? line : "# " + line).Append('\n');
         }
-        foreach (string id in Models)
+        foreach (ModelId id in Models)
         {
-            builder.Append(id).Append('\n');
+            builder.Append(id.ToString()).Append('\n');
         }
         return builder.ToString();
     }

@@ -76,8 +76,8 @@ public sealed class ZipLlmConfig
     public ZipLlmConfig WithThreads(int threads) => new(ConfigPath, ModelDir, StorageDir, ModelsToProcess, BaseFtPath, threads);
 
     /// <summary>The folder of model <paramref name="modelId"/>: <c>model_dir/org_name</c>.</summary>
-    /// <exception cref="ArgumentException"><paramref name="modelId"/> is not a valid model id.</exception>
-    public string ModelFolder(string modelId) => ModelId.FolderPath(ModelDir, modelId);
+    /// <exception cref="InvalidOperationException"><paramref name="modelId"/> is <c>default(ModelId)</c>.</exception>
+    public string ModelFolder(ModelId modelId) => modelId.FolderPath(ModelDir);
 
     /// <summary>Reads and validates <paramref name="path"/>.</summary>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>

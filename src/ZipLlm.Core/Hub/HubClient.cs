@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using ZipLlm.Config;
 
 namespace ZipLlm.Hub;
 
@@ -79,8 +80,7 @@ public sealed class HubClient : IDisposable
 
     /// <summary>Lists every file of <paramref name="modelId"/> at the top of the repository, with sizes and hashes.</summary>
     /// <exception cref="HubException">The model is unknown, gated, or the hub cannot be reached.</exception>
-    /// <exception cref="ArgumentException"><paramref name="modelId"/> is not <c>org/name</c>.</exception>
-    public Task<IReadOnlyList<HubFile>> ListFilesAsync(string modelId, CancellationToken cancellationToken = default) =>
+    public Task<IReadOnlyList<HubFile>> ListFilesAsync(ModelId modelId, CancellationToken cancellationToken = default) =>
         _listing.ListFilesAsync(modelId, cancellationToken);
 
     /// <summary>
@@ -91,9 +91,9 @@ public sealed class HubClient : IDisposable
     /// The model is unknown or gated, lists no safetensors file, a file fails verification, the disk
     /// is full, or the hub keeps failing after every retry.
     /// </exception>
-    /// <exception cref="ArgumentException"><paramref name="modelId"/> is not <c>org/name</c>, or <paramref name="folder"/> is empty.</exception>
+    /// <exception cref="ArgumentException"><paramref name="folder"/> is empty.</exception>
     public Task<HubDownloadSummary> DownloadModelAsync(
-        string modelId, string folder, IProgress<HubDownloadProgress>? progress = null, CancellationToken cancellationToken = default) =>
+        ModelId modelId, string folder, IProgress<HubDownloadProgress>? progress = null, CancellationToken cancellationToken = default) =>
         _downloader.DownloadModelAsync(modelId, folder, progress, cancellationToken);
 
     /// <inheritdoc/>

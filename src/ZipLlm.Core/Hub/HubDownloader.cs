@@ -1,3 +1,5 @@
+using ZipLlm.Config;
+
 namespace ZipLlm.Hub;
 
 /// <summary>
@@ -29,7 +31,7 @@ internal sealed class HubDownloader(HubClientOptions options, HubListing listing
     /// is full, or the hub keeps failing after every retry.
     /// </exception>
     public async Task<HubDownloadSummary> DownloadModelAsync(
-        string modelId, string folder, IProgress<HubDownloadProgress>? progress, CancellationToken cancellationToken)
+        ModelId modelId, string folder, IProgress<HubDownloadProgress>? progress, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrEmpty(folder);
         IReadOnlyList<HubFile> listed = await listing.ListFilesAsync(modelId, cancellationToken).ConfigureAwait(false);

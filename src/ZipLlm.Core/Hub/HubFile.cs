@@ -1,3 +1,5 @@
+using ZipLlm.Config;
+
 namespace ZipLlm.Hub;
 
 /// <summary>One file of a model repository, as the hub's tree listing describes it.</summary>
@@ -13,7 +15,7 @@ public sealed record HubFile(string Path, long Size, string? Sha256, string? Git
 /// <param name="BytesDone">Bytes on disk so far (a resumed file starts above zero).</param>
 /// <param name="BytesTotal">The file's size.</param>
 /// <param name="Completed">Whether the file is verified and in place (or was already).</param>
-public readonly record struct HubDownloadProgress(string ModelId, string File, long BytesDone, long BytesTotal, bool Completed);
+public readonly record struct HubDownloadProgress(ModelId ModelId, string File, long BytesDone, long BytesTotal, bool Completed);
 
 /// <summary>What downloading a model did.</summary>
 /// <param name="ModelId">The model.</param>
@@ -21,4 +23,4 @@ public readonly record struct HubDownloadProgress(string ModelId, string File, l
 /// <param name="FilesDownloaded">Files fetched (wholly or by resuming).</param>
 /// <param name="FilesSkipped">Files already complete.</param>
 /// <param name="BytesDownloaded">Bytes received over the network.</param>
-public sealed record HubDownloadSummary(string ModelId, string Folder, int FilesDownloaded, int FilesSkipped, long BytesDownloaded);
+public sealed record HubDownloadSummary(ModelId ModelId, string Folder, int FilesDownloaded, int FilesSkipped, long BytesDownloaded);

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Security.Cryptography;
 using System.Text;
+using ZipLlm.Config;
 
 namespace ZipLlm.Hub;
 
@@ -9,7 +10,7 @@ internal static class HubFileCheck
 {
     /// <summary>Returns when <paramref name="partPath"/> matches <paramref name="file"/>; otherwise deletes it and throws.</summary>
     /// <exception cref="HubException">The size or hash differs (<see cref="HubErrorKind.Integrity"/>).</exception>
-    public static async Task VerifyAsync(string modelId, HubFile file, string partPath, CancellationToken cancellationToken)
+    public static async Task VerifyAsync(ModelId modelId, HubFile file, string partPath, CancellationToken cancellationToken)
     {
         // Every file, an empty one too, has been fetched into its part file by now.
         long length = File.Exists(partPath) ? new FileInfo(partPath).Length : -1;

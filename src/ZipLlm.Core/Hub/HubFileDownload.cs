@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Net;
 using System.Net.Http.Headers;
 using Microsoft.Extensions.Logging;
+using ZipLlm.Config;
 
 namespace ZipLlm.Hub;
 
@@ -18,7 +19,7 @@ internal sealed class HubFileDownload(HttpClient http, HubClientOptions options,
     /// <summary>Downloads <paramref name="file"/> into <paramref name="folder"/>; returns the bytes received, or -1 when it was already complete.</summary>
     /// <exception cref="HubException">The hub refused, kept failing, the file failed its checks, or it could not be written.</exception>
     public async Task<long> DownloadAsync(
-        string modelId, HubFile file, string folder, IProgress<HubDownloadProgress>? progress, CancellationToken cancellationToken)
+        ModelId modelId, HubFile file, string folder, IProgress<HubDownloadProgress>? progress, CancellationToken cancellationToken)
     {
         string finalPath = System.IO.Path.Combine(folder, file.Path);
         string partPath = finalPath + HubClient.PartialSuffix;
@@ -65,7 +66,7 @@ internal sealed class HubFileDownload(HttpClient http, HubClientOptions options,
 
     /// <summary>One attempt: requests the missing range and appends it to the part file.</summary>
     private async Task<long> FetchIntoPartAsync(
-        HubOperation operation, string modelId, HubFile file, Uri url, string partPath, long have, IProgress<HubDownloadProgress>? progress, CancellationToken cancellationToken)
+        HubOperation operation, ModelId modelId, HubFile file, Uri url, string partPath, long have, IProgress<HubDownloadProgress>? progress, CancellationToken cancellationToken)
     {
         RangeHeaderValue? range = have > 0 ? new RangeHeaderValue(have, null) : null;
         using HttpResponseMessage response = await HubRequests.GetAsync(http, options, url, range, operation, modelId, file.Path, cancellationToken).ConfigureAwait(false);

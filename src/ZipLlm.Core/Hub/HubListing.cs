@@ -10,10 +10,8 @@ internal sealed class HubListing(HttpClient http, HubClientOptions options, HubR
 
     /// <summary>Every file of <paramref name="modelId"/> at the top of the repository, with sizes and hashes.</summary>
     /// <exception cref="HubException">The model is unknown, gated, the listing is malformed, or the hub cannot be reached.</exception>
-    /// <exception cref="ArgumentException"><paramref name="modelId"/> is not <c>org/name</c>.</exception>
-    public async Task<IReadOnlyList<HubFile>> ListFilesAsync(string modelId, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<HubFile>> ListFilesAsync(ModelId modelId, CancellationToken cancellationToken)
     {
-        ModelId.ThrowIfInvalid(modelId);
         var files = new List<HubFile>();
         Uri? next = HubRequests.TreeUrl(options, modelId);
         for (int page = 0; next is not null; page++)
@@ -23,7 +21,7 @@ internal sealed class HubListing(HttpClient http, HubClientOptions options, HubR
                 throw new HubException(HubErrorKind.Protocol, $"{modelId}: the file listing has more than {MaxPages} pages.");
             }
             Uri current = next;
-            var operation = new HubOperation(modelId, "listing files");
+            var operation = new HubOperation(modelId.ToString(), "listing files");
             (byte[] body, Uri? following) = await retry.RunAsync(operation, async ct =>
             {
                 using HttpResponseMessage response = await HubRequests.GetAsync(http, options, current, null, operation, modelId, null, ct).ConfigureAwait(false);

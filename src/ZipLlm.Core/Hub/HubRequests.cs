@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
+using ZipLlm.Config;
 
 namespace ZipLlm.Hub;
 
@@ -7,11 +8,11 @@ namespace ZipLlm.Hub;
 internal static class HubRequests
 {
     /// <summary>The tree listing of <paramref name="modelId"/> at the configured revision.</summary>
-    public static Uri TreeUrl(HubClientOptions options, string modelId) =>
+    public static Uri TreeUrl(HubClientOptions options, ModelId modelId) =>
         Combine(options.Endpoint, $"api/models/{modelId}/tree/{Uri.EscapeDataString(options.Revision)}");
 
     /// <summary>The content of one file of <paramref name="modelId"/> at the configured revision.</summary>
-    public static Uri ResolveUrl(HubClientOptions options, string modelId, string path) =>
+    public static Uri ResolveUrl(HubClientOptions options, ModelId modelId, string path) =>
         Combine(options.Endpoint, $"{modelId}/resolve/{Uri.EscapeDataString(options.Revision)}/{Uri.EscapeDataString(path)}");
 
     /// <summary>Whether two addresses share scheme, host and port.</summary>
@@ -27,7 +28,7 @@ internal static class HubRequests
     /// <exception cref="HubException">The answer is an error, or the transport gave up.</exception>
     public static async Task<HttpResponseMessage> GetAsync(
         HttpClient http, HubClientOptions options, Uri url, RangeHeaderValue? range,
-        HubOperation operation, string modelId, string? filePath, CancellationToken cancellationToken)
+        HubOperation operation, ModelId modelId, string? filePath, CancellationToken cancellationToken)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, url);
         request.Headers.Range = range;
@@ -58,11 +59,11 @@ internal static class HubRequests
             : new HubException(HubErrorKind.LocalIo, $"{path}: cannot write: {ex.Message}", null, ex);
     }
 
-    private static HubException Failure(HttpResponseMessage response, HubClientOptions options, string modelId, string? filePath)
+    private static HubException Failure(HttpResponseMessage response, HubClientOptions options, ModelId modelId, string? filePath)
     {
         int status = (int)response.StatusCode;
         string? errorCode = response.Headers.TryGetValues("X-Error-Code", out var codes) ? codes.FirstOrDefault() : null;
-        string what = filePath is null ? modelId : $"{modelId}: {filePath}";
+        string what = filePath is null ? modelId.ToString() : $"{modelId}: {filePath}";
         return status switch
         {
             401 or 403 => new HubException(HubErrorKind.Unauthorized, errorCode == "RepoNotFound"

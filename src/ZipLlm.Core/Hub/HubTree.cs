@@ -1,4 +1,5 @@
 using System.Text.Json;
+using ZipLlm.Config;
 
 namespace ZipLlm.Hub;
 
@@ -11,7 +12,7 @@ internal static class HubTree
 {
     /// <summary>Adds the files of <paramref name="body"/> (folders skipped) to <paramref name="files"/>.</summary>
     /// <exception cref="HubException">The page is not such an array (<see cref="HubErrorKind.Protocol"/>).</exception>
-    public static void Parse(byte[] body, string modelId, List<HubFile> files)
+    public static void Parse(byte[] body, ModelId modelId, List<HubFile> files)
     {
         try
         {
@@ -53,13 +54,13 @@ internal static class HubTree
         }
     }
 
-    private static long RequireSize(JsonElement element, string modelId) =>
+    private static long RequireSize(JsonElement element, ModelId modelId) =>
         // Kind first: TryGetInt64 throws, rather than answers false, on a value that is not a number.
         element.TryGetProperty("size", out JsonElement size) && size.ValueKind == JsonValueKind.Number && size.TryGetInt64(out long value) && value >= 0
             ? value
             : throw new HubException(HubErrorKind.Protocol, $"{modelId}: a file listing entry has no valid \"size\".");
 
-    private static string RequireHex(JsonElement element, string name, int length, string modelId)
+    private static string RequireHex(JsonElement element, string name, int length, ModelId modelId)
     {
         string? value = element.TryGetProperty(name, out JsonElement e) && e.ValueKind == JsonValueKind.String ? e.GetString() : null;
         if (value is null || value.Length != length || !value.All(char.IsAsciiHexDigit))

@@ -7,7 +7,7 @@ namespace ZipLlm.Hub;
 /// <param name="ModelId">The finetune whose card disagrees.</param>
 /// <param name="ListedBase">The base the model list implies (its first line).</param>
 /// <param name="CardBases">What the card's <c>base_model</c> says.</param>
-public sealed record BaseModelDisagreement(string ModelId, string ListedBase, IReadOnlyList<string> CardBases);
+public sealed record BaseModelDisagreement(ModelId ModelId, ModelId ListedBase, IReadOnlyList<string> CardBases);
 
 /// <summary>Reads the YAML front matter of a model card (<c>README.md</c>) for <c>base_model</c>.</summary>
 public static class ModelCard
@@ -103,10 +103,11 @@ public static class ModelCard
         ArgumentNullException.ThrowIfNull(list);
         ArgumentNullException.ThrowIfNull(logger);
         var disagreements = new List<BaseModelDisagreement>();
-        foreach (string model in list.Others)
+        foreach (ModelId model in list.Others)
         {
-            IReadOnlyList<string> bases = ReadBaseModels(Path.Combine(ModelId.FolderPath(modelDir, model), FileName));
-            if (bases.Count == 0 || bases.Contains(list.Base, StringComparer.Ordinal))
+            IReadOnlyList<string> bases = ReadBaseModels(Path.Combine(model.FolderPath(modelDir), FileName));
+            // A card's base_model is its author's free text, compared as written rather than parsed.
+            if (bases.Count == 0 || bases.Contains(list.Base.ToString(), StringComparer.Ordinal))
             {
                 continue;
             }

@@ -25,7 +25,7 @@ public enum CompressFailureKind
 /// <param name="ModelId">The model.</param>
 /// <param name="Error">One-line reason.</param>
 /// <param name="Kind">Whether its input was at fault or reading and writing files failed.</param>
-public sealed record CompressFailure(string ModelId, string Error, CompressFailureKind Kind);
+public sealed record CompressFailure(ModelId ModelId, string Error, CompressFailureKind Kind);
 
 /// <summary>
 /// The <c>compress</c> job: stores every model of <c>models_to_process</c> with the roles of
@@ -60,9 +60,9 @@ public sealed class CompressJob(ZipLlmConfig config, ILogger logger)
 
         var results = new List<IngestResult>();
         var failures = new List<CompressFailure>();
-        var finished = new HashSet<string>(StringComparer.Ordinal);
+        var finished = new HashSet<ModelId>();
 
-        void Process(string modelId)
+        void Process(ModelId modelId)
         {
             if (!finished.Add(modelId))
             {
@@ -96,9 +96,11 @@ public sealed class CompressJob(ZipLlmConfig config, ILogger logger)
                 results.Add(result);
                 logger.LogInformation(
                     "Stored {Model} ({Role}): {In} in, {Stored} stored, ratio {Ratio}, {Seconds:F1} s, {Rate}; " +
-                    "{Dedup}/{Tensors} tensors deduplicated, {Deltas} as deltas, {DedupFiles}/{Files} files already stored",
+                    "{Dedup}/{Tensors} tensors deduplicated, {Deltas} as deltas, {DedupFiles}/{Files} files already stored; " +
+                    "chunks: {Difference} ordered difference, {Xor} XOR, {Solo} solo",
                     modelId, role.Kind, Sizes.Format(result.OriginalBytes), Sizes.Format(result.AddedBytes), result.RatioText, result.Elapsed.TotalSeconds,
-                    Sizes.Rate(result.MegabytesPerSecond * 1e6), result.DedupTensors, result.Tensors, result.DeltaTensors, result.DedupFiles, result.Files);
+                    Sizes.Rate(result.MegabytesPerSecond * 1e6), result.DedupTensors, result.Tensors, result.DeltaTensors, result.DedupFiles, result.Files,
+                    result.Chunks?.OrderedDifference ?? 0, result.Chunks?.Xor ?? 0, result.Chunks?.Solo ?? 0);
             }
             catch (Exception ex) when (FailureKind(ex) is { } kind && !cancellationToken.IsCancellationRequested)
             {
@@ -107,7 +109,7 @@ public sealed class CompressJob(ZipLlmConfig config, ILogger logger)
             }
         }
 
-        foreach (string modelId in models.Models)
+        foreach (ModelId modelId in models.Models)
         {
             Process(modelId);
         }

@@ -10,9 +10,8 @@ public sealed class RemoveJob(ZipLlmConfig config, ILogger logger)
     /// <summary>Runs the job.</summary>
     /// <exception cref="KeyNotFoundException">The model is not stored (or another process removed it meanwhile).</exception>
     /// <exception cref="StoreDamageException">A manifest is damaged; nothing was removed.</exception>
-    public GarbageReport Run(string modelId, CancellationToken cancellationToken = default)
+    public GarbageReport Run(ModelId modelId, CancellationToken cancellationToken = default)
     {
-        ModelId.ThrowIfInvalid(modelId);
         ModelStore store = StoreAccess.Open(config, create: false);
         // Checked before waiting for the lock, so a mistyped id fails at once; checked again under it by Remove.
         if (!store.Contains(modelId))

@@ -24,9 +24,8 @@ public sealed class RestoreJob(ZipLlmConfig config)
     /// <exception cref="KeyNotFoundException">The model is not stored.</exception>
     /// <exception cref="StoreDamageException">The store is damaged.</exception>
     /// <exception cref="IOException">The output folder cannot be written, or is refused.</exception>
-    public RestoreResult Run(string modelId, string outputDir, bool force, CancellationToken cancellationToken = default)
+    public RestoreResult Run(ModelId modelId, string outputDir, bool force, CancellationToken cancellationToken = default)
     {
-        ModelId.ThrowIfInvalid(modelId);
         ModelStore store = StoreAccess.Open(config, create: false);
         using IDisposable storeLock = store.LockStore(exclusive: false, cancellationToken);
         using var pool = new WorkerPool(config.Threads);

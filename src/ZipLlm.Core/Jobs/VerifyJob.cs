@@ -7,7 +7,7 @@ namespace ZipLlm.Jobs;
 /// <summary>What verify found: each model checked with its problems (none when intact), and damaged manifests.</summary>
 /// <param name="Models">Each model checked, in order, with one line per problem.</param>
 /// <param name="DamagedManifests">One line for each manifest that does not read or check.</param>
-public sealed record VerifyReport(IReadOnlyList<(string ModelId, IReadOnlyList<string> Problems)> Models, IReadOnlyList<string> DamagedManifests)
+public sealed record VerifyReport(IReadOnlyList<(ModelId ModelId, IReadOnlyList<string> Problems)> Models, IReadOnlyList<string> DamagedManifests)
 {
     /// <summary>Whether everything checked is intact.</summary>
     public bool Intact => DamagedManifests.Count == 0 && Models.All(m => m.Problems.Count == 0);
@@ -23,24 +23,23 @@ public sealed class VerifyJob(ZipLlmConfig config)
     public IProgress<ByteProgress>? Progress { get; init; }
 
     /// <summary>Called as each model's check is done, with its problems (none when intact).</summary>
-    public Action<string, IReadOnlyList<string>>? ModelChecked { get; init; }
+    public Action<ModelId, IReadOnlyList<string>>? ModelChecked { get; init; }
 
     /// <summary>Runs the job on <paramref name="modelId"/>, or on every stored model when null.</summary>
     /// <exception cref="KeyNotFoundException">The model named is not stored.</exception>
-    public VerifyReport Run(string? modelId, CancellationToken cancellationToken = default)
+    public VerifyReport Run(ModelId? modelId, CancellationToken cancellationToken = default)
     {
         ModelStore store = StoreAccess.Open(config, create: false);
         using IDisposable storeLock = store.LockStore(exclusive: false, cancellationToken);
-        List<string> models;
+        List<ModelId> models;
         IReadOnlyList<string> damaged = [];
-        if (modelId is not null)
+        if (modelId is { } named)
         {
-            ModelId.ThrowIfInvalid(modelId);
-            if (!store.Contains(modelId))
+            if (!store.Contains(named))
             {
-                throw new KeyNotFoundException($"Model {modelId} is not in the store");
+                throw new KeyNotFoundException($"Model {named} is not in the store");
             }
-            models = [modelId];
+            models = [named];
         }
         else
         {
@@ -50,8 +49,8 @@ public sealed class VerifyJob(ZipLlmConfig config)
         }
         using var pool = new WorkerPool(config.Threads);
         var restorer = new ModelRestorer(store, pool);
-        var results = new List<(string, IReadOnlyList<string>)>();
-        foreach (string model in models)
+        var results = new List<(ModelId, IReadOnlyList<string>)>();
+        foreach (ModelId model in models)
         {
             IReadOnlyList<string> problems = restorer.Verify(model, Progress, cancellationToken);
             ModelChecked?.Invoke(model, problems);

@@ -42,7 +42,7 @@ public enum ModelSetupMode
 /// <param name="Role">Its role in the written <c>base_ft.json</c>.</param>
 /// <param name="Folder">Its folder.</param>
 /// <param name="Action">One line saying what was done (downloaded, generated, already complete).</param>
-public sealed record ModelSetupEntry(string ModelId, ModelRole Role, string Folder, string Action);
+public sealed record ModelSetupEntry(ModelId ModelId, ModelRole Role, string Folder, string Action);
 
 /// <summary>The outcome of <see cref="ModelSetup.RunAsync"/>.</summary>
 /// <param name="Mode">Hub or synthetic.</param>
@@ -99,7 +99,7 @@ public static class ModelSetup
         BaseFtMap map = BaseFtMap.FromModelList(list);
         try
         {
-            foreach (string model in list.Models)
+            foreach (ModelId model in list.Models)
             {
                 string folder = config.ModelFolder(model);
                 logger.LogInformation("{Model}: downloading into {Folder}", model, folder);

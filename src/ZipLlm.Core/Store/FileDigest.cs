@@ -1,5 +1,6 @@
 using System.IO.Hashing;
 using System.Security.Cryptography;
+using ZipLlm.Config;
 
 namespace ZipLlm.Store;
 
@@ -61,7 +62,7 @@ public sealed class FileDigest : IDisposable
     /// every hash this digest took.
     /// </summary>
     /// <exception cref="InvalidDataException">The length or a hash differs: the store is damaged.</exception>
-    public void Check(string modelId, StoredFile file)
+    public void Check(ModelId modelId, StoredFile file)
     {
         if (Mismatch(file) is { } problem)
         {

@@ -1,3 +1,5 @@
+using ZipLlm.Config;
+
 namespace ZipLlm.Store;
 
 /// <summary>What ingesting one model did.</summary>
@@ -11,8 +13,9 @@ namespace ZipLlm.Store;
 /// <param name="Tensors">Tensors stored.</param>
 /// <param name="DedupTensors">Tensors found in the store already.</param>
 /// <param name="DeltaTensors">Tensors stored as a delta against the base.</param>
+/// <param name="Chunks">How many chunks of the tensors stored were coded by each transform (null when nothing was stored).</param>
 public sealed record IngestResult(
-    string ModelId,
+    ModelId ModelId,
     bool Skipped,
     long OriginalBytes,
     long AddedBytes,
@@ -21,7 +24,8 @@ public sealed record IngestResult(
     int DedupFiles,
     int Tensors,
     int DedupTensors,
-    int DeltaTensors)
+    int DeltaTensors,
+    ZipLlm.Codecs.TransformCounts? Chunks = null)
 {
     /// <summary>Original bytes per stored byte (infinite when nothing new was stored).</summary>
     public double Ratio => AddedBytes == 0 ? double.PositiveInfinity : (double)OriginalBytes / AddedBytes;

@@ -73,9 +73,9 @@ public sealed record StoredFile(string Path, long Size, ContentHash Sha256, Stor
 /// <param name="Checksum">Format 2: <c>sha256:</c> and the hex SHA-256 of the manifest's canonical JSON without this field.</param>
 public sealed record Manifest(
     int Format,
-    string Id,
+    ModelId Id,
     ModelRoleKind Role,
-    string? BaseId,
+    ModelId? BaseId,
     StoredFile[] Files,
     ContentHash[]? Objects,
     long OriginalBytes,
@@ -92,15 +92,11 @@ public sealed record Manifest(
     private const string ChecksumPrefix = "sha256:";
 
     /// <summary>The key a model's manifest is stored under in every backend: <c>org/name.json</c> (one folder per org, so ids never collide).</summary>
-    /// <exception cref="ArgumentException"><paramref name="modelId"/> is not a valid model id.</exception>
-    public static string KeyOf(string modelId)
-    {
-        ModelId.ThrowIfInvalid(modelId);
-        return modelId + ".json";
-    }
+    /// <exception cref="InvalidOperationException"><paramref name="modelId"/> is <c>default(ModelId)</c>.</exception>
+    public static string KeyOf(ModelId modelId) => modelId.ToString() + ".json";
 
     /// <summary>A format-2 manifest of these contents, its checksum filled in.</summary>
-    public static Manifest Create(string id, ModelRoleKind role, string? baseId, StoredFile[] files, long originalBytes, long addedBytes, DateTimeOffset storedAt) =>
+    public static Manifest Create(ModelId id, ModelRoleKind role, ModelId? baseId, StoredFile[] files, long originalBytes, long addedBytes, DateTimeOffset storedAt) =>
         new Manifest(CurrentFormat, id, role, baseId, files, null, originalBytes, addedBytes, storedAt).Sealed();
 
     /// <summary>This manifest with its checksum computed afresh over its contents.</summary>
@@ -166,7 +162,8 @@ public sealed record Manifest(
         {
             throw new InvalidDataException($"{source}: manifest is not valid JSON: {ex.Message}", ex);
         }
-        if (manifest is null || manifest.Files is null || manifest.Id is null)
+        // A missing id reads as default(ModelId); one that is there was parsed, and so checked, by its converter.
+        if (manifest is null || manifest.Files is null || manifest.Id.IsDefault)
         {
             throw new InvalidDataException($"{source}: manifest is missing required fields.");
         }
@@ -191,10 +188,6 @@ public sealed record Manifest(
         else if (manifest.Objects is null || manifest.Checksum is not null)
         {
             throw new InvalidDataException($"{source}: manifest of format 1 lacks its object list or carries a checksum.");
-        }
-        if (!ModelId.IsValid(manifest.Id))
-        {
-            throw new InvalidDataException($"{source}: manifest names an invalid model id \"{manifest.Id}\".");
         }
         var paths = new HashSet<string>(StringComparer.Ordinal);
         foreach (StoredFile file in manifest.Files)

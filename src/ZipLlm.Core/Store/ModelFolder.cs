@@ -1,3 +1,4 @@
+using ZipLlm.Config;
 using ZipLlm.IO;
 
 namespace ZipLlm.Store;
@@ -24,7 +25,7 @@ internal static class ModelFolder
     /// <summary>Lists the files of <paramref name="folder"/>.</summary>
     /// <exception cref="DirectoryNotFoundException">The folder does not exist.</exception>
     /// <exception cref="InvalidDataException">An entry cannot be stored as it is (see the class remarks), or there are too many.</exception>
-    public static List<string> Enumerate(string modelId, string folder)
+    public static List<string> Enumerate(ModelId modelId, string folder)
     {
         string root = Path.GetFullPath(folder);
         EntryStatus status = Posix.Stat(root);
@@ -39,7 +40,7 @@ internal static class ModelFolder
         return files;
     }
 
-    private static void Walk(string modelId, string directory, string prefix, HashSet<(ulong, ulong)> ancestors, List<string> files, int depth)
+    private static void Walk(ModelId modelId, string directory, string prefix, HashSet<(ulong, ulong)> ancestors, List<string> files, int depth)
     {
         if (depth >= MaxDepth)
         {

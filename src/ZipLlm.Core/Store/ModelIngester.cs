@@ -34,9 +34,8 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
     /// <exception cref="DirectoryNotFoundException">The folder does not exist.</exception>
     /// <exception cref="InvalidDataException">A safetensors file is malformed.</exception>
     /// <exception cref="EndOfStreamException">A safetensors file is truncated.</exception>
-    public IngestResult Ingest(string modelId, string folder, ModelRole role, CancellationToken cancellationToken = default)
+    public IngestResult Ingest(ModelId modelId, string folder, ModelRole role, CancellationToken cancellationToken = default)
     {
-        ModelId.ThrowIfInvalid(modelId);
         var clock = Stopwatch.StartNew();
         List<string> paths = ModelFolder.Enumerate(modelId, folder);
         if (paths.Count == 0)
@@ -92,7 +91,7 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
             logger.LogDebug("{Model}: hashing {Hash:F2} s, encoding and writing {Encode:F2} s, sync and manifest {Commit:F2} s",
                 modelId, state.HashTime.TotalSeconds, state.EncodeTime.TotalSeconds, commitClock.Elapsed.TotalSeconds);
             return new IngestResult(modelId, false, total, state.AddedBytes, clock.Elapsed, files.Length, state.DedupFiles,
-                state.Tensors, state.DedupTensors, state.DeltaTensors);
+                state.Tensors, state.DedupTensors, state.DeltaTensors, state.Transforms);
         }
         finally
         {
@@ -206,7 +205,8 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
                 ElementLayout layout = ElementLayouts.ForDType(t.DType);
                 IChunkSource? baseSource = null;
                 byte[] reference = [];
-                if (baseTensors.TryGetValue(t.Name, out StoredTensor? partner) && IsPartner(partner, t)
+                var conversion = BaseConversion.None;
+                if (baseTensors.TryGetValue(t.Name, out StoredTensor? partner) && IsPartner(partner, t, out conversion)
                     && partner.Object is var partnerHash)
                 {
                     EncodedTensor baseTensor = reader.Open(partnerHash);
@@ -224,7 +224,7 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
                 // Encoded from a third read, each chunk checked against the first before the object is committed.
                 state.AddBytes(WriteObject(hash, t.Length, stream =>
                     TensorCodec.Encode(stream, layout, source, baseSource, reference, pool, cancellationToken,
-                        SameAs(prints, $"{relative}: tensor \"{t.Name}\""))));
+                        SameAs(prints, $"{relative}: tensor \"{t.Name}\""), baseSource is null ? BaseConversion.None : conversion, state.Transforms)));
             }
             tensors[i] = new StoredTensor(t.Name, t.DType.Name(), t.Shape, hash, encoding);
             state.Advance(t.Length, Progress);
@@ -309,16 +309,24 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
     }
 
     /// <summary>
-    /// Whether the base's tensor of the same name can serve as a BitX base, by <see cref="DeltaPairing"/>'s rule
-    /// with resized rows allowed (the base is seen at the finetune's length). A dtype the manifest names but this
-    /// build does not know pairs with nothing.
+    /// Whether the base's tensor of the same name can serve as a delta's base, by <see cref="DeltaPairing"/>'s rule
+    /// with resized rows and BF16/F16 conversion allowed (the base is seen at the finetune's length and dtype). A dtype
+    /// the manifest names but this build does not know pairs with nothing.
     /// </summary>
-    private static bool IsPartner(StoredTensor partner, TensorInfo tensor) =>
-        DTypes.TryParse(System.Text.Encoding.UTF8.GetBytes(partner.DType), out DType partnerDType)
-        && DeltaPairing.Pair(tensor.Name, tensor.DType, tensor.Shape, partner.Name, partnerDType, partner.Shape,
-            DeltaPairing.Rule.AllowResizedRows) != DeltaPairing.Fit.None;
+    private static bool IsPartner(StoredTensor partner, TensorInfo tensor, out BaseConversion conversion)
+    {
+        conversion = BaseConversion.None;
+        if (!DTypes.TryParse(System.Text.Encoding.UTF8.GetBytes(partner.DType), out DType partnerDType)
+            || DeltaPairing.Pair(tensor.Name, tensor.DType, tensor.Shape, partner.Name, partnerDType, partner.Shape,
+                DeltaPairing.Rule.AllowResizedRowsAndConversion) == DeltaPairing.Fit.None)
+        {
+            return false;
+        }
+        conversion = DeltaPairing.ConversionFor(tensor.DType, partnerDType);
+        return true;
+    }
 
-    private Dictionary<string, StoredTensor> BaseTensorsByName(string baseId)
+    private Dictionary<string, StoredTensor> BaseTensorsByName(ModelId baseId)
     {
         var byName = new Dictionary<string, StoredTensor>(StringComparer.Ordinal);
         foreach (StoredFile file in store.ReadManifest(baseId).Files)
@@ -424,13 +432,14 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
     private static bool IsSafetensors(string relative) => relative.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>Counters of one ingest, updated by the files being stored side by side.</summary>
-    private sealed class IngestState(string modelId, long total)
+    private sealed class IngestState(ModelId modelId, long total)
     {
         private readonly System.Collections.Concurrent.ConcurrentDictionary<ContentHash, byte> _claimed = new();
         private long _done, _addedBytes, _hashTicks, _encodeTicks;
         private int _dedupFiles, _tensors, _dedupTensors, _deltaTensors;
 
-        public string ModelId { get; } = modelId;
+        public ModelId ModelId { get; } = modelId;
+        public TransformCounts Transforms { get; } = new();
         public long AddedBytes => Interlocked.Read(ref _addedBytes);
         public int DedupFiles => _dedupFiles;
         public int Tensors => _tensors;
@@ -453,7 +462,7 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
         public void Advance(long bytes, IProgress<ByteProgress>? progress)
         {
             long done = Interlocked.Add(ref _done, bytes);
-            progress?.Report(new ByteProgress(ModelId, done, total));
+            progress?.Report(new ByteProgress(ModelId.ToString(), done, total));
         }
     }
 

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Microsoft.Win32.SafeHandles;
 using ZipLlm.Codecs;
+using ZipLlm.Config;
 using ZipLlm.IO;
 using ZipLlm.Safetensors;
 using ZipLlm.Store.Backends;
@@ -14,7 +15,7 @@ namespace ZipLlm.Store;
 /// <param name="Files">Files written.</param>
 /// <param name="Bytes">Bytes written.</param>
 /// <param name="Elapsed">Wall time, verification included.</param>
-public sealed record RestoreResult(string ModelId, int Files, long Bytes, TimeSpan Elapsed)
+public sealed record RestoreResult(ModelId ModelId, int Files, long Bytes, TimeSpan Elapsed)
 {
     /// <summary>Output throughput in MB/s.</summary>
     public double MegabytesPerSecond => Elapsed.TotalSeconds <= 0 ? 0 : Bytes / 1e6 / Elapsed.TotalSeconds;
@@ -66,7 +67,7 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
     /// The output folder is not empty and <paramref name="force"/> is not set, is not a folder, another restore is
     /// writing into it, or it cannot be written.
     /// </exception>
-    public RestoreResult Restore(string modelId, string outputDir, bool force, CancellationToken cancellationToken = default)
+    public RestoreResult Restore(ModelId modelId, string outputDir, bool force, CancellationToken cancellationToken = default)
     {
         var clock = Stopwatch.StartNew();
         Manifest manifest = ReadManifest(modelId);
@@ -83,7 +84,7 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
         return new RestoreResult(modelId, manifest.Files.Length, manifest.OriginalBytes, clock.Elapsed);
     }
 
-    private Manifest ReadManifest(string modelId)
+    private Manifest ReadManifest(ModelId modelId)
     {
         try
         {
@@ -95,7 +96,7 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
         }
     }
 
-    private void RestoreIntoStaging(string modelId, Manifest manifest, OutputFolder output, IObjectReadSession session, CancellationToken cancellationToken)
+    private void RestoreIntoStaging(ModelId modelId, Manifest manifest, OutputFolder output, IObjectReadSession session, CancellationToken cancellationToken)
     {
         // Files are restored side by side (largest first): each file's hash and writes are serial, so one file
         // at a time would leave the decoding workers waiting on them. The decoding runs in the pool's one budget
@@ -106,7 +107,7 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
         {
             Parallel.ForEach(Enumerable.Range(0, manifest.Files.Length).OrderByDescending(i => manifest.Files[i].Size), parallel, i =>
                 RestoreFile(modelId, manifest.Files[i], output.StagedPath(i), session, bytes =>
-                    Progress?.Report(new ByteProgress(modelId, Interlocked.Add(ref done, bytes), manifest.OriginalBytes)), cancellationToken));
+                    Progress?.Report(new ByteProgress(modelId.ToString(), Interlocked.Add(ref done, bytes), manifest.OriginalBytes)), cancellationToken));
         }
         catch (AggregateException ex) when (ex.InnerExceptions.Count > 0)
         {
@@ -115,7 +116,7 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
         }
     }
 
-    private void RestoreFile(string modelId, StoredFile file, string staged, IObjectReadSession session, Action<int> advance, CancellationToken cancellationToken)
+    private void RestoreFile(ModelId modelId, StoredFile file, string staged, IObjectReadSession session, Action<int> advance, CancellationToken cancellationToken)
     {
         // A new file, not a truncated one: .NET truncates a FileMode.Create file with ftruncate(0) even when it is
         // empty, and ext4 answers a truncate to 0 by writing the whole file back, synchronously, when it is
@@ -136,7 +137,7 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
         }
     }
 
-    private static void Check(FileDigest digest, string modelId, StoredFile file)
+    private static void Check(FileDigest digest, ModelId modelId, StoredFile file)
     {
         if (digest.Mismatch(file) is { } problem)
         {
@@ -151,7 +152,7 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
     /// </summary>
     /// <returns>One line per problem, each naming the model (and the file and object where one is to blame); empty when the model is intact.</returns>
     /// <exception cref="IOException">The store cannot be read for a reason that is not damage (permissions, no file handles left).</exception>
-    public IReadOnlyList<string> Verify(string modelId, IProgress<ByteProgress>? progress = null, CancellationToken cancellationToken = default)
+    public IReadOnlyList<string> Verify(ModelId modelId, IProgress<ByteProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         var problems = new List<string>();
         Manifest manifest;
@@ -192,7 +193,7 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
                 Produce(modelId, file, digest, session, chunk =>
                 {
                     done += chunk.Length;
-                    progress?.Report(new ByteProgress(modelId, done, manifest.OriginalBytes));
+                    progress?.Report(new ByteProgress(modelId.ToString(), done, manifest.OriginalBytes));
                 }, cancellationToken);
                 Check(digest, modelId, file);
             }
@@ -209,7 +210,7 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
     /// remove and gc keep exactly the recorded chain, so a difference would lose a base the tensor decodes from.
     /// An object that cannot be read is left to the decode that follows, which names it.
     /// </summary>
-    private List<string> CheckBaseChains(string modelId, Manifest manifest)
+    private List<string> CheckBaseChains(ModelId modelId, Manifest manifest)
     {
         var problems = new List<string>();
         if (manifest.Format < 2)
@@ -258,7 +259,7 @@ public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
 
     /// <summary>Feeds the bytes of <paramref name="file"/>, in order, to <paramref name="digest"/> and then <paramref name="sink"/>.</summary>
     /// <exception cref="StoreDamageException">An object the file needs cannot be read back, or the stored header does not fit the tensors.</exception>
-    private void Produce(string modelId, StoredFile file, FileDigest digest, IObjectReadSession session, Action<ReadOnlySpan<byte>> sink,
+    private void Produce(ModelId modelId, StoredFile file, FileDigest digest, IObjectReadSession session, Action<ReadOnlySpan<byte>> sink,
         CancellationToken cancellationToken)
     {
         void Emit(ReadOnlySpan<byte> chunk)

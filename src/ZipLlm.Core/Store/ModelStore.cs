@@ -69,12 +69,12 @@ public sealed class ModelStore
     }
 
     /// <summary>Whether <paramref name="modelId"/> is stored (its manifest exists).</summary>
-    public bool Contains(string modelId) => Backend.ManifestVersion(Manifest.KeyOf(modelId)) is not null;
+    public bool Contains(ModelId modelId) => Backend.ManifestVersion(Manifest.KeyOf(modelId)) is not null;
 
     /// <summary>Reads the manifest of <paramref name="modelId"/>.</summary>
     /// <exception cref="KeyNotFoundException">The model is not stored.</exception>
     /// <exception cref="InvalidDataException">The manifest is corrupt.</exception>
-    public Manifest ReadManifest(string modelId)
+    public Manifest ReadManifest(ModelId modelId)
     {
         string key = Manifest.KeyOf(modelId);
         Manifest manifest;
@@ -129,7 +129,7 @@ public sealed class ModelStore
                     }
                     seen.Add(key);
                     // A manifest is found by its id's key: one that names another model would be read for the wrong one.
-                    if (!ModelId.IsValid(manifest.Id) || Manifest.KeyOf(manifest.Id) != key)
+                    if (Manifest.KeyOf(manifest.Id) != key)
                     {
                         throw new InvalidDataException($"{path}: manifest is for {manifest.Id}, which is not the model its path names.");
                     }
@@ -145,7 +145,7 @@ public sealed class ModelStore
                 _parsed.Remove(gone);
             }
         }
-        manifests.Sort((a, b) => string.CompareOrdinal(a.Id, b.Id));
+        manifests.Sort((a, b) => a.Id.CompareTo(b.Id));
         return new ManifestScan(manifests, damaged);
     }
 
@@ -194,11 +194,8 @@ public sealed class ModelStore
         Backend.Lock("store", exclusive, LockTimeout, cancellationToken);
 
     /// <summary>Takes the lock that lets one process at a time ingest <paramref name="modelId"/>.</summary>
-    public IDisposable LockModel(string modelId, CancellationToken cancellationToken = default)
-    {
-        ModelId.ThrowIfInvalid(modelId);
-        return Backend.Lock("model." + modelId.Replace('/', '@'), exclusive: true, LockTimeout, cancellationToken);
-    }
+    public IDisposable LockModel(ModelId modelId, CancellationToken cancellationToken = default) =>
+        Backend.Lock($"model.{modelId.Org}@{modelId.Name}", exclusive: true, LockTimeout, cancellationToken);
 
     /// <summary>Removes temporary files of processes that died mid-write.</summary>
     public void SweepTemporaryFiles() => Backend.SweepTemporary();
@@ -211,7 +208,7 @@ public sealed class ModelStore
     /// <returns>Objects deleted and bytes reclaimed.</returns>
     /// <exception cref="KeyNotFoundException">The model is not stored.</exception>
     /// <exception cref="StoreDamageException">A manifest is damaged; nothing was removed.</exception>
-    public GarbageReport Remove(string modelId, ILogger? logger = null, CancellationToken cancellationToken = default)
+    public GarbageReport Remove(ModelId modelId, ILogger? logger = null, CancellationToken cancellationToken = default)
     {
         logger ??= NullLogger.Instance;
         using IDisposable storeLock = LockStore(exclusive: true, cancellationToken);

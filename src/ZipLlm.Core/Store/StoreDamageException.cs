@@ -1,3 +1,5 @@
+using ZipLlm.Config;
+
 namespace ZipLlm.Store;
 
 /// <summary>
@@ -15,7 +17,7 @@ public sealed class StoreDamageException : IOException
     /// <param name="objectHash">The damaged object, when one is to blame.</param>
     /// <param name="problem">What is wrong, without the names above.</param>
     /// <param name="innerException">The failure that revealed it.</param>
-    public StoreDamageException(string? modelId, string? filePath, ContentHash? objectHash, string problem, Exception? innerException = null)
+    public StoreDamageException(ModelId? modelId, string? filePath, ContentHash? objectHash, string problem, Exception? innerException = null)
         : base(Compose(modelId, filePath, objectHash, problem), innerException)
     {
         ModelId = modelId;
@@ -25,7 +27,7 @@ public sealed class StoreDamageException : IOException
     }
 
     /// <summary>The model being read, when known.</summary>
-    public string? ModelId { get; }
+    public ModelId? ModelId { get; }
 
     /// <summary>The file of the model being read, when known.</summary>
     public string? FilePath { get; }
@@ -37,7 +39,7 @@ public sealed class StoreDamageException : IOException
     public string Problem { get; }
 
     /// <summary>The same damage, seen while reading <paramref name="filePath"/> of <paramref name="modelId"/>.</summary>
-    public StoreDamageException InFile(string modelId, string filePath) =>
+    public StoreDamageException InFile(ModelId modelId, string filePath) =>
         ModelId is null ? new StoreDamageException(modelId, filePath, ObjectHash, Problem, this) : this;
 
     /// <summary>
@@ -48,9 +50,9 @@ public sealed class StoreDamageException : IOException
     public static bool IsDamage(Exception ex) =>
         ex is InvalidDataException or EndOfStreamException or FileNotFoundException or DirectoryNotFoundException or NotSupportedException;
 
-    private static string Compose(string? modelId, string? filePath, ContentHash? objectHash, string problem)
+    private static string Compose(ModelId? modelId, string? filePath, ContentHash? objectHash, string problem)
     {
-        string where = string.Join(": ", new[] { modelId, filePath, objectHash is { } hash ? $"object {hash.Hex}" : null }.Where(s => s is not null));
+        string where = string.Join(": ", new[] { modelId?.ToString(), filePath, objectHash is { } hash ? $"object {hash.Hex}" : null }.Where(s => s is not null));
         return where.Length == 0 ? $"{problem}; the store is damaged." : $"{where}: {problem}; the store is damaged.";
     }
 }

@@ -1,3 +1,4 @@
+using ZipLlm.Config;
 using ZipLlm.Safetensors;
 
 namespace ZipLlm.Synthetic;
@@ -37,7 +38,7 @@ internal sealed record CopiedFile(string Name, PlannedFile Source, string Source
 }
 
 /// <summary>Everything needed to write one model folder.</summary>
-internal sealed record ModelPlan(string Id, string Folder, IReadOnlyList<PlannedFile> Files)
+internal sealed record ModelPlan(ModelId Id, string Folder, IReadOnlyList<PlannedFile> Files)
 {
     public long TotalBytes => Files.Sum(f => f.Length);
 }

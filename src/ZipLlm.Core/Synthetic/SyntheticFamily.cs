@@ -26,21 +26,23 @@ public static class SyntheticFamily
     /// <summary>The <c>__metadata__</c> every Llama shard carries, as <c>transformers</c> writes it.</summary>
     private static readonly Dictionary<string, string> s_shardMetadata = new() { ["format"] = "pt" };
 
-    private static readonly (SyntheticModelKind Kind, string Id, string Description)[] s_models =
+    private static readonly (SyntheticModelKind Kind, ModelId Id, string Description)[] s_models =
     [
-        (SyntheticModelKind.Base, "synthetic/llama-base", "A BF16 Llama-shaped base model in two shards."),
-        (SyntheticModelKind.FullFinetune, "synthetic/llama-full-ft", "A full finetune: every weight is the base's plus a small change."),
-        (SyntheticModelKind.LoraFinetune, "synthetic/llama-lora-ft", "A rank-8 LoRA merged into q_proj and v_proj; all other tensors equal the base's."),
-        (SyntheticModelKind.ReshardedFinetune, "my_org/llama-full-ft-resharded", "The full finetune's tensors re-sharded into three files in another order."),
-        (SyntheticModelKind.VocabExtendedFinetune, "synthetic/llama-vocab-ext", "A finetune with extra vocabulary rows in embed_tokens and lm_head."),
-        (SyntheticModelKind.F16Copy, "synthetic/llama-base-f16", "The base converted to F16."),
-        (SyntheticModelKind.ReUpload, "my_org/llama-base-reupload", "A byte-identical re-upload of the base."),
-        (SyntheticModelKind.Standalone, "synthetic/mixed-f32", "An unrelated small F32 model with odd-length, empty, scalar and BOOL tensors."),
+        (SyntheticModelKind.Base, ModelId.Parse("synthetic/llama-base"), "A BF16 Llama-shaped base model in two shards."),
+        (SyntheticModelKind.FullFinetune, ModelId.Parse("synthetic/llama-full-ft"), "A full finetune: every weight is the base's plus a small change."),
+        (SyntheticModelKind.LoraFinetune, ModelId.Parse("synthetic/llama-lora-ft"), "A rank-8 LoRA merged into q_proj and v_proj; all other tensors equal the base's."),
+        (SyntheticModelKind.ReshardedFinetune, ModelId.Parse("my_org/llama-full-ft-resharded"), "The full finetune's tensors re-sharded into three files in another order."),
+        (SyntheticModelKind.VocabExtendedFinetune, ModelId.Parse("synthetic/llama-vocab-ext"), "A finetune with extra vocabulary rows in embed_tokens and lm_head."),
+        (SyntheticModelKind.F16Copy, ModelId.Parse("synthetic/llama-base-f16"), "The base converted to F16."),
+        (SyntheticModelKind.ReUpload, ModelId.Parse("my_org/llama-base-reupload"), "A byte-identical re-upload of the base."),
+        (SyntheticModelKind.Standalone, ModelId.Parse("synthetic/mixed-f32"), "An unrelated small F32 model with odd-length, empty, scalar and BOOL tensors."),
+        (SyntheticModelKind.FarFinetune, ModelId.Parse("synthetic/llama-far-ft"), "A finetune trained far from the base: every weight moved by about its own magnitude."),
+        (SyntheticModelKind.ChannelScaled, ModelId.Parse("synthetic/llama-channels"), "An unrelated BF16 model whose rows and columns have different scales, as trained weights do."),
     ];
 
     /// <summary>The id the family gives a model of <paramref name="kind"/>.</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="kind"/> is not a defined value.</exception>
-    public static string IdOf(SyntheticModelKind kind)
+    public static ModelId IdOf(SyntheticModelKind kind)
     {
         foreach (var model in s_models)
         {
@@ -88,7 +90,7 @@ public static class SyntheticFamily
 
         var plans = Plan(root, size, seed);
         var models = new List<SyntheticModel>();
-        string baseId = s_models[0].Id;
+        ModelId baseId = s_models[0].Id;
         foreach ((SyntheticModelKind kind, ModelPlan plan) in plans)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -105,7 +107,7 @@ public static class SyntheticFamily
                 logger.LogInformation("{Model}: generated {Kind} ({Megabytes:F1} MB) in {Seconds:F2} s",
                     plan.Id, kind, plan.TotalBytes / 1e6, clock.Elapsed.TotalSeconds);
             }
-            string? itsBase = kind is SyntheticModelKind.Base or SyntheticModelKind.Standalone ? null : baseId;
+            ModelId? itsBase = kind is SyntheticModelKind.Base or SyntheticModelKind.Standalone or SyntheticModelKind.ChannelScaled ? null : baseId;
             models.Add(new SyntheticModel(plan.Id, kind, itsBase, plan.Folder, plan.TotalBytes, generated));
         }
         return new SyntheticFamilyResult(models, size, seed);
@@ -114,10 +116,10 @@ public static class SyntheticFamily
     private static List<(SyntheticModelKind Kind, ModelPlan Plan)> Plan(string root, SyntheticSize size, int seed)
     {
         var arch = LlamaArchitecture.For(size);
-        string Folder(string id) => ModelId.FolderPath(root, id);
+        string Folder(ModelId id) => id.FolderPath(root);
         var plans = new List<(SyntheticModelKind, ModelPlan)>();
         ModelPlan? basePlan = null;
-        foreach ((SyntheticModelKind kind, string id, string description) in s_models)
+        foreach ((SyntheticModelKind kind, ModelId id, string description) in s_models)
         {
             ModelPlan plan = kind switch
             {
@@ -130,6 +132,8 @@ public static class SyntheticFamily
                 SyntheticModelKind.ReUpload => new ModelPlan(id, Folder(id),
                     basePlan!.Files.Select(f => (PlannedFile)new CopiedFile(f.Name, f, basePlan.Folder)).ToArray()),
                 SyntheticModelKind.Standalone => StandalonePlan(id, Folder(id), seed, size, description),
+                SyntheticModelKind.FarFinetune => LlamaPlan(id, Folder(id), arch, seed, size, LlamaVariant.FarFinetune, shards: 2, reorder: false, description, s_models[0].Id),
+                SyntheticModelKind.ChannelScaled => LlamaPlan(id, Folder(id), arch, seed, size, LlamaVariant.ChannelScaled, shards: 2, reorder: false, description, null),
                 _ => throw new InvalidOperationException($"Unknown kind {kind}."),
             };
             basePlan ??= plan;
@@ -139,8 +143,8 @@ public static class SyntheticFamily
     }
 
     private static ModelPlan LlamaPlan(
-        string id, string folder, LlamaArchitecture arch, int seed, SyntheticSize size, LlamaVariant variant,
-        int shards, bool reorder, string description, string? baseModel)
+        ModelId id, string folder, LlamaArchitecture arch, int seed, SyntheticSize size, LlamaVariant variant,
+        int shards, bool reorder, string description, ModelId? baseModel)
     {
         int vocab = variant == LlamaVariant.VocabExtended ? arch.Vocab + arch.ExtraVocab : arch.Vocab;
         var tensors = arch.Tensors(vocab)
@@ -226,7 +230,7 @@ public static class SyntheticFamily
         return new ModelPlan(id, folder, files);
     }
 
-    private static ModelPlan StandalonePlan(string id, string folder, int seed, SyntheticSize size, string description)
+    private static ModelPlan StandalonePlan(ModelId id, string folder, int seed, SyntheticSize size, string description)
     {
         (int rows, int columns) = size switch
         {
@@ -396,19 +400,19 @@ public static class SyntheticFamily
         w.WriteEndObject();
     });
 
-    private static byte[] ModelCard(string id, string description, string? baseModel, SyntheticSize size, int seed)
+    private static byte[] ModelCard(ModelId id, string description, ModelId? baseModel, SyntheticSize size, int seed)
     {
         var card = new StringBuilder();
         card.Append("---\n");
         card.Append("license: apache-2.0\n");
         card.Append("library_name: transformers\n");
-        if (baseModel is not null)
+        if (baseModel is { } baseId)
         {
-            card.Append("base_model: ").Append(baseModel).Append('\n');
+            card.Append("base_model: ").Append(baseId.ToString()).Append('\n');
         }
         card.Append("tags:\n- synthetic\n- zipllm-test\n");
         card.Append("---\n\n");
-        card.Append("# ").Append(id).Append("\n\n");
+        card.Append("# ").Append(id.ToString()).Append("\n\n");
         card.Append(description).Append("\n\n");
         card.Append("Generated by ZipLLM (`zipllm models setup --synthetic`), size preset `")
             .Append(size.Name()).Append("`, seed ").Append(seed).Append(".\n");

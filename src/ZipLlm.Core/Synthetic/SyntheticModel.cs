@@ -28,6 +28,18 @@ public enum SyntheticModelKind
 
     /// <summary>An unrelated small F32 model with odd-length, empty, scalar and BOOL tensors and metadata.</summary>
     Standalone,
+
+    /// <summary>
+    /// A finetune trained far from the base: every weight moved by about its own magnitude, so coding it against the
+    /// base is no better than storing it alone; the store must then cost no more than solo.
+    /// </summary>
+    FarFinetune,
+
+    /// <summary>
+    /// An unrelated BF16 model of the same layout whose matrices have per-channel scale structure: rows and columns
+    /// whose magnitudes differ (log-normally), as in trained attention and MLP weights.
+    /// </summary>
+    ChannelScaled,
 }
 
 /// <summary>One model of a generated synthetic family.</summary>
@@ -37,7 +49,7 @@ public enum SyntheticModelKind
 /// <param name="Folder">Absolute path of its folder (<c>model_dir/org_name</c>).</param>
 /// <param name="Bytes">Total size of its files.</param>
 /// <param name="Generated"><see langword="true"/> when this run wrote it; <see langword="false"/> when the folder was already complete.</param>
-public sealed record SyntheticModel(string Id, SyntheticModelKind Kind, string? BaseId, string Folder, long Bytes, bool Generated);
+public sealed record SyntheticModel(ModelId Id, SyntheticModelKind Kind, ModelId? BaseId, string Folder, long Bytes, bool Generated);
 
 /// <summary>The result of <see cref="SyntheticFamily.Generate"/>: the models and their roles.</summary>
 public sealed class SyntheticFamilyResult
@@ -50,7 +62,7 @@ public sealed class SyntheticFamilyResult
         ModelList = new ModelList(models.Select(m => m.Id));
         BaseFt = new BaseFtMap(
             models.Where(m => m.Kind == SyntheticModelKind.Base)
-                .Select(b => new KeyValuePair<string, IReadOnlyList<string>>(
+                .Select(b => new KeyValuePair<ModelId, IReadOnlyList<ModelId>>(
                     b.Id, models.Where(m => m.BaseId == b.Id).Select(m => m.Id).ToArray())));
     }
 
@@ -64,7 +76,7 @@ public sealed class SyntheticFamilyResult
     public int Seed { get; }
 
     /// <summary>The id of the base model.</summary>
-    public string BaseId => Models[0].Id;
+    public ModelId BaseId => Models[0].Id;
 
     /// <summary>The model list (<c>test_models.txt</c> content): base first.</summary>
     public ModelList ModelList { get; }

@@ -35,13 +35,19 @@ internal enum LlamaVariant
     LoraFinetune,
     VocabExtended,
     F16,
+    FarFinetune,
+    ChannelScaled,
 }
 
 /// <summary>One weight of a synthetic Llama model, in one of its variants.</summary>
 internal sealed class LlamaFill : TensorFill
 {
     // Stream tags keep each purpose's random numbers apart.
-    private const ulong TagBase = 1, TagFullDelta = 2, TagVocabDelta = 3, TagLoraA = 4, TagLoraB = 5;
+    private const ulong TagBase = 1, TagFullDelta = 2, TagVocabDelta = 3, TagLoraA = 4, TagLoraB = 5, TagFarDelta = 6, TagChannels = 7,
+        TagRowScales = 8, TagColumnScales = 9;
+
+    /// <summary>Standard deviation of the log of a channel's scale: rows and columns within about 0.6x to 1.6x of each other.</summary>
+    private const float ChannelLogStd = 0.5f;
 
     /// <summary>Standard deviation of the merged LoRA update B·A: about 5% of the weights' scale.</summary>
     private const float LoraDeltaStd = 1e-3f;
@@ -52,6 +58,8 @@ internal sealed class LlamaFill : TensorFill
     private readonly LlamaVariant _variant;
     private readonly float[]? _loraA; // [rank, columns]
     private readonly float[]? _loraB; // [rows, rank]
+    private readonly float[]? _rowScales;
+    private readonly float[]? _columnScales;
     private readonly long _columns;
 
     public LlamaFill(int seed, LlamaTensor tensor, LlamaVariant variant)
@@ -69,6 +77,11 @@ internal sealed class LlamaFill : TensorFill
             float factorStd = MathF.Sqrt(LoraDeltaStd / MathF.Sqrt(rank));
             _loraA = Normals(Xoshiro256.Key(_seed, _nameHash, TagLoraA, 0), checked((int)(rank * _columns)), factorStd);
             _loraB = Normals(Xoshiro256.Key(_seed, _nameHash, TagLoraB, 0), checked((int)(rows * rank)), factorStd);
+        }
+        if (variant == LlamaVariant.ChannelScaled && tensor.Shape.Length == 2)
+        {
+            _rowScales = LogNormals(Xoshiro256.Key(_seed, _nameHash, TagRowScales, 0), checked((int)tensor.Shape[0]), ChannelLogStd);
+            _columnScales = LogNormals(Xoshiro256.Key(_seed, _nameHash, TagColumnScales, 0), checked((int)_columns), ChannelLogStd);
         }
     }
 
@@ -108,6 +121,31 @@ internal sealed class LlamaFill : TensorFill
                 }
                 break;
 
+            case LlamaVariant.FarFinetune:
+                var farRng = new Xoshiro256(Xoshiro256.Key(_seed, _nameHash, TagFarDelta, (ulong)block));
+                for (int i = 0; i < count; i++)
+                {
+                    // Moved by as much as the weights' own spread: about as far from the base as an unrelated model.
+                    float baseValue = FloatBits.FromBf16(FloatBits.ToBf16(mean + std * baseRng.NextNormal()));
+                    values[i] = FloatBits.ToBf16(baseValue + std * farRng.NextNormal());
+                }
+                break;
+
+            case LlamaVariant.ChannelScaled:
+                var channelRng = new Xoshiro256(Xoshiro256.Key(_seed, _nameHash, TagChannels, (ulong)block));
+                long start = block * BlockElements;
+                for (int i = 0; i < count; i++)
+                {
+                    float scale = 1f;
+                    if (_rowScales is not null)
+                    {
+                        long element = start + i;
+                        scale = _rowScales[element / _columns] * _columnScales![element % _columns];
+                    }
+                    values[i] = FloatBits.ToBf16(mean + std * scale * channelRng.NextNormal());
+                }
+                break;
+
             case LlamaVariant.LoraFinetune:
                 long first = block * BlockElements;
                 for (int i = 0; i < count; i++)
@@ -137,6 +175,16 @@ internal sealed class LlamaFill : TensorFill
             // safetensors data is little-endian.
             BinaryPrimitives.ReverseEndianness(values, values);
         }
+    }
+
+    private static float[] LogNormals(ulong key, int count, float logStd)
+    {
+        float[] values = Normals(key, count, logStd);
+        for (int i = 0; i < values.Length; i++)
+        {
+            values[i] = MathF.Exp(values[i]);
+        }
+        return values;
     }
 
     private static float[] Normals(ulong key, int count, float std)

@@ -103,24 +103,24 @@ public class CompressProcessTests
         string config = dir.Combine("config.json");
         Assert.Equal(0, (await CliProcess.RunAsync(["compress", config])).ExitCode);
 
-        string ft = SyntheticFamily.IdOf(SyntheticModelKind.FullFinetune);
+        ModelId ft = SyntheticFamily.IdOf(SyntheticModelKind.FullFinetune);
         string output = dir.Combine("out");
-        var restore = await CliProcess.RunAsync(["restore", config, ft, output]);
+        var restore = await CliProcess.RunAsync(["restore", config, ft.ToString(), output]);
         Assert.True(restore.ExitCode == 0, restore.StandardError);
         Assert.Equal(ModelFolders.Snapshot(family.Get(SyntheticModelKind.FullFinetune).Folder), ModelFolders.Snapshot(output));
-        Assert.NotEqual(0, (await CliProcess.RunAsync(["restore", config, ft, output])).ExitCode); // not empty, no --force
+        Assert.NotEqual(0, (await CliProcess.RunAsync(["restore", config, ft.ToString(), output])).ExitCode); // not empty, no --force
         Assert.Equal(2, (await CliProcess.RunAsync(["restore", config, "no/such-model", dir.Combine("out2")])).ExitCode);
 
         var list = await CliProcess.RunAsync(["list", config]);
         Assert.Equal(0, list.ExitCode);
         foreach (SyntheticModel model in family.Models)
         {
-            Assert.Contains(model.Id, list.StandardOutput);
+            Assert.Contains(model.Id.ToString(), list.StandardOutput);
         }
         Assert.Contains("store ratio", list.StandardOutput);
 
-        Assert.Equal(0, (await CliProcess.RunAsync(["remove", config, SyntheticFamily.IdOf(SyntheticModelKind.Standalone)])).ExitCode);
-        Assert.DoesNotContain(SyntheticFamily.IdOf(SyntheticModelKind.Standalone), (await CliProcess.RunAsync(["list", config])).StandardOutput);
+        Assert.Equal(0, (await CliProcess.RunAsync(["remove", config, SyntheticFamily.IdOf(SyntheticModelKind.Standalone).ToString()])).ExitCode);
+        Assert.DoesNotContain(SyntheticFamily.IdOf(SyntheticModelKind.Standalone).ToString(), (await CliProcess.RunAsync(["list", config])).StandardOutput);
 
         // Damage one object: verify names the model and fails; restore refuses to write the file.
         ModelStore store = ModelStore.Open(dir.Combine("store"), create: false);
@@ -129,10 +129,10 @@ public class CompressProcessTests
         byte[] bytes = File.ReadAllBytes(victim);
         bytes[bytes.Length / 3] ^= 0x10;
         File.WriteAllBytes(victim, bytes);
-        var verify = await CliProcess.RunAsync(["verify", config, ft]);
+        var verify = await CliProcess.RunAsync(["verify", config, ft.ToString()]);
         Assert.Equal(6, verify.ExitCode);
-        Assert.Contains(ft, verify.StandardError);
-        Assert.Equal(6, (await CliProcess.RunAsync(["restore", config, ft, dir.Combine("out3")])).ExitCode);
+        Assert.Contains(ft.ToString(), verify.StandardError);
+        Assert.Equal(6, (await CliProcess.RunAsync(["restore", config, ft.ToString(), dir.Combine("out3")])).ExitCode);
     }
 
     /// <summary>Restores every model the store lists and compares it with its source folder; returns how many were listed.</summary>

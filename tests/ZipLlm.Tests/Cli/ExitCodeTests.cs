@@ -26,11 +26,30 @@ public class ExitCodeTests
         Assert.Equal(0, (await CliProcess.RunAsync(["compress", config])).ExitCode);
 
         string output = dir.Combine("out");
-        CliResult result = await CliProcess.RunAsync(["restore", config, SyntheticFamily.IdOf(SyntheticModelKind.FullFinetune), output, "--threads", threads]);
+        CliResult result = await CliProcess.RunAsync(["restore", config, SyntheticFamily.IdOf(SyntheticModelKind.FullFinetune).ToString(), output, "--threads", threads]);
         Assert.Equal(ExitCodes.UsageError, result.ExitCode);
         Assert.Contains($"--threads must be from 1 to {ZipLlmConfig.MaxThreads}, not {threads}", result.StandardError);
         Assert.DoesNotContain("capacity", result.StandardError);
         Assert.False(Directory.Exists(output));
+    }
+
+    [Theory]
+    [InlineData("restore", "a/b/c", "\"a/b/c\" has more than one '/'")]
+    [InlineData("verify", "noslash", "\"noslash\" is not of the form org/name (no '/')")]
+    [InlineData("remove", "org/..", "\"org/..\" has an org or name of '.' or '..'")]
+    public async Task Verb_InvalidModelId_ExitsUsageErrorWithTheReasonInOneLineBeforeTouchingTheStore(string verb, string id, string reason)
+    {
+        using var dir = new TempDir();
+        string config = dir.Write("config.json",
+            """{"model_dir": "models", "storage_dir": "store", "models_to_process": "test_models.txt", "base_ft_path": "base_ft.json"}""");
+        string[] arguments = verb == "restore" ? [verb, config, id, dir.Combine("out")] : [verb, config, id];
+
+        CliResult result = await CliProcess.RunAsync(arguments);
+
+        Assert.Equal(ExitCodes.UsageError, result.ExitCode);
+        Assert.Equal($"error: Invalid model id: {reason}.", result.StandardError.Trim());
+        Assert.False(Directory.Exists(dir.Combine("out")));
+        Assert.False(Directory.Exists(dir.Combine("store")));
     }
 
     [Fact]
@@ -123,9 +142,9 @@ public class ExitCodeTests
     [InlineData(1, "invalid", ExitCodes.PartialFailure)]
     public void ExitCodeOf_StoredAndFailureKinds_FollowsTheKinds(int stored, string failures, int expected)
     {
-        var results = Enumerable.Range(0, stored).Select(i => new IngestResult($"org/m{i}", false, 1, 1, TimeSpan.Zero, 1, 0, 0, 0, 0)).ToList();
+        var results = Enumerable.Range(0, stored).Select(i => new IngestResult(ModelId.Parse($"org/m{i}"), false, 1, 1, TimeSpan.Zero, 1, 0, 0, 0, 0)).ToList();
         var failed = failures.Split(' ', StringSplitOptions.RemoveEmptyEntries)
-            .Select((kind, i) => new CompressFailure($"org/f{i}", "reason", kind == "io" ? CompressFailureKind.Io : CompressFailureKind.InvalidInput)).ToList();
+            .Select((kind, i) => new CompressFailure(ModelId.Parse($"org/f{i}"), "reason", kind == "io" ? CompressFailureKind.Io : CompressFailureKind.InvalidInput)).ToList();
         Assert.Equal(expected, CompressCommand.ExitCodeOf(new CompressReport(results, failed)));
     }
 }

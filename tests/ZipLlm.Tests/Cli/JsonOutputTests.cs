@@ -23,12 +23,12 @@ public class JsonOutputTests
         Assert.Equal(0, root.GetProperty("exit_code").GetInt32());
         Assert.Equal(family.Models.Sum(m => m.Bytes), root.GetProperty("original_bytes").GetInt64());
         JsonElement[] models = [.. root.GetProperty("models").EnumerateArray()];
-        Assert.Equal(family.Models.Select(m => m.Id).Order(), models.Select(m => m.GetProperty("id").GetString()).Order());
-        JsonElement reupload = models.Single(m => m.GetProperty("id").GetString() == SyntheticFamily.IdOf(SyntheticModelKind.ReUpload));
+        Assert.Equal(family.Models.Select(m => m.Id.ToString()).Order(), models.Select(m => m.GetProperty("id").GetString()).Order());
+        JsonElement reupload = models.Single(m => m.GetProperty("id").GetString() == SyntheticFamily.IdOf(SyntheticModelKind.ReUpload).ToString());
         Assert.True(reupload.GetProperty("dedup").GetBoolean());
         Assert.Equal(JsonValueKind.Null, reupload.GetProperty("ratio").ValueKind);
         Assert.Equal(0, reupload.GetProperty("added_bytes").GetInt64());
-        JsonElement fullFt = models.Single(m => m.GetProperty("id").GetString() == SyntheticFamily.IdOf(SyntheticModelKind.FullFinetune));
+        JsonElement fullFt = models.Single(m => m.GetProperty("id").GetString() == SyntheticFamily.IdOf(SyntheticModelKind.FullFinetune).ToString());
         Assert.True(fullFt.GetProperty("delta_tensors").GetInt32() > 0);
         Assert.Equal((double)fullFt.GetProperty("original_bytes").GetInt64() / fullFt.GetProperty("added_bytes").GetInt64(), fullFt.GetProperty("ratio").GetDouble(), 6);
 
@@ -49,15 +49,15 @@ public class JsonOutputTests
         Assert.Equal(dir.Combine("store"), list.RootElement.GetProperty("store").GetString());
         long stored = Directory.EnumerateFiles(dir.Combine("store", "objects"), "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
         Assert.Equal(stored, list.RootElement.GetProperty("stored_bytes").GetInt64());
-        JsonElement lora = models.EnumerateArray().Single(m => m.GetProperty("id").GetString() == SyntheticFamily.IdOf(SyntheticModelKind.LoraFinetune));
+        JsonElement lora = models.EnumerateArray().Single(m => m.GetProperty("id").GetString() == SyntheticFamily.IdOf(SyntheticModelKind.LoraFinetune).ToString());
         Assert.Equal("finetune", lora.GetProperty("role").GetString());
-        Assert.Equal(family.BaseId, lora.GetProperty("base").GetString());
+        Assert.Equal(family.BaseId.ToString(), lora.GetProperty("base").GetString());
         Assert.Empty(list.RootElement.GetProperty("damaged_manifests").EnumerateArray());
 
         SyntheticModel model = family.Get(SyntheticModelKind.VocabExtendedFinetune);
         string output = dir.Combine("out");
-        using JsonDocument restore = await RunJson(["restore", config, model.Id, output, "--json", "--sha256"]);
-        Assert.Equal(model.Id, restore.RootElement.GetProperty("id").GetString());
+        using JsonDocument restore = await RunJson(["restore", config, model.Id.ToString(), output, "--json", "--sha256"]);
+        Assert.Equal(model.Id.ToString(), restore.RootElement.GetProperty("id").GetString());
         Assert.Equal(output, restore.RootElement.GetProperty("output").GetString());
         Assert.Equal(Directory.GetFiles(output).Length, restore.RootElement.GetProperty("files").GetInt32());
         Assert.Equal(model.Bytes, restore.RootElement.GetProperty("bytes").GetInt64());
@@ -91,7 +91,7 @@ public class JsonOutputTests
         (_, string config) = await CompressedFamily.CreateAsync(dir);
         CliResult list = await CliProcess.RunAsync(["list", config]);
         Assert.Equal(0, list.ExitCode);
-        string reupload = list.StandardOutput.Split('\n').Single(l => l.StartsWith(SyntheticFamily.IdOf(SyntheticModelKind.ReUpload), StringComparison.Ordinal));
+        string reupload = list.StandardOutput.Split('\n').Single(l => l.StartsWith(SyntheticFamily.IdOf(SyntheticModelKind.ReUpload).ToString(), StringComparison.Ordinal));
         Assert.Matches(@"\s0 B\s+dedup\s", reupload);
         Assert.Matches(@"\d+\.\d (KB|MB)", list.StandardOutput);
         Assert.DoesNotMatch(@"\d{4,}\.\d\dx", list.StandardOutput);

@@ -27,12 +27,12 @@ public class LockProcessTests
         (TempDir dir, string config, ModelStore store) = StoredTinyFamily();
         using (dir)
         {
-            string model = SyntheticFamily.IdOf(SyntheticModelKind.Standalone);
+            ModelId model = SyntheticFamily.IdOf(SyntheticModelKind.Standalone);
             RunningCli run;
             using (FileLock.BeginScope("compress", onWait: null))
             using (store.LockStore(exclusive: false))
             {
-                run = new RunningCli(["remove", config, model]);
+                run = new RunningCli(["remove", config, model.ToString()]);
                 Assert.True(run.WaitForError("Waiting for the store lock"), $"remove did not wait:\n{run.StandardError}");
                 Assert.Contains($"held by compress (pid {Environment.ProcessId}) since ", run.StandardError);
                 Assert.Contains("Ctrl+C", run.StandardError);
@@ -57,8 +57,8 @@ public class LockProcessTests
         using (dir)
         using (store.LockStore(exclusive: false))
         {
-            string model = SyntheticFamily.IdOf(SyntheticModelKind.Standalone);
-            using var run = new RunningCli(["remove", config, model]);
+            ModelId model = SyntheticFamily.IdOf(SyntheticModelKind.Standalone);
+            using var run = new RunningCli(["remove", config, model.ToString()]);
             Assert.True(run.WaitForError("Waiting for the store lock"), $"remove did not wait:\n{run.StandardError}");
             Signals.Send(run.Process, Signals.SigInt);
 
@@ -75,13 +75,13 @@ public class LockProcessTests
         (TempDir dir, string config, ModelStore store) = StoredTinyFamily();
         using (dir)
         {
-            string model = SyntheticFamily.IdOf(SyntheticModelKind.Standalone);
+            ModelId model = SyntheticFamily.IdOf(SyntheticModelKind.Standalone);
             RunningCli first, second;
             // Both see the model, then both wait for the store lock: the one that gets it second finds it gone.
             using (store.LockStore(exclusive: false))
             {
-                first = new RunningCli(["remove", config, model]);
-                second = new RunningCli(["remove", config, model]);
+                first = new RunningCli(["remove", config, model.ToString()]);
+                second = new RunningCli(["remove", config, model.ToString()]);
                 Assert.True(first.WaitForError("Waiting for the store lock"), first.StandardError);
                 Assert.True(second.WaitForError("Waiting for the store lock"), second.StandardError);
             }

@@ -32,7 +32,7 @@ public class ModelsCommandTests
         Assert.True(Directory.Exists(dir.Combine("models", "my_org_llama-base-reupload")));
         Assert.False(File.Exists(dir.Combine("test_models.txt")));
         Assert.Equal(8, ModelList.Load(dir.Combine("models", StandInModelList.FileName)).Models.Count);
-        Assert.Equal(6, BaseFtMap.Load(dir.Combine("base_ft.json")).FinetunesOf("synthetic/llama-base").Count);
+        Assert.Equal(6, BaseFtMap.Load(dir.Combine("base_ft.json")).FinetunesOf(ModelId.Parse("synthetic/llama-base")).Count);
         Assert.Contains("seed 5", File.ReadAllText(dir.Combine("models", "synthetic_llama-base", "README.md")));
     }
 
@@ -76,7 +76,7 @@ public class ModelsCommandTests
         (int exitCode, string output) = await RunAsync("models", "setup", config, "--endpoint", hub.Endpoint.AbsoluteUri, "-v", "Warning");
         Assert.Equal(ExitCodes.Success, exitCode);
         Assert.Contains("org/ft: finetune of org/base; downloaded 2 files", output);
-        Assert.Equal(["org/ft"], BaseFtMap.Load(dir.Combine("base_ft.json")).FinetunesOf("org/base"));
+        Assert.Equal(["org/ft"], BaseFtMap.Load(dir.Combine("base_ft.json")).FinetunesOf(ModelId.Parse("org/base")).Select(m => m.ToString()));
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using ZipLlm.Cli;
+using ZipLlm.Config;
 using ZipLlm.Store;
 using ZipLlm.Tests.Store;
 using ZipLlm.Tests.TestSupport;
@@ -18,9 +19,9 @@ public class RestoreProcessTests
     public async Task RestoreAndVerify_DamagedObject_ExitVerificationFailedNamingModelAndFile(string kind)
     {
         using var dir = new TempDir();
-        StoredModels.Ingest(dir, "o/good", StoredModels.SmallModel(20));
-        ModelStore store = StoredModels.Ingest(dir, "o/m", StoredModels.SmallModel(21));
-        StoredModels.Damage(StoredModels.TensorObject(store, "o/m").Path, kind);
+        StoredModels.Ingest(dir, ModelId.Parse("o/good"), StoredModels.SmallModel(20));
+        ModelStore store = StoredModels.Ingest(dir, ModelId.Parse("o/m"), StoredModels.SmallModel(21));
+        StoredModels.Damage(StoredModels.TensorObject(store, ModelId.Parse("o/m")).Path, kind);
         string config = dir.Combine("config.json");
 
         CliResult restore = await CliProcess.RunAsync(["restore", config, "o/m", dir.Combine("out")], timeout: Timeout);
@@ -40,7 +41,7 @@ public class RestoreProcessTests
     public async Task Restore_TwoProcessesIntoOneOutput_EverySuccessLeavesExactFilesAndTheLoserFailsCleanly()
     {
         using var dir = new TempDir();
-        StoredModels.Ingest(dir, "o/m", folder =>
+        StoredModels.Ingest(dir, ModelId.Parse("o/m"), folder =>
         {
             ModelFolders.WriteSafetensors(Path.Combine(folder, "model.safetensors"), ModelFolders.Bf16Layers(new Random(22), 4, 256));
             File.WriteAllText(Path.Combine(folder, "config.json"), "{}");
@@ -70,7 +71,7 @@ public class RestoreProcessTests
     public async Task RestoreAndVerify_ThousandsOfTensorsUnderLowOpenFileLimit_Succeed()
     {
         using var dir = new TempDir();
-        StoredModels.Ingest(dir, "o/m", StoredModels.ManyTinyTensors(4, 1000));
+        StoredModels.Ingest(dir, ModelId.Parse("o/m"), StoredModels.ManyTinyTensors(4, 1000));
         string config = dir.Combine("config.json");
 
         CliResult restore = await CliProcess.RunAsync(["restore", config, "o/m", dir.Combine("out"), "--threads", "8"], timeout: Timeout, openFileLimit: 200);
@@ -85,7 +86,7 @@ public class RestoreProcessTests
     public async Task Restore_ForceIntoTheHomeFolder_IsRefusedAndNothingDeleted()
     {
         using var dir = new TempDir();
-        StoredModels.Ingest(dir, "o/m", StoredModels.SmallModel(23));
+        StoredModels.Ingest(dir, ModelId.Parse("o/m"), StoredModels.SmallModel(23));
         dir.Write("home/.bashrc", "mine");
 
         CliResult result = await CliProcess.RunAsync(["restore", dir.Combine("config.json"), "o/m", dir.Combine("home"), "--force"],
@@ -100,7 +101,7 @@ public class RestoreProcessTests
     public async Task Restore_ForceIntoTheModelFolder_IsRefusedAndNoModelDeleted()
     {
         using var dir = new TempDir();
-        StoredModels.Ingest(dir, "o/m", StoredModels.SmallModel(26));
+        StoredModels.Ingest(dir, ModelId.Parse("o/m"), StoredModels.SmallModel(26));
         dir.Write("models/o_other/config.json", "another model's");
         SortedSet<string> models = StoredModels.Entries(dir.Combine("models"));
 
@@ -115,7 +116,7 @@ public class RestoreProcessTests
     public async Task Restore_ForceOverSymlinkedSubfolderAndOtherFiles_OutputHoldsExactlyTheModelAndLinkTargetUntouched()
     {
         using var dir = new TempDir();
-        StoredModels.Ingest(dir, "o/m", folder =>
+        StoredModels.Ingest(dir, ModelId.Parse("o/m"), folder =>
         {
             StoredModels.SmallModel(24)(folder);
             Directory.CreateDirectory(Path.Combine(folder, "sub"));
@@ -139,7 +140,7 @@ public class RestoreProcessTests
     public async Task Restore_OutputIsAFile_ExitIoErrorAndFileKept()
     {
         using var dir = new TempDir();
-        StoredModels.Ingest(dir, "o/m", StoredModels.SmallModel(25));
+        StoredModels.Ingest(dir, ModelId.Parse("o/m"), StoredModels.SmallModel(25));
         dir.Write("out", "a file");
 
         CliResult result = await CliProcess.RunAsync(["restore", dir.Combine("config.json"), "o/m", dir.Combine("out"), "--force"], timeout: Timeout);

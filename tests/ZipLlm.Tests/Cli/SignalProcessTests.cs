@@ -76,8 +76,8 @@ public class SignalProcessTests(SignalFamilyFixture fixture) : IClassFixture<Sig
     public async Task Restore_SigtermMidRun_ExitsCancelledAndLeavesNoPartialOrStagingFiles()
     {
         string output = fixture.Dir.Combine("restore-" + Guid.NewGuid().ToString("N"));
-        string model = SyntheticFamily.IdOf(SyntheticModelKind.FullFinetune);
-        using var run = new RunningCli(["restore", fixture.FullConfig, model, output, "--threads", "1"]);
+        ModelId model = SyntheticFamily.IdOf(SyntheticModelKind.FullFinetune);
+        using var run = new RunningCli(["restore", fixture.FullConfig, model.ToString(), output, "--threads", "1"]);
         // Mid-run: a file (or the staging folder) is being written.
         Assert.True(Signals.WaitUntil(run.Process, () => Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output, "*", SearchOption.AllDirectories).Any()),
             $"restore ended first:\n{run.StandardError}");

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using ZipLlm.Codecs;
+using ZipLlm.Config;
 using ZipLlm.Store;
 using ZipLlm.Synthetic;
 using ZipLlm.Tests.Jobs;
@@ -55,7 +56,7 @@ public class TrustProcessTests
                 if (process.ExitCode == 0)
                 {
                     // Stored: then it restores to one whole version of the file, never a mix.
-                    Assert.True(opened.Contains("o/big"), log);
+                    Assert.True(opened.Contains(ModelId.Parse("o/big")), log);
                     var restore = await CliProcess.RunAsync(["restore", config, "o/big", dir.Combine($"out-{delay}")]);
                     Assert.True(restore.ExitCode == 0, restore.StandardError);
                     byte[] back = File.ReadAllBytes(dir.Combine($"out-{delay}", "model.safetensors"));
@@ -65,7 +66,7 @@ public class TrustProcessTests
                 {
                     refused++;
                     Assert.Contains("changed while it was being read", log);
-                    Assert.False(opened.Contains("o/big"));
+                    Assert.False(opened.Contains(ModelId.Parse("o/big")));
                 }
                 using (var pool = new WorkerPool(2))
                 {
@@ -125,14 +126,14 @@ public class TrustProcessTests
     {
         using var dir = new TempDir();
         (SyntheticFamilyResult family, string config, ModelStore store) = await CompressFamily(dir);
-        string ft = SyntheticFamily.IdOf(SyntheticModelKind.FullFinetune);
-        string baseId = family.BaseId;
+        ModelId ft = SyntheticFamily.IdOf(SyntheticModelKind.FullFinetune);
+        ModelId baseId = family.BaseId;
         // One character of one file name, as the probe changed it.
         string path = store.Layout.ManifestPath(ft);
         File.WriteAllText(path, File.ReadAllText(path).Replace("\"config.json\"", "\"config.jsoN\""));
         int objects = store.Objects.Enumerate().Count();
 
-        var restore = await CliProcess.RunAsync(["restore", config, ft, dir.Combine("out")]);
+        var restore = await CliProcess.RunAsync(["restore", config, ft.ToString(), dir.Combine("out")]);
         Assert.Equal(6, restore.ExitCode);
         Assert.Contains("checksum", restore.StandardError);
         var verify = await CliProcess.RunAsync(["verify", config]);
@@ -140,15 +141,15 @@ public class TrustProcessTests
         Assert.Contains(path, verify.StandardError);
         var list = await CliProcess.RunAsync(["list", config]);
         Assert.Equal(6, list.ExitCode);
-        Assert.Contains(baseId, list.StandardOutput);
-        var remove = await CliProcess.RunAsync(["remove", config, baseId]);
+        Assert.Contains(baseId.ToString(), list.StandardOutput);
+        var remove = await CliProcess.RunAsync(["remove", config, baseId.ToString()]);
         Assert.Equal(6, remove.ExitCode);
         Assert.Contains("Nothing was deleted", remove.StandardError);
         var gc = await CliProcess.RunAsync(["gc", config, "--grace", "0"]);
         Assert.Equal(6, gc.ExitCode);
         Assert.True(store.Contains(baseId));
         Assert.Equal(objects, store.Objects.Enumerate().Count());
-        await AssertSucceeds(["restore", config, baseId, dir.Combine("out-base")]);
+        await AssertSucceeds(["restore", config, baseId.ToString(), dir.Combine("out-base")]);
     }
 
     [Fact]
@@ -156,7 +157,7 @@ public class TrustProcessTests
     {
         using var dir = new TempDir();
         (_, string config, ModelStore store) = await CompressFamily(dir);
-        string standalone = SyntheticFamily.IdOf(SyntheticModelKind.Standalone);
+        ModelId standalone = SyntheticFamily.IdOf(SyntheticModelKind.Standalone);
         // What a remove killed after deleting the manifest leaves: the model's objects, needed by nothing.
         File.Delete(store.Layout.ManifestPath(standalone));
         int objects = store.Objects.Enumerate().Count();

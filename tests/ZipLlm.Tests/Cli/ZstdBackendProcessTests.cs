@@ -18,7 +18,7 @@ public class ZstdBackendProcessTests
         var compress = await CliProcess.RunAsync(["compress", config], environment: new Dictionary<string, string> { [ZstdContext.BackendVariable] = writer });
         Assert.True(compress.ExitCode == 0, compress.StandardError);
 
-        string ft = SyntheticFamily.IdOf(SyntheticModelKind.FullFinetune);
+        string ft = SyntheticFamily.IdOf(SyntheticModelKind.FullFinetune).ToString();
         var restore = await CliProcess.RunAsync(["restore", config, ft, dir.Combine("out"), "-v", "Debug"],
             environment: new Dictionary<string, string> { [ZstdContext.BackendVariable] = "managed" });
         Assert.True(restore.ExitCode == 0, restore.StandardError);

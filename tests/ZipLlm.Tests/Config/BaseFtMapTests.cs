@@ -11,12 +11,12 @@ public class BaseFtMapTests
         using var dir = new TempDir();
         string path = dir.Write("base_ft.json", """{ "org/base": ["org/ft1", "other_org/ft2"], "x/b2": [] }""");
         var map = BaseFtMap.Load(path);
-        Assert.Equal(new ModelRole(ModelRoleKind.Base, null), map.RoleOf("org/base"));
-        Assert.Equal(new ModelRole(ModelRoleKind.Finetune, "org/base"), map.RoleOf("other_org/ft2"));
-        Assert.Equal(ModelRoleKind.Base, map.RoleOf("x/b2").Kind);
-        Assert.Equal(ModelRole.Standalone, map.RoleOf("some/model"));
-        Assert.Equal(["org/ft1", "other_org/ft2"], map.FinetunesOf("org/base"));
-        Assert.Empty(map.FinetunesOf("org/ft1"));
+        Assert.Equal(new ModelRole(ModelRoleKind.Base, null), map.RoleOf(ModelId.Parse("org/base")));
+        Assert.Equal(new ModelRole(ModelRoleKind.Finetune, ModelId.Parse("org/base")), map.RoleOf(ModelId.Parse("other_org/ft2")));
+        Assert.Equal(ModelRoleKind.Base, map.RoleOf(ModelId.Parse("x/b2")).Kind);
+        Assert.Equal(ModelRole.Standalone, map.RoleOf(ModelId.Parse("some/model")));
+        Assert.Equal(["org/ft1", "other_org/ft2"], map.FinetunesOf(ModelId.Parse("org/base")).Select(m => m.ToString()));
+        Assert.Empty(map.FinetunesOf(ModelId.Parse("org/ft1")));
     }
 
     [Theory]
@@ -45,24 +45,31 @@ public class BaseFtMapTests
     public void Save_ThenLoad_RoundTripsInOrder()
     {
         using var dir = new TempDir();
-        var map = new BaseFtMap([new("z/base", ["a/ft", "my_org/ft"]), new("a/base", [])]);
+        var map = new BaseFtMap([new(ModelId.Parse("z/base"), [ModelId.Parse("a/ft"), ModelId.Parse("my_org/ft")]), new(ModelId.Parse("a/base"), [])]);
         string path = dir.Combine("out", "base_ft.json");
         map.Save(path);
         var loaded = BaseFtMap.Load(path);
-        Assert.Equal(["z/base", "a/base"], loaded.Entries.Select(e => e.Key));
-        Assert.Equal(["a/ft", "my_org/ft"], loaded.FinetunesOf("z/base"));
+        Assert.Equal(["z/base", "a/base"], loaded.Entries.Select(e => e.Key).Select(m => m.ToString()));
+        Assert.Equal(["a/ft", "my_org/ft"], loaded.FinetunesOf(ModelId.Parse("z/base")).Select(m => m.ToString()));
         Assert.Equal(map.ToJson(), File.ReadAllText(path));
     }
 
     [Fact]
     public void FromModelList_FirstIsBase_RestAreFinetunes()
     {
-        var map = BaseFtMap.FromModelList(new ModelList(["o/b", "o/f1", "p/f2"]));
-        Assert.Equal(ModelRoleKind.Base, map.RoleOf("o/b").Kind);
-        Assert.Equal("o/b", map.RoleOf("p/f2").BaseId);
+        var map = BaseFtMap.FromModelList(new ModelList([ModelId.Parse("o/b"), ModelId.Parse("o/f1"), ModelId.Parse("p/f2")]));
+        Assert.Equal(ModelRoleKind.Base, map.RoleOf(ModelId.Parse("o/b")).Kind);
+        Assert.Equal("o/b", map.RoleOf(ModelId.Parse("p/f2")).BaseId?.ToString());
+    }
+
+    [Fact]
+    public void Constructor_DefaultModelId_ThrowsArgumentException()
+    {
+        Assert.Throws<ArgumentException>(() => new BaseFtMap([new(default, [ModelId.Parse("c/d")])]));
+        Assert.Throws<ArgumentException>(() => new BaseFtMap([new(ModelId.Parse("a/b"), [default])]));
     }
 
     [Fact]
     public void Constructor_ModelUnderTwoBases_ThrowsArgumentException() =>
-        Assert.Throws<ArgumentException>(() => new BaseFtMap([new("a/b", ["c/d"]), new("e/f", ["c/d"])]));
+        Assert.Throws<ArgumentException>(() => new BaseFtMap([new(ModelId.Parse("a/b"), [ModelId.Parse("c/d")]), new(ModelId.Parse("e/f"), [ModelId.Parse("c/d")])]));
 }

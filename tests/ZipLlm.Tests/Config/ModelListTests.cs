@@ -11,9 +11,9 @@ public class ModelListTests
         using var dir = new TempDir();
         string path = dir.Write("list.txt", "# header\n\n  org/base   # the base\n\t# indented comment\nmy_org/ft-1\r\nother/ft.2   \n\n");
         var list = ModelList.Load(path);
-        Assert.Equal(["org/base", "my_org/ft-1", "other/ft.2"], list.Models);
-        Assert.Equal("org/base", list.Base);
-        Assert.Equal(["my_org/ft-1", "other/ft.2"], list.Others);
+        Assert.Equal(["org/base", "my_org/ft-1", "other/ft.2"], list.Models.Select(m => m.ToString()));
+        Assert.Equal("org/base", list.Base.ToString());
+        Assert.Equal(["my_org/ft-1", "other/ft.2"], list.Others.Select(m => m.ToString()));
     }
 
     [Fact]
@@ -22,7 +22,7 @@ public class ModelListTests
         using var dir = new TempDir();
         string path = dir.Combine("list.txt");
         File.WriteAllText(path, "org/base\n", new System.Text.UTF8Encoding(true));
-        Assert.Equal("org/base", ModelList.Load(path).Base);
+        Assert.Equal("org/base", ModelList.Load(path).Base.ToString());
     }
 
     [Theory]
@@ -81,7 +81,7 @@ public class ModelListTests
     public void Save_ThenLoad_RoundTrips()
     {
         using var dir = new TempDir();
-        var list = new ModelList(["a/base", "b_c/ft"]);
+        var list = new ModelList([ModelId.Parse("a/base"), ModelId.Parse("b_c/ft")]);
         string path = dir.Combine("sub", "list.txt");
         list.Save(path, ["header line"]);
         Assert.StartsWith("# header line\n", File.ReadAllText(path));
@@ -91,7 +91,11 @@ public class ModelListTests
 
     [Fact]
     public void Constructor_Duplicate_ThrowsArgumentException() =>
-        Assert.Throws<ArgumentException>(() => new ModelList(["a/b", "a/b"]));
+        Assert.Throws<ArgumentException>(() => new ModelList([ModelId.Parse("a/b"), ModelId.Parse("a/b")]));
+
+    [Fact]
+    public void Constructor_DefaultModelId_ThrowsArgumentException() =>
+        Assert.Throws<ArgumentException>(() => new ModelList([ModelId.Parse("a/b"), default]));
 
     [Fact]
     public void Constructor_Empty_ThrowsArgumentException() =>

@@ -5,7 +5,7 @@ namespace ZipLlm.Tests.Config;
 
 public class StandInModelListTests
 {
-    private static readonly ModelList s_family = new(["synthetic/base", "synthetic/ft"]);
+    private static readonly ModelList s_family = new([ModelId.Parse("synthetic/base"), ModelId.Parse("synthetic/ft")]);
 
     private static ZipLlmConfig Config(TempDir dir, string list = "test_models.txt") =>
         ZipLlmConfig.Load(dir.Write("config.json", $$"""{"model_dir": "models", "storage_dir": "store", "models_to_process": "{{list}}", "base_ft_path": "base_ft.json"}"""));

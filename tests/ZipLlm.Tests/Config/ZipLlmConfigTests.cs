@@ -155,6 +155,6 @@ public class ZipLlmConfigTests
     {
         using var dir = new TempDir();
         var config = ZipLlmConfig.Load(dir.Write("config.json", Valid));
-        Assert.Equal(Path.Combine(config.ModelDir, "my_org_model-1"), config.ModelFolder("my_org/model-1"));
+        Assert.Equal(Path.Combine(config.ModelDir, "my_org_model-1"), config.ModelFolder(ModelId.Parse("my_org/model-1")));
     }
 }

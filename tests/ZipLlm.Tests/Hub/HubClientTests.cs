@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using ZipLlm.Config;
 using ZipLlm.Hub;
 using ZipLlm.Tests.TestSupport;
 
@@ -7,7 +8,7 @@ namespace ZipLlm.Tests.Hub;
 
 public class HubClientTests
 {
-    private const string Model = "org/model-1";
+    private static readonly ModelId Model = ModelId.Parse("org/model-1");
     private static readonly byte[] s_shard = RandomBytes(300_000, 1);
     private static readonly byte[] s_shard2 = RandomBytes(70_001, 2);
     private static readonly byte[] s_config = Encoding.UTF8.GetBytes("{\"model_type\": \"llama\"}\n");
@@ -16,7 +17,7 @@ public class HubClientTests
     private static FakeHub NewHub()
     {
         var hub = new FakeHub();
-        hub.Add(Model,
+        hub.Add(Model.ToString(),
             ("model-00001-of-00002.safetensors", s_shard),
             ("model-00002-of-00002.safetensors", s_shard2),
             ("config.json", s_config),
@@ -176,7 +177,7 @@ public class HubClientTests
         await using var hub = NewHub();
         using var dir = new TempDir();
         using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint));
-        var ex = await Assert.ThrowsAsync<HubException>(() => client.DownloadModelAsync("org/nope", dir.Path));
+        var ex = await Assert.ThrowsAsync<HubException>(() => client.DownloadModelAsync(ModelId.Parse("org/nope"), dir.Path));
         Assert.Equal(HubErrorKind.NotFound, ex.Kind);
         Assert.Equal(404, ex.StatusCode);
         Assert.Contains("org/nope", ex.Message);
@@ -187,7 +188,7 @@ public class HubClientTests
     public async Task DownloadModel_GatedWithoutToken_ThrowsUnauthorizedNamingToken()
     {
         await using var hub = NewHub();
-        hub.Gated.Add(Model);
+        hub.Gated.Add(Model.ToString());
         using var dir = new TempDir();
         using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint));
         var ex = await Assert.ThrowsAsync<HubException>(() => client.DownloadModelAsync(Model, dir.Path));
@@ -201,7 +202,7 @@ public class HubClientTests
     public async Task DownloadModel_GatedWithToken_SendsBearerAndSucceeds()
     {
         await using var hub = NewHub();
-        hub.Gated.Add(Model);
+        hub.Gated.Add(Model.ToString());
         using var dir = new TempDir();
         using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint, hub.Token));
         var summary = await client.DownloadModelAsync(Model, dir.Path);
@@ -261,7 +262,7 @@ public class HubClientTests
         hub.Add("org/bin-only", ("pytorch_model.bin", [1, 2, 3]), ("config.json", s_config));
         using var dir = new TempDir();
         using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint));
-        var ex = await Assert.ThrowsAsync<HubException>(() => client.DownloadModelAsync("org/bin-only", dir.Path));
+        var ex = await Assert.ThrowsAsync<HubException>(() => client.DownloadModelAsync(ModelId.Parse("org/bin-only"), dir.Path));
         Assert.Contains(".safetensors", ex.Message);
     }
 
@@ -278,7 +279,7 @@ public class HubClientTests
         // Writes through this link fail with ENOSPC, as on a full disk.
         File.CreateSymbolicLink(dir.Combine("model.safetensors.part"), "/dev/full");
         using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint));
-        var ex = await Assert.ThrowsAsync<HubException>(() => client.DownloadModelAsync("org/m", dir.Path));
+        var ex = await Assert.ThrowsAsync<HubException>(() => client.DownloadModelAsync(ModelId.Parse("org/m"), dir.Path));
         Assert.Equal(HubErrorKind.DiskFull, ex.Kind);
         Assert.Contains("disk is full", ex.Message);
         Assert.False(File.Exists(dir.Combine("model.safetensors")));

@@ -1,4 +1,5 @@
 using System.Text;
+using ZipLlm.Config;
 using ZipLlm.Hub;
 
 namespace ZipLlm.Tests.Hub;
@@ -11,7 +12,7 @@ public class HubTreeTests
     private static List<HubFile> Parse(string json)
     {
         var files = new List<HubFile>();
-        HubTree.Parse(Encoding.UTF8.GetBytes(json), "org/m", files);
+        HubTree.Parse(Encoding.UTF8.GetBytes(json), ModelId.Parse("org/m"), files);
         return files;
     }
 

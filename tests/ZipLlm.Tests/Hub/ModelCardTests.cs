@@ -39,11 +39,11 @@ public class ModelCardTests
         dir.Write("org_ft-good/README.md", "---\nbase_model: org/base\n---\n");
         dir.Write("org_ft-bad/README.md", "---\nbase_model: other/base\n---\n");
         dir.Write("org_ft-none/README.md", "# no card metadata\n");
-        var list = new ModelList(["org/base", "org/ft-good", "org/ft-bad", "org/ft-none", "org/ft-missing"]);
+        var list = new ModelList([ModelId.Parse("org/base"), ModelId.Parse("org/ft-good"), ModelId.Parse("org/ft-bad"), ModelId.Parse("org/ft-none"), ModelId.Parse("org/ft-missing")]);
         var logger = new ListLogger();
         var disagreements = ModelCard.CheckAgainstList(list, dir.Path, logger);
         BaseModelDisagreement d = Assert.Single(disagreements);
-        Assert.Equal("org/ft-bad", d.ModelId);
+        Assert.Equal("org/ft-bad", d.ModelId.ToString());
         Assert.Equal(["other/base"], d.CardBases);
         string warning = Assert.Single(logger.Warnings);
         Assert.Contains("org/ft-bad", warning);

@@ -44,7 +44,7 @@ public class CompressJobTests
         long zstdTotal = 0;
         foreach (SyntheticModel model in family.Models)
         {
-            string output = dir.Combine("restored", ModelId.FolderName(model.Id));
+            string output = dir.Combine("restored", model.Id.FolderName);
             restorer.Restore(model.Id, output, force: false);
             var original = ModelFolders.Snapshot(model.Folder);
             Assert.Equal(original, ModelFolders.Snapshot(output));
@@ -64,7 +64,7 @@ public class CompressJobTests
     {
         using var dir = new TempDir();
         SyntheticFamilyResult family = WriteFamily(dir);
-        string ft = SyntheticFamily.IdOf(SyntheticModelKind.FullFinetune);
+        ModelId ft = SyntheticFamily.IdOf(SyntheticModelKind.FullFinetune);
         File.WriteAllText(dir.Combine("test_models.txt"), $"{ft}\n{family.BaseId}\n");
 
         CompressReport report = new CompressJob(ZipLlmConfig.Load(dir.Combine("config.json")), NullLogger.Instance).Run();
@@ -87,7 +87,7 @@ public class CompressJobTests
         CompressReport report = new CompressJob(ZipLlmConfig.Load(dir.Combine("config.json")), NullLogger.Instance).Run();
         Assert.Equal(2, report.Failures.Count);
         Assert.Contains(report.Failures, f => f.ModelId == victim.Id && f.Error.Contains(Path.GetFileName(shard)) && f.Kind == CompressFailureKind.InvalidInput);
-        Assert.Contains(report.Failures, f => f.ModelId == "missing/model" && f.Kind == CompressFailureKind.Io);
+        Assert.Contains(report.Failures, f => f.ModelId == ModelId.Parse("missing/model") && f.Kind == CompressFailureKind.Io);
         Assert.Equal(family.Models.Count - 1, report.Results.Count);
         Assert.False(ModelStore.Open(dir.Combine("store"), create: false).Contains(victim.Id));
     }

@@ -17,22 +17,22 @@ public class StoreJobsTests
         SyntheticFamilyResult family = CompressJobTests.WriteFamily(dir);
         ZipLlmConfig config = ZipLlmConfig.Load(dir.Combine("config.json"));
         Assert.Empty(new CompressJob(config, NullLogger.Instance).Run().Failures);
-        string ft = SyntheticFamily.IdOf(SyntheticModelKind.FullFinetune);
+        ModelId ft = SyntheticFamily.IdOf(SyntheticModelKind.FullFinetune);
 
         RestoreResult restored = new RestoreJob(config).Run(ft, dir.Combine("out"), force: false);
         Assert.Equal(ModelFolders.Snapshot(family.Get(SyntheticModelKind.FullFinetune).Folder), ModelFolders.Snapshot(dir.Combine("out")));
         Assert.Equal(family.Get(SyntheticModelKind.FullFinetune).Bytes, restored.Bytes);
 
-        var checkedModels = new List<string>();
+        var checkedModels = new List<ModelId>();
         VerifyReport verify = new VerifyJob(config) { ModelChecked = (model, _) => checkedModels.Add(model) }.Run(null);
         Assert.True(verify.Intact);
-        Assert.Equal(family.Models.Select(m => m.Id).Order(StringComparer.Ordinal), checkedModels);
+        Assert.Equal(family.Models.Select(m => m.Id).Order(), checkedModels);
 
         StoreListing listing = new ListJob(config).Run();
         Assert.Equal(family.Models.Count, listing.Manifests.Count);
         Assert.InRange(listing.StoredBytes, 1, listing.OriginalBytes - 1);
 
-        string standalone = SyntheticFamily.IdOf(SyntheticModelKind.Standalone);
+        ModelId standalone = SyntheticFamily.IdOf(SyntheticModelKind.Standalone);
         Assert.True(new RemoveJob(config, NullLogger.Instance).Run(standalone).Objects > 0);
         Assert.Equal(family.Models.Count - 1, new ListJob(config).Run().Manifests.Count);
         Assert.Equal(0, new GcJob(config, NullLogger.Instance).Run(dryRun: false, TimeSpan.Zero).Objects);
@@ -46,9 +46,9 @@ public class StoreJobsTests
         ZipLlmConfig config = ZipLlmConfig.Load(dir.Combine("config.json"));
         new CompressJob(config, NullLogger.Instance).Run();
 
-        Assert.Contains("no/such", Assert.Throws<KeyNotFoundException>(() => new RestoreJob(config).Run("no/such", dir.Combine("out"), force: false)).Message);
-        Assert.Contains("no/such", Assert.Throws<KeyNotFoundException>(() => new VerifyJob(config).Run("no/such")).Message);
-        Assert.Contains("no/such", Assert.Throws<KeyNotFoundException>(() => new RemoveJob(config, NullLogger.Instance).Run("no/such")).Message);
+        Assert.Contains("no/such", Assert.Throws<KeyNotFoundException>(() => new RestoreJob(config).Run(ModelId.Parse("no/such"), dir.Combine("out"), force: false)).Message);
+        Assert.Contains("no/such", Assert.Throws<KeyNotFoundException>(() => new VerifyJob(config).Run(ModelId.Parse("no/such"))).Message);
+        Assert.Contains("no/such", Assert.Throws<KeyNotFoundException>(() => new RemoveJob(config, NullLogger.Instance).Run(ModelId.Parse("no/such"))).Message);
         Assert.False(Directory.Exists(dir.Combine("out")));
     }
 

@@ -98,10 +98,10 @@ public class ModelSetupTests
 
         Assert.Equal(ModelSetupMode.Hub, result.Mode);
         Assert.Equal(config.ModelsToProcess, result.ModelListPath);
-        Assert.Equal(["org/base", "my_org/ft", "org/ft-odd"], result.Models.Select(m => m.ModelId));
+        Assert.Equal(["org/base", "my_org/ft", "org/ft-odd"], result.Models.Select(m => m.ModelId).Select(m => m.ToString()));
         Assert.Equal(new byte[] { 1, 2, 3, 5 }, File.ReadAllBytes(Path.Combine(config.ModelDir, "my_org_ft", "model.safetensors")));
         var map = BaseFtMap.Load(config.BaseFtPath);
-        Assert.Equal(["my_org/ft", "org/ft-odd"], map.FinetunesOf("org/base"));
+        Assert.Equal(["my_org/ft", "org/ft-odd"], map.FinetunesOf(ModelId.Parse("org/base")).Select(m => m.ToString()));
         string warning = Assert.Single(logger.Warnings);
         Assert.Contains("org/ft-odd", warning);
         Assert.Contains("someone/else", warning);
@@ -121,7 +121,7 @@ public class ModelSetupTests
         Assert.Equal(ModelSetupMode.Hub, result.Mode);
         Assert.False(File.Exists(StandInModelList.PathFor(config)));
         Assert.Equal(new ModelListChoice(config.ModelsToProcess, null), StandInModelList.Resolve(config));
-        Assert.Equal(["my_org/ft"], BaseFtMap.Load(config.BaseFtPath).FinetunesOf("org/base"));
+        Assert.Equal(["my_org/ft"], BaseFtMap.Load(config.BaseFtPath).FinetunesOf(ModelId.Parse("org/base")).Select(m => m.ToString()));
     }
 
     [Fact]

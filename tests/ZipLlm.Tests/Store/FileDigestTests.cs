@@ -55,18 +55,18 @@ public class FileDigestTests
         using var dir = new TempDir();
         (ModelStore store, WorkerPool pool) = StoreOneModel(dir);
         using WorkerPool _ = pool;
-        Manifest manifest = store.ReadManifest("o/m");
+        Manifest manifest = store.ReadManifest(ModelId.Parse("o/m"));
         Assert.All(manifest.Files, f => Assert.True(FileDigest.IsXxh128(f.Xxh128), $"{f.Path} has no XXH3-128"));
 
         // A wrong SHA-256 goes unseen by the default check, and is caught by --sha256 and by verify.
-        RewriteFiles(store, "o/m", file => file["sha256"] = new string('0', 64));
-        new ModelRestorer(store, pool).Restore("o/m", dir.Combine("out-default"), force: false);
+        RewriteFiles(store, ModelId.Parse("o/m"), file => file["sha256"] = new string('0', 64));
+        new ModelRestorer(store, pool).Restore(ModelId.Parse("o/m"), dir.Combine("out-default"), force: false);
         Assert.Equal(ModelFolders.Snapshot(dir.Combine("m")), ModelFolders.Snapshot(dir.Combine("out-default")));
         var ex = Assert.Throws<StoreDamageException>(() =>
-            new ModelRestorer(store, pool) { CheckSha256 = true }.Restore("o/m", dir.Combine("out-sha"), force: false));
+            new ModelRestorer(store, pool) { CheckSha256 = true }.Restore(ModelId.Parse("o/m"), dir.Combine("out-sha"), force: false));
         Assert.Contains("SHA-256", ex.Message);
         Assert.Empty(Directory.EnumerateFiles(dir.Combine("out-sha"), "*", SearchOption.AllDirectories));
-        Assert.NotEmpty(new ModelRestorer(store, pool).Verify("o/m"));
+        Assert.NotEmpty(new ModelRestorer(store, pool).Verify(ModelId.Parse("o/m")));
     }
 
     [Fact]
@@ -75,12 +75,12 @@ public class FileDigestTests
         using var dir = new TempDir();
         (ModelStore store, WorkerPool pool) = StoreOneModel(dir);
         using WorkerPool _ = pool;
-        RewriteFiles(store, "o/m", file => file["xxh128"] = new string('a', 32));
-        var ex = Assert.Throws<StoreDamageException>(() => new ModelRestorer(store, pool).Restore("o/m", dir.Combine("out"), force: false));
+        RewriteFiles(store, ModelId.Parse("o/m"), file => file["xxh128"] = new string('a', 32));
+        var ex = Assert.Throws<StoreDamageException>(() => new ModelRestorer(store, pool).Restore(ModelId.Parse("o/m"), dir.Combine("out"), force: false));
         Assert.Contains("XXH3-128", ex.Message);
         Assert.Contains("o/m", ex.Message);
         Assert.Empty(Directory.EnumerateFiles(dir.Combine("out"), "*", SearchOption.AllDirectories));
-        Assert.NotEmpty(new ModelRestorer(store, pool).Verify("o/m"));
+        Assert.NotEmpty(new ModelRestorer(store, pool).Verify(ModelId.Parse("o/m")));
     }
 
     [Fact]
@@ -90,14 +90,14 @@ public class FileDigestTests
         (ModelStore store, WorkerPool pool) = StoreOneModel(dir);
         using WorkerPool _ = pool;
         // A manifest written before XXH3-128 was recorded.
-        RewriteFiles(store, "o/m", file => file.Remove("xxh128"));
-        Assert.All(store.ReadManifest("o/m").Files, f => Assert.Null(f.Xxh128));
-        new ModelRestorer(store, pool).Restore("o/m", dir.Combine("out"), force: false);
+        RewriteFiles(store, ModelId.Parse("o/m"), file => file.Remove("xxh128"));
+        Assert.All(store.ReadManifest(ModelId.Parse("o/m")).Files, f => Assert.Null(f.Xxh128));
+        new ModelRestorer(store, pool).Restore(ModelId.Parse("o/m"), dir.Combine("out"), force: false);
         Assert.Equal(ModelFolders.Snapshot(dir.Combine("m")), ModelFolders.Snapshot(dir.Combine("out")));
-        Assert.Empty(new ModelRestorer(store, pool).Verify("o/m"));
+        Assert.Empty(new ModelRestorer(store, pool).Verify(ModelId.Parse("o/m")));
 
-        RewriteFiles(store, "o/m", file => file["sha256"] = new string('0', 64));
-        Assert.Throws<StoreDamageException>(() => new ModelRestorer(store, pool).Restore("o/m", dir.Combine("out2"), force: false));
+        RewriteFiles(store, ModelId.Parse("o/m"), file => file["sha256"] = new string('0', 64));
+        Assert.Throws<StoreDamageException>(() => new ModelRestorer(store, pool).Restore(ModelId.Parse("o/m"), dir.Combine("out2"), force: false));
     }
 
     [Theory]
@@ -111,8 +111,8 @@ public class FileDigestTests
         using var dir = new TempDir();
         (ModelStore store, WorkerPool pool) = StoreOneModel(dir);
         pool.Dispose();
-        RewriteFiles(store, "o/m", file => file["xxh128"] = value);
-        Assert.Throws<InvalidDataException>(() => store.ReadManifest("o/m"));
+        RewriteFiles(store, ModelId.Parse("o/m"), file => file["xxh128"] = value);
+        Assert.Throws<InvalidDataException>(() => store.ReadManifest(ModelId.Parse("o/m")));
     }
 
     private static (ModelStore Store, WorkerPool Pool) StoreOneModel(TempDir dir)
@@ -122,9 +122,9 @@ public class FileDigestTests
         dir.Write("m/config.json", "{\"hidden_size\": 40}");
         ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
         var pool = new WorkerPool(2, Options);
-        new ModelIngester(store, pool, NullLogger.Instance).Ingest("o/m", dir.Combine("m"), ModelRole.Standalone);
+        new ModelIngester(store, pool, NullLogger.Instance).Ingest(ModelId.Parse("o/m"), dir.Combine("m"), ModelRole.Standalone);
         return (store, pool);
     }
 
-    private static void RewriteFiles(ModelStore store, string modelId, Action<JsonObject> change) => ManifestEdits.RewriteFiles(store, modelId, change);
+    private static void RewriteFiles(ModelStore store, ModelId modelId, Action<JsonObject> change) => ManifestEdits.RewriteFiles(store, modelId, change);
 }

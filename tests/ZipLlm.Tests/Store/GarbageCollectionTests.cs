@@ -1,4 +1,5 @@
 using ZipLlm.Codecs;
+using ZipLlm.Config;
 using ZipLlm.Store;
 using ZipLlm.Tests.TestSupport;
 
@@ -15,8 +16,8 @@ public class GarbageCollectionTests
         using WorkerPool _ = pool;
         HashSet<ContentHash> before = store.Objects.Enumerate().ToHashSet();
         // A remove killed between deleting the manifest and deleting the objects leaves the finetune's objects behind.
-        File.Delete(store.Layout.ManifestPath("o/ft"));
-        Manifest @base = store.ReadManifest("o/base");
+        File.Delete(store.Layout.ManifestPath(ModelId.Parse("o/ft")));
+        Manifest @base = store.ReadManifest(ModelId.Parse("o/base"));
 
         GarbageReport dry = store.CollectGarbage(dryRun: true);
         Assert.True(dry.Objects > 0);
@@ -27,7 +28,7 @@ public class GarbageCollectionTests
         Assert.Equal(dry.Bytes, report.Bytes);
         Assert.Equal(@base.NeededObjects().ToHashSet(), store.Objects.Enumerate().ToHashSet());
         Assert.Equal(before.Count - report.Objects, report.Kept);
-        new ModelRestorer(store, pool).Restore("o/base", dir.Combine("out"), force: false);
+        new ModelRestorer(store, pool).Restore(ModelId.Parse("o/base"), dir.Combine("out"), force: false);
         Assert.Equal(ModelFolders.Snapshot(dir.Combine("base")), ModelFolders.Snapshot(dir.Combine("out")));
         Assert.Equal(0, store.CollectGarbage().Objects);
     }
@@ -44,13 +45,13 @@ public class GarbageCollectionTests
         ContentHash orphanName = ContentHash.Of([1, 2, 3]);
         store.Objects.Write(orphanName, stream => stream.Write(orphan));
         // Removing the base keeps what the finetune's deltas decode from.
-        store.Remove("o/base");
+        store.Remove(ModelId.Parse("o/base"));
 
         store.CollectGarbage();
         Assert.False(store.Objects.Contains(orphanName));
-        Assert.Equal(store.ReadManifest("o/ft").NeededObjects().ToHashSet(), store.Objects.Enumerate().ToHashSet());
+        Assert.Equal(store.ReadManifest(ModelId.Parse("o/ft")).NeededObjects().ToHashSet(), store.Objects.Enumerate().ToHashSet());
         Assert.Subset(needed, store.Objects.Enumerate().ToHashSet());
-        Assert.Empty(new ModelRestorer(store, pool).Verify("o/ft"));
+        Assert.Empty(new ModelRestorer(store, pool).Verify(ModelId.Parse("o/ft")));
     }
 
     [Fact]
@@ -59,8 +60,8 @@ public class GarbageCollectionTests
         using var dir = new TempDir();
         (ModelStore store, WorkerPool pool) = StoredModels.BaseAndFinetune(dir);
         using WorkerPool _ = pool;
-        File.Delete(store.Layout.ManifestPath("o/ft"));
-        var orphans = store.Objects.Enumerate().Where(h => !store.ReadManifest("o/base").NeededObjects().Contains(h)).ToList();
+        File.Delete(store.Layout.ManifestPath(ModelId.Parse("o/ft")));
+        var orphans = store.Objects.Enumerate().Where(h => !store.ReadManifest(ModelId.Parse("o/base")).NeededObjects().Contains(h)).ToList();
         Assert.NotEmpty(orphans);
         // Half of them written two hours ago, as far as their times tell.
         var old = orphans.Where((_, i) => i % 2 == 0).ToHashSet();

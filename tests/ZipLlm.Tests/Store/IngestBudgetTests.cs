@@ -44,14 +44,14 @@ public class IngestBudgetTests
         pool.Budget.Entered = () => Thread.Sleep(1);
         var ingester = new ModelIngester(store, pool, NullLogger.Instance);
 
-        ingester.Ingest("o/base", dir.Combine("base"), new ModelRole(ModelRoleKind.Base, null));
-        IngestResult ft = ingester.Ingest("o/ft", dir.Combine("ft"), new ModelRole(ModelRoleKind.Finetune, "o/base"));
+        ingester.Ingest(ModelId.Parse("o/base"), dir.Combine("base"), new ModelRole(ModelRoleKind.Base, null));
+        IngestResult ft = ingester.Ingest(ModelId.Parse("o/ft"), dir.Combine("ft"), new ModelRole(ModelRoleKind.Finetune, ModelId.Parse("o/base")));
 
         Assert.Equal(4 * 24, ft.DeltaTensors);
         Assert.InRange(pool.Budget.PeakBusy, 1, threads);
         Assert.Equal(0, pool.Budget.Busy);
 
-        new ModelRestorer(store, pool).Restore("o/ft", dir.Combine("out"), force: false);
+        new ModelRestorer(store, pool).Restore(ModelId.Parse("o/ft"), dir.Combine("out"), force: false);
         Assert.Equal(ModelFolders.Snapshot(dir.Combine("ft")), ModelFolders.Snapshot(dir.Combine("out")));
         Assert.InRange(pool.Budget.PeakBusy, 1, threads);
     }

@@ -36,18 +36,18 @@ public class IngestTests
             }),
         };
 
-        var ex = Assert.Throws<FileChangedException>(() => ingester.Ingest("o/m", dir.Combine("m"), ModelRole.Standalone));
+        var ex = Assert.Throws<FileChangedException>(() => ingester.Ingest(ModelId.Parse("o/m"), dir.Combine("m"), ModelRole.Standalone));
         Assert.Contains("model.safetensors", ex.Message);
         Assert.Contains("changed while it was being read", ex.Message);
         Assert.True(changed);
-        Assert.False(store.Contains("o/m"));
+        Assert.False(store.Contains(ModelId.Parse("o/m")));
         AssertEveryObjectHoldsTheBytesItIsNamedFor(store, pool);
 
         // A pristine copy of the same model later is stored whole and restores exactly.
         Directory.CreateDirectory(dir.Combine("copy"));
         File.WriteAllBytes(dir.Combine("copy", "model.safetensors"), pristine);
-        new ModelIngester(store, pool, NullLogger.Instance).Ingest("o/copy", dir.Combine("copy"), ModelRole.Standalone);
-        new ModelRestorer(store, pool).Restore("o/copy", dir.Combine("out"), force: false);
+        new ModelIngester(store, pool, NullLogger.Instance).Ingest(ModelId.Parse("o/copy"), dir.Combine("copy"), ModelRole.Standalone);
+        new ModelRestorer(store, pool).Restore(ModelId.Parse("o/copy"), dir.Combine("out"), force: false);
         Assert.Equal(pristine, File.ReadAllBytes(dir.Combine("out", "model.safetensors")));
     }
 
@@ -72,9 +72,9 @@ public class IngestTests
             }),
         };
 
-        var ex = Assert.Throws<FileChangedException>(() => ingester.Ingest("o/m", dir.Combine("m"), ModelRole.Standalone));
+        var ex = Assert.Throws<FileChangedException>(() => ingester.Ingest(ModelId.Parse("o/m"), dir.Combine("m"), ModelRole.Standalone));
         Assert.Contains("model.safetensors", ex.Message);
-        Assert.False(store.Contains("o/m"));
+        Assert.False(store.Contains(ModelId.Parse("o/m")));
     }
 
     [Fact]
@@ -99,8 +99,8 @@ public class IngestTests
             }),
         };
 
-        Assert.Throws<FileChangedException>(() => ingester.Ingest("o/m", dir.Combine("m"), ModelRole.Standalone));
-        Assert.False(store.Contains("o/m"));
+        Assert.Throws<FileChangedException>(() => ingester.Ingest(ModelId.Parse("o/m"), dir.Combine("m"), ModelRole.Standalone));
+        Assert.False(store.Contains(ModelId.Parse("o/m")));
     }
 
     [Theory]
@@ -116,8 +116,8 @@ public class IngestTests
         ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
         using var pool = new WorkerPool(2, Options);
         var ingester = new ModelIngester(store, pool, NullLogger.Instance);
-        ingester.Ingest("o/a", dir.Combine("a"), ModelRole.Standalone);
-        string victim = store.Layout.ObjectPath(store.ReadManifest("o/a").Files[0].Tensors![0].Object);
+        ingester.Ingest(ModelId.Parse("o/a"), dir.Combine("a"), ModelRole.Standalone);
+        string victim = store.Layout.ObjectPath(store.ReadManifest(ModelId.Parse("o/a")).Files[0].Tensors![0].Object);
         byte[] bytes = File.ReadAllBytes(victim);
         File.WriteAllBytes(victim, damage switch
         {
@@ -127,12 +127,12 @@ public class IngestTests
         });
 
         // A later compress run (an ingester trusts what it wrote itself for the length of its run).
-        IngestResult b = new ModelIngester(store, pool, NullLogger.Instance).Ingest("o/b", dir.Combine("b"), ModelRole.Standalone);
+        IngestResult b = new ModelIngester(store, pool, NullLogger.Instance).Ingest(ModelId.Parse("o/b"), dir.Combine("b"), ModelRole.Standalone);
 
         Assert.True(b.AddedBytes > 0);
         var restorer = new ModelRestorer(store, pool);
-        Assert.Empty(restorer.Verify("o/a"));
-        Assert.Empty(restorer.Verify("o/b"));
+        Assert.Empty(restorer.Verify(ModelId.Parse("o/a")));
+        Assert.Empty(restorer.Verify(ModelId.Parse("o/b")));
         AssertEveryObjectHoldsTheBytesItIsNamedFor(store, pool);
     }
 
@@ -155,17 +155,17 @@ public class IngestTests
         using var pool = new WorkerPool(2, Options);
         var ingester = new ModelIngester(store, pool, NullLogger.Instance);
 
-        ingester.Ingest("o/m", dir.Combine("m"), ModelRole.Standalone);
-        ingester.Ingest("o/n", dir.Combine("n"), ModelRole.Standalone);
+        ingester.Ingest(ModelId.Parse("o/m"), dir.Combine("m"), ModelRole.Standalone);
+        ingester.Ingest(ModelId.Parse("o/n"), dir.Combine("n"), ModelRole.Standalone);
 
-        Assert.Equal(["o/m", "o/n"], store.ReadAllManifests().Select(m => m.Id));
+        Assert.Equal(["o/m", "o/n"], store.ReadAllManifests().Select(m => m.Id).Select(m => m.ToString()));
         var restorer = new ModelRestorer(store, pool);
-        Assert.Empty(restorer.Verify("o/m"));
-        restorer.Restore("o/m", dir.Combine("out"), force: false);
+        Assert.Empty(restorer.Verify(ModelId.Parse("o/m")));
+        restorer.Restore(ModelId.Parse("o/m"), dir.Combine("out"), force: false);
         Assert.Equal(ModelFolders.Snapshot(dir.Combine("m")), ModelFolders.Snapshot(dir.Combine("out")));
         Assert.Equal("odd name\n", File.ReadAllText(Path.Combine(dir.Combine("out"), name)));
-        store.Remove("o/m");
-        Assert.Empty(restorer.Verify("o/n"));
+        store.Remove(ModelId.Parse("o/m"));
+        Assert.Empty(restorer.Verify(ModelId.Parse("o/n")));
     }
 
     [Fact]
@@ -182,10 +182,10 @@ public class IngestTests
         ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
         using var pool = new WorkerPool(2, Options);
 
-        var ex = Assert.Throws<InvalidDataException>(() => new ModelIngester(store, pool, NullLogger.Instance).Ingest("o/m", dir.Combine("m"), ModelRole.Standalone));
+        var ex = Assert.Throws<InvalidDataException>(() => new ModelIngester(store, pool, NullLogger.Instance).Ingest(ModelId.Parse("o/m"), dir.Combine("m"), ModelRole.Standalone));
         Assert.Contains("not valid UTF-8", ex.Message);
         Assert.Empty(store.Objects.Enumerate());
-        Assert.False(store.Contains("o/m"));
+        Assert.False(store.Contains(ModelId.Parse("o/m")));
     }
 
     [Fact]
@@ -200,8 +200,8 @@ public class IngestTests
         ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
         using var pool = new WorkerPool(2, Options);
 
-        new ModelIngester(store, pool, NullLogger.Instance).Ingest("o/m", dir.Combine("m"), ModelRole.Standalone);
-        new ModelRestorer(store, pool).Restore("o/m", dir.Combine("out"), force: false);
+        new ModelIngester(store, pool, NullLogger.Instance).Ingest(ModelId.Parse("o/m"), dir.Combine("m"), ModelRole.Standalone);
+        new ModelRestorer(store, pool).Restore(ModelId.Parse("o/m"), dir.Combine("out"), force: false);
 
         Assert.Equal(EntryKind.File, Posix.Lstat(dir.Combine("out", "tokenizer.json")).Kind);
         Assert.Equal("{\"vocab\": 1}", File.ReadAllText(dir.Combine("out", "tokenizer.json")));
@@ -233,7 +233,7 @@ public class IngestTests
         ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
         using var pool = new WorkerPool(2, Options);
 
-        var ex = Assert.Throws<InvalidDataException>(() => new ModelIngester(store, pool, NullLogger.Instance).Ingest("o/m", dir.Combine("m"), ModelRole.Standalone));
+        var ex = Assert.Throws<InvalidDataException>(() => new ModelIngester(store, pool, NullLogger.Instance).Ingest(ModelId.Parse("o/m"), dir.Combine("m"), ModelRole.Standalone));
         Assert.Contains("loop", ex.Message);
         Assert.Empty(store.Objects.Enumerate());
     }
@@ -250,9 +250,9 @@ public class IngestTests
         using var pool = new WorkerPool(2, Options);
         var ingester = new ModelIngester(store, pool, NullLogger.Instance);
 
-        var dangling = Assert.Throws<InvalidDataException>(() => ingester.Ingest("o/dangling", dir.Combine("dangling"), ModelRole.Standalone));
+        var dangling = Assert.Throws<InvalidDataException>(() => ingester.Ingest(ModelId.Parse("o/dangling"), dir.Combine("dangling"), ModelRole.Standalone));
         Assert.Contains("gone.json", dangling.Message);
-        var fifo = Assert.Throws<InvalidDataException>(() => ingester.Ingest("o/fifo", dir.Combine("fifo"), ModelRole.Standalone));
+        var fifo = Assert.Throws<InvalidDataException>(() => ingester.Ingest(ModelId.Parse("o/fifo"), dir.Combine("fifo"), ModelRole.Standalone));
         Assert.Contains("\"pipe\"", fifo.Message);
         Assert.Empty(store.Objects.Enumerate());
     }
@@ -264,7 +264,7 @@ public class IngestTests
         (ModelStore store, WorkerPool pool) = StoredModels.BaseAndFinetune(dir);
         pool.Dispose();
 
-        Manifest ft = store.ReadManifest("o/ft"), @base = store.ReadManifest("o/base");
+        Manifest ft = store.ReadManifest(ModelId.Parse("o/ft")), @base = store.ReadManifest(ModelId.Parse("o/base"));
         var baseByName = @base.Files.SelectMany(f => f.Tensors ?? []).ToDictionary(t => t.Name, t => t.Object);
         foreach (StoredTensor tensor in ft.Files.SelectMany(f => f.Tensors ?? []).Where(t => t.Encoding == TensorEncoding.Delta))
         {
@@ -320,11 +320,11 @@ public class IngestTests
         ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
         using var pool = new WorkerPool(2, Options);
         var ingester = new ModelIngester(store, pool, NullLogger.Instance);
-        ingester.Ingest("o/a", dir.Combine("a"), ModelRole.Standalone);
-        IngestResult copy = ingester.Ingest("o/b", dir.Combine("b"), ModelRole.Standalone);
+        ingester.Ingest(ModelId.Parse("o/a"), dir.Combine("a"), ModelRole.Standalone);
+        IngestResult copy = ingester.Ingest(ModelId.Parse("o/b"), dir.Combine("b"), ModelRole.Standalone);
 
         Assert.Equal(tensors.Count, copy.DedupTensors);
-        new ModelRestorer(store, pool).Restore("o/b", dir.Combine("out"), force: false);
+        new ModelRestorer(store, pool).Restore(ModelId.Parse("o/b"), dir.Combine("out"), force: false);
         Assert.Equal(ModelFolders.Snapshot(dir.Combine("b")), ModelFolders.Snapshot(dir.Combine("out")));
     }
 
@@ -339,10 +339,10 @@ public class IngestTests
 
         ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
         using var pool = new WorkerPool(1, Options);
-        var ex = Assert.ThrowsAny<Exception>(() => new ModelIngester(store, pool, NullLogger.Instance).Ingest("o/m", dir.Combine("m"), ModelRole.Standalone));
+        var ex = Assert.ThrowsAny<Exception>(() => new ModelIngester(store, pool, NullLogger.Instance).Ingest(ModelId.Parse("o/m"), dir.Combine("m"), ModelRole.Standalone));
         Assert.True(ex is InvalidDataException or EndOfStreamException, ex.GetType().Name);
         Assert.Contains("b.safetensors", ex.Message);
-        Assert.False(store.Contains("o/m"));
+        Assert.False(store.Contains(ModelId.Parse("o/m")));
         Assert.Empty(store.Objects.Enumerate());
     }
 }

@@ -31,7 +31,7 @@ public class ManifestTests
         using var dir = new TempDir();
         (ModelStore store, WorkerPool pool) = StoredModels.BaseAndFinetune(dir);
         using WorkerPool _ = pool;
-        string path = store.Layout.ManifestPath("o/base");
+        string path = store.Layout.ManifestPath(ModelId.Parse("o/base"));
         byte[] original = File.ReadAllBytes(path);
         Assert.Equal(original, Manifest.Parse(original, path).ToJson());
 
@@ -39,8 +39,8 @@ public class ManifestTests
 
         var ex = Assert.Throws<InvalidDataException>(() => Manifest.Parse(File.ReadAllBytes(path), path));
         Assert.Contains(path, ex.Message);
-        Assert.Throws<InvalidDataException>(() => store.ReadManifest("o/base"));
-        IReadOnlyList<string> problems = new ModelRestorer(store, pool).Verify("o/base");
+        Assert.Throws<InvalidDataException>(() => store.ReadManifest(ModelId.Parse("o/base")));
+        IReadOnlyList<string> problems = new ModelRestorer(store, pool).Verify(ModelId.Parse("o/base"));
         Assert.Contains(problems, p => p.Contains("checksum") || p.Contains("manifest"));
     }
 
@@ -51,14 +51,14 @@ public class ManifestTests
         (ModelStore store, WorkerPool pool) = StoredModels.BaseAndFinetune(dir);
         using WorkerPool _ = pool;
         // The probe: o/ft's manifest edited to claim it is o/other, then the base removed.
-        string ftPath = store.Layout.ManifestPath("o/ft");
+        string ftPath = store.Layout.ManifestPath(ModelId.Parse("o/ft"));
         File.WriteAllText(ftPath, File.ReadAllText(ftPath).Replace("\"o/ft\"", "\"o/other\""));
         int objects = store.Objects.Enumerate().Count();
 
-        var ex = Assert.Throws<StoreDamageException>(() => store.Remove("o/base"));
+        var ex = Assert.Throws<StoreDamageException>(() => store.Remove(ModelId.Parse("o/base")));
         Assert.Contains(ftPath, ex.Message);
         Assert.Contains("Nothing was deleted", ex.Message);
-        Assert.True(store.Contains("o/base"));
+        Assert.True(store.Contains(ModelId.Parse("o/base")));
         Assert.Equal(objects, store.Objects.Enumerate().Count());
         Assert.Throws<StoreDamageException>(() => store.CollectGarbage());
         Assert.Equal(objects, store.Objects.Enumerate().Count());
@@ -71,9 +71,9 @@ public class ManifestTests
         (ModelStore store, WorkerPool pool) = StoredModels.BaseAndFinetune(dir);
         using WorkerPool _ = pool;
         var restorer = new ModelRestorer(store, pool);
-        Assert.Empty(restorer.Verify("o/ft"));
+        Assert.Empty(restorer.Verify(ModelId.Parse("o/ft")));
         // Sealed again after the edit: a manifest that checks, and says a delta needs nothing.
-        ManifestEdits.RewriteFiles(store, "o/ft", file =>
+        ManifestEdits.RewriteFiles(store, ModelId.Parse("o/ft"), file =>
         {
             foreach (JsonNode? tensor in file["tensors"]?.AsArray() ?? [])
             {
@@ -81,7 +81,7 @@ public class ManifestTests
             }
         });
 
-        IReadOnlyList<string> problems = restorer.Verify("o/ft");
+        IReadOnlyList<string> problems = restorer.Verify(ModelId.Parse("o/ft"));
         Assert.NotEmpty(problems);
         Assert.All(problems, p => Assert.Contains("but the manifest records []", p));
     }
@@ -93,14 +93,14 @@ public class ManifestTests
         (ModelStore store, WorkerPool pool) = StoredModels.BaseAndFinetune(dir);
         pool.Dispose();
         // Intact and checksummed, but at the path of a model it is not: it would be read for the wrong model.
-        Directory.CreateDirectory(Path.GetDirectoryName(store.Layout.ManifestPath("x/y"))!);
-        File.Copy(store.Layout.ManifestPath("o/ft"), store.Layout.ManifestPath("x/y"));
+        Directory.CreateDirectory(Path.GetDirectoryName(store.Layout.ManifestPath(ModelId.Parse("x/y")))!);
+        File.Copy(store.Layout.ManifestPath(ModelId.Parse("o/ft")), store.Layout.ManifestPath(ModelId.Parse("x/y")));
 
         ManifestScan scan = store.ScanManifests();
-        Assert.Equal(["o/base", "o/ft"], scan.Manifests.Select(m => m.Id));
+        Assert.Equal(["o/base", "o/ft"], scan.Manifests.Select(m => m.Id).Select(m => m.ToString()));
         Assert.Single(scan.Damaged);
         Assert.Contains("o/ft", scan.Damaged[0].Problem);
-        Assert.Throws<InvalidDataException>(() => store.ReadManifest("x/y"));
+        Assert.Throws<InvalidDataException>(() => store.ReadManifest(ModelId.Parse("x/y")));
     }
 
     [Fact]
@@ -109,10 +109,10 @@ public class ManifestTests
         using var dir = new TempDir();
         (ModelStore store, WorkerPool pool) = StoredModels.BaseAndFinetune(dir);
         using WorkerPool _ = pool;
-        Manifest current = store.ReadManifest("o/ft");
+        Manifest current = store.ReadManifest(ModelId.Parse("o/ft"));
         string[] objects = current.NeededObjects().Select(h => h.Hex).Order(StringComparer.Ordinal).ToArray();
         // What a store written before checksums holds: format 1, an object list, no checksum, no bases per tensor.
-        string path = store.Layout.ManifestPath("o/ft");
+        string path = store.Layout.ManifestPath(ModelId.Parse("o/ft"));
         JsonObject json = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
         json["format"] = 1;
         json.Remove("checksum");
@@ -126,12 +126,12 @@ public class ManifestTests
         }
         File.WriteAllText(path, json.ToJsonString());
 
-        Manifest old = store.ReadManifest("o/ft");
+        Manifest old = store.ReadManifest(ModelId.Parse("o/ft"));
         Assert.Equal(1, old.Format);
         Assert.Equal(objects.ToHashSet(), old.NeededObjects().Select(h => h.Hex).ToHashSet());
-        Assert.Empty(new ModelRestorer(store, pool).Verify("o/ft"));
-        store.Remove("o/base");
-        new ModelRestorer(store, pool).Restore("o/ft", dir.Combine("out"), force: false);
+        Assert.Empty(new ModelRestorer(store, pool).Verify(ModelId.Parse("o/ft")));
+        store.Remove(ModelId.Parse("o/base"));
+        new ModelRestorer(store, pool).Restore(ModelId.Parse("o/ft"), dir.Combine("out"), force: false);
         Assert.Equal(ModelFolders.Snapshot(dir.Combine("ft")), ModelFolders.Snapshot(dir.Combine("out")));
     }
 
@@ -142,7 +142,7 @@ public class ManifestTests
     public void ToCheckedJson_ManifestItsOwnParserWouldRefuse_IsNeverCommitted(string path)
     {
         StoredFile file = new(path, 1, ContentHash.Parse(new string('a', 64)), StoredFileKind.Blob, ContentHash.Parse(new string('a', 64)), null, new string('b', 32));
-        Manifest manifest = Manifest.Create("o/m", ModelRoleKind.Standalone, null, [file], 1, 1, DateTimeOffset.UnixEpoch);
+        Manifest manifest = Manifest.Create(ModelId.Parse("o/m"), ModelRoleKind.Standalone, null, [file], 1, 1, DateTimeOffset.UnixEpoch);
         Assert.Throws<InvalidDataException>(() => manifest.ToCheckedJson("test"));
     }
 
@@ -151,9 +151,97 @@ public class ManifestTests
     {
         StoredFile a = new("a", 1, ContentHash.Parse(new string('a', 64)), StoredFileKind.Blob, ContentHash.Parse(new string('a', 64)), null);
         StoredFile ab = a with { Path = "a/b" };
-        Manifest manifest = Manifest.Create("o/m", ModelRoleKind.Standalone, null, [a, ab], 2, 1, DateTimeOffset.UnixEpoch);
+        Manifest manifest = Manifest.Create(ModelId.Parse("o/m"), ModelRoleKind.Standalone, null, [a, ab], 2, 1, DateTimeOffset.UnixEpoch);
         var ex = Assert.Throws<InvalidDataException>(() => manifest.ToCheckedJson("test"));
         Assert.Contains("both as a file and as a folder", ex.Message);
+    }
+
+    // Written by the build before model ids were a value type: the bytes on disk must neither change nor stop reading.
+    private const string ManifestOfStringIds =
+        """
+        {
+          "format": 2,
+          "id": "my_org/llama-ft",
+          "role": "Finetune",
+          "base_id": "meta-llama/Llama-3.2-1B",
+          "files": [
+            {
+              "path": "config.json",
+              "size": 12,
+              "sha256": "1111111111111111111111111111111111111111111111111111111111111111",
+              "kind": "Blob",
+              "object": "2222222222222222222222222222222222222222222222222222222222222222",
+              "xxh128": "33333333333333333333333333333333"
+            },
+            {
+              "path": "model.safetensors",
+              "size": 96,
+              "sha256": "4444444444444444444444444444444444444444444444444444444444444444",
+              "kind": "Safetensors",
+              "object": "5555555555555555555555555555555555555555555555555555555555555555",
+              "tensors": [
+                {
+                  "name": "w",
+                  "d_type": "BF16",
+                  "shape": [
+                    2,
+                    4
+                  ],
+                  "object": "6666666666666666666666666666666666666666666666666666666666666666",
+                  "encoding": "delta",
+                  "bases": [
+                    "7777777777777777777777777777777777777777777777777777777777777777"
+                  ]
+                },
+                {
+                  "name": "b",
+                  "d_type": "F32",
+                  "shape": [],
+                  "object": "8888888888888888888888888888888888888888888888888888888888888888",
+                  "encoding": "solo"
+                }
+              ],
+              "xxh128": "99999999999999999999999999999999"
+            }
+          ],
+          "original_bytes": 108,
+          "added_bytes": 64,
+          "stored_at": "2025-01-02T03:04:05+00:00",
+          "checksum": "sha256:1557cae30d71ecde5764075c793abb5b614d1c782de90141ea86551550b1326a"
+        }
+        """;
+
+    [Fact]
+    public void ToJson_ManifestOfModelIds_IsByteForByteWhatStringIdsWrote()
+    {
+        ContentHash h(char c) => ContentHash.Parse(new string(c, 64));
+        StoredFile[] files =
+        [
+            new("config.json", 12, h('1'), StoredFileKind.Blob, h('2'), null, new string('3', 32)),
+            new("model.safetensors", 96, h('4'), StoredFileKind.Safetensors, h('5'),
+                [new StoredTensor("w", "BF16", [2, 4], h('6'), TensorEncoding.Delta, [h('7')]), new StoredTensor("b", "F32", [], h('8'), TensorEncoding.Solo)], new string('9', 32)),
+        ];
+        Manifest manifest = Manifest.Create(ModelId.Parse("my_org/llama-ft"), ModelRoleKind.Finetune, ModelId.Parse("meta-llama/Llama-3.2-1B"), files, 108, 64,
+            new DateTimeOffset(2025, 1, 2, 3, 4, 5, TimeSpan.Zero));
+
+        Assert.Equal(ManifestOfStringIds, Encoding.UTF8.GetString(manifest.ToCheckedJson("test")));
+        Manifest read = Manifest.Parse(Encoding.UTF8.GetBytes(ManifestOfStringIds), "test");
+        Assert.Equal(ModelId.Parse("my_org/llama-ft"), read.Id);
+        Assert.Equal(ModelId.Parse("meta-llama/Llama-3.2-1B"), read.BaseId);
+    }
+
+    [Theory]
+    [InlineData("\"id\": \"my_org/llama-ft\"", "\"id\": \"my_org/llama/ft\"", "Invalid model id: \"my_org/llama/ft\" has more than one '/'")]
+    [InlineData("\"id\": \"my_org/llama-ft\"", "\"id\": 7", "Invalid model id: the model id is empty")]
+    [InlineData("\"id\": \"my_org/llama-ft\",", "", "missing required fields")]
+    [InlineData("\"base_id\": \"meta-llama/Llama-3.2-1B\"", "\"base_id\": \"../x\"", "Invalid model id: \"../x\" has an org or name of '.' or '..'")]
+    public void Parse_InvalidOrMissingModelId_IsRefusedNamingTheManifest(string field, string replacement, string expected)
+    {
+        string json = ManifestOfStringIds.Replace(field, replacement, StringComparison.Ordinal);
+        Assert.NotEqual(ManifestOfStringIds, json);
+        var ex = Assert.Throws<InvalidDataException>(() => Manifest.Parse(Encoding.UTF8.GetBytes(json), "m.json"));
+        Assert.StartsWith("m.json: manifest ", ex.Message);
+        Assert.Contains(expected, ex.Message);
     }
 
     private static string Edit(string json, string edit)

@@ -17,7 +17,7 @@ public class ModelRestorerTests
     public void Restore_ModelHoldsFilesNamedLikeTemporaries_EveryFileRestored()
     {
         using var dir = new TempDir();
-        ModelStore store = StoredModels.Ingest(dir, "o/m", folder =>
+        ModelStore store = StoredModels.Ingest(dir, ModelId.Parse("o/m"), folder =>
         {
             StoredModels.SmallModel(1)(folder);
             File.WriteAllText(Path.Combine(folder, "config.json.zipllm-partial"), "mine");
@@ -27,7 +27,7 @@ public class ModelRestorerTests
         });
         using var pool = new WorkerPool(2, Options);
 
-        new ModelRestorer(store, pool).Restore("o/m", dir.Combine("out"), force: false);
+        new ModelRestorer(store, pool).Restore(ModelId.Parse("o/m"), dir.Combine("out"), force: false);
 
         Assert.Equal(ModelFolders.Snapshot(dir.Combine("models", "o_m")), ModelFolders.Snapshot(dir.Combine("out")));
         Assert.Equal(StoredModels.Entries(dir.Combine("models", "o_m")), StoredModels.Entries(dir.Combine("out")));
@@ -37,7 +37,7 @@ public class ModelRestorerTests
     public void Restore_CancelledMidway_LeavesNoStagingFolderAndOutputAsItWas()
     {
         using var dir = new TempDir();
-        ModelStore store = StoredModels.Ingest(dir, "o/m", StoredModels.ManyTinyTensors(3, 200));
+        ModelStore store = StoredModels.Ingest(dir, ModelId.Parse("o/m"), StoredModels.ManyTinyTensors(3, 200));
         dir.Write("out/model-00000.safetensors", "old version");
         dir.Write("out/keep/me.txt", "the user's");
         SortedSet<string> before = StoredModels.Entries(dir.Combine("out"));
@@ -45,7 +45,7 @@ public class ModelRestorerTests
         using var cancel = new CancellationTokenSource();
         var restorer = new ModelRestorer(store, pool) { Progress = new CallbackProgress(_ => cancel.Cancel()) };
 
-        Assert.ThrowsAny<OperationCanceledException>(() => restorer.Restore("o/m", dir.Combine("out"), force: true, cancel.Token));
+        Assert.ThrowsAny<OperationCanceledException>(() => restorer.Restore(ModelId.Parse("o/m"), dir.Combine("out"), force: true, cancel.Token));
 
         Assert.Equal(before, StoredModels.Entries(dir.Combine("out")));
         Assert.Equal("old version", File.ReadAllText(dir.Combine("out", "model-00000.safetensors")));
@@ -55,11 +55,11 @@ public class ModelRestorerTests
     public void Restore_OutputHoldsOnlyAStagingFolderOfAKilledRestore_SweepsItWithoutForce()
     {
         using var dir = new TempDir();
-        ModelStore store = StoredModels.Ingest(dir, "o/m", StoredModels.SmallModel(12));
+        ModelStore store = StoredModels.Ingest(dir, ModelId.Parse("o/m"), StoredModels.SmallModel(12));
         dir.Write($"out/{OutputFolder.StagingPrefix}4242-{Guid.NewGuid():N}/0", "half a file");
         using var pool = new WorkerPool(2, Options);
 
-        new ModelRestorer(store, pool).Restore("o/m", dir.Combine("out"), force: false);
+        new ModelRestorer(store, pool).Restore(ModelId.Parse("o/m"), dir.Combine("out"), force: false);
 
         Assert.Equal(StoredModels.Entries(dir.Combine("models", "o_m")), StoredModels.Entries(dir.Combine("out")));
     }
@@ -68,12 +68,12 @@ public class ModelRestorerTests
     public void Restore_FailsOnDamage_LeavesNoStagingFolderAndOutputAsItWas()
     {
         using var dir = new TempDir();
-        ModelStore store = StoredModels.Ingest(dir, "o/m", StoredModels.SmallModel(2));
-        StoredModels.Damage(StoredModels.TensorObject(store, "o/m").Path, "zeros");
+        ModelStore store = StoredModels.Ingest(dir, ModelId.Parse("o/m"), StoredModels.SmallModel(2));
+        StoredModels.Damage(StoredModels.TensorObject(store, ModelId.Parse("o/m")).Path, "zeros");
         dir.Write("out/config.json", "old");
         using var pool = new WorkerPool(2, Options);
 
-        Assert.Throws<StoreDamageException>(() => new ModelRestorer(store, pool).Restore("o/m", dir.Combine("out"), force: true));
+        Assert.Throws<StoreDamageException>(() => new ModelRestorer(store, pool).Restore(ModelId.Parse("o/m"), dir.Combine("out"), force: true));
 
         Assert.Equal(["config.json"], StoredModels.Entries(dir.Combine("out")));
         Assert.Equal("old", File.ReadAllText(dir.Combine("out", "config.json")));
@@ -83,7 +83,7 @@ public class ModelRestorerTests
     public void Restore_ForceWithSymlinkedSubfolder_ReplacesTheLinkAndLeavesItsTargetUntouched()
     {
         using var dir = new TempDir();
-        ModelStore store = StoredModels.Ingest(dir, "o/m", folder =>
+        ModelStore store = StoredModels.Ingest(dir, ModelId.Parse("o/m"), folder =>
         {
             Directory.CreateDirectory(Path.Combine(folder, "sub"));
             File.WriteAllText(Path.Combine(folder, "sub", "x"), "model's x");
@@ -96,7 +96,7 @@ public class ModelRestorerTests
         File.CreateSymbolicLink(dir.Combine("out", "y"), dir.Combine("outside", "y"));
         using var pool = new WorkerPool(2, Options);
 
-        new ModelRestorer(store, pool).Restore("o/m", dir.Combine("out"), force: true);
+        new ModelRestorer(store, pool).Restore(ModelId.Parse("o/m"), dir.Combine("out"), force: true);
 
         Assert.Equal(EntryKind.Directory, Posix.Lstat(dir.Combine("out", "sub")).Kind);
         Assert.Equal(EntryKind.File, Posix.Lstat(dir.Combine("out", "y")).Kind);
@@ -111,7 +111,7 @@ public class ModelRestorerTests
     public void Restore_ForceWhereFoldersAreFilesAndFilesAreFolders_LeavesExactlyTheModel()
     {
         using var dir = new TempDir();
-        ModelStore store = StoredModels.Ingest(dir, "o/m", folder =>
+        ModelStore store = StoredModels.Ingest(dir, ModelId.Parse("o/m"), folder =>
         {
             Directory.CreateDirectory(Path.Combine(folder, "a", "b"));
             File.WriteAllText(Path.Combine(folder, "a", "b", "c.txt"), "c");
@@ -121,7 +121,7 @@ public class ModelRestorerTests
         dir.Write("out/d.txt/inner", "a folder where the model has a file");
         using var pool = new WorkerPool(2, Options);
 
-        new ModelRestorer(store, pool).Restore("o/m", dir.Combine("out"), force: true);
+        new ModelRestorer(store, pool).Restore(ModelId.Parse("o/m"), dir.Combine("out"), force: true);
 
         Assert.Equal(ModelFolders.Snapshot(dir.Combine("models", "o_m")), ModelFolders.Snapshot(dir.Combine("out")));
         Assert.Equal(StoredModels.Entries(dir.Combine("models", "o_m")), StoredModels.Entries(dir.Combine("out")));
@@ -131,7 +131,7 @@ public class ModelRestorerTests
     public void Restore_ForceOverAnotherModel_LeavesExactlyTheModelsFilesAndNoLinkTargetTouched()
     {
         using var dir = new TempDir();
-        ModelStore store = StoredModels.Ingest(dir, "o/m", folder =>
+        ModelStore store = StoredModels.Ingest(dir, ModelId.Parse("o/m"), folder =>
         {
             StoredModels.SmallModel(3)(folder);
             Directory.CreateDirectory(Path.Combine(folder, "tok"));
@@ -147,7 +147,7 @@ public class ModelRestorerTests
         File.CreateSymbolicLink(dir.Combine("out", "file-link"), dir.Combine("outside", "precious"));
         using var pool = new WorkerPool(2, Options);
 
-        new ModelRestorer(store, pool).Restore("o/m", dir.Combine("out"), force: true);
+        new ModelRestorer(store, pool).Restore(ModelId.Parse("o/m"), dir.Combine("out"), force: true);
 
         Assert.Equal(ModelFolders.Snapshot(dir.Combine("models", "o_m")), ModelFolders.Snapshot(dir.Combine("out")));
         Assert.Equal(StoredModels.Entries(dir.Combine("models", "o_m")), StoredModels.Entries(dir.Combine("out")));
@@ -158,12 +158,12 @@ public class ModelRestorerTests
     public void Restore_OutputIsASymlinkToAFolder_WritesIntoItsTarget()
     {
         using var dir = new TempDir();
-        ModelStore store = StoredModels.Ingest(dir, "o/m", StoredModels.SmallModel(5));
+        ModelStore store = StoredModels.Ingest(dir, ModelId.Parse("o/m"), StoredModels.SmallModel(5));
         Directory.CreateDirectory(dir.Combine("real"));
         Directory.CreateSymbolicLink(dir.Combine("out"), dir.Combine("real"));
         using var pool = new WorkerPool(2, Options);
 
-        new ModelRestorer(store, pool).Restore("o/m", dir.Combine("out"), force: false);
+        new ModelRestorer(store, pool).Restore(ModelId.Parse("o/m"), dir.Combine("out"), force: false);
 
         Assert.Equal(ModelFolders.Snapshot(dir.Combine("models", "o_m")), ModelFolders.Snapshot(dir.Combine("real")));
         Assert.Equal(EntryKind.SymbolicLink, Posix.Lstat(dir.Combine("out")).Kind);
@@ -173,11 +173,11 @@ public class ModelRestorerTests
     public void Restore_OutputIsAFile_IsRefusedAndTheFileKept()
     {
         using var dir = new TempDir();
-        ModelStore store = StoredModels.Ingest(dir, "o/m", StoredModels.SmallModel(6));
+        ModelStore store = StoredModels.Ingest(dir, ModelId.Parse("o/m"), StoredModels.SmallModel(6));
         dir.Write("out", "a file");
         using var pool = new WorkerPool(2, Options);
 
-        var ex = Assert.Throws<IOException>(() => new ModelRestorer(store, pool).Restore("o/m", dir.Combine("out"), force: true));
+        var ex = Assert.Throws<IOException>(() => new ModelRestorer(store, pool).Restore(ModelId.Parse("o/m"), dir.Combine("out"), force: true));
 
         Assert.Contains("not a folder", ex.Message);
         Assert.Equal("a file", File.ReadAllText(dir.Combine("out")));
@@ -187,32 +187,32 @@ public class ModelRestorerTests
     public void Restore_OutputInsideTheStoreOrHoldingIt_IsRefusedAndTheStoreIntact()
     {
         using var dir = new TempDir();
-        ModelStore store = StoredModels.Ingest(dir, "o/m", StoredModels.SmallModel(7));
+        ModelStore store = StoredModels.Ingest(dir, ModelId.Parse("o/m"), StoredModels.SmallModel(7));
         SortedSet<string> storeEntries = StoredModels.Entries(dir.Combine("store"));
         using var pool = new WorkerPool(2, Options);
         var restorer = new ModelRestorer(store, pool);
 
-        Assert.Throws<ArgumentException>(() => restorer.Restore("o/m", dir.Combine("store", "out"), force: false));
-        Assert.Throws<ArgumentException>(() => restorer.Restore("o/m", dir.Combine("store"), force: true));
-        Assert.Throws<ArgumentException>(() => restorer.Restore("o/m", dir.Path, force: true));
+        Assert.Throws<ArgumentException>(() => restorer.Restore(ModelId.Parse("o/m"), dir.Combine("store", "out"), force: false));
+        Assert.Throws<ArgumentException>(() => restorer.Restore(ModelId.Parse("o/m"), dir.Combine("store"), force: true));
+        Assert.Throws<ArgumentException>(() => restorer.Restore(ModelId.Parse("o/m"), dir.Path, force: true));
 
         Assert.Equal(storeEntries, StoredModels.Entries(dir.Combine("store")));
-        Assert.Empty(restorer.Verify("o/m"));
+        Assert.Empty(restorer.Verify(ModelId.Parse("o/m")));
     }
 
     [Fact]
     public void Restore_ForceIntoAFolderHoldingAProtectedFolder_IsRefusedAndNothingDeleted()
     {
         using var dir = new TempDir();
-        ModelStore store = StoredModels.Ingest(dir, "o/m", StoredModels.SmallModel(11));
+        ModelStore store = StoredModels.Ingest(dir, ModelId.Parse("o/m"), StoredModels.SmallModel(11));
         dir.Write("models/other_model/config.json", "another model's source");
         SortedSet<string> models = StoredModels.Entries(dir.Combine("models"));
         using var pool = new WorkerPool(2, Options);
         var restorer = new ModelRestorer(store, pool) { ProtectedFolders = [dir.Combine("models")] };
 
-        Assert.Throws<ArgumentException>(() => restorer.Restore("o/m", dir.Combine("models"), force: true));
+        Assert.Throws<ArgumentException>(() => restorer.Restore(ModelId.Parse("o/m"), dir.Combine("models"), force: true));
         // Into the model's own source folder is fine: it holds nothing protected.
-        restorer.Restore("o/m", dir.Combine("models", "o_m"), force: true);
+        restorer.Restore(ModelId.Parse("o/m"), dir.Combine("models", "o_m"), force: true);
 
         Assert.Equal(models, StoredModels.Entries(dir.Combine("models")));
     }
@@ -221,17 +221,17 @@ public class ModelRestorerTests
     public void Restore_OutputLockedByAnotherRestore_FailsAtOnceAndWritesNothing()
     {
         using var dir = new TempDir();
-        ModelStore store = StoredModels.Ingest(dir, "o/m", StoredModels.SmallModel(8));
+        ModelStore store = StoredModels.Ingest(dir, ModelId.Parse("o/m"), StoredModels.SmallModel(8));
         Directory.CreateDirectory(dir.Combine("out"));
         using var pool = new WorkerPool(2, Options);
 
         using (Posix.TryLockDirectory(dir.Combine("out")))
         {
-            var ex = Assert.Throws<IOException>(() => new ModelRestorer(store, pool).Restore("o/m", dir.Combine("out"), force: true));
+            var ex = Assert.Throws<IOException>(() => new ModelRestorer(store, pool).Restore(ModelId.Parse("o/m"), dir.Combine("out"), force: true));
             Assert.Contains("another zipllm restore is writing into", ex.Message);
             Assert.Empty(StoredModels.Entries(dir.Combine("out")));
         }
-        new ModelRestorer(store, pool).Restore("o/m", dir.Combine("out"), force: true);
+        new ModelRestorer(store, pool).Restore(ModelId.Parse("o/m"), dir.Combine("out"), force: true);
         Assert.Equal(ModelFolders.Snapshot(dir.Combine("models", "o_m")), ModelFolders.Snapshot(dir.Combine("out")));
     }
 
@@ -239,15 +239,15 @@ public class ModelRestorerTests
     public void RestoreAndVerify_FileOfThousandsOfTinyTensors_KeepObjectFilesOpenBounded()
     {
         using var dir = new TempDir();
-        StoredModels.Ingest(dir, "o/m", StoredModels.ManyTinyTensors(2, 1500));
+        StoredModels.Ingest(dir, ModelId.Parse("o/m"), StoredModels.ManyTinyTensors(2, 1500));
         var backend = new FolderBackend(dir.Combine("store")) { MaxOpenObjects = 8 };
         ModelStore store = ModelStore.Open(backend, create: false);
         using var pool = new WorkerPool(4, Options);
         var restorer = new ModelRestorer(store, pool);
 
-        restorer.Restore("o/m", dir.Combine("out"), force: false);
+        restorer.Restore(ModelId.Parse("o/m"), dir.Combine("out"), force: false);
         int restorePeak = backend.PeakOpenObjects;
-        Assert.Empty(restorer.Verify("o/m"));
+        Assert.Empty(restorer.Verify(ModelId.Parse("o/m")));
         int verifyPeak = backend.PeakOpenObjects;
 
         Assert.Equal(ModelFolders.Snapshot(dir.Combine("models", "o_m")), ModelFolders.Snapshot(dir.Combine("out")));
@@ -261,7 +261,7 @@ public class ModelRestorerTests
     public void RestoreAndVerify_FinetuneOfThousandsOfTinyDeltas_KeepObjectFilesOpenBounded()
     {
         using var dir = new TempDir();
-        ModelStore store = StoredModels.Ingest(dir, "o/base", StoredModels.ManyTinyTensors(4, 500));
+        ModelStore store = StoredModels.Ingest(dir, ModelId.Parse("o/base"), StoredModels.ManyTinyTensors(4, 500));
         string ftFolder = dir.Combine("models", "o_ft");
         Directory.CreateDirectory(ftFolder);
         foreach (string shard in Directory.EnumerateFiles(dir.Combine("models", "o_base")))
@@ -273,14 +273,14 @@ public class ModelRestorerTests
         }
         using var pool = new WorkerPool(4, Options);
         new ModelIngester(store, pool, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance)
-            .Ingest("o/ft", ftFolder, new ModelRole(ModelRoleKind.Finetune, "o/base"));
-        Assert.Contains(store.ReadManifest("o/ft").Files.SelectMany(f => f.Tensors!), t => t.Encoding == TensorEncoding.Delta);
+            .Ingest(ModelId.Parse("o/ft"), ftFolder, new ModelRole(ModelRoleKind.Finetune, ModelId.Parse("o/base")));
+        Assert.Contains(store.ReadManifest(ModelId.Parse("o/ft")).Files.SelectMany(f => f.Tensors!), t => t.Encoding == TensorEncoding.Delta);
         var backend = new FolderBackend(dir.Combine("store")) { MaxOpenObjects = 8 };
         var restorer = new ModelRestorer(ModelStore.Open(backend, create: false), pool);
 
-        restorer.Restore("o/ft", dir.Combine("out"), force: false);
+        restorer.Restore(ModelId.Parse("o/ft"), dir.Combine("out"), force: false);
         int restorePeak = backend.PeakOpenObjects;
-        Assert.Empty(restorer.Verify("o/ft"));
+        Assert.Empty(restorer.Verify(ModelId.Parse("o/ft")));
 
         Assert.Equal(ModelFolders.Snapshot(ftFolder), ModelFolders.Snapshot(dir.Combine("out")));
         Assert.InRange(restorePeak, 1, 8 + 2 * pool.Threads * 2);
@@ -292,14 +292,14 @@ public class ModelRestorerTests
     public void RestoreAndVerify_DamagedObject_ReportDamageNamingModelFileAndObject(string kind)
     {
         using var dir = new TempDir();
-        ModelStore store = StoredModels.Ingest(dir, "o/m", StoredModels.SmallModel(9));
-        (ContentHash victim, string path) = StoredModels.TensorObject(store, "o/m");
+        ModelStore store = StoredModels.Ingest(dir, ModelId.Parse("o/m"), StoredModels.SmallModel(9));
+        (ContentHash victim, string path) = StoredModels.TensorObject(store, ModelId.Parse("o/m"));
         StoredModels.Damage(path, kind);
         using var pool = new WorkerPool(2, Options);
         var restorer = new ModelRestorer(store, pool);
 
-        var ex = Assert.Throws<StoreDamageException>(() => restorer.Restore("o/m", dir.Combine("out"), force: false));
-        Assert.Equal("o/m", ex.ModelId);
+        var ex = Assert.Throws<StoreDamageException>(() => restorer.Restore(ModelId.Parse("o/m"), dir.Combine("out"), force: false));
+        Assert.Equal("o/m", ex.ModelId?.ToString());
         Assert.Equal("model.safetensors", ex.FilePath);
         Assert.Contains("o/m: model.safetensors", ex.Message);
         if (kind != "flipped")
@@ -309,7 +309,7 @@ public class ModelRestorerTests
         }
         Assert.Empty(StoredModels.Entries(dir.Combine("out")));
 
-        IReadOnlyList<string> problems = restorer.Verify("o/m");
+        IReadOnlyList<string> problems = restorer.Verify(ModelId.Parse("o/m"));
         Assert.Contains(problems, p => p.Contains("o/m: model.safetensors", StringComparison.Ordinal));
     }
 
@@ -321,36 +321,36 @@ public class ModelRestorerTests
         using var dir = new TempDir();
         var random = new Random(10);
         var baseTensors = ModelFolders.Bf16Layers(random, 1, 64);
-        ModelStore store = StoredModels.Ingest(dir, "o/base", folder => ModelFolders.WriteSafetensors(Path.Combine(folder, "model.safetensors"), baseTensors));
+        ModelStore store = StoredModels.Ingest(dir, ModelId.Parse("o/base"), folder => ModelFolders.WriteSafetensors(Path.Combine(folder, "model.safetensors"), baseTensors));
         string ftFolder = dir.Combine("models", "o_ft");
         ModelFolders.WriteSafetensors(Path.Combine(ftFolder, "model.safetensors"), ModelFolders.Finetune(random, baseTensors));
         using var pool = new WorkerPool(2, Options);
         new ModelIngester(store, pool, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance)
-            .Ingest("o/ft", ftFolder, new ModelRole(ModelRoleKind.Finetune, "o/base"));
-        Assert.Equal(TensorEncoding.Delta, store.ReadManifest("o/ft").Files[0].Tensors![1].Encoding);
-        (ContentHash baseObject, string path) = StoredModels.TensorObject(store, "o/base");
+            .Ingest(ModelId.Parse("o/ft"), ftFolder, new ModelRole(ModelRoleKind.Finetune, ModelId.Parse("o/base")));
+        Assert.Equal(TensorEncoding.Delta, store.ReadManifest(ModelId.Parse("o/ft")).Files[0].Tensors![1].Encoding);
+        (ContentHash baseObject, string path) = StoredModels.TensorObject(store, ModelId.Parse("o/base"));
         StoredModels.Damage(path, "truncated");
         var restorer = new ModelRestorer(store, pool);
 
-        var ex = Assert.Throws<StoreDamageException>(() => restorer.Restore("o/ft", dir.Combine("out"), force: false));
+        var ex = Assert.Throws<StoreDamageException>(() => restorer.Restore(ModelId.Parse("o/ft"), dir.Combine("out"), force: false));
 
-        Assert.Equal("o/ft", ex.ModelId);
+        Assert.Equal("o/ft", ex.ModelId?.ToString());
         Assert.Equal("model.safetensors", ex.FilePath);
         Assert.Equal(baseObject, ex.ObjectHash);
         Assert.Contains($"o/ft: model.safetensors: object {baseObject.Hex}", ex.Message);
-        Assert.Contains(restorer.Verify("o/ft"), p => p.Contains(baseObject.Hex, StringComparison.Ordinal));
+        Assert.Contains(restorer.Verify(ModelId.Parse("o/ft")), p => p.Contains(baseObject.Hex, StringComparison.Ordinal));
     }
 
     [Fact]
     public void Verify_OneFileDamaged_ReportsItAndChecksTheNextFiles()
     {
         using var dir = new TempDir();
-        ModelStore store = StoredModels.Ingest(dir, "o/m", StoredModels.ManyTinyTensors(3, 4));
-        StoredModels.Damage(StoredModels.TensorObject(store, "o/m", "model-00000.safetensors").Path, "directory");
-        StoredModels.Damage(StoredModels.TensorObject(store, "o/m", "model-00002.safetensors").Path, "empty");
+        ModelStore store = StoredModels.Ingest(dir, ModelId.Parse("o/m"), StoredModels.ManyTinyTensors(3, 4));
+        StoredModels.Damage(StoredModels.TensorObject(store, ModelId.Parse("o/m"), "model-00000.safetensors").Path, "directory");
+        StoredModels.Damage(StoredModels.TensorObject(store, ModelId.Parse("o/m"), "model-00002.safetensors").Path, "empty");
         using var pool = new WorkerPool(2, Options);
 
-        IReadOnlyList<string> problems = new ModelRestorer(store, pool).Verify("o/m");
+        IReadOnlyList<string> problems = new ModelRestorer(store, pool).Verify(ModelId.Parse("o/m"));
 
         Assert.Contains(problems, p => p.Contains("o/m: model-00000.safetensors", StringComparison.Ordinal));
         Assert.Contains(problems, p => p.Contains("o/m: model-00002.safetensors", StringComparison.Ordinal));
@@ -361,8 +361,8 @@ public class ModelRestorerTests
     public void Acquire_BeyondCapacity_ClosesIdleHandlesButNeverOneInUse()
     {
         using var dir = new TempDir();
-        ModelStore store = StoredModels.Ingest(dir, "o/m", StoredModels.ManyTinyTensors(1, 10));
-        ContentHash[] objects = store.ReadManifest("o/m").Files[0].Tensors!.Select(t => t.Object).ToArray();
+        ModelStore store = StoredModels.Ingest(dir, ModelId.Parse("o/m"), StoredModels.ManyTinyTensors(1, 10));
+        ContentHash[] objects = store.ReadManifest(ModelId.Parse("o/m")).Files[0].Tensors!.Select(t => t.Object).ToArray();
         using var cache = new ObjectHandleCache(store.Layout, capacity: 2);
 
         ObjectHandleCache.Lease held = cache.Acquire(objects[0]);
@@ -412,11 +412,11 @@ public class ModelRestorerTests
         dir.Write("m/x.txt", "data");
         ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
         using var pool = new WorkerPool(1, Options);
-        new ModelIngester(store, pool, NullLogger.Instance).Ingest("o/m", dir.Combine("m"), ModelRole.Standalone);
+        new ModelIngester(store, pool, NullLogger.Instance).Ingest(ModelId.Parse("o/m"), dir.Combine("m"), ModelRole.Standalone);
         dir.Write("out/other", "keep");
         var restorer = new ModelRestorer(store, pool);
-        Assert.Throws<IOException>(() => restorer.Restore("o/m", dir.Combine("out"), force: false));
-        restorer.Restore("o/m", dir.Combine("out"), force: true);
+        Assert.Throws<IOException>(() => restorer.Restore(ModelId.Parse("o/m"), dir.Combine("out"), force: false));
+        restorer.Restore(ModelId.Parse("o/m"), dir.Combine("out"), force: true);
         Assert.Equal("data", File.ReadAllText(dir.Combine("out", "x.txt")));
         Assert.False(File.Exists(dir.Combine("out", "other"))); // --force leaves exactly the model's files
     }

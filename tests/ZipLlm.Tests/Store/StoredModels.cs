@@ -18,9 +18,9 @@ internal static class StoredModels
     /// Ingests the folder <c>dir/models/org_name</c> (written by <paramref name="write"/>) as <paramref name="modelId"/>
     /// into <c>dir/store</c>, and writes a <c>dir/config.json</c> naming both.
     /// </summary>
-    public static ModelStore Ingest(TempDir dir, string modelId, Action<string> write, CodecOptions? options = null)
+    public static ModelStore Ingest(TempDir dir, ModelId modelId, Action<string> write, CodecOptions? options = null)
     {
-        string folder = dir.Combine("models", ModelId.FolderName(modelId));
+        string folder = dir.Combine("models", modelId.FolderName);
         Directory.CreateDirectory(folder);
         write(folder);
         ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
@@ -48,8 +48,8 @@ internal static class StoredModels
         ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
         var pool = new WorkerPool(2, new CodecOptions { ChunkSize = 4096 });
         var ingester = new ModelIngester(store, pool, NullLogger.Instance);
-        ingester.Ingest("o/base", dir.Combine("base"), new ModelRole(ModelRoleKind.Base, null));
-        ingester.Ingest("o/ft", dir.Combine("ft"), new ModelRole(ModelRoleKind.Finetune, "o/base"));
+        ingester.Ingest(ModelId.Parse("o/base"), dir.Combine("base"), new ModelRole(ModelRoleKind.Base, null));
+        ingester.Ingest(ModelId.Parse("o/ft"), dir.Combine("ft"), new ModelRole(ModelRoleKind.Finetune, ModelId.Parse("o/base")));
         return (store, pool);
     }
 
@@ -75,7 +75,7 @@ internal static class StoredModels
     };
 
     /// <summary>The object file of the second tensor of <paramref name="path"/> in <paramref name="modelId"/>.</summary>
-    public static (ContentHash Hash, string Path) TensorObject(ModelStore store, string modelId, string path = "model.safetensors")
+    public static (ContentHash Hash, string Path) TensorObject(ModelStore store, ModelId modelId, string path = "model.safetensors")
     {
         StoredFile file = store.ReadManifest(modelId).Files.Single(f => f.Path == path);
         var hash = file.Tensors![1].Object;

@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using ZipLlm.Config;
 using ZipLlm.Safetensors;
 using ZipLlm.Synthetic;
 using ZipLlm.Tests.TestSupport;
@@ -20,7 +21,7 @@ public class ModelWriterTests
         {
             var fill = new LlamaFill(3, tensor, LlamaVariant.FullFinetune);
             var shard = ShardFile.Create("model.safetensors", [new PlannedTensor("w", DType.BF16, tensor.Shape, fill)], null);
-            var plan = new ModelPlan("o/m", dir.Combine($"t{i}"), [shard]);
+            var plan = new ModelPlan(ModelId.Parse("o/m"), dir.Combine($"t{i}"), [shard]);
             Assert.False(ModelWriter.IsComplete(plan));
             ModelWriter.Write(plan, threads[i], CancellationToken.None);
             Assert.True(ModelWriter.IsComplete(plan));

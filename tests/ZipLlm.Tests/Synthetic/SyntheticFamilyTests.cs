@@ -59,11 +59,10 @@ public class SyntheticFamilyTests(TinyFamilyFixture family) : IClassFixture<Tiny
         var models = family.Result.Models;
         Assert.Equal(Enum.GetValues<SyntheticModelKind>().Length, models.Count);
         Assert.Equal(SyntheticModelKind.Base, models[0].Kind);
-        Assert.Contains(models, m => m.Id.Split('/')[0].Contains('_'));
+        Assert.Contains(models, m => m.Id.Org.Contains('_'));
         foreach (SyntheticModel m in models)
         {
-            Assert.True(ModelId.IsValid(m.Id));
-            Assert.Equal(Path.Combine(family.ModelDir, ModelId.FolderName(m.Id)), m.Folder);
+            Assert.Equal(Path.Combine(family.ModelDir, m.Id.FolderName), m.Folder);
             Assert.True(Directory.Exists(m.Folder));
             Assert.InRange(m.Bytes, 1, 1_000_000);
             Assert.Equal(m.Bytes, Directory.GetFiles(m.Folder).Sum(f => new FileInfo(f).Length));
@@ -75,7 +74,7 @@ public class SyntheticFamilyTests(TinyFamilyFixture family) : IClassFixture<Tiny
     public void Generate_Roles_BaseListsAllFinetunesAndStandaloneIsAbsent()
     {
         var map = family.Result.BaseFt;
-        string baseId = family.Result.BaseId;
+        ModelId baseId = family.Result.BaseId;
         Assert.Equal(ModelRoleKind.Base, map.RoleOf(baseId).Kind);
         foreach (SyntheticModel m in family.Result.Models.Skip(1))
         {

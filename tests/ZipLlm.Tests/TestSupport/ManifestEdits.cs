@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using ZipLlm.Config;
 using ZipLlm.Store;
 
 namespace ZipLlm.Tests.TestSupport;
@@ -10,7 +11,7 @@ namespace ZipLlm.Tests.TestSupport;
 /// </summary>
 internal static class ManifestEdits
 {
-    public static void Rewrite(ModelStore store, string modelId, Action<JsonObject> change)
+    public static void Rewrite(ModelStore store, ModelId modelId, Action<JsonObject> change)
     {
         string path = store.Layout.ManifestPath(modelId);
         JsonObject manifest = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
@@ -20,7 +21,7 @@ internal static class ManifestEdits
         File.WriteAllBytes(path, parsed.Sealed().ToJson());
     }
 
-    public static void RewriteFiles(ModelStore store, string modelId, Action<JsonObject> change) =>
+    public static void RewriteFiles(ModelStore store, ModelId modelId, Action<JsonObject> change) =>
         Rewrite(store, modelId, manifest =>
         {
             foreach (JsonNode? file in manifest["files"]!.AsArray())

@@ -17,7 +17,7 @@ public class BenchOptionsTests
         Assert.Equal([1, 2, 4, 8], o.Threads);
         Assert.Equal("/home/me/config.json", o.ConfigPath);
         Assert.Equal(BenchMode.Both, o.Mode);
-        Assert.Equal(["a/b", "c/d"], o.Models);
+        Assert.Equal(["a/b", "c/d"], o.Models.Select(m => m.ToString()));
         Assert.True(o.ModelsGiven);
         Assert.Equal(5, o.Runs);
         Assert.True(o.DropCache);

@@ -1,3 +1,5 @@
+using ZipLlm.Config;
+
 namespace ZipLlm.Store.Backends;
 
 /// <summary>
@@ -40,7 +42,7 @@ public sealed class StoreLayout(string root)
     public string ObjectPath(ContentHash hash) => Path.Combine(ObjectsDir, hash.Hex[..2], hash.Hex);
 
     /// <summary>Path of the manifest of <paramref name="modelId"/> (<c>org/name</c>: one folder per org, so ids never collide).</summary>
-    public string ManifestPath(string modelId) => ManifestPathOfKey(Manifest.KeyOf(modelId));
+    public string ManifestPath(ModelId modelId) => ManifestPathOfKey(Manifest.KeyOf(modelId));
 
     /// <summary>Path of the manifest stored under <paramref name="key"/> (<c>org/name.json</c>).</summary>
     public string ManifestPathOfKey(string key) => Path.Combine(ManifestsDir, key.Replace('/', Path.DirectorySeparatorChar));

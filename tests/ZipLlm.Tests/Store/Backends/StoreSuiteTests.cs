@@ -23,23 +23,23 @@ public class StoreSuiteTests
         ModelStore store = ModelStore.Open(BackendContractTests.Make(kind, dir), create: true);
         using var pool = new WorkerPool(2, Options);
         var ingester = new ModelIngester(store, pool, NullLogger.Instance);
-        ingester.Ingest("o/base", baseFolder, new ModelRole(ModelRoleKind.Base, null));
-        IngestResult ft = ingester.Ingest("o/ft", ftFolder, new ModelRole(ModelRoleKind.Finetune, "o/base"));
+        ingester.Ingest(ModelId.Parse("o/base"), baseFolder, new ModelRole(ModelRoleKind.Base, null));
+        IngestResult ft = ingester.Ingest(ModelId.Parse("o/ft"), ftFolder, new ModelRole(ModelRoleKind.Finetune, ModelId.Parse("o/base")));
         Assert.True(ft.DeltaTensors > 0);
-        Assert.Equal(["o/base", "o/ft"], store.ReadAllManifests().Select(m => m.Id));
+        Assert.Equal(["o/base", "o/ft"], store.ReadAllManifests().Select(m => m.Id).Select(m => m.ToString()));
 
         var restorer = new ModelRestorer(store, pool);
-        restorer.Restore("o/ft", dir.Combine("out-ft"), force: false);
+        restorer.Restore(ModelId.Parse("o/ft"), dir.Combine("out-ft"), force: false);
         Assert.Equal(ModelFolders.Snapshot(ftFolder), ModelFolders.Snapshot(dir.Combine("out-ft")));
-        Assert.Empty(restorer.Verify("o/base"));
-        Assert.Empty(restorer.Verify("o/ft"));
+        Assert.Empty(restorer.Verify(ModelId.Parse("o/base")));
+        Assert.Empty(restorer.Verify(ModelId.Parse("o/ft")));
 
-        store.Remove("o/base");
-        Assert.False(store.Contains("o/base"));
-        Assert.Empty(restorer.Verify("o/ft"));
+        store.Remove(ModelId.Parse("o/base"));
+        Assert.False(store.Contains(ModelId.Parse("o/base")));
+        Assert.Empty(restorer.Verify(ModelId.Parse("o/ft")));
         Assert.Equal(0, store.CollectGarbage().Objects);
-        Assert.Equal(store.ReadManifest("o/ft").NeededObjects().ToHashSet(), store.Objects.Enumerate().ToHashSet());
-        store.Remove("o/ft");
+        Assert.Equal(store.ReadManifest(ModelId.Parse("o/ft")).NeededObjects().ToHashSet(), store.Objects.Enumerate().ToHashSet());
+        store.Remove(ModelId.Parse("o/ft"));
         Assert.Empty(store.Objects.Enumerate());
         Assert.Empty(store.ReadAllManifests());
     }
@@ -53,15 +53,15 @@ public class StoreSuiteTests
         IStoreBackend backend = BackendContractTests.Make(kind, dir);
         ModelStore first = ModelStore.Open(backend, create: true), second = ModelStore.Open(backend, create: false);
         using var pool = new WorkerPool(2, Options);
-        IngestResult a = new ModelIngester(first, pool, NullLogger.Instance).Ingest("o/base", baseFolder, ModelRole.Standalone);
+        IngestResult a = new ModelIngester(first, pool, NullLogger.Instance).Ingest(ModelId.Parse("o/base"), baseFolder, ModelRole.Standalone);
         string before = backend.ManifestVersion("o/base.json")!;
         // A writer that the locks did not keep out (another machine): it finds the model stored when it commits.
-        IngestResult b = new ModelIngester(second, pool, NullLogger.Instance).Ingest("o/base", baseFolder, ModelRole.Standalone);
+        IngestResult b = new ModelIngester(second, pool, NullLogger.Instance).Ingest(ModelId.Parse("o/base"), baseFolder, ModelRole.Standalone);
 
         Assert.False(a.Skipped);
         Assert.True(b.Skipped);
         Assert.Equal(before, backend.ManifestVersion("o/base.json"));
-        Assert.Empty(new ModelRestorer(second, pool).Verify("o/base"));
+        Assert.Empty(new ModelRestorer(second, pool).Verify(ModelId.Parse("o/base")));
     }
 
     [Theory]
@@ -73,15 +73,15 @@ public class StoreSuiteTests
         IStoreBackend backend = BackendContractTests.Make(kind, dir);
         ModelStore store = ModelStore.Open(backend, create: true);
         using var pool = new WorkerPool(2, Options);
-        new ModelIngester(store, pool, NullLogger.Instance).Ingest("o/base", baseFolder, ModelRole.Standalone);
-        StoredFile shard = store.ReadManifest("o/base").Files.Single(f => f.Tensors is not null);
+        new ModelIngester(store, pool, NullLogger.Instance).Ingest(ModelId.Parse("o/base"), baseFolder, ModelRole.Standalone);
+        StoredFile shard = store.ReadManifest(ModelId.Parse("o/base")).Files.Single(f => f.Tensors is not null);
         var victim = shard.Tensors![1].Object;
         Corrupt(backend, victim);
 
-        IReadOnlyList<string> problems = new ModelRestorer(store, pool).Verify("o/base");
+        IReadOnlyList<string> problems = new ModelRestorer(store, pool).Verify(ModelId.Parse("o/base"));
         Assert.Contains(problems, p => p.Contains(shard.Path) && p.Contains(victim.Hex));
-        var ex = Assert.Throws<StoreDamageException>(() => new ModelRestorer(store, pool).Restore("o/base", dir.Combine("out"), force: false));
-        Assert.Equal("o/base", ex.ModelId);
+        var ex = Assert.Throws<StoreDamageException>(() => new ModelRestorer(store, pool).Restore(ModelId.Parse("o/base"), dir.Combine("out"), force: false));
+        Assert.Equal("o/base", ex.ModelId?.ToString());
         Assert.Empty(Directory.EnumerateFileSystemEntries(dir.Combine("out")));
     }
 

@@ -1,0 +1,244 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using ZipLlm.Codecs;
+using ZipLlm.Codecs.Kernels;
+using ZipLlm.Config;
+using ZipLlm.Safetensors;
+
+namespace ZipLlm.Benchmarks;
+
+/// <summary>
+/// <c>--bounds CONFIG</c>: for each model of a config's list, the bytes its safetensors tensors take coded by the store
+/// (format 3, and as format 2's BitX coded them) next to the order-0 entropy bounds of the codings a delta could use,
+/// all computed over the whole model. Finetunes are paired with their base as the store pairs them (same name and
+/// shape; BF16 with F16 through a conversion); unpaired tensors count at their solo bound. Files other than
+/// safetensors, and tensors of other dtypes, are left out: the table is about 16-bit float weights.
+/// </summary>
+internal static class BoundsStudy
+{
+    public static void Run(string configPath)
+    {
+        ZipLlmConfig config = ZipLlmConfig.Load(configPath);
+        ModelList list = ModelList.Load(config.ModelsToProcess);
+        BaseFtMap map = BaseFtMap.Load(config.BaseFtPath);
+        using var pool = new WorkerPool(Environment.ProcessorCount);
+        using var bitxPool = new WorkerPool(Environment.ProcessorCount, CodecOptions.Default with { OrderedDifference = false, Rans = false });
+        Console.WriteLine("Bytes of each model's 16-bit float tensors, in MB, coded and bounded (order-0 entropy over the whole model):");
+        Console.WriteLine($"{"model",-32} {"tensors",8} {"solo o0",8} {"XOR o0",8} {"diff|exp",8} {"BitX v2",8} {"ours v3",8} {"v3/bound",8} {"v3/v2",6} {"s",5}");
+        double totalV2 = 0, totalV3 = 0;
+        int small = 0;
+        foreach (var id in list.Models)
+        {
+            var clock = Stopwatch.StartNew();
+            ModelRole role = map.RoleOf(id);
+            string? baseFolder = role.BaseId is { } baseId ? config.ModelFolder(baseId) : null;
+            Row row = Measure(config.ModelFolder(id), baseFolder, pool, bitxPool);
+            if (row.Raw < 1e6)
+            {
+                small++;
+                continue;
+            }
+            // The tightest bound of a coding the store can use: solo, or the better delta coding where there is a base.
+            double bound = baseFolder is null ? row.Solo : Math.Min(row.Solo, Math.Min(row.Xor, row.Difference));
+            totalV2 += row.BitxV2;
+            totalV3 += row.OursV3;
+            Console.WriteLine($"{id,-32} {Mb(row.Raw),8} {Mb(row.Solo),8} {Mb(row.Xor),8} {Mb(row.Difference),8} {Mb(row.BitxV2),8} {Mb(row.OursV3),8} " +
+                $"{Ratio(row.OursV3, bound),8} {Ratio(row.OursV3, row.BitxV2),6} {clock.Elapsed.TotalSeconds,5:F0}");
+        }
+        Console.WriteLine($"{"all",-32} {"",8} {"",8} {"",8} {"",8} {Mb(totalV2),8} {Mb(totalV3),8} {"",8} {totalV3 / totalV2,6:F3}");
+        Console.WriteLine($"Deduplicated tensors are counted in every model that holds them; the store keeps them once. {small} model(s) under 1 MB of such tensors left out.");
+    }
+
+    /// <summary>A ratio, or "-" where the denominator is next to nothing (an exact copy's bound).</summary>
+    private static string Ratio(double numerator, double denominator) => denominator < 1e5 ? "-" : (numerator / denominator).ToString("F3");
+
+    private sealed record Row(double Raw, double Solo, double Xor, double Difference, double BitxV2, double OursV3);
+
+    private static string Mb(double bytes) => (bytes / 1e6).ToString("F1");
+
+    private static Row Measure(string folder, string? baseFolder, WorkerPool pool, WorkerPool bitxPool)
+    {
+        Dictionary<string, (string File, TensorInfo Tensor)> baseTensors = baseFolder is null ? [] : Tensors(baseFolder);
+        var solo = new Histogram(1);
+        var unpaired = new Histogram(1);
+        var xor = new Histogram(1);
+        var difference = new Histogram(256);
+        double raw = 0, v2 = 0, v3 = 0;
+        foreach ((string file, TensorInfo tensor) in Tensors(folder).Values)
+        {
+            if (tensor.DType is not (DType.BF16 or DType.F16))
+            {
+                continue;
+            }
+            byte[] words = Read(file, tensor);
+            raw += words.Length;
+            ElementLayout layout = ElementLayouts.ForDType(tensor.DType);
+            byte[]? basis = null, converted = null;
+            var conversion = BaseConversion.None;
+            if (baseTensors.TryGetValue(tensor.Name, out var partner)
+                && DeltaPairing.Pair(tensor, partner.Tensor, DeltaPairing.Rule.AllowResizedRowsAndConversion) != DeltaPairing.Fit.None)
+            {
+                // A base with other rows is seen cut short or zero-extended to the finetune's length, as the store sees it.
+                basis = new byte[words.Length];
+                byte[] full = Read(partner.File, partner.Tensor);
+                full.AsSpan(0, Math.Min(full.Length, basis.Length)).CopyTo(basis);
+                conversion = DeltaPairing.ConversionFor(tensor.DType, partner.Tensor.DType);
+                converted = (byte[])basis.Clone();
+                HalfConversion.ConvertInPlace(converted, conversion);
+            }
+            ReadOnlySpan<ushort> w = MemoryMarshal.Cast<byte, ushort>(words);
+            ReadOnlySpan<ushort> b = converted is null ? default : MemoryMarshal.Cast<byte, ushort>(converted);
+            int exponentShift = layout == ElementLayout.Half ? 10 : 7, exponentMask = layout == ElementLayout.Half ? 0x1F : 0xFF;
+            for (int i = 0; i < w.Length; i++)
+            {
+                solo.Add(Exponent(w[i]), SignMantissa(w[i]));
+                if (converted is null)
+                {
+                    // Unpaired: stored solo whatever the coding, so the delta columns count it at its solo bound.
+                    unpaired.Add(Exponent(w[i]), SignMantissa(w[i]));
+                    continue;
+                }
+                ushort x = (ushort)(w[i] ^ b[i]);
+                xor.Add(Exponent(x), SignMantissa(x));
+                int d = (short)(OrderedDifference.ToOrdered(w[i]) - OrderedDifference.ToOrdered(b[i]));
+                difference.Add16((b[i] >> exponentShift) & exponentMask, (ushort)((d << 1) ^ (d >> 31)));
+            }
+            v2 += Encoded(layout, words, basis, conversion, bitxPool, allowConversion: false);
+            v3 += Encoded(layout, words, basis, conversion, pool, allowConversion: true);
+        }
+        double alone = unpaired.SplitBits();
+        return new Row(raw, solo.SplitBits() / 8, (xor.SplitBits() + alone) / 8, (difference.ConditionalBits() + alone) / 8, v2, v3);
+    }
+
+    /// <summary>Bytes the codec stores a tensor in; format 2 had no conversions, so a converted pair was stored solo.</summary>
+    private static long Encoded(ElementLayout layout, byte[] words, byte[]? basis, BaseConversion conversion, WorkerPool pool, bool allowConversion)
+    {
+        if (!allowConversion && conversion != BaseConversion.None)
+        {
+            basis = null;
+        }
+        if (!allowConversion && layout == ElementLayout.Half)
+        {
+            layout = ElementLayout.Word16;
+        }
+        using var output = new CountingStream();
+        TensorCodec.Encode(output, layout, RawChunkSource.FromMemory(words), basis is null ? null : RawChunkSource.FromMemory(basis), basis is null ? [] : [1],
+            pool, conversion: basis is null ? BaseConversion.None : conversion);
+        return output.Length;
+    }
+
+    private static byte Exponent(ushort word) => (byte)(word >> 7);
+
+    private static byte SignMantissa(ushort word) => (byte)(((word >> 8) & 0x80) | (word & 0x7F));
+
+    private static Dictionary<string, (string, TensorInfo)> Tensors(string folder)
+    {
+        var tensors = new Dictionary<string, (string, TensorInfo)>(StringComparer.Ordinal);
+        foreach (string file in Directory.GetFiles(folder, "*.safetensors").Order(StringComparer.Ordinal))
+        {
+            using SafetensorsFile opened = SafetensorsFile.Open(file);
+            foreach (TensorInfo tensor in opened.Header.Tensors)
+            {
+                tensors[tensor.Name] = (file, tensor);
+            }
+        }
+        return tensors;
+    }
+
+    private static byte[] Read(string file, TensorInfo tensor)
+    {
+        using SafetensorsFile opened = SafetensorsFile.Open(file);
+        byte[] bytes = new byte[tensor.Length];
+        opened.ReadTensor(tensor, 0, bytes);
+        return bytes;
+    }
+
+    /// <summary>Symbol counts per context: two byte streams (the split), or one 16-bit symbol (the difference).</summary>
+    private sealed class Histogram(int contexts)
+    {
+        private readonly long[] _exponent = new long[256], _signMantissa = new long[256];
+        private readonly int[] _words = new int[contexts * 65536];
+        private long _count;
+
+        public void Add(byte exponent, byte signMantissa)
+        {
+            _exponent[exponent]++;
+            _signMantissa[signMantissa]++;
+            _count++;
+        }
+
+        public void Add16(int context, ushort symbol)
+        {
+            _words[context * 65536 + symbol]++;
+            _count++;
+        }
+
+        /// <summary>Order-0 bits of the two split streams, each coded on its own.</summary>
+        public double SplitBits() => Bits(_exponent) + Bits(_signMantissa);
+
+        /// <summary>Bits of the 16-bit symbols coded with one table per context: H(symbol | context).</summary>
+        public double ConditionalBits()
+        {
+            double bits = 0;
+            for (int c = 0; c < contexts; c++)
+            {
+                bits += Bits(_words.AsSpan(c * 65536, 65536));
+            }
+            return bits;
+        }
+
+        private static double Bits(ReadOnlySpan<long> counts)
+        {
+            long total = 0;
+            foreach (long c in counts)
+            {
+                total += c;
+            }
+            double bits = 0;
+            foreach (long c in counts)
+            {
+                if (c > 0)
+                {
+                    bits -= c * Math.Log2((double)c / total);
+                }
+            }
+            return bits;
+        }
+
+        private static double Bits(ReadOnlySpan<int> counts)
+        {
+            long total = 0;
+            foreach (int c in counts)
+            {
+                total += c;
+            }
+            double bits = 0;
+            foreach (int c in counts)
+            {
+                if (c > 0)
+                {
+                    bits -= c * Math.Log2((double)c / total);
+                }
+            }
+            return bits;
+        }
+    }
+
+    /// <summary>A sink that only counts the bytes written to it.</summary>
+    private sealed class CountingStream : Stream
+    {
+        private long _length;
+
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => _length;
+        public override long Position { get => _length; set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => _length += count;
+        public override void Write(ReadOnlySpan<byte> buffer) => _length += buffer.Length;
+    }
+}

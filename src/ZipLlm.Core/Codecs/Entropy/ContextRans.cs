@@ -1,0 +1,565 @@
+using System.Buffers.Binary;
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace ZipLlm.Codecs.Entropy;
+
+/// <summary>
+/// A static rANS coder (Duda's asymmetric numeral systems, in the interleaved form of Fabian Giesen's ryg_rans)
+/// for byte symbols, where each symbol is coded with the frequency table of its <em>context</em>: a small number the
+/// decoder can compute before it decodes the symbol, such as the exponent of the base element at the same place.
+/// zstd cannot use such side information; grouping by context is what brings a delta to its conditional bound.
+/// <para>
+/// Encoded layout, all integers little-endian:
+/// <code>
+/// u8 contextCount
+/// per context: 32-byte bitmap of the symbols it holds (all zero: an unused context)
+///              | each present symbol's frequency - 1 as a LEB128 varint (frequencies sum to 4096)
+/// u32 state of each of the 8 lanes | u16 renormalization words, in the order the decoder reads them
+/// </code>
+/// Symbol i is coded in lane i % 8; eight independent states let the CPU overlap their dependency chains. States
+/// stay in [2^15, 2^31) and renormalize 16 bits at a time, so encoding divides by reciprocal multiplication.
+/// </para>
+/// Holds its tables as scratch, so an instance is not thread-safe: give each worker its own.
+/// </summary>
+public sealed class ContextRans
+{
+    /// <summary>Most contexts a stream may use.</summary>
+    public const int MaxContexts = 64;
+
+    /// <summary>Frequencies are scaled to sum to 2^ScaleBits.</summary>
+    private const int ScaleBits = 12;
+    private const int Scale = 1 << ScaleBits;
+    private const uint Lower = 1u << 15;
+    private const int Lanes = 8;
+    private const int BitmapBytes = 32;
+
+    private int[] _counts = [];
+    private EncodeSymbol[] _encode = [];
+    private uint[] _decode = [];
+    private ushort[] _words = [];
+
+    /// <summary>Largest encoding of <paramref name="symbolCount"/> symbols in <paramref name="contextCount"/> contexts.</summary>
+    public static int MaxEncodedLength(int symbolCount, int contextCount) =>
+        // Tables, states, and at most one 16-bit word per symbol (a symbol costs at most 12 bits, but a lane may
+        // renormalize before it has spent 16).
+        1 + contextCount * (BitmapBytes + 2 * 256) + 4 * Lanes + 2 * symbolCount + 2 * Lanes;
+
+    /// <summary>
+    /// The bytes <see cref="Encode"/> would write, computed from the symbol counts alone (no coding): the tables,
+    /// plus each symbol's cost under its normalized frequency, rounded up. Within a few bytes of the real length.
+    /// </summary>
+    public long EstimateLength(ReadOnlySpan<byte> symbols, ReadOnlySpan<byte> contexts, int contextCount)
+    {
+        CheckArguments(symbols, contexts, contextCount);
+        Count(symbols, contexts, contextCount);
+        double bits = 0;
+        long tableBytes = 1 + 4 * Lanes;
+        Span<int> freqs = stackalloc int[256];
+        for (int c = 0; c < contextCount; c++)
+        {
+            tableBytes += BitmapBytes;
+            ReadOnlySpan<int> counts = _counts.AsSpan(c * 256, 256);
+            if (!Normalize(counts, freqs))
+            {
+                continue;
+            }
+            for (int s = 0; s < 256; s++)
+            {
+                if (counts[s] > 0)
+                {
+                    tableBytes += freqs[s] > 128 ? 2 : 1;
+                    bits += counts[s] * (ScaleBits - Math.Log2(freqs[s]));
+                }
+            }
+        }
+        return tableBytes + (long)Math.Ceiling(bits / 16) * 2 + 2 * Lanes;
+    }
+
+    /// <summary>Encodes <paramref name="symbols"/>, symbol i under the table of context <paramref name="contexts"/>[i] (all context 0 when empty).</summary>
+    /// <returns>Bytes written.</returns>
+    /// <exception cref="ArgumentException">The contexts do not match the symbols, one is out of range, or the destination is too small.</exception>
+    public int Encode(ReadOnlySpan<byte> symbols, ReadOnlySpan<byte> contexts, int contextCount, Span<byte> destination)
+    {
+        CheckArguments(symbols, contexts, contextCount);
+        if (destination.Length < MaxEncodedLength(symbols.Length, contextCount))
+        {
+            throw new ArgumentException("Destination is smaller than MaxEncodedLength.", nameof(destination));
+        }
+        Count(symbols, contexts, contextCount);
+        Grow(ref _encode, contextCount * 256);
+        destination[0] = (byte)contextCount;
+        int position = 1;
+        Span<int> freqs = stackalloc int[256];
+        for (int c = 0; c < contextCount; c++)
+        {
+            Span<byte> bitmap = destination.Slice(position, BitmapBytes);
+            bitmap.Clear();
+            position += BitmapBytes;
+            if (!Normalize(_counts.AsSpan(c * 256, 256), freqs))
+            {
+                continue;
+            }
+            int start = 0;
+            for (int s = 0; s < 256; s++)
+            {
+                if (freqs[s] == 0)
+                {
+                    continue;
+                }
+                bitmap[s >> 3] |= (byte)(1 << (s & 7));
+                position += WriteVarint(destination[position..], (uint)freqs[s] - 1);
+                _encode[c * 256 + s] = new EncodeSymbol(start, freqs[s]);
+                start += freqs[s];
+            }
+        }
+
+        // Code backwards, so that the decoder reads forwards; words go to the end of the scratch and move down.
+        Grow(ref _words, symbols.Length + 2 * Lanes);
+        Span<uint> states = stackalloc uint[Lanes];
+        states.Fill(Lower);
+        ref ushort words = ref MemoryMarshal.GetArrayDataReference(_words);
+        int top = _words.Length;
+        ref EncodeSymbol table = ref MemoryMarshal.GetArrayDataReference(_encode);
+        ref byte symbol = ref MemoryMarshal.GetReference(symbols);
+        ref byte context = ref MemoryMarshal.GetReference(contexts);
+        bool contextual = !contexts.IsEmpty;
+        int n = symbols.Length, whole = n & ~(Lanes - 1);
+        // The symbols past the last whole round first (they are coded last-to-first), then whole rounds, lane 7 to 0.
+        for (int i = n - 1; i >= whole; i--)
+        {
+            int key = (contextual ? Unsafe.Add(ref context, i) << 8 : 0) | Unsafe.Add(ref symbol, i);
+            ref uint x = ref states[i & (Lanes - 1)];
+            x = Put(x, in Unsafe.Add(ref table, key), ref words, ref top);
+        }
+        uint x0 = states[0], x1 = states[1], x2 = states[2], x3 = states[3], x4 = states[4], x5 = states[5], x6 = states[6], x7 = states[7];
+        for (int g = whole - Lanes; g >= 0; g -= Lanes)
+        {
+            ref byte sym = ref Unsafe.Add(ref symbol, g);
+            if (contextual)
+            {
+                ref byte ctx = ref Unsafe.Add(ref context, g);
+                x7 = Put(x7, in Unsafe.Add(ref table, Unsafe.Add(ref ctx, 7) << 8 | Unsafe.Add(ref sym, 7)), ref words, ref top);
+                x6 = Put(x6, in Unsafe.Add(ref table, Unsafe.Add(ref ctx, 6) << 8 | Unsafe.Add(ref sym, 6)), ref words, ref top);
+                x5 = Put(x5, in Unsafe.Add(ref table, Unsafe.Add(ref ctx, 5) << 8 | Unsafe.Add(ref sym, 5)), ref words, ref top);
+                x4 = Put(x4, in Unsafe.Add(ref table, Unsafe.Add(ref ctx, 4) << 8 | Unsafe.Add(ref sym, 4)), ref words, ref top);
+                x3 = Put(x3, in Unsafe.Add(ref table, Unsafe.Add(ref ctx, 3) << 8 | Unsafe.Add(ref sym, 3)), ref words, ref top);
+                x2 = Put(x2, in Unsafe.Add(ref table, Unsafe.Add(ref ctx, 2) << 8 | Unsafe.Add(ref sym, 2)), ref words, ref top);
+                x1 = Put(x1, in Unsafe.Add(ref table, Unsafe.Add(ref ctx, 1) << 8 | Unsafe.Add(ref sym, 1)), ref words, ref top);
+                x0 = Put(x0, in Unsafe.Add(ref table, ctx << 8 | sym), ref words, ref top);
+            }
+            else
+            {
+                x7 = Put(x7, in Unsafe.Add(ref table, Unsafe.Add(ref sym, 7)), ref words, ref top);
+                x6 = Put(x6, in Unsafe.Add(ref table, Unsafe.Add(ref sym, 6)), ref words, ref top);
+                x5 = Put(x5, in Unsafe.Add(ref table, Unsafe.Add(ref sym, 5)), ref words, ref top);
+                x4 = Put(x4, in Unsafe.Add(ref table, Unsafe.Add(ref sym, 4)), ref words, ref top);
+                x3 = Put(x3, in Unsafe.Add(ref table, Unsafe.Add(ref sym, 3)), ref words, ref top);
+                x2 = Put(x2, in Unsafe.Add(ref table, Unsafe.Add(ref sym, 2)), ref words, ref top);
+                x1 = Put(x1, in Unsafe.Add(ref table, Unsafe.Add(ref sym, 1)), ref words, ref top);
+                x0 = Put(x0, in Unsafe.Add(ref table, sym), ref words, ref top);
+            }
+        }
+        states[0] = x0; states[1] = x1; states[2] = x2; states[3] = x3; states[4] = x4; states[5] = x5; states[6] = x6; states[7] = x7;
+        for (int lane = 0; lane < Lanes; lane++)
+        {
+            BinaryPrimitives.WriteUInt32LittleEndian(destination[position..], states[lane]);
+            position += 4;
+        }
+        int wordCount = _words.Length - top;
+        MemoryMarshal.AsBytes(_words.AsSpan(top, wordCount)).CopyTo(destination[position..]);
+        if (!BitConverter.IsLittleEndian)
+        {
+            throw new PlatformNotSupportedException("The rANS coder writes little-endian words.");
+        }
+        return position + 2 * wordCount;
+    }
+
+    /// <summary>
+    /// Decodes <paramref name="destination"/>.Length symbols from <paramref name="encoded"/>, symbol i under the table of
+    /// context <paramref name="contexts"/>[i] (all context 0 when empty), the same contexts the encoder was given.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The encoding is corrupt or truncated, or was made with other contexts.</exception>
+    public void Decode(ReadOnlySpan<byte> encoded, ReadOnlySpan<byte> contexts, int contextCount, Span<byte> destination)
+    {
+        CheckArguments(destination, contexts, contextCount);
+        if (encoded.IsEmpty || encoded[0] != contextCount)
+        {
+            throw new InvalidDataException($"rANS stream holds {(encoded.IsEmpty ? 0 : encoded[0])} contexts where {contextCount} are expected.");
+        }
+        Grow(ref _decode, contextCount * Scale);
+        int position = 1;
+        for (int c = 0; c < contextCount; c++)
+        {
+            if (encoded.Length - position < BitmapBytes)
+            {
+                throw new InvalidDataException("rANS stream is truncated in its tables.");
+            }
+            ReadOnlySpan<byte> bitmap = encoded.Slice(position, BitmapBytes);
+            position += BitmapBytes;
+            Span<uint> table = _decode.AsSpan(c * Scale, Scale);
+            if (bitmap.IndexOfAnyExcept((byte)0) < 0)
+            {
+                // An unused context: no symbol names it when the encoding is sound. Its table decodes symbol 0
+                // whatever the state, so a corrupt one cannot read stale memory, only fail its checksum.
+                for (int slot = 0; slot < Scale; slot++)
+                {
+                    table[slot] = (Scale - 1u) << 20 | (uint)slot << 8;
+                }
+                continue;
+            }
+            int start = 0;
+            for (int s = 0; s < 256; s++)
+            {
+                if ((bitmap[s >> 3] & (1 << (s & 7))) == 0)
+                {
+                    continue;
+                }
+                uint freq = ReadVarint(encoded, ref position) + 1;
+                if (freq > (uint)(Scale - start))
+                {
+                    throw new InvalidDataException("rANS table frequencies exceed the scale.");
+                }
+                // Each slot: frequency - 1 (bits 31..20), slot - start (19..8), symbol (7..0).
+                for (int slot = 0; slot < (int)freq; slot++)
+                {
+                    table[start + slot] = (freq - 1) << 20 | (uint)slot << 8 | (uint)s;
+                }
+                start += (int)freq;
+            }
+            if (start != Scale)
+            {
+                throw new InvalidDataException("rANS table frequencies do not sum to the scale.");
+            }
+        }
+        if (encoded.Length - position < 4 * Lanes || (encoded.Length - position) % 2 != 0)
+        {
+            throw new InvalidDataException("rANS stream is truncated in its states.");
+        }
+        Span<uint> states = stackalloc uint[Lanes];
+        for (int lane = 0; lane < Lanes; lane++)
+        {
+            states[lane] = BinaryPrimitives.ReadUInt32LittleEndian(encoded[position..]);
+            position += 4;
+            if (states[lane] is < Lower or >= 1u << 31)
+            {
+                throw new InvalidDataException("rANS state out of range.");
+            }
+        }
+        ReadOnlySpan<ushort> words = MemoryMarshal.Cast<byte, ushort>(encoded[position..]);
+        int read = DecodeSymbols(words, contexts, contextCount, states, destination);
+        if (read != words.Length)
+        {
+            throw new InvalidDataException($"rANS stream has {words.Length - read} words left over.");
+        }
+        foreach (uint state in states)
+        {
+            if (state != Lower)
+            {
+                throw new InvalidDataException("rANS stream does not end in its initial state: it is corrupt.");
+            }
+        }
+    }
+
+    private int DecodeSymbols(ReadOnlySpan<ushort> words, ReadOnlySpan<byte> contexts, int contextCount, Span<uint> states, Span<byte> destination)
+    {
+        ref uint table = ref MemoryMarshal.GetArrayDataReference(_decode);
+        ref ushort word = ref MemoryMarshal.GetReference(words);
+        ref byte output = ref MemoryMarshal.GetReference(destination);
+        ref byte context = ref MemoryMarshal.GetReference(contexts);
+        bool contextual = !contexts.IsEmpty;
+        int n = destination.Length, read = 0, i = 0;
+        if (Avx2.IsSupported && BitConverter.IsLittleEndian)
+        {
+            (i, read) = DecodeRoundsAvx2(words, contexts, states, destination);
+        }
+        uint x0 = states[0], x1 = states[1], x2 = states[2], x3 = states[3], x4 = states[4], x5 = states[5], x6 = states[6], x7 = states[7];
+        // The fast loop: eight symbols a round, while at least eight words remain (a round reads at most one a lane).
+        for (; i + Lanes <= n && words.Length - read >= Lanes; i += Lanes)
+        {
+            Step(ref x0, ref table, contextual ? Unsafe.Add(ref context, i) : 0, ref Unsafe.Add(ref output, i), ref word, ref read);
+            Step(ref x1, ref table, contextual ? Unsafe.Add(ref context, i + 1) : 0, ref Unsafe.Add(ref output, i + 1), ref word, ref read);
+            Step(ref x2, ref table, contextual ? Unsafe.Add(ref context, i + 2) : 0, ref Unsafe.Add(ref output, i + 2), ref word, ref read);
+            Step(ref x3, ref table, contextual ? Unsafe.Add(ref context, i + 3) : 0, ref Unsafe.Add(ref output, i + 3), ref word, ref read);
+            Step(ref x4, ref table, contextual ? Unsafe.Add(ref context, i + 4) : 0, ref Unsafe.Add(ref output, i + 4), ref word, ref read);
+            Step(ref x5, ref table, contextual ? Unsafe.Add(ref context, i + 5) : 0, ref Unsafe.Add(ref output, i + 5), ref word, ref read);
+            Step(ref x6, ref table, contextual ? Unsafe.Add(ref context, i + 6) : 0, ref Unsafe.Add(ref output, i + 6), ref word, ref read);
+            Step(ref x7, ref table, contextual ? Unsafe.Add(ref context, i + 7) : 0, ref Unsafe.Add(ref output, i + 7), ref word, ref read);
+        }
+        states[0] = x0; states[1] = x1; states[2] = x2; states[3] = x3; states[4] = x4; states[5] = x5; states[6] = x6; states[7] = x7;
+        // The rest, one checked symbol at a time.
+        for (; i < n; i++)
+        {
+            ref uint x = ref states[i & (Lanes - 1)];
+            uint e = Unsafe.Add(ref table, ((contextual ? Unsafe.Add(ref context, i) : 0) << ScaleBits) | (int)(x & (Scale - 1)));
+            uint state = ((e >> 20) + 1) * (x >> ScaleBits) + ((e >> 8) & (Scale - 1));
+            Unsafe.Add(ref output, i) = (byte)e;
+            if (state < Lower)
+            {
+                if (read >= words.Length)
+                {
+                    throw new InvalidDataException("rANS stream is truncated.");
+                }
+                state = state << 16 | words[read++];
+            }
+            x = state;
+        }
+        return read;
+    }
+
+    /// <summary>
+    /// Whole rounds of eight symbols, the eight lanes in one AVX2 vector: a gather of their table entries, and the
+    /// renormalizing reads spread to the lanes that need one, in lane order, as the scalar rounds read them.
+    /// </summary>
+    /// <returns>Symbols decoded and words read; the states are updated.</returns>
+    private unsafe (int Symbols, int Read) DecodeRoundsAvx2(ReadOnlySpan<ushort> words, ReadOnlySpan<byte> contexts, Span<uint> states, Span<byte> destination)
+    {
+        int n = destination.Length, i = 0, read = 0;
+        bool contextual = !contexts.IsEmpty;
+        Vector256<uint> slotMask = Vector256.Create((uint)(Scale - 1));
+        Vector256<int> lower = Vector256.Create((int)Lower);
+        fixed (uint* table = _decode)
+        fixed (ushort* word = words)
+        fixed (byte* context = contexts)
+        fixed (byte* output = destination)
+        fixed (uint* state = states)
+        fixed (int* spread = s_spread)
+        {
+            Vector256<uint> x = Avx.LoadVector256(state);
+            for (; i + Lanes <= n && words.Length - read >= Lanes; i += Lanes)
+            {
+                Vector256<int> index = (x & slotMask).AsInt32();
+                if (contextual)
+                {
+                    index |= Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32(context + i), ScaleBits);
+                }
+                Vector256<uint> e = Avx2.GatherVector256(table, index, 4);
+                x = Avx2.MultiplyLow((e >> 20) + Vector256<uint>.One, x >> ScaleBits) + ((e >> 8) & slotMask);
+                Vector256<uint> symbols = e & Vector256.Create(0xFFu);
+                Vector256<byte> packed = Vector256.Narrow(Vector256.Narrow(symbols, symbols), Vector256<ushort>.Zero);
+                *(ulong*)(output + i) = packed.AsUInt64().ToScalar();
+                // States below the bound take the next words, in lane order.
+                Vector256<int> need = Avx2.CompareGreaterThan(lower, x.AsInt32());
+                int mask = Avx.MoveMask(need.AsSingle());
+                Vector256<uint> next = Avx2.PermuteVar8x32(Avx2.ConvertToVector256Int32(word + read), Avx.LoadVector256(spread + mask * Lanes)).AsUInt32();
+                x = Avx2.BlendVariable(x, (x << 16) | next, need.AsUInt32());
+                read += BitOperations.PopCount((uint)mask);
+            }
+            Avx.Store(state, x);
+        }
+        return (i, read);
+    }
+
+    /// <summary>For each mask of lanes that need a word, which of the next eight words each lane takes.</summary>
+    private static readonly int[] s_spread = Spread();
+
+    private static int[] Spread()
+    {
+        var spread = new int[256 * Lanes];
+        for (int mask = 0; mask < 256; mask++)
+        {
+            int taken = 0;
+            for (int lane = 0; lane < Lanes; lane++)
+            {
+                if ((mask & (1 << lane)) != 0)
+                {
+                    spread[mask * Lanes + lane] = taken++;
+                }
+            }
+        }
+        return spread;
+    }
+
+    /// <summary>One encoding step, branch-free: renormalize (emit the low 16 bits when the state is too large for the symbol), then code.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static uint Put(uint state, in EncodeSymbol e, ref ushort words, ref int top)
+    {
+        // need is 1 when state >= Max (both below 2^31, so the difference's sign says it).
+        uint need = (uint)((int)(e.Max - 1 - state) >> 31) & 1;
+        Unsafe.Add(ref words, top - 1) = (ushort)state;
+        top -= (int)need;
+        state >>= (int)(need << 4);
+        uint q = (uint)(((ulong)state * e.Reciprocal) >> 32) >> (int)(e.ComplementShift >> 16);
+        return state + e.Bias + q * (e.ComplementShift & 0xFFFF);
+    }
+
+    /// <summary>One decoding step, branch-free: the renormalizing read is taken or not by arithmetic on a mask.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Step(ref uint x, ref uint table, int context, ref byte output, ref ushort word, ref int read)
+    {
+        uint e = Unsafe.Add(ref table, (context << ScaleBits) | (int)(x & (Scale - 1)));
+        uint state = ((e >> 20) + 1) * (x >> ScaleBits) + ((e >> 8) & (Scale - 1));
+        output = (byte)e;
+        // need is 1 when the state fell below the lower bound (state - Lower wraps to its top bit).
+        uint need = (state - Lower) >> 31;
+        int shift = (int)(need << 4);
+        state = (state << shift) | (Unsafe.Add(ref word, read) & (0u - need));
+        read += (int)need;
+        x = state;
+    }
+
+    private void Count(ReadOnlySpan<byte> symbols, ReadOnlySpan<byte> contexts, int contextCount)
+    {
+        Grow(ref _counts, contextCount * 256);
+        Span<int> counts = _counts.AsSpan(0, contextCount * 256);
+        counts.Clear();
+        if (contexts.IsEmpty)
+        {
+            foreach (byte s in symbols)
+            {
+                counts[s]++;
+            }
+            return;
+        }
+        for (int i = 0; i < symbols.Length; i++)
+        {
+            counts[contexts[i] << 8 | symbols[i]]++;
+        }
+    }
+
+    /// <summary>Scales <paramref name="counts"/> to frequencies summing to 2^12, every present symbol at least 1.</summary>
+    /// <returns>False when the context holds no symbol.</returns>
+    private static bool Normalize(ReadOnlySpan<int> counts, Span<int> freqs)
+    {
+        long total = 0;
+        foreach (int c in counts)
+        {
+            total += c;
+        }
+        freqs.Clear();
+        if (total == 0)
+        {
+            return false;
+        }
+        int sum = 0, largest = 0;
+        for (int s = 0; s < 256; s++)
+        {
+            if (counts[s] == 0)
+            {
+                continue;
+            }
+            freqs[s] = Math.Max(1, (int)Math.Round((double)counts[s] * Scale / total));
+            sum += freqs[s];
+            if (freqs[s] > freqs[largest])
+            {
+                largest = s;
+            }
+        }
+        if (sum <= Scale)
+        {
+            freqs[largest] += Scale - sum;
+            return true;
+        }
+        // Rounding up the rare symbols overshot: take the excess from the symbols that lose least by it.
+        int excess = sum - Scale;
+        while (excess > 0)
+        {
+            int best = -1;
+            double bestLoss = double.MaxValue;
+            for (int s = 0; s < 256; s++)
+            {
+                if (freqs[s] > 1)
+                {
+                    double loss = counts[s] * Math.Log2((double)freqs[s] / (freqs[s] - 1));
+                    if (loss < bestLoss)
+                    {
+                        bestLoss = loss;
+                        best = s;
+                    }
+                }
+            }
+            int take = Math.Min(excess, Math.Max(1, (freqs[best] - 1) / 8));
+            freqs[best] -= take;
+            excess -= take;
+        }
+        return true;
+    }
+
+    private static void CheckArguments(ReadOnlySpan<byte> symbols, ReadOnlySpan<byte> contexts, int contextCount)
+    {
+        if (contextCount is < 1 or > MaxContexts)
+        {
+            throw new ArgumentOutOfRangeException(nameof(contextCount), contextCount, $"A rANS stream has 1 to {MaxContexts} contexts.");
+        }
+        if (!contexts.IsEmpty && contexts.Length != symbols.Length)
+        {
+            throw new ArgumentException("There must be one context for each symbol.", nameof(contexts));
+        }
+        if (!contexts.IsEmpty && contextCount < 256 && contexts.IndexOfAnyInRange((byte)contextCount, (byte)255) >= 0)
+        {
+            throw new ArgumentException($"A context is out of range 0..{contextCount - 1}.", nameof(contexts));
+        }
+    }
+
+    private static int WriteVarint(Span<byte> destination, uint value)
+    {
+        int n = 0;
+        while (value >= 0x80)
+        {
+            destination[n++] = (byte)(value | 0x80);
+            value >>= 7;
+        }
+        destination[n++] = (byte)value;
+        return n;
+    }
+
+    private static uint ReadVarint(ReadOnlySpan<byte> source, ref int position)
+    {
+        uint value = 0;
+        for (int shift = 0; shift < 14; shift += 7)
+        {
+            if (position >= source.Length)
+            {
+                throw new InvalidDataException("rANS stream is truncated in its tables.");
+            }
+            byte b = source[position++];
+            value |= (uint)(b & 0x7F) << shift;
+            if (b < 0x80)
+            {
+                return value;
+            }
+        }
+        throw new InvalidDataException("rANS table frequency is too long.");
+    }
+
+    private static void Grow<T>(ref T[] array, int length)
+    {
+        if (array.Length < length)
+        {
+            array = new T[length];
+        }
+    }
+
+    /// <summary>A symbol's encoding constants (ryg_rans's RansEncSymbol): division by its frequency as a multiply and shift.</summary>
+    private readonly struct EncodeSymbol
+    {
+        public readonly uint Max;
+        public readonly uint Reciprocal;
+        public readonly uint Bias;
+        /// <summary>Scale - frequency in bits 15..0, the reciprocal's shift in bits 20..16: 16 bytes a symbol.</summary>
+        public readonly uint ComplementShift;
+
+        public EncodeSymbol(int start, int freq)
+        {
+            // The state before coding must stay below Max, so that coding keeps it below 2^31.
+            Max = (uint)freq << (31 - ScaleBits);
+            uint complement = (uint)(Scale - freq);
+            if (freq < 2)
+            {
+                Reciprocal = uint.MaxValue;
+                ComplementShift = complement;
+                Bias = (uint)(start + Scale - 1);
+            }
+            else
+            {
+                int shift = 32 - BitOperations.LeadingZeroCount((uint)freq - 1);
+                Reciprocal = (uint)(((1ul << (shift + 31)) + (uint)freq - 1) / (uint)freq);
+                ComplementShift = complement | (uint)(shift - 1) << 16;
+                Bias = (uint)start;
+            }
+        }
+    }
+}

@@ -1,0 +1,152 @@
+using ZipLlm.Codecs.Entropy;
+
+namespace ZipLlm.Tests.Codecs;
+
+public class ContextRansTests
+{
+    public static TheoryData<int, int> Shapes() => new()
+    {
+        { 0, 1 }, { 1, 1 }, { 7, 1 }, { 8, 1 }, { 9, 2 }, { 15, 3 }, { 16, 16 }, { 17, 16 }, { 1000, 64 }, { 4099, 16 }, { 100_003, 16 }, { 100_000, 1 },
+    };
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void RoundTrip_EveryDistributionLengthAndContextCount_IsExact(int length, int contexts)
+    {
+        var random = new Random(length * 31 + contexts);
+        var rans = new ContextRans();
+        foreach (Func<int, byte, byte> draw in Distributions(random))
+        {
+            byte[] context = new byte[length], symbols = new byte[length];
+            for (int i = 0; i < length; i++)
+            {
+                context[i] = (byte)random.Next(contexts);
+                symbols[i] = draw(i, context[i]);
+            }
+            ReadOnlySpan<byte> ctx = contexts == 1 ? default : context;
+            byte[] encoded = new byte[ContextRans.MaxEncodedLength(length, contexts)];
+            int written = rans.Encode(symbols, ctx, contexts, encoded);
+            byte[] decoded = new byte[length];
+            rans.Decode(encoded.AsSpan(0, written), ctx, contexts, decoded);
+            Assert.Equal(symbols, decoded);
+            // The estimate is what the codec chooses by: it must not undercut the real length, nor overshoot by more than a little.
+            long estimate = rans.EstimateLength(symbols, ctx, contexts);
+            Assert.InRange(estimate - written, 0, 64);
+        }
+    }
+
+    [Fact]
+    public void Encode_SkewedSymbols_IsWithinAFractionOfAPercentOfTheirEntropy()
+    {
+        var random = new Random(5);
+        const int length = 2 << 20;
+        byte[] symbols = new byte[length];
+        for (int i = 0; i < length; i++)
+        {
+            symbols[i] = (byte)Math.Min(254, Math.Abs((int)(Gaussian(random) * 6)));
+        }
+        var rans = new ContextRans();
+        byte[] encoded = new byte[ContextRans.MaxEncodedLength(length, 1)];
+        int written = rans.Encode(symbols, default, 1, encoded);
+        double bound = Entropy(symbols) * length / 8;
+        Assert.InRange(written / bound, 1.0, 1.005);
+    }
+
+    [Fact]
+    public void Encode_ContextsThatSeparateDistributions_BeatOrderZero()
+    {
+        var random = new Random(9);
+        const int length = 1 << 18;
+        byte[] context = new byte[length], symbols = new byte[length];
+        for (int i = 0; i < length; i++)
+        {
+            context[i] = (byte)random.Next(4);
+            symbols[i] = (byte)(context[i] * 60 + random.Next(4));
+        }
+        var rans = new ContextRans();
+        byte[] encoded = new byte[ContextRans.MaxEncodedLength(length, 4)];
+        int withContexts = rans.Encode(symbols, context, 4, encoded);
+        int orderZero = rans.Encode(symbols, default, 1, encoded);
+        // 2 bits a symbol in context, 4 without.
+        Assert.InRange(withContexts, length * 2 / 8, length * 2 / 8 * 1.01 + 200);
+        Assert.InRange(orderZero, length * 4 / 8, length * 4 / 8 * 1.01 + 200);
+    }
+
+    [Fact]
+    public void Decode_CorruptOrTruncatedStreams_ThrowInvalidDataOrDecodeOtherSymbols_NeverCrash()
+    {
+        var random = new Random(13);
+        const int length = 5000;
+        byte[] context = new byte[length], symbols = new byte[length];
+        for (int i = 0; i < length; i++)
+        {
+            context[i] = (byte)random.Next(16);
+            symbols[i] = (byte)Math.Min(255, Math.Abs((int)(Gaussian(random) * (1 + context[i]))));
+        }
+        var rans = new ContextRans();
+        byte[] encoded = new byte[ContextRans.MaxEncodedLength(length, 16)];
+        int written = rans.Encode(symbols, context, 16, encoded);
+        byte[] decoded = new byte[length];
+        int detected = 0;
+        for (int iteration = 0; iteration < 3000; iteration++)
+        {
+            byte[] corrupt = encoded.AsSpan(0, written).ToArray();
+            if (iteration % 7 == 0)
+            {
+                corrupt = corrupt.AsSpan(0, random.Next(corrupt.Length)).ToArray();
+            }
+            else
+            {
+                corrupt[random.Next(corrupt.Length)] ^= (byte)(1 << random.Next(8));
+            }
+            try
+            {
+                rans.Decode(corrupt, context, 16, decoded);
+            }
+            catch (InvalidDataException)
+            {
+                detected++;
+            }
+        }
+        // The final-state check catches most corruptions by itself; the chunk checksum catches the rest.
+        Assert.True(detected > 2400, $"{detected} of 3000 corruptions detected");
+    }
+
+    [Fact]
+    public void Decode_OtherContextCount_OrContextOutOfRange_IsRefused()
+    {
+        var rans = new ContextRans();
+        byte[] symbols = [1, 2, 3, 4], context = [0, 1, 0, 1];
+        byte[] encoded = new byte[ContextRans.MaxEncodedLength(4, 2)];
+        int written = rans.Encode(symbols, context, 2, encoded);
+        Assert.Throws<InvalidDataException>(() => rans.Decode(encoded.AsSpan(0, written), [0, 1, 0, 1], 3, new byte[4]));
+        Assert.Throws<ArgumentException>(() => rans.Decode(encoded.AsSpan(0, written), [0, 1, 2, 1], 2, new byte[4]));
+        Assert.Throws<ArgumentException>(() => rans.Encode(symbols, [0, 5, 0, 1], 2, encoded));
+        Assert.Throws<ArgumentOutOfRangeException>(() => rans.Encode(symbols, default, 0, encoded));
+    }
+
+    private static IEnumerable<Func<int, byte, byte>> Distributions(Random random)
+    {
+        yield return (_, _) => (byte)random.Next(256);                                   // uniform: incompressible
+        yield return (_, _) => 42;                                                       // one symbol: free
+        yield return (_, _) => (byte)Math.Min(255, Math.Abs((int)(Gaussian(random) * 3))); // skewed, long tail
+        yield return (_, c) => (byte)(c * 3 + random.Next(2));                           // set by the context
+        yield return (i, _) => (byte)(i % 2 == 0 ? 0 : random.Next(256));                // half rare symbols
+    }
+
+    private static double Entropy(byte[] symbols)
+    {
+        var counts = new long[256];
+        foreach (byte s in symbols)
+        {
+            counts[s]++;
+        }
+        return counts.Where(c => c > 0).Sum(c => -(double)c / symbols.Length * Math.Log2((double)c / symbols.Length));
+    }
+
+    private static double Gaussian(Random random)
+    {
+        double u1 = 1.0 - random.NextDouble(), u2 = random.NextDouble();
+        return Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
+    }
+}
