@@ -28,7 +28,7 @@ internal static class CommonOptions
             if (result.Tokens is [{ } token] && !ModelId.TryParse(token.Value, out _, out string? problem)
                 && token.Value.Contains('/') && !LooksLikeConfig(token.Value))
             {
-                result.AddError($"'{token.Value}' is not a model id: {problem}");
+                result.AddError($"Invalid model id: {problem}");
             }
         });
         return argument;

@@ -17,7 +17,7 @@ internal static class ModelSuggestions
         if (!ModelId.TryParse(modelText, out ModelId modelId, out string? problem))
         {
             // Only a name without its org gets this far (CommonOptions.ModelArgument refuses other malformed ids).
-            throw new ArgumentException(Explain($"'{modelText}' is not a model id: {problem}", modelText, StoredIds(config)));
+            throw new ArgumentException(Explain($"Invalid model id: {problem}.", modelText, StoredIds(config)));
         }
         try
         {

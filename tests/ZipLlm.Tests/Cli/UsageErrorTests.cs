@@ -22,7 +22,7 @@ public class UsageErrorTests
     [InlineData("gc", "--grace: 'z' is not a whole number", "gc", "c.json", "--grace", "z")]
     [InlineData("bitx", "--level: 'q' is not a whole number", "bitx", "a", "--level", "q")]
     [InlineData("list", "--quiet and --verbosity say the same thing", "list", "c.json", "-q", "-v", "debug")]
-    [InlineData("restore", "'org/a/b' is not a model id", "restore", "c.json", "org/a/b", "out")]
+    [InlineData("restore", "Invalid model id: \"org/a/b\" has more than one '/'", "restore", "c.json", "org/a/b", "out")]
     public async Task Cli_MalformedCommandLine_OneLineAndTheVerbsHelpAndExit2(string verb, string message, params string[] args)
     {
         string[] arguments = args is [""] ? [] : args;
@@ -67,7 +67,7 @@ public class UsageErrorTests
         string[] args = verb == "restore" ? [verb, config, asked, dir.Combine("out")] : [verb, config, asked];
         CliResult result = await CliProcess.RunAsync(args);
         Assert.Equal(ExitCodes.UsageError, result.ExitCode);
-        Assert.Contains(asked.Contains('/') ? $"{asked} is not in the store" : $"'{asked}' is not a model id", result.StandardError);
+        Assert.Contains(asked.Contains('/') ? $"{asked} is not in the store" : $"Invalid model id: \"{asked}\" is not of the form org/name", result.StandardError);
         Assert.Contains($"did you mean {suggested}", result.StandardError);
         Assert.False(Directory.Exists(dir.Combine("out")));
         Assert.Equal(family.Models.Count, CompressedFamily.StoredModels(dir));
