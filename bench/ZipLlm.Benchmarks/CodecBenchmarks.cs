@@ -94,7 +94,7 @@ public class CodecBenchmarks
     {
         _sink.Position = 0;
         return TensorCodec.Encode(_sink, ElementLayout.Word16, RawChunkSource.FromMemory(tensor),
-            baseTensor is null ? null : RawChunkSource.FromMemory(baseTensor), baseTensor is null ? default : [1], pool);
+            baseTensor is null ? null : RawChunkSource.FromMemory(baseTensor), baseTensor is null ? default : [1], pool).Bytes;
     }
 
     private int Decode(EncodedTensor tensor)

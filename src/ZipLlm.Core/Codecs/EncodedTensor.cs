@@ -50,7 +50,8 @@ public sealed class EncodedTensor : IChunkSource
     public byte[] Reference { get; }
 
     /// <summary>The base a delta is decoded against: the same length, chunked the same way when encoded.</summary>
-    /// <exception cref="ArgumentException">The base's length differs, or this tensor is not a delta.</exception>
+    /// <remarks>A solo tensor ignores a base given to it: the encoder stores a tensor solo when no chunk was smaller as a delta.</remarks>
+    /// <exception cref="ArgumentException">The base's length or chunking differs from the tensor's.</exception>
     public IChunkSource? Base
     {
         get => _base;
@@ -58,7 +59,8 @@ public sealed class EncodedTensor : IChunkSource
         {
             if (Kind != EncodedTensorKind.Delta)
             {
-                throw new ArgumentException($"{_name}: a solo tensor has no base.");
+                // Coded against a base but stored solo (no chunk was smaller as a delta): it reads without one.
+                return;
             }
             if (value is not null && value.Length != Length)
             {
@@ -80,39 +82,45 @@ public sealed class EncodedTensor : IChunkSource
     /// <exception cref="EndOfStreamException">The encoded tensor is truncated.</exception>
     public static EncodedTensor Open(string name, ReadAt read, long encodedLength)
     {
-        const int minimum = TensorHeader.MinSize + EncodedTensorFormat.FooterTrailerSize;
+        const int minimum = TensorHeader.Size + 8;
         if (encodedLength < minimum)
         {
             throw new EndOfStreamException($"{name}: encoded tensor is {encodedLength} bytes, shorter than the {minimum}-byte minimum.");
         }
-        Span<byte> fixedPart = stackalloc byte[(int)Math.Min(TensorHeader.MaxSize, encodedLength)];
+        Span<byte> fixedPart = stackalloc byte[TensorHeader.Size];
         read(0, fixedPart);
-        TensorHeader header = TensorHeader.Read(name, fixedPart);
+        if (!fixedPart[..4].SequenceEqual(EncodedTensorFormat.HeaderMagic))
+        {
+            Fail(name, "not an encoded tensor (bad magic).");
+        }
+        int trailerSize = EncodedTensorFormat.FooterTrailerSize(TensorHeader.VersionOf(name, fixedPart));
+        if (encodedLength < TensorHeader.Size + trailerSize)
+        {
+            throw new EndOfStreamException($"{name}: encoded tensor is {encodedLength} bytes, too short for its header and footer.");
+        }
+        Span<byte> trailer = stackalloc byte[trailerSize];
+        read(encodedLength - trailerSize, trailer);
+        (TensorHeader header, uint storedCount) = TensorHeader.Read(name, fixedPart, trailer);
         long length = header.Length;
-        int chunkSize = header.ChunkSize, referenceLength = header.ReferenceLength;
+        int chunkSize = header.ChunkSize;
         long chunkCount = EncodedTensorFormat.ChunkCount(length, chunkSize);
-        long dataStart = header.Size + referenceLength;
-        // Every chunk takes at least its fixed header, so a count the file cannot hold is refused before allocating.
-        long footerLength = checked(chunkCount * 8 + EncodedTensorFormat.FooterTrailerSize);
-        int chunkHeaderSize = ChunkHeader.SizeOf(header.Version);
-        if (chunkCount > encodedLength / chunkHeaderSize || dataStart + footerLength > encodedLength)
-        {
-            throw new EndOfStreamException($"{name}: encoded tensor of {encodedLength} bytes is too short for {chunkCount} chunks.");
-        }
-
-        byte[] reference = new byte[referenceLength];
-        read(header.Size, reference);
-        byte[] footer = new byte[footerLength];
-        read(encodedLength - footerLength, footer);
-        if (!footer.AsSpan(footer.Length - 4).SequenceEqual(EncodedTensorFormat.FooterMagic))
-        {
-            throw new EndOfStreamException($"{name}: encoded tensor is truncated (no end marker).");
-        }
-        uint storedCount = BinaryPrimitives.ReadUInt32LittleEndian(footer.AsSpan(footer.Length - 8));
         if (storedCount != chunkCount)
         {
             Fail(name, $"index holds {storedCount} chunks where the length implies {chunkCount}.");
         }
+        long dataStart = header.DataStart;
+        // Every chunk takes at least its fixed header, so a count the file cannot hold is refused before allocating.
+        int chunkHeaderSize = ChunkHeader.SizeOf(header.Version);
+        if (chunkCount > encodedLength / chunkHeaderSize || dataStart + header.FooterLength(chunkCount) > encodedLength)
+        {
+            throw new EndOfStreamException($"{name}: encoded tensor of {encodedLength} bytes is too short for {chunkCount} chunks.");
+        }
+        long footerLength = header.FooterLength(chunkCount);
+
+        byte[] reference = new byte[header.ReferenceLength];
+        read(header.ReferenceAt(encodedLength, chunkCount), reference);
+        byte[] footer = new byte[chunkCount * 8];
+        read(encodedLength - footerLength, footer);
         var offsets = new long[chunkCount + 1];
         for (int i = 0; i < chunkCount; i++)
         {

@@ -5,12 +5,20 @@ namespace ZipLlm.Codecs;
 /// <summary>
 /// Format facts of an encoded tensor, in one place. Layout, all integers little-endian:
 /// <code>
-/// header:  "ZLTN" | u8 version | u8 kind | u8 layout | u8 referenceLength
-///          | u64 originalLength | u32 chunkSize | u8 baseConversion (version 3) | reference bytes
-/// chunks:  per chunk: u32 rawLength | u64 XxHash3 of the original chunk bytes | u8 transform (version 3)
+/// version 3:
+/// header:  "ZLTN" | u8 version | u8 layout | u16 zero | u64 originalLength | u32 chunkSize
+/// chunks:  per chunk: u32 rawLength | u64 XxHash3 of the original chunk bytes | u8 transform
 ///          | per stream: u8 mode, u32 storedLength | the streams' bytes
+/// footer:  u64 file offset of each chunk | reference bytes | u8 baseConversion | u8 referenceLength | u8 kind
+///          | u32 chunkCount | "ZLTE"
+/// versions 1 and 2:
+/// header:  "ZLTN" | u8 version | u8 kind | u8 layout | u8 referenceLength | u64 originalLength | u32 chunkSize | reference bytes
+/// chunks:  as above without the transform byte
 /// footer:  u64 file offset of each chunk | u32 chunkCount | "ZLTE"
 /// </code>
+/// Version 3 says whether a tensor is a delta, and of which base, at the end: the writer knows only once every chunk is
+/// coded, and a tensor coded against a base whose every chunk came out smaller solo is written as a solo tensor, with no
+/// base reference, so it never costs a byte more than solo.
 /// A chunk's transform (<see cref="ChunkTransform"/>) says what its streams hold; versions 1 and 2 have none: their
 /// chunks are <see cref="ChunkTransform.Solo"/> in a solo tensor and <see cref="ChunkTransform.Xor"/> in a delta.
 /// Stream modes: 0 raw, 1 one zstd frame, 2 sparse (u32 nonZeroCount | zstd frame of bitmap and non-zero bytes;
@@ -38,8 +46,8 @@ public static class EncodedTensorFormat
     /// <summary>Per-stream entry of a chunk header: mode and stored length.</summary>
     public const int StreamEntrySize = 1 + 4;
 
-    /// <summary>Footer bytes besides the offsets: chunk count and magic.</summary>
-    public const int FooterTrailerSize = 4 + 4;
+    /// <summary>Footer bytes after the offsets (and, in version 3, the reference): in version 3 the conversion, reference length and kind, then chunk count and magic.</summary>
+    public static int FooterTrailerSize(byte version) => version >= 3 ? 3 + 4 + 4 : 4 + 4;
 
     /// <summary>Default bytes of original tensor per chunk: large enough for zstd to find its ratio, small enough to spread one tensor over all cores.</summary>
     public const int DefaultChunkSize = 4 << 20;
@@ -114,67 +122,97 @@ public enum BaseConversion : byte
     F16ToBf16 = 2,
 }
 
-/// <summary>The fixed part of an encoded tensor's header, with its one reader and writer.</summary>
+/// <summary>What an encoded tensor's header and footer say of it, with their one reader and writer.</summary>
 /// <param name="Version">Format version.</param>
-/// <param name="Kind">Solo or delta.</param>
+/// <param name="Kind">Solo or delta (version 3: from the footer).</param>
 /// <param name="Layout">How elements are grouped into streams.</param>
-/// <param name="ReferenceLength">Bytes of base reference that follow the fixed part.</param>
+/// <param name="ReferenceLength">Bytes of base reference (after the header before version 3, before the footer's trailer since).</param>
 /// <param name="Length">Byte length of the original tensor.</param>
 /// <param name="ChunkSize">Bytes of original tensor per chunk.</param>
 /// <param name="Conversion">How a delta's base is converted first (always <see cref="BaseConversion.None"/> before version 3).</param>
 public readonly record struct TensorHeader(byte Version, EncodedTensorKind Kind, ElementLayout Layout, int ReferenceLength, long Length, int ChunkSize,
     BaseConversion Conversion)
 {
-    private const int VersionAt = 4, KindAt = 5, LayoutAt = 6, ReferenceLengthAt = 7, LengthAt = 8, ChunkSizeAt = 16, ConversionAt = 20;
+    private const int VersionAt = 4, LengthAt = 8, ChunkSizeAt = 16;
+    // Versions 1 and 2.
+    private const int OldKindAt = 5, OldLayoutAt = 6, OldReferenceLengthAt = 7;
+    // Version 3: the header keeps the layout; the trailer (counted from its start) the rest.
+    private const int LayoutAt = 5, ConversionAt = 0, ReferenceLengthAt = 1, KindAt = 2;
 
-    /// <summary>Largest fixed part of any version.</summary>
-    public const int MaxSize = 21;
+    /// <summary>Bytes of the fixed header in every version.</summary>
+    public const int Size = 20;
 
-    /// <summary>Smallest fixed part of any version.</summary>
-    public const int MinSize = 20;
-
-    /// <summary>Bytes of the fixed part in <paramref name="version"/>.</summary>
-    public static int SizeOf(byte version) => version >= 3 ? 21 : 20;
-
-    /// <summary>Bytes of this header's fixed part.</summary>
-    public int Size => SizeOf(Version);
-
-    /// <summary>Writes the fixed part; returns its length.</summary>
-    public int Write(Span<byte> destination)
+    /// <summary>Writes the fixed header; returns its length.</summary>
+    public int WriteHeader(Span<byte> destination)
     {
         EncodedTensorFormat.HeaderMagic.CopyTo(destination);
         destination[VersionAt] = Version;
-        destination[KindAt] = (byte)Kind;
-        destination[LayoutAt] = (byte)Layout;
-        destination[ReferenceLengthAt] = (byte)ReferenceLength;
-        BinaryPrimitives.WriteInt64LittleEndian(destination[LengthAt..], Length);
-        BinaryPrimitives.WriteUInt32LittleEndian(destination[ChunkSizeAt..], (uint)ChunkSize);
         if (Version >= 3)
         {
-            destination[ConversionAt] = (byte)Conversion;
+            destination[LayoutAt] = (byte)Layout;
+            destination[6] = destination[7] = 0;
         }
+        else
+        {
+            destination[OldKindAt] = (byte)Kind;
+            destination[OldLayoutAt] = (byte)Layout;
+            destination[OldReferenceLengthAt] = (byte)ReferenceLength;
+        }
+        BinaryPrimitives.WriteInt64LittleEndian(destination[LengthAt..], Length);
+        BinaryPrimitives.WriteUInt32LittleEndian(destination[ChunkSizeAt..], (uint)ChunkSize);
         return Size;
     }
 
-    /// <summary>Reads and checks a fixed part from <paramref name="source"/> (at least <see cref="MinSize"/> bytes; <see cref="MaxSize"/> when there are).</summary>
+    /// <summary>Writes a version 3 footer's trailer (what follows the offsets and the reference); returns its length.</summary>
+    public int WriteTrailer(Span<byte> destination, int chunkCount)
+    {
+        destination[ConversionAt] = (byte)Conversion;
+        destination[ReferenceLengthAt] = (byte)ReferenceLength;
+        destination[KindAt] = (byte)Kind;
+        BinaryPrimitives.WriteUInt32LittleEndian(destination[3..], (uint)chunkCount);
+        EncodedTensorFormat.FooterMagic.CopyTo(destination[7..]);
+        return EncodedTensorFormat.FooterTrailerSize(Version);
+    }
+
+    /// <summary>
+    /// Reads the fixed header from <paramref name="header"/> (<see cref="Size"/> bytes) and, in version 3, the kind,
+    /// reference length and conversion from the footer's <paramref name="trailer"/>; checks them all.
+    /// </summary>
+    /// <param name="name">Named in every error message.</param>
+    /// <param name="header">The first <see cref="Size"/> bytes of the encoded tensor.</param>
+    /// <param name="trailer">The last <see cref="EncodedTensorFormat.FooterTrailerSize"/> bytes, for the version the header gives.</param>
+    /// <returns>The header, and the chunk count the trailer gives.</returns>
     /// <exception cref="InvalidDataException">The bytes are not a header this build understands.</exception>
     /// <exception cref="NotSupportedException">The version is outside what this build reads.</exception>
-    public static TensorHeader Read(string name, ReadOnlySpan<byte> source)
+    public static (TensorHeader Header, uint ChunkCount) Read(string name, ReadOnlySpan<byte> header, ReadOnlySpan<byte> trailer)
     {
-        if (source.Length < MinSize || !source[..4].SequenceEqual(EncodedTensorFormat.HeaderMagic))
+        if (header.Length < Size || !header[..4].SequenceEqual(EncodedTensorFormat.HeaderMagic))
         {
             throw new InvalidDataException($"{name}: not an encoded tensor (bad magic).");
         }
-        byte version = source[VersionAt];
-        if (version is < EncodedTensorFormat.MinReadableVersion or > EncodedTensorFormat.Version)
+        byte version = VersionOf(name, header);
+        if (trailer.Length != EncodedTensorFormat.FooterTrailerSize(version) || !trailer[^4..].SequenceEqual(EncodedTensorFormat.FooterMagic))
         {
-            throw new NotSupportedException($"{name}: encoded tensor format version {version} is not supported (this build reads {EncodedTensorFormat.MinReadableVersion} to {EncodedTensorFormat.Version}).");
+            throw new EndOfStreamException($"{name}: encoded tensor is truncated (no end marker).");
         }
-        if (source.Length < SizeOf(version))
+        byte kind, layout, referenceLength, conversion = 0;
+        if (version >= 3)
         {
-            throw new EndOfStreamException($"{name}: encoded tensor is shorter than its header.");
+            layout = header[LayoutAt];
+            if (header[6] != 0 || header[7] != 0)
+            {
+                throw new InvalidDataException($"{name}: reserved header bytes are not zero.");
+            }
+            conversion = trailer[ConversionAt];
+            referenceLength = trailer[ReferenceLengthAt];
+            kind = trailer[KindAt];
         }
-        byte kind = source[KindAt], layout = source[LayoutAt], referenceLength = source[ReferenceLengthAt];
+        else
+        {
+            kind = header[OldKindAt];
+            layout = header[OldLayoutAt];
+            referenceLength = header[OldReferenceLengthAt];
+        }
         if (kind > (byte)EncodedTensorKind.Delta)
         {
             throw new InvalidDataException($"{name}: unknown kind {kind}.");
@@ -187,8 +225,12 @@ public readonly record struct TensorHeader(byte Version, EncodedTensorKind Kind,
         {
             throw new InvalidDataException($"{name}: reference length {referenceLength} does not fit a {(EncodedTensorKind)kind} tensor.");
         }
-        long length = BinaryPrimitives.ReadInt64LittleEndian(source[LengthAt..]);
-        uint chunkSize = BinaryPrimitives.ReadUInt32LittleEndian(source[ChunkSizeAt..]);
+        if (conversion > (byte)BaseConversion.F16ToBf16 || (conversion != 0 && (kind != (byte)EncodedTensorKind.Delta || !((ElementLayout)layout).IsHalfWord())))
+        {
+            throw new InvalidDataException($"{name}: base conversion {conversion} does not fit this tensor.");
+        }
+        long length = BinaryPrimitives.ReadInt64LittleEndian(header[LengthAt..]);
+        uint chunkSize = BinaryPrimitives.ReadUInt32LittleEndian(header[ChunkSizeAt..]);
         if (length < 0)
         {
             throw new InvalidDataException($"{name}: negative length {length}.");
@@ -197,18 +239,32 @@ public readonly record struct TensorHeader(byte Version, EncodedTensorKind Kind,
         {
             throw new InvalidDataException($"{name}: chunk size {chunkSize} is out of range.");
         }
-        var conversion = BaseConversion.None;
-        if (version >= 3)
-        {
-            conversion = (BaseConversion)source[ConversionAt];
-            if (conversion > BaseConversion.F16ToBf16 || (conversion != BaseConversion.None
-                && (kind != (byte)EncodedTensorKind.Delta || !((ElementLayout)layout).IsHalfWord())))
-            {
-                throw new InvalidDataException($"{name}: base conversion {(byte)conversion} does not fit this tensor.");
-            }
-        }
-        return new TensorHeader(version, (EncodedTensorKind)kind, (ElementLayout)layout, referenceLength, length, (int)chunkSize, conversion);
+        uint chunkCount = BinaryPrimitives.ReadUInt32LittleEndian(trailer[^8..]);
+        return (new TensorHeader(version, (EncodedTensorKind)kind, (ElementLayout)layout, referenceLength, length, (int)chunkSize, (BaseConversion)conversion), chunkCount);
     }
+
+    /// <summary>The version a header gives, checked to be one this build reads.</summary>
+    /// <exception cref="NotSupportedException">The version is outside what this build reads.</exception>
+    public static byte VersionOf(string name, ReadOnlySpan<byte> header)
+    {
+        byte version = header[VersionAt];
+        if (version is < EncodedTensorFormat.MinReadableVersion or > EncodedTensorFormat.Version)
+        {
+            throw new NotSupportedException($"{name}: encoded tensor format version {version} is not supported (this build reads {EncodedTensorFormat.MinReadableVersion} to {EncodedTensorFormat.Version}).");
+        }
+        return version;
+    }
+
+    /// <summary>Where the reference starts in an encoded tensor of <paramref name="encodedLength"/> bytes and <paramref name="chunkCount"/> chunks.</summary>
+    public long ReferenceAt(long encodedLength, long chunkCount) =>
+        Version >= 3 ? encodedLength - EncodedTensorFormat.FooterTrailerSize(Version) - ReferenceLength : Size;
+
+    /// <summary>Where the first chunk starts.</summary>
+    public long DataStart => Version >= 3 ? Size : Size + ReferenceLength;
+
+    /// <summary>Bytes of the footer: the offsets, the reference in version 3, and the trailer.</summary>
+    public long FooterLength(long chunkCount) =>
+        checked(chunkCount * 8 + (Version >= 3 ? ReferenceLength : 0) + EncodedTensorFormat.FooterTrailerSize(Version));
 }
 
 /// <summary>The fixed part of a chunk's header: raw length, checksum, and (since version 3) transform.</summary>

@@ -28,9 +28,12 @@ public static class TensorCodec
     /// </param>
     /// <param name="conversion">How the base's words are converted to the tensor's dtype first (a F16 finetune of a BF16 base).</param>
     /// <param name="transforms">Counts the chunks stored by each <see cref="ChunkTransform"/>, when given.</param>
-    /// <returns>Bytes written.</returns>
+    /// <returns>
+    /// Bytes written, and whether the tensor was stored as a delta: one given a base whose every chunk was smaller solo
+    /// is stored solo, without a base reference.
+    /// </returns>
     /// <exception cref="ArgumentException">The base's length differs, or the reference is too long or missing.</exception>
-    public static long Encode(Stream output, ElementLayout layout, IChunkSource source, IChunkSource? baseSource, ReadOnlySpan<byte> reference,
+    public static EncodeResult Encode(Stream output, ElementLayout layout, IChunkSource source, IChunkSource? baseSource, ReadOnlySpan<byte> reference,
         WorkerPool pool, CancellationToken cancellationToken = default, Action<long, ReadOnlySpan<byte>>? inspectSource = null,
         BaseConversion conversion = BaseConversion.None, TransformCounts? transforms = null)
     {
@@ -55,13 +58,13 @@ public static class TensorCodec
             throw new ArgumentException($"Tensor of {source.Length} bytes has too many chunks.", nameof(source));
         }
 
-        var fixedPart = new TensorHeader(EncodedTensorFormat.Version, baseSource is null ? EncodedTensorKind.Solo : EncodedTensorKind.Delta,
-            layout, reference.Length, source.Length, chunkSize, conversion);
-        Span<byte> header = stackalloc byte[fixedPart.Size];
-        fixedPart.Write(header);
+        // Whether this is a delta is said in the footer, once every chunk is coded: one whose every chunk came out solo is a solo tensor.
+        var fixedPart = new TensorHeader(EncodedTensorFormat.Version, EncodedTensorKind.Solo, layout, 0, source.Length, chunkSize, BaseConversion.None);
+        Span<byte> header = stackalloc byte[TensorHeader.Size];
+        fixedPart.WriteHeader(header);
         output.Write(header);
-        output.Write(reference);
-        long position = header.Length + reference.Length;
+        long position = header.Length;
+        var tensorTransforms = new TransformCounts();
 
         var offsets = new long[chunkCount];
         pool.RunOrdered(chunkCount,
@@ -84,7 +87,7 @@ public static class TensorCodec
                     byte[] encoded = ChunkBuffers.Pool.Rent(ChunkCodec.MaxEncodedLength(layout, length));
                     int written = codec.Encode(layout, chunk.AsSpan(0, length), baseChunk is null ? default : baseChunk.AsSpan(0, length), encoded,
                         out ChunkTransform transform);
-                    transforms?.Add(transform);
+                    tensorTransforms.Add(transform);
                     return (encoded, written);
                 }
                 finally
@@ -104,15 +107,23 @@ public static class TensorCodec
                 ChunkBuffers.Pool.Return(result.encoded);
             }, cancellationToken);
 
-        byte[] footer = new byte[offsets.Length * 8 + EncodedTensorFormat.FooterTrailerSize];
+        bool delta = baseSource is not null && tensorTransforms.Solo < offsets.Length;
+        TensorHeader final = delta ? fixedPart with { Kind = EncodedTensorKind.Delta, ReferenceLength = reference.Length, Conversion = conversion } : fixedPart;
+        byte[] footer = new byte[final.FooterLength(offsets.Length)];
         for (int i = 0; i < offsets.Length; i++)
         {
             BinaryPrimitives.WriteInt64LittleEndian(footer.AsSpan(i * 8), offsets[i]);
         }
-        BinaryPrimitives.WriteUInt32LittleEndian(footer.AsSpan(offsets.Length * 8), (uint)offsets.Length);
-        EncodedTensorFormat.FooterMagic.CopyTo(footer.AsSpan(footer.Length - 4));
+        int at = offsets.Length * 8;
+        if (delta)
+        {
+            reference.CopyTo(footer.AsSpan(at));
+            at += reference.Length;
+        }
+        final.WriteTrailer(footer.AsSpan(at), offsets.Length);
         output.Write(footer);
-        return position + footer.Length;
+        transforms?.Add(tensorTransforms);
+        return new EncodeResult(position + footer.Length, final.Kind);
     }
 
     /// <summary>Encodes a tensor held in memory; convenient for small tensors and tests.</summary>
@@ -238,3 +249,8 @@ public sealed class TransformCounts
         Interlocked.Add(ref _difference, other.OrderedDifference);
     }
 }
+
+/// <summary>What <see cref="TensorCodec.Encode(Stream, ElementLayout, IChunkSource, IChunkSource?, ReadOnlySpan{byte}, WorkerPool, CancellationToken, Action{long, ReadOnlySpan{byte}}?, BaseConversion, TransformCounts?)"/> wrote.</summary>
+/// <param name="Bytes">Bytes written.</param>
+/// <param name="Kind">Solo, or a delta that needs its base.</param>
+public readonly record struct EncodeResult(long Bytes, EncodedTensorKind Kind);

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using ZipLlm.Codecs;
+using ZipLlm.Store.Backends;
 
 namespace ZipLlm.Config;
 
@@ -47,7 +48,8 @@ public sealed class ZipLlmConfig
         ConfigPath = Path.GetFullPath(configPath);
         string root = Path.GetDirectoryName(ConfigPath)!;
         ModelDir = Path.GetFullPath(modelDir, root);
-        StorageDir = Path.GetFullPath(storageDir, root);
+        // A bucket (s3://BUCKET/PREFIX) is a URL, not a path: it is kept as written.
+        StorageDir = S3Location.IsS3(storageDir) ? storageDir : Path.GetFullPath(storageDir, root);
         ModelsToProcess = Path.GetFullPath(modelsToProcess, root);
         BaseFtPath = Path.GetFullPath(baseFtPath, root);
         Threads = threads;
@@ -59,7 +61,7 @@ public sealed class ZipLlmConfig
     /// <summary>Absolute path of the folder holding one sub-folder per model.</summary>
     public string ModelDir { get; }
 
-    /// <summary>Absolute path of the store.</summary>
+    /// <summary>Absolute path of the store, or its <c>s3://BUCKET/PREFIX</c> URL.</summary>
     public string StorageDir { get; }
 
     /// <summary>Absolute path of the model list (<c>test_models.txt</c>).</summary>

@@ -91,6 +91,12 @@ public sealed class FileLock : IDisposable
         }
     }
 
+    /// <summary>The holder named by this flow's scope (a verb: <c>compress</c>), or the process's name.</summary>
+    internal static string CurrentHolder => s_scope.Value?.Holder ?? DefaultHolder();
+
+    /// <summary>Tells this flow's scope that a lock of another kind than a file's (a lease in a bucket) is not free.</summary>
+    internal static void ReportWait(FileLockWait wait) => s_scope.Value?.OnWait?.Invoke(wait);
+
     /// <summary>The live holders recorded for the lock at <paramref name="path"/>; stale records are deleted.</summary>
     public static IReadOnlyList<FileLockHolder> ReadHolders(string path)
     {
@@ -151,7 +157,7 @@ public sealed class FileLock : IDisposable
     private static string? WriteRecord(string path, bool exclusive)
     {
         string record = $"{path}.{Environment.ProcessId}.{Guid.NewGuid():N}{HolderSuffix}";
-        var holder = new FileLockHolder(Environment.ProcessId, s_scope.Value?.Holder ?? DefaultHolder(), exclusive, DateTimeOffset.UtcNow);
+        var holder = new FileLockHolder(Environment.ProcessId, CurrentHolder, exclusive, DateTimeOffset.UtcNow);
         try
         {
             File.WriteAllText(record, holder.ToLine());
@@ -167,7 +173,7 @@ public sealed class FileLock : IDisposable
         Path.GetFileNameWithoutExtension(Environment.ProcessPath) is { Length: > 0 } name ? name : "a process";
 
     /// <summary>Whether <paramref name="pid"/> runs and started no later than its record (a reused pid is not the holder).</summary>
-    private static bool IsRunning(int pid, DateTimeOffset since)
+    internal static bool IsRunning(int pid, DateTimeOffset since)
     {
         if (pid == Environment.ProcessId)
         {
@@ -225,13 +231,13 @@ public sealed record FileLockHolder(int ProcessId, string Holder, bool Exclusive
 }
 
 /// <summary>A lock that was not free at once, and who holds it.</summary>
-/// <param name="Path">The lock file.</param>
+/// <param name="Path">The lock file (or, for a lock of leases in a bucket, the URL of its folder of leases, ending in <c>/</c>).</param>
 /// <param name="Exclusive">Whether the lock is wanted exclusively.</param>
 /// <param name="Holders">The recorded holders that keep it (empty when none has said).</param>
 public sealed record FileLockWait(string Path, bool Exclusive, IReadOnlyList<FileLockHolder> Holders)
 {
     /// <summary>The lock's name: its file name without <c>.lock</c> (<c>store</c>, <c>model.org@name</c>).</summary>
-    public string LockName => System.IO.Path.GetFileName(Path) is var name && name.EndsWith(".lock", StringComparison.Ordinal) ? name[..^5] : System.IO.Path.GetFileName(Path);
+    public string LockName => System.IO.Path.GetFileName(Path.TrimEnd('/')) is var name && name.EndsWith(".lock", StringComparison.Ordinal) ? name[..^5] : name;
 
     /// <summary>The holders, as a person reads them: "compress (pid 1234) since 20:31:05, ...".</summary>
     public string DescribeHolders() => Describe(Holders);

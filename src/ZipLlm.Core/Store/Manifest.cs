@@ -71,6 +71,7 @@ public sealed record StoredFile(string Path, long Size, ContentHash Sha256, Stor
 /// <param name="AddedBytes">Bytes of objects this model added to the store when it was ingested.</param>
 /// <param name="StoredAt">When the model was stored (UTC).</param>
 /// <param name="Checksum">Format 2: <c>sha256:</c> and the hex SHA-256 of the manifest's canonical JSON without this field.</param>
+/// <param name="Chunks">How many chunks of the tensors this model added were coded by each transform (absent before codec format 3).</param>
 public sealed record Manifest(
     int Format,
     ModelId Id,
@@ -81,7 +82,8 @@ public sealed record Manifest(
     long OriginalBytes,
     long AddedBytes,
     DateTimeOffset StoredAt,
-    string? Checksum = null)
+    string? Checksum = null,
+    ChunkCounts? Chunks = null)
 {
     /// <summary>The manifest format this build writes: self-checking, with delta bases recorded per tensor.</summary>
     public const int CurrentFormat = 2;
@@ -96,8 +98,9 @@ public sealed record Manifest(
     public static string KeyOf(ModelId modelId) => modelId.ToString() + ".json";
 
     /// <summary>A format-2 manifest of these contents, its checksum filled in.</summary>
-    public static Manifest Create(ModelId id, ModelRoleKind role, ModelId? baseId, StoredFile[] files, long originalBytes, long addedBytes, DateTimeOffset storedAt) =>
-        new Manifest(CurrentFormat, id, role, baseId, files, null, originalBytes, addedBytes, storedAt).Sealed();
+    public static Manifest Create(ModelId id, ModelRoleKind role, ModelId? baseId, StoredFile[] files, long originalBytes, long addedBytes, DateTimeOffset storedAt,
+        ChunkCounts? chunks = null) =>
+        new Manifest(CurrentFormat, id, role, baseId, files, null, originalBytes, addedBytes, storedAt, null, chunks).Sealed();
 
     /// <summary>This manifest with its checksum computed afresh over its contents.</summary>
     internal Manifest Sealed() => this with { Checksum = ComputeChecksum() };
@@ -247,6 +250,19 @@ public static class StoredPaths
         }
         return true;
     }
+}
+
+/// <summary>How many chunks a model's new tensor objects took each way (<see cref="Codecs.ChunkTransform"/>).</summary>
+/// <param name="OrderedDifference">Coded as the ordered difference against the base.</param>
+/// <param name="Xor">Coded as BitX's XOR against the base.</param>
+/// <param name="Solo">Coded alone (every chunk of a solo tensor, and a delta's chunks where that was smaller).</param>
+public sealed record ChunkCounts(long OrderedDifference, long Xor, long Solo)
+{
+    /// <summary>The counts of <paramref name="counts"/>.</summary>
+    public static ChunkCounts Of(Codecs.TransformCounts counts) => new(counts.OrderedDifference, counts.Xor, counts.Solo);
+
+    /// <inheritdoc/>
+    public override string ToString() => $"{OrderedDifference} difference, {Xor} XOR, {Solo} solo";
 }
 
 /// <summary>

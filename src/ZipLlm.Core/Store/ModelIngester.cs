@@ -80,7 +80,7 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
             }
 
             Manifest manifest = Manifest.Create(modelId, role.Kind, role.Kind == ModelRoleKind.Finetune ? role.BaseId : null,
-                WithBases(files), total, state.AddedBytes, DateTimeOffset.UtcNow);
+                WithBases(files), total, state.AddedBytes, DateTimeOffset.UtcNow, ChunkCounts.Of(state.Transforms));
             var commitClock = Stopwatch.StartNew();
             if (!store.CommitManifest(manifest))
             {
@@ -216,15 +216,17 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
                         reference = partnerHash.ToBytes();
                     }
                 }
-                encoding = baseSource is null ? TensorEncoding.Solo : TensorEncoding.Delta;
-                if (baseSource is not null)
+                // Encoded from a third read, each chunk checked against the first before the object is committed.
+                var kind = EncodedTensorKind.Solo;
+                state.AddBytes(WriteObject(hash, t.Length, stream => kind =
+                    TensorCodec.Encode(stream, layout, source, baseSource, reference, pool, cancellationToken,
+                        SameAs(prints, $"{relative}: tensor \"{t.Name}\""), baseSource is null ? BaseConversion.None : conversion, state.Transforms).Kind));
+                // A tensor paired with a base but smaller solo in every chunk was stored solo: it needs no base.
+                encoding = kind == EncodedTensorKind.Delta ? TensorEncoding.Delta : TensorEncoding.Solo;
+                if (encoding == TensorEncoding.Delta)
                 {
                     state.CountDeltaTensor();
                 }
-                // Encoded from a third read, each chunk checked against the first before the object is committed.
-                state.AddBytes(WriteObject(hash, t.Length, stream =>
-                    TensorCodec.Encode(stream, layout, source, baseSource, reference, pool, cancellationToken,
-                        SameAs(prints, $"{relative}: tensor \"{t.Name}\""), baseSource is null ? BaseConversion.None : conversion, state.Transforms)));
             }
             tensors[i] = new StoredTensor(t.Name, t.DType.Name(), t.Shape, hash, encoding);
             state.Advance(t.Length, Progress);

@@ -142,7 +142,12 @@ public class CompressProcessTests
         {
             return 0;
         }
-        ModelStore store = ModelStore.Open(dir.Combine(storeName), create: false);
+        return AssertEveryListedModelRestores(ModelStore.Open(dir.Combine(storeName), create: false), dir, family);
+    }
+
+    /// <summary>Restores every model <paramref name="store"/> lists and compares it with its folder; how many there were.</summary>
+    internal static int AssertEveryListedModelRestores(ModelStore store, TempDir dir, SyntheticFamilyResult family)
+    {
         using var pool = new WorkerPool(2);
         var restorer = new ModelRestorer(store, pool);
         IReadOnlyList<Manifest> manifests = store.ReadAllManifests();

@@ -26,13 +26,14 @@ public class ModelsCommandTests
         (int exitCode, string output) = await RunAsync("models", "setup", config, "--synthetic", "--size", "tiny", "--seed", "5", "-v", "Warning");
         Assert.Equal(ExitCodes.Success, exitCode);
         string[] lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.Equal(8, lines.Length);
+        Assert.Equal(Enum.GetValues<SyntheticModelKind>().Length, lines.Length);
         Assert.StartsWith("synthetic/llama-base: base;", lines[0]);
         Assert.Contains("standalone", lines[^1]);
         Assert.True(Directory.Exists(dir.Combine("models", "my_org_llama-base-reupload")));
         Assert.False(File.Exists(dir.Combine("test_models.txt")));
-        Assert.Equal(8, ModelList.Load(dir.Combine("models", StandInModelList.FileName)).Models.Count);
-        Assert.Equal(6, BaseFtMap.Load(dir.Combine("base_ft.json")).FinetunesOf(ModelId.Parse("synthetic/llama-base")).Count);
+        Assert.Equal(Enum.GetValues<SyntheticModelKind>().Length, ModelList.Load(dir.Combine("models", StandInModelList.FileName)).Models.Count);
+        // Every kind but the base and the two unrelated models is a finetune of the base.
+        Assert.Equal(Enum.GetValues<SyntheticModelKind>().Length - 3, BaseFtMap.Load(dir.Combine("base_ft.json")).FinetunesOf(ModelId.Parse("synthetic/llama-base")).Count);
         Assert.Contains("seed 5", File.ReadAllText(dir.Combine("models", "synthetic_llama-base", "README.md")));
     }
 
@@ -99,7 +100,7 @@ public class ModelsCommandTests
         dir.Write("config.json", ConfigJson);
         CliResult result = await CliProcess.RunAsync(["models", "setup", "config.json", "--synthetic", "--size", "tiny"], dir.Path);
         Assert.True(result.ExitCode == 0, result.StandardError);
-        Assert.Equal(8, result.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+        Assert.Equal(Enum.GetValues<SyntheticModelKind>().Length, result.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
         Assert.Contains("SYNTHETIC MODELS", result.StandardError);
         Assert.Contains("asked for with --synthetic", result.StandardError);
     }

@@ -178,9 +178,11 @@ public class SparseBytesTests
     private static IEnumerable<(int Index, byte Mode, int Start, int Stored)> Streams(byte[] encoded)
     {
         var result = new List<(int, byte, int, int)>();
-        ElementLayout layout = (ElementLayout)encoded[6];
-        int chunks = BinaryPrimitives.ReadInt32LittleEndian(encoded.AsSpan(encoded.Length - 8));
-        int footer = encoded.Length - 8 - 8 * chunks;
+        int trailer = EncodedTensorFormat.FooterTrailerSize(encoded[4]);
+        (TensorHeader header, uint count) = TensorHeader.Read("t", encoded.AsSpan(0, TensorHeader.Size), encoded.AsSpan(encoded.Length - trailer));
+        ElementLayout layout = header.Layout;
+        int chunks = (int)count;
+        int footer = encoded.Length - (int)header.FooterLength(chunks);
         for (int c = 0; c < chunks; c++)
         {
             int offset = (int)BinaryPrimitives.ReadInt64LittleEndian(encoded.AsSpan(footer + 8 * c));

@@ -37,6 +37,16 @@ public class CompressJobTests
         Assert.Equal(vocab.Tensors, vocab.DeltaTensors + vocab.DedupTensors);
         IngestResult lora = Result(SyntheticModelKind.LoraFinetune);
         Assert.True(lora.DedupTensors > lora.Tensors / 2, $"LoRA: {lora.DedupTensors} of {lora.Tensors} deduplicated");
+        // The F16 copy is coded against the BF16 base converted, which it equals: next to nothing but its own small files
+        // and safetensors headers, which in a model this tiny are most of what it adds.
+        IngestResult f16 = Result(SyntheticModelKind.F16Copy);
+        Assert.Equal(f16.Tensors, f16.DeltaTensors);
+        Assert.True(f16.AddedBytes < f16.OriginalBytes / 20, $"F16 copy: {f16.AddedBytes} of {f16.OriginalBytes} bytes");
+        // The full finetune's chunks take the ordered difference; the far finetune's mostly solo, and it costs no more
+        // than the same model stored alone (below).
+        Assert.True(Result(SyntheticModelKind.FullFinetune).Chunks!.OrderedDifference > 0);
+        IngestResult far = Result(SyntheticModelKind.FarFinetune);
+        Assert.True(far.Chunks!.Solo > far.Chunks.OrderedDifference, $"far finetune chunks: {ChunkCounts.Of(far.Chunks)}");
 
         ModelStore store = ModelStore.Open(config.StorageDir, create: false);
         using var pool = new WorkerPool(2);
@@ -52,6 +62,16 @@ public class CompressJobTests
         }
         long storeBytes = store.Objects.Enumerate().Sum(store.Objects.SizeOf);
         Assert.True(storeBytes < zstdTotal, $"store {storeBytes} bytes, plain zstd -3 {zstdTotal} bytes");
+
+        // The far finetune stored alone, beside the base in a store of their own (so its other files deduplicate as
+        // they do here): as a delta it never cost more.
+        File.WriteAllText(dir.Combine("alone.txt"), $"{family.BaseId}\n{SyntheticFamily.IdOf(SyntheticModelKind.FarFinetune)}\n");
+        File.WriteAllText(dir.Combine("alone.json"), "{}");
+        File.WriteAllText(dir.Combine("alone-config.json"),
+            """{ "model_dir": "models", "storage_dir": "alone-store", "models_to_process": "alone.txt", "base_ft_path": "alone.json" }""");
+        CompressReport alone = new CompressJob(ZipLlmConfig.Load(dir.Combine("alone-config.json")), NullLogger.Instance).Run();
+        long soloBytes = alone.Results.Single(r => r.ModelId == far.ModelId).AddedBytes;
+        Assert.True(far.AddedBytes <= soloBytes, $"far finetune {far.AddedBytes} bytes as a delta, {soloBytes} alone");
 
         // A second run stores nothing new.
         CompressReport again = new CompressJob(config, NullLogger.Instance).Run();

@@ -261,7 +261,8 @@ public class ModelRestorerTests
     public void RestoreAndVerify_FinetuneOfThousandsOfTinyDeltas_KeepObjectFilesOpenBounded()
     {
         using var dir = new TempDir();
-        ModelStore store = StoredModels.Ingest(dir, ModelId.Parse("o/base"), StoredModels.ManyTinyTensors(4, 500));
+        // Tensors of 64 random words: a changed bit codes smaller as a delta than alone, so the finetune holds deltas.
+        ModelStore store = StoredModels.Ingest(dir, ModelId.Parse("o/base"), StoredModels.ManyTinyTensors(4, 500, elements: 64));
         string ftFolder = dir.Combine("models", "o_ft");
         Directory.CreateDirectory(ftFolder);
         foreach (string shard in Directory.EnumerateFiles(dir.Combine("models", "o_base")))

@@ -61,14 +61,18 @@ internal static class StoredModels
     };
 
     /// <summary><paramref name="shards"/> safetensors files of <paramref name="tensorsPerShard"/> tiny tensors, every one distinct.</summary>
-    public static Action<string> ManyTinyTensors(int shards, int tensorsPerShard) => folder =>
+    public static Action<string> ManyTinyTensors(int shards, int tensorsPerShard, int elements = 1) => folder =>
     {
         for (int shard = 0; shard < shards; shard++)
         {
             var tensors = new List<(string, DType, long[], byte[])>();
             for (int i = 0; i < tensorsPerShard; i++)
             {
-                tensors.Add(($"t.{shard}.{i}", DType.I32, [1], BitConverter.GetBytes(shard * tensorsPerShard + i)));
+                // Distinct in their first element; the rest (when asked for) random, so that a small change codes smaller as a delta.
+                byte[] data = new byte[4 * elements];
+                new Random(shard * tensorsPerShard + i).NextBytes(data);
+                BitConverter.GetBytes(shard * tensorsPerShard + i).CopyTo(data, 0);
+                tensors.Add(($"t.{shard}.{i}", DType.I32, [elements], data));
             }
             ModelFolders.WriteSafetensors(Path.Combine(folder, $"model-{shard:D5}.safetensors"), tensors);
         }

@@ -78,7 +78,7 @@ public class SyntheticFamilyTests(TinyFamilyFixture family) : IClassFixture<Tiny
         Assert.Equal(ModelRoleKind.Base, map.RoleOf(baseId).Kind);
         foreach (SyntheticModel m in family.Result.Models.Skip(1))
         {
-            var expected = m.Kind == SyntheticModelKind.Standalone
+            var expected = m.Kind is SyntheticModelKind.Standalone or SyntheticModelKind.ChannelScaled
                 ? ModelRole.Standalone
                 : new ModelRole(ModelRoleKind.Finetune, baseId);
             Assert.Equal(expected, map.RoleOf(m.Id));
@@ -189,6 +189,33 @@ public class SyntheticFamilyTests(TinyFamilyFixture family) : IClassFixture<Tiny
         }
         Assert.InRange(changed / (double)total, 0.5, 0.95);
         Assert.InRange(exponentChanged / (double)total, 0.001, 0.1);
+    }
+
+    [Fact]
+    public void FarFinetune_MovesWeightsAsFarAsTheirOwnSpread()
+    {
+        var baseTensors = ReadTensors(family.Folder(SyntheticModelKind.Base));
+        var far = ReadTensors(family.Folder(SyntheticModelKind.FarFinetune));
+        float[] b = Bf16Values(baseTensors["model.layers.0.mlp.up_proj.weight"].Bytes);
+        float[] f = Bf16Values(far["model.layers.0.mlp.up_proj.weight"].Bytes);
+        double[] delta = b.Zip(f, (x, y) => (double)(y - x)).ToArray();
+        double deltaStd = Math.Sqrt(delta.Average(d => d * d));
+        Assert.InRange(deltaStd / MeanStd(b).Std, 0.9, 1.1);
+        // About a quarter of the signs flip (arccos(1/sqrt 2) / pi), where a near finetune flips almost none.
+        Assert.InRange(b.Zip(f).Count(p => Math.Sign(p.First) != Math.Sign(p.Second)) / (double)b.Length, 0.2, 0.35);
+    }
+
+    [Fact]
+    public void ChannelScaled_RowsAndColumnsHaveDifferentScales()
+    {
+        var tensors = ReadTensors(family.Folder(SyntheticModelKind.ChannelScaled));
+        var (info, bytes) = (tensors["model.layers.0.mlp.up_proj.weight"].Info, tensors["model.layers.0.mlp.up_proj.weight"].Bytes);
+        float[] values = Bf16Values(bytes);
+        int rows = (int)info.Shape[0], columns = (int)info.Shape[1];
+        double[] rowRms = Enumerable.Range(0, rows).Select(r => Math.Sqrt(values.AsSpan(r * columns, columns).ToArray().Average(v => (double)v * v))).ToArray();
+        double[] columnRms = Enumerable.Range(0, columns).Select(c => Math.Sqrt(Enumerable.Range(0, rows).Average(r => (double)values[r * columns + c] * values[r * columns + c]))).ToArray();
+        Assert.True(rowRms.Max() / rowRms.Min() > 2, $"rows from {rowRms.Min()} to {rowRms.Max()}");
+        Assert.True(columnRms.Max() / columnRms.Min() > 2, $"columns from {columnRms.Min()} to {columnRms.Max()}");
     }
 
     [Fact]

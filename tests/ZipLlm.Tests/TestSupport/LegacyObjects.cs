@@ -6,26 +6,27 @@ namespace ZipLlm.Tests.TestSupport;
 /// <summary>
 /// Writes objects as format versions 1 and 2 laid them out, from a version 3 object whose chunks use nothing those
 /// versions lacked (no rANS stream, no ordered difference, no base conversion, no F16 layout, and for version 1 no
-/// sparse stream): version 3 added one header byte (the base conversion) and one byte a chunk (its transform), and
-/// nothing else moved. So old objects are tested without keeping old builds around.
+/// sparse stream): version 3 moved the kind and the base reference from the header to the footer (with the conversion)
+/// and added one byte a chunk (its transform); nothing else changed. So old objects are tested without old builds.
 /// </summary>
 internal static class LegacyObjects
 {
     public static byte[] Downgrade(byte[] v3, byte version)
     {
-        TensorHeader header = TensorHeader.Read("v3", v3);
+        int trailerSize = EncodedTensorFormat.FooterTrailerSize(3);
+        (TensorHeader header, uint count) = TensorHeader.Read("v3", v3.AsSpan(0, TensorHeader.Size), v3.AsSpan(v3.Length - trailerSize));
         if (header.Version != 3 || version is not (1 or 2) || header.Conversion != BaseConversion.None || header.Layout == ElementLayout.Half)
         {
             throw new ArgumentException("Not a version 3 object that an older version can hold.");
         }
-        int chunks = BinaryPrimitives.ReadInt32LittleEndian(v3.AsSpan(v3.Length - 8));
-        int footer = v3.Length - 8 - 8 * chunks;
+        int chunks = (int)count;
+        int footer = v3.Length - (int)header.FooterLength(chunks);
+        byte[] reference = v3.AsSpan(v3.Length - trailerSize - header.ReferenceLength, header.ReferenceLength).ToArray();
         var output = new MemoryStream();
-        output.Write(v3, 0, TensorHeader.SizeOf(3) - 1); // the fixed part without the conversion byte
-        output.Write(v3, TensorHeader.SizeOf(3), header.ReferenceLength);
-        output.Position = 4;
-        output.WriteByte(version);
-        output.Position = output.Length;
+        byte[] fixedPart = new byte[TensorHeader.Size];
+        (header with { Version = version }).WriteHeader(fixedPart);
+        output.Write(fixedPart);
+        output.Write(reference);
         var offsets = new long[chunks];
         byte implied = (byte)(header.Kind == EncodedTensorKind.Delta ? ChunkTransform.Xor : ChunkTransform.Solo);
         for (int c = 0; c < chunks; c++)
@@ -55,7 +56,9 @@ internal static class LegacyObjects
             BinaryPrimitives.WriteInt64LittleEndian(bytes, offset);
             output.Write(bytes);
         }
-        output.Write(v3, v3.Length - 8, 8);
+        BinaryPrimitives.WriteUInt32LittleEndian(bytes, count);
+        output.Write(bytes[..4]);
+        output.Write(EncodedTensorFormat.FooterMagic);
         return output.ToArray();
     }
 }

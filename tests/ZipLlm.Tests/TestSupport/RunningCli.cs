@@ -9,10 +9,10 @@ internal sealed class RunningCli : IDisposable
     private readonly StringBuilder _stdout = new();
     private readonly StringBuilder _stderr = new();
 
-    public RunningCli(IEnumerable<string> arguments)
+    public RunningCli(IEnumerable<string> arguments, IReadOnlyDictionary<string, string>? environment = null)
     {
         Arguments = string.Join(' ', arguments);
-        Process = CliProcess.Start(arguments);
+        Process = CliProcess.Start(arguments, environment: environment);
         Process.OutputDataReceived += (_, e) => Append(_stdout, e.Data);
         Process.ErrorDataReceived += (_, e) => Append(_stderr, e.Data);
         Process.BeginOutputReadLine();

@@ -16,8 +16,9 @@ namespace ZipLlm.Codecs.Entropy;
 /// Encoded layout, all integers little-endian:
 /// <code>
 /// u8 contextCount
-/// per context: 32-byte bitmap of the symbols it holds (all zero: an unused context)
-///              | each present symbol's frequency - 1 as a LEB128 varint (frequencies sum to 4096)
+/// per context: u8 tag: 0 an unused context; 1 to 31 that many symbols, listed as bytes in ascending order;
+///              32 a 32-byte bitmap of the symbols it holds follows
+///              | each present symbol's frequency - 1 as a LEB128 varint, in symbol order (frequencies sum to 4096)
 /// u32 state of each of the 8 lanes | u16 renormalization words, in the order the decoder reads them
 /// </code>
 /// Symbol i is coded in lane i % 8; eight independent states let the CPU overlap their dependency chains. States
@@ -36,6 +37,8 @@ public sealed class ContextRans
     private const uint Lower = 1u << 15;
     private const int Lanes = 8;
     private const int BitmapBytes = 32;
+    // A context of fewer symbols lists them; one of more carries a bitmap (the tag that says so).
+    private const int BitmapTag = 32;
 
     private int[] _counts = [];
     private EncodeSymbol[] _encode = [];
@@ -46,7 +49,7 @@ public sealed class ContextRans
     public static int MaxEncodedLength(int symbolCount, int contextCount) =>
         // Tables, states, and at most one 16-bit word per symbol (a symbol costs at most 12 bits, but a lane may
         // renormalize before it has spent 16).
-        1 + contextCount * (BitmapBytes + 2 * 256) + 4 * Lanes + 2 * symbolCount + 2 * Lanes;
+        1 + contextCount * (1 + BitmapBytes + 2 * 256) + 4 * Lanes + 2 * symbolCount + 2 * Lanes;
 
     /// <summary>
     /// The bytes <see cref="Encode"/> would write, computed from the symbol counts alone (no coding): the tables,
@@ -61,20 +64,23 @@ public sealed class ContextRans
         Span<int> freqs = stackalloc int[256];
         for (int c = 0; c < contextCount; c++)
         {
-            tableBytes += BitmapBytes;
+            tableBytes++;
             ReadOnlySpan<int> counts = _counts.AsSpan(c * 256, 256);
             if (!Normalize(counts, freqs))
             {
                 continue;
             }
+            int present = 0;
             for (int s = 0; s < 256; s++)
             {
                 if (counts[s] > 0)
                 {
+                    present++;
                     tableBytes += freqs[s] > 128 ? 2 : 1;
                     bits += counts[s] * (ScaleBits - Math.Log2(freqs[s]));
                 }
             }
+            tableBytes += present < BitmapTag ? present : BitmapBytes;
         }
         return tableBytes + (long)Math.Ceiling(bits / 16) * 2 + 2 * Lanes;
     }
@@ -96,12 +102,36 @@ public sealed class ContextRans
         Span<int> freqs = stackalloc int[256];
         for (int c = 0; c < contextCount; c++)
         {
-            Span<byte> bitmap = destination.Slice(position, BitmapBytes);
-            bitmap.Clear();
-            position += BitmapBytes;
             if (!Normalize(_counts.AsSpan(c * 256, 256), freqs))
             {
+                destination[position++] = 0;
                 continue;
+            }
+            int present = 256 - freqs.Count(0);
+            if (present < BitmapTag)
+            {
+                destination[position++] = (byte)present;
+                for (int s = 0; s < 256; s++)
+                {
+                    if (freqs[s] != 0)
+                    {
+                        destination[position++] = (byte)s;
+                    }
+                }
+            }
+            else
+            {
+                destination[position++] = BitmapTag;
+                Span<byte> bitmap = destination.Slice(position, BitmapBytes);
+                bitmap.Clear();
+                for (int s = 0; s < 256; s++)
+                {
+                    if (freqs[s] != 0)
+                    {
+                        bitmap[s >> 3] |= (byte)(1 << (s & 7));
+                    }
+                }
+                position += BitmapBytes;
             }
             int start = 0;
             for (int s = 0; s < 256; s++)
@@ -110,7 +140,6 @@ public sealed class ContextRans
                 {
                     continue;
                 }
-                bitmap[s >> 3] |= (byte)(1 << (s & 7));
                 position += WriteVarint(destination[position..], (uint)freqs[s] - 1);
                 _encode[c * 256 + s] = new EncodeSymbol(start, freqs[s]);
                 start += freqs[s];
@@ -192,16 +221,16 @@ public sealed class ContextRans
         }
         Grow(ref _decode, contextCount * Scale);
         int position = 1;
+        Span<bool> holds = stackalloc bool[256];
         for (int c = 0; c < contextCount; c++)
         {
-            if (encoded.Length - position < BitmapBytes)
+            if (position >= encoded.Length)
             {
                 throw new InvalidDataException("rANS stream is truncated in its tables.");
             }
-            ReadOnlySpan<byte> bitmap = encoded.Slice(position, BitmapBytes);
-            position += BitmapBytes;
+            int tag = encoded[position++];
             Span<uint> table = _decode.AsSpan(c * Scale, Scale);
-            if (bitmap.IndexOfAnyExcept((byte)0) < 0)
+            if (tag == 0)
             {
                 // An unused context: no symbol names it when the encoding is sound. Its table decodes symbol 0
                 // whatever the state, so a corrupt one cannot read stale memory, only fail its checksum.
@@ -211,10 +240,44 @@ public sealed class ContextRans
                 }
                 continue;
             }
+            holds.Clear();
+            if (tag < BitmapTag)
+            {
+                if (encoded.Length - position < tag)
+                {
+                    throw new InvalidDataException("rANS stream is truncated in its tables.");
+                }
+                for (int k = 0; k < tag; k++)
+                {
+                    byte symbol = encoded[position + k];
+                    if (k > 0 && symbol <= encoded[position + k - 1])
+                    {
+                        throw new InvalidDataException("rANS table lists its symbols out of order.");
+                    }
+                    holds[symbol] = true;
+                }
+                position += tag;
+            }
+            else if (tag == BitmapTag)
+            {
+                if (encoded.Length - position < BitmapBytes)
+                {
+                    throw new InvalidDataException("rANS stream is truncated in its tables.");
+                }
+                for (int symbol = 0; symbol < 256; symbol++)
+                {
+                    holds[symbol] = (encoded[position + (symbol >> 3)] & (1 << (symbol & 7))) != 0;
+                }
+                position += BitmapBytes;
+            }
+            else
+            {
+                throw new InvalidDataException($"rANS table has unknown tag {tag}.");
+            }
             int start = 0;
             for (int s = 0; s < 256; s++)
             {
-                if ((bitmap[s >> 3] & (1 << (s & 7))) == 0)
+                if (!holds[s])
                 {
                     continue;
                 }

@@ -4,15 +4,19 @@ using ZipLlm.Tests.TestSupport;
 
 namespace ZipLlm.Tests.Store.Backends;
 
-/// <summary>What every backend promises, run against each: the folder store and its in-memory twin.</summary>
+/// <summary>
+/// What every backend promises, run against each: the folder store, its in-memory twin, and a bucket of a real S3
+/// server (a Ceph RADOS Gateway on 127.0.0.1, started once for the test run).
+/// </summary>
 public class BackendContractTests
 {
-    public static TheoryData<string> Kinds => new() { "folder", "memory" };
+    public static TheoryData<string> Kinds => new() { "folder", "memory", "s3" };
 
     internal static IStoreBackend Make(string kind, TempDir dir) => kind switch
     {
         "folder" => new FolderBackend(dir.Combine("store")),
         "memory" => new MemoryBackend(),
+        "s3" => RgwGateway.Shared.Backend(RgwGateway.NewStoreUrl()),
         _ => throw new ArgumentException(kind),
     };
 

@@ -1,0 +1,327 @@
+using Amazon.S3.Model;
+
+namespace ZipLlm.Store.Backends;
+
+/// <summary>
+/// A store in an S3 bucket under a prefix, laid out as <see cref="S3Location"/> says, for many machines at once:
+/// objects are checked for (HEAD) before they are written and, named by their content, harmless to write twice;
+/// large ones go up in parts (<see cref="S3Upload"/>), and reads are ranged GETs (<see cref="S3ReadSession"/>),
+/// so no object is ever whole in memory. A manifest is created with a single conditional PUT
+/// (<c>If-None-Match: *</c>): of two writers one wins. Locks are leases in the bucket (<see cref="S3Locks"/>),
+/// and manifests are written and anything deleted only while the leases this store holds are trusted.
+/// Every request passes one gate of <see cref="MaxRequests"/> (<c>--threads</c>).
+/// </summary>
+public sealed class S3Backend : IStoreBackend, IDisposable
+{
+    /// <summary>Bytes of each part of a multipart upload (S3 wants at least 5 MiB but for the last).</summary>
+    public const int DefaultPartSize = 8 << 20;
+
+    /// <summary>How long a lease lasts without renewal before other machines may break it.</summary>
+    public static readonly TimeSpan DefaultLeaseDuration = TimeSpan.FromMinutes(2);
+
+    /// <summary>Multipart uploads older than this are taken for those of killed writers and aborted.</summary>
+    public static readonly TimeSpan StaleUploadAge = TimeSpan.FromHours(6);
+
+    /// <summary>Largest manifest read (a manifest of a model of 100,000 tensors is about 30 MB).</summary>
+    public const long MaxManifestBytes = 256 << 20;
+
+    private static readonly string[] s_storeEntries = ["FORMAT", "objects/", "manifests/", "locks/"];
+
+    private readonly S3Connection _connection;
+    private readonly S3Locks _locks;
+
+    /// <summary>
+    /// A backend for the store at <paramref name="location"/>, reached through a client configured from the
+    /// environment as the AWS tools are (see <see cref="S3Connection.CreateClient"/>).
+    /// </summary>
+    /// <param name="location">The bucket and prefix.</param>
+    /// <param name="maxRequests">Requests in flight at most (the run's thread count).</param>
+    /// <param name="leaseDuration">How long a lease lasts unrenewed; <see cref="DefaultLeaseDuration"/> when null.</param>
+    /// <exception cref="ArgumentException">An endpoint variable holds no URL.</exception>
+    public S3Backend(S3Location location, int maxRequests, TimeSpan? leaseDuration = null)
+        : this(location, maxRequests, null, leaseDuration, S3Locks.LocalHostKey())
+    {
+    }
+
+    /// <summary>
+    /// A backend configured from <paramref name="environment"/> rather than the process's variables, and with a
+    /// host key of the caller's (tests: another machine is another host key, or none).
+    /// </summary>
+    internal S3Backend(S3Location location, int maxRequests, Func<string, string?>? environment, TimeSpan? leaseDuration, string? hostKey)
+    {
+        ArgumentNullException.ThrowIfNull(location);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxRequests);
+        Store = location;
+        // Connections beyond the gate's requests serve the leases' renewals.
+        _connection = new S3Connection(S3Connection.CreateClient(maxRequests + 4, environment), maxRequests);
+        _locks = new S3Locks(_connection, location, leaseDuration ?? DefaultLeaseDuration, hostKey);
+    }
+
+    /// <summary>The bucket and prefix.</summary>
+    public S3Location Store { get; }
+
+    /// <summary>Requests in flight at most.</summary>
+    public int MaxRequests => _connection.MaxRequests;
+
+    /// <summary>Bytes of each part of a multipart upload.</summary>
+    public int PartSize { get; init; } = DefaultPartSize;
+
+    /// <inheritdoc/>
+    public string Location => Store.Url;
+
+    /// <inheritdoc/>
+    public string? LocalRoot => null;
+
+    /// <inheritdoc/>
+    public byte[]? ReadFormat()
+    {
+        try
+        {
+            return Get(Store.FormatKey, 4096);
+        }
+        catch (S3RequestException ex) when (ex.IsNotFound)
+        {
+            return null; // no such key, or no such bucket
+        }
+    }
+
+    /// <inheritdoc/>
+    public void Create(ReadOnlySpan<byte> format)
+    {
+        byte[] marker = format.ToArray();
+        ListObjectsV2Response listing;
+        try
+        {
+            listing = List(Store.Prefix, delimiter: "/", maxKeys: 100);
+        }
+        catch (S3RequestException ex) when (ex.IsNotFound && ex.Code == "NoSuchBucket")
+        {
+            _connection.Call($"create bucket {Store.Bucket}", (client, token) => client.PutBucketAsync(Store.Bucket, token));
+            listing = List(Store.Prefix, delimiter: "/", maxKeys: 100);
+        }
+        // Another process may be creating the store at this very moment: its FORMAT and folders are expected here.
+        IEnumerable<string> entries = (listing.S3Objects ?? []).Select(o => o.Key).Concat(listing.CommonPrefixes ?? []).Select(k => k[Store.Prefix.Length..]);
+        if (entries.Any(e => !s_storeEntries.Contains(e)))
+        {
+            throw new IOException($"{Location} holds keys that are not a zipllm store's; refusing to write into it.");
+        }
+        try
+        {
+            _connection.Call($"PUT {Store.FormatKey}", (client, token) => client.PutObjectAsync(new PutObjectRequest
+            {
+                BucketName = Store.Bucket,
+                Key = Store.FormatKey,
+                InputStream = new MemoryStream(marker, writable: false),
+                IfNoneMatch = "*",
+            }, token));
+        }
+        catch (S3RequestException ex) when (ex.IsPreconditionFailed || ex.IsConflict)
+        {
+            // Made by another creator, with the same bytes.
+        }
+    }
+
+    /// <inheritdoc/>
+    public ObjectStat? StatObject(ContentHash hash)
+    {
+        try
+        {
+            GetObjectMetadataResponse head = _connection.Call($"HEAD {Store.ObjectKey(hash)}", (client, token) =>
+                client.GetObjectMetadataAsync(Store.Bucket, Store.ObjectKey(hash), token));
+            return new ObjectStat(head.ContentLength, WrittenAt(head.LastModified));
+        }
+        catch (S3RequestException ex) when (ex.IsNotFound)
+        {
+            return null;
+        }
+    }
+
+    /// <inheritdoc/>
+    public IObjectUpload CreateObject(ContentHash hash) => new S3Upload(_connection, Store.Bucket, Store.ObjectKey(hash), PartSize);
+
+    /// <inheritdoc/>
+    public IObjectReadSession OpenReadSession() => new S3ReadSession(_connection, Store);
+
+    /// <inheritdoc/>
+    public IEnumerable<ContentHash> ListObjects()
+    {
+        foreach (S3Object entry in ListAll(Store.ObjectsPrefix))
+        {
+            if (ContentHash.TryParse(entry.Key[Store.ObjectsPrefix.Length..], out ContentHash hash))
+            {
+                yield return hash;
+            }
+        }
+    }
+
+    /// <inheritdoc/>
+    public void DeleteObject(ContentHash hash)
+    {
+        _locks.EnsureHeld();
+        Delete(Store.ObjectKey(hash));
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>An object is durable once its PUT (or the completion of its upload) is answered: nothing to do.</remarks>
+    public void FlushObjects()
+    {
+    }
+
+    /// <inheritdoc/>
+    public string? ManifestVersion(string key)
+    {
+        try
+        {
+            GetObjectMetadataResponse head = _connection.Call($"HEAD {Store.ManifestKey(key)}", (client, token) =>
+                client.GetObjectMetadataAsync(Store.Bucket, Store.ManifestKey(key), token));
+            // A manifest is written whole by one PUT, so its ETag (an MD5 of its bytes) and time change with it.
+            return FormattableString.Invariant($"{head.ETag}:{WrittenAt(head.LastModified).UtcTicks}:{head.ContentLength}");
+        }
+        catch (S3RequestException ex) when (ex.IsNotFound)
+        {
+            return null;
+        }
+    }
+
+    /// <inheritdoc/>
+    public byte[]? ReadManifest(string key)
+    {
+        try
+        {
+            return Get(Store.ManifestKey(key), MaxManifestBytes);
+        }
+        catch (S3RequestException ex) when (ex.IsNotFound)
+        {
+            return null;
+        }
+    }
+
+    /// <inheritdoc/>
+    public IEnumerable<string> ListManifests() => ListAll(Store.ManifestsPrefix).Select(o => o.Key[Store.ManifestsPrefix.Length..]).ToList();
+
+    /// <inheritdoc/>
+    /// <exception cref="IOException">A lease this store holds is no longer trusted, or the server cannot be reached.</exception>
+    public bool CreateManifest(string key, ReadOnlySpan<byte> bytes)
+    {
+        byte[] body = bytes.ToArray();
+        while (true)
+        {
+            // The PUT must land while the leases hold: it is given up when the nearest one runs out.
+            TimeSpan left = _locks.EnsureHeld();
+            using var deadline = new CancellationTokenSource();
+            if (left != Timeout.InfiniteTimeSpan)
+            {
+                deadline.CancelAfter(left);
+            }
+            try
+            {
+                _connection.Call($"PUT {Store.ManifestKey(key)} (If-None-Match: *)", (client, token) => client.PutObjectAsync(new PutObjectRequest
+                {
+                    BucketName = Store.Bucket,
+                    Key = Store.ManifestKey(key),
+                    InputStream = new MemoryStream(body, writable: false),
+                    IfNoneMatch = "*",
+                }, token), deadline.Token);
+                return true;
+            }
+            catch (S3RequestException ex) when (ex.IsPreconditionFailed)
+            {
+                return false;
+            }
+            catch (S3RequestException ex) when (ex.IsConflict)
+            {
+                Thread.Sleep(Random.Shared.Next(50, 200)); // another conditional write of it was under way
+            }
+            catch (OperationCanceledException ex) when (deadline.IsCancellationRequested)
+            {
+                throw new IOException($"S3 PUT {Store.ManifestKey(key)}: not answered before the store's lock lease ran out; run compress again.", ex);
+            }
+        }
+    }
+
+    /// <inheritdoc/>
+    public void DeleteManifest(string key)
+    {
+        _locks.EnsureHeld();
+        Delete(Store.ManifestKey(key));
+    }
+
+    /// <inheritdoc/>
+    public string DescribeManifest(string key) => Store.UrlOf(Store.ManifestKey(key));
+
+    /// <inheritdoc/>
+    public IDisposable Lock(string name, bool exclusive, TimeSpan timeout, CancellationToken cancellationToken) =>
+        _locks.Acquire(name, exclusive, timeout, cancellationToken);
+
+    /// <inheritdoc/>
+    /// <remarks>
+    /// Aborts multipart uploads begun more than <see cref="StaleUploadAge"/> ago (by this machine's clock): what
+    /// killed writers left. A live writer's upload of one object takes seconds.
+    /// </remarks>
+    public void SweepTemporary()
+    {
+        DateTime before = DateTime.UtcNow - StaleUploadAge;
+        string? keyMarker = null, uploadMarker = null;
+        while (true)
+        {
+            string? key = keyMarker, upload = uploadMarker;
+            ListMultipartUploadsResponse page = _connection.Call($"list uploads under {Store.ObjectsPrefix}", (client, token) =>
+                client.ListMultipartUploadsAsync(new ListMultipartUploadsRequest
+                {
+                    BucketName = Store.Bucket,
+                    Prefix = Store.ObjectsPrefix,
+                    KeyMarker = key,
+                    UploadIdMarker = upload,
+                }, token));
+            foreach (MultipartUpload stale in (page.MultipartUploads ?? []).Where(u => (u.Initiated ?? DateTime.MaxValue).ToUniversalTime() < before))
+            {
+                try
+                {
+                    _connection.Call($"abort upload of {stale.Key}", (client, token) => client.AbortMultipartUploadAsync(Store.Bucket, stale.Key, stale.UploadId, token));
+                }
+                catch (S3RequestException ex) when (ex.IsNotFound)
+                {
+                    // Completed or aborted meanwhile.
+                }
+            }
+            if (page.IsTruncated != true)
+            {
+                return;
+            }
+            (keyMarker, uploadMarker) = (page.NextKeyMarker, page.NextUploadIdMarker);
+        }
+    }
+
+    /// <summary>Closes the client.</summary>
+    public void Dispose() => _connection.Dispose();
+
+    private static DateTimeOffset WrittenAt(DateTime? modified) =>
+        modified is { } time ? new DateTimeOffset(time.ToUniversalTime(), TimeSpan.Zero) : DateTimeOffset.MinValue;
+
+    /// <summary>The bytes of <paramref name="key"/>, refused past <paramref name="maxBytes"/>.</summary>
+    private byte[] Get(string key, long maxBytes) => _connection.Call($"GET {key}", async (client, token) =>
+    {
+        using GetObjectResponse response = await client.GetObjectAsync(Store.Bucket, key, token).ConfigureAwait(false);
+        if (response.ContentLength > maxBytes)
+        {
+            throw new InvalidDataException($"{Store.UrlOf(key)} is {response.ContentLength} bytes, more than the {maxBytes} it may be.");
+        }
+        byte[] bytes = new byte[response.ContentLength];
+        await response.ResponseStream.ReadExactlyAsync(bytes, token).ConfigureAwait(false);
+        return bytes;
+    });
+
+    private void Delete(string key) =>
+        _connection.Call($"DELETE {key}", (client, token) => client.DeleteObjectAsync(Store.Bucket, key, token));
+
+    private ListObjectsV2Response List(string prefix, string? delimiter, int maxKeys) =>
+        _connection.Call($"LIST {prefix}", (client, token) => client.ListObjectsV2Async(new ListObjectsV2Request
+        {
+            BucketName = Store.Bucket,
+            Prefix = prefix,
+            Delimiter = delimiter,
+            MaxKeys = maxKeys,
+        }, token));
+
+    private IEnumerable<S3Object> ListAll(string prefix) => _connection.ListAll(Store.Bucket, prefix, gated: true, CancellationToken.None);
+}

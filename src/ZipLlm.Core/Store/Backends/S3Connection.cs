@@ -1,0 +1,215 @@
+using System.Net;
+using Amazon.Runtime;
+using Amazon.S3;
+using Amazon.S3.Model;
+
+namespace ZipLlm.Store.Backends;
+
+/// <summary>
+/// The S3 client of a store and the gate every request passes: at most <see cref="MaxRequests"/> in flight
+/// (<c>--threads</c>). Calls are synchronous over the SDK's asynchronous API, since the seam is; each failure
+/// becomes the library's exception (<see cref="IOException"/>, with the request and the server's message).
+/// </summary>
+internal sealed class S3Connection : IDisposable
+{
+    /// <summary>Environment variable naming the endpoint of S3 alone (checked first), as the AWS tools read it.</summary>
+    public const string EndpointS3Variable = "AWS_ENDPOINT_URL_S3";
+
+    /// <summary>Environment variable naming the endpoint of every AWS service, as the AWS tools read it.</summary>
+    public const string EndpointVariable = "AWS_ENDPOINT_URL";
+
+    private readonly SemaphoreSlim _gate;
+
+    public S3Connection(IAmazonS3 client, int maxRequests)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxRequests);
+        Client = client;
+        MaxRequests = maxRequests;
+        _gate = new SemaphoreSlim(maxRequests, maxRequests);
+    }
+
+    public IAmazonS3 Client { get; }
+
+    /// <summary>Requests in flight at most.</summary>
+    public int MaxRequests { get; }
+
+    /// <summary>
+    /// A client configured the way the AWS tools are, from <paramref name="environment"/> (the process's variables
+    /// when null): credentials from <c>AWS_ACCESS_KEY_ID</c> / <c>AWS_SECRET_ACCESS_KEY</c> /
+    /// <c>AWS_SESSION_TOKEN</c>, else the SDK's default chain (<c>AWS_PROFILE</c> and the shared credentials file,
+    /// then the rest); region from <c>AWS_REGION</c> / <c>AWS_DEFAULT_REGION</c> or the profile; endpoint from
+    /// <c>AWS_ENDPOINT_URL_S3</c> or <c>AWS_ENDPOINT_URL</c>, addressed path-style (what servers other than AWS's serve).
+    /// </summary>
+    /// <exception cref="ArgumentException">An endpoint variable holds no http(s) URL.</exception>
+    public static IAmazonS3 CreateClient(int maxConnections, Func<string, string?>? environment = null)
+    {
+        environment ??= Environment.GetEnvironmentVariable;
+        string? Variable(string name) => environment(name) is { Length: > 0 } value ? value : null;
+        var config = new AmazonS3Config
+        {
+            // Checksums only where an API requires them: RADOS Gateway 16 refuses the SDK's default trailing
+            // checksums (XAmzContentSHA256Mismatch). Objects carry their own checksums, checked on every read.
+            RequestChecksumCalculation = RequestChecksumCalculation.WHEN_REQUIRED,
+            ResponseChecksumValidation = ResponseChecksumValidation.WHEN_REQUIRED,
+            MaxConnectionsPerServer = maxConnections,
+            Timeout = TimeSpan.FromMinutes(2),
+        };
+        string? region = Variable("AWS_REGION") ?? Variable("AWS_DEFAULT_REGION");
+        if (region is not null)
+        {
+            config.RegionEndpoint = Amazon.RegionEndpoint.GetBySystemName(region);
+        }
+        string? endpointVariable = Variable(EndpointS3Variable) is not null ? EndpointS3Variable : Variable(EndpointVariable) is not null ? EndpointVariable : null;
+        if (endpointVariable is not null)
+        {
+            string endpoint = Variable(endpointVariable)!;
+            if (!Uri.TryCreate(endpoint, UriKind.Absolute, out Uri? uri) || uri.Scheme is not ("http" or "https"))
+            {
+                throw new ArgumentException($"{endpointVariable}={endpoint} is not an http(s) URL.");
+            }
+            config.ServiceURL = endpoint;
+            config.ForcePathStyle = true;
+            // Requests to an endpoint of one's own are still signed for a region: the configured one, or AWS's default.
+            config.AuthenticationRegion = region ?? "us-east-1";
+        }
+        if (Variable("AWS_ACCESS_KEY_ID") is { } keyId && Variable("AWS_SECRET_ACCESS_KEY") is { } secret)
+        {
+            AWSCredentials credentials = Variable("AWS_SESSION_TOKEN") is { } session
+                ? new SessionAWSCredentials(keyId, secret, session)
+                : new BasicAWSCredentials(keyId, secret);
+            return new AmazonS3Client(credentials, config);
+        }
+        return new AmazonS3Client(config);
+    }
+
+    /// <summary>Runs one request through the gate and waits for it.</summary>
+    /// <exception cref="S3RequestException">The server answered with an error, or the request failed.</exception>
+    public T Call<T>(string what, Func<IAmazonS3, CancellationToken, Task<T>> request, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            return SendAsync(what, request, gated: true, cancellationToken).GetAwaiter().GetResult();
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Runs one request beside the gate and waits for it: for leases, whose renewals must not queue behind a
+    /// full gate of uploads (the client keeps connections for them beyond <see cref="MaxRequests"/>).
+    /// </summary>
+    /// <exception cref="S3RequestException">The server answered with an error, or the request failed.</exception>
+    public T CallUngated<T>(string what, Func<IAmazonS3, CancellationToken, Task<T>> request, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            return SendAsync(what, request, gated: false, cancellationToken).GetAwaiter().GetResult();
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            throw;
+        }
+    }
+
+    /// <summary>Every key under <paramref name="prefix"/>, a page (a request) at a time.</summary>
+    /// <exception cref="S3RequestException">A page could not be listed.</exception>
+    public IEnumerable<S3Object> ListAll(string bucket, string prefix, bool gated, CancellationToken cancellationToken)
+    {
+        string? continuation = null;
+        do
+        {
+            string? token = continuation;
+            ListObjectsV2Response page = SendAsync($"LIST {prefix}", (client, t) => client.ListObjectsV2Async(new ListObjectsV2Request
+            {
+                BucketName = bucket,
+                Prefix = prefix,
+                ContinuationToken = token,
+            }, t), gated, cancellationToken).GetAwaiter().GetResult();
+            foreach (S3Object entry in page.S3Objects ?? [])
+            {
+                yield return entry;
+            }
+            continuation = page.IsTruncated == true ? page.NextContinuationToken : null;
+        }
+        while (continuation is not null);
+    }
+
+    /// <summary>Runs one request through the gate.</summary>
+    /// <exception cref="S3RequestException">The server answered with an error, or the request failed.</exception>
+    public Task<T> CallAsync<T>(string what, Func<IAmazonS3, CancellationToken, Task<T>> request, CancellationToken cancellationToken = default) =>
+        SendAsync(what, request, gated: true, cancellationToken);
+
+    private async Task<T> SendAsync<T>(string what, Func<IAmazonS3, CancellationToken, Task<T>> request, bool gated, CancellationToken cancellationToken)
+    {
+        if (gated)
+        {
+            await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        try
+        {
+            return await request(Client, cancellationToken).ConfigureAwait(false);
+        }
+        catch (AmazonS3Exception ex)
+        {
+            throw new S3RequestException(what, ex.StatusCode, ex.ErrorCode, ex.Message, ex);
+        }
+        catch (AmazonServiceException ex)
+        {
+            throw new S3RequestException(what, ex.StatusCode, ex.ErrorCode, ex.Message, ex);
+        }
+        catch (AmazonClientException ex)
+        {
+            throw new S3RequestException(what, null, null, ex.Message, ex);
+        }
+        catch (HttpRequestException ex)
+        {
+            throw new S3RequestException(what, null, null, ex.Message, ex);
+        }
+        catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new S3RequestException(what, null, null, "the request timed out", ex);
+        }
+        finally
+        {
+            if (gated)
+            {
+                _gate.Release();
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        Client.Dispose();
+        _gate.Dispose();
+    }
+}
+
+/// <summary>An S3 request that failed: the server's status and code when it answered.</summary>
+public sealed class S3RequestException : IOException
+{
+    /// <summary>Creates the exception.</summary>
+    public S3RequestException(string request, HttpStatusCode? status, string? code, string message, Exception? innerException)
+        : base($"S3 {request}: {(status is { } s ? $"{(int)s} {code ?? s.ToString()}: " : "")}{message}", innerException)
+    {
+        Status = status;
+        Code = code;
+    }
+
+    /// <summary>The HTTP status the server answered with, or null when none came.</summary>
+    public HttpStatusCode? Status { get; }
+
+    /// <summary>The server's error code (<c>NoSuchKey</c>, <c>PreconditionFailed</c>), when it sent one.</summary>
+    public string? Code { get; }
+
+    /// <summary>The key or bucket is not there.</summary>
+    public bool IsNotFound => Status == HttpStatusCode.NotFound;
+
+    /// <summary>A condition of the request (If-Match, If-None-Match) did not hold.</summary>
+    public bool IsPreconditionFailed => Status == HttpStatusCode.PreconditionFailed;
+
+    /// <summary>Another conditional write of the key was under way (AWS's ConditionalRequestConflict): try again.</summary>
+    public bool IsConflict => Status == HttpStatusCode.Conflict && Code == "ConditionalRequestConflict";
+}

@@ -1,0 +1,492 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using Amazon.S3.Model;
+
+namespace ZipLlm.Store.Backends;
+
+/// <summary>
+/// Locks of an S3 store, for machines that share no file system: each holder keeps a lease, a small object under
+/// <c>locks/NAME/</c> that it rewrites (renews) every quarter of <see cref="LeaseDuration"/>, each time with new
+/// bytes and so a new ETag; a lease another process has seen unchanged for a whole <see cref="LeaseDuration"/> is
+/// stale, and so is one of a process on this machine that is no longer running. Shared and exclusive holders exclude each other by writing first and
+/// looking second, which on a store that lists what it has just written (S3, RADOS Gateway) means two conflicting
+/// takers cannot both miss each other:
+/// <list type="bullet">
+/// <item>exclusive: create <c>exclusive</c> with <c>If-None-Match: *</c> (one winner among exclusive takers), then
+/// wait until no live <c>shared.*</c> lease remains (new shared takers back off meanwhile);</item>
+/// <item>shared: write <c>shared.ID</c>, then list: if a live <c>exclusive</c> is there, delete it and wait.</item>
+/// </list>
+/// A stale lease is broken by replacing it with <c>If-Match</c> on the ETag it was seen with (so of two breakers
+/// one wins, and a lease renewed meanwhile is left alone) and then deleting it. Renewals use <c>If-Match</c> too,
+/// and each renewal's bytes differ, so a lease that was broken and taken by another can never be renewed by its
+/// old holder. A holder trusts its lease for three quarters of <see cref="LeaseDuration"/> from the moment its last
+/// renewal was sent, a quarter less than any other machine waits before breaking it; the store writes manifests
+/// and deletes only while every lease it holds is trusted (<see cref="EnsureHeld"/>), so a process that stalls
+/// (suspended, cut off) past its lease stops before another can take the lock.
+/// </summary>
+internal sealed class S3Locks(S3Connection connection, S3Location location, TimeSpan leaseDuration, string? hostKey)
+{
+    private const string ExclusiveName = "exclusive";
+    private const string SharedPrefix = "shared.";
+    private const string RecordMagic = "zipllm-lease";
+
+    private readonly ConcurrentDictionary<Lease, byte> _held = new();
+    // The version of each lease seen, what it says, and when this process first saw that version.
+    private readonly ConcurrentDictionary<string, (string ETag, LeaseRecord? Record, long FirstSeen)> _records = new(StringComparer.Ordinal);
+
+    /// <summary>How long a lease lasts without renewal before other holders may break it.</summary>
+    public TimeSpan LeaseDuration { get; } = leaseDuration;
+
+    /// <summary>
+    /// This machine's identity among lease holders (its boot id and process-id namespace on Linux): a lease
+    /// recorded with the same one and a process that no longer runs is stale at once. Null: only time tells.
+    /// </summary>
+    public string? HostKey { get; } = hostKey;
+
+    /// <summary>This machine's key: its boot id and pid namespace (pids of other namespaces mean nothing here), or null off Linux.</summary>
+    public static string? LocalHostKey()
+    {
+        try
+        {
+            string boot = File.ReadAllText("/proc/sys/kernel/random/boot_id").Trim();
+            string? pidNamespace = new FileInfo("/proc/self/ns/pid").LinkTarget;
+            return boot.Length > 0 && pidNamespace is { Length: > 0 } ? $"{boot}/{pidNamespace.Replace("pid:", "", StringComparison.Ordinal).Trim('[', ']')}" : null;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Takes the lock <paramref name="name"/> (see the class).</summary>
+    /// <exception cref="TimeoutException">Not free within <paramref name="timeout"/>; the message names its holders.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled while waiting.</exception>
+    /// <exception cref="IOException">The store cannot be reached.</exception>
+    public IDisposable Acquire(string name, bool exclusive, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        string prefix = location.LockPrefix(name);
+        var lease = new Lease(this, name, exclusive ? prefix + ExclusiveName : prefix + SharedPrefix + Guid.NewGuid().ToString("N"), exclusive);
+        var waited = Stopwatch.StartNew();
+        bool reported = false;
+        int delay = 50;
+        try
+        {
+            while (true)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                IReadOnlyList<LeaseRecord>? blockers = exclusive ? TakeExclusive(lease, cancellationToken) : TakeShared(lease, cancellationToken);
+                if (blockers is null)
+                {
+                    continue; // the lease in the way was stale and is broken, or was released: try again now
+                }
+                if (blockers.Count == 0)
+                {
+                    _held.TryAdd(lease, 0);
+                    return lease;
+                }
+                if (waited.Elapsed >= timeout)
+                {
+                    throw new TimeoutException(
+                        $"Timed out after {timeout.TotalSeconds:F0} s waiting for the {name} lock of {location}; held by {FileLockWait.Describe(blockers.Select(b => b.Holder).ToList())}.");
+                }
+                if (!reported)
+                {
+                    reported = true;
+                    FileLock.ReportWait(new FileLockWait(location.UrlOf(prefix), exclusive, blockers.Select(b => b.Holder).ToList()));
+                }
+                cancellationToken.WaitHandle.WaitOne(delay + Random.Shared.Next(delay));
+                delay = Math.Min(delay * 2, 1000);
+            }
+        }
+        catch
+        {
+            lease.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Throws unless every lease this store holds is trusted; the time left on the one closest to its end otherwise.</summary>
+    /// <exception cref="IOException">A lease was lost, or not renewed in time: nothing more may be written or deleted under it.</exception>
+    public TimeSpan EnsureHeld()
+    {
+        TimeSpan left = Timeout.InfiniteTimeSpan;
+        foreach (Lease lease in _held.Keys)
+        {
+            TimeSpan remaining = lease.Remaining;
+            if (remaining <= TimeSpan.Zero)
+            {
+                throw new IOException(
+                    $"Lost the {lease.Name} lock of {location}: its lease {location.UrlOf(lease.Key)} was {(lease.Lost ? "taken over" : "not renewed in time")}; " +
+                    "nothing more is written or deleted under it. Run the command again.");
+            }
+            left = left == Timeout.InfiniteTimeSpan || remaining < left ? remaining : left;
+        }
+        return left;
+    }
+
+    /// <summary>
+    /// Creates the exclusive lease, then lists the shared holders it waits for (none: taken). Null when the lease
+    /// held by another was found stale and broken, or gone: try again at once.
+    /// </summary>
+    private IReadOnlyList<LeaseRecord>? TakeExclusive(Lease lease, CancellationToken cancellationToken)
+    {
+        if (!lease.Written)
+        {
+            long sent = Stopwatch.GetTimestamp();
+            if (TryCreate(lease.Key, lease.NextBody(), cancellationToken) is { } etag)
+            {
+                lease.Start(etag, sent);
+            }
+        }
+        List<Seen> leases = List(lease.Name, cancellationToken);
+        if (!lease.Written)
+        {
+            Seen? holder = leases.FirstOrDefault(l => l.Key == lease.Key);
+            if (holder is not null && RecordOf(holder, cancellationToken) is { } record && record.Id == lease.Id)
+            {
+                lease.Start(holder.ETag, Stopwatch.GetTimestamp()); // our own create, answered late and retried by the SDK
+            }
+            else
+            {
+                List<LeaseRecord> blockers = holder is null ? [] : Live([holder], cancellationToken);
+                return blockers.Count > 0 ? blockers : null;
+            }
+        }
+        return Live(leases.Where(l => l.Key != lease.Key), cancellationToken);
+    }
+
+    /// <summary>Writes the shared lease, then lists the exclusive holder that keeps it (none: taken; else it is withdrawn).</summary>
+    private IReadOnlyList<LeaseRecord> TakeShared(Lease lease, CancellationToken cancellationToken)
+    {
+        long sent = Stopwatch.GetTimestamp();
+        string etag = Put(lease.Key, lease.NextBody(), ifMatch: null, cancellationToken)
+            ?? throw new IOException($"S3 PUT {lease.Key}: the server did not take the lease.");
+        lease.Start(etag, sent);
+        List<LeaseRecord> blockers = Live(List(lease.Name, cancellationToken).Where(l => l.Key.EndsWith("/" + ExclusiveName, StringComparison.Ordinal)), cancellationToken);
+        if (blockers.Count > 0)
+        {
+            lease.Withdraw(); // an exclusive taker is waiting for the shared holders to go: make way
+        }
+        return blockers;
+    }
+
+    /// <summary>The leases of the lock <paramref name="name"/>, with their ETags.</summary>
+    private List<Seen> List(string name, CancellationToken cancellationToken) =>
+        connection.ListAll(location.Bucket, location.LockPrefix(name), gated: false, cancellationToken).Select(entry => new Seen(entry.Key, Unquote(entry.ETag))).ToList();
+
+    /// <summary>Of <paramref name="leases"/>, those of live holders; stale ones are broken on the way.</summary>
+    private List<LeaseRecord> Live(IEnumerable<Seen> leases, CancellationToken cancellationToken)
+    {
+        var live = new List<LeaseRecord>();
+        foreach (Seen lease in leases)
+        {
+            LeaseRecord? record = RecordOf(lease, cancellationToken);
+            if (!_records.ContainsKey(lease.Key))
+            {
+                continue; // gone since it was listed
+            }
+            if (IsStale(lease, record))
+            {
+                Break(lease, cancellationToken);
+                continue;
+            }
+            bool exclusive = lease.Key.EndsWith("/" + ExclusiveName, StringComparison.Ordinal);
+            live.Add(record ?? new LeaseRecord("", "", 0, exclusive, DateTimeOffset.UtcNow, "",
+                new FileLockHolder(0, $"a holder that left no readable record ({lease.Key})", exclusive, DateTimeOffset.UtcNow)));
+        }
+        return live;
+    }
+
+    /// <summary>
+    /// Whether a lease is stale: its process, on this machine, is gone (killed); or this process has seen it
+    /// unchanged (the same ETag) for longer than a lease lasts. Counted on this machine's clock from the first
+    /// sight of that version, which was written no later than that: no two machines' clocks are compared.
+    /// </summary>
+    private bool IsStale(Seen lease, LeaseRecord? record)
+    {
+        if (record is not null && HostKey is not null && record.HostKey == HostKey && !FileLock.IsRunning(record.ProcessId, record.Since))
+        {
+            return true;
+        }
+        return _records.TryGetValue(lease.Key, out var known) && known.ETag == lease.ETag && Stopwatch.GetElapsedTime(known.FirstSeen) > LeaseDuration;
+    }
+
+    /// <summary>
+    /// The record of a listed lease, read once per version (ETag); null when it is not a lease. A lease gone since
+    /// it was listed is forgotten.
+    /// </summary>
+    private LeaseRecord? RecordOf(Seen lease, CancellationToken cancellationToken)
+    {
+        if (_records.TryGetValue(lease.Key, out var known) && known.ETag == lease.ETag)
+        {
+            return known.Record;
+        }
+        if (ReadRecord(lease.Key, cancellationToken) is not var (etag, record))
+        {
+            _records.TryRemove(lease.Key, out _);
+            return null;
+        }
+        // Read after it was listed: a newer version than listed is seen first now.
+        _records[lease.Key] = (lease.ETag == etag ? etag : lease.ETag, record, Stopwatch.GetTimestamp());
+        return record;
+    }
+
+    /// <summary>Breaks a stale lease: replaced only if unchanged since it was seen, then deleted.</summary>
+    private void Break(Seen lease, CancellationToken cancellationToken)
+    {
+        string? taken = Put(lease.Key, System.Text.Encoding.UTF8.GetBytes($"broken {HostKey} {Environment.ProcessId}\n"), lease.ETag, cancellationToken);
+        if (taken is not null)
+        {
+            Delete(lease.Key, cancellationToken);
+        }
+        _records.TryRemove(lease.Key, out _);
+    }
+
+    private (string ETag, LeaseRecord? Record)? ReadRecord(string key, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return connection.CallUngated($"GET {key}", async (client, token) =>
+            {
+                using GetObjectResponse response = await client.GetObjectAsync(location.Bucket, key, token).ConfigureAwait(false);
+                using var reader = new StreamReader(response.ResponseStream);
+                string text = await reader.ReadToEndAsync(token).ConfigureAwait(false);
+                return ((string ETag, LeaseRecord? Record)?)(Unquote(response.ETag), LeaseRecord.TryParse(text));
+            }, cancellationToken);
+        }
+        catch (S3RequestException ex) when (ex.IsNotFound)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Creates <paramref name="key"/> unless it exists; its ETag, or null when it existed.</summary>
+    private string? TryCreate(string key, byte[] body, CancellationToken cancellationToken) => Put(key, body, null, create: true, cancellationToken);
+
+    /// <summary>Writes <paramref name="key"/>, when <paramref name="ifMatch"/> is set only over that version; its new ETag, or null when the condition failed.</summary>
+    private string? Put(string key, byte[] body, string? ifMatch, CancellationToken cancellationToken) => Put(key, body, ifMatch, create: false, cancellationToken);
+
+    private string? Put(string key, byte[] body, string? ifMatch, bool create, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return connection.CallUngated(create ? $"PUT {key} (If-None-Match: *)" : $"PUT {key}", async (client, token) =>
+                Unquote((await client.PutObjectAsync(new PutObjectRequest
+                {
+                    BucketName = location.Bucket,
+                    Key = key,
+                    InputStream = new MemoryStream(body, writable: false),
+                    IfNoneMatch = create ? "*" : null,
+                    // RADOS Gateway matches If-Match on PUT only against the bare ETag, without its quotes.
+                    IfMatch = ifMatch,
+                }, token).ConfigureAwait(false)).ETag), cancellationToken);
+        }
+        catch (S3RequestException ex) when ((create || ifMatch is not null) && (ex.IsPreconditionFailed || ex.IsConflict || (ifMatch is not null && ex.IsNotFound)))
+        {
+            return null;
+        }
+    }
+
+    private void Delete(string key, CancellationToken cancellationToken) =>
+        connection.CallUngated($"DELETE {key}", (client, token) => client.DeleteObjectAsync(location.Bucket, key, token), cancellationToken);
+
+    private static string Unquote(string? etag) => (etag ?? "").Trim('"');
+
+    /// <summary>A lease listed in the bucket: its key and the ETag of its version.</summary>
+    private sealed record Seen(string Key, string ETag);
+
+    /// <summary>What a lease says of its holder; one line, <c>zipllm-lease ID KIND RENEWAL HOSTKEY PID SINCE MACHINE HOLDER</c>.</summary>
+    internal sealed record LeaseRecord(string Id, string HostKey, int ProcessId, bool Exclusive, DateTimeOffset Since, string Machine, FileLockHolder Holder)
+    {
+        public static byte[] Format(string id, bool exclusive, long renewal, string? hostKey, DateTimeOffset since, string holder) =>
+            System.Text.Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture,
+                $"{RecordMagic} {id} {(exclusive ? "exclusive" : "shared")} {renewal} {hostKey ?? "-"} {Environment.ProcessId} {since.UtcDateTime:O} {MachineName()} {holder}\n"));
+
+        public static LeaseRecord? TryParse(string text)
+        {
+            string[] parts = text.TrimEnd('\n').Split(' ', 9);
+            if (parts.Length != 9 || parts[0] != RecordMagic || parts[2] is not ("shared" or "exclusive")
+                || !int.TryParse(parts[5], NumberStyles.None, CultureInfo.InvariantCulture, out int pid)
+                || !DateTimeOffset.TryParse(parts[6], CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out DateTimeOffset since))
+            {
+                return null;
+            }
+            bool exclusive = parts[2] == "exclusive";
+            return new LeaseRecord(parts[1], parts[4], pid, exclusive, since, parts[7], new FileLockHolder(pid, $"{parts[8]} on {parts[7]}", exclusive, since));
+        }
+
+        private static string MachineName() => Environment.MachineName is { Length: > 0 } name && !name.Contains(' ') ? name : "-";
+    }
+
+    /// <summary>One lease this process holds (or is taking): renewed in the background until released.</summary>
+    private sealed class Lease(S3Locks locks, string name, string key, bool exclusive) : IDisposable
+    {
+        private readonly Lock _gate = new();
+        private readonly DateTimeOffset _since = DateTimeOffset.UtcNow;
+        private readonly string _holder = FileLock.CurrentHolder.Replace(' ', '_');
+        private CancellationTokenSource? _stop;
+        private Task? _renewing;
+        private string? _etag;
+        private long _renewal;
+        private long _lastSent; // Stopwatch timestamp of the last write that the server took
+        private bool _disposed;
+
+        public string Name { get; } = name;
+
+        public string Key { get; } = key;
+
+        public bool Exclusive { get; } = exclusive;
+
+        public string Id { get; } = Guid.NewGuid().ToString("N");
+
+        public bool Written => _etag is not null;
+
+        public bool Lost { get; private set; }
+
+        /// <summary>Time left before this holder stops trusting its lease: three quarters of a lease from the last renewal sent.</summary>
+        public TimeSpan Remaining
+        {
+            get
+            {
+                lock (_gate)
+                {
+                    return Lost || _etag is null ? TimeSpan.Zero : locks.LeaseDuration * 0.75 - Stopwatch.GetElapsedTime(_lastSent);
+                }
+            }
+        }
+
+        public byte[] NextBody()
+        {
+            return LeaseRecord.Format(Id, Exclusive, Interlocked.Increment(ref _renewal), locks.HostKey, _since, _holder);
+        }
+
+        /// <summary>The lease is written (as <paramref name="etag"/>, sent at <paramref name="sent"/>): renew it from now on.</summary>
+        public void Start(string etag, long sent)
+        {
+            lock (_gate)
+            {
+                _etag = etag;
+                _lastSent = sent;
+                Lost = false;
+                if (_renewing is null)
+                {
+                    _stop = new CancellationTokenSource();
+                    _renewing = RenewLoop(_stop.Token);
+                }
+            }
+        }
+
+        /// <summary>Deletes the lease while it is still this holder's; stops renewing it.</summary>
+        public void Withdraw()
+        {
+            StopRenewing();
+            string? etag;
+            bool trusted;
+            lock (_gate)
+            {
+                etag = _etag;
+                trusted = !Lost && etag is not null && Stopwatch.GetElapsedTime(_lastSent) < locks.LeaseDuration * 0.75;
+                _etag = null;
+            }
+            // One no longer trusted may have been broken and taken by another holder: it is left to be broken again.
+            if (trusted)
+            {
+                try
+                {
+                    locks.Delete(Key, CancellationToken.None);
+                }
+                catch (IOException)
+                {
+                    // Left to go stale: others break it after a lease's time.
+                }
+            }
+        }
+
+        public void Dispose()
+        {
+            lock (_gate)
+            {
+                if (_disposed)
+                {
+                    return;
+                }
+                _disposed = true;
+            }
+            locks._held.TryRemove(this, out _);
+            Withdraw();
+        }
+
+        private void StopRenewing()
+        {
+            Task? renewing;
+            lock (_gate)
+            {
+                _stop?.Cancel();
+                renewing = _renewing;
+                _renewing = null;
+            }
+            try
+            {
+                renewing?.Wait();
+            }
+            catch (AggregateException)
+            {
+                // The loop ends by cancellation.
+            }
+            lock (_gate)
+            {
+                _stop?.Dispose();
+                _stop = null;
+            }
+        }
+
+        private async Task RenewLoop(CancellationToken stop)
+        {
+            TimeSpan period = locks.LeaseDuration / 4;
+            while (!stop.IsCancellationRequested)
+            {
+                try
+                {
+                    await Task.Delay(period, stop).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+                string? etag;
+                lock (_gate)
+                {
+                    etag = _etag;
+                }
+                if (etag is null || Lost)
+                {
+                    return;
+                }
+                long sent = Stopwatch.GetTimestamp();
+                try
+                {
+                    string? renewed = await Task.Run(() => locks.Put(Key, NextBody(), etag, stop), stop).ConfigureAwait(false);
+                    lock (_gate)
+                    {
+                        if (renewed is null)
+                        {
+                            Lost = true; // broken and perhaps taken by another holder: never written again
+                            return;
+                        }
+                        _etag = renewed;
+                        _lastSent = sent;
+                    }
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+                catch (IOException)
+                {
+                    // The next round tries again; the lease stays trusted only as long as the last renewal allows.
+                }
+            }
+        }
+    }
+}

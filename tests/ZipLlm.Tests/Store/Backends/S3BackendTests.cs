@@ -1,0 +1,253 @@
+using System.Diagnostics;
+using Amazon.S3;
+using Amazon.S3.Model;
+using ZipLlm.Config;
+using ZipLlm.Store;
+using ZipLlm.Store.Backends;
+using ZipLlm.Tests.TestSupport;
+using S3Location = ZipLlm.Store.Backends.S3Location;
+
+namespace ZipLlm.Tests.Store.Backends;
+
+/// <summary>
+/// What only the S3 store does, against the real gateway: multipart uploads and ranged reads of large objects,
+/// and locks as leases in the bucket (shared with other machines: broken when stale, lost when taken over).
+/// </summary>
+public class S3BackendTests
+{
+    private static readonly TimeSpan ShortLease = TimeSpan.FromSeconds(2);
+
+    [Theory]
+    [InlineData("s3://bucket", "bucket", "")]
+    [InlineData("s3://my.bucket-1/a/b/", "my.bucket-1", "a/b/")]
+    [InlineData("S3://bucket/store", "bucket", "store/")]
+    public void Parse_Url_GivesBucketAndPrefix(string url, string bucket, string prefix)
+    {
+        S3Location location = S3Location.Parse(url);
+        Assert.Equal(bucket, location.Bucket);
+        Assert.Equal(prefix, location.Prefix);
+        Assert.Equal(prefix + "objects/" + new string('a', 64), location.ObjectKey(ContentHash.Parse(new string('a', 64))));
+    }
+
+    [Theory]
+    [InlineData("s3://")]
+    [InlineData("s3://ab")]
+    [InlineData("s3://Bucket/x")]
+    [InlineData("s3://bucket/a/../b")]
+    [InlineData("s3://bucket/a//b")]
+    [InlineData("/tmp/store")]
+    public void Parse_NotABucketUrl_Refused(string url) => Assert.Throws<ArgumentException>(() => S3Location.Parse(url));
+
+    [Fact]
+    public void Config_S3StorageDir_IsKeptAsWrittenNotResolvedAsAPath()
+    {
+        using var dir = new TempDir();
+        dir.Write("config.json", """{"model_dir": "models", "storage_dir": "s3://bucket/team/store", "models_to_process": "m.txt", "base_ft_path": "b.json"}""");
+        ZipLlmConfig config = ZipLlmConfig.Load(dir.Combine("config.json"));
+        Assert.Equal("s3://bucket/team/store", config.StorageDir);
+        Assert.Equal(dir.Combine("models"), config.ModelDir);
+    }
+
+    [Fact]
+    public void CreateObject_LargerThanAPart_GoesUpInPartsAndReadsBackByRange()
+    {
+        using S3Backend backend = RgwGateway.Shared.Backend(RgwGateway.NewStoreUrl());
+        backend.Create("zipllm-store 1\n"u8);
+        var random = new Random(5);
+        byte[] bytes = new byte[(3 * S3Backend.DefaultPartSize) + 12345];
+        random.NextBytes(bytes);
+        ContentHash hash = ContentHash.Of(bytes);
+        using (IObjectUpload upload = backend.CreateObject(hash))
+        {
+            // Odd-sized writes, as the codec's chunks are.
+            for (int offset = 0; offset < bytes.Length; offset += 1_000_003)
+            {
+                upload.Stream.Write(bytes, offset, Math.Min(1_000_003, bytes.Length - offset));
+            }
+            Assert.Null(backend.StatObject(hash));
+            Assert.Equal(bytes.Length, upload.Commit());
+        }
+        Assert.Empty(Uploads(backend)); // the multipart upload was completed, not left behind
+
+        Assert.Equal(bytes.Length, backend.StatObject(hash)!.Value.Length);
+        using IObjectReadSession session = backend.OpenReadSession();
+        IObjectContent content = session.Open(hash);
+        Assert.Equal(bytes.Length, content.Length);
+        foreach (long offset in new long[] { 0, 10, S3ReadSession.HeadSize - 5, S3Backend.DefaultPartSize - 7, bytes.Length - 100 })
+        {
+            byte[] part = new byte[100];
+            content.Read(offset, part);
+            Assert.Equal(bytes.AsSpan((int)offset, 100).ToArray(), part);
+        }
+        Assert.Throws<EndOfStreamException>(() => content.Read(bytes.Length - 10, new byte[11]));
+    }
+
+    [Fact]
+    public void CreateObject_LargeAndDisposedWithoutCommit_AbortsItsUpload()
+    {
+        using S3Backend backend = RgwGateway.Shared.Backend(RgwGateway.NewStoreUrl());
+        backend.Create("zipllm-store 1\n"u8);
+        byte[] bytes = new byte[S3Backend.DefaultPartSize + 1];
+        ContentHash hash = ContentHash.Of(bytes);
+        using (IObjectUpload upload = backend.CreateObject(hash))
+        {
+            upload.Stream.Write(bytes);
+            upload.Stream.Write(bytes); // a part is under way
+            Assert.NotEmpty(Uploads(backend));
+        }
+        Assert.Empty(Uploads(backend));
+        Assert.Null(backend.StatObject(hash));
+    }
+
+    [Fact]
+    public void Create_PrefixHoldingOtherKeys_IsRefused()
+    {
+        string url = RgwGateway.NewStoreUrl();
+        using S3Backend backend = RgwGateway.Shared.Backend(url);
+        backend.Create("zipllm-store 1\n"u8); // makes the bucket
+        S3Location location = S3Location.Parse(url);
+        PutRaw(location.Bucket, "other/photo.jpg", "x");
+        using S3Backend other = RgwGateway.Shared.Backend($"s3://{location.Bucket}/other");
+        Assert.Throws<IOException>(() => other.Create("zipllm-store 1\n"u8));
+    }
+
+    [Fact]
+    public void Lock_LeaseOfADeadProcessOnThisMachine_IsBrokenAtOnce()
+    {
+        string url = RgwGateway.NewStoreUrl();
+        using S3Backend backend = RgwGateway.Shared.Backend(url);
+        backend.Create("zipllm-store 1\n"u8);
+        int deadPid = DeadProcessId();
+        WriteLease(url, "store", "shared.dead", S3Locks.LocalHostKey()!, deadPid);
+
+        var waited = Stopwatch.StartNew();
+        using (backend.Lock("store", exclusive: true, TimeSpan.FromSeconds(30), CancellationToken.None))
+        {
+            Assert.True(waited.Elapsed < S3Backend.DefaultLeaseDuration / 2, $"took {waited.Elapsed}");
+        }
+        Assert.Empty(LeaseKeys(url, "store"));
+    }
+
+    [Fact]
+    public void Lock_LeaseOfAnotherMachineThatStoppedRenewing_IsBrokenOnlyAfterALeaseUnchanged()
+    {
+        string url = RgwGateway.NewStoreUrl();
+        using S3Backend backend = RgwGateway.Shared.Backend(url, leaseDuration: ShortLease);
+        backend.Create("zipllm-store 1\n"u8);
+        // A compress on another machine that died: its process cannot be looked up from here, only its lease's age.
+        WriteLease(url, "store", "shared.remote", "other-machine/4026531836", Environment.ProcessId);
+
+        var waited = Stopwatch.StartNew();
+        using (backend.Lock("store", exclusive: true, TimeSpan.FromSeconds(30), CancellationToken.None))
+        {
+            Assert.InRange(waited.Elapsed, ShortLease, TimeSpan.FromSeconds(20));
+        }
+    }
+
+    [Fact]
+    public void Lock_HeldByAnotherMachineThatRenews_IsNeverBrokenAndIsTakenAfterItsRelease()
+    {
+        string url = RgwGateway.NewStoreUrl();
+        using S3Backend holder = RgwGateway.Shared.Backend(url, leaseDuration: ShortLease, hostKey: "machine-a/1");
+        using S3Backend waiter = RgwGateway.Shared.Backend(url, leaseDuration: ShortLease, hostKey: "machine-b/1");
+        holder.Create("zipllm-store 1\n"u8);
+        IDisposable held = holder.Lock("store", exclusive: false, TimeSpan.FromSeconds(5), CancellationToken.None);
+        // Three leases' time: renewals keep it live all along.
+        Assert.Throws<TimeoutException>(() => waiter.Lock("store", exclusive: true, ShortLease * 3, CancellationToken.None));
+        Assert.True(holder.CreateManifest("o/m.json", "{}"u8)); // its lease is still trusted
+        held.Dispose();
+        using (waiter.Lock("store", exclusive: true, TimeSpan.FromSeconds(10), CancellationToken.None))
+        {
+            Assert.Throws<TimeoutException>(() => holder.Lock("store", exclusive: false, TimeSpan.FromMilliseconds(500), CancellationToken.None));
+        }
+    }
+
+    [Fact]
+    public void Lock_LeaseTakenOverByAnother_HolderWritesAndDeletesNothingMore()
+    {
+        string url = RgwGateway.NewStoreUrl();
+        using S3Backend backend = RgwGateway.Shared.Backend(url, leaseDuration: ShortLease);
+        backend.Create("zipllm-store 1\n"u8);
+        ContentHash hash = BackendContractTests.Put(backend, [1, 2, 3]);
+        using IDisposable held = backend.Lock("store", exclusive: true, TimeSpan.FromSeconds(5), CancellationToken.None);
+        // Another machine broke the lease (it took this process for dead) and holds the lock now.
+        WriteLease(url, "store", "exclusive", "other-machine/1", 1);
+
+        // The next renewal fails its If-Match; at the latest the lease's trust runs out.
+        var deadline = Stopwatch.StartNew();
+        while (deadline.Elapsed < ShortLease * 2)
+        {
+            try
+            {
+                backend.DeleteObject(ContentHash.Of([9]));
+                Thread.Sleep(50);
+            }
+            catch (IOException ex)
+            {
+                Assert.Contains("Lost the store lock", ex.Message);
+                break;
+            }
+        }
+        Assert.Throws<IOException>(() => backend.CreateManifest("o/m.json", "{}"u8));
+        Assert.Throws<IOException>(() => backend.DeleteObject(hash));
+        Assert.Null(backend.ReadManifest("o/m.json"));
+        Assert.NotNull(backend.StatObject(hash));
+        held.Dispose();
+        // Its release leaves the other machine's lease alone.
+        Assert.Equal(["exclusive"], LeaseKeys(url, "store"));
+    }
+
+    [Fact]
+    public void ReadSession_ObjectDeletedAfterOpen_IsDamageNamingIt()
+    {
+        using S3Backend backend = RgwGateway.Shared.Backend(RgwGateway.NewStoreUrl());
+        backend.Create("zipllm-store 1\n"u8);
+        byte[] bytes = new byte[S3ReadSession.HeadSize * 2];
+        ContentHash hash = BackendContractTests.Put(backend, bytes);
+        using IObjectReadSession session = backend.OpenReadSession();
+        IObjectContent content = session.Open(hash);
+        backend.DeleteObject(hash);
+        var ex = Assert.Throws<StoreDamageException>(() => content.Read(S3ReadSession.HeadSize + 1, new byte[10]));
+        Assert.Equal(hash, ex.ObjectHash);
+    }
+
+    private static int DeadProcessId()
+    {
+        using Process process = Process.Start(new ProcessStartInfo("true") { UseShellExecute = false })!;
+        process.WaitForExit();
+        return process.Id;
+    }
+
+    private static void PutRaw(string bucket, string key, string text)
+    {
+        using IAmazonS3 client = RgwGateway.Shared.Client();
+        client.PutObjectAsync(new PutObjectRequest { BucketName = bucket, Key = key, ContentBody = text }).GetAwaiter().GetResult();
+    }
+
+    /// <summary>Writes a lease as another holder would have (its record names its machine and process).</summary>
+    private static void WriteLease(string url, string lockName, string leaseName, string hostKey, int pid)
+    {
+        S3Location location = S3Location.Parse(url);
+        using IAmazonS3 client = RgwGateway.Shared.Client();
+        byte[] body = S3Locks.LeaseRecord.Format(Guid.NewGuid().ToString("N"), leaseName == "exclusive", 1, hostKey, DateTimeOffset.UtcNow.AddMinutes(-1), "compress");
+        string text = System.Text.Encoding.UTF8.GetString(body).Replace($" {Environment.ProcessId} ", $" {pid} ", StringComparison.Ordinal);
+        client.PutObjectAsync(new PutObjectRequest { BucketName = location.Bucket, Key = location.LockPrefix(lockName) + leaseName, ContentBody = text })
+            .GetAwaiter().GetResult();
+    }
+
+    private static List<string> LeaseKeys(string url, string lockName)
+    {
+        S3Location location = S3Location.Parse(url);
+        using IAmazonS3 client = RgwGateway.Shared.Client();
+        ListObjectsV2Response listing = client.ListObjectsV2Async(new ListObjectsV2Request { BucketName = location.Bucket, Prefix = location.LockPrefix(lockName) })
+            .GetAwaiter().GetResult();
+        return (listing.S3Objects ?? []).Select(o => o.Key[location.LockPrefix(lockName).Length..]).ToList();
+    }
+
+    private static List<MultipartUpload> Uploads(S3Backend backend)
+    {
+        using IAmazonS3 client = RgwGateway.Shared.Client();
+        return client.ListMultipartUploadsAsync(new ListMultipartUploadsRequest { BucketName = backend.Store.Bucket, Prefix = backend.Store.Prefix })
+            .GetAwaiter().GetResult().MultipartUploads ?? [];
+    }
+}

@@ -1,0 +1,103 @@
+using System.Diagnostics;
+using ZipLlm.Store.Backends;
+
+namespace ZipLlm.Tests.TestSupport;
+
+/// <summary>
+/// A real S3 server for the tests: a one-node Ceph cluster with a RADOS Gateway on 127.0.0.1, started by
+/// <c>tests/s3/rgw.sh</c> the first time a test asks for it and stopped when the test process exits (and, through
+/// the script's watchdog on this process, even when it is killed). Each test takes a bucket of its own.
+/// Needs the Debian packages ceph-mon, ceph-osd and radosgw (<c>.ci/run</c> installs them).
+/// </summary>
+internal sealed class RgwGateway
+{
+    private static readonly Lazy<RgwGateway> s_shared = new(Start, LazyThreadSafetyMode.ExecutionAndPublication);
+
+    private readonly string _dir;
+
+    private RgwGateway(string dir, IReadOnlyDictionary<string, string> environment)
+    {
+        _dir = dir;
+        Environment = environment;
+    }
+
+    /// <summary>The gateway of this test run, started on first use.</summary>
+    public static RgwGateway Shared => s_shared.Value;
+
+    /// <summary>
+    /// The variables a client needs, as the AWS tools read them (endpoint, keys, region), and one that keeps the
+    /// SDK from ever asking a cloud's instance metadata for credentials.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> Environment { get; }
+
+    /// <summary>A fresh bucket's store URL: <c>s3://zipllm-test-…/store</c> (the bucket is made by the store's creation).</summary>
+    public static string NewStoreUrl(string prefix = "store") => $"s3://zipllm-test-{Guid.NewGuid():N}"[..36] + "/" + prefix;
+
+    /// <summary>
+    /// A backend on the gateway, as <see cref="Jobs.StoreAccess"/> makes it but for its environment; with
+    /// <paramref name="hostKey"/> it is another machine's, whose processes this one cannot see.
+    /// </summary>
+    public S3Backend Backend(string url, int maxRequests = 4, TimeSpan? leaseDuration = null, string? hostKey = null) =>
+        new(S3Location.Parse(url), maxRequests, name => Environment.TryGetValue(name, out string? value) ? value : null, leaseDuration,
+            hostKey ?? S3Locks.LocalHostKey());
+
+    /// <summary>A plain S3 client of the gateway, for what a test does behind the store's back.</summary>
+    public Amazon.S3.IAmazonS3 Client() => S3Connection.CreateClient(8, name => Environment.TryGetValue(name, out string? value) ? value : null);
+
+    private static RgwGateway Start()
+    {
+        string script = Path.Combine(RepositoryRoot(), "tests", "s3", "rgw.sh");
+        string dir = Path.Combine(Path.GetTempPath(), $"zipllm-rgw-{System.Environment.ProcessId}-{Guid.NewGuid():N}"[..48]);
+        var start = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (string argument in new[] { script, "start", dir, "--owner", System.Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture) })
+        {
+            start.ArgumentList.Add(argument);
+        }
+        using Process process = Process.Start(start)!;
+        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
+        Task<string> stderr = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(TimeSpan.FromMinutes(3)))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"{script} start did not finish within 3 minutes: {stderr.Result}");
+        }
+        if (process.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"{script} start failed ({process.ExitCode}); the S3 tests need a Ceph gateway " +
+                $"(apt-get install --no-install-recommends ceph-mon ceph-osd radosgw):\n{stdout.Result}\n{stderr.Result}");
+        }
+        var environment = File.ReadAllLines(Path.Combine(dir, "env"))
+            .Select(line => line.Split('=', 2))
+            .Where(parts => parts.Length == 2)
+            .ToDictionary(parts => parts[0], parts => parts[1], StringComparer.Ordinal);
+        environment["AWS_EC2_METADATA_DISABLED"] = "true";
+        var gateway = new RgwGateway(dir, environment);
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => gateway.Stop(script);
+        return gateway;
+    }
+
+    private void Stop(string script)
+    {
+        try
+        {
+            using Process? stop = Process.Start(new ProcessStartInfo("bash", [script, "stop", _dir]) { UseShellExecute = false });
+            stop?.WaitForExit(TimeSpan.FromSeconds(30));
+        }
+        catch (Exception ex) when (ex is IOException or System.ComponentModel.Win32Exception or InvalidOperationException)
+        {
+            // The watchdog stops it once this process is gone.
+        }
+    }
+
+    private static string RepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "ZipLlm.sln")))
+            {
+                return dir.FullName;
+            }
+        }
+        throw new InvalidOperationException("The repository root (ZipLlm.sln) is not above the test assembly.");
+    }
+}
