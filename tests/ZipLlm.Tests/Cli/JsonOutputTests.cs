@@ -51,6 +51,8 @@ public class JsonOutputTests
         Assert.Equal(stored, list.RootElement.GetProperty("stored_bytes").GetInt64());
         JsonElement lora = models.EnumerateArray().Single(m => m.GetProperty("id").GetString() == SyntheticFamily.IdOf(SyntheticModelKind.LoraFinetune).ToString());
         Assert.Equal("finetune", lora.GetProperty("role").GetString());
+        JsonElement chunks = lora.GetProperty("chunks");
+        Assert.True(chunks.GetProperty("ordered_difference").GetInt64() + chunks.GetProperty("xor").GetInt64() + chunks.GetProperty("solo").GetInt64() > 0);
         Assert.Equal(family.BaseId.ToString(), lora.GetProperty("base").GetString());
         Assert.Empty(list.RootElement.GetProperty("damaged_manifests").EnumerateArray());
 
