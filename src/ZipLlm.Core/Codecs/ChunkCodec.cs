@@ -27,6 +27,11 @@ public sealed class ChunkCodec : IDisposable
     private const int SparseMinLength = 4096;
     // A stream shorter than this is not worth a rANS table.
     private const int RansMinLength = 1024;
+    // rANS is used only where it saves at least this share of the raw stream: a solo sign+mantissa stream would save
+    // 0.4% for a decode pass that keeping it raw does not need (raw streams are merged straight from the object).
+    private const double RansMaxRatio = 0.97;
+    // An ordered difference whose escapes alone take this share of the chunk is not coded: solo takes about as much.
+    private const double HopelessEscapes = 0.65;
     // An ordered difference of 16-bit words at most this fraction of the chunk is taken without trying the others:
     // XOR's and solo's sign+mantissa streams alone take about half the chunk on trained weights.
     private const double GoodDifference = 0.40;
@@ -245,12 +250,19 @@ public sealed class ChunkCodec : IDisposable
         return position;
     }
 
-    /// <summary>The ordered difference of 16-bit words: symbols rANS-coded in their base exponent's context, escapes apart.</summary>
+    /// <summary>
+    /// The ordered difference of 16-bit words: symbols rANS-coded in their base exponent's context, escapes apart; or
+    /// <see cref="int.MaxValue"/>, nothing written, when the escapes alone would take as much as solo does.
+    /// </summary>
     private int EncodeDifference(ElementLayout layout, ReadOnlySpan<byte> chunk, ReadOnlySpan<byte> baseChunk, Span<byte> destination)
     {
         int words = chunk.Length / 2, body = 2 * words;
         Span<byte> symbols = Scratch(ref _symbols, words), contexts = Scratch(ref _contexts, words), escapes = Scratch(ref _escapes, chunk.Length + 1);
         int escaped = OrderedDifference.Forward(chunk[..body], baseChunk[..body], layout, symbols, contexts, escapes);
+        if (escaped > chunk.Length * HopelessEscapes)
+        {
+            return int.MaxValue; // a far delta: XOR and solo are tried instead
+        }
         if (body < chunk.Length)
         {
             escapes[escaped++] = (byte)(chunk[body] ^ baseChunk[body]);
@@ -434,6 +446,10 @@ public sealed class ChunkCodec : IDisposable
     {
         int n = stream.Length;
         long rans = n >= RansMinLength && _options.Rans ? _rans.EstimateLength(stream, default, 1) : long.MaxValue;
+        if (rans > n * RansMaxRatio)
+        {
+            rans = long.MaxValue;
+        }
         (byte Mode, int Length) best = (EncodedTensorFormat.ModeRaw, n);
         Span<byte> coded = Scratch(ref _coded, Math.Max(ZstdContext.CompressBound(n), SparseBytes.BitmapLength(n) + ZstdContext.CompressBound(n) + 8));
         if (n >= SparseMinLength && stream.Count((byte)0) >= n * SparseZeroShare)
