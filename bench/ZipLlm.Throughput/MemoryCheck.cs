@@ -21,7 +21,7 @@ public sealed class MemoryCheck(BenchOptions options, ZipLlmConfig config, Works
 
     public List<Result> Run()
     {
-        ModelId baseId = options.ModelsGiven ? options.Models[0] : ModelList.Load(config.ModelsToProcess).Base;
+        ModelId baseId = options.ModelsGiven ? options.Models[0] : ModelList.Load(StandInModelList.Resolve(config).Path).Base;
         string baseFolder = config.ModelFolder(baseId);
         if (!Directory.Exists(baseFolder))
         {

@@ -78,7 +78,7 @@ public sealed class ThroughputRunner(BenchOptions options, ZipLlmConfig config, 
 
     public void RunCompress()
     {
-        IReadOnlyList<ModelId> models = ModelList.Load(config.ModelsToProcess).Models;
+        IReadOnlyList<ModelId> models = ModelList.Load(StandInModelList.Resolve(config).Path).Models;
         List<string> folders = models.Select(m => m.FolderName).ToList();
         long bytesIn = models.Sum(m => Workspace.FolderSize(config.ModelFolder(m)));
         Console.WriteLine($"compress: {models.Count} models, {bytesIn / 1e6:F1} MB in {config.ModelDir}");
@@ -180,7 +180,7 @@ public sealed class ThroughputRunner(BenchOptions options, ZipLlmConfig config, 
 
     /// <summary>The files a compress reads: every file of every listed model.</summary>
     private IEnumerable<string> CompressInputs() =>
-        ModelList.Load(config.ModelsToProcess).Models
+        ModelList.Load(StandInModelList.Resolve(config).Path).Models
             .Select(config.ModelFolder)
             .Where(Directory.Exists)
             .SelectMany(folder => Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories));

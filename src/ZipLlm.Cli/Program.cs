@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Invocation;
 using ZipLlm.Cli.Commands;
 using ZipLlm.Codecs;
 
@@ -12,6 +13,7 @@ public static class Program
     {
         var root = new RootCommand("ZipLLM: store families of LLM checkpoints (safetensors) compactly and restore them bit for bit.");
         root.Options.Add(BaseCommand.VerbosityOption);
+        root.Options.Add(BaseCommand.QuietOption);
         root.Subcommands.Add(new CompressCommand());
         root.Subcommands.Add(new RestoreCommand());
         root.Subcommands.Add(new ListCommand());
@@ -30,12 +32,26 @@ public static class Program
         // a reservation the pool grows only slowly past one thread per core and the workers sat idle now and then.
         // Process-wide, so it is made here, once, and never inside the library.
         WorkerPool.ReserveThreadPoolThreads(WorkerPool.DefaultThreads);
-        ParseResult parseResult = CreateRootCommand().Parse(args);
         // SIGINT and SIGTERM are handled by every verb (TerminationSignals): System.CommandLine's own handler would
         // end the process a fixed time after the signal, cleaned up or not.
-        var invocation = new InvocationConfiguration { ProcessTerminationTimeout = null };
+        return await InvokeAsync(args, new InvocationConfiguration { ProcessTerminationTimeout = null }).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Parses and runs <paramref name="args"/>. A malformed command line is one line and a pointer to the verb's help
+    /// on <see cref="InvocationConfiguration.Error"/>, and exit code 2 (System.CommandLine's own report is every
+    /// error, with .NET type names, then the whole help text, and exit code 1, which here means an internal error).
+    /// </summary>
+    public static async Task<int> InvokeAsync(string[] args, InvocationConfiguration invocation)
+    {
+        ArgumentNullException.ThrowIfNull(invocation);
+        ParseResult parseResult = CreateRootCommand().Parse(args);
+        if (parseResult.Action is ParseErrorAction)
+        {
+            UsageErrors.Write(parseResult, invocation.Error);
+            return ExitCodes.UsageError;
+        }
         int exitCode = await parseResult.InvokeAsync(invocation).ConfigureAwait(false);
-        // System.CommandLine reports a malformed command line with 1, which here means an internal error.
         return parseResult.Errors.Count > 0 && exitCode != ExitCodes.Success ? ExitCodes.UsageError : exitCode;
     }
 }

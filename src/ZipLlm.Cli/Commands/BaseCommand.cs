@@ -12,22 +12,42 @@ namespace ZipLlm.Cli.Commands;
 internal abstract class BaseCommand : Command
 {
     /// <summary>Shared by every verb: how much to log.</summary>
-    public static readonly Option<LogLevel> VerbosityOption = new("--verbosity", "-v")
+    public static readonly Option<LogLevel?> VerbosityOption = new("--verbosity", "-v")
     {
-        Description = "Log level: Trace, Debug, Information, Warning, Error, Critical or None.",
-        DefaultValueFactory = _ => LogLevel.Information,
+        Description = $"Log level: {Logging.LevelNames} (default: ${Logging.LevelVariable}, else info).",
+        Recursive = true,
+        CustomParser = ParseLevel,
+    };
+
+    /// <summary>Shared by every verb: only warnings and errors, and no progress line.</summary>
+    public static readonly Option<bool> QuietOption = new("--quiet", "-q")
+    {
+        Description = "Log only warnings and errors, and draw no progress line (--verbosity warning, quieter).",
         Recursive = true,
     };
 
     protected BaseCommand(string name, string description)
         : base(name, description)
     {
+        Validators.Add(result =>
+        {
+            if (result.GetResult(QuietOption) is { Implicit: false } && result.GetResult(VerbosityOption) is { Implicit: false })
+            {
+                result.AddError("--quiet and --verbosity say the same thing: give one of them");
+            }
+        });
         SetAction(async (parseResult, cancellationToken) =>
         {
+            LogLevel? flag = parseResult.GetValue(QuietOption) ? LogLevel.Warning : parseResult.GetValue(VerbosityOption);
+            if (!Logging.TryResolveLevel(flag, Environment.GetEnvironmentVariable(Logging.LevelVariable), out LogLevel level, out string? problem))
+            {
+                await parseResult.InvocationConfiguration.Error.WriteLineAsync($"zipllm: {problem}").ConfigureAwait(false);
+                return ExitCodes.UsageError;
+            }
             // Every verb: SIGINT and SIGTERM cancel the token, the verb cleans up, and the run ends with 130.
             using var signals = new TerminationSignals(cancellationToken);
             CancellationToken token = signals.Token;
-            using ILoggerFactory loggerFactory = Logging.CreateFactory(parseResult.GetValue(VerbosityOption));
+            using ILoggerFactory loggerFactory = Logging.CreateFactory(level);
             ILogger logger = loggerFactory.CreateLogger(GetType());
             // Other processes waiting for this run's locks see the verb's name; this run says what it waits for.
             using IDisposable lockScope = FileLock.BeginScope(Name, wait => LogLockWait(logger, wait));
@@ -62,6 +82,17 @@ internal abstract class BaseCommand : Command
 
     /// <summary>Runs the verb, logging under the verb's own category; exceptions of the library's contract become one-line errors.</summary>
     protected abstract Task<int> ExecuteAsync(ParseResult parseResult, ILogger logger, CancellationToken cancellationToken);
+
+    private static LogLevel? ParseLevel(System.CommandLine.Parsing.ArgumentResult result)
+    {
+        string text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+        if (Logging.TryParseLevel(text, out LogLevel level))
+        {
+            return level;
+        }
+        result.AddError($"--verbosity: '{text}' is not a log level; use {Logging.LevelNames}");
+        return null;
+    }
 
     private static int Cancelled(ILogger logger, TerminationSignals signals)
     {

@@ -2,6 +2,7 @@ using System.CommandLine;
 using Microsoft.Extensions.Logging;
 using ZipLlm.Config;
 using ZipLlm.Jobs;
+using ZipLlm.Reporting;
 using ZipLlm.Store;
 
 namespace ZipLlm.Cli.Commands;
@@ -11,19 +12,25 @@ internal sealed class CompressCommand : BaseCommand
 {
     private static readonly Argument<FileInfo> s_config = CommonOptions.ConfigArgument();
     private static readonly Option<int?> s_threads = CommonOptions.ThreadsOption();
+    private static readonly Option<bool> s_json = CommonOptions.JsonOption();
 
     public CompressCommand()
         : base("compress", "Store every model listed in models_to_process; models already stored are skipped.")
     {
         Arguments.Add(s_config);
         Options.Add(s_threads);
+        Options.Add(s_json);
     }
 
     protected override Task<int> ExecuteAsync(ParseResult parseResult, ILogger logger, CancellationToken cancellationToken)
     {
         ZipLlmConfig config = ZipLlmConfig.Load(parseResult.GetValue(s_config)!.FullName);
         config = CommonOptions.WithThreads(config, parseResult.GetValue(s_threads));
-        using ProgressDisplay? progress = ProgressDisplay.ForTerminal("compress");
+        using ProgressDisplay? progress = ProgressDisplay.ForTerminal("compress", parseResult);
+        if (progress is not null)
+        {
+            progress.Items = ListedModels(config);
+        }
         logger = new ClearingLogger(logger, progress);
         var compressor = new CompressJob(config, logger) { Progress = progress };
         CompressReport report = compressor.Run(cancellationToken);
@@ -32,9 +39,9 @@ internal sealed class CompressCommand : BaseCommand
         double seconds = report.Results.Sum(r => r.Elapsed.TotalSeconds);
         int stored = report.Results.Count(r => !r.Skipped), skipped = report.Results.Count(r => r.Skipped);
         logger.LogInformation(
-            "Done: {Stored} stored, {Skipped} already stored, {Failed} failed; {InMB:F1} MB in, {OutMB:F1} MB added, ratio {Ratio}, {MBps:F0} MB/s",
-            stored, skipped, report.Failures.Count, original / 1e6, added / 1e6, added == 0 ? "-" : $"{(double)original / added:F2}x",
-            seconds <= 0 ? 0 : original / 1e6 / seconds);
+            "Done: {Stored} stored, {Skipped} already stored, {Failed} failed; {In} in, {Added} added, ratio {Ratio}, {Rate}",
+            stored, skipped, report.Failures.Count, Sizes.Format(original), Sizes.Format(added), Sizes.Ratio(original, added),
+            Sizes.Rate(seconds <= 0 ? 0 : original / seconds));
         if (report.Failures.Count > 0)
         {
             foreach (CompressFailure failure in report.Failures)
@@ -42,7 +49,38 @@ internal sealed class CompressCommand : BaseCommand
                 logger.LogError("Failed: {Model}: {Error}", failure.ModelId, failure.Error);
             }
         }
-        return Task.FromResult(ExitCodeOf(report));
+        int exitCode = ExitCodeOf(report);
+        if (parseResult.GetValue(s_json))
+        {
+            JsonOutput.Write(parseResult.InvocationConfiguration.Output, ToJson(report, exitCode), CliJsonContext.Default.CompressOutput);
+        }
+        return Task.FromResult(exitCode);
+    }
+
+    /// <summary>The models the run works through, for the progress line's n/N; none when the list does not read (the job says why).</summary>
+    private static IReadOnlyList<string> ListedModels(ZipLlmConfig config)
+    {
+        try
+        {
+            return ModelList.Load(StandInModelList.Resolve(config).Path).Models.Select(m => m.ToString()).ToList();
+        }
+        catch (Exception ex) when (ErrorMapping.TryMap(ex, out _))
+        {
+            return [];
+        }
+    }
+
+    private static CompressOutput ToJson(CompressReport report, int exitCode)
+    {
+        long original = report.Results.Sum(r => r.OriginalBytes), added = report.Results.Sum(r => r.AddedBytes);
+        return new CompressOutput(
+            report.Results.Select(r => new CompressedModel(
+                r.ModelId.ToString(), r.Skipped, r.OriginalBytes, r.AddedBytes, Sizes.RatioValue(r.OriginalBytes, r.AddedBytes),
+                !r.Skipped && Sizes.IsDedup(r.OriginalBytes, r.AddedBytes), r.Elapsed.TotalSeconds,
+                r.Files, r.DedupFiles, r.Tensors, r.DedupTensors, r.DeltaTensors)).ToList(),
+            report.Failures.Select(f => new CompressFailureOutput(f.ModelId.ToString(), f.Kind == CompressFailureKind.Io ? "io" : "invalid_input", f.Error)).ToList(),
+            report.Results.Count(r => !r.Skipped), report.Results.Count(r => r.Skipped), report.Failures.Count,
+            original, added, Sizes.RatioValue(original, added), report.Results.Sum(r => r.Elapsed.TotalSeconds), exitCode);
     }
 
     /// <summary>

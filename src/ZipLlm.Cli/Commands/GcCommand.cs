@@ -2,6 +2,7 @@ using System.CommandLine;
 using Microsoft.Extensions.Logging;
 using ZipLlm.Config;
 using ZipLlm.Jobs;
+using ZipLlm.Reporting;
 using ZipLlm.Store;
 
 namespace ZipLlm.Cli.Commands;
@@ -53,8 +54,8 @@ internal sealed class GcCommand : BaseCommand
         bool dryRun = parseResult.GetValue(s_dryRun);
         int grace = parseResult.GetValue(s_grace);
         GarbageReport report = new GcJob(config, logger).Run(dryRun, TimeSpan.FromMinutes(grace), cancellationToken);
-        logger.LogInformation("{Verb} {Objects} unused objects, {MB:F1} MB; {Kept} objects are needed by stored models and were kept",
-            dryRun ? "Would delete" : "Deleted", report.Objects, report.Bytes / 1e6, report.Kept);
+        logger.LogInformation("{Verb} {Objects} unused objects, {Bytes}; {Kept} objects are needed by stored models and were kept",
+            dryRun ? "Would delete" : "Deleted", report.Objects, Sizes.Format(report.Bytes), report.Kept);
         if (report.Recent > 0)
         {
             logger.LogInformation("Kept {Recent} unused objects written in the last {Grace} minutes (a compress may be writing them); --grace 0 deletes them",

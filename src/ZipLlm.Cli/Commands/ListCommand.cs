@@ -2,6 +2,7 @@ using System.CommandLine;
 using Microsoft.Extensions.Logging;
 using ZipLlm.Config;
 using ZipLlm.Jobs;
+using ZipLlm.Reporting;
 using ZipLlm.Store;
 
 namespace ZipLlm.Cli.Commands;
@@ -10,27 +11,28 @@ namespace ZipLlm.Cli.Commands;
 internal sealed class ListCommand : BaseCommand
 {
     private static readonly Argument<FileInfo> s_config = CommonOptions.ConfigArgument();
+    private static readonly Option<bool> s_json = CommonOptions.JsonOption();
 
     public ListCommand()
-        : base("list", "List stored models: role, original bytes, bytes each added to the store, ratio; and the whole store's ratio.")
+        : base("list", "List stored models: role, original size, what each added to the store, ratio; and the whole store's ratio.")
     {
         Arguments.Add(s_config);
+        Options.Add(s_json);
     }
 
     protected override Task<int> ExecuteAsync(ParseResult parseResult, ILogger logger, CancellationToken cancellationToken)
     {
         ZipLlmConfig config = ZipLlmConfig.Load(parseResult.GetValue(s_config)!.FullName);
         StoreListing listing = new ListJob(config).Run(cancellationToken);
-        IReadOnlyList<Manifest> manifests = listing.Manifests;
         TextWriter output = parseResult.InvocationConfiguration.Output;
-        int idWidth = Math.Max(5, manifests.Select(m => m.Id.ToString().Length).DefaultIfEmpty(0).Max());
-        output.WriteLine($"{"model".PadRight(idWidth)}  {"role",-10}  {"original MB",12}  {"added MB",10}  {"ratio",8}  {"chunks diff/xor/solo",20}  base");
-        foreach (Manifest m in manifests)
+        if (parseResult.GetValue(s_json))
         {
-            output.WriteLine($"{m.Id.ToString().PadRight(idWidth)}  {m.Role.ToString().ToLowerInvariant(),-10}  {m.OriginalBytes / 1e6,12:F1}  {m.AddedBytes / 1e6,10:F1}  {Ratio(m.OriginalBytes, m.AddedBytes),8}  {Chunks(m.Chunks),20}  {m.BaseId?.ToString() ?? "-"}");
+            JsonOutput.Write(output, ToJson(config, listing), CliJsonContext.Default.ListOutput);
         }
-        output.WriteLine();
-        output.WriteLine($"{manifests.Count} models, {listing.OriginalBytes / 1e6:F1} MB original, {listing.StoredBytes / 1e6:F1} MB in objects on disk, store ratio {Ratio(listing.OriginalBytes, listing.StoredBytes)}");
+        else
+        {
+            WriteTable(output, listing);
+        }
         // The intact models are listed all the same: one damaged manifest must not hide the rest of the store.
         foreach (string problem in listing.DamagedManifests)
         {
@@ -39,8 +41,29 @@ internal sealed class ListCommand : BaseCommand
         return Task.FromResult(listing.DamagedManifests.Count == 0 ? ExitCodes.Success : ExitCodes.VerificationFailed);
     }
 
+    private static void WriteTable(TextWriter output, StoreListing listing)
+    {
+        IReadOnlyList<Manifest> manifests = listing.Manifests;
+        int idWidth = Math.Max(5, manifests.Select(m => m.Id.ToString().Length).DefaultIfEmpty(0).Max());
+        output.WriteLine($"{"model".PadRight(idWidth)}  {"role",-10}  {"original",10}  {"added",10}  {"ratio",8}  {"chunks diff/xor/solo",20}  base");
+        foreach (Manifest m in manifests)
+        {
+            output.WriteLine($"{m.Id.ToString().PadRight(idWidth)}  {RoleName(m.Role),-10}  {Sizes.Format(m.OriginalBytes),10}  {Sizes.Format(m.AddedBytes),10}  {Sizes.Ratio(m.OriginalBytes, m.AddedBytes),8}  {Chunks(m.Chunks),20}  {m.BaseId?.ToString() ?? "-"}");
+        }
+        output.WriteLine();
+        output.WriteLine($"{manifests.Count} models, {Sizes.Format(listing.OriginalBytes)} original, {Sizes.Format(listing.StoredBytes)} in objects on disk, store ratio {Sizes.Ratio(listing.OriginalBytes, listing.StoredBytes)}");
+    }
+
+    private static ListOutput ToJson(ZipLlmConfig config, StoreListing listing) => new(
+        config.StorageDir,
+        listing.Manifests.Select(m => new ListedModel(
+            m.Id.ToString(), RoleName(m.Role), m.BaseId?.ToString(), m.Files.Length, m.OriginalBytes, m.AddedBytes,
+            Sizes.RatioValue(m.OriginalBytes, m.AddedBytes), Sizes.IsDedup(m.OriginalBytes, m.AddedBytes), m.StoredAt,
+            m.Chunks is { } c ? new ChunkCountsOutput(c.OrderedDifference, c.Xor, c.Solo) : null)).ToList(),
+        listing.OriginalBytes, listing.StoredBytes, Sizes.RatioValue(listing.OriginalBytes, listing.StoredBytes), listing.DamagedManifests);
+
+    private static string RoleName(ModelRoleKind role) => role.ToString().ToLowerInvariant();
+
     /// <summary>How the model's new chunks were coded: ordered difference, XOR, solo ("-" for manifests from before codec format 3).</summary>
     private static string Chunks(ChunkCounts? chunks) => chunks is null ? "-" : $"{chunks.OrderedDifference}/{chunks.Xor}/{chunks.Solo}";
-
-    private static string Ratio(long original, long stored) => stored == 0 ? "-" : $"{(double)original / stored:F2}x";
 }

@@ -2,6 +2,7 @@ using System.CommandLine;
 using Microsoft.Extensions.Logging;
 using ZipLlm.Config;
 using ZipLlm.Hub;
+using ZipLlm.Reporting;
 using ZipLlm.Setup;
 using ZipLlm.Synthetic;
 
@@ -20,9 +21,8 @@ internal sealed class ModelsCommand : Command
 /// <summary>
 /// <c>zipllm models setup CONFIG [--synthetic] [--size tiny|small|default] [--seed N]</c>: downloads
 /// every model of the config's list and writes base_ft.json; generates the synthetic family instead
-/// when asked, when HF_TOKEN is unset and the hub is unreachable, when a download fails for a network
-/// reason, when a model is gated and HF_TOKEN is unset, or when the list is already the synthetic one
-/// with no saved hub list to put back.
+/// only when asked, or when HF_TOKEN is unset and the hub cannot be reached, and then says so in a banner.
+/// A download that fails otherwise is an error.
 /// </summary>
 internal sealed class ModelsSetupCommand : BaseCommand
 {
@@ -104,6 +104,32 @@ internal sealed class ModelsSetupCommand : BaseCommand
         }
         logger.LogInformation("{Count} models ready in {ModelDir} ({Mode}); model list {List}; base/finetune map {BaseFt}",
             result.Models.Count, config.ModelDir, result.Mode, result.ModelListPath, result.BaseFtPath);
+        if (result.Mode == ModelSetupMode.Synthetic && logger.IsEnabled(LogLevel.Warning))
+        {
+            await parseResult.InvocationConfiguration.Error.WriteAsync(SyntheticBanner(config, result)).ConfigureAwait(false);
+        }
         return ExitCodes.Success;
     }
+
+    /// <summary>The block on stderr that says the models are synthetic, why, and how to get the listed ones.</summary>
+    internal static string SyntheticBanner(ZipLlmConfig config, ModelSetupResult result)
+    {
+        long bytes = result.Models.Sum(m => DirectorySize(m.Folder));
+        string rule = new('*', 78);
+        return string.Join('\n',
+        [
+            rule,
+            "* SYNTHETIC MODELS, not the ones your list names.",
+            $"* Why: {result.Reason}.",
+            $"* Made: {result.Models.Count} synthetic models ({Sizes.Format(bytes)}) in {config.ModelDir}.",
+            $"* Their list {result.ModelListPath} stands in for {config.ModelsToProcess}",
+            "* (left as it was): compress reads it instead, and says so.",
+            $"* For the real models: set {HubClientOptions.TokenVariable} (and be online), then run ./setup_test_models.sh again.",
+            rule,
+            "",
+        ]);
+    }
+
+    private static long DirectorySize(string folder) =>
+        Directory.Exists(folder) ? new DirectoryInfo(folder).EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length) : 0;
 }

@@ -2,6 +2,7 @@ using System.CommandLine;
 using Microsoft.Extensions.Logging;
 using ZipLlm.Config;
 using ZipLlm.Jobs;
+using ZipLlm.Reporting;
 using ZipLlm.Store;
 
 namespace ZipLlm.Cli.Commands;
@@ -17,14 +18,15 @@ internal sealed class RemoveCommand : BaseCommand
     {
         Arguments.Add(s_config);
         Arguments.Add(s_model);
+        CommonOptions.RequireOrder(this, s_config, s_model);
     }
 
     protected override Task<int> ExecuteAsync(ParseResult parseResult, ILogger logger, CancellationToken cancellationToken)
     {
         ZipLlmConfig config = ZipLlmConfig.Load(parseResult.GetValue(s_config)!.FullName);
-        ModelId modelId = ModelId.Parse(parseResult.GetValue(s_model));
-        GarbageReport report = new RemoveJob(config, logger).Run(modelId, cancellationToken);
-        logger.LogInformation("Removed {Model}: {Objects} objects deleted, {MB:F1} MB reclaimed", modelId, report.Objects, report.Bytes / 1e6);
+        string modelText = parseResult.GetValue(s_model)!;
+        GarbageReport report = ModelSuggestions.Run(config, modelText, modelId => new RemoveJob(config, logger).Run(modelId, cancellationToken));
+        logger.LogInformation("Removed {Model}: {Objects} objects deleted, {Bytes} reclaimed", modelText, report.Objects, Sizes.Format(report.Bytes));
         return Task.FromResult(ExitCodes.Success);
     }
 }

@@ -2,6 +2,7 @@ using System.CommandLine;
 using Microsoft.Extensions.Logging;
 using ZipLlm.Config;
 using ZipLlm.Jobs;
+using ZipLlm.Reporting;
 using ZipLlm.Store;
 
 namespace ZipLlm.Cli.Commands;
@@ -24,6 +25,7 @@ internal sealed class RestoreCommand : BaseCommand
     {
         Description = "Check each file's SHA-256 (the id the Hugging Face hub lists) instead of its XXH3-128; slower.",
     };
+    private static readonly Option<bool> s_json = CommonOptions.JsonOption();
 
     public RestoreCommand()
         : base("restore", "Rebuild a stored model's folder bit for bit; every file is checked against the hash recorded at ingest before it is put in place.")
@@ -34,18 +36,29 @@ internal sealed class RestoreCommand : BaseCommand
         Options.Add(s_threads);
         Options.Add(s_force);
         Options.Add(s_sha256);
+        Options.Add(s_json);
+        CommonOptions.RequireOrder(this, s_config, s_model, s_output);
     }
 
     protected override Task<int> ExecuteAsync(ParseResult parseResult, ILogger logger, CancellationToken cancellationToken)
     {
         ZipLlmConfig config = CommonOptions.WithThreads(ZipLlmConfig.Load(parseResult.GetValue(s_config)!.FullName), parseResult.GetValue(s_threads));
-        ModelId modelId = ModelId.Parse(parseResult.GetValue(s_model));
-        using ProgressDisplay? progress = ProgressDisplay.ForTerminal("restore");
+        string modelText = parseResult.GetValue(s_model)!;
+        string outputDir = parseResult.GetValue(s_output)!.FullName;
+        bool sha256 = parseResult.GetValue(s_sha256);
+        using ProgressDisplay? progress = ProgressDisplay.ForTerminal("restore", parseResult);
         logger = new ClearingLogger(logger, progress);
-        RestoreResult result = new RestoreJob(config) { Progress = progress, CheckSha256 = parseResult.GetValue(s_sha256) }
-            .Run(modelId, parseResult.GetValue(s_output)!.FullName, parseResult.GetValue(s_force), cancellationToken);
-        logger.LogInformation("Restored {Model}: {Files} files, {MB:F1} MB verified, {Seconds:F2} s, {MBps:F0} MB/s",
-            modelId, result.Files, result.Bytes / 1e6, result.Elapsed.TotalSeconds, result.MegabytesPerSecond);
+        RestoreResult result = ModelSuggestions.Run(config, modelText, modelId =>
+            new RestoreJob(config) { Progress = progress, CheckSha256 = sha256 }.Run(modelId, outputDir, parseResult.GetValue(s_force), cancellationToken));
+        double seconds = result.Elapsed.TotalSeconds;
+        logger.LogInformation("Restored {Model}: {Files} files, {Bytes} verified, {Seconds:F2} s, {Rate}",
+            modelText, result.Files, Sizes.Format(result.Bytes), seconds, Sizes.Rate(seconds <= 0 ? 0 : result.Bytes / seconds));
+        if (parseResult.GetValue(s_json))
+        {
+            JsonOutput.Write(parseResult.InvocationConfiguration.Output,
+                new RestoreOutput(modelText, outputDir, result.Files, result.Bytes, seconds, seconds <= 0 ? 0 : result.Bytes / seconds, sha256 ? "sha256" : "xxh3-128"),
+                CliJsonContext.Default.RestoreOutput);
+        }
         return Task.FromResult(ExitCodes.Success);
     }
 }

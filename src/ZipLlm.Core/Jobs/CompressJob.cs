@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using ZipLlm.Codecs;
 using ZipLlm.Config;
+using ZipLlm.Reporting;
 using ZipLlm.Store;
 
 namespace ZipLlm.Jobs;
@@ -45,7 +46,7 @@ public sealed class CompressJob(ZipLlmConfig config, ILogger logger)
     /// <exception cref="NotSupportedException">The store is of a newer format.</exception>
     public CompressReport Run(CancellationToken cancellationToken = default)
     {
-        ModelList models = ModelList.Load(config.ModelsToProcess);
+        ModelList models = ModelList.Load(ResolveModelList(config, logger));
         if (!File.Exists(config.BaseFtPath))
         {
             throw new FileNotFoundException($"{config.BaseFtPath} (base_ft_path in {config.ConfigPath}) does not exist; run setup_test_models.sh or write it.", config.BaseFtPath);
@@ -94,11 +95,11 @@ public sealed class CompressJob(ZipLlmConfig config, ILogger logger)
                 IngestResult result = ingester.Ingest(modelId, config.ModelFolder(modelId), role, cancellationToken);
                 results.Add(result);
                 logger.LogInformation(
-                    "Stored {Model} ({Role}): {InMB:F1} MB in, {StoredMB:F1} MB stored, ratio {Ratio}, {Seconds:F1} s, {MBps:F0} MB/s; " +
+                    "Stored {Model} ({Role}): {In} in, {Stored} stored, ratio {Ratio}, {Seconds:F1} s, {Rate}; " +
                     "{Dedup}/{Tensors} tensors deduplicated, {Deltas} as deltas, {DedupFiles}/{Files} files already stored; " +
                     "chunks: {Difference} ordered difference, {Xor} XOR, {Solo} solo",
-                    modelId, role.Kind, result.OriginalBytes / 1e6, result.AddedBytes / 1e6, result.RatioText, result.Elapsed.TotalSeconds,
-                    result.MegabytesPerSecond, result.DedupTensors, result.Tensors, result.DeltaTensors, result.DedupFiles, result.Files,
+                    modelId, role.Kind, Sizes.Format(result.OriginalBytes), Sizes.Format(result.AddedBytes), result.RatioText, result.Elapsed.TotalSeconds,
+                    Sizes.Rate(result.MegabytesPerSecond * 1e6), result.DedupTensors, result.Tensors, result.DeltaTensors, result.DedupFiles, result.Files,
                     result.Chunks?.OrderedDifference ?? 0, result.Chunks?.Xor ?? 0, result.Chunks?.Solo ?? 0);
             }
             catch (Exception ex) when (FailureKind(ex) is { } kind && !cancellationToken.IsCancellationRequested)
@@ -113,6 +114,25 @@ public sealed class CompressJob(ZipLlmConfig config, ILogger logger)
             Process(modelId);
         }
         return new CompressReport(results, failures);
+    }
+
+    /// <summary>
+    /// The model list to read: <c>models_to_process</c>, or the synthetic stand-in setup wrote for it (said so as a
+    /// warning, so no run on synthetic models passes for one on the configured list).
+    /// </summary>
+    internal static string ResolveModelList(ZipLlmConfig config, ILogger logger)
+    {
+        ModelListChoice choice = StandInModelList.Resolve(config);
+        if (choice.IsStandIn)
+        {
+            logger.LogWarning("Reading the synthetic family's list {StandIn} instead of {List} ({Reason}); run setup_test_models.sh to get the listed models",
+                choice.Path, config.ModelsToProcess, choice.StandInReason);
+        }
+        else if (choice.StaleStandIn is { } stale)
+        {
+            logger.LogInformation("{StandIn} stood in for an earlier {List}, which has changed since: reading {List}", stale, config.ModelsToProcess, config.ModelsToProcess);
+        }
+        return choice.Path;
     }
 
     /// <summary>The kind of a failure that belongs to one model, after which the run goes on with the others; null for any other.</summary>

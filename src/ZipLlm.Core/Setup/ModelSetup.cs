@@ -46,28 +46,27 @@ public sealed record ModelSetupEntry(ModelId ModelId, ModelRole Role, string Fol
 
 /// <summary>The outcome of <see cref="ModelSetup.RunAsync"/>.</summary>
 /// <param name="Mode">Hub or synthetic.</param>
-/// <param name="Reason">Why synthetic models were made (asked for, or the fallback's cause); <see langword="null"/> in hub mode.</param>
+/// <param name="Reason">Why synthetic models were made (asked for, or no token and no hub); <see langword="null"/> in hub mode.</param>
 /// <param name="Models">One entry per model, in list order.</param>
-/// <param name="ModelListPath">The model list used (written, in synthetic mode).</param>
+/// <param name="ModelListPath">
+/// The model list the other verbs read: the configured one in hub mode; in synthetic mode the stand-in written
+/// beside the models (<see cref="StandInModelList"/>), the configured list being left as it was.
+/// </param>
 /// <param name="BaseFtPath">The <c>base_ft.json</c> written.</param>
-/// <param name="BackupPath">Where a hub model list was saved before the synthetic list replaced it, if it was.</param>
 public sealed record ModelSetupResult(
-    ModelSetupMode Mode, string? Reason, IReadOnlyList<ModelSetupEntry> Models, string ModelListPath, string BaseFtPath, string? BackupPath);
+    ModelSetupMode Mode, string? Reason, IReadOnlyList<ModelSetupEntry> Models, string ModelListPath, string BaseFtPath);
 
 /// <summary>
-/// Makes the models a config lists available in its <c>model_dir</c>: downloads them from the hub
-/// and writes <c>base_ft.json</c>, or generates the synthetic family and writes its model list and
-/// <c>base_ft.json</c>: when asked, when the hub cannot be reached without a token, when a download fails
-/// for a network reason, when a model is gated and no token is set, or when the list is already the
-/// synthetic one with no saved hub list to put back.
+/// Makes the models a config lists available in its <c>model_dir</c>: downloads them from the hub and writes
+/// <c>base_ft.json</c>. Generates the synthetic family instead only when asked, or when no token is set and the hub
+/// cannot be reached (or the configured list already is the synthetic one); then the family's list is written as a
+/// stand-in beside the models (<see cref="StandInModelList"/>) and the configured list is never rewritten. With a
+/// token set, or with the hub reachable, a download that fails is an error: never a quiet switch to synthetic models.
 /// </summary>
 public static class ModelSetup
 {
-    /// <summary>Suffix of the copy kept of a hub model list replaced by a synthetic one.</summary>
-    public const string HubListBackupSuffix = ".hub";
-
     /// <summary>Runs setup for <paramref name="config"/>.</summary>
-    /// <exception cref="HubException">A download failed for a reason other than the network (gated, unknown model, bad hash, disk full).</exception>
+    /// <exception cref="HubException">A download failed (network, gated, unknown model, bad hash, disk full).</exception>
     /// <exception cref="InvalidDataException">The model list is malformed.</exception>
     /// <exception cref="FileNotFoundException">Hub mode and the model list does not exist.</exception>
     public static async Task<ModelSetupResult> RunAsync(
@@ -78,25 +77,21 @@ public static class ModelSetup
         ArgumentNullException.ThrowIfNull(logger);
         if (options.Synthetic)
         {
-            return GenerateSynthetic(config, options, "requested with --synthetic", logger, cancellationToken);
+            return GenerateSynthetic(config, options, "asked for with --synthetic", logger, cancellationToken);
         }
-
-        using var client = new HubClient(options.Hub, logger, options.HttpHandler);
-        if (options.Hub.Token is null && !await client.IsReachableAsync(options.ProbeTimeout, cancellationToken).ConfigureAwait(false))
-        {
-            return GenerateSynthetic(config, options, $"{HubClientOptions.TokenVariable} is not set and {options.Hub.Endpoint} is unreachable", logger, cancellationToken);
-        }
-
         string listPath = config.ModelsToProcess;
         if (IsSyntheticList(listPath))
         {
-            string backup = listPath + HubListBackupSuffix;
-            if (!File.Exists(backup))
-            {
-                return GenerateSynthetic(config, options, $"{listPath} lists the synthetic family", logger, cancellationToken);
-            }
-            logger.LogInformation("Restoring the hub model list {Backup} over the synthetic list {List}", backup, listPath);
-            File.Move(backup, listPath, overwrite: true);
+            // A list written by an older setup, which replaced the configured list with the family's.
+            return GenerateSynthetic(config, options, $"{listPath} lists the synthetic family", logger, cancellationToken);
+        }
+
+        using var client = new HubClient(options.Hub, logger, options.HttpHandler);
+        bool anonymous = options.Hub.Token is null;
+        if (anonymous && !await client.IsReachableAsync(options.ProbeTimeout, cancellationToken).ConfigureAwait(false))
+        {
+            return GenerateSynthetic(config, options,
+                $"{HubClientOptions.TokenVariable} is not set and {options.Hub.Endpoint} cannot be reached", logger, cancellationToken);
         }
         ModelList list = ModelList.Load(listPath);
 
@@ -115,21 +110,21 @@ public static class ModelSetup
                 entries.Add(new ModelSetupEntry(model, map.RoleOf(model), folder, action));
             }
         }
-        catch (HubException ex) when (ex.IsNetworkError)
+        catch (HubException ex) when (anonymous)
         {
-            logger.LogWarning("Download failed for a network reason ({Reason}); generating the synthetic family instead", ex.Message);
-            return GenerateSynthetic(config, options, $"a download failed: {ex.Message}", logger, cancellationToken);
-        }
-        catch (HubException ex) when (ex.Kind == HubErrorKind.Unauthorized && options.Hub.Token is null)
-        {
-            // Without a token a gated model can never be fetched: the offline family lets every command run all the same.
-            logger.LogWarning("{Reason}; {Variable} is not set, so generating the synthetic family instead", ex.Message, HubClientOptions.TokenVariable);
-            return GenerateSynthetic(config, options, $"{HubClientOptions.TokenVariable} is not set and a model is gated: {ex.Message}", logger, cancellationToken);
+            // The hub answered the probe, so this is no offline machine: say how to go on rather than make other models.
+            throw new HubException(ex.Kind,
+                $"{ex.Message} ({HubClientOptions.TokenVariable} is not set; for the offline synthetic family instead, run setup with --synthetic.)",
+                ex.StatusCode, ex);
         }
 
         map.Save(config.BaseFtPath);
+        if (StandInModelList.Delete(config))
+        {
+            logger.LogInformation("Deleted the synthetic stand-in list {StandIn}: verbs read {List} again", StandInModelList.PathFor(config), listPath);
+        }
         ModelCard.CheckAgainstList(list, config.ModelDir, logger);
-        return new ModelSetupResult(ModelSetupMode.Hub, null, entries, listPath, config.BaseFtPath, null);
+        return new ModelSetupResult(ModelSetupMode.Hub, null, entries, listPath, config.BaseFtPath);
     }
 
     /// <summary>Whether the list at <paramref name="path"/> exists and starts with <see cref="SyntheticFamily.ListMarker"/>.</summary>
@@ -150,26 +145,15 @@ public static class ModelSetup
             options.Size.Name(), options.Seed, config.ModelDir, reason);
         SyntheticFamilyResult family = SyntheticFamily.Generate(config.ModelDir, options.Size, options.Seed, config.Threads, logger, cancellationToken);
 
-        // The synthetic list replaces the configured one, so every verb sees the models that exist;
-        // a hub list is first copied aside (never overwritten) so nothing is lost.
-        string listPath = config.ModelsToProcess;
-        string? backup = null;
-        if (File.Exists(listPath) && !IsSyntheticList(listPath))
-        {
-            backup = listPath + HubListBackupSuffix;
-            if (File.Exists(backup) && !File.ReadAllBytes(backup).AsSpan().SequenceEqual(File.ReadAllBytes(listPath)))
-            {
-                backup = $"{listPath}{HubListBackupSuffix}.{DateTime.UtcNow:yyyyMMddHHmmss}";
-            }
-            File.Copy(listPath, backup, overwrite: true);
-            logger.LogInformation("Saved the hub model list {List} as {Backup}", listPath, backup);
-        }
-        family.WriteModelList(listPath);
+        // The family's list stands in for the configured one beside the models: that file (often tracked in git)
+        // stays as it was, and the next setup that downloads it takes over again.
+        string listPath = StandInModelList.Write(config, family.ModelList, reason,
+            [$"The synthetic model family, size {options.Size.Name()}, seed {options.Seed}, written by 'zipllm models setup'."]);
         family.WriteBaseFt(config.BaseFtPath);
 
         var entries = family.Models.Select(m => new ModelSetupEntry(
             m.Id, family.BaseFt.RoleOf(m.Id), m.Folder,
             (m.Generated ? "generated " : "already complete, ") + $"synthetic {m.Kind} ({m.Bytes / 1e6:F1} MB)")).ToList();
-        return new ModelSetupResult(ModelSetupMode.Synthetic, reason, entries, listPath, config.BaseFtPath, backup);
+        return new ModelSetupResult(ModelSetupMode.Synthetic, reason, entries, listPath, config.BaseFtPath);
     }
 }

@@ -30,8 +30,8 @@ public sealed record IngestResult(
     /// <summary>Original bytes per stored byte (infinite when nothing new was stored).</summary>
     public double Ratio => AddedBytes == 0 ? double.PositiveInfinity : (double)OriginalBytes / AddedBytes;
 
-    /// <summary>The ratio for people: "3.10x", or "all deduplicated" when nothing new was stored.</summary>
-    public string RatioText => AddedBytes == 0 ? "all deduplicated" : $"{Ratio:F2}x";
+    /// <summary>The ratio for people: "3.10x", or "dedup" when nothing (or next to nothing) new was stored (<see cref="Reporting.Sizes.Ratio"/>).</summary>
+    public string RatioText => Reporting.Sizes.Ratio(OriginalBytes, AddedBytes);
 
     /// <summary>Input throughput in MB/s.</summary>
     public double MegabytesPerSecond => Elapsed.TotalSeconds <= 0 ? 0 : OriginalBytes / 1e6 / Elapsed.TotalSeconds;

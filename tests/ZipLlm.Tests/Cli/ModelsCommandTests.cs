@@ -30,7 +30,8 @@ public class ModelsCommandTests
         Assert.StartsWith("synthetic/llama-base: base;", lines[0]);
         Assert.Contains("standalone", lines[^1]);
         Assert.True(Directory.Exists(dir.Combine("models", "my_org_llama-base-reupload")));
-        Assert.Equal(Enum.GetValues<SyntheticModelKind>().Length, ModelList.Load(dir.Combine("test_models.txt")).Models.Count);
+        Assert.False(File.Exists(dir.Combine("test_models.txt")));
+        Assert.Equal(Enum.GetValues<SyntheticModelKind>().Length, ModelList.Load(dir.Combine("models", StandInModelList.FileName)).Models.Count);
         // Every kind but the base and the two unrelated models is a finetune of the base.
         Assert.Equal(Enum.GetValues<SyntheticModelKind>().Length - 3, BaseFtMap.Load(dir.Combine("base_ft.json")).FinetunesOf(ModelId.Parse("synthetic/llama-base")).Count);
         Assert.Contains("seed 5", File.ReadAllText(dir.Combine("models", "synthetic_llama-base", "README.md")));
@@ -96,14 +97,60 @@ public class ModelsCommandTests
     public async Task ModelsSetup_AsProcess_ExitsZeroAndLogsToStderr()
     {
         using var dir = new TempDir();
-        string config = dir.Write("config.json", ConfigJson);
+        dir.Write("config.json", ConfigJson);
         CliResult result = await CliProcess.RunAsync(["models", "setup", "config.json", "--synthetic", "--size", "tiny"], dir.Path);
         Assert.True(result.ExitCode == 0, result.StandardError);
         Assert.Equal(Enum.GetValues<SyntheticModelKind>().Length, result.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
-        Assert.Contains("synthetic", result.StandardError);
-        Assert.True(ModelSetupListIsSynthetic(dir.Combine("test_models.txt")));
+        Assert.Contains("SYNTHETIC MODELS", result.StandardError);
+        Assert.Contains("asked for with --synthetic", result.StandardError);
     }
 
-    private static bool ModelSetupListIsSynthetic(string path) =>
-        File.ReadLines(path).First() == SyntheticFamily.ListMarker;
+    [Fact]
+    public async Task ModelsSetup_NoTokenAndNoHub_MakesSyntheticModelsUnderABannerAndLeavesTheListAlone()
+    {
+        using var dir = new TempDir();
+        dir.Write("config.json", ConfigJson);
+        const string list = "meta-llama/Llama-3.2-1B\nunsloth/Llama-3.2-1B\n";
+        dir.Write("test_models.txt", list);
+        CliResult result = await CliProcess.RunAsync(["models", "setup", "config.json", "--size", "tiny"], dir.Path, environment: Offline());
+        Assert.True(result.ExitCode == 0, result.StandardError);
+        string banner = result.StandardError[result.StandardError.IndexOf("SYNTHETIC MODELS", StringComparison.Ordinal)..];
+        Assert.Contains("HF_TOKEN is not set", banner);
+        Assert.Contains("cannot be reached", banner);
+        Assert.Contains(StandInModelList.FileName, banner);
+        Assert.Equal(list, File.ReadAllText(dir.Combine("test_models.txt")));
+
+        CliResult compress = await CliProcess.RunAsync(["compress", "config.json"], dir.Path);
+        Assert.True(compress.ExitCode == 0, compress.StandardError);
+        Assert.Contains($"warning: Reading the synthetic family's list {dir.Combine("models", StandInModelList.FileName)} instead of", compress.StandardError);
+        Assert.Contains("synthetic/llama-full-ft", compress.StandardError);
+        Assert.DoesNotContain("meta-llama", compress.StandardError.Replace(dir.Combine("test_models.txt"), ""));
+    }
+
+    [Fact]
+    public async Task ModelsSetup_TokenSetAndDownloadRefused_ExitsIoErrorWithoutSyntheticModels()
+    {
+        await using var hub = new FakeHub();
+        hub.Add("org/base", ("model.safetensors", [1, 2]));
+        hub.Gated.Add("org/base");
+        using var dir = new TempDir();
+        dir.Write("config.json", ConfigJson);
+        dir.Write("test_models.txt", "org/base\n");
+        var environment = new Dictionary<string, string> { ["HF_TOKEN"] = "not-the-token", ["HF_ENDPOINT"] = hub.Endpoint.AbsoluteUri };
+        CliResult result = await CliProcess.RunAsync(["models", "setup", "config.json", "--size", "tiny"], dir.Path, environment: environment);
+        Assert.Equal(ExitCodes.IoError, result.ExitCode);
+        Assert.Contains("error: ", result.StandardError);
+        Assert.Contains("access denied", result.StandardError);
+        Assert.DoesNotContain("SYNTHETIC", result.StandardError);
+        Assert.False(Directory.Exists(dir.Combine("models", "synthetic_llama-base")));
+        Assert.False(File.Exists(dir.Combine("base_ft.json")));
+    }
+
+    /// <summary>No token (an empty one counts as none) and a hub address nothing answers on.</summary>
+    private static Dictionary<string, string> Offline() => new()
+    {
+        ["HF_TOKEN"] = "",
+        ["HUGGING_FACE_HUB_TOKEN"] = "",
+        ["HF_ENDPOINT"] = HubTestOptions.ClosedPortEndpoint().AbsoluteUri,
+    };
 }

@@ -32,7 +32,7 @@ public class ModelSetupTests
     }
 
     [Fact]
-    public async Task Run_Synthetic_WritesFamilyListAndBaseFtAndBacksUpHubList()
+    public async Task Run_Synthetic_WritesFamilyStandInAndBaseFtAndLeavesTheListAlone()
     {
         using var dir = new TempDir();
         var config = WriteConfig(dir);
@@ -41,34 +41,49 @@ public class ModelSetupTests
         var result = await ModelSetup.RunAsync(config, Options(HubTestOptions.ClosedPortEndpoint(), synthetic: true), new ListLogger());
 
         Assert.Equal(ModelSetupMode.Synthetic, result.Mode);
-        Assert.Equal(config.ModelsToProcess + ".hub", result.BackupPath);
-        Assert.Equal(hubList, File.ReadAllText(result.BackupPath!));
-        Assert.True(ModelSetup.IsSyntheticList(config.ModelsToProcess));
-        var list = ModelList.Load(config.ModelsToProcess);
+        Assert.Equal(hubList, File.ReadAllText(config.ModelsToProcess));
+        Assert.Equal(StandInModelList.PathFor(config), result.ModelListPath);
+        Assert.StartsWith(config.ModelDir + Path.DirectorySeparatorChar, result.ModelListPath);
+        Assert.Equal(["base_ft.json", "config.json", "test_models.txt"], Directory.EnumerateFiles(dir.Path).Select(Path.GetFileName).Order());
+        ModelListChoice choice = StandInModelList.Resolve(config);
+        Assert.Equal(result.ModelListPath, choice.Path);
+        Assert.Contains("--synthetic", choice.StandInReason);
+        var list = ModelList.Load(choice.Path);
         Assert.Equal(SyntheticFamily.IdOf(SyntheticModelKind.Base), list.Base);
         var map = BaseFtMap.Load(config.BaseFtPath);
         Assert.Equal(ModelRoleKind.Finetune, map.RoleOf(SyntheticFamily.IdOf(SyntheticModelKind.LoraFinetune)).Kind);
         Assert.Equal(ModelRoleKind.Standalone, map.RoleOf(SyntheticFamily.IdOf(SyntheticModelKind.Standalone)).Kind);
         Assert.All(result.Models, m => Assert.True(Directory.Exists(config.ModelFolder(m.ModelId))));
 
-        // A second synthetic run keeps the backup and does not back up the synthetic list.
         var again = await ModelSetup.RunAsync(config, Options(HubTestOptions.ClosedPortEndpoint(), synthetic: true), new ListLogger());
-        Assert.Null(again.BackupPath);
-        Assert.Equal(hubList, File.ReadAllText(config.ModelsToProcess + ".hub"));
+        Assert.Equal(hubList, File.ReadAllText(config.ModelsToProcess));
         Assert.All(again.Models, m => Assert.StartsWith("already complete", m.Action));
     }
 
     [Fact]
-    public async Task Run_NoTokenAndHubUnreachable_FallsBackToSynthetic()
+    public async Task Run_NoTokenAndHubUnreachable_FallsBackToSyntheticAndSaysWhy()
     {
         using var dir = new TempDir();
         var config = WriteConfig(dir);
         File.WriteAllText(config.ModelsToProcess, "org/base\n");
         var result = await ModelSetup.RunAsync(config, Options(HubTestOptions.ClosedPortEndpoint()), new ListLogger());
         Assert.Equal(ModelSetupMode.Synthetic, result.Mode);
-        Assert.Contains("unreachable", result.Reason);
+        Assert.Contains("cannot be reached", result.Reason);
+        Assert.Contains(HubClientOptions.TokenVariable, result.Reason);
         Assert.True(File.Exists(config.BaseFtPath));
-        Assert.Equal("org/base\n", File.ReadAllText(config.ModelsToProcess + ".hub"));
+        Assert.Equal("org/base\n", File.ReadAllText(config.ModelsToProcess));
+        Assert.True(StandInModelList.Resolve(config).IsStandIn);
+    }
+
+    [Fact]
+    public async Task Run_TokenSetAndHubUnreachable_ThrowsNetworkErrorAndMakesNoModels()
+    {
+        using var dir = new TempDir();
+        var config = WriteConfig(dir);
+        File.WriteAllText(config.ModelsToProcess, "org/base\n");
+        var ex = await Assert.ThrowsAsync<HubException>(() => ModelSetup.RunAsync(config, Options(HubTestOptions.ClosedPortEndpoint(), token: "a-token"), new ListLogger()));
+        Assert.Equal(HubErrorKind.Network, ex.Kind);
+        AssertNothingMade(config);
     }
 
     [Fact]
@@ -82,6 +97,7 @@ public class ModelSetupTests
         var result = await ModelSetup.RunAsync(config, Options(hub.Endpoint), logger);
 
         Assert.Equal(ModelSetupMode.Hub, result.Mode);
+        Assert.Equal(config.ModelsToProcess, result.ModelListPath);
         Assert.Equal(["org/base", "my_org/ft", "org/ft-odd"], result.Models.Select(m => m.ModelId).Select(m => m.ToString()));
         Assert.Equal(new byte[] { 1, 2, 3, 5 }, File.ReadAllBytes(Path.Combine(config.ModelDir, "my_org_ft", "model.safetensors")));
         var map = BaseFtMap.Load(config.BaseFtPath);
@@ -92,47 +108,65 @@ public class ModelSetupTests
     }
 
     [Fact]
-    public async Task Run_SyntheticListWithHubBackup_RestoresHubList()
+    public async Task Run_HubDownloadAfterASyntheticRun_DeletesTheStandIn()
     {
         await using var hub = HubWithFamily();
         using var dir = new TempDir();
         var config = WriteConfig(dir);
-        File.WriteAllText(config.ModelsToProcess, SyntheticFamily.ListMarker + "\nsynthetic/llama-base\n");
-        File.WriteAllText(config.ModelsToProcess + ".hub", "org/base\nmy_org/ft\n");
+        File.WriteAllText(config.ModelsToProcess, "org/base\nmy_org/ft\n");
+        await ModelSetup.RunAsync(config, Options(hub.Endpoint, synthetic: true), new ListLogger());
+        Assert.True(StandInModelList.Resolve(config).IsStandIn);
+
         var result = await ModelSetup.RunAsync(config, Options(hub.Endpoint), new ListLogger());
         Assert.Equal(ModelSetupMode.Hub, result.Mode);
-        Assert.Equal("org/base\nmy_org/ft\n", File.ReadAllText(config.ModelsToProcess));
-        Assert.False(File.Exists(config.ModelsToProcess + ".hub"));
+        Assert.False(File.Exists(StandInModelList.PathFor(config)));
+        Assert.Equal(new ModelListChoice(config.ModelsToProcess, null), StandInModelList.Resolve(config));
+        Assert.Equal(["my_org/ft"], BaseFtMap.Load(config.BaseFtPath).FinetunesOf(ModelId.Parse("org/base")).Select(m => m.ToString()));
     }
 
     [Fact]
-    public async Task Run_NetworkFailureDuringDownload_FallsBackToSynthetic()
+    public async Task Run_ListWrittenByAnOlderSyntheticSetup_GeneratesSyntheticWithoutAskingTheHub()
+    {
+        await using var hub = HubWithFamily();
+        using var dir = new TempDir();
+        var config = WriteConfig(dir);
+        string legacy = SyntheticFamily.ListMarker + "\nsynthetic/llama-base\n";
+        File.WriteAllText(config.ModelsToProcess, legacy);
+        var result = await ModelSetup.RunAsync(config, Options(hub.Endpoint), new ListLogger());
+        Assert.Equal(ModelSetupMode.Synthetic, result.Mode);
+        Assert.Equal(legacy, File.ReadAllText(config.ModelsToProcess));
+        Assert.Equal(0, hub.Count(_ => true));
+    }
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData("secret-token")]
+    public async Task Run_NetworkFailureDuringDownload_ThrowsAndMakesNoSyntheticModels(string? token)
     {
         await using var hub = HubWithFamily();
         hub.AddFault("/my_org/ft/resolve/main/model.safetensors", Enumerable.Range(0, 5).Select(_ => FakeResponse.Text(503, "down")).ToArray());
         using var dir = new TempDir();
         var config = WriteConfig(dir);
         File.WriteAllText(config.ModelsToProcess, "org/base\nmy_org/ft\n");
-        var logger = new ListLogger();
-        var result = await ModelSetup.RunAsync(config, Options(hub.Endpoint), logger);
-        Assert.Equal(ModelSetupMode.Synthetic, result.Mode);
-        Assert.Contains("503", result.Reason);
-        Assert.Contains(logger.Warnings, w => w.Contains("network", StringComparison.Ordinal));
+        var ex = await Assert.ThrowsAsync<HubException>(() => ModelSetup.RunAsync(config, Options(hub.Endpoint, token), new ListLogger()));
+        Assert.Equal(HubErrorKind.Network, ex.Kind);
+        Assert.Contains("503", ex.Message);
+        AssertNothingMade(config);
     }
 
     [Fact]
-    public async Task Run_GatedModelWithoutToken_FallsBackToSynthetic()
+    public async Task Run_GatedModelWithoutToken_ThrowsNamingTheTokenAndTheSyntheticOption()
     {
         await using var hub = HubWithFamily();
         hub.Gated.Add("my_org/ft");
         using var dir = new TempDir();
         var config = WriteConfig(dir);
         File.WriteAllText(config.ModelsToProcess, "org/base\nmy_org/ft\n");
-        var logger = new ListLogger();
-        var result = await ModelSetup.RunAsync(config, Options(hub.Endpoint), logger);
-        Assert.Equal(ModelSetupMode.Synthetic, result.Mode);
-        Assert.Contains(HubClientOptions.TokenVariable, result.Reason);
-        Assert.Contains(logger.Warnings, w => w.Contains("gated", StringComparison.OrdinalIgnoreCase) || w.Contains("401", StringComparison.Ordinal));
+        var ex = await Assert.ThrowsAsync<HubException>(() => ModelSetup.RunAsync(config, Options(hub.Endpoint), new ListLogger()));
+        Assert.Equal(HubErrorKind.Unauthorized, ex.Kind);
+        Assert.Contains(HubClientOptions.TokenVariable, ex.Message);
+        Assert.Contains("--synthetic", ex.Message);
+        AssertNothingMade(config);
     }
 
     [Fact]
@@ -145,7 +179,7 @@ public class ModelSetupTests
         File.WriteAllText(config.ModelsToProcess, "org/base\nmy_org/ft\n");
         var ex = await Assert.ThrowsAsync<HubException>(() => ModelSetup.RunAsync(config, Options(hub.Endpoint, token: "wrong-token"), new ListLogger()));
         Assert.Equal(HubErrorKind.Unauthorized, ex.Kind);
-        Assert.False(File.Exists(config.BaseFtPath));
+        AssertNothingMade(config);
     }
 
     [Fact]
@@ -155,5 +189,13 @@ public class ModelSetupTests
         using var dir = new TempDir();
         var config = WriteConfig(dir);
         await Assert.ThrowsAsync<FileNotFoundException>(() => ModelSetup.RunAsync(config, Options(hub.Endpoint), new ListLogger()));
+    }
+
+    /// <summary>No synthetic model, stand-in list or base_ft.json: a failed setup leaves nothing a compress would pick up.</summary>
+    private static void AssertNothingMade(ZipLlmConfig config)
+    {
+        Assert.False(File.Exists(config.BaseFtPath));
+        Assert.False(File.Exists(StandInModelList.PathFor(config)));
+        Assert.False(Directory.Exists(config.ModelFolder(SyntheticFamily.IdOf(SyntheticModelKind.Base))));
     }
 }

@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using ZipLlm.Tests.TestSupport;
 
 namespace ZipLlm.Tests.Store.Backends;
 
@@ -8,7 +9,7 @@ public partial class SeamTests
     [Fact]
     public void Sources_OutsideTheBackends_NeverNameAPathInAFolderStore()
     {
-        string root = RepositoryRoot();
+        string root = Repository.Root;
         string backends = Path.Combine(root, "src", "ZipLlm.Core", "Store", "Backends") + Path.DirectorySeparatorChar;
         var offenders = new List<string>();
         foreach (string file in Directory.EnumerateFiles(Path.Combine(root, "src"), "*.cs", SearchOption.AllDirectories))
@@ -39,18 +40,6 @@ public partial class SeamTests
             Assert.Matches(StorePath(), line);
         }
         Assert.DoesNotMatch(StorePath(), "string tempDir = Path.GetTempPath();");
-    }
-
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "ZipLlm.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-        throw new InvalidOperationException("The repository root (ZipLlm.sln) is not above the test assembly.");
     }
 
     [GeneratedRegex(@"\.(ObjectPath|ManifestPath|ManifestPathOfKey|LockPath)\(|\.(ObjectsDir|ManifestsDir|TempDir|LocksDir|FormatFile)\b|Layout\.Root\b")]

@@ -1,0 +1,60 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
+
+namespace ZipLlm.Cli;
+
+/// <summary>
+/// The <c>--json</c> documents of list, compress, restore and verify (schema: docs/json.md): one document on stdout,
+/// snake_case names, sizes in bytes, ratios as numbers (null where nothing was added). Serialized through source
+/// generation, as a Native AOT build needs (no reflection).
+/// </summary>
+internal static class JsonOutput
+{
+    /// <summary>Writes <paramref name="value"/> and a newline to <paramref name="output"/>.</summary>
+    public static void Write<T>(TextWriter output, T value, JsonTypeInfo<T> type)
+    {
+        output.Write(JsonSerializer.Serialize(value, type));
+        output.Write('\n');
+    }
+}
+
+/// <summary><c>list --json</c>.</summary>
+internal sealed record ListOutput(string Store, IReadOnlyList<ListedModel> Models, long OriginalBytes, long StoredBytes, double? Ratio, IReadOnlyList<string> DamagedManifests);
+
+/// <summary>One model of <see cref="ListOutput"/>; <c>chunks</c> is null for a model stored before codec format 3.</summary>
+internal sealed record ListedModel(
+    string Id, string Role, string? Base, int Files, long OriginalBytes, long AddedBytes, double? Ratio, bool Dedup, DateTimeOffset StoredAt,
+    ChunkCountsOutput? Chunks);
+
+/// <summary>How many of the chunks a model added were coded by each transform.</summary>
+internal sealed record ChunkCountsOutput(long OrderedDifference, long Xor, long Solo);
+
+/// <summary><c>compress --json</c>.</summary>
+internal sealed record CompressOutput(
+    IReadOnlyList<CompressedModel> Models, IReadOnlyList<CompressFailureOutput> Failures, int Stored, int Skipped, int Failed,
+    long OriginalBytes, long AddedBytes, double? Ratio, double Seconds, int ExitCode);
+
+/// <summary>One model of <see cref="CompressOutput"/>, stored now or skipped because it was stored before.</summary>
+internal sealed record CompressedModel(
+    string Id, bool Skipped, long OriginalBytes, long AddedBytes, double? Ratio, bool Dedup, double Seconds,
+    int Files, int DedupFiles, int Tensors, int DedupTensors, int DeltaTensors);
+
+/// <summary>A model <c>compress</c> could not store: <c>kind</c> is <c>invalid_input</c> or <c>io</c>.</summary>
+internal sealed record CompressFailureOutput(string Id, string Kind, string Error);
+
+/// <summary><c>restore --json</c>: <c>check</c> is the hash every file was checked by, <c>xxh3-128</c> or <c>sha256</c>.</summary>
+internal sealed record RestoreOutput(string Id, string Output, int Files, long Bytes, double Seconds, double BytesPerSecond, string Check);
+
+/// <summary><c>verify --json</c>.</summary>
+internal sealed record VerifyOutput(IReadOnlyList<VerifiedModel> Models, IReadOnlyList<string> DamagedManifests, bool Intact);
+
+/// <summary>One model of <see cref="VerifyOutput"/>, with one line per problem (none when intact).</summary>
+internal sealed record VerifiedModel(string Id, bool Intact, IReadOnlyList<string> Problems);
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true)]
+[JsonSerializable(typeof(ListOutput))]
+[JsonSerializable(typeof(CompressOutput))]
+[JsonSerializable(typeof(RestoreOutput))]
+[JsonSerializable(typeof(VerifyOutput))]
+internal sealed partial class CliJsonContext : JsonSerializerContext;
