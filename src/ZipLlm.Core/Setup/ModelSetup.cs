@@ -59,7 +59,7 @@ public sealed record ModelSetupResult(
 /// <summary>
 /// Makes the models a config lists available in its <c>model_dir</c>: downloads them from the hub and writes
 /// <c>base_ft.json</c>. Generates the synthetic family instead only when asked, or when no token is set and the hub
-/// cannot be reached (or the configured list already is the synthetic one); then the family's list is written as a
+/// cannot be reached or refuses a model without one (a gated model), or the configured list already is the synthetic one; then the family's list is written as a
 /// stand-in beside the models (<see cref="StandInModelList"/>) and the configured list is never rewritten. With a
 /// token set, or with the hub reachable, a download that fails is an error: never a quiet switch to synthetic models.
 /// </summary>
@@ -109,6 +109,13 @@ public static class ModelSetup
                     : $"downloaded {summary.FilesDownloaded} files ({summary.BytesDownloaded / 1e6:F1} MB), {summary.FilesSkipped} already complete";
                 entries.Add(new ModelSetupEntry(model, map.RoleOf(model), folder, action));
             }
+        }
+        catch (HubException ex) when (anonymous && ex.Kind == HubErrorKind.Unauthorized)
+        {
+            // No token, and a model that needs one (a gated one): as with no network, the synthetic family stands in, under
+            // the banner that says why. With a token, or on any other failure, the error stands.
+            return GenerateSynthetic(config, options,
+                $"{HubClientOptions.TokenVariable} is not set and the hub refused a model without one ({ex.Message})", logger, cancellationToken);
         }
         catch (HubException ex) when (anonymous)
         {

@@ -155,18 +155,19 @@ public class ModelSetupTests
     }
 
     [Fact]
-    public async Task Run_GatedModelWithoutToken_ThrowsNamingTheTokenAndTheSyntheticOption()
+    public async Task Run_GatedModelWithoutToken_GeneratesTheSyntheticFamilyAndSaysWhy()
     {
         await using var hub = HubWithFamily();
         hub.Gated.Add("my_org/ft");
         using var dir = new TempDir();
         var config = WriteConfig(dir);
         File.WriteAllText(config.ModelsToProcess, "org/base\nmy_org/ft\n");
-        var ex = await Assert.ThrowsAsync<HubException>(() => ModelSetup.RunAsync(config, Options(hub.Endpoint), new ListLogger()));
-        Assert.Equal(HubErrorKind.Unauthorized, ex.Kind);
-        Assert.Contains(HubClientOptions.TokenVariable, ex.Message);
-        Assert.Contains("--synthetic", ex.Message);
-        AssertNothingMade(config);
+        var result = await ModelSetup.RunAsync(config, Options(hub.Endpoint), new ListLogger());
+        Assert.Equal(ModelSetupMode.Synthetic, result.Mode);
+        Assert.Contains(HubClientOptions.TokenVariable, result.Reason);
+        // The configured list is left as it is; the family's own list stands in for it.
+        Assert.Equal("org/base\nmy_org/ft\n", File.ReadAllText(config.ModelsToProcess));
+        Assert.True(File.Exists(StandInModelList.PathFor(config)));
     }
 
     [Fact]
