@@ -174,7 +174,7 @@ internal static class BoundsStudy
         }
 
         /// <summary>Order-0 bits of the two split streams, each coded on its own.</summary>
-        public double SplitBits() => Bits(_exponent) + Bits(_signMantissa);
+        public double SplitBits() => Bits<long>(_exponent) + Bits<long>(_signMantissa);
 
         /// <summary>Bits of the 16-bit symbols coded with one table per context: H(symbol | context).</summary>
         public double ConditionalBits()
@@ -182,42 +182,25 @@ internal static class BoundsStudy
             double bits = 0;
             for (int c = 0; c < contexts; c++)
             {
-                bits += Bits(_words.AsSpan(c * 65536, 65536));
+                bits += Bits<int>(_words.AsSpan(c * 65536, 65536));
             }
             return bits;
         }
 
-        private static double Bits(ReadOnlySpan<long> counts)
+        private static double Bits<T>(ReadOnlySpan<T> counts) where T : System.Numerics.IBinaryInteger<T>
         {
             long total = 0;
-            foreach (long c in counts)
+            foreach (T c in counts)
             {
-                total += c;
+                total += long.CreateTruncating(c);
             }
             double bits = 0;
-            foreach (long c in counts)
+            foreach (T c in counts)
             {
-                if (c > 0)
+                long n = long.CreateTruncating(c);
+                if (n > 0)
                 {
-                    bits -= c * Math.Log2((double)c / total);
-                }
-            }
-            return bits;
-        }
-
-        private static double Bits(ReadOnlySpan<int> counts)
-        {
-            long total = 0;
-            foreach (int c in counts)
-            {
-                total += c;
-            }
-            double bits = 0;
-            foreach (int c in counts)
-            {
-                if (c > 0)
-                {
-                    bits -= c * Math.Log2((double)c / total);
+                    bits -= n * Math.Log2((double)n / total);
                 }
             }
             return bits;
