@@ -76,7 +76,7 @@ internal static class BoundsStudy
             byte[]? basis = null, converted = null;
             var conversion = BaseConversion.None;
             if (baseTensors.TryGetValue(tensor.Name, out var partner)
-                && DeltaPairing.Pair(tensor, partner.Tensor, DeltaPairing.Rule.AllowResizedRowsAndConversion) != DeltaPairing.Fit.None)
+                && DeltaPairing.Pair(tensor, partner.Tensor, DeltaPairing.Rule.Store) != DeltaPairing.Fit.None)
             {
                 // A base with other rows is seen cut short or zero-extended to the finetune's length, as the store sees it.
                 basis = new byte[words.Length];

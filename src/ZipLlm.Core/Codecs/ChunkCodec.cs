@@ -85,17 +85,13 @@ public sealed class ChunkCodec : IDisposable
     /// Encodes <paramref name="chunk"/> into <paramref name="destination"/>: solo when <paramref name="baseChunk"/> is
     /// empty, else against it (it must then be as long as the chunk), by the transform that stores it smallest.
     /// </summary>
-    /// <returns>Bytes written.</returns>
-    /// <exception cref="ArgumentException">Lengths are inconsistent or the destination is too small.</exception>
-    public int Encode(ElementLayout layout, ReadOnlySpan<byte> chunk, ReadOnlySpan<byte> baseChunk, Span<byte> destination) =>
-        Encode(layout, chunk, baseChunk, destination, out _);
-
-    /// <inheritdoc cref="Encode(ElementLayout, ReadOnlySpan{byte}, ReadOnlySpan{byte}, Span{byte})"/>
     /// <param name="layout">How the chunk's elements are grouped.</param>
     /// <param name="chunk">The chunk's bytes.</param>
     /// <param name="baseChunk">The base's bytes at the same place, or empty for a solo chunk.</param>
     /// <param name="destination">Where the encoded chunk goes; at least <see cref="MaxEncodedLength"/> bytes.</param>
     /// <param name="transform">The transform the chunk was stored with.</param>
+    /// <returns>Bytes written.</returns>
+    /// <exception cref="ArgumentException">Lengths are inconsistent or the destination is too small.</exception>
     public int Encode(ElementLayout layout, ReadOnlySpan<byte> chunk, ReadOnlySpan<byte> baseChunk, Span<byte> destination, out ChunkTransform transform)
     {
         if (chunk.Length > _options.ChunkSize)
@@ -139,14 +135,6 @@ public sealed class ChunkCodec : IDisposable
         // A poor delta (a far finetune, or bytes that merely share a name): solo may well be smaller.
         return Better(best, ref transform, EncodeSplit(layout, ChunkTransform.Solo, chunk, default, Trial(bound)), ChunkTransform.Solo, destination);
     }
-
-    /// <summary>
-    /// Decodes one encoded chunk into <paramref name="destination"/>, whose length is the chunk's
-    /// original length. For a delta chunk <paramref name="baseChunk"/> is the base's bytes at the same place.
-    /// </summary>
-    /// <exception cref="InvalidDataException">The encoded chunk is corrupt, truncated, or its checksum does not match.</exception>
-    public void Decode(ElementLayout layout, ReadOnlySpan<byte> encoded, ReadOnlySpan<byte> baseChunk, Span<byte> destination) =>
-        Decode(layout, EncodedTensorFormat.Version, !baseChunk.IsEmpty, encoded, baseChunk, destination);
 
     /// <summary>
     /// Decodes one encoded chunk of format <paramref name="version"/> into <paramref name="destination"/>, whose length is

@@ -23,17 +23,12 @@ public static class DeltaPairing
         ExactShape,
 
         /// <summary>
-        /// The same shape but perhaps for dimension 0, as ingest pairs: the base is cut short or extended with
-        /// zero bytes to the finetune's length (<see cref="ResizedChunkSource"/>), so the rows both have XOR to
-        /// small values and the added rows are kept as they are.
+        /// What the store's ingest pairs: the same shape but perhaps for dimension 0 (the base is cut short or extended
+        /// with zero bytes to the finetune's length, <see cref="ResizedChunkSource"/>, so the rows both have code to
+        /// small values and the added rows are kept as they are), and BF16 with F16 either way, the base converted
+        /// first (<see cref="ConversionFor"/>; its encoded tensors record the conversion).
         /// </summary>
-        AllowResizedRows,
-
-        /// <summary>
-        /// As <see cref="AllowResizedRows"/>, and BF16 with F16 either way (<see cref="ConversionFor"/>): what the store's
-        /// ingest pairs, since its encoded tensors record the conversion.
-        /// </summary>
-        AllowResizedRowsAndConversion,
+        Store,
     }
 
     /// <summary>How two tensors pair.</summary>
@@ -54,11 +49,11 @@ public static class DeltaPairing
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="rule"/> is not a known rule.</exception>
     public static Fit Pair(string name, DType dtype, ReadOnlySpan<long> shape, string baseName, DType baseDType, ReadOnlySpan<long> baseShape, Rule rule)
     {
-        if (rule is not (Rule.ExactShape or Rule.AllowResizedRows or Rule.AllowResizedRowsAndConversion))
+        if (rule is not (Rule.ExactShape or Rule.Store))
         {
             throw new ArgumentOutOfRangeException(nameof(rule), rule, "Unknown pairing rule.");
         }
-        bool dtypesPair = dtype == baseDType || (rule == Rule.AllowResizedRowsAndConversion && ConversionFor(dtype, baseDType) != BaseConversion.None);
+        bool dtypesPair = dtype == baseDType || (rule == Rule.Store && ConversionFor(dtype, baseDType) != BaseConversion.None);
         if (!string.Equals(name, baseName, StringComparison.Ordinal) || !dtypesPair || shape.Length != baseShape.Length)
         {
             return Fit.None;

@@ -89,10 +89,6 @@ public sealed class EncodedTensor : IChunkSource
         }
         Span<byte> fixedPart = stackalloc byte[TensorHeader.Size];
         read(0, fixedPart);
-        if (!fixedPart[..4].SequenceEqual(EncodedTensorFormat.HeaderMagic))
-        {
-            Fail(name, "not an encoded tensor (bad magic).");
-        }
         int trailerSize = EncodedTensorFormat.FooterTrailerSize(TensorHeader.VersionOf(name, fixedPart));
         if (encodedLength < TensorHeader.Size + trailerSize)
         {
@@ -118,7 +114,7 @@ public sealed class EncodedTensor : IChunkSource
         long footerLength = header.FooterLength(chunkCount);
 
         byte[] reference = new byte[header.ReferenceLength];
-        read(header.ReferenceAt(encodedLength, chunkCount), reference);
+        read(header.ReferenceAt(encodedLength), reference);
         byte[] footer = new byte[chunkCount * 8];
         read(encodedLength - footerLength, footer);
         var offsets = new long[chunkCount + 1];

@@ -186,10 +186,6 @@ public readonly record struct TensorHeader(byte Version, EncodedTensorKind Kind,
     /// <exception cref="NotSupportedException">The version is outside what this build reads.</exception>
     public static (TensorHeader Header, uint ChunkCount) Read(string name, ReadOnlySpan<byte> header, ReadOnlySpan<byte> trailer)
     {
-        if (header.Length < Size || !header[..4].SequenceEqual(EncodedTensorFormat.HeaderMagic))
-        {
-            throw new InvalidDataException($"{name}: not an encoded tensor (bad magic).");
-        }
         byte version = VersionOf(name, header);
         if (trailer.Length != EncodedTensorFormat.FooterTrailerSize(version) || !trailer[^4..].SequenceEqual(EncodedTensorFormat.FooterMagic))
         {
@@ -244,9 +240,14 @@ public readonly record struct TensorHeader(byte Version, EncodedTensorKind Kind,
     }
 
     /// <summary>The version a header gives, checked to be one this build reads.</summary>
+    /// <exception cref="InvalidDataException">The bytes are not an encoded tensor's header.</exception>
     /// <exception cref="NotSupportedException">The version is outside what this build reads.</exception>
     public static byte VersionOf(string name, ReadOnlySpan<byte> header)
     {
+        if (header.Length < Size || !header[..4].SequenceEqual(EncodedTensorFormat.HeaderMagic))
+        {
+            throw new InvalidDataException($"{name}: not an encoded tensor (bad magic).");
+        }
         byte version = header[VersionAt];
         if (version is < EncodedTensorFormat.MinReadableVersion or > EncodedTensorFormat.Version)
         {
@@ -255,8 +256,8 @@ public readonly record struct TensorHeader(byte Version, EncodedTensorKind Kind,
         return version;
     }
 
-    /// <summary>Where the reference starts in an encoded tensor of <paramref name="encodedLength"/> bytes and <paramref name="chunkCount"/> chunks.</summary>
-    public long ReferenceAt(long encodedLength, long chunkCount) =>
+    /// <summary>Where the reference starts in an encoded tensor of <paramref name="encodedLength"/> bytes.</summary>
+    public long ReferenceAt(long encodedLength) =>
         Version >= 3 ? encodedLength - EncodedTensorFormat.FooterTrailerSize(Version) - ReferenceLength : Size;
 
     /// <summary>Where the first chunk starts.</summary>

@@ -25,7 +25,7 @@ public sealed record IngestResult(
     int Tensors,
     int DedupTensors,
     int DeltaTensors,
-    ZipLlm.Codecs.TransformCounts? Chunks = null)
+    ChunkCounts? Chunks = null)
 {
     /// <summary>Original bytes per stored byte (infinite when nothing new was stored).</summary>
     public double Ratio => AddedBytes == 0 ? double.PositiveInfinity : (double)OriginalBytes / AddedBytes;

@@ -91,7 +91,7 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
             logger.LogDebug("{Model}: hashing {Hash:F2} s, encoding and writing {Encode:F2} s, sync and manifest {Commit:F2} s",
                 modelId, state.HashTime.TotalSeconds, state.EncodeTime.TotalSeconds, commitClock.Elapsed.TotalSeconds);
             return new IngestResult(modelId, false, total, state.AddedBytes, clock.Elapsed, files.Length, state.DedupFiles,
-                state.Tensors, state.DedupTensors, state.DeltaTensors, state.Transforms);
+                state.Tensors, state.DedupTensors, state.DeltaTensors, manifest.Chunks);
         }
         finally
         {
@@ -320,7 +320,7 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
         conversion = BaseConversion.None;
         if (!DTypes.TryParse(System.Text.Encoding.UTF8.GetBytes(partner.DType), out DType partnerDType)
             || DeltaPairing.Pair(tensor.Name, tensor.DType, tensor.Shape, partner.Name, partnerDType, partner.Shape,
-                DeltaPairing.Rule.AllowResizedRowsAndConversion) == DeltaPairing.Fit.None)
+                DeltaPairing.Rule.Store) == DeltaPairing.Fit.None)
         {
             return false;
         }

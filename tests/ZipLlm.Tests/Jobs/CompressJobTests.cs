@@ -46,7 +46,7 @@ public class CompressJobTests
         // than the same model stored alone (below).
         Assert.True(Result(SyntheticModelKind.FullFinetune).Chunks!.OrderedDifference > 0);
         IngestResult far = Result(SyntheticModelKind.FarFinetune);
-        Assert.True(far.Chunks!.Solo > far.Chunks.OrderedDifference, $"far finetune chunks: {ChunkCounts.Of(far.Chunks)}");
+        Assert.True(far.Chunks!.Solo > far.Chunks.OrderedDifference, $"far finetune chunks: {far.Chunks}");
 
         ModelStore store = ModelStore.Open(config.StorageDir, create: false);
         using var pool = new WorkerPool(2);
