@@ -36,6 +36,58 @@ public class ContextRansTests
         }
     }
 
+    public static TheoryData<int, int> VectorShapes() => new()
+    {
+        { 0, 1 }, { 1, 1 }, { 7, 2 }, { 8, 3 }, { 31, 4 }, { 32, 5 }, { 33, 16 }, { 63, 1 }, { 64, 64 }, { 65, 17 }, { 1001, 64 }, { 65_537, 16 }, { 100_003, 1 },
+    };
+
+    [Theory]
+    [MemberData(nameof(VectorShapes))]
+    public void Encode_VectorAndScalar_WriteTheSameBytes_AndEachDecodesTheOther(int length, int contexts)
+    {
+        var random = new Random(length * 7 + contexts);
+        var rans = new ContextRans();
+        foreach (Func<int, byte, byte> draw in Distributions(random))
+        {
+            byte[] context = new byte[length], symbols = new byte[length];
+            for (int i = 0; i < length; i++)
+            {
+                context[i] = (byte)random.Next(contexts);
+                symbols[i] = draw(i, context[i]);
+            }
+            ReadOnlySpan<byte> ctx = contexts == 1 ? default : context;
+            byte[] vector = new byte[ContextRans.MaxEncodedLength(length, contexts)], scalar = new byte[vector.Length];
+            int vectorLength = rans.Encode(symbols, ctx, contexts, vector, vectorized: true);
+            int scalarLength = rans.Encode(symbols, ctx, contexts, scalar, vectorized: false);
+            Assert.Equal(scalar.AsSpan(0, scalarLength).ToArray(), vector.AsSpan(0, vectorLength).ToArray());
+            foreach (bool vectorized in new[] { false, true })
+            {
+                byte[] decoded = new byte[length];
+                rans.Decode(vector.AsSpan(0, vectorLength), ctx, contexts, decoded, vectorized);
+                Assert.Equal(symbols, decoded);
+            }
+        }
+    }
+
+    [Fact]
+    public void Encode_VectorAndScalar_AgreeOnEveryRenormalizationPattern()
+    {
+        // Frequencies of 1 (the most renormalizations) beside one symbol of nearly all the scale (the fewest), mixed
+        // lane by lane, so that every mask of renormalizing lanes occurs.
+        var random = new Random(3);
+        const int length = 1 << 16;
+        byte[] symbols = new byte[length];
+        for (int i = 0; i < length; i++)
+        {
+            symbols[i] = random.Next(3) == 0 ? (byte)(1 + random.Next(255)) : (byte)0;
+        }
+        var rans = new ContextRans();
+        byte[] vector = new byte[ContextRans.MaxEncodedLength(length, 1)], scalar = new byte[vector.Length];
+        int vectorLength = rans.Encode(symbols, default, 1, vector, vectorized: true);
+        int scalarLength = rans.Encode(symbols, default, 1, scalar, vectorized: false);
+        Assert.True(vector.AsSpan(0, vectorLength).SequenceEqual(scalar.AsSpan(0, scalarLength)));
+    }
+
     [Fact]
     public void Encode_SkewedSymbols_IsWithinAFractionOfAPercentOfTheirEntropy()
     {

@@ -45,6 +45,8 @@ public sealed class ContextRans
 
     private int[] _counts = [];
     private EncodeSymbol[] _encode = [];
+    // The vector encoder's table: per key, the reciprocal, then frequency (bits 12..0), bias (25..13) and shift (30..26).
+    private uint[] _vectorEncode = [];
     private uint[] _decode = [];
     private ushort[] _words = [];
 
@@ -92,16 +94,20 @@ public sealed class ContextRans
     /// <returns>Bytes written.</returns>
     /// <exception cref="ArgumentException">The contexts do not match the symbols, one is out of range, or the destination is too small.</exception>
     public int Encode(ReadOnlySpan<byte> symbols, ReadOnlySpan<byte> contexts, int contextCount, Span<byte> destination) =>
-        Encode(symbols, contexts, contextCount, destination, counted: false);
+        Encode(symbols, contexts, contextCount, destination, counted: false, vectorized: true);
+
+    /// <summary><see cref="Encode(ReadOnlySpan{byte}, ReadOnlySpan{byte}, int, Span{byte})"/> with the vector path on or off (the scalar twin, for tests): the same bytes either way.</summary>
+    internal int Encode(ReadOnlySpan<byte> symbols, ReadOnlySpan<byte> contexts, int contextCount, Span<byte> destination, bool vectorized) =>
+        Encode(symbols, contexts, contextCount, destination, counted: false, vectorized);
 
     /// <summary>
     /// <see cref="Encode(ReadOnlySpan{byte}, ReadOnlySpan{byte}, int, Span{byte})"/> of the very symbols and contexts the
     /// last <see cref="EstimateLength"/> was given: their counts are reused, not taken again.
     /// </summary>
     internal int EncodeEstimated(ReadOnlySpan<byte> symbols, ReadOnlySpan<byte> contexts, int contextCount, Span<byte> destination) =>
-        Encode(symbols, contexts, contextCount, destination, counted: true);
+        Encode(symbols, contexts, contextCount, destination, counted: true, vectorized: true);
 
-    private int Encode(ReadOnlySpan<byte> symbols, ReadOnlySpan<byte> contexts, int contextCount, Span<byte> destination, bool counted)
+    private int Encode(ReadOnlySpan<byte> symbols, ReadOnlySpan<byte> contexts, int contextCount, Span<byte> destination, bool counted, bool vectorized)
     {
         CheckArguments(symbols, contexts, contextCount);
         if (destination.Length < MaxEncodedLength(symbols.Length, contextCount))
@@ -113,6 +119,11 @@ public sealed class ContextRans
             Count(symbols, contexts, contextCount);
         }
         Grow(ref _encode, contextCount * 256);
+        bool vector = vectorized && Avx2.IsSupported && BitConverter.IsLittleEndian;
+        if (vector)
+        {
+            Grow(ref _vectorEncode, 2 * contextCount * 256);
+        }
         destination[0] = (byte)contextCount;
         int position = 1;
         Span<int> freqs = stackalloc int[256];
@@ -157,7 +168,13 @@ public sealed class ContextRans
                     continue;
                 }
                 position += WriteVarint(destination[position..], (uint)freqs[s] - 1);
-                _encode[c * 256 + s] = new EncodeSymbol(start, freqs[s]);
+                var e = new EncodeSymbol(start, freqs[s]);
+                _encode[c * 256 + s] = e;
+                if (vector)
+                {
+                    _vectorEncode[2 * (c * 256 + s)] = e.Reciprocal;
+                    _vectorEncode[2 * (c * 256 + s) + 1] = (uint)freqs[s] | e.Bias << 13 | (e.ComplementShift >> 16) << 26;
+                }
                 start += freqs[s];
             }
         }
@@ -181,7 +198,12 @@ public sealed class ContextRans
             ref uint x = ref Unsafe.Add(ref lanes, i & (Lanes - 1));
             x = Put(x, in Unsafe.Add(ref table, key), ref words, ref top);
         }
-        for (int g = whole - Lanes; g >= 0; g -= Lanes)
+        int g = whole - Lanes;
+        if (vector)
+        {
+            g = EncodeRoundsAvx2(symbols, contexts, whole, states, ref top);
+        }
+        for (; g >= 0; g -= Lanes)
         {
             ref byte sym = ref Unsafe.Add(ref symbol, g);
             ref byte ctx = ref Unsafe.Add(ref context, contextual ? g : 0);
@@ -211,7 +233,11 @@ public sealed class ContextRans
     /// context <paramref name="contexts"/>[i] (all context 0 when empty), the same contexts the encoder was given.
     /// </summary>
     /// <exception cref="InvalidDataException">The encoding is corrupt or truncated, or was made with other contexts.</exception>
-    public void Decode(ReadOnlySpan<byte> encoded, ReadOnlySpan<byte> contexts, int contextCount, Span<byte> destination)
+    public void Decode(ReadOnlySpan<byte> encoded, ReadOnlySpan<byte> contexts, int contextCount, Span<byte> destination) =>
+        Decode(encoded, contexts, contextCount, destination, vectorized: true);
+
+    /// <summary><see cref="Decode(ReadOnlySpan{byte}, ReadOnlySpan{byte}, int, Span{byte})"/> with the vector path on or off (the scalar twin, for tests).</summary>
+    internal void Decode(ReadOnlySpan<byte> encoded, ReadOnlySpan<byte> contexts, int contextCount, Span<byte> destination, bool vectorized)
     {
         CheckArguments(destination, contexts, contextCount);
         if (encoded.IsEmpty || encoded[0] != contextCount)
@@ -312,7 +338,7 @@ public sealed class ContextRans
             }
         }
         ReadOnlySpan<ushort> words = MemoryMarshal.Cast<byte, ushort>(encoded[position..]);
-        int read = DecodeSymbols(words, contexts, contextCount, states, destination);
+        int read = DecodeSymbols(words, contexts, contextCount, states, destination, vectorized);
         if (read != words.Length)
         {
             throw new InvalidDataException($"rANS stream has {words.Length - read} words left over.");
@@ -326,7 +352,97 @@ public sealed class ContextRans
         }
     }
 
-    private int DecodeSymbols(ReadOnlySpan<ushort> words, ReadOnlySpan<byte> contexts, int contextCount, Span<uint> states, Span<byte> destination)
+    /// <summary>
+    /// Whole rounds of 32 symbols, last round first, as the scalar loop codes them: the lanes in four AVX2 vectors of
+    /// eight, lanes 24..31 first. Each vector gathers its symbols' constants, and the lanes whose state must renormalize
+    /// write their low 16 bits, packed in lane order, just below the words already written: where the scalar loop, going
+    /// from lane 31 down, puts them.
+    /// </summary>
+    /// <returns>The start of the next round to code: -<see cref="Lanes"/> once all are done.</returns>
+    private unsafe int EncodeRoundsAvx2(ReadOnlySpan<byte> symbols, ReadOnlySpan<byte> contexts, int whole, Span<uint> states, ref int top)
+    {
+        int g = whole - Lanes;
+        bool contextual = !contexts.IsEmpty;
+        fixed (uint* table = _vectorEncode)
+        fixed (ushort* words = _words)
+        fixed (byte* symbol = symbols)
+        fixed (byte* context = contexts)
+        fixed (uint* state = states)
+        fixed (int* pack = s_pack)
+        {
+            Vector256<uint> x0 = Avx.LoadVector256(state), x1 = Avx.LoadVector256(state + 8), x2 = Avx.LoadVector256(state + 16), x3 = Avx.LoadVector256(state + 24);
+            int at = top;
+            for (; g >= 0; g -= Lanes)
+            {
+                x3 = Put(x3, table, symbol + g + 24, contextual ? context + g + 24 : null, words, ref at, pack);
+                x2 = Put(x2, table, symbol + g + 16, contextual ? context + g + 16 : null, words, ref at, pack);
+                x1 = Put(x1, table, symbol + g + 8, contextual ? context + g + 8 : null, words, ref at, pack);
+                x0 = Put(x0, table, symbol + g, contextual ? context + g : null, words, ref at, pack);
+            }
+            top = at;
+            Avx.Store(state, x0);
+            Avx.Store(state + 8, x1);
+            Avx.Store(state + 16, x2);
+            Avx.Store(state + 24, x3);
+        }
+        return g;
+    }
+
+    /// <summary>
+    /// Eight lanes' encoding step, <see cref="Put(uint, in EncodeSymbol, ref ushort, ref int)"/> in vector form: the words
+    /// of the lanes that renormalize are stored as the top of an eight-word store that ends at <paramref name="top"/> (the
+    /// words scratch keeps at least eight free below it).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe Vector256<uint> Put(Vector256<uint> x, uint* table, byte* symbol, byte* context, ushort* words, ref int top, int* pack)
+    {
+        Vector256<int> key = Avx2.ConvertToVector256Int32(symbol);
+        if (context != null)
+        {
+            key |= Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32(context), 8);
+        }
+        key = Avx2.ShiftLeftLogical(key, 1);
+        Vector256<uint> reciprocal = Avx2.GatherVector256(table, key, 4);
+        Vector256<uint> packed = Avx2.GatherVector256(table + 1, key, 4);
+        Vector256<uint> freq = packed & Vector256.Create(0x1FFFu);
+        // Renormalize where the state is at least freq << (31 - ScaleBits) (both below 2^31: a signed compare does).
+        Vector256<uint> need = Avx2.CompareGreaterThan(x.AsInt32(), ((freq << (31 - ScaleBits)) - Vector256<uint>.One).AsInt32()).AsUInt32();
+        int mask = Avx.MoveMask(need.AsSingle());
+        Vector256<uint> moved = Avx2.PermuteVar8x32(x, Avx.LoadVector256((uint*)pack + mask * VectorLanes)) & Vector256.Create(0xFFFFu);
+        Vector128<ushort> low = Sse41.PackUnsignedSaturate(moved.GetLower().AsInt32(), moved.GetUpper().AsInt32());
+        Sse2.Store(words + top - VectorLanes, low);
+        top -= BitOperations.PopCount((uint)mask);
+        x = Avx2.ShiftRightLogicalVariable(x, need & Vector256.Create(16u));
+        // q = high 32 bits of x * reciprocal, shifted: the even lanes' products, then the odd lanes'.
+        Vector256<ulong> even = Avx2.Multiply(x, reciprocal);
+        Vector256<ulong> odd = Avx2.Multiply(Avx2.ShiftRightLogical(x.AsUInt64(), 32).AsUInt32(), Avx2.ShiftRightLogical(reciprocal.AsUInt64(), 32).AsUInt32());
+        Vector256<uint> q = Avx2.Blend(Avx2.ShiftRightLogical(even, 32).AsUInt32(), odd.AsUInt32(), 0b10101010);
+        q = Avx2.ShiftRightLogicalVariable(q, packed >> 26);
+        Vector256<uint> bias = (packed >> 13) & Vector256.Create(0x1FFFu);
+        return x + bias + Avx2.MultiplyLow(q, Vector256.Create((uint)Scale) - freq);
+    }
+
+    /// <summary>For each mask of lanes that renormalize, the lane whose word goes to each of eight places: the lanes in order, at the top.</summary>
+    private static readonly int[] s_pack = Pack();
+
+    private static int[] Pack()
+    {
+        var pack = new int[256 * VectorLanes];
+        for (int mask = 0; mask < 256; mask++)
+        {
+            int place = VectorLanes - BitOperations.PopCount((uint)mask);
+            for (int lane = 0; lane < VectorLanes; lane++)
+            {
+                if ((mask & (1 << lane)) != 0)
+                {
+                    pack[mask * VectorLanes + place++] = lane;
+                }
+            }
+        }
+        return pack;
+    }
+
+    private int DecodeSymbols(ReadOnlySpan<ushort> words, ReadOnlySpan<byte> contexts, int contextCount, Span<uint> states, Span<byte> destination, bool vectorized)
     {
         ref uint table = ref MemoryMarshal.GetArrayDataReference(_decode);
         ref ushort word = ref MemoryMarshal.GetReference(words);
@@ -334,7 +450,7 @@ public sealed class ContextRans
         ref byte context = ref MemoryMarshal.GetReference(contexts);
         bool contextual = !contexts.IsEmpty;
         int n = destination.Length, read = 0, i = 0;
-        if (Avx2.IsSupported && BitConverter.IsLittleEndian)
+        if (vectorized && Avx2.IsSupported && BitConverter.IsLittleEndian)
         {
             (i, read) = DecodeRoundsAvx2(words, contexts, states, destination);
         }
