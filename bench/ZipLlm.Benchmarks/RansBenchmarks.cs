@@ -55,6 +55,15 @@ public class RansBenchmarks
     [Benchmark, BenchmarkCategory("Encode")]
     public int EncodeOrderZero() => _rans.Encode(_symbols, default, 1, _encoded1);
 
+    [Benchmark, BenchmarkCategory("Encode")]
+    public int Encode16ContextsScalar() => _rans.Encode(_symbols, _contexts, 16, _encoded16, vectorized: false);
+
+    [Benchmark, BenchmarkCategory("Estimate")]
+    public long Estimate16Contexts() => _rans.EstimateLength(_symbols, _contexts, 16);
+
+    [Benchmark, BenchmarkCategory("Estimate")]
+    public long EstimateOrderZero() => _rans.EstimateLength(_symbols, default, 1);
+
     [Benchmark, BenchmarkCategory("Decode")]
     public byte Decode16Contexts()
     {

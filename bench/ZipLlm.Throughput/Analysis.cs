@@ -18,7 +18,8 @@ public sealed record Summary(
     double Speedup,
     double Efficiency,
     double? MedianPeakRssMb,
-    long? MedianStoredBytes)
+    long? MedianStoredBytes,
+    double? MedianCpuSecondsPerGb = null)
 {
     /// <summary>Original bytes over stored bytes; null unless this is a compress.</summary>
     public double? Ratio => MedianStoredBytes is long stored && stored > 0 ? (double)Bytes / stored : null;
@@ -76,6 +77,7 @@ public static class Analysis
                 : double.NaN;
             double[] rss = g.Where(m => m.PeakRssMb.HasValue).Select(m => m.PeakRssMb!.Value).ToArray();
             double[] stored = g.Where(m => m.StoredBytes.HasValue).Select(m => (double)m.StoredBytes!.Value).ToArray();
+            double[] cpu = g.Where(m => m.CpuSeconds.HasValue && m.Bytes > 0).Select(m => m.CpuSeconds!.Value / (m.Bytes / 1e9)).ToArray();
             summaries.Add(new Summary(
                 g.Key.Mode, g.Key.Tool, g.Key.Model, g.Key.Threads,
                 Runs: g.Count(),
@@ -87,7 +89,8 @@ public static class Analysis
                 Speedup: speedup,
                 Efficiency: speedup / g.Key.Threads,
                 MedianPeakRssMb: rss.Length > 0 ? Median(rss) : null,
-                MedianStoredBytes: stored.Length > 0 ? (long)Median(stored) : null));
+                MedianStoredBytes: stored.Length > 0 ? (long)Median(stored) : null,
+                MedianCpuSecondsPerGb: cpu.Length > 0 ? Median(cpu) : null));
         }
         return summaries
             .OrderBy(s => s.Mode, StringComparer.Ordinal)
@@ -107,7 +110,7 @@ public static class Analysis
     /// <summary>The table printed at the end: medians per (mode, tool, model, threads) and the ratios against zstd.</summary>
     public static string FormatTable(IReadOnlyList<Summary> summaries)
     {
-        string[] header = ["mode", "model", "tool", "thr", "runs", "MB", "s", "MB/s", "min-max MB/s", "speedup", "eff", "peak RSS MB", "stored MB", "ratio", "speed vs zstd", "size vs zstd"];
+        string[] header = ["mode", "model", "tool", "thr", "runs", "MB", "s", "MB/s", "min-max MB/s", "speedup", "eff", "peak RSS MB", "stored MB", "ratio", "speed vs zstd", "size vs zstd", "CPU s/GB", "CPU vs zstd"];
         var rows = new List<string[]> { header };
         foreach (Summary s in summaries)
         {
@@ -122,6 +125,8 @@ public static class Analysis
                 s.Ratio is double r ? F(r, "F2") + "x" : "-",
                 z is null ? "-" : F(s.MedianGbps / z.MedianGbps, "F2") + "x",
                 z?.MedianStoredBytes is long zs && s.MedianStoredBytes is long os && os > 0 ? F((double)os / zs, "F2") + "x" : "-",
+                s.MedianCpuSecondsPerGb is double c ? F(c, "F2") : "-",
+                z?.MedianCpuSecondsPerGb is double zc && s.MedianCpuSecondsPerGb is double oc && zc > 0 ? F(oc / zc, "F2") + "x" : "-",
             ]);
         }
         int[] widths = Enumerable.Range(0, header.Length).Select(c => rows.Max(r => r[c].Length)).ToArray();
@@ -142,6 +147,7 @@ public static class Analysis
         }
         text.Append("MB = 10^6 bytes. speedup: median throughput over the median 1-thread throughput of the same mode, tool and model; eff = speedup/threads.\n");
         text.Append("speed vs zstd: our MB/s over zstd's at the same thread count (>1 = faster). size vs zstd: our stored bytes over zstd's (<1 = smaller). ratio: original/stored.\n");
+        text.Append("CPU s/GB: user+system seconds of the process and its children per GB moved, the figure least disturbed by other load; CPU vs zstd: ours over zstd's (<1 = less CPU).\n");
         return text.ToString();
     }
 

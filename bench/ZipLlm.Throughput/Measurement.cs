@@ -10,6 +10,7 @@ namespace ZipLlm.Throughput;
 /// <param name="Seconds">Wall clock of the whole process, start to exit.</param>
 /// <param name="PeakRssMb">Peak resident set of the process and its children, in MB (10^6 bytes); null when unknown.</param>
 /// <param name="StoredBytes">Compress only: bytes on disk afterwards (store objects + manifests, or the .tar.zst).</param>
+/// <param name="CpuSeconds">CPU time (user + system) of the process and its children; null when unknown (files written before it was measured).</param>
 public sealed record Measurement(
     string Mode,
     string Tool,
@@ -19,7 +20,8 @@ public sealed record Measurement(
     long Bytes,
     double Seconds,
     double? PeakRssMb,
-    long? StoredBytes)
+    long? StoredBytes,
+    double? CpuSeconds = null)
 {
     public const string Restore = "restore";
     public const string Compress = "compress";

@@ -7,7 +7,8 @@ namespace ZipLlm.Throughput;
 
 /// <summary>Wall clock and peak memory of one child process.</summary>
 /// <param name="PeakRssKb">The largest resident set of the child or any of its descendants, in KiB.</param>
-public sealed record ProcessResult(int ExitCode, double Seconds, long PeakRssKb);
+/// <param name="CpuSeconds">CPU time (user + system) of the child and its descendants: much less sensitive than the wall clock to other load on the machine.</param>
+public sealed record ProcessResult(int ExitCode, double Seconds, long PeakRssKb, double CpuSeconds);
 
 /// <summary>
 /// Times a command and reads its peak resident set. getrusage(RUSAGE_CHILDREN).ru_maxrss is exact
@@ -53,17 +54,18 @@ public static partial class ProcessMeter
         string output = helper.StandardOutput.ReadToEnd();
         helper.WaitForExit();
         string[] fields = output.Trim().Split(' ');
-        if (helper.ExitCode != 0 || fields.Length != 3)
+        if (helper.ExitCode != 0 || fields.Length != 4)
         {
             throw new InvalidOperationException($"The measuring helper failed (exit {helper.ExitCode}): {output.Trim()} {error.Result.Trim()}");
         }
         return new ProcessResult(
             int.Parse(fields[0], CultureInfo.InvariantCulture),
             double.Parse(fields[1], CultureInfo.InvariantCulture),
-            long.Parse(fields[2], CultureInfo.InvariantCulture));
+            long.Parse(fields[2], CultureInfo.InvariantCulture),
+            double.Parse(fields[3], CultureInfo.InvariantCulture));
     }
 
-    /// <summary>The helper: <c>__measure LOG -- PROGRAM ARGS...</c>; prints "exit seconds peak_kib" on one line.</summary>
+    /// <summary>The helper: <c>__measure LOG -- PROGRAM ARGS...</c>; prints "exit seconds peak_kib cpu_seconds" on one line.</summary>
     public static int RunHelper(string[] args)
     {
         if (args.Length < 4 || args[0] != Verb || args[2] != "--")
@@ -92,7 +94,8 @@ public static partial class ProcessMeter
             Console.Error.WriteLine("getrusage failed: errno " + Marshal.GetLastPInvokeError());
             return 1;
         }
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{child.ExitCode} {seconds:F6} {usage.MaxRss}"));
+        double cpu = usage.UtimeSec + usage.StimeSec + (usage.UtimeUsec + usage.StimeUsec) / 1e6;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{child.ExitCode} {seconds:F6} {usage.MaxRss} {cpu:F6}"));
         return 0;
     }
 

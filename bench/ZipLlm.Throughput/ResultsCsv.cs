@@ -13,8 +13,11 @@ public static class ResultsCsv
     public static readonly string[] Columns =
     [
         "mode", "tool", "model", "threads", "run", "bytes", "seconds", "gbps",
-        "speedup_vs_1_thread", "efficiency", "peak_rss_mb", "stored_bytes",
+        "speedup_vs_1_thread", "efficiency", "peak_rss_mb", "stored_bytes", "cpu_seconds",
     ];
+
+    // Files written before cpu_seconds was measured end at stored_bytes; they are still read.
+    private const int OldColumnCount = 12;
 
     public static string Format(IEnumerable<Row> rows)
     {
@@ -28,6 +31,7 @@ public static class ResultsCsv
                 m.Mode, m.Tool, m.Model, Int(m.Threads), Int(m.Run), Int(m.Bytes),
                 Num(m.Seconds, "F4"), Num(m.Gbps, "F4"), Num(row.Speedup, "F3"), Num(row.Efficiency, "F3"),
                 m.PeakRssMb is double rss ? Num(rss, "F1") : "", m.StoredBytes is long stored ? Int(stored) : "",
+                m.CpuSeconds is double cpu ? Num(cpu, "F3") : "",
             ];
             foreach (string cell in cells)
             {
@@ -51,7 +55,10 @@ public static class ResultsCsv
     public static List<Measurement> Parse(string text, string fileName)
     {
         string[] lines = text.Replace("\r\n", "\n", StringComparison.Ordinal).Split('\n');
-        if (lines.Length == 0 || lines[0].Trim() != string.Join(',', Columns))
+        int columns = lines.Length == 0 ? 0
+            : lines[0].Trim() == string.Join(',', Columns) ? Columns.Length
+            : lines[0].Trim() == string.Join(',', Columns.Take(OldColumnCount)) ? OldColumnCount : 0;
+        if (columns == 0)
         {
             throw new InvalidDataException($"{fileName}: line 1 is not the header '{string.Join(',', Columns)}'.");
         }
@@ -64,9 +71,9 @@ public static class ResultsCsv
                 continue;
             }
             string[] f = line.Split(',');
-            if (f.Length != Columns.Length)
+            if (f.Length != columns)
             {
-                throw new InvalidDataException($"{fileName}: line {n + 1} has {f.Length} fields, not {Columns.Length}.");
+                throw new InvalidDataException($"{fileName}: line {n + 1} has {f.Length} fields, not {columns}.");
             }
             try
             {
@@ -79,7 +86,8 @@ public static class ResultsCsv
                     Bytes: long.Parse(f[5], NumberStyles.None, CultureInfo.InvariantCulture),
                     Seconds: double.Parse(f[6], NumberStyles.Float, CultureInfo.InvariantCulture),
                     PeakRssMb: f[10].Length == 0 ? null : double.Parse(f[10], NumberStyles.Float, CultureInfo.InvariantCulture),
-                    StoredBytes: f[11].Length == 0 ? null : long.Parse(f[11], NumberStyles.None, CultureInfo.InvariantCulture)));
+                    StoredBytes: f[11].Length == 0 ? null : long.Parse(f[11], NumberStyles.None, CultureInfo.InvariantCulture),
+                    CpuSeconds: columns <= 12 || f[12].Length == 0 ? null : double.Parse(f[12], NumberStyles.Float, CultureInfo.InvariantCulture)));
             }
             catch (FormatException ex)
             {

@@ -65,11 +65,11 @@ public sealed class ThroughputRunner(BenchOptions options, ZipLlmConfig config, 
                 for (int run = 1; run <= options.Runs; run++)
                 {
                     (ProcessResult r, long bytes) = RestoreOnce(model, threads);
-                    Add(new Measurement(Measurement.Restore, Measurement.ZipLlm, model.ToString(), threads, run, bytes, r.Seconds, Mb(r.PeakRssKb), null));
+                    Add(new Measurement(Measurement.Restore, Measurement.ZipLlm, model.ToString(), threads, run, bytes, r.Seconds, Mb(r.PeakRssKb), null, r.CpuSeconds));
                     if (archive is not null)
                     {
                         (ProcessResult z, long zbytes) = ZstdRestoreOnce(archive, threads);
-                        Add(new Measurement(Measurement.Restore, Measurement.Zstd, model.ToString(), threads, run, zbytes, z.Seconds, Mb(z.PeakRssKb), null));
+                        Add(new Measurement(Measurement.Restore, Measurement.Zstd, model.ToString(), threads, run, zbytes, z.Seconds, Mb(z.PeakRssKb), null, z.CpuSeconds));
                     }
                 }
             }
@@ -97,11 +97,11 @@ public sealed class ThroughputRunner(BenchOptions options, ZipLlmConfig config, 
             for (int run = 1; run <= options.Runs; run++)
             {
                 (ProcessResult r, long stored) = CompressOnce(threads);
-                Add(new Measurement(Measurement.Compress, Measurement.ZipLlm, Measurement.FamilyModel, threads, run, bytesIn, r.Seconds, Mb(r.PeakRssKb), stored));
+                Add(new Measurement(Measurement.Compress, Measurement.ZipLlm, Measurement.FamilyModel, threads, run, bytesIn, r.Seconds, Mb(r.PeakRssKb), stored, r.CpuSeconds));
                 if (ws.HasZstd)
                 {
                     (ProcessResult z, long zstored) = ZstdCompressOnce(folders, threads);
-                    Add(new Measurement(Measurement.Compress, Measurement.Zstd, Measurement.FamilyModel, threads, run, bytesIn, z.Seconds, Mb(z.PeakRssKb), zstored));
+                    Add(new Measurement(Measurement.Compress, Measurement.Zstd, Measurement.FamilyModel, threads, run, bytesIn, z.Seconds, Mb(z.PeakRssKb), zstored, z.CpuSeconds));
                 }
             }
         }
@@ -189,6 +189,7 @@ public sealed class ThroughputRunner(BenchOptions options, ZipLlmConfig config, 
     {
         _results.Add(m);
         Console.WriteLine($"  {m.Mode,-8} {m.Tool,-6} {m.Model,-28} threads {m.Threads,2} run {m.Run}: {m.Bytes / 1e6,8:F1} MB in {m.Seconds,6:F2} s = {m.Gbps * 1000,6:F0} MB/s, peak RSS {m.PeakRssMb,6:F0} MB"
+            + (m.CpuSeconds is double cpu ? $", CPU {cpu:F2} s" : "")
             + (m.StoredBytes is long s ? $", stored {s / 1e6:F1} MB" : ""));
         Progress?.Invoke(_results);
     }

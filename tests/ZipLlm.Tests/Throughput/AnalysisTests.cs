@@ -41,6 +41,26 @@ public class AnalysisTests
     }
 
     [Fact]
+    public void Summarize_CpuTime_IsTheMedianPerGb_AndComparedWithZstds()
+    {
+        Measurement[] runs =
+        [
+            new(Measurement.Compress, Measurement.ZipLlm, "family", 2, 1, 2_000_000_000, 1.0, 100, 1, CpuSeconds: 3.0),
+            new(Measurement.Compress, Measurement.ZipLlm, "family", 2, 2, 2_000_000_000, 1.0, 100, 1, CpuSeconds: 5.0),
+            new(Measurement.Compress, Measurement.ZipLlm, "family", 2, 3, 2_000_000_000, 1.0, 100, 1, CpuSeconds: 4.0),
+            new(Measurement.Compress, Measurement.Zstd, "family", 2, 1, 2_000_000_000, 1.0, 100, 1, CpuSeconds: 8.0),
+        ];
+
+        List<Summary> summaries = Analysis.Summarize(runs);
+        string table = Analysis.FormatTable(summaries);
+
+        Assert.Equal(2.0, summaries[0].MedianCpuSecondsPerGb!.Value, 9);
+        Assert.Equal(4.0, summaries[1].MedianCpuSecondsPerGb!.Value, 9);
+        Assert.Contains("CPU s/GB", table);
+        Assert.Contains("0.50x", table.Split('\n')[2]);
+    }
+
+    [Fact]
     public void Summarize_MediansRangeAndRatio()
     {
         Measurement[] runs =
@@ -83,7 +103,8 @@ public class AnalysisTests
 
         Assert.StartsWith("mode", lines[0]);
         Assert.StartsWith("compress  family  zipllm", lines[2]);
-        Assert.EndsWith("0.50x         0.50x", lines[2]);
+        Assert.Contains("0.50x         0.50x", lines[2]);
+        Assert.EndsWith("-            -", lines[2]); // no CPU time measured
         Assert.StartsWith("compress  family  zstd", lines[3]);
     }
 }
