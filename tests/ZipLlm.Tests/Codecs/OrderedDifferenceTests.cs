@@ -64,11 +64,13 @@ public class OrderedDifferenceTests
     }
 
     [Theory]
-    [InlineData(ElementLayout.Word16, 0)]
-    [InlineData(ElementLayout.Word16, 31)]
-    [InlineData(ElementLayout.Half, 1000)]
-    [InlineData(ElementLayout.Word16, 4099)]
-    public void VectorKernels_MatchTheirScalarTwins(ElementLayout layout, int count)
+    [InlineData(ElementLayout.Word16, 0, false)]
+    [InlineData(ElementLayout.Word16, 31, false)]
+    [InlineData(ElementLayout.Half, 1000, false)]
+    [InlineData(ElementLayout.Word16, 4099, false)]
+    [InlineData(ElementLayout.Word16, 4097, true)]
+    [InlineData(ElementLayout.Half, 333, true)]
+    public void VectorKernels_MatchTheirScalarTwins(ElementLayout layout, int count, bool far)
     {
         var random = new Random(count + (int)layout);
         var words = new ushort[count];
@@ -77,7 +79,9 @@ public class OrderedDifferenceTests
         {
             bases[i] = (ushort)random.Next(65536);
             // Mostly near, with an escape in some blocks of sixteen and none in others.
-            words[i] = (i / 16) % 3 == 0 && random.Next(8) == 0 ? (ushort)random.Next(65536) : (ushort)(bases[i] + random.Next(-40, 41));
+            // Far: most words escape, some blocks of sixteen every word.
+            words[i] = far ? (ushort)(bases[i] + random.Next(-400, 401))
+                : (i / 16) % 3 == 0 && random.Next(8) == 0 ? (ushort)random.Next(65536) : (ushort)(bases[i] + random.Next(-40, 41));
         }
         byte[] w = MemoryMarshal.AsBytes(words.AsSpan()).ToArray(), b = MemoryMarshal.AsBytes(bases.AsSpan()).ToArray();
         var results = new List<(byte[] Symbols, byte[] Contexts, byte[] Escapes, byte[] Inverse, byte[] DecodedContexts)>();

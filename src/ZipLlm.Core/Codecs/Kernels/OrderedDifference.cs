@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -67,18 +68,29 @@ public static class OrderedDifference
         if (vectorized && Vector256.IsHardwareAccelerated && BitConverter.IsLittleEndian)
         {
             int step = Vector256<ushort>.Count;
+            Span<ushort> lanes = stackalloc ushort[Vector256<ushort>.Count];
             for (; i + step <= count; i += step)
             {
                 Vector256<ushort> b = Vector256.LoadUnsafe(ref MemoryMarshal.GetReference(bs), (nuint)i);
                 Vector256<ushort> d = ToOrdered(Vector256.LoadUnsafe(ref MemoryMarshal.GetReference(ft), (nuint)i)) - ToOrdered(b);
                 Vector256<ushort> zigzag = (d << 1) ^ Vector256.ShiftRightArithmetic(d.AsInt16(), 15).AsUInt16();
                 ContextsOf(b, layout).StoreUnsafe(ref MemoryMarshal.GetReference(contexts), (nuint)i);
-                if (Vector256.GreaterThanOrEqualAny(zigzag, Vector256.Create((ushort)Escape)))
+                Vector256<ushort> symbol = Vector256.Min(zigzag, Vector256.Create((ushort)Escape));
+                Vector128.Narrow(symbol.GetLower(), symbol.GetUpper()).StoreUnsafe(ref MemoryMarshal.GetReference(symbols), (nuint)i);
+                uint escaping = Vector256.Equals(symbol, Vector256.Create((ushort)Escape)).ExtractMostSignificantBits();
+                if (escaping != 0)
                 {
-                    escaped = ForwardScalar(ft, bs, layout, symbols, contexts, escapes, i, i + step, escaped);
-                    continue;
+                    // The escaped words' differences, in word order (a far finetune escapes most words: no scalar pass for them).
+                    zigzag.StoreUnsafe(ref MemoryMarshal.GetReference(lanes));
+                    do
+                    {
+                        ushort value = lanes[BitOperations.TrailingZeroCount(escaping)];
+                        escapes[escaped++] = (byte)value;
+                        escapes[escaped++] = (byte)(value >> 8);
+                        escaping &= escaping - 1;
+                    }
+                    while (escaping != 0);
                 }
-                Vector128.Narrow(zigzag.GetLower(), zigzag.GetUpper()).StoreUnsafe(ref MemoryMarshal.GetReference(symbols), (nuint)i);
             }
         }
         return ForwardScalar(ft, bs, layout, symbols, contexts, escapes, i, count, escaped);
