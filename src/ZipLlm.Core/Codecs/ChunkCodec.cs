@@ -35,6 +35,11 @@ public sealed class ChunkCodec : IDisposable
     // An ordered difference of 16-bit words at most this fraction of the chunk is taken without trying the others:
     // XOR's and solo's sign+mantissa streams alone take about half the chunk on trained weights.
     private const double GoodDifference = 0.40;
+    // Chunks at least this long choose among the other codings by estimates, and code only the winner; shorter ones
+    // (whose streams are below the probe threshold, and cost little to code) are coded every way.
+    private const int EstimateMinLength = 2 * ProbeThreshold;
+    // Estimates this close to each other (a share of the smaller) are settled by coding both.
+    private const double CloseEstimates = 0.02;
 
     private readonly CodecOptions _options;
     private readonly ZstdContext _zstd;
@@ -112,28 +117,81 @@ public sealed class ChunkCodec : IDisposable
             transform = ChunkTransform.Solo;
             return EncodeSplit(layout, ChunkTransform.Solo, chunk, default, destination);
         }
-        int best;
         if (layout.IsHalfWord() && _options.OrderedDifference)
         {
-            best = EncodeDifference(layout, chunk, baseChunk, destination);
-            transform = ChunkTransform.OrderedDifference;
-            if (best <= chunk.Length * GoodDifference)
-            {
-                return best;
-            }
-            best = Better(best, ref transform, EncodeSplit(layout, ChunkTransform.Xor, chunk, baseChunk, Trial(bound)), ChunkTransform.Xor, destination);
+            return EncodeHalfWordDelta(layout, chunk, baseChunk, destination, bound, out transform);
         }
-        else
+        int best = EncodeSplit(layout, ChunkTransform.Xor, chunk, baseChunk, destination);
+        transform = ChunkTransform.Xor;
+        if (best <= chunk.Length / 2)
         {
-            best = EncodeSplit(layout, ChunkTransform.Xor, chunk, baseChunk, destination);
-            transform = ChunkTransform.Xor;
-            if (best <= chunk.Length / 2)
-            {
-                return best;
-            }
+            return best;
         }
         // A poor delta (a far finetune, or bytes that merely share a name): solo may well be smaller.
         return Better(best, ref transform, EncodeSplit(layout, ChunkTransform.Solo, chunk, default, Trial(bound)), ChunkTransform.Solo, destination);
+    }
+
+    /// <summary>
+    /// A delta of 16-bit floats: the ordered difference when it is good (the common case, coded once); otherwise the
+    /// difference, XOR and solo are compared by estimates from their symbol counts and a zstd probe, and only the winner is
+    /// coded, or every candidate within <see cref="CloseEstimates"/> of it. A delta is kept only when its coded size is at
+    /// most solo's estimate, else solo is coded too and the smaller kept: never above solo by more than the estimate's error.
+    /// </summary>
+    private int EncodeHalfWordDelta(ElementLayout layout, ReadOnlySpan<byte> chunk, ReadOnlySpan<byte> baseChunk, Span<byte> destination, int bound,
+        out ChunkTransform transform)
+    {
+        long difference = ForwardDifference(layout, chunk, baseChunk, out int escaped);
+        if (difference <= chunk.Length * GoodDifference)
+        {
+            transform = ChunkTransform.OrderedDifference;
+            return WriteDifference(chunk, escaped, destination, counted: true);
+        }
+        long xor = -1, solo = -1;
+        if (chunk.Length >= EstimateMinLength && !_options.TrialEveryCoding)
+        {
+            xor = EstimateSplit(layout, chunk, baseChunk);
+            solo = EstimateSplit(layout, chunk, default);
+        }
+        if (xor < 0 || solo < 0)
+        {
+            // Small chunks, or streams only a trial can judge (sparse ones): code every candidate.
+            int best = difference == long.MaxValue ? int.MaxValue : WriteDifference(chunk, escaped, destination, counted: false);
+            transform = ChunkTransform.OrderedDifference;
+            best = Better(best, ref transform, EncodeSplit(layout, ChunkTransform.Xor, chunk, baseChunk, Trial(bound)), ChunkTransform.Xor, destination);
+            return Better(best, ref transform, EncodeSplit(layout, ChunkTransform.Solo, chunk, default, Trial(bound)), ChunkTransform.Solo, destination);
+        }
+        long least = Math.Min(difference, Math.Min(xor, solo));
+        long close = least + (long)(least * CloseEstimates);
+        int written = int.MaxValue;
+        transform = ChunkTransform.Solo;
+        if (difference <= close)
+        {
+            written = WriteDifference(chunk, escaped, destination, counted: false);
+            transform = ChunkTransform.OrderedDifference;
+        }
+        if (xor <= close)
+        {
+            if (written == int.MaxValue)
+            {
+                written = EncodeSplit(layout, ChunkTransform.Xor, chunk, baseChunk, destination);
+                transform = ChunkTransform.Xor;
+            }
+            else
+            {
+                written = Better(written, ref transform, EncodeSplit(layout, ChunkTransform.Xor, chunk, baseChunk, Trial(bound)), ChunkTransform.Xor, destination);
+            }
+        }
+        // Solo is coded too when it is close, or when the delta came out above solo's estimate less its margin of error.
+        if (written == int.MaxValue)
+        {
+            transform = ChunkTransform.Solo;
+            return EncodeSplit(layout, ChunkTransform.Solo, chunk, default, destination);
+        }
+        if (solo <= close || written > solo - (long)(solo * CloseEstimates))
+        {
+            return Better(written, ref transform, EncodeSplit(layout, ChunkTransform.Solo, chunk, default, Trial(bound)), ChunkTransform.Solo, destination);
+        }
+        return written;
     }
 
     /// <summary>
@@ -239,28 +297,90 @@ public sealed class ChunkCodec : IDisposable
     }
 
     /// <summary>
-    /// The ordered difference of 16-bit words: symbols rANS-coded in their base exponent's context, escapes apart; or
-    /// <see cref="int.MaxValue"/>, nothing written, when the escapes alone would take as much as solo does.
+    /// The ordered difference of 16-bit words into the symbol, context and escape scratch, and the estimate of its coded
+    /// size (the rANS coder then holds the symbols' counts); <see cref="long.MaxValue"/> when the escapes alone would take
+    /// as much as solo does.
     /// </summary>
-    private int EncodeDifference(ElementLayout layout, ReadOnlySpan<byte> chunk, ReadOnlySpan<byte> baseChunk, Span<byte> destination)
+    private long ForwardDifference(ElementLayout layout, ReadOnlySpan<byte> chunk, ReadOnlySpan<byte> baseChunk, out int escaped)
     {
         int words = chunk.Length / 2, body = 2 * words;
         Span<byte> symbols = Scratch(ref _symbols, words), contexts = Scratch(ref _contexts, words), escapes = Scratch(ref _escapes, chunk.Length + 1);
-        int escaped = OrderedDifference.Forward(chunk[..body], baseChunk[..body], layout, symbols, contexts, escapes);
+        escaped = OrderedDifference.Forward(chunk[..body], baseChunk[..body], layout, symbols, contexts, escapes);
         if (escaped > chunk.Length * HopelessEscapes)
         {
-            return int.MaxValue; // a far delta: XOR and solo are tried instead
+            return long.MaxValue; // a far delta: XOR and solo are tried instead
         }
         if (body < chunk.Length)
         {
             escapes[escaped++] = (byte)(chunk[body] ^ baseChunk[body]);
         }
+        long symbolBytes = Math.Min(words, _rans.EstimateLength(symbols, contexts, OrderedDifference.ContextCount));
+        // Escapes are the rare large moves: their bytes barely compress, so they are counted as they are.
+        return ChunkHeader.SizeOf(EncodedTensorFormat.Version) + 2 * EncodedTensorFormat.StreamEntrySize + symbolBytes + escaped;
+    }
+
+    /// <summary>
+    /// Writes the ordered difference <see cref="ForwardDifference"/> left in the scratch: symbols rANS-coded in their base
+    /// exponent's context (with the counts the estimate took when <paramref name="counted"/>), escapes apart.
+    /// </summary>
+    private int WriteDifference(ReadOnlySpan<byte> chunk, int escaped, Span<byte> destination, bool counted)
+    {
+        int words = chunk.Length / 2;
         int entry = ChunkHeader.Write(destination, chunk.Length, XxHash3.HashToUInt64(chunk), ChunkTransform.OrderedDifference);
         int position = entry + 2 * EncodedTensorFormat.StreamEntrySize;
-        position += WriteSymbols(symbols, contexts, OrderedDifference.ContextCount, destination[entry..], destination[position..]);
+        position += WriteSymbols(_symbols.AsSpan(0, words), _contexts.AsSpan(0, words), OrderedDifference.ContextCount, counted,
+            destination[entry..], destination[position..]);
         entry += EncodedTensorFormat.StreamEntrySize;
-        position += WriteStream(escapes[..escaped], _options.Level, destination[entry..], destination[position..]);
+        position += WriteStream(_escapes.AsSpan(0, escaped), _options.Level, destination[entry..], destination[position..]);
         return position;
+    }
+
+    /// <summary>
+    /// Splits the chunk (XOR the base, when one is given) into the streams and estimates what <see cref="EncodeSplit"/> would
+    /// write; -1 when a stream can only be judged by coding it (a mostly-zero one, which may go sparse).
+    /// </summary>
+    private long EstimateSplit(ElementLayout layout, ReadOnlySpan<byte> chunk, ReadOnlySpan<byte> baseChunk)
+    {
+        int streamCount = layout.StreamCount();
+        Span<int> lengths = stackalloc int[streamCount];
+        SplitStreams(layout, chunk, baseChunk, lengths);
+        long total = ChunkHeader.SizeOf(EncodedTensorFormat.Version) + streamCount * EncodedTensorFormat.StreamEntrySize;
+        for (int s = 0; s < streamCount; s++)
+        {
+            int level = s == 0 && layout != ElementLayout.Bytes ? _options.ExponentLevel : _options.Level;
+            long stream = EstimateStream(_streams[s].AsSpan(0, lengths[s]), level);
+            if (stream < 0)
+            {
+                return -1;
+            }
+            total += stream;
+        }
+        return total;
+    }
+
+    /// <summary>
+    /// What <see cref="WriteStream"/> would store a large stream in, from the rANS estimate and a zstd probe of a sample;
+    /// -1 when only coding it can tell (short streams, and mostly-zero ones).
+    /// </summary>
+    private long EstimateStream(ReadOnlySpan<byte> stream, int level)
+    {
+        int n = stream.Length;
+        if (n < ProbeThreshold || !_options.ProbeIncompressible || (n >= SparseMinLength && stream.Count((byte)0) >= n * SparseZeroShare))
+        {
+            return -1;
+        }
+        long best = n;
+        long rans = _options.Rans && SampleMayCode(stream) ? _rans.EstimateLength(stream, default, 1) : long.MaxValue;
+        if (rans <= n * RansMaxRatio)
+        {
+            best = rans;
+        }
+        double sampleRatio = ProbeZstd(stream, level);
+        if (sampleRatio <= ProbeRatio)
+        {
+            best = Math.Min(best, (long)(sampleRatio * n));
+        }
+        return best;
     }
 
     private void DecodeSplit(ElementLayout layout, ReadOnlySpan<byte> encoded, ReadOnlySpan<byte> baseChunk, Span<byte> destination)
@@ -479,10 +599,10 @@ public sealed class ChunkCodec : IDisposable
     }
 
     /// <summary>Stores symbols rANS-coded in their contexts, or raw when that is not smaller.</summary>
-    private int WriteSymbols(ReadOnlySpan<byte> symbols, ReadOnlySpan<byte> contexts, int contextCount, Span<byte> entry, Span<byte> destination)
+    private int WriteSymbols(ReadOnlySpan<byte> symbols, ReadOnlySpan<byte> contexts, int contextCount, bool counted, Span<byte> entry, Span<byte> destination)
     {
         Span<byte> coded = Scratch(ref _coded, ContextRans.MaxEncodedLength(symbols.Length, contextCount));
-        int written = _rans.Encode(symbols, contexts, contextCount, coded);
+        int written = counted ? _rans.EncodeEstimated(symbols, contexts, contextCount, coded) : _rans.Encode(symbols, contexts, contextCount, coded);
         bool coding = written < symbols.Length;
         byte mode = coding ? EncodedTensorFormat.ModeRans : EncodedTensorFormat.ModeRaw;
         ReadOnlySpan<byte> stored = coding ? coded[..written] : symbols;
@@ -517,14 +637,20 @@ public sealed class ChunkCodec : IDisposable
         {
             return true;
         }
+        double sampleRatio = ProbeZstd(stream, level);
+        return sampleRatio <= ProbeRatio && sampleRatio < (double)ransEstimate / stream.Length;
+    }
+
+    /// <summary>What zstd makes of a sample from the middle of a large stream, as a share of the sample.</summary>
+    private double ProbeZstd(ReadOnlySpan<byte> stream, int level)
+    {
         if (_probe.Length == 0)
         {
             _probe = new byte[ZstdContext.CompressBound(ProbeSize)];
         }
         // Sample the middle: the start of a tensor is often unrepresentative (padding rows, special tokens).
         ReadOnlySpan<byte> sample = stream.Slice((stream.Length - ProbeSize) / 2, ProbeSize);
-        double sampleRatio = (double)_zstd.Compress(sample, _probe, level) / ProbeSize;
-        return sampleRatio <= ProbeRatio && sampleRatio < (double)ransEstimate / stream.Length;
+        return (double)_zstd.Compress(sample, _probe, level) / ProbeSize;
     }
 
     /// <summary>Decompresses a stream into <paramref name="destination"/>, or, for a raw one, only checks its length.</summary>

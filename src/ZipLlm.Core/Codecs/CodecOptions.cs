@@ -43,6 +43,12 @@ public sealed record CodecOptions
     public bool Rans { get; init; } = true;
 
     /// <summary>
+    /// Code a poor delta every way (ordered difference, XOR, solo) and keep the smallest, instead of choosing by estimates
+    /// and coding only the winner: the exhaustive choice that tests and studies hold the estimates to.
+    /// </summary>
+    internal bool TrialEveryCoding { get; init; }
+
+    /// <summary>
     /// zstd implementation; null for the process default (<see cref="ZstdContext.Default"/>: the system's
     /// libzstd when it loads, else the managed port). Either reads what the other wrote.
     /// </summary>

@@ -94,6 +94,39 @@ public class DeltaTransformTests
         Assert.Equal(tensor, TensorCodec.DecodeToArray(opened, pool));
     }
 
+    [Theory]
+    [InlineData(0.001)]
+    [InlineData(0.05)]
+    [InlineData(0.2)]
+    [InlineData(0.6)]
+    [InlineData(1.5)]
+    [InlineData(double.PositiveInfinity)]
+    public void Encode_ChoiceByEstimates_IsNeverAboveSolo_AndWithinAPercentOfCodingEveryWay(double noise)
+    {
+        // Chunks large enough to be chosen by estimates, from a near finetune to an unrelated tensor (infinite noise), and a
+        // short last chunk (chosen by trial).
+        var random = new Random((int)Math.Min(1e6, noise * 1000));
+        (byte[] baseTensor, byte[] tensor) = MultiplicativeFinetune(random, (3 << 20) + 4002, double.IsInfinity(noise) ? 0 : noise);
+        if (double.IsInfinity(noise))
+        {
+            baseTensor = MultiplicativeFinetune(random, tensor.Length, 0).Base;
+        }
+        var options = new CodecOptions { ChunkSize = 1 << 20 };
+        using var pool = new WorkerPool(2, options);
+        using var exhaustive = new WorkerPool(2, options with { TrialEveryCoding = true });
+        var counts = new TransformCounts();
+        byte[] chosen = Encode(ElementLayout.Word16, tensor, baseTensor, pool, BaseConversion.None, counts);
+        byte[] best = Encode(ElementLayout.Word16, tensor, baseTensor, exhaustive, BaseConversion.None, null);
+        byte[] solo = TensorCodec.Encode(ElementLayout.Word16, tensor, null, pool);
+
+        Assert.True(chosen.Length <= solo.Length + 1, $"chosen {chosen.Length} bytes, solo {solo.Length}");
+        Assert.True(chosen.Length <= best.Length * 1.01, $"chosen {chosen.Length} bytes, every way {best.Length}");
+        EncodedTensor opened = EncodedTensor.Open("d", chosen);
+        opened.Base = RawChunkSource.FromMemory(baseTensor);
+        Assert.Equal(tensor, TensorCodec.DecodeToArray(opened, pool));
+        Assert.Equal(4, counts.Solo + counts.Xor + counts.OrderedDifference);
+    }
+
     [Fact]
     public void Decode_ChunkStoredSoloInADelta_DoesNotReadTheBase()
     {
