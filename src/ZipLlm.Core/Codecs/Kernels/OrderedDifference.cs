@@ -143,16 +143,30 @@ public static class OrderedDifference
         if (vectorized && Vector256.IsHardwareAccelerated && BitConverter.IsLittleEndian)
         {
             int step = Vector256<ushort>.Count;
+            Span<ushort> lanes = stackalloc ushort[Vector256<ushort>.Count];
             for (; i + step <= count; i += step)
             {
                 Vector128<byte> s = Vector128.LoadUnsafe(ref MemoryMarshal.GetReference(symbols), (nuint)i);
-                if (Vector128.EqualsAny(s, Vector128.Create(Escape)))
-                {
-                    used = InverseScalar(symbols, escapes, bs, output, i, i + step, used);
-                    continue;
-                }
                 (Vector128<ushort> low, Vector128<ushort> high) = Vector128.Widen(s);
                 Vector256<ushort> zigzag = Vector256.Create(low, high);
+                uint escaping = Vector128.Equals(s, Vector128.Create(Escape)).ExtractMostSignificantBits();
+                if (escaping != 0)
+                {
+                    // The escaped words' differences, in word order, into their lanes; the rest stay in the vector path.
+                    zigzag.StoreUnsafe(ref MemoryMarshal.GetReference(lanes));
+                    do
+                    {
+                        if (escapes.Length - used < 2)
+                        {
+                            throw new InvalidDataException("more escaped differences than the escape stream holds.");
+                        }
+                        lanes[BitOperations.TrailingZeroCount(escaping)] = (ushort)(escapes[used] | escapes[used + 1] << 8);
+                        used += 2;
+                        escaping &= escaping - 1;
+                    }
+                    while (escaping != 0);
+                    zigzag = Vector256.LoadUnsafe(ref MemoryMarshal.GetReference(lanes));
+                }
                 Vector256<ushort> d = (zigzag >> 1) ^ (Vector256<ushort>.Zero - (zigzag & Vector256<ushort>.One));
                 Vector256<ushort> b = Vector256.LoadUnsafe(ref MemoryMarshal.GetReference(bs), (nuint)i);
                 FromOrdered(ToOrdered(b) + d).StoreUnsafe(ref MemoryMarshal.GetReference(output), (nuint)i);
