@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.IO.Hashing;
+using System.Runtime.InteropServices;
 using ZipLlm.Codecs.Entropy;
 using ZipLlm.Codecs.Kernels;
 using ZipLlm.Codecs.Zstd;
@@ -419,11 +420,10 @@ public sealed class ChunkCodec : IDisposable
         ReadOnlySpan<byte> stored = StoredStream(encoded, 0, ref position, out byte mode);
         if (mode == EncodedTensorFormat.ModeRans)
         {
-            Span<byte> contexts = Scratch(ref _contexts, words);
-            OrderedDifference.Contexts(baseChunk[..body], layout, contexts);
             try
             {
-                _rans.Decode(stored, contexts, OrderedDifference.ContextCount, symbols);
+                // The contexts are the base words' exponents, computed by the decoder as it goes.
+                _rans.Decode(stored, MemoryMarshal.Cast<byte, ushort>(baseChunk[..body]), OrderedDifference.ContextRule(layout), OrderedDifference.ContextCount, symbols);
             }
             catch (InvalidDataException ex)
             {

@@ -69,6 +69,43 @@ public class ContextRansTests
         }
     }
 
+    [Theory]
+    [InlineData(0, 16)]
+    [InlineData(1, 16)]
+    [InlineData(31, 16)]
+    [InlineData(33, 16)]
+    [InlineData(1000, 4)]
+    [InlineData(65_537, 16)]
+    public void Decode_ContextsFromBaseWords_MatchesDecodingWithTheContextsGiven(int length, int contexts)
+    {
+        var random = new Random(length + contexts);
+        foreach (WordContexts rule in new[] { new WordContexts(7, 0xFF, 112), new WordContexts(10, 0x1F, 0) })
+        {
+            ushort[] baseWords = new ushort[length];
+            byte[] context = new byte[length], symbols = new byte[length];
+            for (int i = 0; i < length; i++)
+            {
+                // Exponents below, inside and above the buckets, and some symbols that never renormalize for long.
+                baseWords[i] = (ushort)random.Next(65536);
+                context[i] = rule.Of(baseWords[i], contexts);
+                symbols[i] = i % 1000 < 900 ? (byte)0 : (byte)Math.Min(255, Math.Abs((int)(Gaussian(random) * (1 + context[i]))));
+            }
+            var rans = new ContextRans();
+            byte[] encoded = new byte[ContextRans.MaxEncodedLength(length, contexts)];
+            int written = rans.Encode(symbols, context, contexts, encoded);
+            foreach (bool vectorized in new[] { false, true })
+            {
+                byte[] decoded = new byte[length];
+                rans.Decode(encoded.AsSpan(0, written), baseWords, rule, contexts, decoded, vectorized);
+                Assert.Equal(symbols, decoded);
+            }
+            if (length > 0)
+            {
+                Assert.Throws<ArgumentException>(() => rans.Decode(encoded.AsSpan(0, written), baseWords.AsSpan(1), rule, contexts, new byte[length]));
+            }
+        }
+    }
+
     [Fact]
     public void Encode_VectorAndScalar_AgreeOnEveryRenormalizationPattern()
     {

@@ -49,6 +49,7 @@ public sealed class ContextRans
     private uint[] _vectorEncode = [];
     private uint[] _decode = [];
     private ushort[] _words = [];
+    private byte[] _wordContexts = [];
 
     /// <summary>Largest encoding of <paramref name="symbolCount"/> symbols in <paramref name="contextCount"/> contexts.</summary>
     public static int MaxEncodedLength(int symbolCount, int contextCount) =>
@@ -240,6 +241,32 @@ public sealed class ContextRans
     internal void Decode(ReadOnlySpan<byte> encoded, ReadOnlySpan<byte> contexts, int contextCount, Span<byte> destination, bool vectorized)
     {
         CheckArguments(destination, contexts, contextCount);
+        Decode(encoded, contexts, default, default, contextCount, destination, vectorized);
+    }
+
+    /// <summary>
+    /// <see cref="Decode(ReadOnlySpan{byte}, ReadOnlySpan{byte}, int, Span{byte})"/> where symbol i's context is
+    /// <paramref name="rule"/> applied to <paramref name="baseWords"/>[i], computed as the symbols are decoded: the contexts
+    /// the encoder was given, without a pass to compute them and a buffer to hold them.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The encoding is corrupt or truncated, or was made with other contexts.</exception>
+    public void Decode(ReadOnlySpan<byte> encoded, ReadOnlySpan<ushort> baseWords, WordContexts rule, int contextCount, Span<byte> destination) =>
+        Decode(encoded, baseWords, rule, contextCount, destination, vectorized: true);
+
+    /// <summary><see cref="Decode(ReadOnlySpan{byte}, ReadOnlySpan{ushort}, WordContexts, int, Span{byte})"/> with the vector path on or off.</summary>
+    internal void Decode(ReadOnlySpan<byte> encoded, ReadOnlySpan<ushort> baseWords, WordContexts rule, int contextCount, Span<byte> destination, bool vectorized)
+    {
+        CheckArguments(destination, default, contextCount);
+        if (baseWords.Length != destination.Length)
+        {
+            throw new ArgumentException("There must be one base word for each symbol.", nameof(baseWords));
+        }
+        Decode(encoded, default, baseWords, rule, contextCount, destination, vectorized);
+    }
+
+    private void Decode(ReadOnlySpan<byte> encoded, ReadOnlySpan<byte> contexts, ReadOnlySpan<ushort> baseWords, WordContexts rule, int contextCount,
+        Span<byte> destination, bool vectorized)
+    {
         if (encoded.IsEmpty || encoded[0] != contextCount)
         {
             throw new InvalidDataException($"rANS stream holds {(encoded.IsEmpty ? 0 : encoded[0])} contexts where {contextCount} are expected.");
@@ -338,7 +365,7 @@ public sealed class ContextRans
             }
         }
         ReadOnlySpan<ushort> words = MemoryMarshal.Cast<byte, ushort>(encoded[position..]);
-        int read = DecodeSymbols(words, contexts, contextCount, states, destination, vectorized);
+        int read = DecodeSymbols(words, contexts, baseWords, rule, contextCount, states, destination, vectorized);
         if (read != words.Length)
         {
             throw new InvalidDataException($"rANS stream has {words.Length - read} words left over.");
@@ -442,18 +469,29 @@ public sealed class ContextRans
         return pack;
     }
 
-    private int DecodeSymbols(ReadOnlySpan<ushort> words, ReadOnlySpan<byte> contexts, int contextCount, Span<uint> states, Span<byte> destination, bool vectorized)
+    private int DecodeSymbols(ReadOnlySpan<ushort> words, ReadOnlySpan<byte> contexts, ReadOnlySpan<ushort> baseWords, WordContexts rule, int contextCount,
+        Span<uint> states, Span<byte> destination, bool vectorized)
     {
+        int n = destination.Length, read = 0, i = 0;
+        if (vectorized && Avx2.IsSupported && BitConverter.IsLittleEndian)
+        {
+            (i, read) = DecodeRoundsAvx2(words, contexts, baseWords, rule, contextCount, states, destination);
+        }
+        if (destination.Length > 0 && baseWords.Length == destination.Length && i < n)
+        {
+            // What the vector rounds left (a tail, or rounds near the end of the words) decodes from contexts computed first.
+            Grow(ref _wordContexts, n);
+            for (int k = i; k < n; k++)
+            {
+                _wordContexts[k] = rule.Of(baseWords[k], contextCount);
+            }
+            contexts = _wordContexts.AsSpan(0, n);
+        }
         ref uint table = ref MemoryMarshal.GetArrayDataReference(_decode);
         ref ushort word = ref MemoryMarshal.GetReference(words);
         ref byte output = ref MemoryMarshal.GetReference(destination);
         ref byte context = ref MemoryMarshal.GetReference(contexts);
         bool contextual = !contexts.IsEmpty;
-        int n = destination.Length, read = 0, i = 0;
-        if (vectorized && Avx2.IsSupported && BitConverter.IsLittleEndian)
-        {
-            (i, read) = DecodeRoundsAvx2(words, contexts, states, destination);
-        }
         ref uint lanes = ref MemoryMarshal.GetReference(states);
         // The fast loop: a round of one symbol a lane, while a word remains for every lane (a round reads at most one a lane).
         for (; i + Lanes <= n && words.Length - read >= Lanes; i += Lanes)
@@ -489,18 +527,33 @@ public sealed class ContextRans
     /// vectors depend on each other only through the read position, so their gathers overlap.
     /// </summary>
     /// <returns>Symbols decoded and words read; the states are updated.</returns>
-    private unsafe (int Symbols, int Read) DecodeRoundsAvx2(ReadOnlySpan<ushort> words, ReadOnlySpan<byte> contexts, Span<uint> states, Span<byte> destination)
+    private unsafe (int Symbols, int Read) DecodeRoundsAvx2(ReadOnlySpan<ushort> words, ReadOnlySpan<byte> contexts, ReadOnlySpan<ushort> baseWords,
+        WordContexts rule, int contextCount, Span<uint> states, Span<byte> destination)
     {
         int n = destination.Length, i = 0, read = 0;
         bool contextual = !contexts.IsEmpty;
         fixed (uint* table = _decode)
         fixed (ushort* word = words)
         fixed (byte* context = contexts)
+        fixed (ushort* baseWord = baseWords)
         fixed (byte* output = destination)
         fixed (uint* state = states)
         fixed (int* spread = s_spread)
         {
             Vector256<uint> x0 = Avx.LoadVector256(state), x1 = Avx.LoadVector256(state + 8), x2 = Avx.LoadVector256(state + 16), x3 = Avx.LoadVector256(state + 24);
+            if (baseWords.Length == n && n > 0)
+            {
+                // The contexts from the base words, eight at a time, beside the gathers.
+                var shift = Vector128.CreateScalar(rule.Shift);
+                Vector256<int> mask = Vector256.Create(rule.Mask), offset = Vector256.Create(rule.Offset), last = Vector256.Create(contextCount - 1);
+                for (; i + Lanes <= n && words.Length - read >= Lanes; i += Lanes)
+                {
+                    x0 = Round(x0, table, Contexts(baseWord + i, shift, mask, offset, last), output + i, word, ref read, spread);
+                    x1 = Round(x1, table, Contexts(baseWord + i + 8, shift, mask, offset, last), output + i + 8, word, ref read, spread);
+                    x2 = Round(x2, table, Contexts(baseWord + i + 16, shift, mask, offset, last), output + i + 16, word, ref read, spread);
+                    x3 = Round(x3, table, Contexts(baseWord + i + 24, shift, mask, offset, last), output + i + 24, word, ref read, spread);
+                }
+            }
             for (; i + Lanes <= n && words.Length - read >= Lanes; i += Lanes)
             {
                 x0 = Round(x0, table, contextual ? context + i : null, output + i, word, ref read, spread);
@@ -518,14 +571,23 @@ public sealed class ContextRans
 
     /// <summary>Eight lanes' step: gather their entries, decode, store their symbols, then spread the next words to the lanes that need one.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe Vector256<uint> Round(Vector256<uint> x, uint* table, byte* context, byte* output, ushort* word, ref int read, int* spread)
+    private static unsafe Vector256<uint> Round(Vector256<uint> x, uint* table, byte* context, byte* output, ushort* word, ref int read, int* spread) =>
+        Round(x, table, context == null ? Vector256<int>.Zero : Avx2.ConvertToVector256Int32(context), output, word, ref read, spread);
+
+    /// <summary><see cref="WordContexts.Of"/> of eight base words.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe Vector256<int> Contexts(ushort* baseWords, Vector128<int> shift, Vector256<int> mask, Vector256<int> offset, Vector256<int> last)
+    {
+        Vector256<int> field = (Avx2.ShiftRightLogical(Avx2.ConvertToVector256Int32(baseWords), shift) & mask) - offset;
+        return Avx2.Min(Avx2.Max(field, Vector256<int>.Zero), last);
+    }
+
+    /// <summary>Eight lanes' step in the given contexts.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe Vector256<uint> Round(Vector256<uint> x, uint* table, Vector256<int> contexts, byte* output, ushort* word, ref int read, int* spread)
     {
         Vector256<uint> slotMask = Vector256.Create((uint)(Scale - 1));
-        Vector256<int> index = (x & slotMask).AsInt32();
-        if (context != null)
-        {
-            index |= Avx2.ShiftLeftLogical(Avx2.ConvertToVector256Int32(context), ScaleBits);
-        }
+        Vector256<int> index = (x & slotMask).AsInt32() | Avx2.ShiftLeftLogical(contexts, ScaleBits);
         Vector256<uint> e = Avx2.GatherVector256(table, index, 4);
         x = Avx2.MultiplyLow((e >> 20) + Vector256<uint>.One, x >> ScaleBits) + ((e >> 8) & slotMask);
         Vector256<uint> symbols = e & Vector256.Create(0xFFu);
@@ -787,4 +849,18 @@ public sealed class ContextRans
             }
         }
     }
+}
+
+/// <summary>
+/// A context computed from a 16-bit base word: a bit field of it, less an offset, clamped to the contexts there are
+/// (<c>clamp(((word &gt;&gt; Shift) &amp; Mask) - Offset, 0, contextCount - 1)</c>), such as a float's exponent bucket.
+/// </summary>
+/// <param name="Shift">Where the field starts.</param>
+/// <param name="Mask">The field's bits, after the shift.</param>
+/// <param name="Offset">Subtracted from the field.</param>
+public readonly record struct WordContexts(int Shift, int Mask, int Offset)
+{
+    /// <summary>The context of <paramref name="word"/> among <paramref name="contextCount"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public byte Of(ushort word, int contextCount) => (byte)Math.Clamp(((word >> Shift) & Mask) - Offset, 0, contextCount - 1);
 }

@@ -3,6 +3,8 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
+using ZipLlm.Codecs.Entropy;
+
 namespace ZipLlm.Codecs.Kernels;
 
 /// <summary>
@@ -36,12 +38,14 @@ public static class OrderedDifference
 
     /// <summary>The context bucket of a base word in <paramref name="layout"/>: its exponent, offset so that weights of magnitude 2^-15 to 1 get a bucket each.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static byte ContextOf(ushort baseWord, ElementLayout layout)
-    {
-        // BF16: 8 exponent bits at 14..7, bias 127; F16: 5 at 14..10, bias 15. Bucket 15 holds magnitudes of 1 and up.
-        int exponent = layout == ElementLayout.Half ? (baseWord >> 10) & 0x1F : ((baseWord >> 7) & 0xFF) - 112;
-        return (byte)Math.Clamp(exponent, 0, ContextCount - 1);
-    }
+    public static byte ContextOf(ushort baseWord, ElementLayout layout) => ContextRule(layout).Of(baseWord, ContextCount);
+
+    /// <summary>
+    /// The rule <see cref="ContextOf"/> follows, for a decoder that computes the contexts itself: BF16's 8 exponent bits
+    /// at 14..7 (bias 127) less 112, F16's 5 at 14..10 (bias 15). The last bucket holds magnitudes of 1 and up.
+    /// </summary>
+    public static WordContexts ContextRule(ElementLayout layout) =>
+        layout == ElementLayout.Half ? new WordContexts(10, 0x1F, 0) : new WordContexts(7, 0xFF, 112);
 
     /// <summary>
     /// Codes <paramref name="words"/> against <paramref name="baseWords"/> (both whole little-endian 16-bit words): one
