@@ -63,6 +63,7 @@ public sealed class LineagePlanner : IDisposable
     private readonly CodecOptions _options;
     private readonly ILogger _logger;
     private readonly SketchScorer _scorer;
+    private ModelSketches.StoredSketchReader? _sketches;
     private readonly List<Candidate> _candidates = [];
     private bool _loaded;
 
@@ -229,7 +230,11 @@ public sealed class LineagePlanner : IDisposable
     }
 
     /// <inheritdoc/>
-    public void Dispose() => _scorer.Dispose();
+    public void Dispose()
+    {
+        _scorer.Dispose();
+        _sketches?.Dispose();
+    }
 
     private static string Percent(long bytes, long solo) => solo <= 0 ? "0%" : $"{100.0 * bytes / solo:F0}%";
 
@@ -239,7 +244,8 @@ public sealed class LineagePlanner : IDisposable
         {
             return kept;
         }
-        return ModelSketches.FromStore(_store!, candidate.Manifest!, _options);
+        _sketches ??= new ModelSketches.StoredSketchReader(_store!, _options);
+        return _sketches.Read(candidate.Manifest!);
     }
 
     /// <summary>Reads every stored model's sketch once (made from its objects where none was recorded).</summary>
@@ -260,7 +266,8 @@ public sealed class LineagePlanner : IDisposable
             try
             {
                 bool recorded = true;
-                ModelSketch sketch = ModelSketches.FromStore(_store, manifest, _options, problem =>
+                _sketches ??= new ModelSketches.StoredSketchReader(_store, _options);
+                ModelSketch sketch = _sketches.Read(manifest, problem =>
                 {
                     recorded = false;
                     _logger.LogDebug("{Model}: sketched from its objects for lineage detection: {Problem}", manifest.Id, problem);
