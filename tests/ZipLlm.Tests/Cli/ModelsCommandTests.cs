@@ -28,12 +28,14 @@ public class ModelsCommandTests
         string[] lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(Enum.GetValues<SyntheticModelKind>().Length, lines.Length);
         Assert.StartsWith("synthetic/llama-base: base;", lines[0]);
-        Assert.Contains("standalone", lines[^1]);
+        Assert.Contains(lines, l => l.StartsWith("synthetic/mixed-f32: standalone", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("synthetic/llama-full-ft-chat: finetune of synthetic/llama-full-ft", StringComparison.Ordinal));
         Assert.True(Directory.Exists(dir.Combine("models", "my_org_llama-base-reupload")));
         Assert.False(File.Exists(dir.Combine("test_models.txt")));
         Assert.Equal(Enum.GetValues<SyntheticModelKind>().Length, ModelList.Load(dir.Combine("models", StandInModelList.FileName)).Models.Count);
         // Every kind but the base and the two unrelated models is a finetune of the base.
-        Assert.Equal(Enum.GetValues<SyntheticModelKind>().Length - 3, BaseFtMap.Load(dir.Combine("base_ft.json")).FinetunesOf(ModelId.Parse("synthetic/llama-base")).Count);
+        // Every kind but the base, the two standalone models, and the two listed under the full finetune.
+        Assert.Equal(Enum.GetValues<SyntheticModelKind>().Length - 5, BaseFtMap.Load(dir.Combine("base_ft.json")).FinetunesOf(ModelId.Parse("synthetic/llama-base")).Count);
         Assert.Contains("seed 5", File.ReadAllText(dir.Combine("models", "synthetic_llama-base", "README.md")));
     }
 

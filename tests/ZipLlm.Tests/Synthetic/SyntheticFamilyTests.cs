@@ -74,14 +74,19 @@ public class SyntheticFamilyTests(TinyFamilyFixture family) : IClassFixture<Tiny
     public void Generate_Roles_BaseListsAllFinetunesAndStandaloneIsAbsent()
     {
         var map = family.Result.BaseFt;
-        ModelId baseId = family.Result.BaseId;
+        ModelId baseId = family.Result.BaseId, fullFt = SyntheticFamily.IdOf(SyntheticModelKind.FullFinetune);
         Assert.Equal(ModelRoleKind.Base, map.RoleOf(baseId).Kind);
         foreach (SyntheticModel m in family.Result.Models.Skip(1))
         {
-            var expected = m.Kind is SyntheticModelKind.Standalone or SyntheticModelKind.ChannelScaled
-                ? ModelRole.Standalone
-                : new ModelRole(ModelRoleKind.Finetune, baseId);
+            // The re-sharded copy holds the full finetune's tensors and the chat model was trained from it: a chain.
+            var expected = m.Kind switch
+            {
+                SyntheticModelKind.Standalone or SyntheticModelKind.ChannelScaled => ModelRole.Standalone,
+                SyntheticModelKind.ReshardedFinetune or SyntheticModelKind.ChainFinetune => new ModelRole(ModelRoleKind.Finetune, fullFt),
+                _ => new ModelRole(ModelRoleKind.Finetune, baseId),
+            };
             Assert.Equal(expected, map.RoleOf(m.Id));
+            Assert.Equal(expected.BaseId, m.BaseId);
         }
         Assert.Equal(family.Result.Models.Select(m => m.Id), family.Result.ModelList.Models);
     }
