@@ -73,7 +73,7 @@ public sealed class CompressJob(ZipLlmConfig config, ILogger logger)
             {
                 if (role is { Kind: ModelRoleKind.Finetune, BaseId: { } baseId } && !store.Contains(baseId))
                 {
-                    if (Directory.Exists(config.ModelFolder(baseId)))
+                    if (config.HasModel(baseId))
                     {
                         logger.LogInformation("{Model} needs its base {Base}, which is not stored yet: storing the base first", modelId, baseId);
                         Process(baseId);
@@ -92,7 +92,8 @@ public sealed class CompressJob(ZipLlmConfig config, ILogger logger)
                     results.Add(new IngestResult(modelId, true, 0, 0, TimeSpan.Zero, 0, 0, 0, 0, 0));
                     return;
                 }
-                IngestResult result = ingester.Ingest(modelId, config.ModelFolder(modelId), role, cancellationToken);
+                ModelSource source = config.ResolveModel(modelId, models.RevisionOf(modelId));
+                IngestResult result = ingester.Ingest(modelId, source.Folder, role, source.Commit, cancellationToken);
                 results.Add(result);
                 logger.LogInformation(
                     "Stored {Model} ({Role}): {In} in, {Stored} stored, ratio {Ratio}, {Seconds:F1} s, {Rate}; " +

@@ -72,6 +72,7 @@ public sealed record StoredFile(string Path, long Size, ContentHash Sha256, Stor
 /// <param name="StoredAt">When the model was stored (UTC).</param>
 /// <param name="Checksum">Format 2: <c>sha256:</c> and the hex SHA-256 of the manifest's canonical JSON without this field.</param>
 /// <param name="Chunks">How many chunks of the tensors this model added were coded by each transform (absent before codec format 3).</param>
+/// <param name="Revision">The hub commit the model's files were, when known (a Hugging Face cache snapshot, or what setup downloaded); absent otherwise, and in older manifests.</param>
 public sealed record Manifest(
     int Format,
     ModelId Id,
@@ -83,7 +84,8 @@ public sealed record Manifest(
     long AddedBytes,
     DateTimeOffset StoredAt,
     string? Checksum = null,
-    ChunkCounts? Chunks = null)
+    ChunkCounts? Chunks = null,
+    string? Revision = null)
 {
     /// <summary>The manifest format this build writes: self-checking, with delta bases recorded per tensor.</summary>
     public const int CurrentFormat = 2;

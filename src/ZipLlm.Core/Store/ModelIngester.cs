@@ -34,7 +34,15 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
     /// <exception cref="DirectoryNotFoundException">The folder does not exist.</exception>
     /// <exception cref="InvalidDataException">A safetensors file is malformed.</exception>
     /// <exception cref="EndOfStreamException">A safetensors file is truncated.</exception>
-    public IngestResult Ingest(ModelId modelId, string folder, ModelRole role, CancellationToken cancellationToken = default)
+    public IngestResult Ingest(ModelId modelId, string folder, ModelRole role, CancellationToken cancellationToken = default) =>
+        Ingest(modelId, folder, role, revision: null, cancellationToken);
+
+    /// <summary>
+    /// Stores the model in <paramref name="folder"/> as <paramref name="modelId"/>, recording <paramref name="revision"/>
+    /// (the hub commit its files are) in the manifest.
+    /// </summary>
+    /// <inheritdoc cref="Ingest(ModelId, string, ModelRole, CancellationToken)"/>
+    public IngestResult Ingest(ModelId modelId, string folder, ModelRole role, string? revision, CancellationToken cancellationToken = default)
     {
         var clock = Stopwatch.StartNew();
         List<string> paths = ModelFolder.Enumerate(modelId, folder);
@@ -81,6 +89,10 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
 
             Manifest manifest = Manifest.Create(modelId, role.Kind, role.Kind == ModelRoleKind.Finetune ? role.BaseId : null,
                 WithBases(files), total, state.AddedBytes, DateTimeOffset.UtcNow, ChunkCounts.Of(state.Transforms));
+            if (revision is not null)
+            {
+                manifest = (manifest with { Revision = revision }).Sealed();
+            }
             var commitClock = Stopwatch.StartNew();
             if (!store.CommitManifest(manifest))
             {
