@@ -43,7 +43,15 @@ public static class DownloadRecord
     }
 
     /// <summary>Forgets the commit of <paramref name="modelId"/>'s folder (its files are about to change).</summary>
-    public static void Delete(string modelDir, ModelId modelId) => File.Delete(PathFor(modelDir, modelId));
+    /// <exception cref="IOException">The record exists and cannot be deleted.</exception>
+    public static void Delete(string modelDir, ModelId modelId)
+    {
+        string path = PathFor(modelDir, modelId);
+        if (File.Exists(path))
+        {
+            File.Delete(path);
+        }
+    }
 
     /// <summary>The recorded commit of <paramref name="modelId"/>'s folder; <see langword="null"/> when none (or not a commit id).</summary>
     public static string? Read(string modelDir, ModelId modelId)

@@ -31,7 +31,11 @@ public class ModelListTests
     [InlineData("noslash", 1)]
     [InlineData("org/ok\n/name\n", 2)]
     [InlineData("org/ok\norg/\n", 2)]
-    [InlineData("org/ok\norg/n@me\n", 2)]
+    [InlineData("org/ok\norg/n$me\n", 2)]
+    [InlineData("org/ok\norg/n@\n", 2)]
+    [InlineData("org/ok\norg/n@v 1\n", 2)]
+    [InlineData("org/ok\norg/n@../x\n", 2)]
+    [InlineData("org/ok\n@main\n", 2)]
     public void Load_InvalidId_ThrowsNamingFileAndLine(string content, int line)
     {
         using var dir = new TempDir();

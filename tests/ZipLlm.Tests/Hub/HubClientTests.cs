@@ -50,25 +50,60 @@ public class HubClientTests
     [InlineData("tokenizer.json", true)]
     [InlineData("tokenizer.model", true)]
     [InlineData("tokenizer_config.json", true)]
+    [InlineData("chat_template.jinja", true)]
     [InlineData("merges.txt", true)]
     [InlineData("README.md", true)]
+    [InlineData("LICENSE", true)]
+    [InlineData("LICENSE.md", true)]
+    [InlineData("modeling_custom.py", true)]
+    [InlineData("tiktoken.model", true)]
+    [InlineData("qwen.tiktoken", true)]
+    [InlineData("original/params.json", true)]
+    [InlineData("original/consolidated.00.pth", false)]
     [InlineData("pytorch_model.bin", false)]
+    [InlineData("model.gguf", false)]
+    [InlineData("onnx/model.onnx", false)]
+    [InlineData("flax_model.msgpack", false)]
+    [InlineData("tf_model.h5", false)]
+    [InlineData("rust_model.ot", false)]
     [InlineData(".gitattributes", false)]
-    [InlineData("original/params.json", false)]
+    [InlineData("sub/.hidden", false)]
+    [InlineData("../x.json", false)]
+    [InlineData("a//b.json", false)]
     [InlineData("..\\x.json", false)]
-    [InlineData("LICENSE.md", false)]
     [InlineData("x.json.part", false)]
-    public void IsWanted_Path_SelectsWeightsAndSmallFiles(string path, bool expected) =>
-        Assert.Equal(expected, HubClient.IsWanted(path));
+    public void DefaultSelection_WithSafetensors_TakesWhatAModelNeeds(string path, bool expected) =>
+        Assert.Equal(expected, HubFileSelection.Default.Takes(path, repositoryHasSafetensors: true));
+
+    [Theory]
+    [InlineData("pytorch_model.bin")]
+    [InlineData("original/consolidated.00.pth")]
+    public void DefaultSelection_WithoutSafetensors_KeepsOtherWeights(string path) =>
+        Assert.True(HubFileSelection.Default.Takes(path, repositoryHasSafetensors: false));
+
+    [Fact]
+    public void Selection_IncludeAndExclude_FilterAsGlobsOverTheWholePath()
+    {
+        var selection = new HubFileSelection(["*.safetensors", "*.json", "original/"], ["*.index.json", "original/*.pth"]);
+        Assert.True(selection.Takes("model.safetensors", true));
+        Assert.True(selection.Takes("sub/config.json", true));
+        Assert.True(selection.Takes("original/tokenizer.model", true));
+        Assert.False(selection.Takes("original/consolidated.00.pth", true));
+        Assert.False(selection.Takes("model.safetensors.index.json", true));
+        Assert.False(selection.Takes("README.md", true));
+        // An exclude list of one's own replaces the default one: other weight formats are then taken.
+        Assert.True(new HubFileSelection([], ["*.md"]).Takes("pytorch_model.bin", true));
+    }
 
     [Fact]
     public async Task DownloadModel_FreshFolder_FetchesWantedFilesVerified()
     {
         await using var hub = NewHub();
         using var dir = new TempDir();
-        var progress = new List<HubDownloadProgress>();
+        var progress = new List<HubTransferProgress>();
         using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint));
-        var summary = await client.DownloadModelAsync(Model, dir.Path, new SyncProgress(progress));
+        var summary = await client.DownloadModelAsync(Model, dir.Path, progress: new SyncProgress(progress));
+        Assert.Equal(FakeHub.Commit(Model.ToString()), summary.Commit);
         Assert.Equal(4, summary.FilesDownloaded);
         Assert.Equal(0, summary.FilesSkipped);
         Assert.Equal(s_shard.Length + s_shard2.Length + s_config.Length + s_readme.Length, summary.BytesDownloaded);
@@ -77,7 +112,11 @@ public class HubClientTests
         Assert.Equal(
             ["README.md", "config.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"],
             Directory.GetFiles(dir.Path).Select(Path.GetFileName).Order(StringComparer.Ordinal));
-        Assert.Equal(4, progress.Count(p => p.Completed));
+        HubTransferProgress last = progress[^1];
+        Assert.Equal((4, 4), (last.FilesDone, last.FilesTotal));
+        Assert.Equal(summary.BytesDownloaded, last.BytesTotal);
+        Assert.Equal(last.BytesTotal, last.BytesDone);
+        Assert.Equal(Enumerable.Range(1, 4), progress.Select(p => p.FilesDone).Distinct().Where(n => n > 0));
         Assert.All(hub.Requests, r => Assert.Null(r.Header("Authorization")));
     }
 
@@ -116,7 +155,7 @@ public class HubClientTests
     {
         await using var hub = NewHub();
         using var dir = new TempDir();
-        string path = $"/{Model}/resolve/main/model-00001-of-00002.safetensors";
+        string path = FakeHub.ResolvePath(Model.ToString(), "model-00001-of-00002.safetensors");
         hub.AddFault(path, new FakeResponse(200, s_shard, SendBytes: 100_000));
         using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint));
         await client.DownloadModelAsync(Model, dir.Path);
@@ -136,7 +175,7 @@ public class HubClientTests
     {
         await using var hub = NewHub();
         using var dir = new TempDir();
-        string path = $"/{Model}/resolve/main/config.json";
+        string path = FakeHub.ResolvePath(Model.ToString(), "config.json");
         hub.AddFault(path, FakeResponse.Text(status, "busy", new Dictionary<string, string> { ["Retry-After"] = "0" }));
         using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint));
         var summary = await client.DownloadModelAsync(Model, dir.Path);
@@ -149,7 +188,7 @@ public class HubClientTests
     public async Task ListFiles_503ThenSuccess_Retries()
     {
         await using var hub = NewHub();
-        hub.AddFault($"/api/models/{Model}/tree/main", FakeResponse.Text(503, "down"));
+        hub.AddFault(FakeHub.TreePath(Model.ToString()), FakeResponse.Text(503, "down"));
         using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint));
         Assert.Equal(6, (await client.ListFilesAsync(Model)).Count);
     }
@@ -159,7 +198,7 @@ public class HubClientTests
     {
         await using var hub = NewHub();
         using var dir = new TempDir();
-        string path = $"/{Model}/resolve/main/config.json";
+        string path = FakeHub.ResolvePath(Model.ToString(), "config.json");
         hub.AddFault(path, Enumerable.Range(0, 10).Select(_ => FakeResponse.Text(503, "down")).ToArray());
         using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint));
         var ex = await Assert.ThrowsAsync<HubException>(() => client.DownloadModelAsync(Model, dir.Path));
@@ -231,7 +270,7 @@ public class HubClientTests
         using var dir = new TempDir();
         byte[] corrupt = (byte[])s_config.Clone();
         corrupt[3] ^= 1;
-        hub.AddFault($"/{Model}/resolve/main/config.json", new FakeResponse(200, corrupt));
+        hub.AddFault(FakeHub.ResolvePath(Model.ToString(), "config.json"), new FakeResponse(200, corrupt));
         using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint));
         var ex = await Assert.ThrowsAsync<HubException>(() => client.DownloadModelAsync(Model, dir.Path));
         Assert.Equal(HubErrorKind.Integrity, ex.Kind);
@@ -335,9 +374,9 @@ public class HubClientTests
     }
 
     /// <summary>Records reports on the reporting thread (Progress&lt;T&gt; would post them later).</summary>
-    private sealed class SyncProgress(List<HubDownloadProgress> sink) : IProgress<HubDownloadProgress>
+    private sealed class SyncProgress(List<HubTransferProgress> sink) : IProgress<HubTransferProgress>
     {
-        public void Report(HubDownloadProgress value)
+        public void Report(HubTransferProgress value)
         {
             lock (sink)
             {

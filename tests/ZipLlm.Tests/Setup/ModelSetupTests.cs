@@ -144,7 +144,7 @@ public class ModelSetupTests
     public async Task Run_NetworkFailureDuringDownload_ThrowsAndMakesNoSyntheticModels(string? token)
     {
         await using var hub = HubWithFamily();
-        hub.AddFault("/my_org/ft/resolve/main/model.safetensors", Enumerable.Range(0, 5).Select(_ => FakeResponse.Text(503, "down")).ToArray());
+        hub.AddFault(FakeHub.ResolvePath("my_org/ft", "model.safetensors"), Enumerable.Range(0, 5).Select(_ => FakeResponse.Text(503, "down")).ToArray());
         using var dir = new TempDir();
         var config = WriteConfig(dir);
         File.WriteAllText(config.ModelsToProcess, "org/base\nmy_org/ft\n");
