@@ -44,7 +44,7 @@ internal static class HubRequests
         }
         using (response)
         {
-            throw Failure(response, options, modelId, filePath);
+            throw Failure(response, options, modelId, filePath, operation.Subject);
         }
     }
 
@@ -63,11 +63,10 @@ internal static class HubRequests
             : new HubException(HubErrorKind.LocalIo, $"{path}: cannot write: {ex.Message}", null, ex);
     }
 
-    private static HubException Failure(HttpResponseMessage response, HubClientOptions options, ModelId modelId, string? filePath)
+    private static HubException Failure(HttpResponseMessage response, HubClientOptions options, ModelId modelId, string? filePath, string what)
     {
         int status = (int)response.StatusCode;
         string? errorCode = response.Headers.TryGetValues("X-Error-Code", out var codes) ? codes.FirstOrDefault() : null;
-        string what = filePath is null ? modelId.ToString() : $"{modelId}: {filePath}";
         return status switch
         {
             401 or 403 => new HubException(HubErrorKind.Unauthorized, errorCode == "RepoNotFound"
