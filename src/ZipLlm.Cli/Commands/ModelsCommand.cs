@@ -59,14 +59,16 @@ internal sealed class ModelsSetupCommand : BaseCommand
     public static readonly Option<string[]> IncludeOption = new("--include")
     {
         Description = "Download only files matching this glob (the path in the repository; '*' crosses folders; 'dir/' is a whole folder). Repeatable. Default: every file.",
-        Arity = ArgumentArity.ExactlyOne,
+        Arity = ArgumentArity.OneOrMore,
+        AllowMultipleArgumentsPerToken = false,
     };
 
     public static readonly Option<string[]> ExcludeOption = new("--exclude")
     {
         Description = "Skip files matching this glob. Repeatable. Default: the other weight formats (*.bin *.pt *.pth *.ckpt *.gguf *.onnx *.h5 *.msgpack *.ot ...) "
             + "when the repository has safetensors; giving --exclude replaces that default. Hidden files (.gitattributes) are never downloaded.",
-        Arity = ArgumentArity.ExactlyOne,
+        Arity = ArgumentArity.OneOrMore,
+        AllowMultipleArgumentsPerToken = false,
     };
 
     public static readonly Option<int> DownloadsOption = CreateDownloadsOption();
