@@ -74,7 +74,7 @@ internal sealed class ModelsSetupCommand : BaseCommand
     public static readonly Option<int> DownloadsOption = CreateDownloadsOption();
 
     public ModelsSetupCommand()
-        : base("setup", "Download the models listed in the config (HF_TOKEN from the environment) and write base_ft.json, or generate a synthetic family offline.")
+        : base("setup", "Download the models listed in the config (the token from HF_TOKEN, or the file hf auth login writes) and write base_ft.json, or generate a synthetic family offline.")
     {
         Arguments.Add(ConfigArgument);
         Options.Add(SyntheticOption);
@@ -108,7 +108,7 @@ internal sealed class ModelsSetupCommand : BaseCommand
     {
         var option = new Option<int>("--downloads")
         {
-            Description = $"Files downloaded at once, 1 to {HubClientOptions.MaxDownloads} (default 4).",
+            Description = $"Files downloaded at once, 1 to {HubClientOptions.MaxDownloads}.",
             DefaultValueFactory = _ => 4,
         };
         option.Validators.Add(result =>
