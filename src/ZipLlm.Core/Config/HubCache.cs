@@ -77,7 +77,9 @@ public static class HubCache
     /// a link out of the model's cache folder, or not a file or folder.
     /// </exception>
     /// <exception cref="ArgumentException"><paramref name="revision"/> is not a valid revision.</exception>
-    public static HubCacheSnapshot Resolve(string modelDir, ModelId modelId, string? revision = null)
+    public static HubCacheSnapshot Resolve(string modelDir, ModelId modelId, string? revision = null) => Resolve(modelDir, modelId, revision, check: true);
+
+    private static HubCacheSnapshot Resolve(string modelDir, ModelId modelId, string? revision, bool check)
     {
         ArgumentException.ThrowIfNullOrEmpty(modelDir);
         revision ??= HubRevision.Default;
@@ -110,8 +112,24 @@ public static class HubCache
         {
             throw new InvalidDataException($"{modelId}: {refPath} names commit {commit}, but {snapshot} does not exist.");
         }
-        CheckSnapshot(modelId, repo, snapshot);
+        if (check)
+        {
+            CheckSnapshot(modelId, repo, snapshot);
+        }
         return new HubCacheSnapshot(repo, snapshot, commit);
+    }
+
+    /// <summary>The snapshot folder of <paramref name="modelId"/> at <paramref name="revision"/>, unchecked; null when the cache has none.</summary>
+    public static string? Locate(string modelDir, ModelId modelId, string? revision = null)
+    {
+        try
+        {
+            return Holds(modelDir, modelId) ? Resolve(modelDir, modelId, revision, check: false).Folder : null;
+        }
+        catch (Exception ex) when (ex is InvalidDataException or IOException or ArgumentException or UnauthorizedAccessException)
+        {
+            return null;
+        }
     }
 
     /// <summary>The commit a ref file holds.</summary>

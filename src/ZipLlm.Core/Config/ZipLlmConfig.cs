@@ -88,6 +88,13 @@ public sealed class ZipLlmConfig
     public bool HasModel(ModelId modelId) => HubCache.Holds(ModelDir, modelId) || Directory.Exists(ModelFolder(modelId));
 
     /// <summary>
+    /// The folder holding <paramref name="modelId"/>'s files, without checking them (to read a model card, say): its
+    /// cache snapshot when the cache has one for <paramref name="revision"/>, else <c>model_dir/org_name</c>.
+    /// </summary>
+    public string ModelFolderFor(ModelId modelId, string? revision = null) =>
+        HubCache.Locate(ModelDir, modelId, revision) ?? ModelFolder(modelId);
+
+    /// <summary>
     /// Where <paramref name="modelId"/>'s files are: in a Hugging Face cache (<c>model_dir/models--ORG--NAME</c>
     /// exists), the snapshot of <paramref name="revision"/> (default <c>main</c>), checked; otherwise the plain folder
     /// <c>model_dir/org_name</c>, with the commit setup recorded for it, if any.

@@ -220,7 +220,7 @@ public class ManifestTests
         ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
         using var pool = new WorkerPool(2, Options);
         string commit = new('c', 40);
-        new ModelIngester(store, pool, NullLogger.Instance).Ingest(ModelId.Parse("o/m"), folder, ModelRole.Standalone, commit);
+        new ModelIngester(store, pool, NullLogger.Instance).Ingest(ModelId.Parse("o/m"), folder, ModelRole.Standalone, revision: commit);
 
         string path = store.Layout.ManifestPath(ModelId.Parse("o/m"));
         string json = File.ReadAllText(path);
