@@ -69,13 +69,15 @@ public class ModelsCommandTests
     public async Task ModelsSetup_Endpoint_DownloadsFromHub()
     {
         await using var hub = new FakeHub();
-        hub.Add("org/base", ("model.safetensors", [1, 2]));
+        hub.Add("org/base", ("model.safetensors", [1, 2]), ("pytorch_model.bin", [1, 2]), ("original/params.json", [3]));
         hub.Add("org/ft", ("model.safetensors", [1, 3]), ("README.md", Encoding.UTF8.GetBytes("---\nbase_model: org/base\n---\n")));
         using var dir = new TempDir();
         string config = dir.Write("config.json", ConfigJson);
         dir.Write("test_models.txt", "org/base\norg/ft\n");
         (int exitCode, string output) = await RunAsync("models", "setup", config, "--endpoint", hub.Endpoint.AbsoluteUri, "-v", "Warning");
         Assert.Equal(ExitCodes.Success, exitCode);
+        // The default selection: every file, folders included, but the other weight format beside the safetensors.
+        Assert.Equal(["model.safetensors", Path.Combine("original", "params.json")], ModelFolders.Snapshot(dir.Combine("models", "org_base")).Keys);
         Assert.Contains("org/ft: finetune of org/base; downloaded 2 files", output);
         Assert.Equal(["org/ft"], BaseFtMap.Load(dir.Combine("base_ft.json")).FinetunesOf(ModelId.Parse("org/base")).Select(m => m.ToString()));
     }
