@@ -36,7 +36,8 @@ public sealed record BaseDecision(ModelId Model, ModelId? Base, int Depth, BaseH
 /// <summary>
 /// Chooses each model's base among the models already stored (and those planned before it): the one whose delta
 /// against the model is smallest on their sketches (<see cref="ModelSketch"/>, <see cref="SketchScorer"/>), or none
-/// when no candidate beats storing it alone. A hint is taken unless another candidate is clearly better. A candidate
+/// when no candidate beats storing it alone. A hint is taken unless another candidate, or storing the model alone, is
+/// clearly better. A candidate
 /// whose own chain of bases is already <see cref="MaxDepth"/> long cannot be a base (restoring a model decodes every
 /// base up its chain), so the model is coded against an ancestor instead. Candidates' quick sketches stay in memory
 /// (about 32 KB each); the whole sketch is read from the store again only for the few ranked first.
@@ -55,7 +56,7 @@ public sealed class LineagePlanner : IDisposable
     /// <summary>A base must beat storing the model alone by this share of the solo estimate.</summary>
     public const double SoloMargin = 0.02;
 
-    /// <summary>A hinted base is kept unless another candidate is estimated smaller by more than this share.</summary>
+    /// <summary>A hinted base is kept unless another candidate, or storing the model alone, is estimated smaller by more than this share of the solo estimate.</summary>
     public const double HintMargin = 0.05;
 
     private readonly ModelStore? _store;
@@ -206,10 +207,11 @@ public sealed class LineagePlanner : IDisposable
             {
                 reason = $"{hint.Source} names {hint.Base}, but its chain of bases is already {hinted.Depth} long (limit {MaxDepth}); " + reason;
             }
-            else if (hintBytes is { } h && h <= solo * (1 - SoloMargin) && (best is not { } b || h <= b.Bytes + solo * HintMargin))
+            else if (hintBytes is { } h && h <= Math.Min(best?.Bytes ?? solo, solo) + solo * HintMargin)
             {
+                // Not clearly worse than the best choice, storing it alone included: the user's (or the card's) word stands.
                 chosen = hint.Base;
-                reason = $"{hint.Source} names it, and it is {(best?.Candidate.Id == hint.Base ? "the closest" : $"within {HintMargin:P0} of the closest")}: estimated {Percent(h, solo)} of storing it alone";
+                reason = $"{hint.Source} names it, and it is {(best?.Candidate.Id == hint.Base ? "the closest" : $"within {HintMargin:P0} of the best choice")}: estimated {Percent(h, solo)} of storing it alone";
             }
             else
             {
