@@ -17,10 +17,19 @@ public sealed record HubFile(string Path, long Size, string? Sha256, string? Git
 /// <param name="Completed">Whether the file is verified and in place (or was already).</param>
 public readonly record struct HubDownloadProgress(ModelId ModelId, string File, long BytesDone, long BytesTotal, bool Completed);
 
+/// <summary>Progress of one model's download, all its files together.</summary>
+/// <param name="ModelId">The model being downloaded.</param>
+/// <param name="FilesDone">Files verified and in place (or found complete).</param>
+/// <param name="FilesTotal">Files to download.</param>
+/// <param name="BytesDone">Bytes on disk so far, of the files to download.</param>
+/// <param name="BytesTotal">Bytes of the files to download.</param>
+public readonly record struct HubTransferProgress(ModelId ModelId, int FilesDone, int FilesTotal, long BytesDone, long BytesTotal);
+
 /// <summary>What downloading a model did.</summary>
 /// <param name="ModelId">The model.</param>
 /// <param name="Folder">Where its files are.</param>
 /// <param name="FilesDownloaded">Files fetched (wholly or by resuming).</param>
 /// <param name="FilesSkipped">Files already complete.</param>
 /// <param name="BytesDownloaded">Bytes received over the network.</param>
-public sealed record HubDownloadSummary(ModelId ModelId, string Folder, int FilesDownloaded, int FilesSkipped, long BytesDownloaded);
+/// <param name="Commit">The commit the revision pointed at, whose files these are.</param>
+public sealed record HubDownloadSummary(ModelId ModelId, string Folder, int FilesDownloaded, int FilesSkipped, long BytesDownloaded, string Commit);

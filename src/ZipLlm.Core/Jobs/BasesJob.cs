@@ -52,7 +52,7 @@ public sealed class BasesJob(ZipLlmConfig config, ILogger logger)
             }
             try
             {
-                ModelSketch sketch = ModelSketches.FromFolder(modelId, config.ModelFolder(modelId), cancellationToken);
+                ModelSketch sketch = ModelSketches.FromFolder(modelId, config.ResolveModel(modelId, family.Models.RevisionOf(modelId)).Folder, cancellationToken);
                 BaseHint? hint = family.HintFor(modelId);
                 BaseDecision decision = Bases == BasesMode.Strict
                     ? Strict(planner, modelId, sketch, hint)

@@ -93,7 +93,8 @@ public sealed class CompressJob(ZipLlmConfig config, ILogger logger)
                     results.Add(new IngestResult(modelId, true, 0, 0, TimeSpan.Zero, 0, 0, 0, 0, 0));
                     return;
                 }
-                string folder = config.ModelFolder(modelId);
+                ModelSource source = config.ResolveModel(modelId, family.Models.RevisionOf(modelId));
+                string folder = source.Folder;
                 ModelSketch sketch = ModelSketches.FromFolder(modelId, folder, cancellationToken);
                 ModelRole stored;
                 if (Bases == BasesMode.Strict)
@@ -108,7 +109,7 @@ public sealed class CompressJob(ZipLlmConfig config, ILogger logger)
                     stored = decision.Base is { } chosen ? new ModelRole(ModelRoleKind.Finetune, chosen)
                         : role.Kind == ModelRoleKind.Base ? role : ModelRole.Standalone;
                 }
-                IngestResult result = ingester.Ingest(modelId, folder, stored, cancellationToken, sketch);
+                IngestResult result = ingester.Ingest(modelId, folder, stored, cancellationToken, sketch, source.Commit);
                 results.Add(result);
                 Manifest manifest = store.ReadManifest(modelId);
                 planner.Add(modelId, sketch, LineagePlanner.DepthOf(manifest), manifest);

@@ -41,4 +41,5 @@ public sealed record IngestResult(
 /// <param name="Item">What is being worked on (a model or a file).</param>
 /// <param name="DoneBytes">Bytes processed so far.</param>
 /// <param name="TotalBytes">Bytes in all.</param>
-public readonly record struct ByteProgress(string Item, long DoneBytes, long TotalBytes);
+/// <param name="Detail">More about the item's progress, shown after it (a download's <c>files 3/12</c>); none when null.</param>
+public readonly record struct ByteProgress(string Item, long DoneBytes, long TotalBytes, string? Detail = null);

@@ -77,6 +77,7 @@ public sealed record StoredFile(string Path, long Size, ContentHash Sha256, Stor
 /// models are scored against when compress looks for their base. Absent before lineage detection; such models are
 /// sketched from their objects when needed.
 /// </param>
+/// <param name="Revision">The hub commit the model's files were, when known (a Hugging Face cache snapshot, or what setup downloaded); absent otherwise, and in older manifests.</param>
 public sealed record Manifest(
     int Format,
     ModelId Id,
@@ -89,7 +90,8 @@ public sealed record Manifest(
     DateTimeOffset StoredAt,
     string? Checksum = null,
     ChunkCounts? Chunks = null,
-    ContentHash? Sketch = null)
+    ContentHash? Sketch = null,
+    string? Revision = null)
 {
     /// <summary>The manifest format this build writes: self-checking, with delta bases recorded per tensor.</summary>
     public const int CurrentFormat = 2;
