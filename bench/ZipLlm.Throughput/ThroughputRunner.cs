@@ -193,5 +193,5 @@ public sealed class ThroughputRunner(BenchOptions options, ZipLlmConfig config, 
         Progress?.Invoke(_results);
     }
 
-    public static double Mb(long kib) => kib * 1024 / 1e6;
+    public static double? Mb(long? kib) => kib * 1024 / 1e6;
 }
