@@ -29,7 +29,8 @@ public readonly record struct ModelRole(ModelRoleKind Kind, ModelId? BaseId)
 /// <summary>
 /// <c>base_ft.json</c>: <c>{ "org/base": ["org/ft1", "other_org/ft2", ...] }</c>. A key is a base;
 /// a model listed under a key is its finetune; any other model is standalone. A model may have at
-/// most one base, and a base is not itself a finetune.
+/// most one base. A base may itself be a finetune of another (a chain: base, instruct, a finetune of the
+/// instruct model), but no chain may lead back to where it started.
 /// </summary>
 public sealed class BaseFtMap
 {
@@ -45,7 +46,7 @@ public sealed class BaseFtMap
     }
 
     /// <summary>Creates a map from (base, finetunes) pairs, kept in the order given.</summary>
-    /// <exception cref="ArgumentException">An id is <c>default(ModelId)</c>, a base repeats, a model has two bases, or a base is also a finetune.</exception>
+    /// <exception cref="ArgumentException">An id is <c>default(ModelId)</c>, a base repeats, a model has two bases, or a chain of bases is circular.</exception>
     public BaseFtMap(IEnumerable<KeyValuePair<ModelId, IReadOnlyList<ModelId>>> entries)
     {
         ArgumentNullException.ThrowIfNull(entries);
@@ -71,7 +72,7 @@ public sealed class BaseFtMap
         return new BaseFtMap([new(list.Base, list.Others.ToArray())]);
     }
 
-    /// <summary>The role of <paramref name="modelId"/>.</summary>
+    /// <summary>The role of <paramref name="modelId"/>: a finetune when it is listed under a base (even when it is a base of others too).</summary>
     public ModelRole RoleOf(ModelId modelId)
     {
         if (_baseOf.TryGetValue(modelId, out ModelId baseId))
@@ -104,8 +105,8 @@ public sealed class BaseFtMap
     /// <summary>Reads and validates <paramref name="path"/>.</summary>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
     /// <exception cref="InvalidDataException">
-    /// The file is not a JSON object of string arrays, an id is invalid, or a model is listed under
-    /// two bases (or is both a base and a finetune); the message names the file and the model.
+    /// The file is not a JSON object of string arrays, an id is invalid, a model is listed under
+    /// two bases, or a chain of bases is circular; the message names the file and the model.
     /// </exception>
     public static BaseFtMap Load(string path)
     {
@@ -214,10 +215,6 @@ public sealed class BaseFtMap
         {
             return $"base \"{baseId}\" appears twice";
         }
-        if (_baseOf.TryGetValue(baseId, out ModelId itsBase))
-        {
-            return $"\"{baseId}\" is a base but also a finetune of \"{itsBase}\"";
-        }
         var added = new List<ModelId>(finetunes.Count);
         foreach (ModelId ft in finetunes)
         {
@@ -225,15 +222,19 @@ public sealed class BaseFtMap
             {
                 return $"\"{baseId}\" is listed as its own finetune";
             }
-            if (_entries.Any(e => e.Key == ft))
-            {
-                return $"\"{ft}\" is a base but also listed as a finetune of \"{baseId}\"";
-            }
             if (_baseOf.TryGetValue(ft, out ModelId other))
             {
                 return other == baseId
                     ? $"\"{ft}\" is listed twice under \"{baseId}\""
                     : $"\"{ft}\" is listed under two bases, \"{other}\" and \"{baseId}\"";
+            }
+            // A chain is allowed, a circle is not: walking up from the base must not reach the finetune.
+            for (ModelId up = baseId; _baseOf.TryGetValue(up, out ModelId next); up = next)
+            {
+                if (next == ft)
+                {
+                    return $"\"{ft}\" is listed as a finetune of \"{baseId}\", which descends from it: the chain of bases is circular";
+                }
             }
             _baseOf[ft] = baseId;
             added.Add(ft);

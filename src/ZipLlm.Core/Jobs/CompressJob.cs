@@ -1,6 +1,8 @@
 using Microsoft.Extensions.Logging;
 using ZipLlm.Codecs;
 using ZipLlm.Config;
+using ZipLlm.Hub;
+using ZipLlm.Lineage;
 using ZipLlm.Reporting;
 using ZipLlm.Store;
 
@@ -9,7 +11,21 @@ namespace ZipLlm.Jobs;
 /// <summary>What a compress run did: one entry per model that was stored or skipped, and the failures.</summary>
 /// <param name="Results">Models stored or already present.</param>
 /// <param name="Failures">Each model that could not be stored, with the reason.</param>
-public sealed record CompressReport(IReadOnlyList<IngestResult> Results, IReadOnlyList<CompressFailure> Failures);
+/// <param name="Decisions">The base chosen for each model stored (with <see cref="BasesMode.Auto"/>), and why.</param>
+public sealed record CompressReport(IReadOnlyList<IngestResult> Results, IReadOnlyList<CompressFailure> Failures, IReadOnlyList<BaseDecision>? Decisions = null);
+
+/// <summary>How compress takes base_ft.json.</summary>
+public enum BasesMode
+{
+    /// <summary>
+    /// base_ft.json (optional) and the model card's <c>base_model</c> are hints, checked: each model is stored against the
+    /// candidate its delta is smallest against (<see cref="LineagePlanner"/>), the hinted base unless another is clearly better.
+    /// </summary>
+    Auto,
+
+    /// <summary>base_ft.json is law, as before lineage detection: a model it does not list under a base is stored alone.</summary>
+    Strict,
+}
 
 /// <summary>What kind of fault kept a model out of the store.</summary>
 public enum CompressFailureKind
@@ -28,8 +44,9 @@ public enum CompressFailureKind
 public sealed record CompressFailure(ModelId ModelId, string Error, CompressFailureKind Kind);
 
 /// <summary>
-/// The <c>compress</c> job: stores every model of <c>models_to_process</c> with the roles of
-/// <c>base_ft.json</c>, a base before its finetunes, skipping models already stored. A model that
+/// The <c>compress</c> job: stores every model of <c>models_to_process</c>, a base before its finetunes, skipping
+/// models already stored. Each model's base is the one <c>base_ft.json</c> or its model card suggests, checked against
+/// the other stored models, or found among them when nothing suggests one (<see cref="BasesMode"/>). A model that
 /// fails (malformed file, missing folder) is reported and stores nothing; the others go on.
 /// </summary>
 public sealed class CompressJob(ZipLlmConfig config, ILogger logger)
@@ -40,6 +57,12 @@ public sealed class CompressJob(ZipLlmConfig config, ILogger logger)
     /// <summary>Reports progress within each model.</summary>
     public IProgress<ByteProgress>? Progress { get; init; }
 
+    /// <summary>How base_ft.json is taken: as hints checked against the other models (the default), or as law.</summary>
+    public BasesMode Bases { get; init; } = BasesMode.Auto;
+
+    /// <summary>The longest chain of bases a model may end (1 to <see cref="LineagePlanner.MaxMaxDepth"/>).</summary>
+    public int MaxDepth { get; init; } = LineagePlanner.DefaultMaxDepth;
+
     /// <summary>Runs the job.</summary>
     /// <exception cref="InvalidDataException">The model list or base_ft.json is malformed.</exception>
     /// <exception cref="FileNotFoundException">The model list or base_ft.json is missing.</exception>
@@ -47,19 +70,18 @@ public sealed class CompressJob(ZipLlmConfig config, ILogger logger)
     public CompressReport Run(CancellationToken cancellationToken = default)
     {
         ModelList models = ModelList.Load(ResolveModelList(config, logger));
-        if (!File.Exists(config.BaseFtPath))
-        {
-            throw new FileNotFoundException($"{config.BaseFtPath} (base_ft_path in {config.ConfigPath}) does not exist; run setup_test_models.sh or write it.", config.BaseFtPath);
-        }
-        BaseFtMap roles = BaseFtMap.Load(config.BaseFtPath);
+        BaseFtMap roles = LoadRoles();
         ModelStore store = StoreAccess.Open(config, create: true);
         store.SweepTemporaryFiles();
         using IDisposable storeLock = store.LockStore(exclusive: false, cancellationToken);
         using var pool = new WorkerPool(config.Threads, CodecOptions);
+        using var planner = new LineagePlanner(store, CodecOptions, logger, MaxDepth);
         var ingester = new ModelIngester(store, pool, logger) { Progress = Progress };
+        var listed = new HashSet<ModelId>(models.Models);
 
         var results = new List<IngestResult>();
         var failures = new List<CompressFailure>();
+        var decisions = new List<BaseDecision>();
         var finished = new HashSet<ModelId>();
 
         void Process(ModelId modelId)
@@ -71,18 +93,12 @@ public sealed class CompressJob(ZipLlmConfig config, ILogger logger)
             ModelRole role = roles.RoleOf(modelId);
             try
             {
-                if (role is { Kind: ModelRoleKind.Finetune, BaseId: { } baseId } && !store.Contains(baseId))
+                BaseHint? hint = HintFor(modelId, role);
+                // A suggested base not stored yet, but here to store: first (a chain that leads back here stops at this model).
+                if (hint is { } h && !store.Contains(h.Base) && (role.BaseId is not null || listed.Contains(h.Base)) && Directory.Exists(config.ModelFolder(h.Base)))
                 {
-                    if (Directory.Exists(config.ModelFolder(baseId)))
-                    {
-                        logger.LogInformation("{Model} needs its base {Base}, which is not stored yet: storing the base first", modelId, baseId);
-                        Process(baseId);
-                    }
-                    if (!store.Contains(baseId))
-                    {
-                        logger.LogWarning("{Model}: its base {Base} is neither stored nor in {ModelDir}; storing it without deltas", modelId, baseId, config.ModelDir);
-                        role = role with { BaseId = null };
-                    }
+                    logger.LogInformation("{Model} needs its base {Base}, which is not stored yet: storing the base first", modelId, h.Base);
+                    Process(h.Base);
                 }
                 cancellationToken.ThrowIfCancellationRequested();
                 using IDisposable modelLock = store.LockModel(modelId, cancellationToken);
@@ -92,13 +108,30 @@ public sealed class CompressJob(ZipLlmConfig config, ILogger logger)
                     results.Add(new IngestResult(modelId, true, 0, 0, TimeSpan.Zero, 0, 0, 0, 0, 0));
                     return;
                 }
-                IngestResult result = ingester.Ingest(modelId, config.ModelFolder(modelId), role, cancellationToken);
+                string folder = config.ModelFolder(modelId);
+                ModelSketch sketch = ModelSketches.FromFolder(modelId, folder, cancellationToken);
+                ModelRole stored;
+                if (Bases == BasesMode.Strict)
+                {
+                    stored = StrictRole(modelId, role, store, planner);
+                }
+                else
+                {
+                    BaseDecision decision = planner.Choose(modelId, sketch, hint);
+                    decisions.Add(decision);
+                    LogDecision(decision);
+                    stored = decision.Base is { } chosen ? new ModelRole(ModelRoleKind.Finetune, chosen)
+                        : role.Kind == ModelRoleKind.Base ? role : ModelRole.Standalone;
+                }
+                IngestResult result = ingester.Ingest(modelId, folder, stored, cancellationToken, sketch);
                 results.Add(result);
+                Manifest manifest = store.ReadManifest(modelId);
+                planner.Add(modelId, sketch, LineagePlanner.DepthOf(manifest), manifest);
                 logger.LogInformation(
-                    "Stored {Model} ({Role}): {In} in, {Stored} stored, ratio {Ratio}, {Seconds:F1} s, {Rate}; " +
+                    "Stored {Model} ({Role}{Base}): {In} in, {Stored} stored, ratio {Ratio}, {Seconds:F1} s, {Rate}; " +
                     "{Dedup}/{Tensors} tensors deduplicated, {Deltas} as deltas, {DedupFiles}/{Files} files already stored; " +
                     "chunks: {Difference} ordered difference, {Xor} XOR, {Solo} solo",
-                    modelId, role.Kind, Sizes.Format(result.OriginalBytes), Sizes.Format(result.AddedBytes), result.RatioText, result.Elapsed.TotalSeconds,
+                    modelId, stored.Kind, stored.BaseId is { } b ? " of " + b : "", Sizes.Format(result.OriginalBytes), Sizes.Format(result.AddedBytes), result.RatioText, result.Elapsed.TotalSeconds,
                     Sizes.Rate(result.MegabytesPerSecond * 1e6), result.DedupTensors, result.Tensors, result.DeltaTensors, result.DedupFiles, result.Files,
                     result.Chunks?.OrderedDifference ?? 0, result.Chunks?.Xor ?? 0, result.Chunks?.Solo ?? 0);
             }
@@ -113,7 +146,86 @@ public sealed class CompressJob(ZipLlmConfig config, ILogger logger)
         {
             Process(modelId);
         }
-        return new CompressReport(results, failures);
+        return new CompressReport(results, failures, decisions);
+    }
+
+    /// <summary>base_ft.json: required with <see cref="BasesMode.Strict"/>; without it, every model's base is detected.</summary>
+    private BaseFtMap LoadRoles()
+    {
+        if (File.Exists(config.BaseFtPath))
+        {
+            return BaseFtMap.Load(config.BaseFtPath);
+        }
+        if (Bases == BasesMode.Strict)
+        {
+            throw new FileNotFoundException($"{config.BaseFtPath} (base_ft_path in {config.ConfigPath}) does not exist; --bases strict takes its word as law: write it, or leave out --bases strict to detect each model's base.", config.BaseFtPath);
+        }
+        logger.LogInformation("No {Map}: each model's base is chosen among the models stored before it", config.BaseFtPath);
+        return new BaseFtMap();
+    }
+
+    /// <summary>The base base_ft.json names for the model, else (with <see cref="BasesMode.Auto"/>) the first its model card names.</summary>
+    private BaseHint? HintFor(ModelId modelId, ModelRole role)
+    {
+        if (role.BaseId is { } listed)
+        {
+            return new BaseHint(listed, "base_ft.json");
+        }
+        return Bases == BasesMode.Auto ? CardHint(modelId, config.ModelFolder(modelId)) : null;
+    }
+
+    /// <summary>The first model id the card (README.md) of the model in <paramref name="folder"/> names as its <c>base_model</c>.</summary>
+    internal static BaseHint? CardHint(ModelId modelId, string folder)
+    {
+        foreach (string named in ModelCard.ReadBaseModels(Path.Combine(folder, ModelCard.FileName)))
+        {
+            if (ModelId.TryParse(named, out ModelId cardBase, out _) && cardBase != modelId)
+            {
+                return new BaseHint(cardBase, "model card");
+            }
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// With <see cref="BasesMode.Strict"/>: the base base_ft.json names, when stored; re-based to its nearest ancestor
+    /// within <see cref="MaxDepth"/> when its chain is already that long.
+    /// </summary>
+    private ModelRole StrictRole(ModelId modelId, ModelRole role, ModelStore store, LineagePlanner planner)
+    {
+        if (role is not { Kind: ModelRoleKind.Finetune, BaseId: { } baseId })
+        {
+            return role;
+        }
+        if (!store.Contains(baseId))
+        {
+            logger.LogWarning("{Model}: its base {Base} is neither stored nor in {ModelDir}; storing it without deltas", modelId, baseId, config.ModelDir);
+            return role with { BaseId = null };
+        }
+        ModelId? rebased = baseId;
+        while (rebased is { } current && (planner.DepthOfCandidate(current) ?? 0) + 1 > MaxDepth)
+        {
+            rebased = store.Contains(current) ? store.ReadManifest(current).BaseId : null;
+        }
+        if (rebased != baseId)
+        {
+            logger.LogWarning("{Model}: its base {Base} already ends a chain of {Limit} bases (--max-depth); stored against {Ancestor} instead",
+                modelId, baseId, MaxDepth, rebased?.ToString() ?? "nothing (alone)");
+        }
+        return role with { BaseId = rebased };
+    }
+
+    private void LogDecision(BaseDecision decision)
+    {
+        string target = decision.Base?.ToString() ?? "none (stored alone)";
+        if (decision.Hint is { } hint && decision.Base != hint.Base)
+        {
+            logger.LogWarning("{Model}: {Source} names base {Hint}, but it was not used; base {Base}: {Reason}", decision.Model, hint.Source, hint.Base, target, decision.Reason);
+        }
+        else
+        {
+            logger.LogInformation("{Model}: base {Base}: {Reason}", decision.Model, target, decision.Reason);
+        }
     }
 
     /// <summary>

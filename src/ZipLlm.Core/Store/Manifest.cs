@@ -72,6 +72,11 @@ public sealed record StoredFile(string Path, long Size, ContentHash Sha256, Stor
 /// <param name="StoredAt">When the model was stored (UTC).</param>
 /// <param name="Checksum">Format 2: <c>sha256:</c> and the hex SHA-256 of the manifest's canonical JSON without this field.</param>
 /// <param name="Chunks">How many chunks of the tensors this model added were coded by each transform (absent before codec format 3).</param>
+/// <param name="Sketch">
+/// The object holding the model's lineage sketch (<see cref="Lineage.ModelSketch"/>): samples of its tensors that later
+/// models are scored against when compress looks for their base. Absent before lineage detection; such models are
+/// sketched from their objects when needed.
+/// </param>
 public sealed record Manifest(
     int Format,
     ModelId Id,
@@ -83,7 +88,8 @@ public sealed record Manifest(
     long AddedBytes,
     DateTimeOffset StoredAt,
     string? Checksum = null,
-    ChunkCounts? Chunks = null)
+    ChunkCounts? Chunks = null,
+    ContentHash? Sketch = null)
 {
     /// <summary>The manifest format this build writes: self-checking, with delta bases recorded per tensor.</summary>
     public const int CurrentFormat = 2;
@@ -99,19 +105,23 @@ public sealed record Manifest(
 
     /// <summary>A format-2 manifest of these contents, its checksum filled in.</summary>
     public static Manifest Create(ModelId id, ModelRoleKind role, ModelId? baseId, StoredFile[] files, long originalBytes, long addedBytes, DateTimeOffset storedAt,
-        ChunkCounts? chunks = null) =>
-        new Manifest(CurrentFormat, id, role, baseId, files, null, originalBytes, addedBytes, storedAt, null, chunks).Sealed();
+        ChunkCounts? chunks = null, ContentHash? sketch = null) =>
+        new Manifest(CurrentFormat, id, role, baseId, files, null, originalBytes, addedBytes, storedAt, null, chunks, sketch).Sealed();
 
     /// <summary>This manifest with its checksum computed afresh over its contents.</summary>
     internal Manifest Sealed() => this with { Checksum = ComputeChecksum() };
 
     /// <summary>
-    /// Every object needed to restore the model: each file's object, each tensor's object and the bases its
-    /// delta is decoded against (format 1: also the object list it recorded).
+    /// Every object the model needs: each file's object, each tensor's object and the bases its delta is decoded
+    /// against, and its lineage sketch (format 1: also the object list it recorded).
     /// </summary>
     public IReadOnlySet<ContentHash> NeededObjects()
     {
         var needed = new HashSet<ContentHash>();
+        if (Sketch is { } sketch)
+        {
+            needed.Add(sketch);
+        }
         foreach (StoredFile file in Files)
         {
             needed.Add(file.Object);
@@ -166,7 +176,7 @@ public sealed record Manifest(
             throw new InvalidDataException($"{source}: manifest is not valid JSON: {ex.Message}", ex);
         }
         // A missing id reads as default(ModelId); one that is there was parsed, and so checked, by its converter.
-        if (manifest is null || manifest.Files is null || manifest.Id.IsDefault)
+        if (manifest is null || manifest.Files is null || manifest.Id.IsDefault || manifest.Sketch == default(ContentHash))
         {
             throw new InvalidDataException($"{source}: manifest is missing required fields.");
         }

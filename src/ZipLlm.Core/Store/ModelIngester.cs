@@ -31,10 +31,11 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
     /// <param name="folder">The model folder.</param>
     /// <param name="role">Its role in the family; a finetune's base must already be stored.</param>
     /// <param name="cancellationToken">Stops the work; nothing is listed as stored.</param>
+    /// <param name="sketch">The model's lineage sketch, stored as an object and named in the manifest, so that later models can be scored against it.</param>
     /// <exception cref="DirectoryNotFoundException">The folder does not exist.</exception>
     /// <exception cref="InvalidDataException">A safetensors file is malformed.</exception>
     /// <exception cref="EndOfStreamException">A safetensors file is truncated.</exception>
-    public IngestResult Ingest(ModelId modelId, string folder, ModelRole role, CancellationToken cancellationToken = default)
+    public IngestResult Ingest(ModelId modelId, string folder, ModelRole role, CancellationToken cancellationToken = default, Lineage.ModelSketch? sketch = null)
     {
         var clock = Stopwatch.StartNew();
         List<string> paths = ModelFolder.Enumerate(modelId, folder);
@@ -79,8 +80,9 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
                 System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(ex.InnerExceptions[0]).Throw();
             }
 
+            ContentHash? sketchObject = sketch is null ? null : WriteSketch(sketch, state, cancellationToken);
             Manifest manifest = Manifest.Create(modelId, role.Kind, role.Kind == ModelRoleKind.Finetune ? role.BaseId : null,
-                WithBases(files), total, state.AddedBytes, DateTimeOffset.UtcNow, ChunkCounts.Of(state.Transforms));
+                WithBases(files), total, state.AddedBytes, DateTimeOffset.UtcNow, ChunkCounts.Of(state.Transforms), sketchObject);
             var commitClock = Stopwatch.StartNew();
             if (!store.CommitManifest(manifest))
             {
@@ -100,6 +102,18 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
                 file.Dispose();
             }
         }
+    }
+
+    private ContentHash WriteSketch(Lineage.ModelSketch sketch, IngestState state, CancellationToken cancellationToken)
+    {
+        byte[] bytes = sketch.ToBytes();
+        ContentHash hash = ContentHash.Of(bytes);
+        if (!IsStored(hash, bytes.Length, state) && state.Claim(hash))
+        {
+            state.AddBytes(WriteObject(hash, bytes.Length, stream =>
+                TensorCodec.Encode(stream, ElementLayout.Bytes, RawChunkSource.FromMemory(bytes), null, default, pool, cancellationToken)));
+        }
+        return hash;
     }
 
     private StoredFile IngestBlob(string relative, string full, Dictionary<ContentHash, StoredFile> storedFiles, IngestState state, CancellationToken cancellationToken)

@@ -22,8 +22,8 @@ public class BaseFtMapTests
     [Theory]
     [InlineData("""{ "a/base": ["x/ft"], "b/base": ["x/ft"] }""", "two bases")]
     [InlineData("""{ "a/base": ["x/ft", "x/ft"] }""", "twice")]
-    [InlineData("""{ "a/base": ["b/base"], "b/base": ["x/ft"] }""", "b/base")]
-    [InlineData("""{ "b/base": ["x/ft"], "a/base": ["b/base"] }""", "b/base")]
+    [InlineData("""{ "a/base": ["b/base"], "b/base": ["a/base"] }""", "circular")]
+    [InlineData("""{ "a/m": ["b/m"], "b/m": ["c/m"], "c/m": ["a/m"] }""", "circular")]
     [InlineData("""{ "a/base": ["a/base"] }""", "own finetune")]
     [InlineData("""{ "a/base": ["x/ft"], "a/base": [] }""", "twice")]
     [InlineData("""{ "a/base": "x/ft" }""", "array")]
@@ -39,6 +39,19 @@ public class BaseFtMapTests
         var ex = Assert.Throws<InvalidDataException>(() => BaseFtMap.Load(path));
         Assert.Contains(path, ex.Message);
         Assert.Contains(expected, ex.Message);
+    }
+
+    [Theory]
+    [InlineData("""{ "a/base": ["b/instruct"], "b/instruct": ["c/chat"] }""")]
+    [InlineData("""{ "b/instruct": ["c/chat"], "a/base": ["b/instruct"] }""")]
+    public void Load_Chain_GivesEachModelItsOwnBase(string content)
+    {
+        using var dir = new TempDir();
+        var map = BaseFtMap.Load(dir.Write("base_ft.json", content));
+        Assert.Equal(new ModelRole(ModelRoleKind.Base, null), map.RoleOf(ModelId.Parse("a/base")));
+        Assert.Equal(new ModelRole(ModelRoleKind.Finetune, ModelId.Parse("a/base")), map.RoleOf(ModelId.Parse("b/instruct")));
+        Assert.Equal(new ModelRole(ModelRoleKind.Finetune, ModelId.Parse("b/instruct")), map.RoleOf(ModelId.Parse("c/chat")));
+        Assert.Equal(["c/chat"], map.FinetunesOf(ModelId.Parse("b/instruct")).Select(m => m.ToString()));
     }
 
     [Fact]

@@ -1,0 +1,281 @@
+using Microsoft.Extensions.Logging;
+using ZipLlm.Codecs;
+using ZipLlm.Config;
+using ZipLlm.Store;
+
+namespace ZipLlm.Lineage;
+
+/// <summary>A base a model's listing suggests: base_ft.json, or the model card's <c>base_model</c>.</summary>
+/// <param name="Base">The suggested base.</param>
+/// <param name="Source">Where the suggestion comes from, as a user would name it (<c>base_ft.json</c>, <c>model card</c>).</param>
+public sealed record BaseHint(ModelId Base, string Source);
+
+/// <summary>What a model is estimated to take stored against one candidate base.</summary>
+/// <param name="Candidate">The candidate base.</param>
+/// <param name="Depth">Its depth: 0 for a model stored without a base, else one more than its base's.</param>
+/// <param name="EstimatedBytes">The model's tensors, estimated from the sample, when coded against the candidate.</param>
+/// <param name="Coded">Whether the estimate comes from the codec on the whole sample, or only from the quick estimate.</param>
+public sealed record CandidateEstimate(ModelId Candidate, int Depth, long EstimatedBytes, bool Coded);
+
+/// <summary>The base chosen for a model, and why.</summary>
+/// <param name="Model">The model.</param>
+/// <param name="Base">The base it is stored against, or null to store it alone.</param>
+/// <param name="Depth">The model's depth once stored so: 0 alone, else one more than its base's.</param>
+/// <param name="Hint">What base_ft.json or the model card suggested, if anything.</param>
+/// <param name="SoloBytes">The model's tensors, estimated from the sample, stored alone.</param>
+/// <param name="TensorBytes">Bytes of the model's floating tensors, which the estimates stand for.</param>
+/// <param name="Candidates">Every candidate scored, best first.</param>
+/// <param name="Reason">One line: why this base (or none).</param>
+public sealed record BaseDecision(ModelId Model, ModelId? Base, int Depth, BaseHint? Hint, long SoloBytes, long TensorBytes,
+    IReadOnlyList<CandidateEstimate> Candidates, string Reason)
+{
+    /// <summary>The estimate for the chosen base, or alone.</summary>
+    public long EstimatedBytes => Base is { } chosen ? Candidates.First(c => c.Candidate == chosen).EstimatedBytes : SoloBytes;
+}
+
+/// <summary>
+/// Chooses each model's base among the models already stored (and those planned before it): the one whose delta
+/// against the model is smallest on their sketches (<see cref="ModelSketch"/>, <see cref="SketchScorer"/>), or none
+/// when no candidate beats storing it alone. A hint is taken unless another candidate is clearly better. A candidate
+/// whose own chain of bases is already <see cref="MaxDepth"/> long cannot be a base (restoring a model decodes every
+/// base up its chain), so the model is coded against an ancestor instead. Candidates' quick sketches stay in memory
+/// (about 32 KB each); the whole sketch is read from the store again only for the few ranked first.
+/// </summary>
+public sealed class LineagePlanner : IDisposable
+{
+    /// <summary>The longest chain of bases by default: a model may be a finetune of a finetune of a finetune of a base.</summary>
+    public const int DefaultMaxDepth = 3;
+
+    /// <summary>The longest chain any store allows (objects chain deltas at most <see cref="ObjectStore.MaxDeltaDepth"/> deep).</summary>
+    public const int MaxMaxDepth = 8;
+
+    /// <summary>Candidates scored with the codec after the quick ranking (a hinted base is scored too).</summary>
+    public const int CodedCandidates = 3;
+
+    /// <summary>A base must beat storing the model alone by this share of the solo estimate.</summary>
+    public const double SoloMargin = 0.02;
+
+    /// <summary>A hinted base is kept unless another candidate is estimated smaller by more than this share.</summary>
+    public const double HintMargin = 0.05;
+
+    private readonly ModelStore? _store;
+    private readonly CodecOptions _options;
+    private readonly ILogger _logger;
+    private readonly SketchScorer _scorer;
+    private readonly List<Candidate> _candidates = [];
+    private bool _loaded;
+
+    /// <summary>Creates a planner over the models in <paramref name="store"/> (none when null).</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="maxDepth"/> is not between 1 and <see cref="MaxMaxDepth"/>.</exception>
+    public LineagePlanner(ModelStore? store, CodecOptions options, ILogger logger, int maxDepth = DefaultMaxDepth)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(logger);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxDepth, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(maxDepth, MaxMaxDepth);
+        _store = store;
+        _options = options;
+        _logger = logger;
+        MaxDepth = maxDepth;
+        _scorer = new SketchScorer(options);
+    }
+
+    /// <summary>The longest chain of bases a model may end.</summary>
+    public int MaxDepth { get; }
+
+    /// <summary>Candidates known: models stored, and those added since.</summary>
+    public int CandidateCount
+    {
+        get
+        {
+            LoadStored();
+            return _candidates.Count;
+        }
+    }
+
+    /// <summary>The depth of a stored manifest: the longest chain of bases any of its tensors is decoded through.</summary>
+    public static int DepthOf(Manifest manifest) =>
+        manifest.Files.SelectMany(f => f.Tensors ?? []).Select(t => t.Bases?.Length ?? 0).DefaultIfEmpty(0).Max();
+
+    /// <summary>
+    /// Makes <paramref name="modelId"/> a candidate for the models after it: a model just stored (with its manifest, so
+    /// its whole sketch is read back from the store when needed), or one only planned (kept in memory).
+    /// </summary>
+    public void Add(ModelId modelId, ModelSketch sketch, int depth, Manifest? stored = null)
+    {
+        ArgumentNullException.ThrowIfNull(sketch);
+        LoadStored();
+        _candidates.RemoveAll(c => c.Id == modelId);
+        bool readBack = stored?.Sketch is not null;
+        _candidates.Add(new Candidate(modelId, depth, sketch.Truncated(SketchScorer.QuickElements), readBack ? null : sketch, readBack ? stored : null));
+    }
+
+    /// <summary>The depth of a known candidate, or null when it is not one.</summary>
+    public int? DepthOfCandidate(ModelId modelId)
+    {
+        LoadStored();
+        return _candidates.FirstOrDefault(c => c.Id == modelId)?.Depth;
+    }
+
+    /// <summary>Chooses the base of <paramref name="modelId"/>, whose sketch is <paramref name="sketch"/>.</summary>
+    public BaseDecision Choose(ModelId modelId, ModelSketch sketch, BaseHint? hint)
+    {
+        ArgumentNullException.ThrowIfNull(sketch);
+        LoadStored();
+        double scale = sketch.SampleBytes == 0 ? 0 : (double)sketch.TensorBytes / sketch.SampleBytes;
+        long Estimate(long sampleBytes) => (long)Math.Round(sampleBytes * scale);
+        long solo = Estimate(_scorer.CodedBytes(sketch, null));
+
+        var tooDeep = new List<Candidate>();
+        var ranked = new List<(Candidate Candidate, double Bits)>();
+        foreach (Candidate candidate in _candidates.Where(c => c.Id != modelId))
+        {
+            if (candidate.Depth + 1 > MaxDepth)
+            {
+                tooDeep.Add(candidate);
+                continue;
+            }
+            double bits = SketchScorer.QuickBits(sketch, candidate.Quick, out long paired);
+            if (paired > 0)
+            {
+                ranked.Add((candidate, bits));
+            }
+        }
+        ranked.Sort((a, b) => a.Bits != b.Bits ? a.Bits.CompareTo(b.Bits) : a.Candidate.Depth.CompareTo(b.Candidate.Depth));
+        var estimates = new List<CandidateEstimate>();
+        var coded = new List<(Candidate Candidate, long Bytes)>();
+        for (int i = 0; i < ranked.Count; i++)
+        {
+            Candidate candidate = ranked[i].Candidate;
+            if (i < CodedCandidates || candidate.Id == hint?.Base)
+            {
+                long bytes = Estimate(_scorer.CodedBytes(sketch, Full(candidate)));
+                coded.Add((candidate, bytes));
+                estimates.Add(new CandidateEstimate(candidate.Id, candidate.Depth, bytes, Coded: true));
+            }
+            else
+            {
+                // Quick bits of the truncated sample, scaled to the model like the codec's bytes of the whole one.
+                double quickSample = ranked[i].Bits / 8 * sketch.SampleBytes / Math.Max(1, QuickSampleBytes(sketch));
+                estimates.Add(new CandidateEstimate(candidate.Id, candidate.Depth, Estimate((long)quickSample), Coded: false));
+            }
+        }
+        estimates.Sort((a, b) => a.EstimatedBytes != b.EstimatedBytes ? a.EstimatedBytes.CompareTo(b.EstimatedBytes) : a.Depth.CompareTo(b.Depth));
+
+        // Best: fewest bytes; within the solo margin of each other, the shallower (cheaper to restore).
+        (Candidate Candidate, long Bytes)? best = null;
+        foreach ((Candidate candidate, long bytes) in coded)
+        {
+            if (best is not { } b || bytes < b.Bytes - solo * SoloMargin
+                || (bytes <= b.Bytes + solo * SoloMargin && candidate.Depth < b.Candidate.Depth))
+            {
+                best = (candidate, bytes);
+            }
+        }
+        if (best is { } found && found.Bytes > solo * (1 - SoloMargin))
+        {
+            best = null;
+        }
+
+        ModelId? chosen = best?.Candidate.Id;
+        string reason = best is { } pick
+            ? $"{pick.Candidate.Id} is the closest: estimated {Percent(pick.Bytes, solo)} of storing it alone"
+            : ranked.Count == 0
+                ? "no stored model has tensors it pairs with"
+                : "no candidate beats storing it alone";
+        if (hint is not null)
+        {
+            Candidate? hinted = _candidates.FirstOrDefault(c => c.Id == hint.Base);
+            long? hintBytes = null;
+            foreach ((Candidate candidate, long bytes) in coded)
+            {
+                if (candidate.Id == hint.Base)
+                {
+                    hintBytes = bytes;
+                }
+            }
+            if (hinted is null)
+            {
+                reason = $"{hint.Source} names {hint.Base}, which is not stored; " + reason;
+            }
+            else if (hinted.Depth + 1 > MaxDepth)
+            {
+                reason = $"{hint.Source} names {hint.Base}, but its chain of bases is already {hinted.Depth} long (limit {MaxDepth}); " + reason;
+            }
+            else if (hintBytes is { } h && h <= solo * (1 - SoloMargin) && (best is not { } b || h <= b.Bytes + solo * HintMargin))
+            {
+                chosen = hint.Base;
+                reason = $"{hint.Source} names it, and it is {(best?.Candidate.Id == hint.Base ? "the closest" : $"within {HintMargin:P0} of the closest")}: estimated {Percent(h, solo)} of storing it alone";
+            }
+            else
+            {
+                reason = hintBytes is { } worse
+                    ? $"{hint.Source} names {hint.Base}, estimated {Percent(worse, solo)} of storing it alone; " + reason
+                    : $"{hint.Source} names {hint.Base}, which has no tensors it pairs with; " + reason;
+            }
+        }
+        if (chosen is null && tooDeep.Count > 0)
+        {
+            reason += $"; {tooDeep.Count} candidate(s) left out, their chains of bases already {MaxDepth} long";
+        }
+        int depth = chosen is { } c ? _candidates.First(x => x.Id == c).Depth + 1 : 0;
+        return new BaseDecision(modelId, chosen, depth, hint, solo, sketch.TensorBytes, estimates, reason);
+    }
+
+    /// <inheritdoc/>
+    public void Dispose() => _scorer.Dispose();
+
+    private static long QuickSampleBytes(ModelSketch sketch) => sketch.Truncated(SketchScorer.QuickElements).SampleBytes;
+
+    private static string Percent(long bytes, long solo) => solo <= 0 ? "0%" : $"{100.0 * bytes / solo:F0}%";
+
+    private ModelSketch Full(Candidate candidate)
+    {
+        if (candidate.Sketch is { } kept)
+        {
+            return kept;
+        }
+        return ModelSketches.FromStore(_store!, candidate.Manifest!, _options);
+    }
+
+    /// <summary>Reads every stored model's sketch once (made from its objects where none was recorded).</summary>
+    private void LoadStored()
+    {
+        if (_loaded)
+        {
+            return;
+        }
+        _loaded = true;
+        if (_store is null)
+        {
+            return;
+        }
+        ManifestScan scan = _store.ScanManifests();
+        foreach (Manifest manifest in scan.Manifests)
+        {
+            try
+            {
+                bool recorded = true;
+                ModelSketch sketch = ModelSketches.FromStore(_store, manifest, _options, problem =>
+                {
+                    recorded = false;
+                    _logger.LogDebug("{Model}: sketched from its objects for lineage detection: {Problem}", manifest.Id, problem);
+                });
+                // A recorded sketch is read again when needed; one made from the objects is kept (it costs decoding).
+                _candidates.Add(new Candidate(manifest.Id, DepthOf(manifest), sketch.Truncated(SketchScorer.QuickElements), recorded ? null : sketch, recorded ? manifest : null));
+            }
+            catch (Exception ex) when (ex is StoreDamageException or InvalidDataException or EndOfStreamException or IOException)
+            {
+                _logger.LogWarning("{Model} cannot serve as a base: {Reason} (run verify)", manifest.Id, ex.Message);
+            }
+        }
+    }
+
+    /// <summary>A model that may serve as a base.</summary>
+    /// <param name="Id">Its id.</param>
+    /// <param name="Depth">Its depth.</param>
+    /// <param name="Quick">Its sketch cut for the quick estimate.</param>
+    /// <param name="Sketch">Its whole sketch when kept in memory, else null (read from the store through <paramref name="Manifest"/>).</param>
+    /// <param name="Manifest">Its manifest, when the whole sketch is read from the store.</param>
+    private sealed record Candidate(ModelId Id, int Depth, ModelSketch Quick, ModelSketch? Sketch, Manifest? Manifest);
+}
