@@ -80,25 +80,50 @@ public static class PlotWriter
 
         using SKBitmap left = SKBitmap.Decode(throughput.GetImageBytes(PanelWidth, PanelHeight, ImageFormat.Png));
         using SKBitmap right = SKBitmap.Decode(speedup.GetImageBytes(PanelWidth, PanelHeight, ImageFormat.Png));
-        int captionHeight = caption.Count * CaptionLineHeight + 20;
+        using SKTypeface typeface = font is null ? SKTypeface.Default : SKTypeface.FromFamilyName(font);
+        using var text = new SKFont(typeface, 17);
+        List<(string Text, bool Warning)> lines = caption
+            .SelectMany(line => Wrap(line, text, 2 * PanelWidth - 48).Select(part => (part, line.StartsWith("Warning", StringComparison.Ordinal))))
+            .ToList();
+        int captionHeight = lines.Count * CaptionLineHeight + 20;
         using var surface = SKSurface.Create(new SKImageInfo(2 * PanelWidth, PanelHeight + captionHeight));
         surface.Canvas.Clear(SKColors.White);
         surface.Canvas.DrawBitmap(left, 0, 0);
         surface.Canvas.DrawBitmap(right, PanelWidth, 0);
-        using (SKTypeface typeface = font is null ? SKTypeface.Default : SKTypeface.FromFamilyName(font))
-        using (var text = new SKFont(typeface, 17))
         using (var ink = new SKPaint { IsAntialias = true })
         {
-            for (int i = 0; i < caption.Count; i++)
+            for (int i = 0; i < lines.Count; i++)
             {
-                ink.Color = caption[i].StartsWith("Warning", StringComparison.Ordinal) ? new SKColor(0xC0, 0x10, 0x10) : SKColors.Black;
-                surface.Canvas.DrawText(caption[i], 24, PanelHeight + 10 + (i + 1) * CaptionLineHeight - 6, SKTextAlign.Left, text, ink);
+                ink.Color = lines[i].Warning ? new SKColor(0xC0, 0x10, 0x10) : SKColors.Black;
+                surface.Canvas.DrawText(lines[i].Text, 24, PanelHeight + 10 + (i + 1) * CaptionLineHeight - 6, SKTextAlign.Left, text, ink);
             }
         }
         using SKImage image = surface.Snapshot();
         using SKData data = image.Encode(SKEncodedImageFormat.Png, 100);
         using FileStream file = File.Create(path);
         data.SaveTo(file);
+    }
+
+    /// <summary>Splits <paramref name="line"/> at spaces into pieces no wider than <paramref name="width"/> pixels (a word wider than that stands alone).</summary>
+    private static List<string> Wrap(string line, SKFont font, float width)
+    {
+        var pieces = new List<string>();
+        string current = "";
+        foreach (string word in line.Split(' '))
+        {
+            string candidate = current.Length == 0 ? word : current + " " + word;
+            if (current.Length > 0 && font.MeasureText(candidate) > width)
+            {
+                pieces.Add(current);
+                current = "    " + word;
+            }
+            else
+            {
+                current = candidate;
+            }
+        }
+        pieces.Add(current);
+        return pieces;
     }
 
     private static Plot NewPlot(string? font, string title, string x, string y, double[] threads)

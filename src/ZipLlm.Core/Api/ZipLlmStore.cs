@@ -143,7 +143,10 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
     /// </summary>
     /// <param name="modelFolder">The model's folder: its safetensors files and every other file.</param>
     /// <param name="modelId">The id to store it under, <c>org/name</c>.</param>
-    /// <param name="baseModelId">The stored model it is a finetune of, or null to store it on its own.</param>
+    /// <param name="baseModelId">
+    /// The stored model it is a finetune of, or null to store it on its own (<c>zipllm compress</c> measures which
+    /// stored model a new one is closest to; here the caller says).
+    /// </param>
     /// <param name="progress">Gets bytes hashed and encoded.</param>
     /// <param name="cancellationToken">Stops the work.</param>
     /// <exception cref="ArgumentException">An id is not of the form <c>org/name</c>, or the base is the model itself.</exception>
@@ -179,8 +182,10 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
             return new CompressSummary(id.ToString(), true, 0, 0, TimeSpan.Zero, 0, 0);
         }
         ModelRole role = baseId is { } b ? new ModelRole(ModelRoleKind.Finetune, b) : ModelRole.Standalone;
+        // Sketched as compress sketches every model, so that a later `zipllm compress` can score its models against this one.
+        Lineage.ModelSketch sketch = Lineage.ModelSketches.FromFolder(id, folder, cancellationToken);
         var ingester = new ModelIngester(_store, _pool, _logger) { Progress = Adapt(progress) };
-        IngestResult result = ingester.Ingest(id, folder, role, cancellationToken);
+        IngestResult result = ingester.Ingest(id, folder, role, cancellationToken, sketch);
         return new CompressSummary(id.ToString(), false, result.OriginalBytes, result.AddedBytes, result.Elapsed, result.DeltaTensors, result.DedupTensors);
     }
 
