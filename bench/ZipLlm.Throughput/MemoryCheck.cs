@@ -12,7 +12,7 @@ namespace ZipLlm.Throughput;
 /// size, each alone in a fresh store, at every thread count asked for. Each pair is measured --runs times
 /// and the medians reported: one process's peak varies by about 10 MB from run to run.
 /// </summary>
-public sealed class MemoryCheck(BenchOptions options, ZipLlmConfig config, Workspace ws)
+internal sealed class MemoryCheck(BenchOptions options, ZipLlmConfig config, Workspace ws)
 {
     public static readonly ModelId DoubleModelId = ModelId.Parse("memcheck/model-x2");
     private const int CopyChunk = 4 << 20;

@@ -7,7 +7,7 @@ namespace ZipLlm.Codecs;
 /// and decodes and ingest's per-tensor hashing alike (one <see cref="WorkerBudget"/>), and each chunk worker holds its own
 /// <see cref="ChunkCodec"/> (zstd contexts are not thread-safe).
 /// </summary>
-public sealed class WorkerPool : IDisposable
+internal sealed class WorkerPool : IDisposable
 {
     /// <summary>
     /// Most workers a pool may have. Each keeps up to two chunks in flight with their buffers (8 MiB and more at the

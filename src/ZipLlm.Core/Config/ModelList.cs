@@ -8,7 +8,7 @@ namespace ZipLlm.Config;
 /// a line, the first being the base. Blank lines and <c>#</c> comments (whole-line or trailing)
 /// are skipped; surrounding whitespace is trimmed.
 /// </summary>
-public sealed class ModelList
+internal sealed class ModelList
 {
     /// <summary>A list file is a few kilobytes; anything past this is not one.</summary>
     public const int MaxFileSize = 16 << 20;

@@ -5,7 +5,7 @@ using ZipLlm.Store.Backends;
 namespace ZipLlm.Jobs;
 
 /// <summary>The one place a job turns a config's <c>storage_dir</c> into an open store (and so into a backend).</summary>
-public static class StoreAccess
+internal static class StoreAccess
 {
     /// <summary>
     /// Opens the store <paramref name="config"/> names, creating it when <paramref name="create"/> is set: a folder,
