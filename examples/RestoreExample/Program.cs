@@ -52,8 +52,10 @@ try
     StoredModelFile file = model.Files.MaxBy(f => f.Length)!;
     using (Stream stream = store.OpenFile(model.Id, file.Path))
     {
+        var clock = Stopwatch.StartNew();
         string sha256 = Convert.ToHexStringLower(await SHA256.HashDataAsync(stream));
-        Console.WriteLine($"streamed {file.Path}: {MB(stream.Length)}, sha256 {sha256} ({(sha256 == file.Sha256 ? "matches" : "DOES NOT match")} the stored hash)");
+        Console.WriteLine($"streamed {file.Path}: {MB(stream.Length)} in {clock.Elapsed.TotalSeconds:F2} s, sha256 {sha256} " +
+            $"({(sha256 == file.Sha256 ? "matches" : "DOES NOT match")} the stored hash)");
         if (sha256 != file.Sha256)
         {
             return 6;

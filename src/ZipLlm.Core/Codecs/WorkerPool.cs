@@ -66,8 +66,8 @@ internal sealed class WorkerPool : IDisposable
 
     /// <summary>
     /// Raises the process's thread-pool minimum so that pools of up to <paramref name="threads"/> workers never
-    /// wait for the thread pool to grow. A process-wide setting, so the library never calls it itself: an
-    /// application calls it once at start-up (the CLI does).
+    /// wait for the thread pool to grow. A process-wide setting, so the engine never calls it itself: an
+    /// application calls it once at start-up (the CLI does, and so does <see cref="ZipLlmStore.Open"/>).
     /// </summary>
     /// <remarks>
     /// Files are ingested and restored side by side, each on a thread-pool thread that blocks while it waits for
