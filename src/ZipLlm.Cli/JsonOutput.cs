@@ -38,7 +38,23 @@ internal sealed record CompressOutput(
 /// <summary>One model of <see cref="CompressOutput"/>, stored now or skipped because it was stored before.</summary>
 internal sealed record CompressedModel(
     string Id, bool Skipped, long OriginalBytes, long AddedBytes, double? Ratio, bool Dedup, double Seconds,
-    int Files, int DedupFiles, int Tensors, int DedupTensors, int DeltaTensors);
+    int Files, int DedupFiles, int Tensors, int DedupTensors, int DeltaTensors, BaseChoiceOutput? BaseChoice);
+
+/// <summary>
+/// The base chosen for a model (<c>compress</c>, <c>bases</c>): <c>base</c> null to store it alone; estimates are bytes of its
+/// floating tensors from the sample; <c>candidates</c> best first, <c>coded</c> telling a codec estimate from a quick one.
+/// </summary>
+internal sealed record BaseChoiceOutput(string Id, string? Base, int Depth, string? Hint, string? HintSource, long TensorBytes, long SoloBytes,
+    long EstimatedBytes, string Reason, IReadOnlyList<CandidateOutput> Candidates);
+
+/// <summary>One candidate base of <see cref="BaseChoiceOutput"/>.</summary>
+internal sealed record CandidateOutput(string Id, int Depth, long EstimatedBytes, bool Coded);
+
+/// <summary>The document <c>bases --json</c> prints.</summary>
+internal sealed record BasesOutput(IReadOnlyList<BaseChoiceOutput> Models, IReadOnlyList<StoredBaseOutput> Stored, IReadOnlyList<CompressFailureOutput> Failures);
+
+/// <summary>A listed model already stored, with the base it was stored against.</summary>
+internal sealed record StoredBaseOutput(string Id, string? Base);
 
 /// <summary>A model <c>compress</c> could not store: <c>kind</c> is <c>invalid_input</c> or <c>io</c>.</summary>
 internal sealed record CompressFailureOutput(string Id, string Kind, string Error);
@@ -57,4 +73,5 @@ internal sealed record VerifiedModel(string Id, bool Intact, IReadOnlyList<strin
 [JsonSerializable(typeof(CompressOutput))]
 [JsonSerializable(typeof(RestoreOutput))]
 [JsonSerializable(typeof(VerifyOutput))]
+[JsonSerializable(typeof(BasesOutput))]
 internal sealed partial class CliJsonContext : JsonSerializerContext;

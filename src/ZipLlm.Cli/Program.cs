@@ -17,6 +17,7 @@ public static class Program
         root.Subcommands.Add(new CompressCommand());
         root.Subcommands.Add(new RestoreCommand());
         root.Subcommands.Add(new ListCommand());
+        root.Subcommands.Add(new BasesCommand());
         root.Subcommands.Add(new VerifyCommand());
         root.Subcommands.Add(new RemoveCommand());
         root.Subcommands.Add(new GcCommand());

@@ -1,5 +1,7 @@
 using System.CommandLine;
 using ZipLlm.Config;
+using ZipLlm.Jobs;
+using ZipLlm.Lineage;
 
 namespace ZipLlm.Cli.Commands;
 
@@ -77,6 +79,47 @@ internal static class CommonOptions
             {
                 result.AddError($"--threads must be from 1 to {ZipLlmConfig.MaxThreads}, not {value}.");
                 return null;
+            }
+            return value;
+        },
+    };
+
+    /// <summary>Creates the --bases option of the verbs that choose bases: how base_ft.json is taken.</summary>
+    public static Option<BasesMode> BasesOption() => new("--bases")
+    {
+        Description = "How base_ft.json is taken: 'auto' (default) checks it, and each model card's base_model, against the other models and "
+            + "stores each model against the one it is smallest against (or alone); 'strict' takes base_ft.json as law (required then).",
+        DefaultValueFactory = _ => BasesMode.Auto,
+        CustomParser = result =>
+        {
+            string text = result.Tokens is [{ } token] ? token.Value : "";
+            switch (text.ToLowerInvariant())
+            {
+                case "auto":
+                    return BasesMode.Auto;
+                case "strict":
+                    return BasesMode.Strict;
+                default:
+                    result.AddError($"--bases must be 'auto' or 'strict', not '{text}'.");
+                    return BasesMode.Auto;
+            }
+        },
+    };
+
+    /// <summary>Creates the --max-depth option: the longest chain of bases, 1 to <see cref="LineagePlanner.MaxMaxDepth"/>.</summary>
+    public static Option<int> MaxDepthOption() => new("--max-depth")
+    {
+        Description = $"Longest chain of bases a model may end (a finetune of a finetune of a base is 2), 1 to {LineagePlanner.MaxMaxDepth}; "
+            + $"a model whose best base is already that deep is stored against an ancestor. Default {LineagePlanner.DefaultMaxDepth}.",
+        DefaultValueFactory = _ => LineagePlanner.DefaultMaxDepth,
+        CustomParser = result =>
+        {
+            string text = result.Tokens is [{ } token] ? token.Value : "";
+            if (!int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int value)
+                || value is < 1 or > LineagePlanner.MaxMaxDepth)
+            {
+                result.AddError($"--max-depth must be a whole number from 1 to {LineagePlanner.MaxMaxDepth}, not '{text}'.");
+                return LineagePlanner.DefaultMaxDepth;
             }
             return value;
         },

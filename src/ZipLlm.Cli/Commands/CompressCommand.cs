@@ -2,6 +2,7 @@ using System.CommandLine;
 using Microsoft.Extensions.Logging;
 using ZipLlm.Config;
 using ZipLlm.Jobs;
+using ZipLlm.Lineage;
 using ZipLlm.Reporting;
 using ZipLlm.Store;
 
@@ -13,6 +14,8 @@ internal sealed class CompressCommand : BaseCommand
     private static readonly Argument<FileInfo> s_config = CommonOptions.ConfigArgument();
     private static readonly Option<int?> s_threads = CommonOptions.ThreadsOption();
     private static readonly Option<bool> s_json = CommonOptions.JsonOption();
+    private static readonly Option<BasesMode> s_bases = CommonOptions.BasesOption();
+    private static readonly Option<int> s_maxDepth = CommonOptions.MaxDepthOption();
 
     public CompressCommand()
         : base("compress", "Store every model listed in models_to_process; models already stored are skipped.")
@@ -20,6 +23,8 @@ internal sealed class CompressCommand : BaseCommand
         Arguments.Add(s_config);
         Options.Add(s_threads);
         Options.Add(s_json);
+        Options.Add(s_bases);
+        Options.Add(s_maxDepth);
     }
 
     protected override Task<int> ExecuteAsync(ParseResult parseResult, ILogger logger, CancellationToken cancellationToken)
@@ -32,7 +37,12 @@ internal sealed class CompressCommand : BaseCommand
             progress.Items = ListedModels(config);
         }
         logger = new ClearingLogger(logger, progress);
-        var compressor = new CompressJob(config, logger) { Progress = progress };
+        var compressor = new CompressJob(config, logger)
+        {
+            Progress = progress,
+            Bases = parseResult.GetValue(s_bases),
+            MaxDepth = parseResult.GetValue(s_maxDepth),
+        };
         CompressReport report = compressor.Run(cancellationToken);
 
         long original = report.Results.Sum(r => r.OriginalBytes), added = report.Results.Sum(r => r.AddedBytes);
@@ -77,7 +87,8 @@ internal sealed class CompressCommand : BaseCommand
             report.Results.Select(r => new CompressedModel(
                 r.ModelId.ToString(), r.Skipped, r.OriginalBytes, r.AddedBytes, Sizes.RatioValue(r.OriginalBytes, r.AddedBytes),
                 !r.Skipped && Sizes.IsDedup(r.OriginalBytes, r.AddedBytes), r.Elapsed.TotalSeconds,
-                r.Files, r.DedupFiles, r.Tensors, r.DedupTensors, r.DeltaTensors)).ToList(),
+                r.Files, r.DedupFiles, r.Tensors, r.DedupTensors, r.DeltaTensors,
+                report.Decisions?.FirstOrDefault(d => d.Model == r.ModelId) is { } d ? BasesCommand.ToJson(d) : null)).ToList(),
             report.Failures.Select(f => new CompressFailureOutput(f.ModelId.ToString(), f.Kind == CompressFailureKind.Io ? "io" : "invalid_input", f.Error)).ToList(),
             report.Results.Count(r => !r.Skipped), report.Results.Count(r => r.Skipped), report.Failures.Count,
             original, added, Sizes.RatioValue(original, added), report.Results.Sum(r => r.Elapsed.TotalSeconds), exitCode);

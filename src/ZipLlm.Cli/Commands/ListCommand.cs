@@ -12,12 +12,18 @@ internal sealed class ListCommand : BaseCommand
 {
     private static readonly Argument<FileInfo> s_config = CommonOptions.ConfigArgument();
     private static readonly Option<bool> s_json = CommonOptions.JsonOption();
+    private static readonly Option<bool> s_tree = new("--tree")
+    {
+        Description = "Draw the store as a family tree: each base with its finetunes (and theirs) under it, with what each added. "
+            + "With --json, the document is the same (each model names its base).",
+    };
 
     public ListCommand()
         : base("list", "List stored models: role, original size, what each added to the store, ratio; and the whole store's ratio.")
     {
         Arguments.Add(s_config);
         Options.Add(s_json);
+        Options.Add(s_tree);
     }
 
     protected override Task<int> ExecuteAsync(ParseResult parseResult, ILogger logger, CancellationToken cancellationToken)
@@ -28,6 +34,10 @@ internal sealed class ListCommand : BaseCommand
         if (parseResult.GetValue(s_json))
         {
             JsonOutput.Write(output, ToJson(config, listing), CliJsonContext.Default.ListOutput);
+        }
+        else if (parseResult.GetValue(s_tree))
+        {
+            WriteTree(output, listing);
         }
         else
         {
@@ -48,7 +58,7 @@ internal sealed class ListCommand : BaseCommand
         output.WriteLine($"{"model".PadRight(idWidth)}  {"role",-10}  {"original",10}  {"added",10}  {"ratio",8}  {"chunks diff/xor/solo",20}  base");
         foreach (Manifest m in manifests)
         {
-            output.WriteLine($"{m.Id.ToString().PadRight(idWidth)}  {RoleName(m.Role),-10}  {Sizes.Format(m.OriginalBytes),10}  {Sizes.Format(m.AddedBytes),10}  {Sizes.Ratio(m.OriginalBytes, m.AddedBytes),8}  {Chunks(m.Chunks),20}  {m.BaseId?.ToString() ?? "-"}");
+            output.WriteLine($"{m.Id.ToString().PadRight(idWidth)}  {RoleName(m, manifests),-10}  {Sizes.Format(m.OriginalBytes),10}  {Sizes.Format(m.AddedBytes),10}  {Sizes.Ratio(m.OriginalBytes, m.AddedBytes),8}  {Chunks(m.Chunks),20}  {m.BaseId?.ToString() ?? "-"}");
         }
         output.WriteLine();
         output.WriteLine($"{manifests.Count} models, {Sizes.Format(listing.OriginalBytes)} original, {Sizes.Format(listing.StoredBytes)} in objects on disk, store ratio {Sizes.Ratio(listing.OriginalBytes, listing.StoredBytes)}");
@@ -57,12 +67,49 @@ internal sealed class ListCommand : BaseCommand
     private static ListOutput ToJson(ZipLlmConfig config, StoreListing listing) => new(
         config.StorageDir,
         listing.Manifests.Select(m => new ListedModel(
-            m.Id.ToString(), RoleName(m.Role), m.BaseId?.ToString(), m.Files.Length, m.OriginalBytes, m.AddedBytes,
+            m.Id.ToString(), RoleName(m, listing.Manifests), m.BaseId?.ToString(), m.Files.Length, m.OriginalBytes, m.AddedBytes,
             Sizes.RatioValue(m.OriginalBytes, m.AddedBytes), Sizes.IsDedup(m.OriginalBytes, m.AddedBytes), m.StoredAt,
             m.Chunks is { } c ? new ChunkCountsOutput(c.OrderedDifference, c.Xor, c.Solo) : null)).ToList(),
         listing.OriginalBytes, listing.StoredBytes, Sizes.RatioValue(listing.OriginalBytes, listing.StoredBytes), listing.DamagedManifests);
 
-    private static string RoleName(ModelRoleKind role) => role.ToString().ToLowerInvariant();
+    /// <summary>
+    /// A model's role as the store holds it now: a finetune when stored against a base, a base when another model is
+    /// stored against it, standalone otherwise (so a base found by lineage detection reads as one).
+    /// </summary>
+    private static string RoleName(Manifest model, IReadOnlyList<Manifest> all) =>
+        model.BaseId is not null ? "finetune"
+        : model.Role == ModelRoleKind.Base || all.Any(m => m.BaseId == model.Id) ? "base"
+        : "standalone";
+
+    /// <summary>
+    /// The family tree: every model without a stored base at the root (a base whose own base was removed says so), each
+    /// model's finetunes under it by id, with its original size, what it added and its ratio.
+    /// </summary>
+    private static void WriteTree(TextWriter output, StoreListing listing)
+    {
+        IReadOnlyList<Manifest> manifests = listing.Manifests;
+        var ids = new HashSet<ModelId>(manifests.Select(m => m.Id));
+        ILookup<ModelId, Manifest> children = manifests.Where(m => m.BaseId is { } b && ids.Contains(b)).ToLookup(m => m.BaseId!.Value);
+        string Line(Manifest m) =>
+            $"{m.Id}  {Sizes.Format(m.OriginalBytes)}, added {Sizes.Format(m.AddedBytes)} ({Sizes.Ratio(m.OriginalBytes, m.AddedBytes)})"
+            + (m.BaseId is { } b && !ids.Contains(b) ? $"  [its base {b} is no longer stored]" : "");
+        void Draw(Manifest m, string indent, bool last, bool root)
+        {
+            output.WriteLine(root ? Line(m) : $"{indent}{(last ? "└── " : "├── ")}{Line(m)}");
+            string below = root ? "" : indent + (last ? "    " : "│   ");
+            List<Manifest> under = children[m.Id].OrderBy(c => c.Id.ToString(), StringComparer.Ordinal).ToList();
+            for (int i = 0; i < under.Count; i++)
+            {
+                Draw(under[i], below, i == under.Count - 1, root: false);
+            }
+        }
+        foreach (Manifest root in manifests.Where(m => m.BaseId is not { } b || !ids.Contains(b)).OrderBy(m => m.Id.ToString(), StringComparer.Ordinal))
+        {
+            Draw(root, "", last: true, root: true);
+        }
+        output.WriteLine();
+        output.WriteLine($"{manifests.Count} models, {Sizes.Format(listing.OriginalBytes)} original, {Sizes.Format(listing.StoredBytes)} in objects on disk, store ratio {Sizes.Ratio(listing.OriginalBytes, listing.StoredBytes)}");
+    }
 
     /// <summary>How the model's new chunks were coded: ordered difference, XOR, solo ("-" for manifests from before codec format 3).</summary>
     private static string Chunks(ChunkCounts? chunks) => chunks is null ? "-" : $"{chunks.OrderedDifference}/{chunks.Xor}/{chunks.Solo}";

@@ -1,7 +1,6 @@
 using Microsoft.Extensions.Logging;
 using ZipLlm.Codecs;
 using ZipLlm.Config;
-using ZipLlm.Hub;
 using ZipLlm.Lineage;
 using ZipLlm.Reporting;
 using ZipLlm.Store;
@@ -69,37 +68,23 @@ internal sealed class CompressJob(ZipLlmConfig config, ILogger logger)
     /// <exception cref="NotSupportedException">The store is of a newer format.</exception>
     public CompressReport Run(CancellationToken cancellationToken = default)
     {
-        ModelList models = ModelList.Load(ResolveModelList(config, logger));
-        BaseFtMap roles = LoadRoles();
+        ListedFamily family = ListedFamily.Load(config, Bases, logger);
         ModelStore store = StoreAccess.Open(config, create: true);
         store.SweepTemporaryFiles();
         using IDisposable storeLock = store.LockStore(exclusive: false, cancellationToken);
         using var pool = new WorkerPool(config.Threads, CodecOptions);
         using var planner = new LineagePlanner(store, CodecOptions, logger, MaxDepth);
         var ingester = new ModelIngester(store, pool, logger) { Progress = Progress };
-        var listed = new HashSet<ModelId>(models.Models);
 
         var results = new List<IngestResult>();
         var failures = new List<CompressFailure>();
         var decisions = new List<BaseDecision>();
-        var finished = new HashSet<ModelId>();
 
         void Process(ModelId modelId)
         {
-            if (!finished.Add(modelId))
-            {
-                return;
-            }
-            ModelRole role = roles.RoleOf(modelId);
+            ModelRole role = family.Roles.RoleOf(modelId);
             try
             {
-                BaseHint? hint = HintFor(modelId, role);
-                // A suggested base not stored yet, but here to store: first (a chain that leads back here stops at this model).
-                if (hint is { } h && !store.Contains(h.Base) && (role.BaseId is not null || listed.Contains(h.Base)) && Directory.Exists(config.ModelFolder(h.Base)))
-                {
-                    logger.LogInformation("{Model} needs its base {Base}, which is not stored yet: storing the base first", modelId, h.Base);
-                    Process(h.Base);
-                }
                 cancellationToken.ThrowIfCancellationRequested();
                 using IDisposable modelLock = store.LockModel(modelId, cancellationToken);
                 if (store.Contains(modelId))
@@ -117,9 +102,9 @@ internal sealed class CompressJob(ZipLlmConfig config, ILogger logger)
                 }
                 else
                 {
-                    BaseDecision decision = planner.Choose(modelId, sketch, hint);
+                    BaseDecision decision = planner.Choose(modelId, sketch, family.HintFor(modelId));
                     decisions.Add(decision);
-                    LogDecision(decision);
+                    LogDecision(logger, decision);
                     stored = decision.Base is { } chosen ? new ModelRole(ModelRoleKind.Finetune, chosen)
                         : role.Kind == ModelRoleKind.Base ? role : ModelRole.Standalone;
                 }
@@ -142,49 +127,8 @@ internal sealed class CompressJob(ZipLlmConfig config, ILogger logger)
             }
         }
 
-        foreach (ModelId modelId in models.Models)
-        {
-            Process(modelId);
-        }
+        family.Walk(store.Contains, Process);
         return new CompressReport(results, failures, decisions);
-    }
-
-    /// <summary>base_ft.json: required with <see cref="BasesMode.Strict"/>; without it, every model's base is detected.</summary>
-    private BaseFtMap LoadRoles()
-    {
-        if (File.Exists(config.BaseFtPath))
-        {
-            return BaseFtMap.Load(config.BaseFtPath);
-        }
-        if (Bases == BasesMode.Strict)
-        {
-            throw new FileNotFoundException($"{config.BaseFtPath} (base_ft_path in {config.ConfigPath}) does not exist; --bases strict takes its word as law: write it, or leave out --bases strict to detect each model's base.", config.BaseFtPath);
-        }
-        logger.LogInformation("No {Map}: each model's base is chosen among the models stored before it", config.BaseFtPath);
-        return new BaseFtMap();
-    }
-
-    /// <summary>The base base_ft.json names for the model, else (with <see cref="BasesMode.Auto"/>) the first its model card names.</summary>
-    private BaseHint? HintFor(ModelId modelId, ModelRole role)
-    {
-        if (role.BaseId is { } listed)
-        {
-            return new BaseHint(listed, "base_ft.json");
-        }
-        return Bases == BasesMode.Auto ? CardHint(modelId, config.ModelFolder(modelId)) : null;
-    }
-
-    /// <summary>The first model id the card (README.md) of the model in <paramref name="folder"/> names as its <c>base_model</c>.</summary>
-    internal static BaseHint? CardHint(ModelId modelId, string folder)
-    {
-        foreach (string named in ModelCard.ReadBaseModels(Path.Combine(folder, ModelCard.FileName)))
-        {
-            if (ModelId.TryParse(named, out ModelId cardBase, out _) && cardBase != modelId)
-            {
-                return new BaseHint(cardBase, "model card");
-            }
-        }
-        return null;
     }
 
     /// <summary>
@@ -215,12 +159,13 @@ internal sealed class CompressJob(ZipLlmConfig config, ILogger logger)
         return role with { BaseId = rebased };
     }
 
-    private void LogDecision(BaseDecision decision)
+    /// <summary>Logs a choice of base: a warning when it is not the hinted one.</summary>
+    internal static void LogDecision(ILogger logger, BaseDecision decision)
     {
         string target = decision.Base?.ToString() ?? "none (stored alone)";
         if (decision.Hint is { } hint && decision.Base != hint.Base)
         {
-            logger.LogWarning("{Model}: {Source} names base {Hint}, but it was not used; base {Base}: {Reason}", decision.Model, hint.Source, hint.Base, target, decision.Reason);
+            logger.LogWarning("{Model}: base {Base}, not {Hint}: {Reason}", decision.Model, target, hint.Base, decision.Reason);
         }
         else
         {

@@ -144,6 +144,8 @@ internal sealed class LineagePlanner : IDisposable
         ranked.Sort((a, b) => a.Bits != b.Bits ? a.Bits.CompareTo(b.Bits) : a.Candidate.Depth.CompareTo(b.Candidate.Depth));
         var estimates = new List<CandidateEstimate>();
         var coded = new List<(Candidate Candidate, long Bytes)>();
+        // The quick estimate ranks; its bits are put in the codec's terms by the ratio of the two on the first ranked.
+        double calibration = 0;
         for (int i = 0; i < ranked.Count; i++)
         {
             Candidate candidate = ranked[i].Candidate;
@@ -152,12 +154,14 @@ internal sealed class LineagePlanner : IDisposable
                 long bytes = Estimate(_scorer.CodedBytes(sketch, Full(candidate)));
                 coded.Add((candidate, bytes));
                 estimates.Add(new CandidateEstimate(candidate.Id, candidate.Depth, bytes, Coded: true));
+                if (i == 0 && ranked[0].Bits > 0)
+                {
+                    calibration = bytes / ranked[0].Bits;
+                }
             }
             else
             {
-                // Quick bits of the truncated sample, scaled to the model like the codec's bytes of the whole one.
-                double quickSample = ranked[i].Bits / 8 * sketch.SampleBytes / Math.Max(1, QuickSampleBytes(sketch));
-                estimates.Add(new CandidateEstimate(candidate.Id, candidate.Depth, Estimate((long)quickSample), Coded: false));
+                estimates.Add(new CandidateEstimate(candidate.Id, candidate.Depth, (long)Math.Round(ranked[i].Bits * calibration), Coded: false));
             }
         }
         estimates.Sort((a, b) => a.EstimatedBytes != b.EstimatedBytes ? a.EstimatedBytes.CompareTo(b.EstimatedBytes) : a.Depth.CompareTo(b.Depth));
@@ -224,8 +228,6 @@ internal sealed class LineagePlanner : IDisposable
 
     /// <inheritdoc/>
     public void Dispose() => _scorer.Dispose();
-
-    private static long QuickSampleBytes(ModelSketch sketch) => sketch.Truncated(SketchScorer.QuickElements).SampleBytes;
 
     private static string Percent(long bytes, long solo) => solo <= 0 ? "0%" : $"{100.0 * bytes / solo:F0}%";
 

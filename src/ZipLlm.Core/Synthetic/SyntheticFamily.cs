@@ -38,7 +38,17 @@ internal static class SyntheticFamily
         (SyntheticModelKind.Standalone, ModelId.Parse("synthetic/mixed-f32"), "An unrelated small F32 model with odd-length, empty, scalar and BOOL tensors."),
         (SyntheticModelKind.FarFinetune, ModelId.Parse("synthetic/llama-far-ft"), "A finetune trained far from the base: every weight moved by about its own magnitude."),
         (SyntheticModelKind.ChannelScaled, ModelId.Parse("synthetic/llama-channels"), "An unrelated BF16 model whose rows and columns have different scales, as trained weights do."),
+        (SyntheticModelKind.ChainFinetune, ModelId.Parse("synthetic/llama-full-ft-chat"), "A finetune of the full finetune (a chat model trained from an instruct one): a chain base, instruct, chat."),
     ];
+
+    /// <summary>The model each kind is a finetune of (its base in base_ft.json and its card's base_model), or null.</summary>
+    private static SyntheticModelKind? BaseKindOf(SyntheticModelKind kind) => kind switch
+    {
+        SyntheticModelKind.Base or SyntheticModelKind.Standalone or SyntheticModelKind.ChannelScaled => null,
+        // The re-sharded copy holds the full finetune's very tensors, and the chat model was trained from it.
+        SyntheticModelKind.ReshardedFinetune or SyntheticModelKind.ChainFinetune => SyntheticModelKind.FullFinetune,
+        _ => SyntheticModelKind.Base,
+    };
 
     /// <summary>The id the family gives a model of <paramref name="kind"/>.</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="kind"/> is not a defined value.</exception>
@@ -107,7 +117,7 @@ internal static class SyntheticFamily
                 logger.LogInformation("{Model}: generated {Kind} ({Megabytes:F1} MB) in {Seconds:F2} s",
                     plan.Id, kind, plan.TotalBytes / 1e6, clock.Elapsed.TotalSeconds);
             }
-            ModelId? itsBase = kind is SyntheticModelKind.Base or SyntheticModelKind.Standalone or SyntheticModelKind.ChannelScaled ? null : baseId;
+            ModelId? itsBase = BaseKindOf(kind) is { } baseKind ? IdOf(baseKind) : null;
             models.Add(new SyntheticModel(plan.Id, kind, itsBase, plan.Folder, plan.TotalBytes, generated));
         }
         return new SyntheticFamilyResult(models, size, seed);
@@ -126,13 +136,14 @@ internal static class SyntheticFamily
                 SyntheticModelKind.Base => LlamaPlan(id, Folder(id), arch, seed, size, LlamaVariant.Base, shards: 2, reorder: false, description, null),
                 SyntheticModelKind.FullFinetune => LlamaPlan(id, Folder(id), arch, seed, size, LlamaVariant.FullFinetune, shards: 2, reorder: false, description, s_models[0].Id),
                 SyntheticModelKind.LoraFinetune => LlamaPlan(id, Folder(id), arch, seed, size, LlamaVariant.LoraFinetune, shards: 2, reorder: false, description, s_models[0].Id),
-                SyntheticModelKind.ReshardedFinetune => LlamaPlan(id, Folder(id), arch, seed, size, LlamaVariant.FullFinetune, shards: 3, reorder: true, description, s_models[0].Id),
+                SyntheticModelKind.ReshardedFinetune => LlamaPlan(id, Folder(id), arch, seed, size, LlamaVariant.FullFinetune, shards: 3, reorder: true, description, IdOf(SyntheticModelKind.FullFinetune)),
                 SyntheticModelKind.VocabExtendedFinetune => LlamaPlan(id, Folder(id), arch, seed, size, LlamaVariant.VocabExtended, shards: 2, reorder: false, description, s_models[0].Id),
                 SyntheticModelKind.F16Copy => LlamaPlan(id, Folder(id), arch, seed, size, LlamaVariant.F16, shards: 2, reorder: false, description, s_models[0].Id),
                 SyntheticModelKind.ReUpload => new ModelPlan(id, Folder(id),
                     basePlan!.Files.Select(f => (PlannedFile)new CopiedFile(f.Name, f, basePlan.Folder)).ToArray()),
                 SyntheticModelKind.Standalone => StandalonePlan(id, Folder(id), seed, size, description),
                 SyntheticModelKind.FarFinetune => LlamaPlan(id, Folder(id), arch, seed, size, LlamaVariant.FarFinetune, shards: 2, reorder: false, description, s_models[0].Id),
+                SyntheticModelKind.ChainFinetune => LlamaPlan(id, Folder(id), arch, seed, size, LlamaVariant.ChainFinetune, shards: 2, reorder: false, description, IdOf(SyntheticModelKind.FullFinetune)),
                 SyntheticModelKind.ChannelScaled => LlamaPlan(id, Folder(id), arch, seed, size, LlamaVariant.ChannelScaled, shards: 2, reorder: false, description, null),
                 _ => throw new InvalidOperationException($"Unknown kind {kind}."),
             };

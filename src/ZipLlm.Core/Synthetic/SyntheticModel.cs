@@ -40,6 +40,12 @@ internal enum SyntheticModelKind
     /// whose magnitudes differ (log-normally), as in trained attention and MLP weights.
     /// </summary>
     ChannelScaled,
+
+    /// <summary>
+    /// A finetune of the full finetune (a chat model trained from an instruct one), every weight moved a little from the
+    /// full finetune's: a chain of three, whose last model is closest to the middle one.
+    /// </summary>
+    ChainFinetune,
 }
 
 /// <summary>One model of a generated synthetic family.</summary>
@@ -60,8 +66,9 @@ internal sealed class SyntheticFamilyResult
         Size = size;
         Seed = seed;
         ModelList = new ModelList(models.Select(m => m.Id));
+        // Every model that is a base of another, in list order, with its finetunes: chains included.
         BaseFt = new BaseFtMap(
-            models.Where(m => m.Kind == SyntheticModelKind.Base)
+            models.Where(b => models.Any(m => m.BaseId == b.Id))
                 .Select(b => new KeyValuePair<ModelId, IReadOnlyList<ModelId>>(
                     b.Id, models.Where(m => m.BaseId == b.Id).Select(m => m.Id).ToArray())));
     }

@@ -37,6 +37,7 @@ internal enum LlamaVariant
     F16,
     FarFinetune,
     ChannelScaled,
+    ChainFinetune,
 }
 
 /// <summary>One weight of a synthetic Llama model, in one of its variants.</summary>
@@ -44,7 +45,7 @@ internal sealed class LlamaFill : TensorFill
 {
     // Stream tags keep each purpose's random numbers apart.
     private const ulong TagBase = 1, TagFullDelta = 2, TagVocabDelta = 3, TagLoraA = 4, TagLoraB = 5, TagFarDelta = 6, TagChannels = 7,
-        TagRowScales = 8, TagColumnScales = 9;
+        TagRowScales = 8, TagColumnScales = 9, TagChainDelta = 10;
 
     /// <summary>Standard deviation of the log of a channel's scale: rows and columns within about 0.6x to 1.6x of each other.</summary>
     private const float ChannelLogStd = 0.5f;
@@ -118,6 +119,18 @@ internal sealed class LlamaFill : TensorFill
                     // The finetune starts from the base's BF16 value, as training from the checkpoint does.
                     float baseValue = FloatBits.FromBf16(FloatBits.ToBf16(mean + std * baseRng.NextNormal()));
                     values[i] = FloatBits.ToBf16(baseValue + deltaStd * deltaRng.NextNormal());
+                }
+                break;
+
+            case LlamaVariant.ChainFinetune:
+                var fullRng = new Xoshiro256(Xoshiro256.Key(_seed, _nameHash, TagFullDelta, (ulong)block));
+                var chainRng = new Xoshiro256(Xoshiro256.Key(_seed, _nameHash, TagChainDelta, (ulong)block));
+                for (int i = 0; i < count; i++)
+                {
+                    // Trained from the full finetune's BF16 weights, half as far again as it went from the base.
+                    float baseValue = FloatBits.FromBf16(FloatBits.ToBf16(mean + std * baseRng.NextNormal()));
+                    float fullValue = FloatBits.FromBf16(FloatBits.ToBf16(baseValue + deltaStd * fullRng.NextNormal()));
+                    values[i] = FloatBits.ToBf16(fullValue + 0.5f * deltaStd * chainRng.NextNormal());
                 }
                 break;
 

@@ -1,0 +1,100 @@
+using Microsoft.Extensions.Logging;
+using ZipLlm.Codecs;
+using ZipLlm.Config;
+using ZipLlm.Lineage;
+using ZipLlm.Store;
+
+namespace ZipLlm.Jobs;
+
+/// <summary>What <see cref="BasesJob"/> found: per listed model, the base it would take (or took, when stored) and why.</summary>
+/// <param name="Decisions">One per listed model not stored yet, in the order compress would store them.</param>
+/// <param name="Stored">Listed models already stored, with the base they were stored against.</param>
+/// <param name="Failures">Models that could not be sketched (a missing folder, a malformed file).</param>
+public sealed record BasesReport(IReadOnlyList<BaseDecision> Decisions, IReadOnlyList<(ModelId Model, ModelId? Base)> Stored, IReadOnlyList<CompressFailure> Failures);
+
+/// <summary>
+/// The <c>bases</c> job: plans what <see cref="CompressJob"/> would choose for each listed model's base, without storing
+/// anything: the candidates are the models stored and those listed before it (planned as if stored), each scored on the
+/// sketches, with the estimated bytes against each.
+/// </summary>
+public sealed class BasesJob(ZipLlmConfig config, ILogger logger)
+{
+    /// <summary>Codec settings the estimates assume.</summary>
+    public CodecOptions CodecOptions { get; init; } = CodecOptions.Default;
+
+    /// <summary>As <see cref="CompressJob.Bases"/>.</summary>
+    public BasesMode Bases { get; init; } = BasesMode.Auto;
+
+    /// <summary>As <see cref="CompressJob.MaxDepth"/>.</summary>
+    public int MaxDepth { get; init; } = LineagePlanner.DefaultMaxDepth;
+
+    /// <summary>Runs the job. Reads the store (when there is one) and the model folders; writes nothing.</summary>
+    /// <exception cref="FileNotFoundException">The model list is missing (or base_ft.json, with <see cref="BasesMode.Strict"/>).</exception>
+    /// <exception cref="InvalidDataException">The model list or base_ft.json is malformed.</exception>
+    public BasesReport Run(CancellationToken cancellationToken = default)
+    {
+        ListedFamily family = ListedFamily.Load(config, Bases, logger);
+        ModelStore? store = OpenIfAny();
+        using var planner = new LineagePlanner(store, CodecOptions, logger, MaxDepth);
+        var decisions = new List<BaseDecision>();
+        var stored = new List<(ModelId, ModelId?)>();
+        var failures = new List<CompressFailure>();
+        var planned = new HashSet<ModelId>();
+        bool IsKnown(ModelId id) => planned.Contains(id) || (store?.Contains(id) ?? false);
+
+        family.Walk(IsKnown, modelId =>
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (store?.Contains(modelId) == true)
+            {
+                stored.Add((modelId, store.ReadManifest(modelId).BaseId));
+                return;
+            }
+            try
+            {
+                ModelSketch sketch = ModelSketches.FromFolder(modelId, config.ModelFolder(modelId), cancellationToken);
+                BaseHint? hint = family.HintFor(modelId);
+                BaseDecision decision = Bases == BasesMode.Strict
+                    ? Strict(planner, modelId, sketch, hint)
+                    : planner.Choose(modelId, sketch, hint);
+                decisions.Add(decision);
+                planner.Add(modelId, sketch, decision.Depth);
+                planned.Add(modelId);
+            }
+            catch (Exception ex) when (ex is InvalidDataException or EndOfStreamException or NotSupportedException or IOException or UnauthorizedAccessException)
+            {
+                logger.LogError("{Model}: cannot be sketched: {Reason}", modelId, ex.Message);
+                failures.Add(new CompressFailure(modelId, ex.Message,
+                    ex is IOException or UnauthorizedAccessException && ex is not EndOfStreamException ? CompressFailureKind.Io : CompressFailureKind.InvalidInput));
+            }
+        });
+        return new BasesReport(decisions, stored, failures);
+    }
+
+    /// <summary>The store, or null when there is none yet (every candidate is then a model listed before).</summary>
+    private ModelStore? OpenIfAny()
+    {
+        try
+        {
+            return StoreAccess.Open(config, create: false);
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>With <see cref="BasesMode.Strict"/>: the listed base, scored all the same so the estimates show what it costs.</summary>
+    private static BaseDecision Strict(LineagePlanner planner, ModelId modelId, ModelSketch sketch, BaseHint? hint)
+    {
+        BaseDecision scored = planner.Choose(modelId, sketch, hint);
+        if (hint is null)
+        {
+            return scored with { Base = null, Depth = 0, Reason = "base_ft.json lists no base for it (--bases strict)" };
+        }
+        int? depth = planner.DepthOfCandidate(hint.Base);
+        return depth is { } d
+            ? scored with { Base = hint.Base, Depth = d + 1, Reason = "base_ft.json names it (--bases strict)" }
+            : scored with { Base = null, Depth = 0, Reason = $"base_ft.json names {hint.Base}, which is neither stored nor listed before it" };
+    }
+}
