@@ -5,7 +5,8 @@ namespace ZipLlm.Benchmarks;
 /// <summary>
 /// Runs the benchmarks: <c>dotnet run -c Release --project bench/ZipLlm.Benchmarks -- --filter '*'</c>.
 /// <c>--ratios</c> prints compressed sizes and ratios; <c>--levels</c> the per-stream zstd level study;
-/// <c>--bounds CONFIG</c> each model's stored bytes next to the entropy bounds of its codings.
+/// <c>--bounds CONFIG</c> each model's stored bytes next to the entropy bounds of its codings; <c>--lineage CONFIG</c>
+/// the time lineage detection adds to compress with 1, 10 and 100 candidates.
 /// </summary>
 public static class Program
 {
@@ -22,6 +23,9 @@ public static class Program
                 break;
             case "--bounds" when args.Length == 2:
                 BoundsStudy.Run(args[1]);
+                break;
+            case "--lineage" when args.Length == 2:
+                LineageStudy.Run(args[1]);
                 break;
             default:
                 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

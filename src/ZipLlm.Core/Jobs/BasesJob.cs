@@ -61,11 +61,10 @@ internal sealed class BasesJob(ZipLlmConfig config, ILogger logger)
                 planner.Add(modelId, sketch, decision.Depth);
                 planned.Add(modelId);
             }
-            catch (Exception ex) when (ex is InvalidDataException or EndOfStreamException or NotSupportedException or IOException or UnauthorizedAccessException)
+            catch (Exception ex) when (CompressJob.FailureKind(ex) is { } kind && !cancellationToken.IsCancellationRequested)
             {
                 logger.LogError("{Model}: cannot be sketched: {Reason}", modelId, ex.Message);
-                failures.Add(new CompressFailure(modelId, ex.Message,
-                    ex is IOException or UnauthorizedAccessException && ex is not EndOfStreamException ? CompressFailureKind.Io : CompressFailureKind.InvalidInput));
+                failures.Add(new CompressFailure(modelId, ex.Message, kind));
             }
         });
         return new BasesReport(decisions, stored, failures);

@@ -193,7 +193,7 @@ internal sealed class CompressJob(ZipLlmConfig config, ILogger logger)
     }
 
     /// <summary>The kind of a failure that belongs to one model, after which the run goes on with the others; null for any other.</summary>
-    private static CompressFailureKind? FailureKind(Exception ex) => ex switch
+    internal static CompressFailureKind? FailureKind(Exception ex) => ex switch
     {
         InvalidDataException or EndOfStreamException or NotSupportedException => CompressFailureKind.InvalidInput,
         IOException or UnauthorizedAccessException => CompressFailureKind.Io,

@@ -36,7 +36,8 @@ internal sealed record BaseDecision(ModelId Model, ModelId? Base, int Depth, Bas
 /// <summary>
 /// Chooses each model's base among the models already stored (and those planned before it): the one whose delta
 /// against the model is smallest on their sketches (<see cref="ModelSketch"/>, <see cref="SketchScorer"/>), or none
-/// when no candidate beats storing it alone. A hint is taken unless another candidate is clearly better. A candidate
+/// when no candidate beats storing it alone. A hint is taken unless another candidate, or storing the model alone, is
+/// clearly better. A candidate
 /// whose own chain of bases is already <see cref="MaxDepth"/> long cannot be a base (restoring a model decodes every
 /// base up its chain), so the model is coded against an ancestor instead. Candidates' quick sketches stay in memory
 /// (about 32 KB each); the whole sketch is read from the store again only for the few ranked first.
@@ -55,13 +56,14 @@ internal sealed class LineagePlanner : IDisposable
     /// <summary>A base must beat storing the model alone by this share of the solo estimate.</summary>
     public const double SoloMargin = 0.02;
 
-    /// <summary>A hinted base is kept unless another candidate is estimated smaller by more than this share.</summary>
+    /// <summary>A hinted base is kept unless another candidate, or storing the model alone, is estimated smaller by more than this share of the solo estimate.</summary>
     public const double HintMargin = 0.05;
 
     private readonly ModelStore? _store;
     private readonly CodecOptions _options;
     private readonly ILogger _logger;
     private readonly SketchScorer _scorer;
+    private ModelSketches.StoredSketchReader? _sketches;
     private readonly List<Candidate> _candidates = [];
     private bool _loaded;
 
@@ -206,10 +208,11 @@ internal sealed class LineagePlanner : IDisposable
             {
                 reason = $"{hint.Source} names {hint.Base}, but its chain of bases is already {hinted.Depth} long (limit {MaxDepth}); " + reason;
             }
-            else if (hintBytes is { } h && h <= solo * (1 - SoloMargin) && (best is not { } b || h <= b.Bytes + solo * HintMargin))
+            else if (hintBytes is { } h && h <= Math.Min(best?.Bytes ?? solo, solo) + solo * HintMargin)
             {
+                // Not clearly worse than the best choice, storing it alone included: the user's (or the card's) word stands.
                 chosen = hint.Base;
-                reason = $"{hint.Source} names it, and it is {(best?.Candidate.Id == hint.Base ? "the closest" : $"within {HintMargin:P0} of the closest")}: estimated {Percent(h, solo)} of storing it alone";
+                reason = $"{hint.Source} names it, and it is {(best?.Candidate.Id == hint.Base ? "the closest" : $"within {HintMargin:P0} of the best choice")}: estimated {Percent(h, solo)} of storing it alone";
             }
             else
             {
@@ -227,7 +230,11 @@ internal sealed class LineagePlanner : IDisposable
     }
 
     /// <inheritdoc/>
-    public void Dispose() => _scorer.Dispose();
+    public void Dispose()
+    {
+        _scorer.Dispose();
+        _sketches?.Dispose();
+    }
 
     private static string Percent(long bytes, long solo) => solo <= 0 ? "0%" : $"{100.0 * bytes / solo:F0}%";
 
@@ -237,7 +244,8 @@ internal sealed class LineagePlanner : IDisposable
         {
             return kept;
         }
-        return ModelSketches.FromStore(_store!, candidate.Manifest!, _options);
+        _sketches ??= new ModelSketches.StoredSketchReader(_store!, _options);
+        return _sketches.Read(candidate.Manifest!);
     }
 
     /// <summary>Reads every stored model's sketch once (made from its objects where none was recorded).</summary>
@@ -258,7 +266,8 @@ internal sealed class LineagePlanner : IDisposable
             try
             {
                 bool recorded = true;
-                ModelSketch sketch = ModelSketches.FromStore(_store, manifest, _options, problem =>
+                _sketches ??= new ModelSketches.StoredSketchReader(_store, _options);
+                ModelSketch sketch = _sketches.Read(manifest, problem =>
                 {
                     recorded = false;
                     _logger.LogDebug("{Model}: sketched from its objects for lineage detection: {Problem}", manifest.Id, problem);

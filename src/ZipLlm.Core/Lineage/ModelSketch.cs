@@ -70,6 +70,15 @@ internal sealed class ModelSketch
     /// <summary>The tensors sampled.</summary>
     public IReadOnlyList<SketchTensor> Tensors { get; }
 
+    private Dictionary<string, SketchTensor>? _byName;
+
+    /// <summary>The sampled tensor of this name, or null.</summary>
+    public SketchTensor? Find(string name)
+    {
+        _byName ??= Tensors.GroupBy(t => t.Name, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
+        return _byName.GetValueOrDefault(name);
+    }
+
     /// <summary>
     /// This sketch with each stretch cut to its first <paramref name="elements"/> elements: what the quick estimate reads,
     /// kept in memory for every candidate where the whole sketch is read again only for the few ranked first.

@@ -22,6 +22,9 @@ public class UsageErrorTests
     [InlineData("gc", "--grace: 'z' is not a whole number", "gc", "c.json", "--grace", "z")]
     [InlineData("bitx", "--level: 'q' is not a whole number", "bitx", "a", "--level", "q")]
     [InlineData("list", "--quiet and --verbosity say the same thing", "list", "c.json", "-q", "-v", "debug")]
+    [InlineData("compress", "--bases must be 'auto' or 'strict', not 'maybe'", "compress", "c.json", "--bases", "maybe")]
+    [InlineData("bases", "--max-depth must be a whole number from 1 to 8, not '0'", "bases", "c.json", "--max-depth", "0")]
+    [InlineData("compress", "--max-depth must be a whole number from 1 to 8, not '9'", "compress", "c.json", "--max-depth", "9")]
     [InlineData("restore", "Invalid model id: \"org/a/b\" has more than one '/'", "restore", "c.json", "org/a/b", "out")]
     public async Task Cli_MalformedCommandLine_OneLineAndTheVerbsHelpAndExit2(string verb, string message, params string[] args)
     {
