@@ -6,7 +6,7 @@ namespace ZipLlm.Config;
 /// <param name="RepoFolder">The model's cache folder, <c>CACHE/models--ORG--NAME</c>.</param>
 /// <param name="Folder">The snapshot to read: <c>RepoFolder/snapshots/COMMIT</c>.</param>
 /// <param name="Commit">The commit the snapshot holds (its folder name).</param>
-public sealed record HubCacheSnapshot(string RepoFolder, string Folder, string Commit);
+internal sealed record HubCacheSnapshot(string RepoFolder, string Folder, string Commit);
 
 /// <summary>
 /// The cache layout huggingface_hub (and transformers, hf-hub, llama.cpp ...) write, read in place:
@@ -23,7 +23,7 @@ public sealed record HubCacheSnapshot(string RepoFolder, string Folder, string C
 /// files (caches written where symlinks are not allowed). A link that leads out of <c>models--ORG--NAME</c>, a
 /// dangling link (its blob missing), a missing ref or snapshot is refused as invalid input, naming the path.
 /// </summary>
-public static class HubCache
+internal static class HubCache
 {
     /// <summary>Start of a model's folder name in the cache.</summary>
     public const string ModelPrefix = "models--";

@@ -5,7 +5,7 @@ namespace ZipLlm.Config;
 /// (<c>refs/pr/1</c>) or a commit (40 hex digits). Checked where it comes in (command line, model list) so it can
 /// name a folder of a Hugging Face cache (<c>refs/REVISION</c>) and a segment of a hub address without surprises.
 /// </summary>
-public static class HubRevision
+internal static class HubRevision
 {
     /// <summary>The revision used when none is asked for.</summary>
     public const string Default = "main";

@@ -9,7 +9,7 @@ namespace ZipLlm.Config;
 /// tag or commit; see <see cref="HubRevision"/>). Blank lines and <c>#</c> comments (whole-line or trailing)
 /// are skipped; surrounding whitespace is trimmed.
 /// </summary>
-public sealed class ModelList
+internal sealed class ModelList
 {
     /// <summary>A list file is a few kilobytes; anything past this is not one.</summary>
     public const int MaxFileSize = 16 << 20;

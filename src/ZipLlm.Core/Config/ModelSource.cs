@@ -10,14 +10,14 @@ namespace ZipLlm.Config;
 /// folder (<see cref="DownloadRecord"/>); <see langword="null"/> when unknown.
 /// </param>
 /// <param name="FromCache">Whether <paramref name="Folder"/> is a snapshot of a Hugging Face cache.</param>
-public sealed record ModelSource(ModelId ModelId, string Folder, string? Commit, bool FromCache);
+internal sealed record ModelSource(ModelId ModelId, string Folder, string? Commit, bool FromCache);
 
 /// <summary>
 /// The commit <c>models setup</c> downloaded into a plain model folder, kept beside the folders in
 /// <c>model_dir/.zipllm/org_name.commit</c> (never in the model's folder, whose every file is stored), and read back by
 /// compress to record it in the manifest. A cache snapshot needs none: its folder name is its commit.
 /// </summary>
-public static class DownloadRecord
+internal static class DownloadRecord
 {
     /// <summary>Folder of the records, in <c>model_dir</c>.</summary>
     public const string FolderName = ".zipllm";

@@ -9,7 +9,7 @@ namespace ZipLlm.Config;
 /// the folder holding the config file, never the working directory; a missing, mistyped or
 /// unknown field is an error naming the field, never a silent default.
 /// </summary>
-public sealed class ZipLlmConfig
+internal sealed class ZipLlmConfig
 {
     /// <summary>JSON field: folder holding one sub-folder per model.</summary>
     public const string ModelDirField = "model_dir";

@@ -15,7 +15,7 @@ namespace ZipLlm.Hub;
 /// A facade over <see cref="HubTransportHandler"/> (redirects, token, retries), <see cref="HubListing"/>
 /// and <see cref="HubDownloader"/>.
 /// </remarks>
-public sealed class HubClient : IDisposable
+internal sealed class HubClient : IDisposable
 {
     /// <summary>Suffix of a file being downloaded; renamed away once verified.</summary>
     public const string PartialSuffix = ".part";

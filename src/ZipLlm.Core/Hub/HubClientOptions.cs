@@ -1,7 +1,7 @@
 namespace ZipLlm.Hub;
 
 /// <summary>Where the hub is and how patiently to talk to it.</summary>
-public sealed record HubClientOptions
+internal sealed record HubClientOptions
 {
     /// <summary>The public Hugging Face hub.</summary>
     public const string DefaultEndpoint = "https://huggingface.co";

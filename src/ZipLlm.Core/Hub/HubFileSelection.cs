@@ -15,7 +15,7 @@ namespace ZipLlm.Hub;
 /// Hidden paths (a part starting with '.', such as <c>.gitattributes</c>) and paths that could leave the model
 /// folder are never taken.
 /// </remarks>
-public sealed class HubFileSelection
+internal sealed class HubFileSelection
 {
     /// <summary>Weight formats other than safetensors, skipped by default where safetensors exist.</summary>
     public static readonly IReadOnlyList<string> OtherWeightPatterns = ["*.bin", "*.pt", "*.pth", "*.ckpt", "*.gguf", "*.onnx", "*.onnx_data", "*.h5", "*.msgpack", "*.ot", "*.tflite", "*.mlmodel"];

@@ -7,10 +7,10 @@ namespace ZipLlm.Hub;
 /// <param name="ModelId">The finetune whose card disagrees.</param>
 /// <param name="ListedBase">The base the model list implies (its first line).</param>
 /// <param name="CardBases">What the card's <c>base_model</c> says.</param>
-public sealed record BaseModelDisagreement(ModelId ModelId, ModelId ListedBase, IReadOnlyList<string> CardBases);
+internal sealed record BaseModelDisagreement(ModelId ModelId, ModelId ListedBase, IReadOnlyList<string> CardBases);
 
 /// <summary>Reads the YAML front matter of a model card (<c>README.md</c>) for <c>base_model</c>.</summary>
-public static class ModelCard
+internal static class ModelCard
 {
     /// <summary>The card file name in a model folder.</summary>
     public const string FileName = "README.md";

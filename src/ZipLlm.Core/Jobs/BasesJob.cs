@@ -10,14 +10,14 @@ namespace ZipLlm.Jobs;
 /// <param name="Decisions">One per listed model not stored yet, in the order compress would store them.</param>
 /// <param name="Stored">Listed models already stored, with the base they were stored against.</param>
 /// <param name="Failures">Models that could not be sketched (a missing folder, a malformed file).</param>
-public sealed record BasesReport(IReadOnlyList<BaseDecision> Decisions, IReadOnlyList<(ModelId Model, ModelId? Base)> Stored, IReadOnlyList<CompressFailure> Failures);
+internal sealed record BasesReport(IReadOnlyList<BaseDecision> Decisions, IReadOnlyList<(ModelId Model, ModelId? Base)> Stored, IReadOnlyList<CompressFailure> Failures);
 
 /// <summary>
 /// The <c>bases</c> job: plans what <see cref="CompressJob"/> would choose for each listed model's base, without storing
 /// anything: the candidates are the models stored and those listed before it (planned as if stored), each scored on the
 /// sketches, with the estimated bytes against each.
 /// </summary>
-public sealed class BasesJob(ZipLlmConfig config, ILogger logger)
+internal sealed class BasesJob(ZipLlmConfig config, ILogger logger)
 {
     /// <summary>Codec settings the estimates assume.</summary>
     public CodecOptions CodecOptions { get; init; } = CodecOptions.Default;

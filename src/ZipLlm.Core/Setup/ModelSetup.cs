@@ -7,7 +7,7 @@ using ZipLlm.Synthetic;
 namespace ZipLlm.Setup;
 
 /// <summary>What <see cref="ModelSetup.RunAsync"/> should do.</summary>
-public sealed record ModelSetupOptions
+internal sealed record ModelSetupOptions
 {
     /// <summary>Generate the synthetic family even when the hub is reachable.</summary>
     public bool Synthetic { get; init; }
@@ -35,7 +35,7 @@ public sealed record ModelSetupOptions
 }
 
 /// <summary>Where the models came from.</summary>
-public enum ModelSetupMode
+internal enum ModelSetupMode
 {
     /// <summary>Downloaded from the hub.</summary>
     Hub,
@@ -53,7 +53,7 @@ public enum ModelSetupMode
 /// <param name="Folder">Its folder.</param>
 /// <param name="Action">One line saying what was done (downloaded, generated, already complete).</param>
 /// <param name="Commit">The hub commit of the model's files, when known.</param>
-public sealed record ModelSetupEntry(ModelId ModelId, ModelRole Role, string Folder, string Action, string? Commit = null);
+internal sealed record ModelSetupEntry(ModelId ModelId, ModelRole Role, string Folder, string Action, string? Commit = null);
 
 /// <summary>The outcome of <see cref="ModelSetup.RunAsync"/>.</summary>
 /// <param name="Mode">Hub or synthetic.</param>
@@ -64,7 +64,7 @@ public sealed record ModelSetupEntry(ModelId ModelId, ModelRole Role, string Fol
 /// beside the models (<see cref="StandInModelList"/>), the configured list being left as it was.
 /// </param>
 /// <param name="BaseFtPath">The <c>base_ft.json</c> written.</param>
-public sealed record ModelSetupResult(
+internal sealed record ModelSetupResult(
     ModelSetupMode Mode, string? Reason, IReadOnlyList<ModelSetupEntry> Models, string ModelListPath, string BaseFtPath);
 
 /// <summary>
@@ -74,7 +74,7 @@ public sealed record ModelSetupResult(
 /// stand-in beside the models (<see cref="StandInModelList"/>) and the configured list is never rewritten. With a
 /// token set, or with the hub reachable, a download that fails is an error: never a quiet switch to synthetic models.
 /// </summary>
-public static class ModelSetup
+internal static class ModelSetup
 {
     /// <summary>Runs setup for <paramref name="config"/>.</summary>
     /// <exception cref="HubException">A download failed (network, gated, unknown model, bad hash, disk full).</exception>

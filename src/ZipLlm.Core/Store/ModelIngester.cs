@@ -15,7 +15,7 @@ namespace ZipLlm.Store;
 /// finetune's tensors as BitX deltas against the base's tensors they pair with (<see cref="DeltaPairing"/>),
 /// and writes the manifest last.
 /// </summary>
-public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger logger)
+internal sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger logger)
 {
     // Objects this ingester has found sound or written, with their lengths: each is opened to check it only once.
     private readonly System.Collections.Concurrent.ConcurrentDictionary<ContentHash, long> _sound = new();

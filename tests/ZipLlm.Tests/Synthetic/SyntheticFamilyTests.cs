@@ -20,9 +20,9 @@ public sealed class TinyFamilyFixture : IDisposable
 
     public string ModelDir { get; }
 
-    public SyntheticFamilyResult Result { get; }
+    internal SyntheticFamilyResult Result { get; }
 
-    public string Folder(SyntheticModelKind kind) => Result.Get(kind).Folder;
+    internal string Folder(SyntheticModelKind kind) => Result.Get(kind).Folder;
 
     public void Dispose() => _dir.Dispose();
 }
@@ -404,7 +404,7 @@ public class SyntheticFamilyTests(TinyFamilyFixture family) : IClassFixture<Tiny
     [InlineData("tiny", SyntheticSize.Tiny)]
     [InlineData("Small", SyntheticSize.Small)]
     [InlineData("default", SyntheticSize.Default)]
-    public void SyntheticSizes_Parse_KnownNames(string name, SyntheticSize expected)
+    internal void SyntheticSizes_Parse_KnownNames(string name, SyntheticSize expected)
     {
         Assert.Equal(expected, SyntheticSizes.Parse(name));
         Assert.Equal(name.ToLowerInvariant(), expected.Name());
