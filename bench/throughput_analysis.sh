@@ -19,6 +19,13 @@ if ! ls /usr/share/fonts/truetype/*/*.ttf >/dev/null 2>&1 && [[ "$(id -u)" == 0 
     || echo "throughput: could not install fonts-dejavu-core; the plot may have no text" >&2
 fi
 
+# Peak RSS is read through GNU time (the measured command alone; see ProcessMeter.cs): Debian's package "time".
+if [[ ! -x /usr/bin/time ]] && [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+  echo "throughput: /usr/bin/time not found; installing GNU time for the peak RSS figures" >&2
+  apt-get install -y -qq time >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq time >/dev/null 2>&1; } \
+    || echo "throughput: could not install GNU time; peak RSS will not be measured" >&2
+fi
+
 # The CLI is measured as users run it: built by ./zipllm (native, or a .dll where native cannot be built).
 "$root/zipllm" --version >/dev/null
 log="$(mktemp)"

@@ -151,6 +151,40 @@ public static class Analysis
         return text.ToString();
     }
 
+    /// <summary>Runs shorter than this are mostly process start-up (about 0.1 s for a JIT-compiled .NET program, milliseconds native) and page-cache effects.</summary>
+    public const double ShortRunSeconds = 0.5;
+
+    /// <summary>
+    /// The lines under the plot: what a line and a band are, how many runs, the data, the cache, and a warning when
+    /// some series ran so briefly that process start-up weighs in them.
+    /// </summary>
+    public static List<string> Caption(IReadOnlyList<Summary> summaries, RunContext context)
+    {
+        var lines = new List<string>();
+        int[] runs = summaries.Select(s => s.Runs).Distinct().Order().ToArray();
+        string runText = runs.Length == 0 ? "0" : runs.Length == 1 ? I(runs[0]) : $"{runs[0]}-{runs[^1]}";
+        lines.Add($"Lines: the median of {runText} timed run{(runText == "1" ? "" : "s")} per point; shaded bands: min-max over those runs (zipllm). MB = 10^6 bytes, as zipllm prints.");
+        string sizes = string.Join(", ", summaries
+            .GroupBy(s => (s.Mode, s.Model))
+            .Select(g => $"{g.Key.Mode} {g.Key.Model} {F(g.Max(s => s.Bytes) / 1e6, "F0")} MB"));
+        lines.Add($"Data: {context.Data} ({sizes}).");
+        lines.Add(context.Cache switch
+        {
+            RunContext.Cold => "Cold cache: the page cache was dropped before every timed run.",
+            RunContext.Warm => "Warm cache: one untimed warm-up run, then a sync before every timed run.",
+            RunContext.DropRefused => "Cache: --drop-cache was not permitted here, so the runs had neither a dropped cache nor a warm-up run.",
+            _ => "Cache: not recorded (warm or cold).",
+        });
+        List<Summary> brief = summaries.Where(s => s.MedianSeconds < ShortRunSeconds).OrderBy(s => s.MedianSeconds).ToList();
+        if (brief.Count > 0)
+        {
+            Summary shortest = brief[0];
+            lines.Add($"Warning: {brief.Count} of {summaries.Count} points took under {ShortRunSeconds:F1} s (shortest: {shortest.Mode} {shortest.Model} {shortest.Tool}, " +
+                $"{shortest.Threads} thread{(shortest.Threads == 1 ? "" : "s")}, {F(shortest.MedianSeconds, "F2")} s): process start-up weighs in them; measure a larger model.");
+        }
+        return lines;
+    }
+
     private static string I(long value) => value.ToString(CultureInfo.InvariantCulture);
 
     private static string F(double value, string format) =>

@@ -12,7 +12,7 @@ namespace ZipLlm.Throughput;
 /// size, each alone in a fresh store, at every thread count asked for. Each pair is measured --runs times
 /// and the medians reported: one process's peak varies by about 10 MB from run to run.
 /// </summary>
-public sealed class MemoryCheck(BenchOptions options, ZipLlmConfig config, Workspace ws)
+internal sealed class MemoryCheck(BenchOptions options, ZipLlmConfig config, Workspace ws)
 {
     public static readonly ModelId DoubleModelId = ModelId.Parse("memcheck/model-x2");
     private const int CopyChunk = 4 << 20;
@@ -21,6 +21,10 @@ public sealed class MemoryCheck(BenchOptions options, ZipLlmConfig config, Works
 
     public List<Result> Run()
     {
+        if (!ProcessMeter.MeasuresMemory)
+        {
+            throw new InvalidOperationException($"the memory check reads peak RSS through GNU time, and {ProcessMeter.GnuTime} is not installed (Debian: apt-get install time).");
+        }
         ModelId baseId = options.ModelsGiven ? options.Models[0] : ModelList.Load(StandInModelList.Resolve(config).Path).Base;
         string baseFolder = config.ModelFolder(baseId);
         if (!Directory.Exists(baseFolder))
@@ -65,7 +69,8 @@ public sealed class MemoryCheck(BenchOptions options, ZipLlmConfig config, Works
         Directory.CreateDirectory(outDir);
         ProcessResult restore = ws.Zipllm("restore", cfg, model.ToString(), outDir, "--threads", threads.ToString(CultureInfo.InvariantCulture));
         Workspace.DeleteFolder(dir);
-        var result = new Result(model.ToString(), bytes, threads, compress.Seconds, ThroughputRunner.Mb(compress.PeakRssKb), restore.Seconds, ThroughputRunner.Mb(restore.PeakRssKb));
+        var result = new Result(model.ToString(), bytes, threads, compress.Seconds, ThroughputRunner.Mb(compress.PeakRssKb) ?? double.NaN, restore.Seconds,
+            ThroughputRunner.Mb(restore.PeakRssKb) ?? double.NaN);
         Console.WriteLine($"  {model,-28} {bytes / 1e6,8:F1} MB, threads {threads}: compress peak RSS {result.CompressRssMb:F0} MB ({compress.Seconds:F1} s), restore peak RSS {result.RestoreRssMb:F0} MB ({restore.Seconds:F1} s)");
         return result;
     }

@@ -1,114 +1,106 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Reflection;
-using System.Runtime.InteropServices;
 
 namespace ZipLlm.Throughput;
 
 /// <summary>Wall clock and peak memory of one child process.</summary>
-/// <param name="PeakRssKb">The largest resident set of the child or any of its descendants, in KiB.</param>
-/// <param name="CpuSeconds">CPU time (user + system) of the child and its descendants: much less sensitive than the wall clock to other load on the machine.</param>
-public sealed record ProcessResult(int ExitCode, double Seconds, long PeakRssKb, double CpuSeconds);
+/// <param name="ExitCode">The command's exit code.</param>
+/// <param name="Seconds">Wall clock from just before the command is started to when it is reaped.</param>
+/// <param name="PeakRssKb">
+/// The largest resident set of the command or any of its descendants, in KiB; null when GNU time
+/// (<c>/usr/bin/time</c>) is not installed.
+/// </param>
+/// <param name="CpuSeconds">
+/// CPU time (user + system) of the command and the descendants it reaped, from the same GNU time; much less sensitive
+/// than the wall clock to other load on the machine. Null without GNU time.
+/// </param>
+public sealed record ProcessResult(int ExitCode, double Seconds, long? PeakRssKb, double? CpuSeconds = null);
 
 /// <summary>
-/// Times a command and reads its peak resident set. getrusage(RUSAGE_CHILDREN).ru_maxrss is exact
-/// (the kernel keeps the high-water mark of every reaped descendant) but it is the maximum over all
-/// children a process ever had, so each command runs under a fresh copy of this tool (the hidden
-/// <c>__measure</c> verb) whose only child is the command: its figure is that command's alone.
-/// The helper starts the clock just before it starts the child and stops it when the child is reaped,
-/// so the helper's own start-up is not counted.
+/// Times a command and reads its peak resident set through GNU time (<c>/usr/bin/time -f %M</c>), which reports the
+/// ru_maxrss that wait4 gives for the command alone (the high-water mark of it and the descendants it reaped).
 /// </summary>
-public static partial class ProcessMeter
+/// <remarks>
+/// Why not getrusage in this process, or in a helper of ours: a forked child starts as a copy of its parent's
+/// address space, and the kernel carries that copy's high-water mark across exec into the child's ru_maxrss. Forked
+/// from a .NET process (29 MB resident at least), every command showed at least 29 MB: <c>zstd -d</c> 29 MB where
+/// GNU time, a small C program, says 5 MB. GNU time forks the command from its own 2 MB, so only the command shows.
+/// The command runs under <c>/bin/sh -c 'exec "$@" &gt;&gt;LOG 2&gt;&amp;1'</c>: its output goes to the log file and
+/// nothing in this process competes with it for the CPU (no output pumping threads).
+/// </remarks>
+public static class ProcessMeter
 {
-    public const string Verb = "__measure";
+    /// <summary>Where GNU time is looked for.</summary>
+    public const string GnuTime = "/usr/bin/time";
 
-    /// <summary>Runs <paramref name="command"/> under the helper, appending its output to <paramref name="logFile"/>.</summary>
-    /// <exception cref="InvalidOperationException">The helper itself failed (not the command: see <see cref="ProcessResult.ExitCode"/>).</exception>
+    private static int s_warned;
+
+    /// <summary>Whether peak RSS can be measured here.</summary>
+    public static bool MeasuresMemory => File.Exists(GnuTime);
+
+    /// <summary>Runs <paramref name="command"/>, appending its output to <paramref name="logFile"/>.</summary>
+    /// <exception cref="InvalidOperationException">The command could not be started.</exception>
     public static ProcessResult Run(IReadOnlyList<string> command, string logFile)
     {
-        var start = new ProcessStartInfo
+        File.AppendAllText(logFile, "$ " + string.Join(' ', command) + Environment.NewLine);
+        string? rssFile = MeasuresMemory ? Path.Combine(Path.GetTempPath(), $"zipllm-rss-{Environment.ProcessId}-{Guid.NewGuid():N}") : null;
+        var start = new ProcessStartInfo(rssFile is null ? "/bin/sh" : GnuTime) { UseShellExecute = false };
+        if (rssFile is not null)
         {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        string self = Environment.ProcessPath ?? throw new InvalidOperationException("Cannot find this process's executable.");
-        if (Path.GetFileNameWithoutExtension(self) == "dotnet")
-        {
-            start.FileName = self;
-            start.ArgumentList.Add(Assembly.GetEntryAssembly()!.Location);
+            // Two lines: user and system seconds, then the peak KiB (the last line, as ParsePeak reads it).
+            foreach (string arg in new[] { "-f", "%U %S\n%M", "-o", rssFile, "/bin/sh" })
+            {
+                start.ArgumentList.Add(arg);
+            }
         }
-        else
+        else if (Interlocked.Exchange(ref s_warned, 1) == 0)
         {
-            start.FileName = self;
+            Console.Error.WriteLine($"throughput: {GnuTime} is not installed (Debian: apt-get install time), so peak RSS is not measured");
         }
-        start.ArgumentList.Add(Verb);
-        start.ArgumentList.Add(logFile);
-        start.ArgumentList.Add("--");
+        start.ArgumentList.Add("-c");
+        start.ArgumentList.Add("exec \"$@\" >>\"$ZIPLLM_MEASURE_LOG\" 2>&1");
+        start.ArgumentList.Add("sh");
         foreach (string arg in command)
         {
             start.ArgumentList.Add(arg);
         }
-        using Process helper = Process.Start(start) ?? throw new InvalidOperationException("Could not start the measuring helper.");
-        Task<string> error = helper.StandardError.ReadToEndAsync();
-        string output = helper.StandardOutput.ReadToEnd();
-        helper.WaitForExit();
-        string[] fields = output.Trim().Split(' ');
-        if (helper.ExitCode != 0 || fields.Length != 4)
+        start.Environment["ZIPLLM_MEASURE_LOG"] = logFile;
+        try
         {
-            throw new InvalidOperationException($"The measuring helper failed (exit {helper.ExitCode}): {output.Trim()} {error.Result.Trim()}");
+            var clock = Stopwatch.StartNew();
+            using Process child = Process.Start(start) ?? throw new InvalidOperationException($"Could not start {command[0]}.");
+            child.WaitForExit();
+            double seconds = clock.Elapsed.TotalSeconds;
+            string? usage = rssFile is null ? null : File.ReadAllText(rssFile);
+            return new ProcessResult(child.ExitCode, seconds, usage is null ? null : ParsePeak(usage), usage is null ? null : ParseCpu(usage));
         }
-        return new ProcessResult(
-            int.Parse(fields[0], CultureInfo.InvariantCulture),
-            double.Parse(fields[1], CultureInfo.InvariantCulture),
-            long.Parse(fields[2], CultureInfo.InvariantCulture),
-            double.Parse(fields[3], CultureInfo.InvariantCulture));
+        finally
+        {
+            if (rssFile is not null)
+            {
+                File.Delete(rssFile);
+            }
+        }
     }
 
-    /// <summary>The helper: <c>__measure LOG -- PROGRAM ARGS...</c>; prints "exit seconds peak_kib cpu_seconds" on one line.</summary>
-    public static int RunHelper(string[] args)
+    /// <summary>
+    /// The KiB of GNU time's <c>-f %M</c> output: its last line (a command that failed or was killed gets a line
+    /// before it, "Command exited with non-zero status 1"); null when there is none.
+    /// </summary>
+    public static long? ParsePeak(string timeOutput)
     {
-        if (args.Length < 4 || args[0] != Verb || args[2] != "--")
-        {
-            Console.Error.WriteLine("usage: __measure LOG -- PROGRAM ARGS...");
-            return 2;
-        }
-        File.AppendAllText(args[1], "$ " + string.Join(' ', args.Skip(3)) + Environment.NewLine);
-        // The shell execs the command with its output appended to the log, so the command's pid is our child's
-        // and nothing in this process competes with it for the CPU while it runs (no output pumping threads).
-        var start = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
-        start.ArgumentList.Add("-c");
-        start.ArgumentList.Add("exec \"$@\" >>\"$ZIPLLM_MEASURE_LOG\" 2>&1");
-        start.ArgumentList.Add("sh");
-        foreach (string arg in args.Skip(3))
-        {
-            start.ArgumentList.Add(arg);
-        }
-        start.Environment["ZIPLLM_MEASURE_LOG"] = args[1];
-        var clock = Stopwatch.StartNew();
-        using Process child = Process.Start(start) ?? throw new InvalidOperationException($"Could not start {args[3]}.");
-        child.WaitForExit();
-        double seconds = clock.Elapsed.TotalSeconds;
-        if (getrusage(RusageChildren, out Rusage usage) != 0)
-        {
-            Console.Error.WriteLine("getrusage failed: errno " + Marshal.GetLastPInvokeError());
-            return 1;
-        }
-        double cpu = usage.UtimeSec + usage.StimeSec + (usage.UtimeUsec + usage.StimeUsec) / 1e6;
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{child.ExitCode} {seconds:F6} {usage.MaxRss} {cpu:F6}"));
-        return 0;
+        string? last = timeOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault();
+        return long.TryParse(last, NumberStyles.None, CultureInfo.InvariantCulture, out long kib) ? kib : null;
     }
 
-    private const int RusageChildren = -1;
-
-    /// <summary>struct rusage of 64-bit Linux: two timevals, then fourteen longs (ru_maxrss first, in KiB).</summary>
-    [StructLayout(LayoutKind.Sequential)]
-    private struct Rusage
+    /// <summary>User plus system seconds from the line before the peak ("%U %S"); null when it is not there.</summary>
+    public static double? ParseCpu(string timeOutput)
     {
-        public long UtimeSec, UtimeUsec, StimeSec, StimeUsec;
-        public long MaxRss, IxRss, IdRss, IsRss, MinFlt, MajFlt, NSwap, InBlock, OuBlock, MsgSnd, MsgRcv, NSignals, NVcsw, NIvcsw;
+        string[] lines = timeOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        string[] fields = lines.Length >= 2 ? lines[^2].Split(' ', StringSplitOptions.RemoveEmptyEntries) : [];
+        return fields.Length == 2
+            && double.TryParse(fields[0], NumberStyles.Float, CultureInfo.InvariantCulture, out double user)
+            && double.TryParse(fields[1], NumberStyles.Float, CultureInfo.InvariantCulture, out double system)
+            ? user + system : null;
     }
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int getrusage(int who, out Rusage usage);
 }

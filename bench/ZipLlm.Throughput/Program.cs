@@ -1,11 +1,6 @@
 using ZipLlm.Config;
 using ZipLlm.Throughput;
 
-if (args.Length > 0 && args[0] == ProcessMeter.Verb)
-{
-    return ProcessMeter.RunHelper(args);
-}
-
 const int ExitOk = 0, ExitFailed = 1, ExitUsage = 2;
 
 BenchOptions options;
@@ -60,6 +55,11 @@ try
         return ExitOk;
     }
 
+    // Beside results.csv, so that --analyze-only redraws the same caption.
+    ModelListChoice list = StandInModelList.Resolve(config);
+    var context = new RunContext($"the models of {list.Path}{(list.IsStandIn ? " (the synthetic family)" : "")}, in {config.ModelDir}",
+        options.DropCache ? RunContext.Cold : RunContext.Warm);
+    context.Write(options.OutDir);
     var runner = new ThroughputRunner(options, config, ws)
     {
         Progress = results => ResultsCsv.Write(csvPath, Analysis.Derive(results)),
@@ -73,6 +73,10 @@ try
         runner.RunRestore();
     }
     ResultsCsv.Write(csvPath, Analysis.Derive(runner.Results));
+    if (ws.DropRefused)
+    {
+        (context with { Cache = RunContext.DropRefused }).Write(options.OutDir);
+    }
     Report(runner.Results);
     return ExitOk;
 }
@@ -91,7 +95,7 @@ void Report(IReadOnlyList<Measurement> results)
     }
     Console.WriteLine();
     Console.Write(Analysis.FormatTable(Analysis.Summarize(results)));
-    PlotWriter.Write(plotPath, results, "ZipLLM vs zstd");
+    PlotWriter.Write(plotPath, results, "ZipLLM vs zstd", RunContext.Read(options.OutDir));
     Console.WriteLine(options.AnalyzeOnly ? $"read {csvPath}; wrote {plotPath}" : $"wrote {csvPath} and {plotPath}");
 }
 

@@ -8,7 +8,7 @@ namespace ZipLlm.Throughput;
 /// The timed runs. Every run is the real CLI in its own process, timed from start to exit, so a
 /// figure covers everything a user waits for: start-up, reading, decoding, hashing and writing.
 /// </summary>
-public sealed class ThroughputRunner(BenchOptions options, ZipLlmConfig config, Workspace ws)
+internal sealed class ThroughputRunner(BenchOptions options, ZipLlmConfig config, Workspace ws)
 {
     private readonly List<Measurement> _results = [];
 
@@ -194,5 +194,5 @@ public sealed class ThroughputRunner(BenchOptions options, ZipLlmConfig config, 
         Progress?.Invoke(_results);
     }
 
-    public static double Mb(long kib) => kib * 1024 / 1e6;
+    public static double? Mb(long? kib) => kib * 1024 / 1e6;
 }

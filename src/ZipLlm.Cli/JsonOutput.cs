@@ -22,10 +22,13 @@ internal static class JsonOutput
 /// <summary><c>list --json</c>.</summary>
 internal sealed record ListOutput(string Store, IReadOnlyList<ListedModel> Models, long OriginalBytes, long StoredBytes, double? Ratio, IReadOnlyList<string> DamagedManifests);
 
-/// <summary>One model of <see cref="ListOutput"/>; <c>chunks</c> is null for a model stored before codec format 3.</summary>
+/// <summary>
+/// One model of <see cref="ListOutput"/>; <c>chunks</c> is null for a model stored before codec format 3, <c>revision</c>
+/// (the hub commit of its files) where it is not known.
+/// </summary>
 internal sealed record ListedModel(
     string Id, string Role, string? Base, int Files, long OriginalBytes, long AddedBytes, double? Ratio, bool Dedup, DateTimeOffset StoredAt,
-    ChunkCountsOutput? Chunks);
+    ChunkCountsOutput? Chunks, string? Revision);
 
 /// <summary>How many of the chunks a model added were coded by each transform.</summary>
 internal sealed record ChunkCountsOutput(long OrderedDifference, long Xor, long Solo);

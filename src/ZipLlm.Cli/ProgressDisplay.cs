@@ -72,7 +72,8 @@ internal sealed class ProgressDisplay : IProgress<ByteProgress>, IDisposable
     {
         double percent = value.TotalBytes == 0 ? 100 : 100.0 * value.DoneBytes / value.TotalBytes;
         string position = count > 0 ? $" {Math.Min(number, count)}/{count}" : "";
-        string line = $"{verb}{position} {value.Item}  {percent,5:F1}%  {Sizes.Format(value.DoneBytes)} / {Sizes.Format(value.TotalBytes)}";
+        string detail = value.Detail is null ? "" : "  " + value.Detail;
+        string line = $"{verb}{position} {value.Item}{detail}  {percent,5:F1}%  {Sizes.Format(value.DoneBytes)} / {Sizes.Format(value.TotalBytes)}";
         if (bytesPerSecond is { } rate)
         {
             line += $"  {Sizes.Rate(rate)}";

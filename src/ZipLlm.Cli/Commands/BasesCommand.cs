@@ -45,9 +45,7 @@ internal sealed class BasesCommand : BaseCommand
         {
             WriteText(output, report);
         }
-        return Task.FromResult(report.Failures.Count == 0 ? ExitCodes.Success
-            : report.Decisions.Count + report.Stored.Count > 0 ? ExitCodes.PartialFailure
-            : report.Failures.All(f => f.Kind == CompressFailureKind.Io) ? ExitCodes.IoError : ExitCodes.InvalidInput);
+        return Task.FromResult(CompressCommand.ExitCodeOf(report.Decisions.Count + report.Stored.Count, report.Failures));
     }
 
     internal static BaseChoiceOutput ToJson(BaseDecision d) => new(

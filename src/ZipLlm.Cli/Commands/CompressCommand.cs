@@ -98,20 +98,23 @@ internal sealed class CompressCommand : BaseCommand
     /// 0 when every model is stored; when none is (stored now or before) and every failure is of one kind, that kind's
     /// code (invalid input 3, I/O 4); otherwise, some stored or failures of both kinds, partial failure (5).
     /// </summary>
-    internal static int ExitCodeOf(CompressReport report)
+    internal static int ExitCodeOf(CompressReport report) => ExitCodeOf(report.Results.Count, report.Failures);
+
+    /// <summary>The same rule for any verb that works through the listed models: <paramref name="done"/> of them went through.</summary>
+    internal static int ExitCodeOf(int done, IReadOnlyList<CompressFailure> failures)
     {
-        if (report.Failures.Count == 0)
+        if (failures.Count == 0)
         {
             return ExitCodes.Success;
         }
-        if (report.Results.Count > 0)
+        if (done > 0)
         {
             return ExitCodes.PartialFailure;
         }
-        if (report.Failures.All(f => f.Kind == CompressFailureKind.Io))
+        if (failures.All(f => f.Kind == CompressFailureKind.Io))
         {
             return ExitCodes.IoError;
         }
-        return report.Failures.All(f => f.Kind == CompressFailureKind.InvalidInput) ? ExitCodes.InvalidInput : ExitCodes.PartialFailure;
+        return failures.All(f => f.Kind == CompressFailureKind.InvalidInput) ? ExitCodes.InvalidInput : ExitCodes.PartialFailure;
     }
 }

@@ -55,10 +55,10 @@ internal sealed class ListCommand : BaseCommand
     {
         IReadOnlyList<Manifest> manifests = listing.Manifests;
         int idWidth = Math.Max(5, manifests.Select(m => m.Id.ToString().Length).DefaultIfEmpty(0).Max());
-        output.WriteLine($"{"model".PadRight(idWidth)}  {"role",-10}  {"original",10}  {"added",10}  {"ratio",8}  {"chunks diff/xor/solo",20}  base");
+        output.WriteLine($"{"model".PadRight(idWidth)}  {"role",-10}  {"original",10}  {"added",10}  {"ratio",8}  {"chunks diff/xor/solo",20}  {"revision",-12}  base");
         foreach (Manifest m in manifests)
         {
-            output.WriteLine($"{m.Id.ToString().PadRight(idWidth)}  {RoleName(m, manifests),-10}  {Sizes.Format(m.OriginalBytes),10}  {Sizes.Format(m.AddedBytes),10}  {Sizes.Ratio(m.OriginalBytes, m.AddedBytes),8}  {Chunks(m.Chunks),20}  {m.BaseId?.ToString() ?? "-"}");
+            output.WriteLine($"{m.Id.ToString().PadRight(idWidth)}  {RoleName(m, manifests),-10}  {Sizes.Format(m.OriginalBytes),10}  {Sizes.Format(m.AddedBytes),10}  {Sizes.Ratio(m.OriginalBytes, m.AddedBytes),8}  {Chunks(m.Chunks),20}  {ShortRevision(m.Revision),-12}  {m.BaseId?.ToString() ?? "-"}");
         }
         output.WriteLine();
         output.WriteLine($"{manifests.Count} models, {Sizes.Format(listing.OriginalBytes)} original, {Sizes.Format(listing.StoredBytes)} in objects on disk, store ratio {Sizes.Ratio(listing.OriginalBytes, listing.StoredBytes)}");
@@ -69,8 +69,11 @@ internal sealed class ListCommand : BaseCommand
         listing.Manifests.Select(m => new ListedModel(
             m.Id.ToString(), RoleName(m, listing.Manifests), m.BaseId?.ToString(), m.Files.Length, m.OriginalBytes, m.AddedBytes,
             Sizes.RatioValue(m.OriginalBytes, m.AddedBytes), Sizes.IsDedup(m.OriginalBytes, m.AddedBytes), m.StoredAt,
-            m.Chunks is { } c ? new ChunkCountsOutput(c.OrderedDifference, c.Xor, c.Solo) : null)).ToList(),
+            m.Chunks is { } c ? new ChunkCountsOutput(c.OrderedDifference, c.Xor, c.Solo) : null, m.Revision)).ToList(),
         listing.OriginalBytes, listing.StoredBytes, Sizes.RatioValue(listing.OriginalBytes, listing.StoredBytes), listing.DamagedManifests);
+
+    /// <summary>The hub commit the model's files were, shortened as git does (12 digits); "-" when unknown.</summary>
+    private static string ShortRevision(string? revision) => revision is null ? "-" : revision.Length > 12 ? revision[..12] : revision;
 
     /// <summary>
     /// A model's role as the store holds it now: a finetune when stored against a base, a base when another model is

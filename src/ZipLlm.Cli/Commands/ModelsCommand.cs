@@ -4,6 +4,7 @@ using ZipLlm.Config;
 using ZipLlm.Hub;
 using ZipLlm.Reporting;
 using ZipLlm.Setup;
+using ZipLlm.Store;
 using ZipLlm.Synthetic;
 
 namespace ZipLlm.Cli.Commands;
@@ -19,10 +20,10 @@ internal sealed class ModelsCommand : Command
 }
 
 /// <summary>
-/// <c>zipllm models setup CONFIG [--synthetic] [--size tiny|small|default] [--seed N]</c>: downloads
-/// every model of the config's list and writes base_ft.json; generates the synthetic family instead
-/// only when asked, or when HF_TOKEN is unset and the hub cannot be reached, and then says so in a banner.
-/// A download that fails otherwise is an error.
+/// <c>zipllm models setup CONFIG [--revision REV] [--include GLOB] [--exclude GLOB] [--downloads N] [--synthetic] [--size tiny|small|default] [--seed N]</c>:
+/// downloads every model of the config's list and writes base_ft.json; generates the synthetic family instead
+/// only when asked, or when no token is set and the hub cannot be reached (or HF_HUB_OFFLINE is set and models are
+/// missing), and then says so in a banner. A download that fails otherwise is an error.
 /// </summary>
 internal sealed class ModelsSetupCommand : BaseCommand
 {
@@ -48,17 +49,76 @@ internal sealed class ModelsSetupCommand : BaseCommand
 
     public static readonly Option<string?> EndpointOption = new("--endpoint")
     {
-        Description = "Hub address (default: $HF_ENDPOINT, else https://huggingface.co). The token is read from $HF_TOKEN (or $HUGGING_FACE_HUB_TOKEN).",
+        Description = "Hub address (default: $HF_ENDPOINT, else https://huggingface.co). The token is read from $HF_TOKEN (or $HUGGING_FACE_HUB_TOKEN), "
+            + "else from the file 'hf auth login' writes ($HF_TOKEN_PATH, else $HF_HOME/token, else ~/.cache/huggingface/token). "
+            + "HF_HUB_OFFLINE=1 makes no request: the models already on disk are used.",
     };
 
+    public static readonly Option<string?> RevisionOption = CreateRevisionOption();
+
+    public static readonly Option<string[]> IncludeOption = new("--include")
+    {
+        Description = "Download only files matching this glob (the path in the repository; '*' crosses folders; 'dir/' is a whole folder). Repeatable. Default: every file.",
+        Arity = ArgumentArity.OneOrMore,
+        AllowMultipleArgumentsPerToken = false,
+    };
+
+    public static readonly Option<string[]> ExcludeOption = new("--exclude")
+    {
+        Description = "Skip files matching this glob. Repeatable. Default: the other weight formats (*.bin *.pt *.pth *.ckpt *.gguf *.onnx *.h5 *.msgpack *.ot ...) "
+            + "when the repository has safetensors; giving --exclude replaces that default. Hidden files (.gitattributes) are never downloaded.",
+        Arity = ArgumentArity.OneOrMore,
+        AllowMultipleArgumentsPerToken = false,
+    };
+
+    public static readonly Option<int> DownloadsOption = CreateDownloadsOption();
+
     public ModelsSetupCommand()
-        : base("setup", "Download the models listed in the config (HF_TOKEN from the environment) and write base_ft.json, or generate a synthetic family offline.")
+        : base("setup", "Download the models listed in the config (the token from HF_TOKEN, or the file hf auth login writes) and write base_ft.json, or generate a synthetic family offline.")
     {
         Arguments.Add(ConfigArgument);
         Options.Add(SyntheticOption);
         Options.Add(SizeOption);
         Options.Add(SeedOption);
         Options.Add(EndpointOption);
+        Options.Add(RevisionOption);
+        Options.Add(IncludeOption);
+        Options.Add(ExcludeOption);
+        Options.Add(DownloadsOption);
+    }
+
+    private static Option<string?> CreateRevisionOption()
+    {
+        var option = new Option<string?>("--revision")
+        {
+            Description = "Branch, tag or commit to download (default: main) for every model the list does not pin as org/name@REV. "
+                + "The commit it resolves to is recorded, and compress puts it in the manifest (shown by list).",
+        };
+        option.Validators.Add(result =>
+        {
+            if (result.Tokens is [{ } token] && HubRevision.Validate(token.Value) is { } problem)
+            {
+                result.AddError($"--revision: {problem}.");
+            }
+        });
+        return option;
+    }
+
+    private static Option<int> CreateDownloadsOption()
+    {
+        var option = new Option<int>("--downloads")
+        {
+            Description = $"Files downloaded at once, 1 to {HubClientOptions.MaxDownloads}.",
+            DefaultValueFactory = _ => 4,
+        };
+        option.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<int>() is < 1 or > HubClientOptions.MaxDownloads)
+            {
+                result.AddError($"--downloads must be from 1 to {HubClientOptions.MaxDownloads}, not {result.GetValueOrDefault<int>()}.");
+            }
+        });
+        return option;
     }
 
     private static Option<string> CreateSizeOption()
@@ -81,15 +141,30 @@ internal sealed class ModelsSetupCommand : BaseCommand
         {
             hub = hub with { Endpoint = HubClientOptions.ParseEndpoint(endpoint) };
         }
+        string[] include = parseResult.GetValue(IncludeOption) ?? [], exclude = parseResult.GetValue(ExcludeOption) ?? [];
+        hub = hub with
+        {
+            MaxConcurrentDownloads = parseResult.GetValue(DownloadsOption),
+            Files = new HubFileSelection(include, parseResult.GetResult(ExcludeOption) is null ? null : exclude),
+        };
+        using ProgressDisplay? progress = ProgressDisplay.ForTerminal("download", parseResult);
+        if (progress is not null)
+        {
+            progress.Items = ListedModels(config);
+        }
+        logger = new ClearingLogger(logger, progress);
         var options = new ModelSetupOptions
         {
             Synthetic = parseResult.GetValue(SyntheticOption),
             Size = SyntheticSizes.Parse(parseResult.GetRequiredValue(SizeOption)),
             Seed = parseResult.GetValue(SeedOption),
             Hub = hub,
+            Revision = parseResult.GetValue(RevisionOption),
+            Progress = progress is null ? null : new TransferProgress(progress),
         };
 
         ModelSetupResult result = await ModelSetup.RunAsync(config, options, logger, cancellationToken).ConfigureAwait(false);
+        progress?.Clear();
 
         TextWriter output = parseResult.InvocationConfiguration.Output;
         foreach (ModelSetupEntry entry in result.Models)
@@ -108,7 +183,31 @@ internal sealed class ModelsSetupCommand : BaseCommand
         {
             await parseResult.InvocationConfiguration.Error.WriteAsync(SyntheticBanner(config, result)).ConfigureAwait(false);
         }
+        else if (result.Mode == ModelSetupMode.Local)
+        {
+            logger.LogWarning("{Reason}", result.Reason);
+        }
         return ExitCodes.Success;
+    }
+
+    /// <summary>The listed models, for the progress line's n/N; none when the list does not read (setup says why).</summary>
+    private static IReadOnlyList<string> ListedModels(ZipLlmConfig config)
+    {
+        try
+        {
+            return File.Exists(config.ModelsToProcess) ? ModelList.Load(config.ModelsToProcess).Models.Select(m => m.ToString()).ToList() : [];
+        }
+        catch (InvalidDataException)
+        {
+            return [];
+        }
+    }
+
+    /// <summary>A model's download as the progress line draws it: the model, its files n/N, bytes, rate and ETA.</summary>
+    private sealed class TransferProgress(ProgressDisplay display) : IProgress<HubTransferProgress>
+    {
+        public void Report(HubTransferProgress value) =>
+            display.Report(new ByteProgress(value.ModelId.ToString(), value.BytesDone, value.BytesTotal, $"files {value.FilesDone}/{value.FilesTotal}"));
     }
 
     /// <summary>The block on stderr that says the models are synthetic, why, and how to get the listed ones.</summary>

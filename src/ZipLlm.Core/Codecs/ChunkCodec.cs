@@ -16,7 +16,7 @@ namespace ZipLlm.Codecs;
 /// finetune's tensor is coded against. Holds a zstd context, a rANS coder and scratch buffers, so it is not
 /// thread-safe: give each worker its own.
 /// </summary>
-public sealed class ChunkCodec : IDisposable
+internal sealed class ChunkCodec : IDisposable
 {
     private const int ProbeThreshold = 256 << 10;
     private const int ProbeSize = 32 << 10;

@@ -2,10 +2,10 @@ namespace ZipLlm.Codecs;
 
 /// <summary>Reads <paramref name="destination"/>.Length bytes at <paramref name="offset"/>; must be safe to call from several threads.</summary>
 /// <exception cref="EndOfStreamException">The source ends before the range does.</exception>
-public delegate void ReadAt(long offset, Span<byte> destination);
+internal delegate void ReadAt(long offset, Span<byte> destination);
 
 /// <summary>Something that yields a tensor's original bytes chunk by chunk: a raw tensor, or an encoded one.</summary>
-public interface IChunkSource
+internal interface IChunkSource
 {
     /// <summary>Byte length of the tensor.</summary>
     long Length { get; }
@@ -29,7 +29,7 @@ public interface IChunkSource
 /// <summary>A tensor whose bytes are read as they are (from a safetensors file or a buffer).</summary>
 /// <param name="length">Byte length of the tensor.</param>
 /// <param name="read">Positional, thread-safe reader of the tensor's bytes.</param>
-public sealed class RawChunkSource(long length, ReadAt read) : IChunkSource
+internal sealed class RawChunkSource(long length, ReadAt read) : IChunkSource
 {
     /// <inheritdoc/>
     public long Length { get; } = length;
@@ -47,7 +47,7 @@ public sealed class RawChunkSource(long length, ReadAt read) : IChunkSource
 /// (a vocabulary extension) be stored as a delta against its base: the shared rows XOR to small values, and
 /// the new rows XOR with zeros, which leaves them as they are.
 /// </summary>
-public sealed class ResizedChunkSource : IChunkSource
+internal sealed class ResizedChunkSource : IChunkSource
 {
     private readonly IChunkSource _inner;
     private readonly int _innerChunkSize;

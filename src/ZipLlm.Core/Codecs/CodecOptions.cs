@@ -3,7 +3,7 @@ using ZipLlm.Codecs.Zstd;
 namespace ZipLlm.Codecs;
 
 /// <summary>Settings of the tensor codecs. The defaults are measured, not guessed (see bench/).</summary>
-public sealed record CodecOptions
+internal sealed record CodecOptions
 {
     /// <summary>
     /// zstd level for every stream but the exponent stream. Default 1: on the synthetic family's XOR sign+mantissa

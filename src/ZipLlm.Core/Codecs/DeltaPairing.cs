@@ -11,7 +11,7 @@ namespace ZipLlm.Codecs;
 /// 16-bit float tensor with a base of the other 16-bit float dtype (a F16 copy of a BF16 model), the base
 /// converted first (<see cref="ConversionFor"/>).
 /// </summary>
-public static class DeltaPairing
+internal static class DeltaPairing
 {
     /// <summary>Which shapes may pair.</summary>
     public enum Rule

@@ -24,7 +24,7 @@ public enum ElementLayout : byte
 }
 
 /// <summary>Facts about each <see cref="ElementLayout"/>.</summary>
-public static class ElementLayouts
+internal static class ElementLayouts
 {
     /// <summary>The grouping that suits <paramref name="dtype"/>: floating types are split by field, the rest kept whole.</summary>
     public static ElementLayout ForDType(DType dtype) => dtype switch

@@ -8,7 +8,7 @@ namespace ZipLlm.Codecs;
 /// A validated encoded tensor (see <see cref="EncodedTensorFormat"/>) read positionally: every chunk
 /// can be read and decoded alone, from any thread. A delta needs its <see cref="Base"/> set before decoding.
 /// </summary>
-public sealed class EncodedTensor : IChunkSource
+internal sealed class EncodedTensor : IChunkSource
 {
     private readonly ReadAt _read;
     private readonly long[] _offsets;

@@ -26,7 +26,7 @@ namespace ZipLlm.Codecs;
 /// Chunks are independent: each can be read (through the footer's offsets) and decoded alone, on any thread.
 /// The lengths of the streams are derived from the chunk length, the layout and the transform, never read from the file.
 /// </summary>
-public static class EncodedTensorFormat
+internal static class EncodedTensorFormat
 {
     /// <summary>Magic at the start of an encoded tensor.</summary>
     public static ReadOnlySpan<byte> HeaderMagic => "ZLTN"u8;
@@ -82,7 +82,7 @@ public static class EncodedTensorFormat
 }
 
 /// <summary>What an encoded tensor holds.</summary>
-public enum EncodedTensorKind : byte
+internal enum EncodedTensorKind : byte
 {
     /// <summary>The tensor alone ("solo"): byte grouping then entropy coding.</summary>
     Solo = 0,
@@ -92,7 +92,7 @@ public enum EncodedTensorKind : byte
 }
 
 /// <summary>How a chunk's bytes became its streams. Since version 3; older chunks imply theirs from the tensor's kind.</summary>
-public enum ChunkTransform : byte
+internal enum ChunkTransform : byte
 {
     /// <summary>The chunk alone, its words split by field (a delta's chunk may be stored so, when that is smaller).</summary>
     Solo = 0,
@@ -110,7 +110,7 @@ public enum ChunkTransform : byte
 }
 
 /// <summary>How a delta's base is turned into the tensor's dtype before the tensor is coded against it. Since version 3.</summary>
-public enum BaseConversion : byte
+internal enum BaseConversion : byte
 {
     /// <summary>The base is used as it is (same dtype).</summary>
     None = 0,
@@ -130,7 +130,7 @@ public enum BaseConversion : byte
 /// <param name="Length">Byte length of the original tensor.</param>
 /// <param name="ChunkSize">Bytes of original tensor per chunk.</param>
 /// <param name="Conversion">How a delta's base is converted first (always <see cref="BaseConversion.None"/> before version 3).</param>
-public readonly record struct TensorHeader(byte Version, EncodedTensorKind Kind, ElementLayout Layout, int ReferenceLength, long Length, int ChunkSize,
+internal readonly record struct TensorHeader(byte Version, EncodedTensorKind Kind, ElementLayout Layout, int ReferenceLength, long Length, int ChunkSize,
     BaseConversion Conversion)
 {
     private const int VersionAt = 4, LengthAt = 8, ChunkSizeAt = 16;

@@ -9,7 +9,7 @@ namespace ZipLlm.Codecs;
 /// chunk on all workers of a <see cref="WorkerPool"/>, writing in order. At most twice as many chunks as
 /// workers are in flight, so memory is bounded by the thread count and the chunk size, not the tensor.
 /// </summary>
-public static class TensorCodec
+internal static class TensorCodec
 {
     /// <summary>
     /// Encodes <paramref name="source"/> into <paramref name="output"/>: solo when <paramref name="baseSource"/>
@@ -211,7 +211,7 @@ public static class TensorCodec
 }
 
 /// <summary>How many chunks were stored by each <see cref="ChunkTransform"/>; thread-safe.</summary>
-public sealed class TransformCounts
+internal sealed class TransformCounts
 {
     private long _solo, _xor, _difference;
 
@@ -253,4 +253,4 @@ public sealed class TransformCounts
 /// <summary>What <see cref="TensorCodec.Encode(Stream, ElementLayout, IChunkSource, IChunkSource?, ReadOnlySpan{byte}, WorkerPool, CancellationToken, Action{long, ReadOnlySpan{byte}}?, BaseConversion, TransformCounts?)"/> wrote.</summary>
 /// <param name="Bytes">Bytes written.</param>
 /// <param name="Kind">Solo, or a delta that needs its base.</param>
-public readonly record struct EncodeResult(long Bytes, EncodedTensorKind Kind);
+internal readonly record struct EncodeResult(long Bytes, EncodedTensorKind Kind);

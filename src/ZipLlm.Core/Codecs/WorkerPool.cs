@@ -7,7 +7,7 @@ namespace ZipLlm.Codecs;
 /// and decodes and ingest's per-tensor hashing alike (one <see cref="WorkerBudget"/>), and each chunk worker holds its own
 /// <see cref="ChunkCodec"/> (zstd contexts are not thread-safe).
 /// </summary>
-public sealed class WorkerPool : IDisposable
+internal sealed class WorkerPool : IDisposable
 {
     /// <summary>
     /// Most workers a pool may have. Each keeps up to two chunks in flight with their buffers (8 MiB and more at the
@@ -66,8 +66,8 @@ public sealed class WorkerPool : IDisposable
 
     /// <summary>
     /// Raises the process's thread-pool minimum so that pools of up to <paramref name="threads"/> workers never
-    /// wait for the thread pool to grow. A process-wide setting, so the library never calls it itself: an
-    /// application calls it once at start-up (the CLI does).
+    /// wait for the thread pool to grow. A process-wide setting, so the engine never calls it itself: an
+    /// application calls it once at start-up (the CLI does, and so does <see cref="ZipLlmStore.Open"/>).
     /// </summary>
     /// <remarks>
     /// Files are ingested and restored side by side, each on a thread-pool thread that blocks while it waits for

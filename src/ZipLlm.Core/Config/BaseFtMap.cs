@@ -5,7 +5,7 @@ using ZipLlm.IO;
 namespace ZipLlm.Config;
 
 /// <summary>What a model is to the store: a base, a finetune of a base, or on its own.</summary>
-public enum ModelRoleKind
+internal enum ModelRoleKind
 {
     /// <summary>Not named in <c>base_ft.json</c>: compressed on its own.</summary>
     Standalone,
@@ -20,7 +20,7 @@ public enum ModelRoleKind
 /// <summary>The role of one model.</summary>
 /// <param name="Kind">Base, finetune or standalone.</param>
 /// <param name="BaseId">The base's id when <paramref name="Kind"/> is <see cref="ModelRoleKind.Finetune"/>; otherwise <see langword="null"/>.</param>
-public readonly record struct ModelRole(ModelRoleKind Kind, ModelId? BaseId)
+internal readonly record struct ModelRole(ModelRoleKind Kind, ModelId? BaseId)
 {
     /// <summary>The role of a model <c>base_ft.json</c> does not mention.</summary>
     public static ModelRole Standalone => new(ModelRoleKind.Standalone, null);
@@ -32,7 +32,7 @@ public readonly record struct ModelRole(ModelRoleKind Kind, ModelId? BaseId)
 /// most one base. A base may itself be a finetune of another (a chain: base, instruct, a finetune of the
 /// instruct model), but no chain may lead back to where it started.
 /// </summary>
-public sealed class BaseFtMap
+internal sealed class BaseFtMap
 {
     /// <summary>A map file is a few kilobytes; anything past this is not one.</summary>
     public const int MaxFileSize = 16 << 20;

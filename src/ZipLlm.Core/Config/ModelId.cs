@@ -133,7 +133,7 @@ public readonly record struct ModelId : IComparable<ModelId>
 }
 
 /// <summary>Reads and writes a <see cref="ModelId"/> as its <c>org/name</c> string; anything else is malformed JSON.</summary>
-public sealed class ModelIdJsonConverter : JsonConverter<ModelId>
+internal sealed class ModelIdJsonConverter : JsonConverter<ModelId>
 {
     /// <inheritdoc/>
     public override ModelId Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)

@@ -5,10 +5,11 @@ namespace ZipLlm.Config;
 
 /// <summary>
 /// The list of models to process (<c>test_models.txt</c>): one Hugging Face id (<c>org/name</c>)
-/// a line, the first being the base. Blank lines and <c>#</c> comments (whole-line or trailing)
+/// a line, the first being the base, optionally pinned to a hub revision as <c>org/name@REVISION</c> (a branch,
+/// tag or commit; see <see cref="HubRevision"/>). Blank lines and <c>#</c> comments (whole-line or trailing)
 /// are skipped; surrounding whitespace is trimmed.
 /// </summary>
-public sealed class ModelList
+internal sealed class ModelList
 {
     /// <summary>A list file is a few kilobytes; anything past this is not one.</summary>
     public const int MaxFileSize = 16 << 20;
@@ -16,6 +17,15 @@ public sealed class ModelList
     /// <summary>Creates a list from ids already in memory.</summary>
     /// <exception cref="ArgumentException">The list is empty, holds <c>default(ModelId)</c>, or an id repeats.</exception>
     public ModelList(IEnumerable<ModelId> models)
+        : this(models, null)
+    {
+    }
+
+    /// <summary>Creates a list from ids already in memory, some pinned to a revision.</summary>
+    /// <exception cref="ArgumentException">
+    /// The list is empty, holds <c>default(ModelId)</c>, an id repeats, or a revision is invalid or pins a model not listed.
+    /// </exception>
+    public ModelList(IEnumerable<ModelId> models, IReadOnlyDictionary<ModelId, string>? revisions)
     {
         ArgumentNullException.ThrowIfNull(models);
         var list = new List<ModelId>();
@@ -37,7 +47,27 @@ public sealed class ModelList
             throw new ArgumentException("A model list needs at least one model (the base).", nameof(models));
         }
         Models = list;
+        var pinned = new Dictionary<ModelId, string>();
+        foreach ((ModelId id, string revision) in revisions ?? new Dictionary<ModelId, string>())
+        {
+            if (!seen.Contains(id))
+            {
+                throw new ArgumentException($"A revision is given for \"{id}\", which is not listed.", nameof(revisions));
+            }
+            if (HubRevision.Validate(revision) is { } problem)
+            {
+                throw new ArgumentException($"{id}: {problem}.", nameof(revisions));
+            }
+            pinned[id] = revision;
+        }
+        Revisions = pinned;
     }
+
+    /// <summary>The revision each pinned model is listed at (<c>org/name@REVISION</c>); models not in it take the default.</summary>
+    public IReadOnlyDictionary<ModelId, string> Revisions { get; }
+
+    /// <summary>The revision <paramref name="modelId"/> is listed at; <see langword="null"/> when it is not pinned.</summary>
+    public string? RevisionOf(ModelId modelId) => Revisions.TryGetValue(modelId, out string? revision) ? revision : null;
 
     /// <summary>Every model, in file order; the first is the base.</summary>
     public IReadOnlyList<ModelId> Models { get; }
@@ -84,6 +114,7 @@ public sealed class ModelList
     {
         ArgumentNullException.ThrowIfNull(text);
         var models = new List<ModelId>();
+        var revisions = new Dictionary<ModelId, string>();
         var firstLine = new Dictionary<ModelId, int>();
         int lineNumber = 0;
         foreach (ReadOnlySpan<char> rawLine in text.AsSpan().EnumerateLines())
@@ -104,6 +135,17 @@ public sealed class ModelList
             {
                 continue;
             }
+            string? revision = null;
+            int at = line.IndexOf('@');
+            if (at >= 0)
+            {
+                revision = line[(at + 1)..].Trim().ToString();
+                line = line[..at].TrimEnd();
+                if (HubRevision.Validate(revision) is { } badRevision)
+                {
+                    throw new InvalidDataException($"{fileName}:{lineNumber}: {badRevision}.");
+                }
+            }
             if (!ModelId.TryParse(line.ToString(), out ModelId id, out string? problem))
             {
                 throw new InvalidDataException($"{fileName}:{lineNumber}: {problem}.");
@@ -114,12 +156,16 @@ public sealed class ModelList
             }
             firstLine[id] = lineNumber;
             models.Add(id);
+            if (revision is not null)
+            {
+                revisions[id] = revision;
+            }
         }
         if (models.Count == 0)
         {
             throw new InvalidDataException($"{fileName}: lists no model (the first id is the base).");
         }
-        return new ModelList(models);
+        return new ModelList(models, revisions);
     }
 
     /// <summary>The file text for this list, with <paramref name="headerComment"/> lines first (each prefixed by <c># </c>).</summary>
@@ -132,7 +178,12 @@ public sealed class ModelList
         }
         foreach (ModelId id in Models)
         {
-            builder.Append(id.ToString()).Append('\n');
+            builder.Append(id.ToString());
+            if (RevisionOf(id) is { } revision)
+            {
+                builder.Append('@').Append(revision);
+            }
+            builder.Append('\n');
         }
         return builder.ToString();
     }

@@ -9,7 +9,7 @@ namespace ZipLlm.Config;
 /// <paramref name="Path"/> is the configured list.
 /// </param>
 /// <param name="StaleStandIn">A stand-in that was not used because the configured list changed since it was written.</param>
-public sealed record ModelListChoice(string Path, string? StandInReason, string? StaleStandIn = null)
+internal sealed record ModelListChoice(string Path, string? StandInReason, string? StaleStandIn = null)
 {
     /// <summary>Whether <see cref="Path"/> is a stand-in rather than the configured list.</summary>
     public bool IsStandIn => StandInReason is not null;
@@ -26,7 +26,7 @@ public sealed record ModelListChoice(string Path, string? StandInReason, string?
 /// ("missing" when there was none) and the reason, so a list edited since, or another config's list that shares the
 /// model folder, is never silently replaced.
 /// </remarks>
-public static class StandInModelList
+internal static class StandInModelList
 {
     /// <summary>File name of the stand-in, in <c>model_dir</c>.</summary>
     public const string FileName = "synthetic_models.txt";

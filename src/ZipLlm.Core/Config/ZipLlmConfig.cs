@@ -9,7 +9,7 @@ namespace ZipLlm.Config;
 /// the folder holding the config file, never the working directory; a missing, mistyped or
 /// unknown field is an error naming the field, never a silent default.
 /// </summary>
-public sealed class ZipLlmConfig
+internal sealed class ZipLlmConfig
 {
     /// <summary>JSON field: folder holding one sub-folder per model.</summary>
     public const string ModelDirField = "model_dir";
@@ -80,6 +80,36 @@ public sealed class ZipLlmConfig
     /// <summary>The folder of model <paramref name="modelId"/>: <c>model_dir/org_name</c>.</summary>
     /// <exception cref="InvalidOperationException"><paramref name="modelId"/> is <c>default(ModelId)</c>.</exception>
     public string ModelFolder(ModelId modelId) => modelId.FolderPath(ModelDir);
+
+    /// <summary>Whether <c>model_dir</c> is a Hugging Face cache (it holds <c>models--*</c> folders; see <see cref="HubCache"/>).</summary>
+    public bool ModelDirIsHubCache => HubCache.IsCache(ModelDir);
+
+    /// <summary>Whether <c>model_dir</c> has the model at all: its plain folder, or its folder in a Hugging Face cache.</summary>
+    public bool HasModel(ModelId modelId) => HubCache.Holds(ModelDir, modelId) || Directory.Exists(ModelFolder(modelId));
+
+    /// <summary>
+    /// The folder holding <paramref name="modelId"/>'s files, without checking them (to read a model card, say): its
+    /// cache snapshot when the cache has one for <paramref name="revision"/>, else <c>model_dir/org_name</c>.
+    /// </summary>
+    public string ModelFolderFor(ModelId modelId, string? revision = null) =>
+        HubCache.Locate(ModelDir, modelId, revision) ?? ModelFolder(modelId);
+
+    /// <summary>
+    /// Where <paramref name="modelId"/>'s files are: in a Hugging Face cache (<c>model_dir/models--ORG--NAME</c>
+    /// exists), the snapshot of <paramref name="revision"/> (default <c>main</c>), checked; otherwise the plain folder
+    /// <c>model_dir/org_name</c>, with the commit setup recorded for it, if any.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The cache's ref or snapshot is missing, or a link of the snapshot is dangling or leads out of the model's cache folder.</exception>
+    /// <exception cref="ArgumentException"><paramref name="revision"/> is not a valid revision.</exception>
+    public ModelSource ResolveModel(ModelId modelId, string? revision = null)
+    {
+        if (HubCache.Holds(ModelDir, modelId))
+        {
+            HubCacheSnapshot snapshot = HubCache.Resolve(ModelDir, modelId, revision);
+            return new ModelSource(modelId, snapshot.Folder, snapshot.Commit, FromCache: true);
+        }
+        return new ModelSource(modelId, ModelFolder(modelId), DownloadRecord.Read(ModelDir, modelId), FromCache: false);
+    }
 
     /// <summary>Reads and validates <paramref name="path"/>.</summary>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>

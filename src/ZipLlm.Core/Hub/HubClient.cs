@@ -15,7 +15,7 @@ namespace ZipLlm.Hub;
 /// A facade over <see cref="HubTransportHandler"/> (redirects, token, retries), <see cref="HubListing"/>
 /// and <see cref="HubDownloader"/>.
 /// </remarks>
-public sealed class HubClient : IDisposable
+internal sealed class HubClient : IDisposable
 {
     /// <summary>Suffix of a file being downloaded; renamed away once verified.</summary>
     public const string PartialSuffix = ".part";
@@ -36,6 +36,11 @@ public sealed class HubClient : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxAttempts, 1, nameof(options));
         ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxConcurrentDownloads, 1, nameof(options));
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(options.MaxConcurrentDownloads, HubClientOptions.MaxDownloads, nameof(options));
+        if (HubRevision.Validate(options.Revision) is { } problem)
+        {
+            throw new ArgumentException($"Hub revision: {problem}.", nameof(options));
+        }
         if (options.InitialBackoff < TimeSpan.Zero || options.MaxBackoff < TimeSpan.Zero || options.RequestTimeout <= TimeSpan.Zero || options.ReadTimeout <= TimeSpan.Zero)
         {
             throw new ArgumentException("Backoff must not be negative and timeouts must be positive.", nameof(options));
@@ -60,6 +65,10 @@ public sealed class HubClient : IDisposable
     /// <remarks>One bare HEAD request: no token, no redirects followed, no retries.</remarks>
     public async Task<bool> IsReachableAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
     {
+        if (_options.Offline)
+        {
+            return false;
+        }
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         cts.CancelAfter(timeout);
         try
@@ -75,26 +84,36 @@ public sealed class HubClient : IDisposable
         }
     }
 
-    /// <summary>Whether <paramref name="path"/> is a file a model folder needs: safetensors shards and small metadata files at the top level.</summary>
-    public static bool IsWanted(string path) => HubDownloader.IsWanted(path);
+    /// <summary>The commit <paramref name="revision"/> (branch, tag or commit; <see cref="HubClientOptions.Revision"/> when null) of <paramref name="modelId"/> points at.</summary>
+    /// <exception cref="HubException">The model or revision is unknown, gated, or the hub cannot be reached.</exception>
+    public Task<string> ResolveCommitAsync(ModelId modelId, string? revision = null, CancellationToken cancellationToken = default) =>
+        _listing.ResolveCommitAsync(modelId, revision ?? _options.Revision, cancellationToken);
 
-    /// <summary>Lists every file of <paramref name="modelId"/> at the top of the repository, with sizes and hashes.</summary>
+    /// <summary>Lists every file of <paramref name="modelId"/> at <paramref name="revision"/> (<see cref="HubClientOptions.Revision"/> when null), in every folder, with sizes and hashes.</summary>
     /// <exception cref="HubException">The model is unknown, gated, or the hub cannot be reached.</exception>
-    public Task<IReadOnlyList<HubFile>> ListFilesAsync(ModelId modelId, CancellationToken cancellationToken = default) =>
-        _listing.ListFilesAsync(modelId, cancellationToken);
+    public Task<IReadOnlyList<HubFile>> ListFilesAsync(ModelId modelId, string? revision = null, CancellationToken cancellationToken = default) =>
+        _listing.ListFilesAsync(modelId, revision ?? _options.Revision, cancellationToken);
 
     /// <summary>
-    /// Downloads the wanted files (<see cref="IsWanted"/>) of <paramref name="modelId"/> into
-    /// <paramref name="folder"/>: files already complete are skipped, partial ones resumed.
+    /// Downloads the files <see cref="HubClientOptions.Files"/> selects of <paramref name="modelId"/> at
+    /// <paramref name="revision"/> (<see cref="HubClientOptions.Revision"/> when null) into <paramref name="folder"/>,
+    /// keeping their folders: files already complete are skipped, partial ones resumed.
     /// </summary>
+    /// <param name="modelId">The model.</param>
+    /// <param name="folder">The model folder.</param>
+    /// <param name="revision">Branch, tag or commit.</param>
+    /// <param name="folderCommit">The commit the folder holds already, when known (its complete files are kept without hashing them).</param>
+    /// <param name="progress">Receives the model's files and bytes done so far.</param>
+    /// <param name="cancellationToken">Stops the downloads; part files stay to be resumed.</param>
     /// <exception cref="HubException">
-    /// The model is unknown or gated, lists no safetensors file, a file fails verification, the disk
-    /// is full, or the hub keeps failing after every retry.
+    /// The model or revision is unknown or gated, no safetensors file is selected, a file fails verification, the
+    /// disk is full, the hub keeps failing after every retry, or <see cref="HubClientOptions.Offline"/> is set.
     /// </exception>
     /// <exception cref="ArgumentException"><paramref name="folder"/> is empty.</exception>
     public Task<HubDownloadSummary> DownloadModelAsync(
-        ModelId modelId, string folder, IProgress<HubDownloadProgress>? progress = null, CancellationToken cancellationToken = default) =>
-        _downloader.DownloadModelAsync(modelId, folder, progress, cancellationToken);
+        ModelId modelId, string folder, string? revision = null, string? folderCommit = null,
+        IProgress<HubTransferProgress>? progress = null, CancellationToken cancellationToken = default) =>
+        _downloader.DownloadModelAsync(modelId, folder, revision, folderCommit, progress, cancellationToken);
 
     /// <inheritdoc/>
     public void Dispose() => _http.Dispose();

@@ -1,7 +1,7 @@
 namespace ZipLlm.Hub;
 
 /// <summary>Why a hub operation failed.</summary>
-public enum HubErrorKind
+internal enum HubErrorKind
 {
     /// <summary>The hub could not be reached, or kept failing (timeouts, 429, 5xx) after every retry.</summary>
     Network,
@@ -26,7 +26,7 @@ public enum HubErrorKind
 }
 
 /// <summary>A hub operation failed; the message is one line a user can act on.</summary>
-public sealed class HubException : IOException
+internal sealed class HubException : IOException
 {
     /// <summary>Creates the exception.</summary>
     public HubException(HubErrorKind kind, string message, int? statusCode = null, Exception? innerException = null)

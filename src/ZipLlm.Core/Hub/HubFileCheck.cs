@@ -8,6 +8,18 @@ namespace ZipLlm.Hub;
 /// <summary>Checks a downloaded part file against its listing: its size, then its SHA-256 (LFS files) or git blob id (the rest).</summary>
 internal static class HubFileCheck
 {
+    /// <summary>Whether the file at <paramref name="path"/> has <paramref name="file"/>'s size and hash (true, for a listing without a hash, on size alone).</summary>
+    public static async Task<bool> MatchesAsync(HubFile file, string path, CancellationToken cancellationToken)
+    {
+        var info = new FileInfo(path);
+        if (!info.Exists || info.Length != file.Size)
+        {
+            return false;
+        }
+        string? expected = file.Sha256 ?? file.GitOid;
+        return expected is null || string.Equals(await HashAsync(file, path, cancellationToken).ConfigureAwait(false), expected, StringComparison.OrdinalIgnoreCase);
+    }
+
     /// <summary>Returns when <paramref name="partPath"/> matches <paramref name="file"/>; otherwise deletes it and throws.</summary>
     /// <exception cref="HubException">The size or hash differs (<see cref="HubErrorKind.Integrity"/>).</exception>
     public static async Task VerifyAsync(ModelId modelId, HubFile file, string partPath, CancellationToken cancellationToken)
@@ -24,8 +36,21 @@ internal static class HubFileCheck
         {
             return;
         }
+        string actual = await HashAsync(file, partPath, cancellationToken).ConfigureAwait(false);
+        if (!string.Equals(actual, expected, StringComparison.OrdinalIgnoreCase))
+        {
+            File.Delete(partPath);
+            string algorithm = file.Sha256 is not null ? "SHA-256" : "git blob id";
+            throw new HubException(HubErrorKind.Integrity,
+                $"{modelId}: {file.Path}: {algorithm} {actual} does not match the listing's {expected}; the partial file was removed.");
+        }
+    }
+
+    /// <summary>The hash the listing gives for <paramref name="file"/> (SHA-256 for LFS files, the git blob id otherwise) of the bytes at <paramref name="path"/>.</summary>
+    private static async Task<string> HashAsync(HubFile file, string path, CancellationToken cancellationToken)
+    {
         string actual;
-        var stream = new FileStream(partPath, FileMode.Open, FileAccess.Read, FileShare.Read, HubFileDownload.CopyBufferSize, FileOptions.SequentialScan | FileOptions.Asynchronous);
+        var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, HubFileDownload.CopyBufferSize, FileOptions.SequentialScan | FileOptions.Asynchronous);
         await using (stream.ConfigureAwait(false))
         {
             if (file.Sha256 is not null)
@@ -53,12 +78,6 @@ internal static class HubFileCheck
                 actual = Convert.ToHexStringLower(sha1.GetHashAndReset());
             }
         }
-        if (!string.Equals(actual, expected, StringComparison.OrdinalIgnoreCase))
-        {
-            File.Delete(partPath);
-            string algorithm = file.Sha256 is not null ? "SHA-256" : "git blob id";
-            throw new HubException(HubErrorKind.Integrity,
-                $"{modelId}: {file.Path}: {algorithm} {actual} does not match the listing's {expected}; the partial file was removed.");
-        }
+        return actual;
     }
 }

@@ -16,24 +16,47 @@ internal sealed class HubFileDownload(HttpClient http, HubClientOptions options,
     /// <summary>Bytes read from the network and written to the part file at a time.</summary>
     public const int CopyBufferSize = 1 << 20;
 
-    /// <summary>Downloads <paramref name="file"/> into <paramref name="folder"/>; returns the bytes received, or -1 when it was already complete.</summary>
+    /// <summary>
+    /// Downloads <paramref name="file"/> at <paramref name="commit"/> into <paramref name="folder"/> (its sub-folders
+    /// made as needed); returns the bytes received, or -1 when it was already complete.
+    /// </summary>
+    /// <param name="modelId">The model.</param>
+    /// <param name="commit">The commit to download the file at.</param>
+    /// <param name="file">The file, as listed at that commit.</param>
+    /// <param name="folder">The model folder.</param>
+    /// <param name="trustExisting">
+    /// Whether a file already in place at the listed size is that commit's (the folder holds that commit): then it is
+    /// kept as it is; otherwise it is hashed first, and downloaded again unless it matches.
+    /// </param>
+    /// <param name="progress">Receives the file's bytes as they arrive.</param>
+    /// <param name="cancellationToken">Stops the download; the part file stays for the next run to resume.</param>
     /// <exception cref="HubException">The hub refused, kept failing, the file failed its checks, or it could not be written.</exception>
     public async Task<long> DownloadAsync(
-        ModelId modelId, HubFile file, string folder, IProgress<HubDownloadProgress>? progress, CancellationToken cancellationToken)
+        ModelId modelId, string commit, HubFile file, string folder, bool trustExisting, IProgress<HubDownloadProgress>? progress, CancellationToken cancellationToken)
     {
         string finalPath = System.IO.Path.Combine(folder, file.Path);
         string partPath = finalPath + HubClient.PartialSuffix;
         var existing = new FileInfo(finalPath);
-        // A finished file is only ever renamed into place after verification, so its size is proof enough.
-        if (existing.Exists && existing.Length == file.Size)
+        // A finished file is only ever renamed into place after verification, so its size is proof enough for a folder
+        // known to hold this commit; a folder of another commit (or of unknown provenance) may hold older bytes of that size.
+        if (existing.Exists && existing.Length == file.Size
+            && (trustExisting || await HubFileCheck.MatchesAsync(file, finalPath, cancellationToken).ConfigureAwait(false)))
         {
             logger.LogDebug("{Model}: {File} already complete", modelId, file.Path);
             progress?.Report(new HubDownloadProgress(modelId, file.Path, file.Size, file.Size, Completed: true));
             return -1;
         }
+        try
+        {
+            Directory.CreateDirectory(System.IO.Path.GetDirectoryName(finalPath)!);
+        }
+        catch (IOException ex)
+        {
+            throw HubRequests.LocalError(finalPath, ex);
+        }
 
         long received = 0;
-        Uri url = HubRequests.ResolveUrl(options, modelId, file.Path);
+        Uri url = HubRequests.ResolveUrl(options, modelId, commit, file.Path);
         var operation = new HubOperation($"{modelId}: {file.Path}");
         await retry.RunAsync(operation, async ct =>
         {

@@ -1,19 +1,51 @@
+using System.Text.Json;
 using ZipLlm.Config;
 
 namespace ZipLlm.Hub;
 
-/// <summary>Lists a repository's files: follows the tree listing's pages, each bounded in size and count.</summary>
+/// <summary>
+/// Resolves a revision to its commit and lists a repository's files (every folder, recursively): follows the tree
+/// listing's pages, each bounded in size and count.
+/// </summary>
 internal sealed class HubListing(HttpClient http, HubClientOptions options, HubRetryPolicy retry)
 {
-    private const int MaxPages = 100;
+    private const int MaxPages = 1000;
     private const long MaxPageBytes = 64 << 20;
 
-    /// <summary>Every file of <paramref name="modelId"/> at the top of the repository, with sizes and hashes.</summary>
+    /// <summary>The commit <paramref name="revision"/> (a branch, tag or commit) of <paramref name="modelId"/> points at, lower-case hex.</summary>
+    /// <exception cref="HubException">The model or revision is unknown, gated, the answer is malformed, or the hub cannot be reached.</exception>
+    public async Task<string> ResolveCommitAsync(ModelId modelId, string revision, CancellationToken cancellationToken)
+    {
+        Uri url = HubRequests.RevisionUrl(options, modelId, revision);
+        var operation = new HubOperation($"{modelId}@{revision}", "resolving the revision");
+        byte[] body = await retry.RunAsync(operation, async ct =>
+        {
+            using HttpResponseMessage response = await HubRequests.GetAsync(http, options, url, null, operation, modelId, null, ct).ConfigureAwait(false);
+            return await ReadPageAsync(response, ct).ConfigureAwait(false);
+        }, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            using var document = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = 64 });
+            if (document.RootElement.ValueKind == JsonValueKind.Object
+                && document.RootElement.TryGetProperty("sha", out JsonElement sha) && sha.ValueKind == JsonValueKind.String
+                && HubRevision.IsCommit(sha.GetString()))
+            {
+                return sha.GetString()!.ToLowerInvariant();
+            }
+        }
+        catch (JsonException ex)
+        {
+            throw new HubException(HubErrorKind.Protocol, $"{modelId}@{revision}: the model information is not valid JSON: {ex.Message}", null, ex);
+        }
+        throw new HubException(HubErrorKind.Protocol, $"{modelId}@{revision}: the model information has no commit (\"sha\").");
+    }
+
+    /// <summary>Every file of <paramref name="modelId"/> at <paramref name="revision"/>, in every folder, with sizes and hashes.</summary>
     /// <exception cref="HubException">The model is unknown, gated, the listing is malformed, or the hub cannot be reached.</exception>
-    public async Task<IReadOnlyList<HubFile>> ListFilesAsync(ModelId modelId, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<HubFile>> ListFilesAsync(ModelId modelId, string revision, CancellationToken cancellationToken)
     {
         var files = new List<HubFile>();
-        Uri? next = HubRequests.TreeUrl(options, modelId);
+        Uri? next = HubRequests.TreeUrl(options, modelId, revision);
         for (int page = 0; next is not null; page++)
         {
             if (page == MaxPages)

@@ -7,13 +7,17 @@ namespace ZipLlm.Hub;
 /// <summary>The hub's addresses, one GET through <see cref="HubTransportHandler"/>, and the errors its answers and local writes map to.</summary>
 internal static class HubRequests
 {
-    /// <summary>The tree listing of <paramref name="modelId"/> at the configured revision.</summary>
-    public static Uri TreeUrl(HubClientOptions options, ModelId modelId) =>
-        Combine(options.Endpoint, $"api/models/{modelId}/tree/{Uri.EscapeDataString(options.Revision)}");
+    /// <summary>The model's information at <paramref name="revision"/>, whose <c>sha</c> is the commit it points at.</summary>
+    public static Uri RevisionUrl(HubClientOptions options, ModelId modelId, string revision) =>
+        Combine(options.Endpoint, $"api/models/{modelId}/revision/{Uri.EscapeDataString(revision)}");
 
-    /// <summary>The content of one file of <paramref name="modelId"/> at the configured revision.</summary>
-    public static Uri ResolveUrl(HubClientOptions options, ModelId modelId, string path) =>
-        Combine(options.Endpoint, $"{modelId}/resolve/{Uri.EscapeDataString(options.Revision)}/{Uri.EscapeDataString(path)}");
+    /// <summary>The recursive tree listing (every file, in every folder) of <paramref name="modelId"/> at <paramref name="revision"/>.</summary>
+    public static Uri TreeUrl(HubClientOptions options, ModelId modelId, string revision) =>
+        Combine(options.Endpoint, $"api/models/{modelId}/tree/{Uri.EscapeDataString(revision)}?recursive=true");
+
+    /// <summary>The content of one file of <paramref name="modelId"/> at <paramref name="revision"/>; the path keeps its folders.</summary>
+    public static Uri ResolveUrl(HubClientOptions options, ModelId modelId, string revision, string path) =>
+        Combine(options.Endpoint, $"{modelId}/resolve/{Uri.EscapeDataString(revision)}/{string.Join('/', path.Split('/').Select(Uri.EscapeDataString))}");
 
     /// <summary>Whether two addresses share scheme, host and port.</summary>
     public static bool SameOrigin(Uri a, Uri b) =>
@@ -40,7 +44,7 @@ internal static class HubRequests
         }
         using (response)
         {
-            throw Failure(response, options, modelId, filePath);
+            throw Failure(response, options, modelId, filePath, operation.Subject);
         }
     }
 
@@ -59,20 +63,21 @@ internal static class HubRequests
             : new HubException(HubErrorKind.LocalIo, $"{path}: cannot write: {ex.Message}", null, ex);
     }
 
-    private static HubException Failure(HttpResponseMessage response, HubClientOptions options, ModelId modelId, string? filePath)
+    private static HubException Failure(HttpResponseMessage response, HubClientOptions options, ModelId modelId, string? filePath, string what)
     {
         int status = (int)response.StatusCode;
         string? errorCode = response.Headers.TryGetValues("X-Error-Code", out var codes) ? codes.FirstOrDefault() : null;
-        string what = filePath is null ? modelId.ToString() : $"{modelId}: {filePath}";
         return status switch
         {
             401 or 403 => new HubException(HubErrorKind.Unauthorized, errorCode == "RepoNotFound"
                 ? $"{what}: not found, or private ({status}); check the id, or set HF_TOKEN to a token with access."
                 : options.Token is null
-                    ? $"{what}: access denied ({status}); the model is gated or private: accept its license on the hub and set HF_TOKEN."
-                    : $"{what}: access denied ({status}); the token in HF_TOKEN has no access to this gated or private model.",
+                    ? $"{what}: access denied ({status}); the model is gated or private: accept its license on the hub and set HF_TOKEN (or run hf auth login)."
+                    : $"{what}: access denied ({status}); the token in {options.TokenSource} has no access to this gated or private model.",
                 status),
-            404 => new HubException(HubErrorKind.NotFound, filePath is null || errorCode == "RepoNotFound"
+            404 => new HubException(HubErrorKind.NotFound, errorCode == "RevisionNotFound"
+                ? $"{what}: no such revision on {options.Endpoint} (404)."
+                : filePath is null || errorCode == "RepoNotFound"
                 ? $"{modelId}: no such model on {options.Endpoint} (404)."
                 : $"{what}: no such file (404).", status),
             _ => new HubException(HubErrorKind.Protocol, $"{what}: unexpected answer {status} {response.ReasonPhrase}.", status),

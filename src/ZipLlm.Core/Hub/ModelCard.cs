@@ -7,10 +7,10 @@ namespace ZipLlm.Hub;
 /// <param name="ModelId">The finetune whose card disagrees.</param>
 /// <param name="ListedBase">The base the model list implies (its first line).</param>
 /// <param name="CardBases">What the card's <c>base_model</c> says.</param>
-public sealed record BaseModelDisagreement(ModelId ModelId, ModelId ListedBase, IReadOnlyList<string> CardBases);
+internal sealed record BaseModelDisagreement(ModelId ModelId, ModelId ListedBase, IReadOnlyList<string> CardBases);
 
 /// <summary>Reads the YAML front matter of a model card (<c>README.md</c>) for <c>base_model</c>.</summary>
-public static class ModelCard
+internal static class ModelCard
 {
     /// <summary>The card file name in a model folder.</summary>
     public const string FileName = "README.md";
@@ -100,12 +100,20 @@ public static class ModelCard
     /// </summary>
     public static IReadOnlyList<BaseModelDisagreement> CheckAgainstList(ModelList list, string modelDir, ILogger logger)
     {
+        ArgumentException.ThrowIfNullOrEmpty(modelDir);
+        return CheckAgainstList(list, model => model.FolderPath(modelDir), logger);
+    }
+
+    /// <summary>As <see cref="CheckAgainstList(ModelList, string, ILogger)"/>, each model's folder given by <paramref name="folderOf"/> (a cache snapshot, say).</summary>
+    public static IReadOnlyList<BaseModelDisagreement> CheckAgainstList(ModelList list, Func<ModelId, string> folderOf, ILogger logger)
+    {
         ArgumentNullException.ThrowIfNull(list);
+        ArgumentNullException.ThrowIfNull(folderOf);
         ArgumentNullException.ThrowIfNull(logger);
         var disagreements = new List<BaseModelDisagreement>();
         foreach (ModelId model in list.Others)
         {
-            IReadOnlyList<string> bases = ReadBaseModels(Path.Combine(model.FolderPath(modelDir), FileName));
+            IReadOnlyList<string> bases = ReadBaseModels(Path.Combine(folderOf(model), FileName));
             // A card's base_model is its author's free text, compared as written rather than parsed.
             if (bases.Count == 0 || bases.Contains(list.Base.ToString(), StringComparer.Ordinal))
             {

@@ -3,7 +3,7 @@ using Microsoft.Win32.SafeHandles;
 namespace ZipLlm.IO;
 
 /// <summary>A file changed while it was being read (like tar's "file changed as we read it"): nothing of it is stored.</summary>
-public sealed class FileChangedException(string message) : IOException(message);
+internal sealed class FileChangedException(string message) : IOException(message);
 
 /// <summary>
 /// The version of a file being read, as the file system tells it (inode, size, modification and change times to

@@ -10,14 +10,14 @@ namespace ZipLlm.Jobs;
 /// <param name="Decisions">One per listed model not stored yet, in the order compress would store them.</param>
 /// <param name="Stored">Listed models already stored, with the base they were stored against.</param>
 /// <param name="Failures">Models that could not be sketched (a missing folder, a malformed file).</param>
-public sealed record BasesReport(IReadOnlyList<BaseDecision> Decisions, IReadOnlyList<(ModelId Model, ModelId? Base)> Stored, IReadOnlyList<CompressFailure> Failures);
+internal sealed record BasesReport(IReadOnlyList<BaseDecision> Decisions, IReadOnlyList<(ModelId Model, ModelId? Base)> Stored, IReadOnlyList<CompressFailure> Failures);
 
 /// <summary>
 /// The <c>bases</c> job: plans what <see cref="CompressJob"/> would choose for each listed model's base, without storing
 /// anything: the candidates are the models stored and those listed before it (planned as if stored), each scored on the
 /// sketches, with the estimated bytes against each.
 /// </summary>
-public sealed class BasesJob(ZipLlmConfig config, ILogger logger)
+internal sealed class BasesJob(ZipLlmConfig config, ILogger logger)
 {
     /// <summary>Codec settings the estimates assume.</summary>
     public CodecOptions CodecOptions { get; init; } = CodecOptions.Default;
@@ -52,7 +52,7 @@ public sealed class BasesJob(ZipLlmConfig config, ILogger logger)
             }
             try
             {
-                ModelSketch sketch = ModelSketches.FromFolder(modelId, config.ModelFolder(modelId), cancellationToken);
+                ModelSketch sketch = ModelSketches.FromFolder(modelId, config.ResolveModel(modelId, family.Models.RevisionOf(modelId)).Folder, cancellationToken);
                 BaseHint? hint = family.HintFor(modelId);
                 BaseDecision decision = Bases == BasesMode.Strict
                     ? Strict(planner, modelId, sketch, hint)
@@ -61,11 +61,10 @@ public sealed class BasesJob(ZipLlmConfig config, ILogger logger)
                 planner.Add(modelId, sketch, decision.Depth);
                 planned.Add(modelId);
             }
-            catch (Exception ex) when (ex is InvalidDataException or EndOfStreamException or NotSupportedException or IOException or UnauthorizedAccessException)
+            catch (Exception ex) when (CompressJob.FailureKind(ex) is { } kind && !cancellationToken.IsCancellationRequested)
             {
                 logger.LogError("{Model}: cannot be sketched: {Reason}", modelId, ex.Message);
-                failures.Add(new CompressFailure(modelId, ex.Message,
-                    ex is IOException or UnauthorizedAccessException && ex is not EndOfStreamException ? CompressFailureKind.Io : CompressFailureKind.InvalidInput));
+                failures.Add(new CompressFailure(modelId, ex.Message, kind));
             }
         });
         return new BasesReport(decisions, stored, failures);

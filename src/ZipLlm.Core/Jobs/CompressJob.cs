@@ -11,10 +11,10 @@ namespace ZipLlm.Jobs;
 /// <param name="Results">Models stored or already present.</param>
 /// <param name="Failures">Each model that could not be stored, with the reason.</param>
 /// <param name="Decisions">The base chosen for each model stored (with <see cref="BasesMode.Auto"/>), and why.</param>
-public sealed record CompressReport(IReadOnlyList<IngestResult> Results, IReadOnlyList<CompressFailure> Failures, IReadOnlyList<BaseDecision>? Decisions = null);
+internal sealed record CompressReport(IReadOnlyList<IngestResult> Results, IReadOnlyList<CompressFailure> Failures, IReadOnlyList<BaseDecision>? Decisions = null);
 
 /// <summary>How compress takes base_ft.json.</summary>
-public enum BasesMode
+internal enum BasesMode
 {
     /// <summary>
     /// base_ft.json (optional) and the model card's <c>base_model</c> are hints, checked: each model is stored against the
@@ -27,7 +27,7 @@ public enum BasesMode
 }
 
 /// <summary>What kind of fault kept a model out of the store.</summary>
-public enum CompressFailureKind
+internal enum CompressFailureKind
 {
     /// <summary>The model's files are malformed, truncated or unsupported (<see cref="InvalidDataException"/>, <see cref="EndOfStreamException"/>, <see cref="NotSupportedException"/>).</summary>
     InvalidInput,
@@ -40,7 +40,7 @@ public enum CompressFailureKind
 /// <param name="ModelId">The model.</param>
 /// <param name="Error">One-line reason.</param>
 /// <param name="Kind">Whether its input was at fault or reading and writing files failed.</param>
-public sealed record CompressFailure(ModelId ModelId, string Error, CompressFailureKind Kind);
+internal sealed record CompressFailure(ModelId ModelId, string Error, CompressFailureKind Kind);
 
 /// <summary>
 /// The <c>compress</c> job: stores every model of <c>models_to_process</c>, a base before its finetunes, skipping
@@ -48,7 +48,7 @@ public sealed record CompressFailure(ModelId ModelId, string Error, CompressFail
 /// the other stored models, or found among them when nothing suggests one (<see cref="BasesMode"/>). A model that
 /// fails (malformed file, missing folder) is reported and stores nothing; the others go on.
 /// </summary>
-public sealed class CompressJob(ZipLlmConfig config, ILogger logger)
+internal sealed class CompressJob(ZipLlmConfig config, ILogger logger)
 {
     /// <summary>Codec settings for new objects.</summary>
     public CodecOptions CodecOptions { get; init; } = CodecOptions.Default;
@@ -93,7 +93,8 @@ public sealed class CompressJob(ZipLlmConfig config, ILogger logger)
                     results.Add(new IngestResult(modelId, true, 0, 0, TimeSpan.Zero, 0, 0, 0, 0, 0));
                     return;
                 }
-                string folder = config.ModelFolder(modelId);
+                ModelSource source = config.ResolveModel(modelId, family.Models.RevisionOf(modelId));
+                string folder = source.Folder;
                 ModelSketch sketch = ModelSketches.FromFolder(modelId, folder, cancellationToken);
                 ModelRole stored;
                 if (Bases == BasesMode.Strict)
@@ -108,7 +109,7 @@ public sealed class CompressJob(ZipLlmConfig config, ILogger logger)
                     stored = decision.Base is { } chosen ? new ModelRole(ModelRoleKind.Finetune, chosen)
                         : role.Kind == ModelRoleKind.Base ? role : ModelRole.Standalone;
                 }
-                IngestResult result = ingester.Ingest(modelId, folder, stored, cancellationToken, sketch);
+                IngestResult result = ingester.Ingest(modelId, folder, stored, cancellationToken, sketch, source.Commit);
                 results.Add(result);
                 Manifest manifest = store.ReadManifest(modelId);
                 planner.Add(modelId, sketch, LineagePlanner.DepthOf(manifest), manifest);
@@ -193,7 +194,7 @@ public sealed class CompressJob(ZipLlmConfig config, ILogger logger)
     }
 
     /// <summary>The kind of a failure that belongs to one model, after which the run goes on with the others; null for any other.</summary>
-    private static CompressFailureKind? FailureKind(Exception ex) => ex switch
+    internal static CompressFailureKind? FailureKind(Exception ex) => ex switch
     {
         InvalidDataException or EndOfStreamException or NotSupportedException => CompressFailureKind.InvalidInput,
         IOException or UnauthorizedAccessException => CompressFailureKind.Io,

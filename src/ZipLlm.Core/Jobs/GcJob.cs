@@ -5,7 +5,7 @@ using ZipLlm.Store;
 namespace ZipLlm.Jobs;
 
 /// <summary>The <c>gc</c> job: deletes every object no stored model needs (see <see cref="ModelStore.CollectGarbage(bool, TimeSpan, ILogger?, CancellationToken)"/>).</summary>
-public sealed class GcJob(ZipLlmConfig config, ILogger logger)
+internal sealed class GcJob(ZipLlmConfig config, ILogger logger)
 {
     /// <summary>Runs the job.</summary>
     /// <param name="dryRun">Only count what would be deleted.</param>

@@ -7,14 +7,14 @@ namespace ZipLlm.Jobs;
 /// <param name="Manifests">Every intact model, ordered by id.</param>
 /// <param name="DamagedManifests">One line for each manifest that does not read or check.</param>
 /// <param name="StoredBytes">Bytes of every object at rest.</param>
-public sealed record StoreListing(IReadOnlyList<Manifest> Manifests, IReadOnlyList<string> DamagedManifests, long StoredBytes)
+internal sealed record StoreListing(IReadOnlyList<Manifest> Manifests, IReadOnlyList<string> DamagedManifests, long StoredBytes)
 {
     /// <summary>Bytes of the models' files.</summary>
     public long OriginalBytes => Manifests.Sum(m => m.OriginalBytes);
 }
 
 /// <summary>The <c>list</c> job: the models a store holds and the bytes it takes, under the store lock held shared.</summary>
-public sealed class ListJob(ZipLlmConfig config)
+internal sealed class ListJob(ZipLlmConfig config)
 {
     /// <summary>Runs the job.</summary>
     public StoreListing Run(CancellationToken cancellationToken = default)

@@ -63,7 +63,7 @@ internal sealed class ListedFamily
         {
             return new BaseHint(listed, "base_ft.json");
         }
-        return _mode == BasesMode.Auto ? CardHint(modelId, _config.ModelFolder(modelId)) : null;
+        return _mode == BasesMode.Auto ? CardHint(modelId, _config.ModelFolderFor(modelId, Models.RevisionOf(modelId))) : null;
     }
 
     /// <summary>The first model id the card (README.md) in <paramref name="folder"/> names as its <c>base_model</c>, other than the model itself.</summary>
@@ -94,7 +94,7 @@ internal sealed class ListedFamily
                 return;
             }
             if (HintFor(modelId) is { } hint && !isStored(hint.Base)
-                && (hint.Source == "base_ft.json" || _listed.Contains(hint.Base)) && Directory.Exists(_config.ModelFolder(hint.Base)))
+                && (hint.Source == "base_ft.json" || _listed.Contains(hint.Base)) && _config.HasModel(hint.Base))
             {
                 _logger.LogInformation("{Model} needs its base {Base}, which is not stored yet: storing the base first", modelId, hint.Base);
                 Visit(hint.Base);

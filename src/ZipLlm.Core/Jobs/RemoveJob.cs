@@ -5,7 +5,7 @@ using ZipLlm.Store;
 namespace ZipLlm.Jobs;
 
 /// <summary>The <c>remove</c> job: deletes a model and every object no other stored model needs, under the store lock held exclusively.</summary>
-public sealed class RemoveJob(ZipLlmConfig config, ILogger logger)
+internal sealed class RemoveJob(ZipLlmConfig config, ILogger logger)
 {
     /// <summary>Runs the job.</summary>
     /// <exception cref="KeyNotFoundException">The model is not stored (or another process removed it meanwhile).</exception>

@@ -8,7 +8,7 @@ namespace ZipLlm.Jobs;
 /// The <c>restore</c> job: opens the store, holds its lock shared (so no remove or gc deletes what it reads), and
 /// rebuilds one model's folder on the run's workers, every file checked before it is put in place.
 /// </summary>
-public sealed class RestoreJob(ZipLlmConfig config)
+internal sealed class RestoreJob(ZipLlmConfig config)
 {
     /// <summary>Reports bytes restored.</summary>
     public IProgress<ByteProgress>? Progress { get; init; }

@@ -5,7 +5,7 @@ using ZipLlm.Store.Backends;
 namespace ZipLlm.Jobs;
 
 /// <summary>The one place a job turns a config's <c>storage_dir</c> into an open store (and so into a backend).</summary>
-public static class StoreAccess
+internal static class StoreAccess
 {
     /// <summary>
     /// Opens the store <paramref name="config"/> names, creating it when <paramref name="create"/> is set: a folder,
@@ -20,8 +20,12 @@ public static class StoreAccess
 
     /// <summary>The backend of the store <paramref name="config"/> names, without opening the store.</summary>
     /// <exception cref="ArgumentException">The s3:// URL, or an AWS endpoint variable, is malformed.</exception>
-    public static IStoreBackend OpenBackend(ZipLlmConfig config) =>
-        S3Location.IsS3(config.StorageDir)
-            ? new S3Backend(S3Location.Parse(config.StorageDir), config.Threads)
-            : new FolderBackend(config.StorageDir);
+    public static IStoreBackend OpenBackend(ZipLlmConfig config) => OpenBackend(config.StorageDir, config.Threads);
+
+    /// <summary>The backend of the store at <paramref name="location"/>, a folder or <c>s3://BUCKET/PREFIX</c>, with <paramref name="threads"/> requests in flight for a bucket.</summary>
+    /// <exception cref="ArgumentException">The s3:// URL, or an AWS endpoint variable, is malformed.</exception>
+    public static IStoreBackend OpenBackend(string location, int threads) =>
+        S3Location.IsS3(location)
+            ? new S3Backend(S3Location.Parse(location), threads)
+            : new FolderBackend(location);
 }

@@ -7,7 +7,7 @@ namespace ZipLlm.Jobs;
 /// <summary>What verify found: each model checked with its problems (none when intact), and damaged manifests.</summary>
 /// <param name="Models">Each model checked, in order, with one line per problem.</param>
 /// <param name="DamagedManifests">One line for each manifest that does not read or check.</param>
-public sealed record VerifyReport(IReadOnlyList<(ModelId ModelId, IReadOnlyList<string> Problems)> Models, IReadOnlyList<string> DamagedManifests)
+internal sealed record VerifyReport(IReadOnlyList<(ModelId ModelId, IReadOnlyList<string> Problems)> Models, IReadOnlyList<string> DamagedManifests)
 {
     /// <summary>Whether everything checked is intact.</summary>
     public bool Intact => DamagedManifests.Count == 0 && Models.All(m => m.Problems.Count == 0);
@@ -17,7 +17,7 @@ public sealed record VerifyReport(IReadOnlyList<(ModelId ModelId, IReadOnlyList<
 /// The <c>verify</c> job: holds the store lock shared and decodes every file of one model, or of every stored model,
 /// checking each against the hashes recorded at ingest; damage is reported and the rest still checked.
 /// </summary>
-public sealed class VerifyJob(ZipLlmConfig config)
+internal sealed class VerifyJob(ZipLlmConfig config)
 {
     /// <summary>Reports bytes checked.</summary>
     public IProgress<ByteProgress>? Progress { get; init; }

@@ -8,14 +8,14 @@ namespace ZipLlm.Lineage;
 /// <summary>A base a model's listing suggests: base_ft.json, or the model card's <c>base_model</c>.</summary>
 /// <param name="Base">The suggested base.</param>
 /// <param name="Source">Where the suggestion comes from, as a user would name it (<c>base_ft.json</c>, <c>model card</c>).</param>
-public sealed record BaseHint(ModelId Base, string Source);
+internal sealed record BaseHint(ModelId Base, string Source);
 
 /// <summary>What a model is estimated to take stored against one candidate base.</summary>
 /// <param name="Candidate">The candidate base.</param>
 /// <param name="Depth">Its depth: 0 for a model stored without a base, else one more than its base's.</param>
 /// <param name="EstimatedBytes">The model's tensors, estimated from the sample, when coded against the candidate.</param>
 /// <param name="Coded">Whether the estimate comes from the codec on the whole sample, or only from the quick estimate.</param>
-public sealed record CandidateEstimate(ModelId Candidate, int Depth, long EstimatedBytes, bool Coded);
+internal sealed record CandidateEstimate(ModelId Candidate, int Depth, long EstimatedBytes, bool Coded);
 
 /// <summary>The base chosen for a model, and why.</summary>
 /// <param name="Model">The model.</param>
@@ -26,7 +26,7 @@ public sealed record CandidateEstimate(ModelId Candidate, int Depth, long Estima
 /// <param name="TensorBytes">Bytes of the model's floating tensors, which the estimates stand for.</param>
 /// <param name="Candidates">Every candidate scored, best first.</param>
 /// <param name="Reason">One line: why this base (or none).</param>
-public sealed record BaseDecision(ModelId Model, ModelId? Base, int Depth, BaseHint? Hint, long SoloBytes, long TensorBytes,
+internal sealed record BaseDecision(ModelId Model, ModelId? Base, int Depth, BaseHint? Hint, long SoloBytes, long TensorBytes,
     IReadOnlyList<CandidateEstimate> Candidates, string Reason)
 {
     /// <summary>The estimate for the chosen base, or alone.</summary>
@@ -42,7 +42,7 @@ public sealed record BaseDecision(ModelId Model, ModelId? Base, int Depth, BaseH
 /// base up its chain), so the model is coded against an ancestor instead. Candidates' quick sketches stay in memory
 /// (about 32 KB each); the whole sketch is read from the store again only for the few ranked first.
 /// </summary>
-public sealed class LineagePlanner : IDisposable
+internal sealed class LineagePlanner : IDisposable
 {
     /// <summary>The longest chain of bases by default: a model may be a finetune of a finetune of a finetune of a base.</summary>
     public const int DefaultMaxDepth = 3;
@@ -63,6 +63,7 @@ public sealed class LineagePlanner : IDisposable
     private readonly CodecOptions _options;
     private readonly ILogger _logger;
     private readonly SketchScorer _scorer;
+    private ModelSketches.StoredSketchReader? _sketches;
     private readonly List<Candidate> _candidates = [];
     private bool _loaded;
 
@@ -229,7 +230,11 @@ public sealed class LineagePlanner : IDisposable
     }
 
     /// <inheritdoc/>
-    public void Dispose() => _scorer.Dispose();
+    public void Dispose()
+    {
+        _scorer.Dispose();
+        _sketches?.Dispose();
+    }
 
     private static string Percent(long bytes, long solo) => solo <= 0 ? "0%" : $"{100.0 * bytes / solo:F0}%";
 
@@ -239,7 +244,8 @@ public sealed class LineagePlanner : IDisposable
         {
             return kept;
         }
-        return ModelSketches.FromStore(_store!, candidate.Manifest!, _options);
+        _sketches ??= new ModelSketches.StoredSketchReader(_store!, _options);
+        return _sketches.Read(candidate.Manifest!);
     }
 
     /// <summary>Reads every stored model's sketch once (made from its objects where none was recorded).</summary>
@@ -260,7 +266,8 @@ public sealed class LineagePlanner : IDisposable
             try
             {
                 bool recorded = true;
-                ModelSketch sketch = ModelSketches.FromStore(_store, manifest, _options, problem =>
+                _sketches ??= new ModelSketches.StoredSketchReader(_store, _options);
+                ModelSketch sketch = _sketches.Read(manifest, problem =>
                 {
                     recorded = false;
                     _logger.LogDebug("{Model}: sketched from its objects for lineage detection: {Problem}", manifest.Id, problem);

@@ -9,14 +9,14 @@ namespace ZipLlm.Lineage;
 /// <summary>One sampled stretch of a tensor's bytes.</summary>
 /// <param name="Offset">Byte offset in the tensor.</param>
 /// <param name="Bytes">The bytes there.</param>
-public sealed record SketchWindow(long Offset, byte[] Bytes);
+internal sealed record SketchWindow(long Offset, byte[] Bytes);
 
 /// <summary>A sampled tensor of a sketch.</summary>
 /// <param name="Name">The tensor's name.</param>
 /// <param name="DType">Its dtype.</param>
 /// <param name="Shape">Its shape.</param>
 /// <param name="Windows">The stretches sampled, in offset order.</param>
-public sealed record SketchTensor(string Name, DType DType, long[] Shape, SketchWindow[] Windows);
+internal sealed record SketchTensor(string Name, DType DType, long[] Shape, SketchWindow[] Windows);
 
 /// <summary>A tensor a sketch may sample: its name, dtype and shape, and how to read its bytes.</summary>
 /// <param name="Name">The tensor's name.</param>
@@ -34,7 +34,7 @@ internal sealed record SketchSource(string Name, DType DType, long[] Shape, long
 /// so a sketch recorded when a model was stored serves for every model stored after it. The sample is at most
 /// <see cref="MaxSampleBytes"/>, and about 1/256 of a small model's tensor bytes.
 /// </summary>
-public sealed class ModelSketch
+internal sealed class ModelSketch
 {
     /// <summary>Most tensors sampled.</summary>
     public const int MaxTensors = 32;
@@ -69,6 +69,15 @@ public sealed class ModelSketch
 
     /// <summary>The tensors sampled.</summary>
     public IReadOnlyList<SketchTensor> Tensors { get; }
+
+    private Dictionary<string, SketchTensor>? _byName;
+
+    /// <summary>The sampled tensor of this name, or null.</summary>
+    public SketchTensor? Find(string name)
+    {
+        _byName ??= Tensors.GroupBy(t => t.Name, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
+        return _byName.GetValueOrDefault(name);
+    }
 
     /// <summary>
     /// This sketch with each stretch cut to its first <paramref name="elements"/> elements: what the quick estimate reads,

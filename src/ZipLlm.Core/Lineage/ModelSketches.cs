@@ -45,39 +45,57 @@ internal static class ModelSketches
     /// <exception cref="StoreDamageException">The model's objects cannot be read.</exception>
     public static ModelSketch FromStore(ModelStore store, Manifest manifest, CodecOptions options, Action<string>? onFallback = null)
     {
-        using ObjectStore.ObjectReader reader = store.Objects.OpenReader();
-        using var codecs = new Codecs(options);
-        if (manifest.Sketch is { } sketchHash)
+        using var reader = new StoredSketchReader(store, options);
+        return reader.Read(manifest, onFallback);
+    }
+
+    /// <summary>Reads stored models' sketches with one object reader and one codec per chunk size, however many are read.</summary>
+    internal sealed class StoredSketchReader(ModelStore store, CodecOptions options) : IDisposable
+    {
+        private readonly ObjectStore.ObjectReader _reader = store.Objects.OpenReader();
+        private readonly Codecs _codecs = new(options);
+
+        /// <inheritdoc cref="FromStore"/>
+        public ModelSketch Read(Manifest manifest, Action<string>? onFallback = null)
         {
-            try
+            if (manifest.Sketch is { } sketchHash)
             {
-                EncodedTensor encoded = reader.Open(sketchHash);
-                var bytes = new byte[encoded.Length];
-                ReadRange(encoded, 0, bytes, codecs);
-                return ModelSketch.Parse(bytes);
+                try
+                {
+                    EncodedTensor encoded = _reader.Open(sketchHash);
+                    var bytes = new byte[encoded.Length];
+                    ReadRange(encoded, 0, bytes, _codecs);
+                    return ModelSketch.Parse(bytes);
+                }
+                catch (Exception ex) when (ex is InvalidDataException or StoreDamageException or EndOfStreamException or IOException)
+                {
+                    onFallback?.Invoke($"its sketch {sketchHash} cannot be read ({ex.Message})");
+                }
             }
-            catch (Exception ex) when (ex is InvalidDataException or StoreDamageException or EndOfStreamException or IOException)
+            else
             {
-                onFallback?.Invoke($"its sketch {sketchHash} cannot be read ({ex.Message})");
+                onFallback?.Invoke("it was stored without a sketch");
             }
+            var sources = new List<SketchSource>();
+            foreach (StoredTensor tensor in manifest.Files.SelectMany(f => f.Tensors ?? []))
+            {
+                if (!DTypes.TryParse(System.Text.Encoding.UTF8.GetBytes(tensor.DType), out DType dtype) || !ModelSketch.IsSampled(dtype))
+                {
+                    continue;
+                }
+                long length = dtype.ByteCount(tensor.Shape.Aggregate(1L, (a, b) => a * b));
+                ContentHash objectHash = tensor.Object;
+                sources.Add(new SketchSource(tensor.Name, dtype, tensor.Shape, length,
+                    (offset, destination) => ReadRange(_reader.Open(objectHash), offset, destination, _codecs)));
+            }
+            return ModelSketch.Build(sources);
         }
-        else
+
+        public void Dispose()
         {
-            onFallback?.Invoke("it was stored without a sketch");
+            _codecs.Dispose();
+            _reader.Dispose();
         }
-        var sources = new List<SketchSource>();
-        foreach (StoredTensor tensor in manifest.Files.SelectMany(f => f.Tensors ?? []))
-        {
-            if (!DTypes.TryParse(System.Text.Encoding.UTF8.GetBytes(tensor.DType), out DType dtype) || !ModelSketch.IsSampled(dtype))
-            {
-                continue;
-            }
-            long length = dtype.ByteCount(tensor.Shape.Aggregate(1L, (a, b) => a * b));
-            ContentHash objectHash = tensor.Object;
-            sources.Add(new SketchSource(tensor.Name, dtype, tensor.Shape, length,
-                (offset, destination) => ReadRange(reader.Open(objectHash), offset, destination, codecs)));
-        }
-        return ModelSketch.Build(sources);
     }
 
     /// <summary>Reads <paramref name="destination"/>'s length of bytes at <paramref name="offset"/>, decoding only the chunks it touches.</summary>

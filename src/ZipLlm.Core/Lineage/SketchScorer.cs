@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Numerics;
+using System.Runtime.InteropServices;
 using ZipLlm.Codecs;
 using ZipLlm.Codecs.Kernels;
 using ZipLlm.Safetensors;
@@ -28,7 +29,7 @@ internal sealed class SketchScorer : IDisposable
     }
 
     /// <summary>A stretch of the model and the candidate's bytes at the same place (converted to the model's dtype), or none.</summary>
-    private readonly record struct Segment(DType DType, ReadOnlyMemory<byte> Bytes, byte[]? Base);
+    private readonly record struct Segment(DType DType, ReadOnlyMemory<byte> Bytes, ReadOnlyMemory<byte>? Base);
 
     /// <summary>The quick estimate, in bits, of the sample coded against <paramref name="candidate"/> (or alone when it is null).</summary>
     /// <param name="target">The model's sketch.</param>
@@ -58,13 +59,24 @@ internal sealed class SketchScorer : IDisposable
             }
             paired += segment.Bytes.Length;
             differences += count;
-            for (int i = 0; i < count; i++)
+            ReadOnlySpan<byte> baseWords = segment.Base.Value.Span;
+            if (size == 2)
             {
-                long difference = size == 2
-                    ? OrderedDifference.ToOrdered(BinaryPrimitives.ReadUInt16LittleEndian(words[(2 * i)..])) - (long)OrderedDifference.ToOrdered(BinaryPrimitives.ReadUInt16LittleEndian(segment.Base.AsSpan(2 * i)))
-                    : Ordered32(BinaryPrimitives.ReadUInt32LittleEndian(words[(4 * i)..])) - (long)Ordered32(BinaryPrimitives.ReadUInt32LittleEndian(segment.Base.AsSpan(4 * i)));
-                ulong zigzag = (ulong)((difference << 1) ^ (difference >> 63));
-                lengths[64 - BitOperations.LeadingZeroCount(zigzag)]++;
+                ReadOnlySpan<ushort> a = MemoryMarshal.Cast<byte, ushort>(words[..(2 * count)]), b = MemoryMarshal.Cast<byte, ushort>(baseWords[..(2 * count)]);
+                for (int i = 0; i < count; i++)
+                {
+                    long difference = OrderedDifference.ToOrdered(a[i]) - (long)OrderedDifference.ToOrdered(b[i]);
+                    lengths[64 - BitOperations.LeadingZeroCount((ulong)((difference << 1) ^ (difference >> 63)))]++;
+                }
+            }
+            else
+            {
+                ReadOnlySpan<uint> a = MemoryMarshal.Cast<byte, uint>(words[..(4 * count)]), b = MemoryMarshal.Cast<byte, uint>(baseWords[..(4 * count)]);
+                for (int i = 0; i < count; i++)
+                {
+                    long difference = Ordered32(a[i]) - (long)Ordered32(b[i]);
+                    lengths[64 - BitOperations.LeadingZeroCount((ulong)((difference << 1) ^ (difference >> 63)))]++;
+                }
             }
         }
         // A difference of bit length k > 0 costs its k - 1 bits below the leading one, and the length's own code.
@@ -96,7 +108,7 @@ internal sealed class SketchScorer : IDisposable
             foreach (Segment segment in segments)
             {
                 segment.Bytes.Span.CopyTo(chunk.AsSpan(at));
-                segment.Base?.CopyTo(baseChunk!.AsSpan(at));
+                segment.Base?.Span.CopyTo(baseChunk!.AsSpan(at));
                 at += segment.Bytes.Length;
             }
             ElementLayout layout = ElementLayouts.ForDType(group.Key.DType);
@@ -118,13 +130,12 @@ internal sealed class SketchScorer : IDisposable
     /// </summary>
     private static IEnumerable<Segment> Segments(ModelSketch target, ModelSketch? candidate, int elements)
     {
-        Dictionary<string, SketchTensor>? byName = candidate?.Tensors.ToDictionary(t => t.Name, StringComparer.Ordinal);
         foreach (SketchTensor tensor in target.Tensors)
         {
             int size = tensor.DType.BitSize() / 8;
             SketchTensor? partner = null;
             var conversion = BaseConversion.None;
-            if (byName is not null && byName.TryGetValue(tensor.Name, out SketchTensor? other)
+            if (candidate?.Find(tensor.Name) is { } other
                 && DeltaPairing.Pair(tensor.Name, tensor.DType, tensor.Shape, other.Name, other.DType, other.Shape, DeltaPairing.Rule.Store) != DeltaPairing.Fit.None)
             {
                 partner = other;
@@ -141,11 +152,20 @@ internal sealed class SketchScorer : IDisposable
                         ? Math.Min(end, partner?.Windows.Where(w => w.Offset > start).Select(w => w.Offset).DefaultIfEmpty(end).Min() ?? end)
                         : Math.Min(end, cover.Offset + cover.Bytes.Length);
                     ReadOnlyMemory<byte> bytes = window.Bytes.AsMemory((int)(start - window.Offset), (int)(next - start));
-                    byte[]? baseBytes = null;
+                    ReadOnlyMemory<byte>? baseBytes = null;
                     if (cover is not null)
                     {
-                        baseBytes = cover.Bytes.AsSpan((int)(start - cover.Offset), (int)(next - start)).ToArray();
-                        HalfConversion.ConvertInPlace(baseBytes, conversion);
+                        ReadOnlyMemory<byte> same = cover.Bytes.AsMemory((int)(start - cover.Offset), (int)(next - start));
+                        if (conversion == BaseConversion.None)
+                        {
+                            baseBytes = same;
+                        }
+                        else
+                        {
+                            byte[] converted = same.ToArray();
+                            HalfConversion.ConvertInPlace(converted, conversion);
+                            baseBytes = converted;
+                        }
                     }
                     yield return new Segment(tensor.DType, bytes, baseBytes);
                     start = next;

@@ -3,7 +3,7 @@ using System.Globalization;
 namespace ZipLlm.Reporting;
 
 /// <summary>Byte counts, ratios, rates and durations as people read them, in the CLI's and the jobs' messages.</summary>
-public static class Sizes
+internal static class Sizes
 {
     /// <summary>
     /// A ratio at least this high (the model added under 0.1% of its bytes: a re-upload whose weights were all

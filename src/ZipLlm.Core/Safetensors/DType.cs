@@ -46,7 +46,7 @@ public enum DType
 }
 
 /// <summary>Facts about each <see cref="DType"/>: its name in a header and its width.</summary>
-public static class DTypes
+internal static class DTypes
 {
     /// <summary>Width of one element in bits.</summary>
     public static int BitSize(this DType dtype) => dtype switch

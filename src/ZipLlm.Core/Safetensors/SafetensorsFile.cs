@@ -7,7 +7,7 @@ namespace ZipLlm.Safetensors;
 /// An open safetensors file: its validated header and positional, thread-safe reads of tensor
 /// bytes. Nothing beyond the header is read until asked for, so memory does not grow with the file.
 /// </summary>
-public sealed class SafetensorsFile : IDisposable
+internal sealed class SafetensorsFile : IDisposable
 {
     private readonly SafeFileHandle _handle;
     private readonly FileVersion _version;

@@ -1,7 +1,7 @@
 namespace ZipLlm.Safetensors;
 
 /// <summary>Format facts of safetensors files, in one place.</summary>
-public static class SafetensorsFormat
+internal static class SafetensorsFormat
 {
     /// <summary>A file starts with the header's byte length as a little-endian unsigned 64-bit integer.</summary>
     public const int LengthPrefixSize = 8;

@@ -9,7 +9,7 @@ namespace ZipLlm.Safetensors;
 /// A validated safetensors header: the exact header bytes as they appear in the file (so a
 /// writer can reproduce the file byte for byte), the tensors in data order, and the metadata.
 /// </summary>
-public sealed class SafetensorsHeader
+internal sealed class SafetensorsHeader
 {
     private SafetensorsHeader(byte[] headerBytes, IReadOnlyList<TensorInfo> tensors, IReadOnlyDictionary<string, string>? metadata)
     {

@@ -6,7 +6,7 @@ namespace ZipLlm.Safetensors;
 /// <param name="Shape">Dimensions; empty for a scalar.</param>
 /// <param name="Begin">Start of the tensor's bytes, relative to the end of the header.</param>
 /// <param name="End">End (exclusive) of the tensor's bytes, relative to the end of the header.</param>
-public sealed record TensorInfo(string Name, DType DType, long[] Shape, long Begin, long End)
+internal sealed record TensorInfo(string Name, DType DType, long[] Shape, long Begin, long End)
 {
     /// <summary>Byte length of the tensor's data.</summary>
     public long Length => End - Begin;

@@ -67,7 +67,7 @@ public readonly record struct ContentHash
 }
 
 /// <summary>Reads and writes a <see cref="ContentHash"/> as its hex string; anything else is malformed JSON.</summary>
-public sealed class ContentHashJsonConverter : JsonConverter<ContentHash>
+internal sealed class ContentHashJsonConverter : JsonConverter<ContentHash>
 {
     /// <inheritdoc/>
     public override ContentHash Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)

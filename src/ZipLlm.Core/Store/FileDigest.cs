@@ -9,7 +9,7 @@ namespace ZipLlm.Store;
 /// id the Hugging Face hub lists for it), and XXH3-128, a check about twenty times cheaper that restore uses
 /// by default. Either may be left out. Not thread-safe.
 /// </summary>
-public sealed class FileDigest : IDisposable
+internal sealed class FileDigest : IDisposable
 {
     private readonly IncrementalHash? _sha256;
     private readonly XxHash128? _xxh128;

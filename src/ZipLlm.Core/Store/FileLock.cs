@@ -13,7 +13,7 @@ namespace ZipLlm.Store;
 /// <c>{pid} {shared|exclusive} {since, ISO 8601} {holder}</c>, removed on release. A process that waits reads
 /// them to say whom it waits for; records of processes no longer running (a kill) are ignored and deleted.
 /// </remarks>
-public sealed class FileLock : IDisposable
+internal sealed class FileLock : IDisposable
 {
     private const string HolderSuffix = ".holder";
 
@@ -205,7 +205,7 @@ public sealed class FileLock : IDisposable
 /// <param name="Holder">What it is (a verb such as <c>compress</c>).</param>
 /// <param name="Exclusive">Whether it holds the lock exclusively.</param>
 /// <param name="Since">When it took the lock.</param>
-public sealed record FileLockHolder(int ProcessId, string Holder, bool Exclusive, DateTimeOffset Since)
+internal sealed record FileLockHolder(int ProcessId, string Holder, bool Exclusive, DateTimeOffset Since)
 {
     /// <summary>"compress (pid 1234) since 20:31:05", the time in the local time zone.</summary>
     public override string ToString() =>
@@ -234,7 +234,7 @@ public sealed record FileLockHolder(int ProcessId, string Holder, bool Exclusive
 /// <param name="Path">The lock file (or, for a lock of leases in a bucket, the URL of its folder of leases, ending in <c>/</c>).</param>
 /// <param name="Exclusive">Whether the lock is wanted exclusively.</param>
 /// <param name="Holders">The recorded holders that keep it (empty when none has said).</param>
-public sealed record FileLockWait(string Path, bool Exclusive, IReadOnlyList<FileLockHolder> Holders)
+internal sealed record FileLockWait(string Path, bool Exclusive, IReadOnlyList<FileLockHolder> Holders)
 {
     /// <summary>The lock's name: its file name without <c>.lock</c> (<c>store</c>, <c>model.org@name</c>).</summary>
     public string LockName => System.IO.Path.GetFileName(Path.TrimEnd('/')) is var name && name.EndsWith(".lock", StringComparison.Ordinal) ? name[..^5] : name;

@@ -14,7 +14,7 @@ namespace ZipLlm.Store;
 /// <param name="DedupTensors">Tensors found in the store already.</param>
 /// <param name="DeltaTensors">Tensors stored as a delta against the base.</param>
 /// <param name="Chunks">How many chunks of the tensors stored were coded by each transform (null when nothing was stored).</param>
-public sealed record IngestResult(
+internal sealed record IngestResult(
     ModelId ModelId,
     bool Skipped,
     long OriginalBytes,
@@ -41,4 +41,5 @@ public sealed record IngestResult(
 /// <param name="Item">What is being worked on (a model or a file).</param>
 /// <param name="DoneBytes">Bytes processed so far.</param>
 /// <param name="TotalBytes">Bytes in all.</param>
-public readonly record struct ByteProgress(string Item, long DoneBytes, long TotalBytes);
+/// <param name="Detail">More about the item's progress, shown after it (a download's <c>files 3/12</c>); none when null.</param>
+internal readonly record struct ByteProgress(string Item, long DoneBytes, long TotalBytes, string? Detail = null);

@@ -6,7 +6,7 @@ namespace ZipLlm.Store;
 
 /// <summary>How a file of a model is stored.</summary>
 [JsonConverter(typeof(JsonStringEnumConverter<StoredFileKind>))]
-public enum StoredFileKind
+internal enum StoredFileKind
 {
     /// <summary>The whole file is one object.</summary>
     Blob,
@@ -16,7 +16,7 @@ public enum StoredFileKind
 
 /// <summary>How a tensor was stored when its model was ingested; informational.</summary>
 [JsonConverter(typeof(JsonStringEnumConverter<TensorEncoding>))]
-public enum TensorEncoding
+internal enum TensorEncoding
 {
     /// <summary>Encoded on its own.</summary>
     [JsonStringEnumMemberName("solo")]
@@ -41,7 +41,7 @@ public enum TensorEncoding
 /// When the object is a delta: the objects it is decoded against, its own base first, then that base's base, and
 /// so on to a solo object. Recorded so that what a model needs follows from its file entries alone.
 /// </param>
-public sealed record StoredTensor(string Name, string DType, long[] Shape, ContentHash Object, TensorEncoding Encoding, ContentHash[]? Bases = null);
+internal sealed record StoredTensor(string Name, string DType, long[] Shape, ContentHash Object, TensorEncoding Encoding, ContentHash[]? Bases = null);
 
 /// <summary>One file of a stored model.</summary>
 /// <param name="Path">Path inside the model folder, with '/' separators.</param>
@@ -54,7 +54,7 @@ public sealed record StoredTensor(string Name, string DType, long[] Shape, Conte
 /// XXH3-128 of the whole file, which restore checks (SHA-256 with <c>--sha256</c>); absent from manifests
 /// written before it was recorded, whose files restore checks by SHA-256.
 /// </param>
-public sealed record StoredFile(string Path, long Size, ContentHash Sha256, StoredFileKind Kind, ContentHash Object, StoredTensor[]? Tensors, string? Xxh128 = null);
+internal sealed record StoredFile(string Path, long Size, ContentHash Sha256, StoredFileKind Kind, ContentHash Object, StoredTensor[]? Tensors, string? Xxh128 = null);
 
 /// <summary>
 /// A stored model: written last and atomically, after all its objects, so a model is in the store
@@ -77,7 +77,8 @@ public sealed record StoredFile(string Path, long Size, ContentHash Sha256, Stor
 /// models are scored against when compress looks for their base. Absent before lineage detection; such models are
 /// sketched from their objects when needed.
 /// </param>
-public sealed record Manifest(
+/// <param name="Revision">The hub commit the model's files were, when known (a Hugging Face cache snapshot, or what setup downloaded); absent otherwise, and in older manifests.</param>
+internal sealed record Manifest(
     int Format,
     ModelId Id,
     ModelRoleKind Role,
@@ -89,7 +90,8 @@ public sealed record Manifest(
     DateTimeOffset StoredAt,
     string? Checksum = null,
     ChunkCounts? Chunks = null,
-    ContentHash? Sketch = null)
+    ContentHash? Sketch = null,
+    string? Revision = null)
 {
     /// <summary>The manifest format this build writes: self-checking, with delta bases recorded per tensor.</summary>
     public const int CurrentFormat = 2;
@@ -237,7 +239,7 @@ public sealed record Manifest(
 }
 
 /// <summary>Rules for paths of files inside a model folder as the store records them.</summary>
-public static class StoredPaths
+internal static class StoredPaths
 {
     /// <summary>
     /// Whether <paramref name="path"/> is relative, uses '/' separators, and never leaves the folder (no empty,
@@ -266,7 +268,7 @@ public static class StoredPaths
 /// <param name="OrderedDifference">Coded as the ordered difference against the base.</param>
 /// <param name="Xor">Coded as BitX's XOR against the base.</param>
 /// <param name="Solo">Coded alone (every chunk of a solo tensor, and a delta's chunks where that was smaller).</param>
-public sealed record ChunkCounts(long OrderedDifference, long Xor, long Solo)
+internal sealed record ChunkCounts(long OrderedDifference, long Xor, long Solo)
 {
     /// <summary>The counts of <paramref name="counts"/>.</summary>
     public static ChunkCounts Of(Codecs.TransformCounts counts) => new(counts.OrderedDifference, counts.Xor, counts.Solo);

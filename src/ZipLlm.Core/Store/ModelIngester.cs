@@ -15,7 +15,7 @@ namespace ZipLlm.Store;
 /// finetune's tensors as BitX deltas against the base's tensors they pair with (<see cref="DeltaPairing"/>),
 /// and writes the manifest last.
 /// </summary>
-public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger logger)
+internal sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger logger)
 {
     // Objects this ingester has found sound or written, with their lengths: each is opened to check it only once.
     private readonly System.Collections.Concurrent.ConcurrentDictionary<ContentHash, long> _sound = new();
@@ -32,10 +32,12 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
     /// <param name="role">Its role in the family; a finetune's base must already be stored.</param>
     /// <param name="cancellationToken">Stops the work; nothing is listed as stored.</param>
     /// <param name="sketch">The model's lineage sketch, stored as an object and named in the manifest, so that later models can be scored against it.</param>
+    /// <param name="revision">The hub commit the model's files are, recorded in the manifest when known.</param>
     /// <exception cref="DirectoryNotFoundException">The folder does not exist.</exception>
     /// <exception cref="InvalidDataException">A safetensors file is malformed.</exception>
     /// <exception cref="EndOfStreamException">A safetensors file is truncated.</exception>
-    public IngestResult Ingest(ModelId modelId, string folder, ModelRole role, CancellationToken cancellationToken = default, Lineage.ModelSketch? sketch = null)
+    public IngestResult Ingest(ModelId modelId, string folder, ModelRole role, CancellationToken cancellationToken = default, Lineage.ModelSketch? sketch = null,
+        string? revision = null)
     {
         var clock = Stopwatch.StartNew();
         List<string> paths = ModelFolder.Enumerate(modelId, folder);
@@ -83,6 +85,10 @@ public sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger log
             ContentHash? sketchObject = sketch is null ? null : WriteSketch(sketch, state, cancellationToken);
             Manifest manifest = Manifest.Create(modelId, role.Kind, role.Kind == ModelRoleKind.Finetune ? role.BaseId : null,
                 WithBases(files), total, state.AddedBytes, DateTimeOffset.UtcNow, ChunkCounts.Of(state.Transforms), sketchObject);
+            if (revision is not null)
+            {
+                manifest = (manifest with { Revision = revision }).Sealed();
+            }
             var commitClock = Stopwatch.StartNew();
             if (!store.CommitManifest(manifest))
             {

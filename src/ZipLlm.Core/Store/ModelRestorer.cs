@@ -15,7 +15,7 @@ namespace ZipLlm.Store;
 /// <param name="Files">Files written.</param>
 /// <param name="Bytes">Bytes written.</param>
 /// <param name="Elapsed">Wall time, verification included.</param>
-public sealed record RestoreResult(ModelId ModelId, int Files, long Bytes, TimeSpan Elapsed)
+internal sealed record RestoreResult(ModelId ModelId, int Files, long Bytes, TimeSpan Elapsed)
 {
     /// <summary>Output throughput in MB/s.</summary>
     public double MegabytesPerSecond => Elapsed.TotalSeconds <= 0 ? 0 : Bytes / 1e6 / Elapsed.TotalSeconds;
@@ -28,7 +28,7 @@ public sealed record RestoreResult(ModelId ModelId, int Files, long Bytes, TimeS
 /// files renamed into place. The output folder is locked for the whole restore, and nothing is ever written
 /// through a symlink inside it.
 /// </summary>
-public sealed class ModelRestorer(ModelStore store, WorkerPool pool)
+internal sealed class ModelRestorer(ModelStore store, WorkerPool pool)
 {
     /// <summary>Reports bytes restored.</summary>
     public IProgress<ByteProgress>? Progress { get; init; }

@@ -11,7 +11,7 @@ namespace ZipLlm.Store;
 /// (a folder, or memory). Opening checks the format version; writers hold the store lock shared, removal holds it
 /// exclusive.
 /// </summary>
-public sealed class ModelStore
+internal sealed class ModelStore
 {
     // Manifests already parsed, by key, with the backend's version of it when it was read. Compress asks for every
     // manifest (and its base's) once per model it stores; without this a store of n models parsed n * n manifests.
@@ -292,11 +292,11 @@ public sealed class ModelStore
 /// <summary>The manifests of a store that read and check, and the problems of those that do not.</summary>
 /// <param name="Manifests">Intact manifests, ordered by model id.</param>
 /// <param name="Damaged">Path and one-line problem of each manifest that does not read or check.</param>
-public sealed record ManifestScan(IReadOnlyList<Manifest> Manifests, IReadOnlyList<(string Path, string Problem)> Damaged);
+internal sealed record ManifestScan(IReadOnlyList<Manifest> Manifests, IReadOnlyList<(string Path, string Problem)> Damaged);
 
 /// <summary>What a garbage collection deleted (or would delete, in a dry run).</summary>
 /// <param name="Objects">Objects deleted.</param>
 /// <param name="Bytes">Bytes they took.</param>
 /// <param name="Kept">Objects the stored models need, which were kept.</param>
 /// <param name="Recent">Objects no model needs that were kept as younger than the grace period.</param>
-public sealed record GarbageReport(int Objects, long Bytes, int Kept, int Recent = 0);
+internal sealed record GarbageReport(int Objects, long Bytes, int Kept, int Recent = 0);

@@ -8,7 +8,7 @@ namespace ZipLlm.Store;
 /// an encoded tensor (<see cref="EncodedTensorFormat"/>); a delta names its base object in its reference.
 /// Their bytes rest in the store's <see cref="IStoreBackend"/>.
 /// </summary>
-public sealed class ObjectStore(IStoreBackend backend)
+internal sealed class ObjectStore(IStoreBackend backend)
 {
     /// <summary>Longest chain of deltas followed to reach a solo object; guards against cycles in a corrupt store.</summary>
     public const int MaxDeltaDepth = 16;

@@ -1,6 +1,7 @@
 using ZipLlm.Config;
+using ZipLlm.Store;
 
-namespace ZipLlm.Store;
+namespace ZipLlm;
 
 /// <summary>
 /// The store cannot give back what a manifest promises: an object is missing, is not a regular file, is

@@ -15,7 +15,7 @@ namespace ZipLlm.Synthetic;
 /// model of awkward dtypes. Each model is written to <c>model_dir/org_name/</c>; a model whose
 /// folder is already complete is skipped, so a second run is cheap.
 /// </summary>
-public static class SyntheticFamily
+internal static class SyntheticFamily
 {
     /// <summary>First line of a model list written for a synthetic family.</summary>
     public const string ListMarker = "# zipllm synthetic model family";

@@ -3,7 +3,7 @@ using ZipLlm.Config;
 namespace ZipLlm.Synthetic;
 
 /// <summary>What a model of the synthetic family stands for.</summary>
-public enum SyntheticModelKind
+internal enum SyntheticModelKind
 {
     /// <summary>The BF16 Llama-shaped base, in two shards with an index.</summary>
     Base,
@@ -55,10 +55,10 @@ public enum SyntheticModelKind
 /// <param name="Folder">Absolute path of its folder (<c>model_dir/org_name</c>).</param>
 /// <param name="Bytes">Total size of its files.</param>
 /// <param name="Generated"><see langword="true"/> when this run wrote it; <see langword="false"/> when the folder was already complete.</param>
-public sealed record SyntheticModel(ModelId Id, SyntheticModelKind Kind, ModelId? BaseId, string Folder, long Bytes, bool Generated);
+internal sealed record SyntheticModel(ModelId Id, SyntheticModelKind Kind, ModelId? BaseId, string Folder, long Bytes, bool Generated);
 
 /// <summary>The result of <see cref="SyntheticFamily.Generate"/>: the models and their roles.</summary>
-public sealed class SyntheticFamilyResult
+internal sealed class SyntheticFamilyResult
 {
     internal SyntheticFamilyResult(IReadOnlyList<SyntheticModel> models, SyntheticSize size, int seed)
     {

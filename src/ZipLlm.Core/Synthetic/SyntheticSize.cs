@@ -1,7 +1,7 @@
 namespace ZipLlm.Synthetic;
 
 /// <summary>How big each model of a synthetic family is.</summary>
-public enum SyntheticSize
+internal enum SyntheticSize
 {
     /// <summary>A few hundred kilobytes per model: for unit tests.</summary>
     Tiny,
@@ -14,7 +14,7 @@ public enum SyntheticSize
 }
 
 /// <summary>Parsing and naming of <see cref="SyntheticSize"/> as the command line spells it.</summary>
-public static class SyntheticSizes
+internal static class SyntheticSizes
 {
     /// <summary>The names accepted on the command line: <c>tiny</c>, <c>small</c>, <c>default</c>.</summary>
     public static IReadOnlyList<string> Names { get; } = ["tiny", "small", "default"];

@@ -28,12 +28,14 @@ public class ModelsCommandTests
         string[] lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(Enum.GetValues<SyntheticModelKind>().Length, lines.Length);
         Assert.StartsWith("synthetic/llama-base: base;", lines[0]);
-        Assert.Contains("standalone", lines[^1]);
+        Assert.Contains(lines, l => l.StartsWith("synthetic/mixed-f32: standalone", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("synthetic/llama-full-ft-chat: finetune of synthetic/llama-full-ft", StringComparison.Ordinal));
         Assert.True(Directory.Exists(dir.Combine("models", "my_org_llama-base-reupload")));
         Assert.False(File.Exists(dir.Combine("test_models.txt")));
         Assert.Equal(Enum.GetValues<SyntheticModelKind>().Length, ModelList.Load(dir.Combine("models", StandInModelList.FileName)).Models.Count);
         // Every kind but the base and the two unrelated models is a finetune of the base.
-        Assert.Equal(Enum.GetValues<SyntheticModelKind>().Length - 3, BaseFtMap.Load(dir.Combine("base_ft.json")).FinetunesOf(ModelId.Parse("synthetic/llama-base")).Count);
+        // Every kind but the base, the two standalone models, and the two listed under the full finetune.
+        Assert.Equal(Enum.GetValues<SyntheticModelKind>().Length - 5, BaseFtMap.Load(dir.Combine("base_ft.json")).FinetunesOf(ModelId.Parse("synthetic/llama-base")).Count);
         Assert.Contains("seed 5", File.ReadAllText(dir.Combine("models", "synthetic_llama-base", "README.md")));
     }
 
@@ -69,13 +71,15 @@ public class ModelsCommandTests
     public async Task ModelsSetup_Endpoint_DownloadsFromHub()
     {
         await using var hub = new FakeHub();
-        hub.Add("org/base", ("model.safetensors", [1, 2]));
+        hub.Add("org/base", ("model.safetensors", [1, 2]), ("pytorch_model.bin", [1, 2]), ("original/params.json", [3]));
         hub.Add("org/ft", ("model.safetensors", [1, 3]), ("README.md", Encoding.UTF8.GetBytes("---\nbase_model: org/base\n---\n")));
         using var dir = new TempDir();
         string config = dir.Write("config.json", ConfigJson);
         dir.Write("test_models.txt", "org/base\norg/ft\n");
         (int exitCode, string output) = await RunAsync("models", "setup", config, "--endpoint", hub.Endpoint.AbsoluteUri, "-v", "Warning");
         Assert.Equal(ExitCodes.Success, exitCode);
+        // The default selection: every file, folders included, but the other weight format beside the safetensors.
+        Assert.Equal(["model.safetensors", Path.Combine("original", "params.json")], ModelFolders.Snapshot(dir.Combine("models", "org_base")).Keys);
         Assert.Contains("org/ft: finetune of org/base; downloaded 2 files", output);
         Assert.Equal(["org/ft"], BaseFtMap.Load(dir.Combine("base_ft.json")).FinetunesOf(ModelId.Parse("org/base")).Select(m => m.ToString()));
     }
@@ -136,7 +140,7 @@ public class ModelsCommandTests
         using var dir = new TempDir();
         dir.Write("config.json", ConfigJson);
         dir.Write("test_models.txt", "org/base\n");
-        var environment = new Dictionary<string, string> { ["HF_TOKEN"] = "not-the-token", ["HF_ENDPOINT"] = hub.Endpoint.AbsoluteUri };
+        var environment = new Dictionary<string, string> { ["HF_TOKEN"] = "not-the-token", ["HF_ENDPOINT"] = hub.Endpoint.AbsoluteUri, ["HF_HUB_OFFLINE"] = "" };
         CliResult result = await CliProcess.RunAsync(["models", "setup", "config.json", "--size", "tiny"], dir.Path, environment: environment);
         Assert.Equal(ExitCodes.IoError, result.ExitCode);
         Assert.Contains("error: ", result.StandardError);
@@ -146,11 +150,152 @@ public class ModelsCommandTests
         Assert.False(File.Exists(dir.Combine("base_ft.json")));
     }
 
+    [Fact]
+    public async Task ModelsSetup_RevisionIncludeExcludeAndDownloads_DownloadThatCommitAndCompressRecordsIt()
+    {
+        await using var hub = new FakeHub();
+        byte[] weights = SafetensorsBytes();
+        hub.Add("org/base", ("model.safetensors", weights), ("config.json", Encoding.UTF8.GetBytes("{\"v\": 0}")));
+        hub.AddRevision("org/base", "v1", ("model.safetensors", weights), ("config.json", Encoding.UTF8.GetBytes("{\"v\": 1}")),
+            ("sub/notes.md", [1]), ("sub/skip.txt", [2]), ("pytorch_model.bin", [3]));
+        using var dir = new TempDir();
+        dir.Write("config.json", ConfigJson);
+        dir.Write("test_models.txt", "org/base\n");
+        CliResult setup = await CliProcess.RunAsync(
+            ["models", "setup", "config.json", "--revision", "v1", "--include", "*.safetensors", "--include", "*.json", "--include", "sub/", "--exclude", "*.txt",
+                "--downloads", "2"], dir.Path, environment: Hub(hub));
+        Assert.True(setup.ExitCode == 0, setup.StandardError);
+        string commit = FakeHub.Commit("org/base", "v1");
+        Assert.Contains($"commit {commit[..12]}", setup.StandardOutput);
+        Assert.Equal(["config.json", "model.safetensors", Path.Combine("sub", "notes.md")], ModelFolders.Snapshot(dir.Combine("models", "org_base")).Keys);
+        Assert.Equal("{\"v\": 1}", File.ReadAllText(dir.Combine("models", "org_base", "config.json")));
+        Assert.Equal(commit + "\n", File.ReadAllText(DownloadRecord.PathFor(dir.Combine("models"), ModelId.Parse("org/base"))));
+
+        CliResult compress = await CliProcess.RunAsync(["compress", "config.json"], dir.Path);
+        Assert.True(compress.ExitCode == 0, compress.StandardError);
+        CliResult list = await CliProcess.RunAsync(["list", "config.json", "--json"], dir.Path);
+        Assert.Contains($"\"revision\": \"{commit}\"", list.StandardOutput);
+    }
+
+    [Theory]
+    [InlineData("--downloads", "0", "--downloads must be from 1 to 32")]
+    [InlineData("--downloads", "33", "--downloads must be from 1 to 32")]
+    [InlineData("--revision", "../x", "--revision")]
+    [InlineData("--revision", "a b", "--revision")]
+    public async Task ModelsSetup_BadDownloadsOrRevision_IsAUsageError(string option, string value, string message)
+    {
+        using var dir = new TempDir();
+        dir.Write("config.json", ConfigJson);
+        CliResult result = await CliProcess.RunAsync(["models", "setup", "config.json", option, value], dir.Path, environment: Offline());
+        Assert.Equal(ExitCodes.UsageError, result.ExitCode);
+        Assert.Contains(message, result.StandardError);
+        Assert.False(Directory.Exists(dir.Combine("models")));
+    }
+
+    [Fact]
+    public async Task ModelsSetup_TokenFile_IsUsedAndHfTokenBeatsIt()
+    {
+        await using var hub = new FakeHub();
+        hub.Add("org/gated", ("model.safetensors", SafetensorsBytes()));
+        hub.Gated.Add("org/gated");
+        using var dir = new TempDir();
+        dir.Write("config.json", ConfigJson);
+        dir.Write("test_models.txt", "org/gated\n");
+        // What 'hf auth login' writes: $HF_HOME/token, or the file $HF_TOKEN_PATH names.
+        dir.Write(Path.Combine("hf-home", "token"), hub.Token + "\n");
+        dir.Write("other-token", "wrong-token");
+
+        var fromHome = Hub(hub, token: "");
+        fromHome.Remove("HF_TOKEN_PATH");
+        fromHome["HF_HOME"] = dir.Combine("hf-home");
+        CliResult home = await CliProcess.RunAsync(["models", "setup", "config.json"], dir.Path, environment: fromHome);
+        Assert.True(home.ExitCode == 0, home.StandardError);
+        Assert.Contains("org/gated: base; downloaded 1 files", home.StandardOutput);
+
+        // HF_TOKEN_PATH beats HF_HOME: a wrong token there is an error (a token was given), never synthetic models.
+        Directory.Delete(dir.Combine("models"), recursive: true);
+        var fromPath = new Dictionary<string, string>(fromHome) { ["HF_TOKEN_PATH"] = dir.Combine("other-token") };
+        CliResult path = await CliProcess.RunAsync(["models", "setup", "config.json"], dir.Path, environment: fromPath);
+        Assert.Equal(ExitCodes.IoError, path.ExitCode);
+        Assert.Contains(dir.Combine("other-token"), path.StandardError);
+        Assert.DoesNotContain("SYNTHETIC", path.StandardError);
+
+        // HF_TOKEN beats any file.
+        var fromVariable = new Dictionary<string, string>(fromPath) { ["HF_TOKEN"] = hub.Token };
+        CliResult variable = await CliProcess.RunAsync(["models", "setup", "config.json"], dir.Path, environment: fromVariable);
+        Assert.True(variable.ExitCode == 0, variable.StandardError);
+    }
+
+    [Fact]
+    public async Task ModelsSetup_OfflineWithModelsOnDisk_UsesThemAndMakesNoRequest()
+    {
+        await using var hub = new FakeHub();
+        hub.Add("org/base", ("model.safetensors", SafetensorsBytes()));
+        using var dir = new TempDir();
+        dir.Write("config.json", ConfigJson);
+        dir.Write("test_models.txt", "org/base\norg/cached\n");
+        ModelFolders.WriteSafetensors(dir.Combine("models", "org_base", "model.safetensors"), ModelFolders.Bf16Layers(new Random(1), 1, 8));
+        FakeHubCache.AddSnapshot(dir.Combine("models"), "org/cached", FakeHubCache.CommitOf("c"), new Dictionary<string, byte[]> { ["model.safetensors"] = SafetensorsBytes() });
+
+        var environment = Hub(hub, token: "a-token");
+        environment["HF_HUB_OFFLINE"] = "1";
+        CliResult result = await CliProcess.RunAsync(["models", "setup", "config.json"], dir.Path, environment: environment);
+        Assert.True(result.ExitCode == 0, result.StandardError);
+        Assert.Contains("org/base: base; on disk (offline)", result.StandardOutput);
+        Assert.Contains($"org/cached: finetune of org/base; in the Hugging Face cache (offline); commit {FakeHubCache.CommitOf("c")[..12]}", result.StandardOutput);
+        Assert.Contains("HF_HUB_OFFLINE is set", result.StandardError);
+        Assert.Empty(hub.Requests);
+        Assert.Equal(["org/cached"], BaseFtMap.Load(dir.Combine("base_ft.json")).FinetunesOf(ModelId.Parse("org/base")).Select(m => m.ToString()));
+    }
+
+    [Fact]
+    public async Task ModelsSetup_OfflineWithModelsMissing_TokenIsAnErrorNoTokenMakesTheSyntheticFamily()
+    {
+        await using var hub = new FakeHub();
+        using var dir = new TempDir();
+        dir.Write("config.json", ConfigJson);
+        dir.Write("test_models.txt", "org/base\n");
+
+        var withToken = Hub(hub, token: "a-token");
+        withToken["HF_HUB_OFFLINE"] = "true";
+        CliResult error = await CliProcess.RunAsync(["models", "setup", "config.json", "--size", "tiny"], dir.Path, environment: withToken);
+        Assert.Equal(ExitCodes.IoError, error.ExitCode);
+        Assert.Contains("HF_HUB_OFFLINE is set and org/base", error.StandardError);
+        Assert.DoesNotContain("SYNTHETIC", error.StandardError);
+        Assert.False(File.Exists(dir.Combine("base_ft.json")));
+
+        var anonymous = Hub(hub, token: "");
+        anonymous["HF_HUB_OFFLINE"] = "1";
+        CliResult synthetic = await CliProcess.RunAsync(["models", "setup", "config.json", "--size", "tiny"], dir.Path, environment: anonymous);
+        Assert.True(synthetic.ExitCode == 0, synthetic.StandardError);
+        Assert.Contains("SYNTHETIC MODELS", synthetic.StandardError);
+        Assert.Contains("HF_HUB_OFFLINE is set", synthetic.StandardError);
+        Assert.Empty(hub.Requests);
+    }
+
+    /// <summary>A tiny valid safetensors file.</summary>
+    private static byte[] SafetensorsBytes()
+    {
+        using var dir = new TempDir();
+        ModelFolders.WriteSafetensors(dir.Combine("m.safetensors"), ModelFolders.Bf16Layers(new Random(7), 1, 8));
+        return File.ReadAllBytes(dir.Combine("m.safetensors"));
+    }
+
+    /// <summary>The fake hub as the endpoint, with <paramref name="token"/> ("" for none) and no token file.</summary>
+    private static Dictionary<string, string> Hub(FakeHub hub, string token = "") => new()
+    {
+        ["HF_TOKEN"] = token,
+        ["HUGGING_FACE_HUB_TOKEN"] = "",
+        ["HF_TOKEN_PATH"] = "/nonexistent/zipllm-test-token",
+        ["HF_ENDPOINT"] = hub.Endpoint.AbsoluteUri,
+    };
+
     /// <summary>No token (an empty one counts as none) and a hub address nothing answers on.</summary>
     private static Dictionary<string, string> Offline() => new()
     {
         ["HF_TOKEN"] = "",
         ["HUGGING_FACE_HUB_TOKEN"] = "",
+        ["HF_TOKEN_PATH"] = "/nonexistent/zipllm-test-token",
         ["HF_ENDPOINT"] = HubTestOptions.ClosedPortEndpoint().AbsoluteUri,
     };
 }

@@ -20,6 +20,13 @@ public class ProgressDisplayTests
     }
 
     [Fact]
+    public void FormatLine_Detail_FollowsTheItem()
+    {
+        string line = ProgressDisplay.FormatLine("download", 1, 2, new ByteProgress("org/model", 1_000_000, 4_000_000, "files 3/12"), 1e6);
+        Assert.Equal("download 1/2 org/model  files 3/12   25.0%  1.0 MB / 4.0 MB  1.0 MB/s  ETA 0:03", line);
+    }
+
+    [Fact]
     public void RateMeter_SteadyWork_MeasuresItsRate()
     {
         var meter = new RateMeter(windowSeconds: 5, minimumSeconds: 1);

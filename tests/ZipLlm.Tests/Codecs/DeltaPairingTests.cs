@@ -9,7 +9,7 @@ public class DeltaPairingTests
     [Theory]
     [InlineData(Rule.ExactShape)]
     [InlineData(Rule.Store)]
-    public void Pair_SameNameDTypeAndShape_SameShapeUnderEitherRule(Rule rule)
+    internal void Pair_SameNameDTypeAndShape_SameShapeUnderEitherRule(Rule rule)
     {
         Assert.Equal(Fit.SameShape, Pair("w", DType.BF16, [4096, 11008], "w", DType.BF16, [4096, 11008], rule));
         Assert.Equal(Fit.SameShape, Pair("b", DType.F32, [7], "b", DType.F32, [7], rule));
@@ -34,7 +34,7 @@ public class DeltaPairingTests
     [Theory]
     [InlineData(Rule.ExactShape)]
     [InlineData(Rule.Store)]
-    public void Pair_OtherDimensionDiffers_None(Rule rule)
+    internal void Pair_OtherDimensionDiffers_None(Rule rule)
     {
         Assert.Equal(Fit.None, Pair("w", DType.BF16, [64, 129], "w", DType.BF16, [64, 128], rule));
         Assert.Equal(Fit.None, Pair("w", DType.BF16, [65, 64, 3], "w", DType.BF16, [64, 64, 4], rule));
@@ -45,7 +45,7 @@ public class DeltaPairingTests
     [Theory]
     [InlineData(Rule.ExactShape)]
     [InlineData(Rule.Store)]
-    public void Pair_RankDiffers_None(Rule rule)
+    internal void Pair_RankDiffers_None(Rule rule)
     {
         Assert.Equal(Fit.None, Pair("w", DType.BF16, [6], "w", DType.BF16, [2, 3], rule));
         Assert.Equal(Fit.None, Pair("w", DType.BF16, [1, 6], "w", DType.BF16, [6], rule));
@@ -55,7 +55,7 @@ public class DeltaPairingTests
     [Theory]
     [InlineData(Rule.ExactShape)]
     [InlineData(Rule.Store)]
-    public void Pair_DTypesThatDoNotConvert_None(Rule rule)
+    internal void Pair_DTypesThatDoNotConvert_None(Rule rule)
     {
         // BF16 with F16 converts under the store rule (Pair_Bf16WithF16_PairsOnlyUnderTheStoreRule_ConvertingTheBase); nothing else does.
         Assert.Equal(Fit.None, Pair("w", DType.F16, [4, 4], "w", DType.F32, [4, 4], rule));
@@ -66,7 +66,7 @@ public class DeltaPairingTests
     [Theory]
     [InlineData(Rule.ExactShape)]
     [InlineData(Rule.Store)]
-    public void Pair_NameDiffers_None(Rule rule)
+    internal void Pair_NameDiffers_None(Rule rule)
     {
         Assert.Equal(Fit.None, Pair("w", DType.BF16, [4], "W", DType.BF16, [4], rule));
         Assert.Equal(Fit.None, Pair("layers.0.w", DType.BF16, [4], "layers.1.w", DType.BF16, [4], rule));
@@ -75,7 +75,7 @@ public class DeltaPairingTests
     [Theory]
     [InlineData(Rule.ExactShape)]
     [InlineData(Rule.Store)]
-    public void Pair_Scalars_SameShape(Rule rule)
+    internal void Pair_Scalars_SameShape(Rule rule)
     {
         Assert.Equal(Fit.SameShape, Pair("scale", DType.F32, [], "scale", DType.F32, [], rule));
         Assert.Equal(Fit.None, Pair("scale", DType.F32, [], "scale", DType.F64, [], rule));

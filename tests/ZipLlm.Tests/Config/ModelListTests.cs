@@ -31,7 +31,11 @@ public class ModelListTests
     [InlineData("noslash", 1)]
     [InlineData("org/ok\n/name\n", 2)]
     [InlineData("org/ok\norg/\n", 2)]
-    [InlineData("org/ok\norg/n@me\n", 2)]
+    [InlineData("org/ok\norg/n$me\n", 2)]
+    [InlineData("org/ok\norg/n@\n", 2)]
+    [InlineData("org/ok\norg/n@v 1\n", 2)]
+    [InlineData("org/ok\norg/n@../x\n", 2)]
+    [InlineData("org/ok\n@main\n", 2)]
     public void Load_InvalidId_ThrowsNamingFileAndLine(string content, int line)
     {
         using var dir = new TempDir();
@@ -100,4 +104,20 @@ public class ModelListTests
     [Fact]
     public void Constructor_Empty_ThrowsArgumentException() =>
         Assert.Throws<ArgumentException>(() => new ModelList([]));
+
+    [Fact]
+    public void Parse_PinnedRevisions_AreKeptPerModelAndFormatBack()
+    {
+        ModelList list = ModelList.Parse("org/base@v1.0  # the release\norg/ft\nother/ft2 @ refs/pr/3\norg/c@0123456789abcdef0123456789abcdef01234567\n", "list.txt");
+        Assert.Equal(["org/base", "org/ft", "other/ft2", "org/c"], list.Models.Select(m => m.ToString()));
+        Assert.Equal("v1.0", list.RevisionOf(ModelId.Parse("org/base")));
+        Assert.Null(list.RevisionOf(ModelId.Parse("org/ft")));
+        Assert.Equal("refs/pr/3", list.RevisionOf(ModelId.Parse("other/ft2")));
+        Assert.Equal("org/base@v1.0\norg/ft\nother/ft2@refs/pr/3\norg/c@0123456789abcdef0123456789abcdef01234567\n", list.Format());
+        Assert.Equal(list.Revisions, ModelList.Parse(list.Format(), "again").Revisions);
+    }
+
+    [Fact]
+    public void Parse_SameModelAtTwoRevisions_IsRefusedAsListedTwice() =>
+        Assert.Contains("already listed", Assert.Throws<InvalidDataException>(() => ModelList.Parse("org/m@v1\norg/m@v2\n", "list.txt")).Message);
 }

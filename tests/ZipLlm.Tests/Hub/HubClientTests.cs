@@ -50,25 +50,60 @@ public class HubClientTests
     [InlineData("tokenizer.json", true)]
     [InlineData("tokenizer.model", true)]
     [InlineData("tokenizer_config.json", true)]
+    [InlineData("chat_template.jinja", true)]
     [InlineData("merges.txt", true)]
     [InlineData("README.md", true)]
+    [InlineData("LICENSE", true)]
+    [InlineData("LICENSE.md", true)]
+    [InlineData("modeling_custom.py", true)]
+    [InlineData("tiktoken.model", true)]
+    [InlineData("qwen.tiktoken", true)]
+    [InlineData("original/params.json", true)]
+    [InlineData("original/consolidated.00.pth", false)]
     [InlineData("pytorch_model.bin", false)]
+    [InlineData("model.gguf", false)]
+    [InlineData("onnx/model.onnx", false)]
+    [InlineData("flax_model.msgpack", false)]
+    [InlineData("tf_model.h5", false)]
+    [InlineData("rust_model.ot", false)]
     [InlineData(".gitattributes", false)]
-    [InlineData("original/params.json", false)]
+    [InlineData("sub/.hidden", false)]
+    [InlineData("../x.json", false)]
+    [InlineData("a//b.json", false)]
     [InlineData("..\\x.json", false)]
-    [InlineData("LICENSE.md", false)]
     [InlineData("x.json.part", false)]
-    public void IsWanted_Path_SelectsWeightsAndSmallFiles(string path, bool expected) =>
-        Assert.Equal(expected, HubClient.IsWanted(path));
+    public void DefaultSelection_WithSafetensors_TakesWhatAModelNeeds(string path, bool expected) =>
+        Assert.Equal(expected, HubFileSelection.Default.Takes(path, repositoryHasSafetensors: true));
+
+    [Theory]
+    [InlineData("pytorch_model.bin")]
+    [InlineData("original/consolidated.00.pth")]
+    public void DefaultSelection_WithoutSafetensors_KeepsOtherWeights(string path) =>
+        Assert.True(HubFileSelection.Default.Takes(path, repositoryHasSafetensors: false));
+
+    [Fact]
+    public void Selection_IncludeAndExclude_FilterAsGlobsOverTheWholePath()
+    {
+        var selection = new HubFileSelection(["*.safetensors", "*.json", "original/"], ["*.index.json", "original/*.pth"]);
+        Assert.True(selection.Takes("model.safetensors", true));
+        Assert.True(selection.Takes("sub/config.json", true));
+        Assert.True(selection.Takes("original/tokenizer.model", true));
+        Assert.False(selection.Takes("original/consolidated.00.pth", true));
+        Assert.False(selection.Takes("model.safetensors.index.json", true));
+        Assert.False(selection.Takes("README.md", true));
+        // An exclude list of one's own replaces the default one: other weight formats are then taken.
+        Assert.True(new HubFileSelection([], ["*.md"]).Takes("pytorch_model.bin", true));
+    }
 
     [Fact]
     public async Task DownloadModel_FreshFolder_FetchesWantedFilesVerified()
     {
         await using var hub = NewHub();
         using var dir = new TempDir();
-        var progress = new List<HubDownloadProgress>();
+        var progress = new List<HubTransferProgress>();
         using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint));
-        var summary = await client.DownloadModelAsync(Model, dir.Path, new SyncProgress(progress));
+        var summary = await client.DownloadModelAsync(Model, dir.Path, progress: new SyncProgress(progress));
+        Assert.Equal(FakeHub.Commit(Model.ToString()), summary.Commit);
         Assert.Equal(4, summary.FilesDownloaded);
         Assert.Equal(0, summary.FilesSkipped);
         Assert.Equal(s_shard.Length + s_shard2.Length + s_config.Length + s_readme.Length, summary.BytesDownloaded);
@@ -77,9 +112,147 @@ public class HubClientTests
         Assert.Equal(
             ["README.md", "config.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"],
             Directory.GetFiles(dir.Path).Select(Path.GetFileName).Order(StringComparer.Ordinal));
-        Assert.Equal(4, progress.Count(p => p.Completed));
+        HubTransferProgress last = progress[^1];
+        Assert.Equal((4, 4), (last.FilesDone, last.FilesTotal));
+        Assert.Equal(summary.BytesDownloaded, last.BytesTotal);
+        Assert.Equal(last.BytesTotal, last.BytesDone);
+        Assert.Equal(Enumerable.Range(1, 4), progress.Select(p => p.FilesDone).Distinct().Where(n => n > 0));
         Assert.All(hub.Requests, r => Assert.Null(r.Header("Authorization")));
     }
+
+    [Fact]
+    public async Task DownloadModel_Revision_ResolvesItsCommitAndDownloadsThatCommitsFiles()
+    {
+        await using var hub = NewHub();
+        byte[] v1Shard = RandomBytes(5_000, 9);
+        hub.AddRevision(Model.ToString(), "v1.0", ("model.safetensors", v1Shard), ("config.json", s_config));
+        using var dir = new TempDir();
+        using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint));
+        string commit = FakeHub.Commit(Model.ToString(), "v1.0");
+        Assert.Equal(commit, await client.ResolveCommitAsync(Model, "v1.0"));
+
+        var summary = await client.DownloadModelAsync(Model, dir.Path, "v1.0");
+        Assert.Equal(commit, summary.Commit);
+        Assert.Equal(["config.json", "model.safetensors"], Directory.GetFiles(dir.Path).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        Assert.Equal(v1Shard, File.ReadAllBytes(dir.Combine("model.safetensors")));
+        // Every file is fetched at the commit, so a branch that moves meanwhile cannot mix two commits in one folder.
+        Assert.All(hub.Requests.Where(r => r.Path.Contains("/resolve/")), r => Assert.Contains($"/resolve/{commit}/", r.Path));
+        Assert.Contains(hub.Requests, r => r.Path == FakeHub.TreePath(Model.ToString(), "v1.0") && r.Query.Contains("recursive=true"));
+    }
+
+    [Fact]
+    public async Task DownloadModel_UnknownRevision_ThrowsNotFoundNamingIt()
+    {
+        await using var hub = NewHub();
+        using var dir = new TempDir();
+        using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint));
+        var ex = await Assert.ThrowsAsync<HubException>(() => client.DownloadModelAsync(Model, dir.Path, "v9"));
+        Assert.Equal(HubErrorKind.NotFound, ex.Kind);
+        Assert.Contains("v9", ex.Message);
+        Assert.Contains("revision", ex.Message);
+        Assert.Empty(Directory.GetFileSystemEntries(dir.Path));
+    }
+
+    [Fact]
+    public async Task DownloadModel_FilesInFolders_ListsRecursivelyAndKeepsTheirPaths()
+    {
+        await using var hub = new FakeHub();
+        byte[] consolidated = RandomBytes(2_000, 4);
+        hub.Add("org/llama", ("model.safetensors", s_shard2), ("config.json", s_config), ("original/params.json", s_config),
+            ("original/tokenizer.model", [7, 7]), ("original/consolidated.00.pth", consolidated), ("deep/a/b/chat_template.jinja", s_readme));
+        using var dir = new TempDir();
+        using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint));
+        Assert.Equal(6, (await client.ListFilesAsync(ModelId.Parse("org/llama"))).Count);
+
+        var summary = await client.DownloadModelAsync(ModelId.Parse("org/llama"), dir.Path);
+        Assert.Equal(5, summary.FilesDownloaded);
+        Assert.Equal(s_readme, File.ReadAllBytes(dir.Combine("deep", "a", "b", "chat_template.jinja")));
+        Assert.Equal([7, 7], File.ReadAllBytes(dir.Combine("original", "tokenizer.model")));
+        // The other weight format is left out where safetensors exist.
+        Assert.False(File.Exists(dir.Combine("original", "consolidated.00.pth")));
+    }
+
+    [Fact]
+    public async Task DownloadModel_IncludeAndExcludePatterns_DownloadOnlyTheSelectedFiles()
+    {
+        await using var hub = NewHub();
+        using var dir = new TempDir();
+        var options = HubTestOptions.Fast(hub.Endpoint) with { Files = new HubFileSelection(["*.safetensors", "*.md", "*.bin"], ["*-00002-of-*"]) };
+        using var client = new HubClient(options);
+        var summary = await client.DownloadModelAsync(Model, dir.Path);
+        Assert.Equal(["README.md", "model-00001-of-00002.safetensors", "pytorch_model.bin"], Directory.GetFiles(dir.Path).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        Assert.Equal(3, summary.FilesDownloaded);
+        Assert.DoesNotContain(hub.Requests, r => r.Path.EndsWith("config.json", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task DownloadModel_PatternsTakingNoSafetensors_ThrowsNotFoundNamingThePatterns()
+    {
+        await using var hub = NewHub();
+        using var dir = new TempDir();
+        using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint) with { Files = new HubFileSelection(["*.json"], null) });
+        var ex = await Assert.ThrowsAsync<HubException>(() => client.DownloadModelAsync(Model, dir.Path));
+        Assert.Contains("*.json", ex.Message);
+        Assert.Empty(Directory.GetFileSystemEntries(dir.Path));
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(4)]
+    public async Task DownloadModel_ParallelDownloads_AtMostNAtOnceAndTheSameFiles(int downloads)
+    {
+        await using var hub = new FakeHub { ResolveDelay = TimeSpan.FromMilliseconds(150) };
+        var files = Enumerable.Range(0, 8).Select(i => ($"model-{i:D5}-of-00008.safetensors", RandomBytes(10_000 + i, 20 + i))).ToArray();
+        hub.Add("org/many", files);
+        using var dir = new TempDir();
+        using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint) with { MaxConcurrentDownloads = downloads });
+        var summary = await client.DownloadModelAsync(ModelId.Parse("org/many"), dir.Path);
+        Assert.Equal(8, summary.FilesDownloaded);
+        foreach ((string name, byte[] content) in files)
+        {
+            Assert.Equal(content, File.ReadAllBytes(dir.Combine(name)));
+        }
+        Assert.InRange(hub.PeakConcurrentResolves, downloads == 1 ? 1 : 2, downloads);
+    }
+
+    [Fact]
+    public async Task DownloadModel_FolderOfAnotherCommit_ReplacesSameSizeFilesThatDiffer()
+    {
+        await using var hub = NewHub();
+        using var dir = new TempDir();
+        using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint));
+        await client.DownloadModelAsync(Model, dir.Path);
+        byte[] stale = (byte[])s_config.Clone();
+        stale[2] ^= 0x20;
+        File.WriteAllBytes(dir.Combine("config.json"), stale);
+
+        // The folder is said to hold this very commit: its complete files are trusted as they are.
+        var trusted = await client.DownloadModelAsync(Model, dir.Path, folderCommit: FakeHub.Commit(Model.ToString()));
+        Assert.Equal(0, trusted.FilesDownloaded);
+        // Of another (or no known) commit: each is checked against the listing, and the one that differs fetched again.
+        var checkedRun = await client.DownloadModelAsync(Model, dir.Path, folderCommit: FakeHub.Commit(Model.ToString(), "old"));
+        Assert.Equal(1, checkedRun.FilesDownloaded);
+        Assert.Equal(3, checkedRun.FilesSkipped);
+        Assert.Equal(s_config, File.ReadAllBytes(dir.Combine("config.json")));
+    }
+
+    [Fact]
+    public async Task DownloadModel_Offline_ThrowsWithoutARequest()
+    {
+        await using var hub = NewHub();
+        using var dir = new TempDir();
+        using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint) with { Offline = true });
+        var ex = await Assert.ThrowsAsync<HubException>(() => client.DownloadModelAsync(Model, dir.Path));
+        Assert.Contains("HF_HUB_OFFLINE", ex.Message);
+        Assert.False(await client.IsReachableAsync(TimeSpan.FromSeconds(1)));
+        Assert.Empty(hub.Requests);
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(33)]
+    public void Constructor_DownloadsOutOfRange_ThrowsArgumentException(int downloads) =>
+        Assert.ThrowsAny<ArgumentException>(() => new HubClient(new HubClientOptions { MaxConcurrentDownloads = downloads }));
 
     [Fact]
     public async Task DownloadModel_SecondRun_SkipsCompleteFiles()
@@ -116,7 +289,7 @@ public class HubClientTests
     {
         await using var hub = NewHub();
         using var dir = new TempDir();
-        string path = $"/{Model}/resolve/main/model-00001-of-00002.safetensors";
+        string path = FakeHub.ResolvePath(Model.ToString(), "model-00001-of-00002.safetensors");
         hub.AddFault(path, new FakeResponse(200, s_shard, SendBytes: 100_000));
         using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint));
         await client.DownloadModelAsync(Model, dir.Path);
@@ -136,7 +309,7 @@ public class HubClientTests
     {
         await using var hub = NewHub();
         using var dir = new TempDir();
-        string path = $"/{Model}/resolve/main/config.json";
+        string path = FakeHub.ResolvePath(Model.ToString(), "config.json");
         hub.AddFault(path, FakeResponse.Text(status, "busy", new Dictionary<string, string> { ["Retry-After"] = "0" }));
         using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint));
         var summary = await client.DownloadModelAsync(Model, dir.Path);
@@ -149,7 +322,7 @@ public class HubClientTests
     public async Task ListFiles_503ThenSuccess_Retries()
     {
         await using var hub = NewHub();
-        hub.AddFault($"/api/models/{Model}/tree/main", FakeResponse.Text(503, "down"));
+        hub.AddFault(FakeHub.TreePath(Model.ToString()), FakeResponse.Text(503, "down"));
         using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint));
         Assert.Equal(6, (await client.ListFilesAsync(Model)).Count);
     }
@@ -159,7 +332,7 @@ public class HubClientTests
     {
         await using var hub = NewHub();
         using var dir = new TempDir();
-        string path = $"/{Model}/resolve/main/config.json";
+        string path = FakeHub.ResolvePath(Model.ToString(), "config.json");
         hub.AddFault(path, Enumerable.Range(0, 10).Select(_ => FakeResponse.Text(503, "down")).ToArray());
         using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint));
         var ex = await Assert.ThrowsAsync<HubException>(() => client.DownloadModelAsync(Model, dir.Path));
@@ -231,7 +404,7 @@ public class HubClientTests
         using var dir = new TempDir();
         byte[] corrupt = (byte[])s_config.Clone();
         corrupt[3] ^= 1;
-        hub.AddFault($"/{Model}/resolve/main/config.json", new FakeResponse(200, corrupt));
+        hub.AddFault(FakeHub.ResolvePath(Model.ToString(), "config.json"), new FakeResponse(200, corrupt));
         using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint));
         var ex = await Assert.ThrowsAsync<HubException>(() => client.DownloadModelAsync(Model, dir.Path));
         Assert.Equal(HubErrorKind.Integrity, ex.Kind);
@@ -335,9 +508,9 @@ public class HubClientTests
     }
 
     /// <summary>Records reports on the reporting thread (Progress&lt;T&gt; would post them later).</summary>
-    private sealed class SyncProgress(List<HubDownloadProgress> sink) : IProgress<HubDownloadProgress>
+    private sealed class SyncProgress(List<HubTransferProgress> sink) : IProgress<HubTransferProgress>
     {
-        public void Report(HubDownloadProgress value)
+        public void Report(HubTransferProgress value)
         {
             lock (sink)
             {

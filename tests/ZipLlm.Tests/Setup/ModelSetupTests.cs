@@ -144,7 +144,7 @@ public class ModelSetupTests
     public async Task Run_NetworkFailureDuringDownload_ThrowsAndMakesNoSyntheticModels(string? token)
     {
         await using var hub = HubWithFamily();
-        hub.AddFault("/my_org/ft/resolve/main/model.safetensors", Enumerable.Range(0, 5).Select(_ => FakeResponse.Text(503, "down")).ToArray());
+        hub.AddFault(FakeHub.ResolvePath("my_org/ft", "model.safetensors"), Enumerable.Range(0, 5).Select(_ => FakeResponse.Text(503, "down")).ToArray());
         using var dir = new TempDir();
         var config = WriteConfig(dir);
         File.WriteAllText(config.ModelsToProcess, "org/base\nmy_org/ft\n");
@@ -190,6 +190,58 @@ public class ModelSetupTests
         using var dir = new TempDir();
         var config = WriteConfig(dir);
         await Assert.ThrowsAsync<FileNotFoundException>(() => ModelSetup.RunAsync(config, Options(hub.Endpoint), new ListLogger()));
+    }
+
+    [Fact]
+    public async Task Run_ListPinsARevision_DownloadsItRecordsItsCommitAndOthersTakeTheDefault()
+    {
+        await using var hub = HubWithFamily();
+        hub.AddRevision("my_org/ft", "v2", ("model.safetensors", [1, 2, 3, 6]));
+        hub.AddRevision("org/base", "v1", ("model.safetensors", [1, 2, 3, 7]));
+        using var dir = new TempDir();
+        var config = WriteConfig(dir);
+        File.WriteAllText(config.ModelsToProcess, "org/base\nmy_org/ft@v2\n");
+        var result = await ModelSetup.RunAsync(config, Options(hub.Endpoint) with { Revision = "v1" }, new ListLogger());
+
+        Assert.Equal([FakeHub.Commit("org/base", "v1"), FakeHub.Commit("my_org/ft", "v2")], result.Models.Select(m => m.Commit));
+        Assert.Equal(new byte[] { 1, 2, 3, 7 }, File.ReadAllBytes(Path.Combine(config.ModelFolder(ModelId.Parse("org/base")), "model.safetensors")));
+        Assert.Equal(new byte[] { 1, 2, 3, 6 }, File.ReadAllBytes(Path.Combine(config.ModelFolder(ModelId.Parse("my_org/ft")), "model.safetensors")));
+        Assert.Equal(FakeHub.Commit("my_org/ft", "v2"), config.ResolveModel(ModelId.Parse("my_org/ft")).Commit);
+    }
+
+    [Fact]
+    public async Task Run_DownloadFails_LeavesNoRecordedCommitForTheFolder()
+    {
+        await using var hub = HubWithFamily();
+        using var dir = new TempDir();
+        var config = WriteConfig(dir);
+        File.WriteAllText(config.ModelsToProcess, "org/base\n");
+        await ModelSetup.RunAsync(config, Options(hub.Endpoint), new ListLogger());
+        Assert.NotNull(DownloadRecord.Read(config.ModelDir, ModelId.Parse("org/base")));
+
+        hub.AddRevision("org/base", "v1", ("model.safetensors", [9, 9, 9, 9, 9]));
+        hub.AddFault(FakeHub.ResolvePath("org/base", "model.safetensors", "v1"), Enumerable.Range(0, 5).Select(_ => FakeResponse.Text(503, "down")).ToArray());
+        await Assert.ThrowsAsync<HubException>(() => ModelSetup.RunAsync(config, Options(hub.Endpoint, "secret-token") with { Revision = "v1" }, new ListLogger()));
+        // The folder is neither main's nor v1's as a whole now: compress records no commit for it.
+        Assert.Null(DownloadRecord.Read(config.ModelDir, ModelId.Parse("org/base")));
+    }
+
+    [Fact]
+    public async Task Run_ModelDirIsACacheHoldingTheModel_UsesTheSnapshotWithoutDownloading()
+    {
+        await using var hub = HubWithFamily();
+        using var dir = new TempDir();
+        var config = WriteConfig(dir);
+        File.WriteAllText(config.ModelsToProcess, "org/base\nmy_org/ft\n");
+        string commit = FakeHubCache.CommitOf("cached");
+        FakeHubCache.AddSnapshot(config.ModelDir, "org/base", commit, new Dictionary<string, byte[]> { ["model.safetensors"] = [5] });
+        var result = await ModelSetup.RunAsync(config, Options(hub.Endpoint), new ListLogger());
+
+        Assert.Equal(commit, result.Models[0].Commit);
+        Assert.Contains("in the Hugging Face cache", result.Models[0].Action);
+        Assert.DoesNotContain(hub.Requests, r => r.Path.Contains("org/base"));
+        Assert.False(Directory.Exists(config.ModelFolder(ModelId.Parse("org/base"))));
+        Assert.True(File.Exists(Path.Combine(config.ModelFolder(ModelId.Parse("my_org/ft")), "model.safetensors")));
     }
 
     /// <summary>No synthetic model, stand-in list or base_ft.json: a failed setup leaves nothing a compress would pick up.</summary>

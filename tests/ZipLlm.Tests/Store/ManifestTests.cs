@@ -212,6 +212,34 @@ public class ManifestTests
         """;
 
     [Fact]
+    public void Ingest_WithRevision_RecordsItInTheManifestUnderItsChecksum()
+    {
+        using var dir = new TempDir();
+        string folder = dir.Combine("models", "o_m");
+        StoredModels.SmallModel(5)(Directory.CreateDirectory(folder).FullName);
+        ModelStore store = ModelStore.Open(dir.Combine("store"), create: true);
+        using var pool = new WorkerPool(2, Options);
+        string commit = new('c', 40);
+        new ModelIngester(store, pool, NullLogger.Instance).Ingest(ModelId.Parse("o/m"), folder, ModelRole.Standalone, revision: commit);
+
+        string path = store.Layout.ManifestPath(ModelId.Parse("o/m"));
+        string json = File.ReadAllText(path);
+        Assert.Contains($"\"revision\": \"{commit}\"", json);
+        Assert.Equal(commit, store.ReadManifest(ModelId.Parse("o/m")).Revision);
+        File.WriteAllText(path, json.Replace(commit, new string('d', 40)));
+        Assert.Throws<InvalidDataException>(() => store.ReadManifest(ModelId.Parse("o/m")));
+    }
+
+    [Fact]
+    public void Ingest_WithoutRevision_WritesNoRevisionField()
+    {
+        using var dir = new TempDir();
+        ModelStore store = StoredModels.Ingest(dir, ModelId.Parse("o/m"), StoredModels.SmallModel(6));
+        Assert.DoesNotContain("revision", File.ReadAllText(store.Layout.ManifestPath(ModelId.Parse("o/m"))));
+        Assert.Null(store.ReadManifest(ModelId.Parse("o/m")).Revision);
+    }
+
+    [Fact]
     public void ToJson_ManifestOfModelIds_IsByteForByteWhatStringIdsWrote()
     {
         ContentHash h(char c) => ContentHash.Parse(new string(c, 64));

@@ -20,9 +20,9 @@ public sealed class TinyFamilyFixture : IDisposable
 
     public string ModelDir { get; }
 
-    public SyntheticFamilyResult Result { get; }
+    internal SyntheticFamilyResult Result { get; }
 
-    public string Folder(SyntheticModelKind kind) => Result.Get(kind).Folder;
+    internal string Folder(SyntheticModelKind kind) => Result.Get(kind).Folder;
 
     public void Dispose() => _dir.Dispose();
 }
@@ -74,14 +74,19 @@ public class SyntheticFamilyTests(TinyFamilyFixture family) : IClassFixture<Tiny
     public void Generate_Roles_BaseListsAllFinetunesAndStandaloneIsAbsent()
     {
         var map = family.Result.BaseFt;
-        ModelId baseId = family.Result.BaseId;
+        ModelId baseId = family.Result.BaseId, fullFt = SyntheticFamily.IdOf(SyntheticModelKind.FullFinetune);
         Assert.Equal(ModelRoleKind.Base, map.RoleOf(baseId).Kind);
         foreach (SyntheticModel m in family.Result.Models.Skip(1))
         {
-            var expected = m.Kind is SyntheticModelKind.Standalone or SyntheticModelKind.ChannelScaled
-                ? ModelRole.Standalone
-                : new ModelRole(ModelRoleKind.Finetune, baseId);
+            // The re-sharded copy holds the full finetune's tensors and the chat model was trained from it: a chain.
+            var expected = m.Kind switch
+            {
+                SyntheticModelKind.Standalone or SyntheticModelKind.ChannelScaled => ModelRole.Standalone,
+                SyntheticModelKind.ReshardedFinetune or SyntheticModelKind.ChainFinetune => new ModelRole(ModelRoleKind.Finetune, fullFt),
+                _ => new ModelRole(ModelRoleKind.Finetune, baseId),
+            };
             Assert.Equal(expected, map.RoleOf(m.Id));
+            Assert.Equal(expected.BaseId, m.BaseId);
         }
         Assert.Equal(family.Result.Models.Select(m => m.Id), family.Result.ModelList.Models);
     }
@@ -399,7 +404,7 @@ public class SyntheticFamilyTests(TinyFamilyFixture family) : IClassFixture<Tiny
     [InlineData("tiny", SyntheticSize.Tiny)]
     [InlineData("Small", SyntheticSize.Small)]
     [InlineData("default", SyntheticSize.Default)]
-    public void SyntheticSizes_Parse_KnownNames(string name, SyntheticSize expected)
+    internal void SyntheticSizes_Parse_KnownNames(string name, SyntheticSize expected)
     {
         Assert.Equal(expected, SyntheticSizes.Parse(name));
         Assert.Equal(name.ToLowerInvariant(), expected.Name());

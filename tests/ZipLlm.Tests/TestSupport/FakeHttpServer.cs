@@ -5,8 +5,8 @@ using System.Text;
 
 namespace ZipLlm.Tests.TestSupport;
 
-/// <summary>A request as the fake server saw it.</summary>
-internal sealed record FakeRequest(string Method, string Path, IReadOnlyDictionary<string, string> Headers)
+/// <summary>A request as the fake server saw it: the path unescaped, without its query (in <paramref name="Query"/>, after the '?').</summary>
+internal sealed record FakeRequest(string Method, string Path, IReadOnlyDictionary<string, string> Headers, string Query = "")
 {
     public string? Header(string name) => Headers.TryGetValue(name.ToLowerInvariant(), out string? value) ? value : null;
 }
@@ -130,7 +130,11 @@ internal sealed class FakeHttpServer : IAsyncDisposable
                     headers[line[..colon].Trim().ToLowerInvariant()] = line[(colon + 1)..].Trim();
                 }
             }
-            return new FakeRequest(requestLine[0], Uri.UnescapeDataString(requestLine[1]), headers);
+            string target = requestLine[1];
+            int question = target.IndexOf('?');
+            return question < 0
+                ? new FakeRequest(requestLine[0], Uri.UnescapeDataString(target), headers)
+                : new FakeRequest(requestLine[0], Uri.UnescapeDataString(target[..question]), headers, Uri.UnescapeDataString(target[(question + 1)..]));
         }
         return null;
     }

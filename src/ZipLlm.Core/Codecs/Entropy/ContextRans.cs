@@ -27,7 +27,7 @@ namespace ZipLlm.Codecs.Entropy;
 /// </para>
 /// Holds its tables as scratch, so an instance is not thread-safe: give each worker its own.
 /// </summary>
-public sealed class ContextRans
+internal sealed class ContextRans
 {
     /// <summary>Most contexts a stream may use.</summary>
     public const int MaxContexts = 64;

@@ -12,7 +12,7 @@ namespace ZipLlm.Codecs.Kernels;
 /// and bits 6..0 below it. F16 words use the same split: bits 14..7 hold its 5 exponent bits and
 /// the top 3 mantissa bits, which is the low-entropy part of the word.
 /// </summary>
-public static class Bf16Split
+internal static class Bf16Split
 {
     /// <summary>
     /// Splits <paramref name="words"/> (XOR <paramref name="xorWith"/> when it is not empty) into

@@ -8,7 +8,7 @@ namespace ZipLlm.Codecs.Kernels;
 /// streams are the BF16 split of it (exponent bits 30..23; sign bit 31 above mantissa bits 22..16);
 /// the last two are the low mantissa bytes (bits 15..8, then 7..0), which are close to random.
 /// </summary>
-public static class F32Split
+internal static class F32Split
 {
     /// <summary>Number of streams the split produces.</summary>
     public const int StreamCount = 4;

@@ -9,7 +9,7 @@ namespace ZipLlm.Codecs.Kernels;
 /// so that every machine and runtime converts every word, NaN payloads included, the same way: the encoder and the
 /// decoder of a delta must see the same base. Round to nearest even, overflow to infinity, NaN stays NaN.
 /// </summary>
-public static class HalfConversion
+internal static class HalfConversion
 {
     private static readonly Lazy<ushort[]> s_bf16ToF16 = new(() => Table(Bf16ToF16));
     private static readonly Lazy<ushort[]> s_f16ToBf16 = new(() => Table(F16ToBf16));

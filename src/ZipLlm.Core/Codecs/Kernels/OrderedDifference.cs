@@ -20,7 +20,7 @@ namespace ZipLlm.Codecs.Kernels;
 /// exponent, clamped to <see cref="ContextCount"/> buckets: how far a weight moves in ulps depends on its magnitude.
 /// </para>
 /// </summary>
-public static class OrderedDifference
+internal static class OrderedDifference
 {
     /// <summary>The symbol that says "the difference is in the escape stream".</summary>
     public const byte Escape = 255;

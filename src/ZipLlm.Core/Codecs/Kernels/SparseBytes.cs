@@ -12,7 +12,7 @@ namespace ZipLlm.Codecs.Kernels;
 /// zstd stores the two parts a third smaller than the stream itself and decodes them twice as fast.
 /// Each direction has an SSSE3 path (one shuffle per 8 bytes) and a scalar twin, tested against each other.
 /// </summary>
-public static class SparseBytes
+internal static class SparseBytes
 {
     /// <summary>Extra bytes the value buffer needs past its last value: the vector paths move 16 bytes at a time.</summary>
     public const int Slack = 16;

@@ -5,7 +5,7 @@ using System.Runtime.Intrinsics;
 namespace ZipLlm.Codecs.Kernels;
 
 /// <summary>Byte-wise XOR of two equal-length buffers, vectorized with a scalar twin.</summary>
-public static class XorKernel
+internal static class XorKernel
 {
     /// <summary><paramref name="destination"/>[i] = <paramref name="left"/>[i] ^ <paramref name="right"/>[i].</summary>
     /// <exception cref="ArgumentException">The lengths differ.</exception>

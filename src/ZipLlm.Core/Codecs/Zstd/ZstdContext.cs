@@ -15,7 +15,7 @@ public enum ZstdBackend
 /// Both backends read and write standard zstd frames, so either decodes what the other wrote.
 /// Not thread-safe: give each worker its own.
 /// </summary>
-public abstract class ZstdContext : IDisposable
+internal abstract class ZstdContext : IDisposable
 {
     /// <summary>
     /// Environment variable that picks the backend: <c>native</c>, <c>managed</c>, or unset for

@@ -8,7 +8,7 @@ namespace ZipLlm.Store.Backends;
 /// manifest names them), manifests created exclusively and durably, locks as flock on files that the system
 /// releases when a process dies. The only code that touches a folder store's bytes.
 /// </summary>
-public sealed class FolderBackend : IStoreBackend
+internal sealed class FolderBackend : IStoreBackend
 {
     private static readonly string[] s_storeEntries = ["tmp", "locks", "objects", "manifests", "FORMAT"];
     private readonly Lock _peakGate = new();

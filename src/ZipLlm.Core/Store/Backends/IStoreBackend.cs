@@ -3,7 +3,7 @@ namespace ZipLlm.Store.Backends;
 /// <summary>What a backend knows of one object at rest without reading it.</summary>
 /// <param name="Length">Its length in bytes.</param>
 /// <param name="WrittenAt">When it was written (garbage collection keeps young objects for a grace period).</param>
-public readonly record struct ObjectStat(long Length, DateTimeOffset WrittenAt);
+internal readonly record struct ObjectStat(long Length, DateTimeOffset WrittenAt);
 
 /// <summary>
 /// Where a store's bytes rest: its objects (immutable, named by the SHA-256 of what they encode), its manifests
@@ -17,7 +17,7 @@ public readonly record struct ObjectStat(long Length, DateTimeOffset WrittenAt);
 /// <see cref="StoreDamageException"/> for something in an object's place that is not one, <see cref="IOException"/>
 /// for the rest.
 /// </remarks>
-public interface IStoreBackend
+internal interface IStoreBackend
 {
     /// <summary>Where the store is, for messages: a folder path or a URL.</summary>
     string Location { get; }
@@ -90,7 +90,7 @@ public interface IStoreBackend
 }
 
 /// <summary>An object being written; disposing it without a commit discards it.</summary>
-public interface IObjectUpload : IDisposable
+internal interface IObjectUpload : IDisposable
 {
     /// <summary>Where the object's bytes go.</summary>
     Stream Stream { get; }
@@ -101,7 +101,7 @@ public interface IObjectUpload : IDisposable
 }
 
 /// <summary>Object reads that share bounded resources; dispose it when done.</summary>
-public interface IObjectReadSession : IDisposable
+internal interface IObjectReadSession : IDisposable
 {
     /// <summary>Opens an object for reading ranges.</summary>
     /// <exception cref="StoreDamageException">The object is missing, or something that is not one stands in its place.</exception>
@@ -109,7 +109,7 @@ public interface IObjectReadSession : IDisposable
 }
 
 /// <summary>An object open for reading: any range, from any thread.</summary>
-public interface IObjectContent
+internal interface IObjectContent
 {
     /// <summary>Its length in bytes.</summary>
     long Length { get; }

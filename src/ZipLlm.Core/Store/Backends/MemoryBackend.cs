@@ -7,7 +7,7 @@ namespace ZipLlm.Store.Backends;
 /// that use the library) and for proving the seam, since the same test suite runs against both. Thread-safe;
 /// nothing survives the process.
 /// </summary>
-public sealed class MemoryBackend : IStoreBackend
+internal sealed class MemoryBackend : IStoreBackend
 {
     private readonly ConcurrentDictionary<ContentHash, (byte[] Bytes, DateTimeOffset WrittenAt)> _objects = new();
     private readonly ConcurrentDictionary<string, (byte[] Bytes, long Version)> _manifests = new(StringComparer.Ordinal);

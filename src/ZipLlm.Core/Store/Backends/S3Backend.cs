@@ -11,7 +11,7 @@ namespace ZipLlm.Store.Backends;
 /// and manifests are written and anything deleted only while the leases this store holds are trusted.
 /// Every request passes one gate of <see cref="MaxRequests"/> (<c>--threads</c>).
 /// </summary>
-public sealed class S3Backend : IStoreBackend, IDisposable
+internal sealed class S3Backend : IStoreBackend, IDisposable
 {
     /// <summary>Bytes of each part of a multipart upload (S3 wants at least 5 MiB but for the last).</summary>
     public const int DefaultPartSize = 8 << 20;

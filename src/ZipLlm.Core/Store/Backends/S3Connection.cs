@@ -188,7 +188,7 @@ internal sealed class S3Connection : IDisposable
 }
 
 /// <summary>An S3 request that failed: the server's status and code when it answered.</summary>
-public sealed class S3RequestException : IOException
+internal sealed class S3RequestException : IOException
 {
     /// <summary>Creates the exception.</summary>
     public S3RequestException(string request, HttpStatusCode? status, string? code, string message, Exception? innerException)

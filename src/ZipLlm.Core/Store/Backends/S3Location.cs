@@ -10,7 +10,7 @@ namespace ZipLlm.Store.Backends;
 /// PREFIX/locks/NAME/shared.ID      the lease of each shared holder
 /// </code>
 /// </summary>
-public sealed class S3Location
+internal sealed class S3Location
 {
     /// <summary>The scheme a <c>storage_dir</c> starts with to name a bucket.</summary>
     public const string Scheme = "s3://";

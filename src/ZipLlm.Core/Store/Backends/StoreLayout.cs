@@ -12,7 +12,7 @@ namespace ZipLlm.Store.Backends;
 /// locks/                      advisory locks: the store (shared by writers, exclusive for removal) and each model
 /// </code>
 /// </summary>
-public sealed class StoreLayout(string root)
+internal sealed class StoreLayout(string root)
 {
     /// <summary>Store format this build reads and writes.</summary>
     public const int FormatVersion = 1;

@@ -23,7 +23,7 @@ namespace ZipLlm.Tools.BitxFileTool;
 /// chunk of each stream becomes one standard zstd frame, compressed in parallel and written in order.
 /// Memory is bounded by the thread count and the chunk size, not by the files.
 /// </summary>
-public static class BitxFile
+internal static class BitxFile
 {
     private static readonly TimeSpan s_progressInterval = TimeSpan.FromSeconds(5);
 

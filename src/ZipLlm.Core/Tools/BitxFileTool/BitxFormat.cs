@@ -11,7 +11,7 @@ namespace ZipLlm.Tools.BitxFileTool;
 /// Skippable frames decode to nothing, so the stream a zstd decoder yields is exactly the concatenation
 /// of the chunk frames.
 /// </summary>
-public static class BitxFormat
+internal static class BitxFormat
 {
     /// <summary>Bytes of delta image per chunk (one zstd frame per stream per chunk) unless told otherwise.</summary>
     public const int DefaultChunkSize = 4 << 20;
@@ -66,7 +66,7 @@ public static class BitxFormat
 }
 
 /// <summary>Which of the two BitX files a header belongs to.</summary>
-public enum BitxStream : byte
+internal enum BitxStream : byte
 {
     /// <summary>The exponent stream (bits 14..7 of each word).</summary>
     Exponent = 0,
@@ -76,7 +76,7 @@ public enum BitxStream : byte
 }
 
 /// <summary>How the finetune was paired with the base to form the delta image.</summary>
-public enum BitxMode : byte
+internal enum BitxMode : byte
 {
     /// <summary>Byte for byte over the common prefix (either input is not a valid safetensors file).</summary>
     Raw = 0,

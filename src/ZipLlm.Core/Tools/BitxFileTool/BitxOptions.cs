@@ -1,7 +1,7 @@
 namespace ZipLlm.Tools.BitxFileTool;
 
 /// <summary>Settings of <see cref="BitxFile"/>.</summary>
-public sealed record BitxOptions
+internal sealed record BitxOptions
 {
     /// <summary>Workers compressing or decompressing chunks at once, up to <see cref="Codecs.WorkerPool.MaxThreads"/>; 0 means all cores.</summary>
     public int Threads { get; init; }

@@ -7,7 +7,7 @@ namespace ZipLlm.Tools.BitxFileTool;
 /// <param name="ExponentLength">Bytes of the exponent-stream file.</param>
 /// <param name="SignMantissaLength">Bytes of the sign+mantissa-stream file.</param>
 /// <param name="Elapsed">Wall time of the whole operation.</param>
-public sealed record BitxResult(BitxMode Mode, int PairedTensors, long OriginalLength, long ExponentLength, long SignMantissaLength, TimeSpan Elapsed)
+internal sealed record BitxResult(BitxMode Mode, int PairedTensors, long OriginalLength, long ExponentLength, long SignMantissaLength, TimeSpan Elapsed)
 {
     /// <summary>Bytes of both compressed files.</summary>
     public long CompressedLength => ExponentLength + SignMantissaLength;

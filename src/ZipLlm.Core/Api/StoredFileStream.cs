@@ -1,0 +1,327 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using ZipLlm.Codecs;
+using ZipLlm.Config;
+using ZipLlm.Safetensors;
+using ZipLlm.Store;
+
+namespace ZipLlm;
+
+/// <summary>
+/// One stored file as a read-only, seekable stream. The file is laid out as restore writes it: a file stored whole
+/// is its one object; a safetensors file is its length prefix and header (decoded when the stream opens: small),
+/// then each tensor's object in data order. A read decodes only the chunk it falls in, and keeps that chunk
+/// while reads stay in it; a tensor's object is opened (header and chunk index read) the first time it is touched.
+/// </summary>
+internal sealed class StoredFileStream : Stream
+{
+    private readonly ModelId _modelId;
+    private readonly StoredFile _file;
+    private readonly ObjectStore.ObjectReader _reader;
+    private readonly ChunkCodec _codec;
+    private readonly IDisposable _storeLock;
+    private readonly byte[] _head;
+    // Segment i covers [_starts[i], _starts[i + 1]) of the file: its object's bytes. Segment -1 is _head.
+    private readonly long[] _starts;
+    private readonly ContentHash[] _objects;
+    private readonly IChunkSource?[] _sources;
+    private long _position;
+    private byte[]? _chunk;
+    private int _chunkSegment = -1;
+    private long _chunkStart = -1;
+    private int _chunkLength;
+    private bool _disposed;
+
+    private StoredFileStream(ModelId modelId, StoredFile file, ObjectStore.ObjectReader reader, ChunkCodec codec, IDisposable storeLock,
+        byte[] head, long[] starts, ContentHash[] objects)
+    {
+        _modelId = modelId;
+        _file = file;
+        _reader = reader;
+        _codec = codec;
+        _storeLock = storeLock;
+        _head = head;
+        _starts = starts;
+        _objects = objects;
+        _sources = new IChunkSource?[objects.Length];
+    }
+
+    /// <summary>Opens <paramref name="file"/>; the stream owns <paramref name="storeLock"/> from here on, also when this throws.</summary>
+    /// <exception cref="StoreDamageException">The stored header cannot be read back, or does not fit the manifest.</exception>
+    public static StoredFileStream Open(ModelStore store, WorkerPool pool, ModelId modelId, StoredFile file, IDisposable storeLock)
+    {
+        ObjectStore.ObjectReader reader = store.Objects.OpenReader();
+        var codec = new ChunkCodec(pool.Options);
+        try
+        {
+            if (file.Kind == StoredFileKind.Blob)
+            {
+                return new StoredFileStream(modelId, file, reader, codec, storeLock, [], [0, file.Size], [file.Object]);
+            }
+            StoredTensor[] tensors = file.Tensors!;
+            byte[] headerBytes = TensorCodec.DecodeToArray(reader.OpenSource(file.Object), pool);
+            SafetensorsHeader header;
+            try
+            {
+                header = SafetensorsHeader.Parse(headerBytes, checked(file.Size - SafetensorsFormat.LengthPrefixSize - headerBytes.LongLength), "the stored header");
+            }
+            catch (Exception ex) when (StoreDamageException.IsDamage(ex) || ex is OverflowException)
+            {
+                throw new StoreDamageException(modelId, file.Path, file.Object, ex.Message.TrimEnd('.'), ex);
+            }
+            if (header.Tensors.Count != tensors.Length || header.Tensors.Where((t, i) => t.Name != tensors[i].Name).Any() || header.FileLength != file.Size)
+            {
+                throw new StoreDamageException(modelId, file.Path, file.Object, "the stored header does not match the stored tensors");
+            }
+            byte[] head = new byte[SafetensorsFormat.LengthPrefixSize + headerBytes.Length];
+            BinaryPrimitives.WriteUInt64LittleEndian(head, (ulong)headerBytes.Length);
+            headerBytes.CopyTo(head, SafetensorsFormat.LengthPrefixSize);
+            // Tensors follow one another with no gap (restore writes them so); each object's length is checked when it is opened.
+            var starts = new long[tensors.Length + 1];
+            long at = head.Length;
+            for (int i = 0; i < tensors.Length; i++)
+            {
+                starts[i] = at;
+                at += header.Tensors[i].Length;
+            }
+            starts[^1] = at;
+            return new StoredFileStream(modelId, file, reader, codec, storeLock, head, starts, tensors.Select(t => t.Object).ToArray());
+        }
+        catch (StoreDamageException ex)
+        {
+            Release(reader, codec, storeLock);
+            throw ex.InFile(modelId, file.Path);
+        }
+        catch
+        {
+            Release(reader, codec, storeLock);
+            throw;
+        }
+    }
+
+    private static void Release(ObjectStore.ObjectReader reader, ChunkCodec codec, IDisposable storeLock)
+    {
+        reader.Dispose();
+        codec.Dispose();
+        storeLock.Dispose();
+    }
+
+    /// <inheritdoc/>
+    public override bool CanRead => !_disposed;
+
+    /// <inheritdoc/>
+    public override bool CanSeek => !_disposed;
+
+    /// <inheritdoc/>
+    public override bool CanWrite => false;
+
+    /// <inheritdoc/>
+    public override long Length
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _file.Size;
+        }
+    }
+
+    /// <inheritdoc/>
+    public override long Position
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _position;
+        }
+        set
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            ArgumentOutOfRangeException.ThrowIfNegative(value);
+            _position = value;
+        }
+    }
+
+    /// <inheritdoc/>
+    public override long Seek(long offset, SeekOrigin origin)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        long target = origin switch
+        {
+            SeekOrigin.Begin => offset,
+            SeekOrigin.Current => checked(_position + offset),
+            SeekOrigin.End => checked(_file.Size + offset),
+            _ => throw new ArgumentOutOfRangeException(nameof(origin)),
+        };
+        if (target < 0)
+        {
+            throw new IOException($"Seek to {target}, before the start of {_file.Path}.");
+        }
+        _position = target;
+        return target;
+    }
+
+    /// <inheritdoc/>
+    public override int Read(byte[] buffer, int offset, int count)
+    {
+        ValidateBufferArguments(buffer, offset, count);
+        return Read(buffer.AsSpan(offset, count));
+    }
+
+    /// <inheritdoc/>
+    public override int Read(Span<byte> buffer)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        int done = 0;
+        while (done < buffer.Length && _position < _file.Size)
+        {
+            int copied = CopyAt(_position, buffer[done..]);
+            done += copied;
+            _position += copied;
+        }
+        return done;
+    }
+
+    /// <inheritdoc/>
+    public override int ReadByte()
+    {
+        Span<byte> one = stackalloc byte[1];
+        return Read(one) == 1 ? one[0] : -1;
+    }
+
+    /// <inheritdoc/>
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        // The bytes come from decoding on this thread: there is no I/O to wait for without a thread.
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<int>(cancellationToken);
+        }
+        try
+        {
+            return ValueTask.FromResult(Read(buffer.Span));
+        }
+        catch (Exception ex)
+        {
+            return ValueTask.FromException<int>(ex);
+        }
+    }
+
+    /// <inheritdoc/>
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+    {
+        ValidateBufferArguments(buffer, offset, count);
+        return ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+    }
+
+    /// <summary>Copies bytes from <paramref name="position"/> (inside the file), up to the end of the chunk or header it falls in.</summary>
+    private int CopyAt(long position, Span<byte> destination)
+    {
+        if (position < _head.Length)
+        {
+            int n = Math.Min(destination.Length, _head.Length - (int)position);
+            _head.AsSpan((int)position, n).CopyTo(destination);
+            return n;
+        }
+        // The last segment whose start is at or before the position; empty tensors share a start with the next one.
+        int segment = Array.BinarySearch(_starts, position);
+        segment = segment >= 0 ? segment : ~segment - 1;
+        while (_starts[segment + 1] <= position)
+        {
+            segment++;
+        }
+        long inSegment = position - _starts[segment];
+        if (_chunkSegment != segment || inSegment < _chunkStart || inSegment >= _chunkStart + _chunkLength)
+        {
+            LoadChunk(segment, inSegment);
+        }
+        int offset = (int)(inSegment - _chunkStart);
+        int count = Math.Min(destination.Length, _chunkLength - offset);
+        _chunk.AsSpan(offset, count).CopyTo(destination);
+        return count;
+    }
+
+    private void LoadChunk(int segment, long inSegment)
+    {
+        IChunkSource source = SourceOf(segment);
+        int chunkSize = source.ChunkSize > 0 ? source.ChunkSize : _codec.Options.ChunkSize;
+        long start = inSegment / chunkSize * chunkSize;
+        int length = (int)Math.Min(chunkSize, source.Length - start);
+        if (_chunk is null || _chunk.Length < length)
+        {
+            if (_chunk is not null)
+            {
+                ArrayPool<byte>.Shared.Return(_chunk);
+            }
+            _chunk = ArrayPool<byte>.Shared.Rent(chunkSize);
+        }
+        // Marked empty first: a chunk that fails to decode must not be served half-written by the next read.
+        _chunkSegment = -1;
+        try
+        {
+            source.ReadChunk(start, _chunk.AsSpan(0, length), _codec);
+        }
+        catch (StoreDamageException ex)
+        {
+            throw ex.InFile(_modelId, _file.Path);
+        }
+        catch (InvalidDataException ex)
+        {
+            throw new StoreDamageException(_modelId, _file.Path, _objects[segment], ex.Message.TrimEnd('.'), ex);
+        }
+        _chunkSegment = segment;
+        _chunkStart = start;
+        _chunkLength = length;
+    }
+
+    private IChunkSource SourceOf(int segment)
+    {
+        if (_sources[segment] is { } open)
+        {
+            return open;
+        }
+        IChunkSource source;
+        try
+        {
+            source = _reader.OpenSource(_objects[segment]);
+        }
+        catch (StoreDamageException ex)
+        {
+            throw ex.InFile(_modelId, _file.Path);
+        }
+        long expected = _starts[segment + 1] - _starts[segment];
+        if (source.Length != expected)
+        {
+            throw new StoreDamageException(_modelId, _file.Path, _objects[segment],
+                $"the object holds {source.Length} bytes where the file needs {expected} there");
+        }
+        _sources[segment] = source;
+        return source;
+    }
+
+    /// <inheritdoc/>
+    public override void Flush()
+    {
+    }
+
+    /// <inheritdoc/>
+    public override void SetLength(long value) => throw new NotSupportedException("A stored file is read-only.");
+
+    /// <inheritdoc/>
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException("A stored file is read-only.");
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing && !_disposed)
+        {
+            _disposed = true;
+            if (_chunk is not null)
+            {
+                ArrayPool<byte>.Shared.Return(_chunk);
+                _chunk = null;
+            }
+            Release(_reader, _codec, _storeLock);
+        }
+        base.Dispose(disposing);
+    }
+}

@@ -1,0 +1,432 @@
+using System.Text;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using ZipLlm.Codecs;
+using ZipLlm.Config;
+using ZipLlm.Jobs;
+using ZipLlm.Safetensors;
+using ZipLlm.Store;
+using ZipLlm.Store.Backends;
+
+namespace ZipLlm;
+
+/// <summary>
+/// A ZipLLM store opened by a program: list the models it holds, store a model folder, restore a model, and read one
+/// file or one tensor of a stored model without restoring the rest. The same store the <c>zipllm</c> command uses,
+/// with the same guarantees: every operation that reads holds the store's lock shared (as <c>zipllm restore</c> does),
+/// so a <c>remove</c> or <c>gc</c> in another process waits for it and never deletes what is being read.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Model ids are <c>org/name</c> strings. Every method may be called from several threads at once; a
+/// <see cref="Stream"/> from <see cref="OpenFile"/> is for one thread at a time, as streams are.
+/// </para>
+/// <para>
+/// Failures: <see cref="KeyNotFoundException"/> for a model or tensor the store does not hold (naming it),
+/// <see cref="FileNotFoundException"/> for a file a stored model does not have, <see cref="ArgumentException"/> for a
+/// malformed id or a buffer too small, <see cref="StoreDamageException"/> (an <see cref="IOException"/>) when stored
+/// bytes cannot be read back as recorded, naming the model, file and object, <see cref="IOException"/> for other I/O
+/// failures, and <see cref="OperationCanceledException"/> when a token stops the work.
+/// </para>
+/// </remarks>
+/// <example>
+/// <code>
+/// using ZipLlmStore store = ZipLlmStore.Open("store");
+/// foreach (StoredModel model in store.ListModels())
+///     Console.WriteLine($"{model.Id}: {model.OriginalBytes} bytes in, {model.AddedBytes} stored");
+/// StoredModelTensor info = store.GetTensorInfo("org/model", "lm_head.weight");
+/// byte[] bytes = new byte[info.Length];
+/// store.ReadTensor("org/model", "lm_head.weight", bytes);
+/// </code>
+/// </example>
+public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
+{
+    private readonly ModelStore _store;
+    private readonly WorkerPool _pool;
+    private readonly ILogger _logger;
+    private int _disposed;
+
+    private ZipLlmStore(ModelStore store, WorkerPool pool, ILogger logger)
+    {
+        _store = store;
+        _pool = pool;
+        _logger = logger;
+    }
+
+    /// <summary>Where the store is: its folder, or its <c>s3://BUCKET/PREFIX</c>.</summary>
+    public string Location => _store.Backend.Location;
+
+    /// <summary>
+    /// Opens the store at <paramref name="storeLocation"/>: a folder, or <c>s3://BUCKET/PREFIX</c> for a store in a
+    /// bucket (the client configured from the AWS environment variables and profiles, as the <c>zipllm</c> command is).
+    /// </summary>
+    /// <param name="storeLocation">The store's folder (the <c>storage_dir</c> of a config), or its S3 URL.</param>
+    /// <param name="options">Threads, creation, logging; defaults when null.</param>
+    /// <remarks>
+    /// Raises the process's thread-pool minimum to four threads per worker (never lowers it): every call blocks a
+    /// thread-pool thread while its chunks are decoded or encoded on others.
+    /// </remarks>
+    /// <exception cref="ArgumentException">The location is empty, the S3 URL is malformed, or <see cref="ZipLlmStoreOptions.Threads"/> is out of range.</exception>
+    /// <exception cref="DirectoryNotFoundException">There is no store there and <see cref="ZipLlmStoreOptions.CreateIfMissing"/> is not set.</exception>
+    /// <exception cref="NotSupportedException">The store is of a newer or unknown format.</exception>
+    /// <exception cref="IOException">The location holds something that is not a store, or cannot be reached.</exception>
+    public static ZipLlmStore Open(string storeLocation, ZipLlmStoreOptions? options = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(storeLocation);
+        options ??= new ZipLlmStoreOptions();
+        if (options.Threads is < 0 or > WorkerPool.MaxThreads)
+        {
+            throw new ArgumentException($"Threads is {options.Threads}; it must be 0 (one per processor) to {WorkerPool.MaxThreads}.", nameof(options));
+        }
+        var pool = new WorkerPool(options.Threads);
+        // The calls block a thread-pool thread while their chunks decode on others: without spare threads the pool
+        // grows only slowly, and a 65 MB ReadTensorAsync took 1.5 s where it takes a fraction of that.
+        WorkerPool.ReserveThreadPoolThreads(pool.Threads);
+        IStoreBackend? backend = null;
+        try
+        {
+            backend = StoreAccess.OpenBackend(storeLocation, pool.Threads);
+            ModelStore store = ModelStore.Open(backend, options.CreateIfMissing);
+            return new ZipLlmStore(store, pool, options.Logger ?? NullLogger.Instance);
+        }
+        catch
+        {
+            (backend as IDisposable)?.Dispose();
+            pool.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Every model the store holds, ordered by id. A manifest that is damaged is left out and logged as a warning (<c>zipllm verify</c> names it).</summary>
+    /// <exception cref="IOException">The store cannot be read.</exception>
+    public IReadOnlyList<StoredModel> ListModels(CancellationToken cancellationToken = default)
+    {
+        ThrowIfDisposed();
+        using IDisposable storeLock = _store.LockStore(exclusive: false, cancellationToken);
+        ManifestScan scan = _store.ScanManifests();
+        foreach ((string path, string problem) in scan.Damaged)
+        {
+            _logger.LogWarning("Left out of the listing: {Path}: {Problem}", path, problem);
+        }
+        return scan.Manifests.Select(ToPublic).ToList();
+    }
+
+    /// <inheritdoc cref="ListModels"/>
+    public Task<IReadOnlyList<StoredModel>> ListModelsAsync(CancellationToken cancellationToken = default) =>
+        Task.Run(() => ListModels(cancellationToken), cancellationToken);
+
+    /// <summary>The stored model <paramref name="modelId"/>, its files and tensors.</summary>
+    /// <exception cref="ArgumentException"><paramref name="modelId"/> is not of the form <c>org/name</c>.</exception>
+    /// <exception cref="KeyNotFoundException">The model is not stored.</exception>
+    /// <exception cref="StoreDamageException">Its manifest is damaged.</exception>
+    public StoredModel GetModel(string modelId) => ToPublic(ReadManifest(ParseId(modelId)));
+
+    /// <summary>Whether the store holds <paramref name="modelId"/>.</summary>
+    /// <exception cref="ArgumentException"><paramref name="modelId"/> is not of the form <c>org/name</c>.</exception>
+    public bool Contains(string modelId)
+    {
+        ThrowIfDisposed();
+        return _store.Contains(ParseId(modelId));
+    }
+
+    /// <summary>The dtype, shape and byte length of tensor <paramref name="tensorName"/> of <paramref name="modelId"/>, and the file that holds it.</summary>
+    /// <exception cref="ArgumentException">
+    /// <paramref name="modelId"/> is not of the form <c>org/name</c>, or more than one file of the model has a tensor of that name.
+    /// </exception>
+    /// <exception cref="KeyNotFoundException">The model is not stored, or has no tensor of that name.</exception>
+    /// <exception cref="StoreDamageException">Its manifest is damaged.</exception>
+    public StoredModelTensor GetTensorInfo(string modelId, string tensorName)
+    {
+        ModelId id = ParseId(modelId);
+        (StoredFile file, StoredTensor tensor) = FindTensor(ReadManifest(id), tensorName);
+        return ToPublic(file, tensor);
+    }
+
+    /// <summary>
+    /// Stores the model in <paramref name="modelFolder"/> as <paramref name="modelId"/>: every file, each unique file
+    /// and tensor once, a finetune's tensors as deltas against those of <paramref name="baseModelId"/> where that is
+    /// smaller. The model is stored only once all of it is: a failure or a cancellation leaves it not stored (objects
+    /// already written stay until <c>zipllm gc</c>). A model already stored is skipped.
+    /// </summary>
+    /// <param name="modelFolder">The model's folder: its safetensors files and every other file.</param>
+    /// <param name="modelId">The id to store it under, <c>org/name</c>.</param>
+    /// <param name="baseModelId">
+    /// The stored model it is a finetune of, or null to store it on its own (<c>zipllm compress</c> measures which
+    /// stored model a new one is closest to; here the caller says).
+    /// </param>
+    /// <param name="progress">Gets bytes hashed and encoded.</param>
+    /// <param name="cancellationToken">Stops the work.</param>
+    /// <exception cref="ArgumentException">An id is not of the form <c>org/name</c>, or the base is the model itself.</exception>
+    /// <exception cref="KeyNotFoundException">The base model is not stored.</exception>
+    /// <exception cref="DirectoryNotFoundException">The folder does not exist.</exception>
+    /// <exception cref="InvalidDataException">A file is malformed (a safetensors header that lies, a name that is not UTF-8 ...); nothing was stored.</exception>
+    /// <exception cref="EndOfStreamException">A safetensors file is truncated; nothing was stored.</exception>
+    /// <exception cref="IOException">A file changed while it was read, or the store cannot be written.</exception>
+    public Task<CompressSummary> CompressAsync(string modelFolder, string modelId, string? baseModelId = null, IProgress<ZipLlmProgress>? progress = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(modelFolder);
+        ModelId id = ParseId(modelId);
+        ModelId? baseId = baseModelId is null ? null : ModelId.Parse(baseModelId, nameof(baseModelId));
+        if (baseId == id)
+        {
+            throw new ArgumentException($"{id} cannot be its own base.", nameof(baseModelId));
+        }
+        return Task.Run(() => Compress(modelFolder, id, baseId, progress, cancellationToken), cancellationToken);
+    }
+
+    private CompressSummary Compress(string folder, ModelId id, ModelId? baseId, IProgress<ZipLlmProgress>? progress, CancellationToken cancellationToken)
+    {
+        ThrowIfDisposed();
+        using IDisposable storeLock = _store.LockStore(exclusive: false, cancellationToken);
+        if (baseId is { } requiredBase && !_store.Contains(requiredBase))
+        {
+            throw new KeyNotFoundException($"The base model {requiredBase} of {id} is not in the store at {Location}; store it first.");
+        }
+        using IDisposable modelLock = _store.LockModel(id, cancellationToken);
+        if (_store.Contains(id))
+        {
+            return new CompressSummary(id.ToString(), true, 0, 0, TimeSpan.Zero, 0, 0);
+        }
+        ModelRole role = baseId is { } b ? new ModelRole(ModelRoleKind.Finetune, b) : ModelRole.Standalone;
+        // Sketched as compress sketches every model, so that a later `zipllm compress` can score its models against this one.
+        Lineage.ModelSketch sketch = Lineage.ModelSketches.FromFolder(id, folder, cancellationToken);
+        var ingester = new ModelIngester(_store, _pool, _logger) { Progress = Adapt(progress) };
+        IngestResult result = ingester.Ingest(id, folder, role, cancellationToken, sketch);
+        return new CompressSummary(id.ToString(), false, result.OriginalBytes, result.AddedBytes, result.Elapsed, result.DeltaTensors, result.DedupTensors);
+    }
+
+    /// <summary>
+    /// Rebuilds the folder of <paramref name="modelId"/> in <paramref name="outputFolder"/>, bit for bit. Files are
+    /// written into a staging folder inside it and put in place only once every one matches the hash recorded when it
+    /// was stored; a failure or a cancellation leaves the folder as it was (but for folders created on the way).
+    /// </summary>
+    /// <param name="modelId">The stored model.</param>
+    /// <param name="outputFolder">Where its files go; created when missing; must be empty unless <paramref name="overwrite"/>.</param>
+    /// <param name="overwrite">
+    /// Write into a folder that is not empty: the model's files replace what is at their paths, and every other entry
+    /// of the folder is deleted (refused for the file-system root, the home folder and a folder holding the store).
+    /// </param>
+    /// <param name="progress">Gets bytes decoded and written.</param>
+    /// <param name="cancellationToken">Stops the work.</param>
+    /// <exception cref="ArgumentException">The id is not of the form <c>org/name</c>, or the folder is one that is never swept.</exception>
+    /// <exception cref="KeyNotFoundException">The model is not stored.</exception>
+    /// <exception cref="StoreDamageException">Stored bytes cannot be read back, or a file does not match its hash.</exception>
+    /// <exception cref="IOException">The folder is not empty (without <paramref name="overwrite"/>), another restore is writing into it, or it cannot be written.</exception>
+    public Task<RestoreSummary> RestoreAsync(string modelId, string outputFolder, bool overwrite = false, IProgress<ZipLlmProgress>? progress = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(outputFolder);
+        ModelId id = ParseId(modelId);
+        return Task.Run(() =>
+        {
+            ThrowIfDisposed();
+            using IDisposable storeLock = _store.LockStore(exclusive: false, cancellationToken);
+            var restorer = new ModelRestorer(_store, _pool) { Progress = Adapt(progress) };
+            RestoreResult result = restorer.Restore(id, outputFolder, overwrite, cancellationToken);
+            return new RestoreSummary(id.ToString(), result.Files, result.Bytes, result.Elapsed);
+        }, cancellationToken);
+    }
+
+    /// <summary>
+    /// Opens file <paramref name="path"/> of <paramref name="modelId"/> as a read-only, seekable stream of its original
+    /// bytes. Only what is read is decoded: one chunk (4 MiB at most) of one tensor at a time, kept while reads stay
+    /// in it, so a seek costs nothing and reading one tensor of a large file decodes that tensor alone. Each chunk is
+    /// checked against the checksum stored with it; the file's own hash is checked by <see cref="RestoreAsync"/>.
+    /// </summary>
+    /// <remarks>The stream holds the store's lock shared until it is disposed: a <c>zipllm gc</c> or <c>remove</c> waits for it.</remarks>
+    /// <param name="modelId">The stored model.</param>
+    /// <param name="path">The file's path inside the model folder, with <c>/</c> separators, as <see cref="StoredModelFile.Path"/> gives it.</param>
+    /// <exception cref="ArgumentException">The id is not of the form <c>org/name</c>.</exception>
+    /// <exception cref="KeyNotFoundException">The model is not stored.</exception>
+    /// <exception cref="FileNotFoundException">The model has no file at <paramref name="path"/>.</exception>
+    /// <exception cref="StoreDamageException">The file's stored header cannot be read back. Reads fail the same way on a damaged chunk.</exception>
+    public Stream OpenFile(string modelId, string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        ModelId id = ParseId(modelId);
+        ThrowIfDisposed();
+        IDisposable storeLock = _store.LockStore(exclusive: false);
+        try
+        {
+            Manifest manifest = ReadManifest(id);
+            StoredFile file = manifest.Files.FirstOrDefault(f => f.Path == path)
+                ?? throw new FileNotFoundException($"Model {id} has no file \"{path}\" (it has {manifest.Files.Length}: {Listing(manifest.Files.Select(f => f.Path))}).", path);
+            return StoredFileStream.Open(_store, _pool, id, file, storeLock);
+        }
+        catch
+        {
+            storeLock.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Decodes tensor <paramref name="tensorName"/> of <paramref name="modelId"/> into <paramref name="destination"/>,
+    /// on the store's workers, without reading any other tensor (but the bases a delta is decoded against).
+    /// </summary>
+    /// <returns>Bytes written: the tensor's <see cref="StoredModelTensor.Length"/>.</returns>
+    /// <exception cref="ArgumentException">
+    /// The id is not of the form <c>org/name</c>, more than one file has a tensor of that name, or
+    /// <paramref name="destination"/> is shorter than the tensor (see <see cref="GetTensorInfo"/>).
+    /// </exception>
+    /// <exception cref="KeyNotFoundException">The model is not stored, or has no tensor of that name.</exception>
+    /// <exception cref="StoreDamageException">The tensor's object, or a base it needs, cannot be read back.</exception>
+    /// <exception cref="OperationCanceledException">The token stopped the work; <paramref name="destination"/> holds part of the tensor.</exception>
+    public int ReadTensor(string modelId, string tensorName, Span<byte> destination, CancellationToken cancellationToken = default)
+    {
+        unsafe
+        {
+            fixed (byte* start = destination)
+            {
+                return ReadTensor(modelId, tensorName, (nint)start, destination.Length, cancellationToken);
+            }
+        }
+    }
+
+    /// <inheritdoc cref="ReadTensor(string, string, Span{byte}, CancellationToken)"/>
+    public Task<int> ReadTensorAsync(string modelId, string tensorName, Memory<byte> destination, CancellationToken cancellationToken = default) =>
+        Task.Run(() =>
+        {
+            unsafe
+            {
+                using System.Buffers.MemoryHandle pin = destination.Pin();
+                return ReadTensor(modelId, tensorName, (nint)pin.Pointer, destination.Length, cancellationToken);
+            }
+        }, cancellationToken);
+
+    private unsafe int ReadTensor(string modelId, string tensorName, nint destination, int capacity, CancellationToken cancellationToken)
+    {
+        ModelId id = ParseId(modelId);
+        ThrowIfDisposed();
+        using IDisposable storeLock = _store.LockStore(exclusive: false, cancellationToken);
+        Manifest manifest = ReadManifest(id);
+        (StoredFile file, StoredTensor tensor) = FindTensor(manifest, tensorName);
+        long length = TensorLength(tensor);
+        if (length > capacity)
+        {
+            throw new ArgumentException($"Tensor \"{tensorName}\" of {id} is {length} bytes; the destination holds {capacity}.", "destination");
+        }
+        using ObjectStore.ObjectReader reader = _store.Objects.OpenReader();
+        try
+        {
+            IChunkSource source = reader.OpenSource(tensor.Object);
+            if (source.Length != length)
+            {
+                throw new StoreDamageException(id, file.Path, tensor.Object,
+                    $"tensor \"{tensor.Name}\" is {source.Length} bytes in its object, where its dtype and shape make {length}");
+            }
+            long position = 0;
+            TensorCodec.Decode(source, _pool.Options.ChunkSize, _pool, chunk =>
+            {
+                chunk.CopyTo(new Span<byte>((byte*)destination + position, chunk.Length));
+                position += chunk.Length;
+            }, cancellationToken);
+            return (int)length;
+        }
+        catch (StoreDamageException ex)
+        {
+            throw ex.InFile(id, file.Path);
+        }
+    }
+
+    /// <summary>Releases the store's workers and connections. Streams opened from it must be disposed of on their own.</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+        _pool.Dispose();
+        (_store.Backend as IDisposable)?.Dispose();
+    }
+
+    /// <inheritdoc cref="Dispose"/>
+    public ValueTask DisposeAsync()
+    {
+        Dispose();
+        return ValueTask.CompletedTask;
+    }
+
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+
+    private static ModelId ParseId(string modelId)
+    {
+        ArgumentNullException.ThrowIfNull(modelId);
+        return ModelId.Parse(modelId, nameof(modelId));
+    }
+
+    private Manifest ReadManifest(ModelId id)
+    {
+        ThrowIfDisposed();
+        try
+        {
+            return _store.ReadManifest(id);
+        }
+        catch (InvalidDataException ex)
+        {
+            throw new StoreDamageException(id, null, null, $"the manifest is corrupt: {ex.Message.TrimEnd('.')}", ex);
+        }
+    }
+
+    private static (StoredFile File, StoredTensor Tensor) FindTensor(Manifest manifest, string tensorName)
+    {
+        ArgumentNullException.ThrowIfNull(tensorName);
+        var found = manifest.Files
+            .SelectMany(f => (f.Tensors ?? []).Where(t => t.Name == tensorName).Select(t => (File: f, Tensor: t)))
+            .Take(2)
+            .ToList();
+        return found.Count switch
+        {
+            1 => found[0],
+            0 => throw new KeyNotFoundException($"Model {manifest.Id} has no tensor \"{tensorName}\"."),
+            _ => throw new ArgumentException(
+                $"Model {manifest.Id} has a tensor \"{tensorName}\" in more than one file ({found[0].File.Path}, {found[1].File.Path}); open the file with OpenFile instead.",
+                nameof(tensorName)),
+        };
+    }
+
+    private static long TensorLength(StoredTensor tensor)
+    {
+        long elements = 1;
+        foreach (long d in tensor.Shape)
+        {
+            elements = checked(elements * d);
+        }
+        return DTypes.TryParse(Encoding.UTF8.GetBytes(tensor.DType), out DType dtype) && dtype.ByteCount(elements) is >= 0 and var bytes
+            ? bytes
+            : throw new InvalidDataException($"tensor \"{tensor.Name}\" has dtype {tensor.DType}, which this build does not read.");
+    }
+
+    private static string Listing(IEnumerable<string> names)
+    {
+        List<string> all = names.ToList();
+        return all.Count <= 5 ? string.Join(", ", all) : string.Join(", ", all.Take(5)) + ", ...";
+    }
+
+    private static IProgress<ByteProgress>? Adapt(IProgress<ZipLlmProgress>? progress) =>
+        progress is null ? null : new ProgressAdapter(progress);
+
+    private static StoredModel ToPublic(Manifest manifest) => new(
+        manifest.Id.ToString(),
+        manifest.Role switch
+        {
+            ModelRoleKind.Base => StoredModelRole.Base,
+            ModelRoleKind.Finetune => StoredModelRole.Finetune,
+            _ => StoredModelRole.Standalone,
+        },
+        manifest.BaseId?.ToString(),
+        manifest.Files.Select(f => new StoredModelFile(f.Path, f.Size, f.Sha256.Hex, f.Kind == StoredFileKind.Safetensors,
+            (f.Tensors ?? []).Select(t => ToPublic(f, t)).ToList())).ToList(),
+        manifest.OriginalBytes,
+        manifest.AddedBytes,
+        manifest.StoredAt);
+
+    private static StoredModelTensor ToPublic(StoredFile file, StoredTensor tensor) =>
+        new(file.Path, tensor.Name, tensor.DType, tensor.Shape.ToArray(), TensorLength(tensor));
+
+    private sealed class ProgressAdapter(IProgress<ZipLlmProgress> inner) : IProgress<ByteProgress>
+    {
+        public void Report(ByteProgress value) => inner.Report(new ZipLlmProgress(value.Item, value.DoneBytes, value.TotalBytes));
+    }
+}

@@ -1,0 +1,19 @@
+using Microsoft.Extensions.Logging;
+
+namespace ZipLlm;
+
+/// <summary>How <see cref="ZipLlmStore.Open(string, ZipLlmStoreOptions?)"/> opens a store.</summary>
+public sealed class ZipLlmStoreOptions
+{
+    /// <summary>
+    /// Most chunks encoded or decoded at once, from 1 to 1024; 0 (the default) means one per processor. Memory grows
+    /// with it (two 4 MiB chunks and their buffers per worker), never with the size of a model.
+    /// </summary>
+    public int Threads { get; set; }
+
+    /// <summary>Create an empty store when there is none at the location (the default is to refuse).</summary>
+    public bool CreateIfMissing { get; set; }
+
+    /// <summary>Where compress logs what it stored and why (a model paired with its base, damaged manifests skipped); none by default.</summary>
+    public ILogger? Logger { get; set; }
+}

@@ -1,0 +1,140 @@
+namespace ZipLlm.ApiTests;
+
+/// <summary>Storing and restoring through the public API, each test with a store of its own.</summary>
+public sealed class ZipLlmStoreWriteTests : IDisposable
+{
+    private readonly TestModels _models = new();
+
+    private ZipLlmStore OpenStore() => ZipLlmStore.Open(_models.StoreFolder, new ZipLlmStoreOptions { CreateIfMissing = true, Threads = 2 });
+
+    [Fact]
+    public async Task RestoreAsync_Finetune_GivesBackEveryFileBitForBit()
+    {
+        await using ZipLlmStore store = OpenStore();
+        await store.CompressAsync(_models.BaseFolder, TestModels.BaseId);
+        await store.CompressAsync(_models.FinetuneFolder, TestModels.FinetuneId, TestModels.BaseId);
+        string output = Path.Combine(_models.Root, "restored");
+        var reports = new List<ZipLlmProgress>();
+
+        RestoreSummary summary = await store.RestoreAsync(TestModels.FinetuneId, output, progress: new Collect(reports));
+
+        string[] files = Directory.GetFiles(output, "*", SearchOption.AllDirectories).Select(f => Path.GetRelativePath(output, f)).Order().ToArray();
+        Assert.Equal([TestModels.ConfigFile, TestModels.WeightsFile], files);
+        foreach (string file in files)
+        {
+            Assert.Equal(File.ReadAllBytes(Path.Combine(_models.FinetuneFolder, file)), File.ReadAllBytes(Path.Combine(output, file)));
+        }
+        Assert.Equal((TestModels.FinetuneId, 2), (summary.ModelId, summary.Files));
+        Assert.Equal(files.Sum(f => new FileInfo(Path.Combine(output, f)).Length), summary.Bytes);
+        Assert.NotEmpty(reports);
+    }
+
+    [Fact]
+    public async Task RestoreAsync_NotEmptyFolder_RefusesUnlessOverwrite()
+    {
+        await using ZipLlmStore store = OpenStore();
+        await store.CompressAsync(_models.BaseFolder, TestModels.BaseId);
+        string output = Path.Combine(_models.Root, "occupied");
+        Directory.CreateDirectory(output);
+        File.WriteAllText(Path.Combine(output, "stray.txt"), "x");
+
+        await Assert.ThrowsAsync<IOException>(() => store.RestoreAsync(TestModels.BaseId, output));
+        await store.RestoreAsync(TestModels.BaseId, output, overwrite: true);
+
+        Assert.False(File.Exists(Path.Combine(output, "stray.txt")));
+        Assert.Equal(File.ReadAllBytes(Path.Combine(_models.BaseFolder, TestModels.WeightsFile)), File.ReadAllBytes(Path.Combine(output, TestModels.WeightsFile)));
+    }
+
+    [Fact]
+    public async Task RestoreAsync_CancelledMidway_ThrowsAndLeavesNothing()
+    {
+        await using ZipLlmStore store = OpenStore();
+        await store.CompressAsync(_models.BaseFolder, TestModels.BaseId);
+        string output = Path.Combine(_models.Root, "cancelled");
+        using var cancel = new CancellationTokenSource();
+        // Cancelled from the first progress report, so the restore is under way when it sees the token.
+        var progress = new Callback(_ => cancel.Cancel());
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => store.RestoreAsync(TestModels.BaseId, output, progress: progress, cancellationToken: cancel.Token));
+
+        Assert.True(progress.Calls > 0);
+        Assert.Empty(Directory.Exists(output) ? Directory.GetFileSystemEntries(output) : []);
+    }
+
+    [Fact]
+    public async Task CompressAsync_CancelledMidway_ThrowsAndStoresNothing()
+    {
+        await using ZipLlmStore store = OpenStore();
+        using var cancel = new CancellationTokenSource();
+        var progress = new Callback(_ => cancel.Cancel());
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => store.CompressAsync(_models.BaseFolder, TestModels.BaseId, progress: progress, cancellationToken: cancel.Token));
+
+        Assert.True(progress.Calls > 0);
+        Assert.False(store.Contains(TestModels.BaseId));
+        Assert.Empty(await store.ListModelsAsync());
+        string tmp = Path.Combine(_models.StoreFolder, "tmp");
+        Assert.Empty(Directory.Exists(tmp) ? Directory.GetFileSystemEntries(tmp) : []);
+        // The store is as usable as before.
+        Assert.False((await store.CompressAsync(_models.BaseFolder, TestModels.BaseId)).Skipped);
+        Assert.Equal(_models.BaseTensors[0].Bytes, await ReadAsync(store, TestModels.BaseId, "embed"));
+    }
+
+    [Fact]
+    public async Task CompressAsync_MalformedModel_ThrowsAndStoresNothing()
+    {
+        await using ZipLlmStore store = OpenStore();
+        string folder = Path.Combine(_models.Root, "models", "test_truncated");
+        Directory.CreateDirectory(folder);
+        byte[] weights = File.ReadAllBytes(Path.Combine(_models.BaseFolder, TestModels.WeightsFile));
+        File.WriteAllBytes(Path.Combine(folder, TestModels.WeightsFile), weights[..^100]);
+
+        await Assert.ThrowsAsync<InvalidDataException>(() => store.CompressAsync(folder, "test/truncated"));
+
+        Assert.False(store.Contains("test/truncated"));
+    }
+
+    [Fact]
+    public async Task Dispose_ThenUse_ThrowsObjectDisposed()
+    {
+        ZipLlmStore store = OpenStore();
+        await store.DisposeAsync();
+        store.Dispose();
+
+        Assert.Throws<ObjectDisposedException>(() => store.ListModels());
+    }
+
+    private static async Task<byte[]> ReadAsync(ZipLlmStore store, string modelId, string tensor)
+    {
+        byte[] bytes = new byte[store.GetTensorInfo(modelId, tensor).Length];
+        await store.ReadTensorAsync(modelId, tensor, bytes);
+        return bytes;
+    }
+
+    public void Dispose() => _models.Dispose();
+
+    /// <summary>Collects reports on the reporting thread (Progress&lt;T&gt; would post them later).</summary>
+    private sealed class Collect(List<ZipLlmProgress> reports) : IProgress<ZipLlmProgress>
+    {
+        public void Report(ZipLlmProgress value)
+        {
+            lock (reports)
+            {
+                reports.Add(value);
+            }
+        }
+    }
+
+    private sealed class Callback(Action<ZipLlmProgress> action) : IProgress<ZipLlmProgress>
+    {
+        private int _calls;
+
+        public int Calls => Volatile.Read(ref _calls);
+
+        public void Report(ZipLlmProgress value)
+        {
+            Interlocked.Increment(ref _calls);
+            action(value);
+        }
+    }
+}
