@@ -59,6 +59,41 @@ public partial class S3ProcessTests
     }
 
     [Fact]
+    public async Task RestoreExample_OnAStoreInABucket_ListsRestoresReadsAndStreamsThroughThePublicApi()
+    {
+        // The library's public API over S3, as a program uses it: examples/RestoreExample, given the bucket's URL and the
+        // AWS variables, against a store the CLI wrote.
+        using var dir = new TempDir();
+        SyntheticFamilyResult family = CompressJobTests.WriteFamily(dir);
+        string url = RgwGateway.NewStoreUrl();
+        string config = WriteConfig(dir, "config.json", url);
+        CliResult compress = await CliProcess.RunAsync(["compress", config, "-q"], environment: Environment);
+        Assert.True(compress.ExitCode == 0, compress.StandardError);
+
+        string dll = Path.Combine(Repository.Root, "examples", "RestoreExample", "bin", "Release", "net10.0", "RestoreExample.dll");
+        Assert.True(File.Exists(dll), $"{dll} was not built (dotnet test ZipLlm.sln -c Release builds it)");
+        ModelId model = SyntheticFamily.IdOf(SyntheticModelKind.ChainFinetune);
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (string arg in new[] { dll, url, model.ToString(), dir.Combine("out") })
+        {
+            start.ArgumentList.Add(arg);
+        }
+        foreach ((string name, string value) in Environment)
+        {
+            start.Environment[name] = value;
+        }
+        using var process = System.Diagnostics.Process.Start(start)!;
+        Task<string> stdout = process.StandardOutput.ReadToEndAsync(), stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        await process.WaitForExitAsync(timeout.Token);
+        Assert.True(process.ExitCode == 0, $"exit {process.ExitCode}: {await stderr}");
+        string output = await stdout;
+        Assert.Contains($"{family.Models.Count} models", output);
+        Assert.Contains("(matches the stored hash)", output);
+        Assert.Equal(ModelFolders.Snapshot(family.Get(SyntheticModelKind.ChainFinetune).Folder), ModelFolders.Snapshot(dir.Combine("out")));
+    }
+
+    [Fact]
     public async Task Compress_TwoMachinesAtOnce_StoreIsConsistentAndEachModelStoredOnce()
     {
         // Two machines: each its own folder, config, copy of the models and local state; one bucket.
