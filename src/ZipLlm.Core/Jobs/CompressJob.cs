@@ -99,7 +99,7 @@ internal sealed class CompressJob(ZipLlmConfig config, ILogger logger)
                 ModelRole stored;
                 if (Bases == BasesMode.Strict)
                 {
-                    stored = StrictRole(modelId, role, store, planner);
+                    stored = StrictRole(modelId, role, store);
                 }
                 else
                 {
@@ -111,8 +111,12 @@ internal sealed class CompressJob(ZipLlmConfig config, ILogger logger)
                 }
                 IngestResult result = ingester.Ingest(modelId, folder, stored, cancellationToken, sketch, source.Commit);
                 results.Add(result);
-                Manifest manifest = store.ReadManifest(modelId);
-                planner.Add(modelId, sketch, LineagePlanner.DepthOf(manifest), manifest);
+                if (Bases == BasesMode.Auto)
+                {
+                    // A candidate for the models after it (the manifest read back: another writer's, if it won the race).
+                    Manifest manifest = store.ReadManifest(modelId);
+                    planner.Add(modelId, sketch, LineagePlanner.DepthOf(manifest), manifest);
+                }
                 logger.LogInformation(
                     "Stored {Model} ({Role}{Base}): {In} in, {Stored} stored, ratio {Ratio}, {Seconds:F1} s, {Rate}; " +
                     "{Dedup}/{Tensors} tensors deduplicated, {Deltas} as deltas, {DedupFiles}/{Files} files already stored; " +
@@ -136,7 +140,7 @@ internal sealed class CompressJob(ZipLlmConfig config, ILogger logger)
     /// With <see cref="BasesMode.Strict"/>: the base base_ft.json names, when stored; re-based to its nearest ancestor
     /// within <see cref="MaxDepth"/> when its chain is already that long.
     /// </summary>
-    private ModelRole StrictRole(ModelId modelId, ModelRole role, ModelStore store, LineagePlanner planner)
+    private ModelRole StrictRole(ModelId modelId, ModelRole role, ModelStore store)
     {
         if (role is not { Kind: ModelRoleKind.Finetune, BaseId: { } baseId })
         {
@@ -147,10 +151,21 @@ internal sealed class CompressJob(ZipLlmConfig config, ILogger logger)
             logger.LogWarning("{Model}: its base {Base} is neither stored nor in {ModelDir}; storing it without deltas", modelId, baseId, config.ModelDir);
             return role with { BaseId = null };
         }
+        // Walked up by the manifests: a base whose own base was removed ends the walk (alone).
         ModelId? rebased = baseId;
-        while (rebased is { } current && (planner.DepthOfCandidate(current) ?? 0) + 1 > MaxDepth)
+        while (rebased is { } current)
         {
-            rebased = store.Contains(current) ? store.ReadManifest(current).BaseId : null;
+            if (!store.Contains(current))
+            {
+                rebased = null;
+                break;
+            }
+            Manifest ancestor = store.ReadManifest(current);
+            if (LineagePlanner.DepthOf(ancestor) < MaxDepth)
+            {
+                break;
+            }
+            rebased = ancestor.BaseId;
         }
         if (rebased != baseId)
         {

@@ -107,8 +107,8 @@ internal sealed record Manifest(
 
     /// <summary>A format-2 manifest of these contents, its checksum filled in.</summary>
     public static Manifest Create(ModelId id, ModelRoleKind role, ModelId? baseId, StoredFile[] files, long originalBytes, long addedBytes, DateTimeOffset storedAt,
-        ChunkCounts? chunks = null, ContentHash? sketch = null) =>
-        new Manifest(CurrentFormat, id, role, baseId, files, null, originalBytes, addedBytes, storedAt, null, chunks, sketch).Sealed();
+        ChunkCounts? chunks = null, ContentHash? sketch = null, string? revision = null) =>
+        new Manifest(CurrentFormat, id, role, baseId, files, null, originalBytes, addedBytes, storedAt, null, chunks, sketch, revision).Sealed();
 
     /// <summary>This manifest with its checksum computed afresh over its contents.</summary>
     internal Manifest Sealed() => this with { Checksum = ComputeChecksum() };

@@ -84,11 +84,7 @@ internal sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger l
 
             ContentHash? sketchObject = sketch is null ? null : WriteSketch(sketch, state, cancellationToken);
             Manifest manifest = Manifest.Create(modelId, role.Kind, role.Kind == ModelRoleKind.Finetune ? role.BaseId : null,
-                WithBases(files), total, state.AddedBytes, DateTimeOffset.UtcNow, ChunkCounts.Of(state.Transforms), sketchObject);
-            if (revision is not null)
-            {
-                manifest = (manifest with { Revision = revision }).Sealed();
-            }
+                WithBases(files), total, state.AddedBytes, DateTimeOffset.UtcNow, ChunkCounts.Of(state.Transforms), sketchObject, revision);
             var commitClock = Stopwatch.StartNew();
             if (!store.CommitManifest(manifest))
             {
