@@ -45,14 +45,14 @@ internal sealed class ChunkCodec : IDisposable
     private readonly CodecOptions _options;
     private readonly ZstdContext _zstd;
     private readonly ContextRans _rans = new();
-    private readonly byte[][] _streams = new byte[F32Split.StreamCount][];
+    private readonly ChunkBuffer?[] _streams = new ChunkBuffer?[F32Split.StreamCount];
     private byte[] _probe = [];
-    private byte[] _sparse = [];
-    private byte[] _coded = [];
-    private byte[] _trial = [];
-    private byte[] _symbols = [];
-    private byte[] _contexts = [];
-    private byte[] _escapes = [];
+    private ChunkBuffer? _sparse;
+    private ChunkBuffer? _coded;
+    private ChunkBuffer? _trial;
+    private ChunkBuffer? _symbols;
+    private ChunkBuffer? _contexts;
+    private ChunkBuffer? _escapes;
 
     /// <summary>Creates a codec for chunks of at most <see cref="CodecOptions.ChunkSize"/> bytes.</summary>
     /// <exception cref="ArgumentOutOfRangeException">The options are out of range.</exception>
@@ -63,7 +63,7 @@ internal sealed class ChunkCodec : IDisposable
         _zstd = ZstdContext.Create(_options.Backend ?? ZstdContext.Default);
         for (int i = 0; i < _streams.Length; i++)
         {
-            _streams[i] = ChunkBuffers.Pool.Rent(_options.ChunkSize);
+            _streams[i] = ChunkBuffers.Rent(_options.ChunkSize);
         }
     }
 
@@ -277,7 +277,7 @@ internal sealed class ChunkCodec : IDisposable
         {
             return best;
         }
-        _trial.AsSpan(0, candidate).CopyTo(destination);
+        _trial!.AsSpan(0, candidate).CopyTo(destination);
         transform = candidateTransform;
         return candidate;
     }
@@ -293,7 +293,7 @@ internal sealed class ChunkCodec : IDisposable
         for (int s = 0; s < streamCount; s++)
         {
             int level = s == 0 && layout != ElementLayout.Bytes ? _options.ExponentLevel : _options.Level;
-            position += WriteStream(_streams[s].AsSpan(0, lengths[s]), level, destination[entry..], destination[position..]);
+            position += WriteStream(Stream(s).AsSpan(0, lengths[s]), level, destination[entry..], destination[position..]);
             entry += EncodedTensorFormat.StreamEntrySize;
         }
         return position;
@@ -331,10 +331,10 @@ internal sealed class ChunkCodec : IDisposable
         int words = chunk.Length / 2;
         int entry = ChunkHeader.Write(destination, chunk.Length, XxHash3.HashToUInt64(chunk), ChunkTransform.OrderedDifference);
         int position = entry + 2 * EncodedTensorFormat.StreamEntrySize;
-        position += WriteSymbols(_symbols.AsSpan(0, words), _contexts.AsSpan(0, words), OrderedDifference.ContextCount, counted,
+        position += WriteSymbols(_symbols!.AsSpan(0, words), _contexts!.AsSpan(0, words), OrderedDifference.ContextCount, counted,
             destination[entry..], destination[position..]);
         entry += EncodedTensorFormat.StreamEntrySize;
-        position += WriteStream(_escapes.AsSpan(0, escaped), _options.Level, destination[entry..], destination[position..]);
+        position += WriteStream(_escapes!.AsSpan(0, escaped), _options.Level, destination[entry..], destination[position..]);
         return position;
     }
 
@@ -351,7 +351,7 @@ internal sealed class ChunkCodec : IDisposable
         for (int s = 0; s < streamCount; s++)
         {
             int level = s == 0 && layout != ElementLayout.Bytes ? _options.ExponentLevel : _options.Level;
-            long stream = EstimateStream(_streams[s].AsSpan(0, lengths[s]), level);
+            long stream = EstimateStream(Stream(s).AsSpan(0, lengths[s]), level);
             if (stream < 0)
             {
                 return -1;
@@ -401,7 +401,7 @@ internal sealed class ChunkCodec : IDisposable
         {
             lengths[s] = layout.StreamLength(destination.Length, s);
             ReadOnlySpan<byte> stored = StoredStream(encoded, s, ref position, out byte mode);
-            rawAt[s] = ReadStream(mode, stored, _streams[s].AsSpan(0, lengths[s]), s) ? position - stored.Length : -1;
+            rawAt[s] = ReadStream(mode, stored, Stream(s).AsSpan(0, lengths[s]), s) ? position - stored.Length : -1;
         }
         if (position != encoded.Length)
         {
@@ -484,24 +484,24 @@ internal sealed class ChunkCodec : IDisposable
             case ElementLayout.Bytes:
                 if (baseChunk.IsEmpty)
                 {
-                    chunk.CopyTo(_streams[0]);
+                    chunk.CopyTo(Stream(0).AsSpan());
                 }
                 else
                 {
-                    XorKernel.Xor(chunk, baseChunk, _streams[0].AsSpan(0, chunk.Length));
+                    XorKernel.Xor(chunk, baseChunk, Stream(0).AsSpan(0, chunk.Length));
                 }
                 return;
             case ElementLayout.Word16 or ElementLayout.Half:
-                Bf16Split.Split(chunk[..body], baseBody, _streams[0].AsSpan(0, body / 2), _streams[1].AsSpan(0, body / 2));
+                Bf16Split.Split(chunk[..body], baseBody, Stream(0).AsSpan(0, body / 2), Stream(1).AsSpan(0, body / 2));
                 break;
             case ElementLayout.Word32:
-                F32Split.Split(chunk[..body], baseBody, _streams[0].AsSpan(0, body / 4), _streams[1].AsSpan(0, body / 4),
-                    _streams[2].AsSpan(0, body / 4), _streams[3].AsSpan(0, body / 4));
+                F32Split.Split(chunk[..body], baseBody, Stream(0).AsSpan(0, body / 4), Stream(1).AsSpan(0, body / 4),
+                    Stream(2).AsSpan(0, body / 4), Stream(3).AsSpan(0, body / 4));
                 break;
         }
         // Bytes that do not fill a word follow the last stream's words as they are (XOR-ed in delta mode).
         int last = lengths.Length - 1;
-        Span<byte> tail = _streams[last].AsSpan(body / wordSize, chunk.Length - body);
+        Span<byte> tail = Stream(last).AsSpan(body / wordSize, chunk.Length - body);
         if (baseChunk.IsEmpty)
         {
             chunk[body..].CopyTo(tail);
@@ -694,24 +694,27 @@ internal sealed class ChunkCodec : IDisposable
     private Span<byte> Trial(int length) => Scratch(ref _trial, length);
 
     /// <summary>A pooled scratch buffer of at least <paramref name="length"/> bytes, grown when needed.</summary>
-    private static Span<byte> Scratch(ref byte[] buffer, int length)
+    private static Span<byte> Scratch(ref ChunkBuffer? buffer, int length)
     {
-        if (buffer.Length < length)
+        if (buffer is null || buffer.Length < length)
         {
             ReturnBuffer(ref buffer);
-            buffer = ChunkBuffers.Pool.Rent(length);
+            buffer = ChunkBuffers.Rent(length);
         }
         return buffer.AsSpan(0, length);
     }
 
-    private static void ReturnBuffer(ref byte[] buffer)
+    private static void ReturnBuffer(ref ChunkBuffer? buffer)
     {
-        if (buffer.Length > 0)
+        if (buffer is not null)
         {
-            ChunkBuffers.Pool.Return(buffer);
-            buffer = [];
+            ChunkBuffers.Return(buffer);
+            buffer = null;
         }
     }
+
+    /// <summary>Split stream <paramref name="stream"/>'s buffer, held from construction to disposal.</summary>
+    private ChunkBuffer Stream(int stream) => _streams[stream] ?? throw new ObjectDisposedException(nameof(ChunkCodec));
 
     /// <summary>Writes [non-zero count][zstd(bitmap, non-zero bytes)]; returns its length.</summary>
     private int CompressSparse(ReadOnlySpan<byte> stream, int level, Span<byte> destination)
@@ -750,9 +753,9 @@ internal sealed class ChunkCodec : IDisposable
         Scratch(ref _sparse, SparseBytes.BitmapLength(_options.ChunkSize) + _options.ChunkSize + SparseBytes.Slack);
 
     /// <summary>The decoded streams of one chunk: each in the codec's scratch buffer, or, when stored raw, in the encoded chunk.</summary>
-    private readonly ref struct DecodedStreams(byte[][] scratch, ReadOnlySpan<byte> encoded, ReadOnlySpan<int> lengths, ReadOnlySpan<int> rawAt)
+    private readonly ref struct DecodedStreams(ChunkBuffer?[] scratch, ReadOnlySpan<byte> encoded, ReadOnlySpan<int> lengths, ReadOnlySpan<int> rawAt)
     {
-        private readonly byte[][] _scratch = scratch;
+        private readonly ChunkBuffer?[] _scratch = scratch;
         private readonly ReadOnlySpan<byte> _encoded = encoded;
         private readonly ReadOnlySpan<int> _lengths = lengths;
         private readonly ReadOnlySpan<int> _rawAt = rawAt;
@@ -761,6 +764,6 @@ internal sealed class ChunkCodec : IDisposable
 
         public ReadOnlySpan<byte> this[int stream] => _rawAt[stream] >= 0
             ? _encoded.Slice(_rawAt[stream], _lengths[stream])
-            : _scratch[stream].AsSpan(0, _lengths[stream]);
+            : _scratch[stream]!.AsSpan(0, _lengths[stream]);
     }
 }

@@ -87,7 +87,7 @@ internal sealed class ResizedChunkSource : IChunkSource
         {
             return;
         }
-        byte[] chunk = ChunkBuffers.Pool.Rent(available);
+        ChunkBuffer chunk = ChunkBuffers.Rent(available);
         try
         {
             _inner.ReadChunk(offset, chunk.AsSpan(0, available), codec);
@@ -95,7 +95,7 @@ internal sealed class ResizedChunkSource : IChunkSource
         }
         finally
         {
-            ChunkBuffers.Pool.Return(chunk);
+            ChunkBuffers.Return(chunk);
         }
     }
 }

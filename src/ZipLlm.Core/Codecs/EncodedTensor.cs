@@ -167,8 +167,8 @@ internal sealed class EncodedTensor : IChunkSource
         }
         int index = (int)(offset / ChunkSize);
         int encodedLength = (int)(_offsets[index + 1] - _offsets[index]);
-        byte[] encoded = ChunkBuffers.Pool.Rent(encodedLength);
-        byte[]? baseChunk = null;
+        ChunkBuffer encoded = ChunkBuffers.Rent(encodedLength);
+        ChunkBuffer? baseChunk = null;
         try
         {
             _read(_offsets[index], encoded.AsSpan(0, encodedLength));
@@ -178,7 +178,7 @@ internal sealed class EncodedTensor : IChunkSource
             if (delta && ChunkCodec.NeedsBase(Version, encoded.AsSpan(0, encodedLength)))
             {
                 IChunkSource source = _base ?? throw new InvalidDataException($"{_name}: a delta tensor cannot be decoded without its base.");
-                baseChunk = ChunkBuffers.Pool.Rent(destination.Length);
+                baseChunk = ChunkBuffers.Rent(destination.Length);
                 baseSpan = baseChunk.AsSpan(0, destination.Length);
                 source.ReadChunk(offset, baseSpan, codec);
                 HalfConversion.ConvertInPlace(baseSpan, Conversion);
@@ -194,10 +194,10 @@ internal sealed class EncodedTensor : IChunkSource
         }
         finally
         {
-            ChunkBuffers.Pool.Return(encoded);
+            ChunkBuffers.Return(encoded);
             if (baseChunk is not null)
             {
-                ChunkBuffers.Pool.Return(baseChunk);
+                ChunkBuffers.Return(baseChunk);
             }
         }
     }

@@ -72,39 +72,39 @@ internal static class TensorCodec
             {
                 long offset = index * chunkSize;
                 int length = (int)Math.Min(chunkSize, source.Length - offset);
-                byte[] chunk = ChunkBuffers.Pool.Rent(length);
-                byte[]? baseChunk = null;
+                ChunkBuffer chunk = ChunkBuffers.Rent(length);
+                ChunkBuffer? baseChunk = null;
                 try
                 {
                     source.ReadChunk(offset, chunk.AsSpan(0, length), codec);
                     inspectSource?.Invoke(index, chunk.AsSpan(0, length));
                     if (baseSource is not null)
                     {
-                        baseChunk = ChunkBuffers.Pool.Rent(length);
+                        baseChunk = ChunkBuffers.Rent(length);
                         baseSource.ReadChunk(offset, baseChunk.AsSpan(0, length), codec);
                         HalfConversion.ConvertInPlace(baseChunk.AsSpan(0, length), conversion);
                     }
-                    byte[] encoded = ChunkBuffers.Pool.Rent(ChunkCodec.MaxEncodedLength(layout, length));
-                    int written = codec.Encode(layout, chunk.AsSpan(0, length), baseChunk is null ? default : baseChunk.AsSpan(0, length), encoded,
+                    ChunkBuffer encoded = ChunkBuffers.Rent(ChunkCodec.MaxEncodedLength(layout, length));
+                    int written = codec.Encode(layout, chunk.AsSpan(0, length), baseChunk is null ? default : baseChunk.AsSpan(0, length), encoded.AsSpan(),
                         out ChunkTransform transform);
                     tensorTransforms.Add(transform);
                     return (encoded, written);
                 }
                 finally
                 {
-                    ChunkBuffers.Pool.Return(chunk);
+                    ChunkBuffers.Return(chunk);
                     if (baseChunk is not null)
                     {
-                        ChunkBuffers.Pool.Return(baseChunk);
+                        ChunkBuffers.Return(baseChunk);
                     }
                 }
             },
             (index, result) =>
             {
                 offsets[index] = position;
-                output.Write(result.encoded, 0, result.written);
+                output.Write(result.encoded.AsSpan(0, result.written));
                 position += result.written;
-                ChunkBuffers.Pool.Return(result.encoded);
+                ChunkBuffers.Return(result.encoded);
             }, cancellationToken);
 
         bool delta = baseSource is not null && tensorTransforms.Solo < offsets.Length;
@@ -170,7 +170,7 @@ internal static class TensorCodec
             (index, codec) =>
             {
                 (IChunkSource tensor, long offset, int length) = chunks[(int)index];
-                byte[] chunk = ChunkBuffers.Pool.Rent(length);
+                ChunkBuffer chunk = ChunkBuffers.Rent(length);
                 try
                 {
                     tensor.ReadChunk(offset, chunk.AsSpan(0, length), codec);
@@ -178,7 +178,7 @@ internal static class TensorCodec
                 }
                 catch
                 {
-                    ChunkBuffers.Pool.Return(chunk);
+                    ChunkBuffers.Return(chunk);
                     throw;
                 }
             },
@@ -190,7 +190,7 @@ internal static class TensorCodec
                 }
                 finally
                 {
-                    ChunkBuffers.Pool.Return(result.chunk);
+                    ChunkBuffers.Return(result.chunk);
                 }
             }, cancellationToken);
     }

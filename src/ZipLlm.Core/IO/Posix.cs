@@ -287,6 +287,23 @@ internal static partial class Posix
             : default;
     }
 
+    /// <summary>
+    /// Asks Linux to back <paramref name="length"/> bytes of fresh anonymous memory at <paramref name="start"/> (aligned
+    /// to 2 MiB) with transparent huge pages; a hint, ignored where it is refused or not Linux.
+    /// </summary>
+    public static unsafe void AdviseHugePages(void* start, int length)
+    {
+        if (OperatingSystem.IsLinux())
+        {
+            _ = madvise(start, (nuint)length, MadviseHugePage);
+        }
+    }
+
+    private const int MadviseHugePage = 14; // MADV_HUGEPAGE
+
+    [LibraryImport("libc")]
+    private static unsafe partial int madvise(void* start, nuint length, int advice);
+
     [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int statx(int dirfd, string path, int flags, uint mask, ref byte buffer);
 

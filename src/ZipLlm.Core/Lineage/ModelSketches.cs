@@ -103,7 +103,7 @@ internal static class ModelSketches
     {
         int chunkSize = tensor.ChunkSize;
         ChunkCodec codec = codecs.For(chunkSize);
-        byte[] chunk = ChunkBuffers.Pool.Rent((int)Math.Min(chunkSize, Math.Max(tensor.Length, 1)));
+        ChunkBuffer chunk = ChunkBuffers.Rent((int)Math.Min(chunkSize, Math.Max(tensor.Length, 1)));
         try
         {
             while (!destination.IsEmpty)
@@ -124,7 +124,7 @@ internal static class ModelSketches
         }
         finally
         {
-            ChunkBuffers.Pool.Return(chunk);
+            ChunkBuffers.Return(chunk);
         }
     }
 

@@ -425,7 +425,7 @@ internal sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger l
     {
         int chunkSize = pool.Options.ChunkSize;
         var prints = new ulong[EncodedTensorFormat.ChunkCount(length, chunkSize)];
-        byte[] buffer = ChunkBuffers.Pool.Rent((int)Math.Min(chunkSize, Math.Max(length, 1)));
+        ChunkBuffer buffer = ChunkBuffers.Rent((int)Math.Min(chunkSize, Math.Max(length, 1)));
         try
         {
             for (long done = 0, index = 0; done < length; index++)
@@ -441,7 +441,7 @@ internal sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger l
         }
         finally
         {
-            ChunkBuffers.Pool.Return(buffer);
+            ChunkBuffers.Return(buffer);
         }
         return prints;
     }

@@ -68,13 +68,13 @@ internal static class BitxFile
                 {
                     try
                     {
-                        expOut.Stream.Write(frames.Exponent, 0, frames.ExponentLength);
-                        smOut.Stream.Write(frames.SignMantissa, 0, frames.SignMantissaLength);
+                        expOut.Stream.Write(frames.Exponent.AsSpan(0, frames.ExponentLength));
+                        smOut.Stream.Write(frames.SignMantissa.AsSpan(0, frames.SignMantissaLength));
                     }
                     finally
                     {
-                        ChunkBuffers.Pool.Return(frames.Exponent);
-                        ChunkBuffers.Pool.Return(frames.SignMantissa);
+                        ChunkBuffers.Return(frames.Exponent);
+                        ChunkBuffers.Return(frames.SignMantissa);
                     }
                     AppendDigest(digest, frames.Hash);
                     progress.Advance(header.ChunkLength(index));
@@ -155,11 +155,11 @@ internal static class BitxFile
                 {
                     try
                     {
-                        output.Stream.Write(chunk.Bytes, 0, chunk.Length);
+                        output.Stream.Write(chunk.Bytes.AsSpan(0, chunk.Length));
                     }
                     finally
                     {
-                        ChunkBuffers.Pool.Return(chunk.Bytes);
+                        ChunkBuffers.Return(chunk.Bytes);
                     }
                     AppendDigest(digest, chunk.Hash);
                     progress.Advance(chunk.Length);
@@ -236,7 +236,7 @@ internal static class BitxFile
         BitxHeader.Read(expReader, BitxStream.Exponent, exponentPath);
         BitxHeader.Read(smReader, BitxStream.SignMantissa, signMantissaPath);
         using var context = new DecodeContext(header.ChunkSize);
-        byte[] chunk = ChunkBuffers.Pool.Rent(header.ChunkSize);
+        ChunkBuffer chunk = ChunkBuffers.Rent(header.ChunkSize);
         try
         {
             byte[]? prefix = null;
@@ -258,7 +258,7 @@ internal static class BitxFile
                     {
                         throw new InvalidDataException($"{exponentPath}: the image of {header.ImageLength} bytes is too short for a safetensors file.");
                     }
-                    ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(chunk);
+                    ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(chunk.AsSpan());
                     if (headerLength > SafetensorsFormat.MaxHeaderSize || (long)headerLength > header.ImageLength - SafetensorsFormat.LengthPrefixSize)
                     {
                         throw new InvalidDataException($"{exponentPath}: the image's safetensors header length {headerLength} is impossible; the files are corrupt.");
@@ -275,7 +275,7 @@ internal static class BitxFile
         }
         finally
         {
-            ChunkBuffers.Pool.Return(chunk);
+            ChunkBuffers.Return(chunk);
         }
     }
 
@@ -288,8 +288,8 @@ internal static class BitxFile
 
     private static RentedFrame CopyFrame(ReadOnlySpan<byte> frame)
     {
-        byte[] copy = ChunkBuffers.Pool.Rent(frame.Length);
-        frame.CopyTo(copy);
+        ChunkBuffer copy = ChunkBuffers.Rent(frame.Length);
+        frame.CopyTo(copy.AsSpan());
         return new RentedFrame(copy, frame.Length);
     }
 
@@ -324,15 +324,15 @@ internal static class BitxFile
     {
         private readonly ZstdContext _zstd = ZstdContext.Create();
         private readonly int _level;
-        private readonly byte[] _finetune, _base, _exponent, _signMantissa;
+        private readonly ChunkBuffer _finetune, _base, _exponent, _signMantissa;
 
         public EncodeContext(int level, int chunkSize)
         {
             _level = level;
-            _finetune = ChunkBuffers.Pool.Rent(chunkSize);
-            _base = ChunkBuffers.Pool.Rent(chunkSize);
-            _exponent = ChunkBuffers.Pool.Rent(BitxFormat.ExponentLength(chunkSize));
-            _signMantissa = ChunkBuffers.Pool.Rent(BitxFormat.SignMantissaLength(chunkSize));
+            _finetune = ChunkBuffers.Rent(chunkSize);
+            _base = ChunkBuffers.Rent(chunkSize);
+            _exponent = ChunkBuffers.Rent(BitxFormat.ExponentLength(chunkSize));
+            _signMantissa = ChunkBuffers.Rent(BitxFormat.SignMantissaLength(chunkSize));
         }
 
         public EncodedFrames Encode(BitxHeader header, long index, SafeFileHandle ft, string ftName, DeltaPlan plan, SafeFileHandle bas, string baseName)
@@ -355,19 +355,19 @@ internal static class BitxFile
                 sm[words] = (byte)(chunk[even] ^ (xor ? baseChunk[even] : 0));
             }
 
-            byte[] expFrame = ChunkBuffers.Pool.Rent(ZstdFrameReader.MaxFrameSize(exp.Length));
-            byte[] smFrame = ChunkBuffers.Pool.Rent(ZstdFrameReader.MaxFrameSize(sm.Length));
+            ChunkBuffer expFrame = ChunkBuffers.Rent(ZstdFrameReader.MaxFrameSize(exp.Length));
+            ChunkBuffer smFrame = ChunkBuffers.Rent(ZstdFrameReader.MaxFrameSize(sm.Length));
             try
             {
                 // Like the zstd command: every frame carries a checksum of its content.
-                int expLength = _zstd.Compress(exp, expFrame, _level, contentChecksum: true);
-                int smLength = _zstd.Compress(sm, smFrame, _level, contentChecksum: true);
+                int expLength = _zstd.Compress(exp, expFrame.AsSpan(), _level, contentChecksum: true);
+                int smLength = _zstd.Compress(sm, smFrame.AsSpan(), _level, contentChecksum: true);
                 return new EncodedFrames(expFrame, expLength, smFrame, smLength, hash);
             }
             catch
             {
-                ChunkBuffers.Pool.Return(expFrame);
-                ChunkBuffers.Pool.Return(smFrame);
+                ChunkBuffers.Return(expFrame);
+                ChunkBuffers.Return(smFrame);
                 throw;
             }
         }
@@ -375,41 +375,41 @@ internal static class BitxFile
         public void Dispose()
         {
             _zstd.Dispose();
-            ChunkBuffers.Pool.Return(_finetune);
-            ChunkBuffers.Pool.Return(_base);
-            ChunkBuffers.Pool.Return(_exponent);
-            ChunkBuffers.Pool.Return(_signMantissa);
+            ChunkBuffers.Return(_finetune);
+            ChunkBuffers.Return(_base);
+            ChunkBuffers.Return(_exponent);
+            ChunkBuffers.Return(_signMantissa);
         }
     }
 
-    private readonly record struct EncodedFrames(byte[] Exponent, int ExponentLength, byte[] SignMantissa, int SignMantissaLength, ulong Hash);
+    private readonly record struct EncodedFrames(ChunkBuffer Exponent, int ExponentLength, ChunkBuffer SignMantissa, int SignMantissaLength, ulong Hash);
 
-    private readonly record struct DecodedChunk(byte[] Bytes, int Length, ulong Hash);
+    private readonly record struct DecodedChunk(ChunkBuffer Bytes, int Length, ulong Hash);
 
-    /// <summary>A whole zstd frame in a pooled array longer than it.</summary>
-    private readonly record struct RentedFrame(byte[] Array, int Length)
+    /// <summary>A whole zstd frame in a pooled buffer longer than it.</summary>
+    private readonly record struct RentedFrame(ChunkBuffer Buffer, int Length)
     {
-        public ReadOnlySpan<byte> Span => Array.AsSpan(0, Length);
+        public ReadOnlySpan<byte> Span => Buffer.AsSpan(0, Length);
     }
 
     /// <summary>One worker's zstd context and chunk-sized scratch buffers.</summary>
     private sealed class DecodeContext : IDisposable
     {
         private readonly ZstdContext _zstd = ZstdContext.Create();
-        private readonly byte[] _base, _exponent, _signMantissa;
+        private readonly ChunkBuffer _base, _exponent, _signMantissa;
 
         public DecodeContext(int chunkSize)
         {
-            _base = ChunkBuffers.Pool.Rent(chunkSize);
-            _exponent = ChunkBuffers.Pool.Rent(BitxFormat.ExponentLength(chunkSize));
-            _signMantissa = ChunkBuffers.Pool.Rent(BitxFormat.SignMantissaLength(chunkSize));
+            _base = ChunkBuffers.Rent(chunkSize);
+            _exponent = ChunkBuffers.Rent(BitxFormat.ExponentLength(chunkSize));
+            _signMantissa = ChunkBuffers.Rent(BitxFormat.SignMantissaLength(chunkSize));
         }
 
         /// <summary>Decodes chunk <paramref name="index"/> from its two frames (returned to the pool here) and undoes the XOR.</summary>
         public DecodedChunk DecodeChunk(BitxHeader header, long index, RentedFrame expFrame, RentedFrame smFrame, DeltaPlan plan, SafeFileHandle bas, string baseName)
         {
             int length = header.ChunkLength(index);
-            byte[] output = ChunkBuffers.Pool.Rent(length);
+            ChunkBuffer output = ChunkBuffers.Rent(length);
             try
             {
                 Span<byte> baseChunk = _base.AsSpan(0, length);
@@ -419,13 +419,13 @@ internal static class BitxFile
             }
             catch
             {
-                ChunkBuffers.Pool.Return(output);
+                ChunkBuffers.Return(output);
                 throw;
             }
             finally
             {
-                ChunkBuffers.Pool.Return(expFrame.Array);
-                ChunkBuffers.Pool.Return(smFrame.Array);
+                ChunkBuffers.Return(expFrame.Buffer);
+                ChunkBuffers.Return(smFrame.Buffer);
             }
         }
 
@@ -450,9 +450,9 @@ internal static class BitxFile
         public void Dispose()
         {
             _zstd.Dispose();
-            ChunkBuffers.Pool.Return(_base);
-            ChunkBuffers.Pool.Return(_exponent);
-            ChunkBuffers.Pool.Return(_signMantissa);
+            ChunkBuffers.Return(_base);
+            ChunkBuffers.Return(_exponent);
+            ChunkBuffers.Return(_signMantissa);
         }
 
         private void Unwrap(ReadOnlySpan<byte> frame, Span<byte> destination, string stream)
