@@ -45,6 +45,8 @@ internal sealed class ChunkCodec : IDisposable
     private readonly CodecOptions _options;
     private readonly ZstdContext _zstd;
     private readonly ContextRans _rans = new();
+    // The lanes of the rANS streams this codec writes, as its format version has them.
+    private readonly int _lanes;
     private readonly ChunkBuffer?[] _streams = new ChunkBuffer?[F32Split.StreamCount];
     private byte[] _probe = [];
     private ChunkBuffer? _sparse;
@@ -61,6 +63,7 @@ internal sealed class ChunkCodec : IDisposable
         _options = options ?? CodecOptions.Default;
         _options.Validate();
         _zstd = ZstdContext.Create(_options.Backend ?? ZstdContext.Default);
+        _lanes = EncodedTensorFormat.RansLanes(_options.FormatVersion);
         for (int i = 0; i < _streams.Length; i++)
         {
             _streams[i] = ChunkBuffers.Rent(_options.ChunkSize);
@@ -235,11 +238,11 @@ internal sealed class ChunkCodec : IDisposable
         }
         if (transform == ChunkTransform.OrderedDifference)
         {
-            DecodeDifference(layout, encoded[header..], baseChunk, destination);
+            DecodeDifference(layout, encoded[header..], baseChunk, destination, EncodedTensorFormat.RansLanes(version));
         }
         else
         {
-            DecodeSplit(layout, encoded[header..], transform == ChunkTransform.Xor ? baseChunk : default, destination);
+            DecodeSplit(layout, encoded[header..], transform == ChunkTransform.Xor ? baseChunk : default, destination, EncodedTensorFormat.RansLanes(version));
         }
         if (XxHash3.HashToUInt64(destination) != ChunkHeader.Checksum(encoded))
         {
@@ -317,7 +320,7 @@ internal sealed class ChunkCodec : IDisposable
         {
             escapes[escaped++] = (byte)(chunk[body] ^ baseChunk[body]);
         }
-        long symbolBytes = Math.Min(words, _rans.EstimateLength(symbols, contexts, OrderedDifference.ContextCount));
+        long symbolBytes = Math.Min(words, _rans.EstimateLength(symbols, contexts, OrderedDifference.ContextCount, _lanes));
         // Escapes are the rare large moves: their bytes barely compress, so they are counted as they are.
         return ChunkHeader.SizeOf(EncodedTensorFormat.Version) + 2 * EncodedTensorFormat.StreamEntrySize + symbolBytes + escaped;
     }
@@ -373,7 +376,7 @@ internal sealed class ChunkCodec : IDisposable
             return -1;
         }
         long best = n;
-        long rans = _options.Rans && SampleMayCode(stream) ? _rans.EstimateLength(stream, default, 1) : long.MaxValue;
+        long rans = _options.Rans && SampleMayCode(stream) ? _rans.EstimateLength(stream, default, 1, _lanes) : long.MaxValue;
         if (rans <= n * RansMaxRatio)
         {
             best = rans;
@@ -386,7 +389,7 @@ internal sealed class ChunkCodec : IDisposable
         return best;
     }
 
-    private void DecodeSplit(ElementLayout layout, ReadOnlySpan<byte> encoded, ReadOnlySpan<byte> baseChunk, Span<byte> destination)
+    private void DecodeSplit(ElementLayout layout, ReadOnlySpan<byte> encoded, ReadOnlySpan<byte> baseChunk, Span<byte> destination, int lanes)
     {
         int streamCount = layout.StreamCount();
         int position = streamCount * EncodedTensorFormat.StreamEntrySize;
@@ -401,7 +404,7 @@ internal sealed class ChunkCodec : IDisposable
         {
             lengths[s] = layout.StreamLength(destination.Length, s);
             ReadOnlySpan<byte> stored = StoredStream(encoded, s, ref position, out byte mode);
-            rawAt[s] = ReadStream(mode, stored, Stream(s).AsSpan(0, lengths[s]), s) ? position - stored.Length : -1;
+            rawAt[s] = ReadStream(mode, stored, Stream(s).AsSpan(0, lengths[s]), s, lanes) ? position - stored.Length : -1;
         }
         if (position != encoded.Length)
         {
@@ -410,7 +413,7 @@ internal sealed class ChunkCodec : IDisposable
         MergeStreams(layout, new DecodedStreams(_streams, encoded, lengths, rawAt), baseChunk, destination);
     }
 
-    private void DecodeDifference(ElementLayout layout, ReadOnlySpan<byte> encoded, ReadOnlySpan<byte> baseChunk, Span<byte> destination)
+    private void DecodeDifference(ElementLayout layout, ReadOnlySpan<byte> encoded, ReadOnlySpan<byte> baseChunk, Span<byte> destination, int lanes)
     {
         int words = destination.Length / 2, body = 2 * words;
         int position = 2 * EncodedTensorFormat.StreamEntrySize;
@@ -425,14 +428,15 @@ internal sealed class ChunkCodec : IDisposable
             try
             {
                 // The contexts are the base words' exponents, computed by the decoder as it goes.
-                _rans.Decode(stored, MemoryMarshal.Cast<byte, ushort>(baseChunk[..body]), OrderedDifference.ContextRule(layout), OrderedDifference.ContextCount, symbols);
+                _rans.Decode(stored, MemoryMarshal.Cast<byte, ushort>(baseChunk[..body]), OrderedDifference.ContextRule(layout), OrderedDifference.ContextCount, symbols,
+                    lanes);
             }
             catch (InvalidDataException ex)
             {
                 throw new InvalidDataException($"Stream 0: {ex.Message}", ex);
             }
         }
-        else if (ReadStream(mode, stored, symbols, 0))
+        else if (ReadStream(mode, stored, symbols, 0, lanes))
         {
             stored.CopyTo(symbols);
         }
@@ -440,7 +444,7 @@ internal sealed class ChunkCodec : IDisposable
         int escapeLength = 2 * symbols.Count(OrderedDifference.Escape) + destination.Length % 2;
         Span<byte> escapes = Scratch(ref _escapes, escapeLength);
         stored = StoredStream(encoded, 1, ref position, out mode);
-        if (ReadStream(mode, stored, escapes, 1))
+        if (ReadStream(mode, stored, escapes, 1, lanes))
         {
             stored.CopyTo(escapes);
         }
@@ -555,7 +559,7 @@ internal sealed class ChunkCodec : IDisposable
     private int WriteStream(ReadOnlySpan<byte> stream, int level, Span<byte> entry, Span<byte> destination)
     {
         int n = stream.Length;
-        long rans = n >= RansMinLength && _options.Rans && SampleMayCode(stream) ? _rans.EstimateLength(stream, default, 1) : long.MaxValue;
+        long rans = n >= RansMinLength && _options.Rans && SampleMayCode(stream) ? _rans.EstimateLength(stream, default, 1, _lanes) : long.MaxValue;
         if (rans > n * RansMaxRatio)
         {
             rans = long.MaxValue;
@@ -584,7 +588,7 @@ internal sealed class ChunkCodec : IDisposable
         {
             Span<byte> ransCoded = Scratch(ref _coded, ContextRans.MaxEncodedLength(n, 1));
             // The estimate above counted these symbols; sparse and zstd trials do not touch the rANS coder.
-            int written = _rans.EncodeEstimated(stream, default, 1, ransCoded);
+            int written = _rans.EncodeEstimated(stream, default, 1, ransCoded, _lanes);
             if (written < best.Length)
             {
                 best = (EncodedTensorFormat.ModeRans, written);
@@ -604,7 +608,7 @@ internal sealed class ChunkCodec : IDisposable
     private int WriteSymbols(ReadOnlySpan<byte> symbols, ReadOnlySpan<byte> contexts, int contextCount, bool counted, Span<byte> entry, Span<byte> destination)
     {
         Span<byte> coded = Scratch(ref _coded, ContextRans.MaxEncodedLength(symbols.Length, contextCount));
-        int written = counted ? _rans.EncodeEstimated(symbols, contexts, contextCount, coded) : _rans.Encode(symbols, contexts, contextCount, coded);
+        int written = counted ? _rans.EncodeEstimated(symbols, contexts, contextCount, coded, _lanes) : _rans.Encode(symbols, contexts, contextCount, coded, _lanes);
         bool coding = written < symbols.Length;
         byte mode = coding ? EncodedTensorFormat.ModeRans : EncodedTensorFormat.ModeRaw;
         ReadOnlySpan<byte> stored = coding ? coded[..written] : symbols;
@@ -626,7 +630,7 @@ internal sealed class ChunkCodec : IDisposable
         }
         ReadOnlySpan<byte> sample = stream.Slice((stream.Length - ProbeSize) / 2, ProbeSize);
         // A little slack: the sample's own table weighs more on its estimate than the whole stream's does.
-        return _rans.EstimateLength(sample, default, 1) <= ProbeSize * (RansMaxRatio + 0.01);
+        return _rans.EstimateLength(sample, default, 1, _lanes) <= ProbeSize * (RansMaxRatio + 0.01);
     }
 
     /// <summary>
@@ -657,7 +661,7 @@ internal sealed class ChunkCodec : IDisposable
 
     /// <summary>Decompresses a stream into <paramref name="destination"/>, or, for a raw one, only checks its length.</summary>
     /// <returns>True when the stream is raw: its bytes are <paramref name="stored"/> as they are.</returns>
-    private bool ReadStream(byte mode, ReadOnlySpan<byte> stored, Span<byte> destination, int stream)
+    private bool ReadStream(byte mode, ReadOnlySpan<byte> stored, Span<byte> destination, int stream, int lanes)
     {
         if (mode == EncodedTensorFormat.ModeRaw)
         {
@@ -679,7 +683,7 @@ internal sealed class ChunkCodec : IDisposable
                     DecompressSparse(stored, destination);
                     return false;
                 case EncodedTensorFormat.ModeRans:
-                    _rans.Decode(stored, default, 1, destination);
+                    _rans.Decode(stored, default, 1, destination, lanes);
                     return false;
                 default:
                     throw new InvalidDataException($"unknown mode {mode}.");

@@ -49,6 +49,12 @@ internal sealed record CodecOptions
     internal bool TrialEveryCoding { get; init; }
 
     /// <summary>
+    /// The format version written: <see cref="EncodedTensorFormat.Version"/>, or 3 (rANS streams in 32 lanes) for tests
+    /// that hold this build to reading what version 3 wrote.
+    /// </summary>
+    internal byte FormatVersion { get; init; } = EncodedTensorFormat.Version;
+
+    /// <summary>
     /// zstd implementation; null for the process default (<see cref="ZstdContext.Default"/>: the system's
     /// libzstd when it loads, else the managed port). Either reads what the other wrote.
     /// </summary>
@@ -69,6 +75,10 @@ internal sealed record CodecOptions
         {
             throw new ArgumentOutOfRangeException(nameof(ChunkSize), ChunkSize,
                 $"Chunk size must be a multiple of 4 between {EncodedTensorFormat.MinChunkSize} and {EncodedTensorFormat.MaxChunkSize}.");
+        }
+        if (FormatVersion is not (3 or EncodedTensorFormat.Version))
+        {
+            throw new ArgumentOutOfRangeException(nameof(FormatVersion), FormatVersion, $"Only versions 3 and {EncodedTensorFormat.Version} are written.");
         }
     }
 }

@@ -59,7 +59,7 @@ internal static class TensorCodec
         }
 
         // Whether this is a delta is said in the footer, once every chunk is coded: one whose every chunk came out solo is a solo tensor.
-        var fixedPart = new TensorHeader(EncodedTensorFormat.Version, EncodedTensorKind.Solo, layout, 0, source.Length, chunkSize, BaseConversion.None);
+        var fixedPart = new TensorHeader(pool.Options.FormatVersion, EncodedTensorKind.Solo, layout, 0, source.Length, chunkSize, BaseConversion.None);
         Span<byte> header = stackalloc byte[TensorHeader.Size];
         fixedPart.WriteHeader(header);
         output.Write(header);

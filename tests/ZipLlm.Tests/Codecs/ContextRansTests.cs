@@ -4,14 +4,30 @@ namespace ZipLlm.Tests.Codecs;
 
 public class ContextRansTests
 {
-    public static TheoryData<int, int> Shapes() => new()
+    private static readonly int[] s_laneCounts = [ContextRans.LegacyLanes, ContextRans.DefaultLanes];
+
+    public static TheoryData<int, int, int> Shapes() => WithLanes(
+    [
+        (0, 1), (1, 1), (7, 1), (8, 1), (9, 2), (15, 3), (16, 16), (17, 16), (1000, 64), (4099, 16), (100_003, 16), (100_000, 1),
+    ]);
+
+    /// <summary>Each shape with each lane count the format has had: 32 (version 3) and 64 (version 4).</summary>
+    private static TheoryData<int, int, int> WithLanes((int Length, int Contexts)[] shapes)
     {
-        { 0, 1 }, { 1, 1 }, { 7, 1 }, { 8, 1 }, { 9, 2 }, { 15, 3 }, { 16, 16 }, { 17, 16 }, { 1000, 64 }, { 4099, 16 }, { 100_003, 16 }, { 100_000, 1 },
-    };
+        var data = new TheoryData<int, int, int>();
+        foreach ((int length, int contexts) in shapes)
+        {
+            foreach (int lanes in s_laneCounts)
+            {
+                data.Add(length, contexts, lanes);
+            }
+        }
+        return data;
+    }
 
     [Theory]
     [MemberData(nameof(Shapes))]
-    public void RoundTrip_EveryDistributionLengthAndContextCount_IsExact(int length, int contexts)
+    public void RoundTrip_EveryDistributionLengthAndContextCount_IsExact(int length, int contexts, int lanes)
     {
         var random = new Random(length * 31 + contexts);
         var rans = new ContextRans();
@@ -25,25 +41,26 @@ public class ContextRansTests
             }
             ReadOnlySpan<byte> ctx = contexts == 1 ? default : context;
             byte[] encoded = new byte[ContextRans.MaxEncodedLength(length, contexts)];
-            int written = rans.Encode(symbols, ctx, contexts, encoded);
+            int written = rans.Encode(symbols, ctx, contexts, encoded, lanes);
             byte[] decoded = new byte[length];
-            rans.Decode(encoded.AsSpan(0, written), ctx, contexts, decoded);
+            rans.Decode(encoded.AsSpan(0, written), ctx, contexts, decoded, lanes);
             Assert.Equal(symbols, decoded);
             // The estimate is what the codec chooses by: within a few bytes a lane and half a percent of the real length (each lane
             // ends on a whole word).
-            long estimate = rans.EstimateLength(symbols, ctx, contexts);
-            Assert.InRange(estimate - written, -64, 128 + written / 200);
+            long estimate = rans.EstimateLength(symbols, ctx, contexts, lanes);
+            Assert.InRange(estimate - written, -2 * lanes, 4 * lanes + written / 200);
         }
     }
 
-    public static TheoryData<int, int> VectorShapes() => new()
-    {
-        { 0, 1 }, { 1, 1 }, { 7, 2 }, { 8, 3 }, { 31, 4 }, { 32, 5 }, { 33, 16 }, { 63, 1 }, { 64, 64 }, { 65, 17 }, { 1001, 64 }, { 65_537, 16 }, { 100_003, 1 },
-    };
+    public static TheoryData<int, int, int> VectorShapes() => WithLanes(
+    [
+        (0, 1), (1, 1), (7, 2), (8, 3), (31, 4), (32, 5), (33, 16), (63, 1), (64, 64), (65, 17), (127, 3), (128, 2), (129, 5), (1001, 64),
+        (65_537, 16), (100_003, 1),
+    ]);
 
     [Theory]
     [MemberData(nameof(VectorShapes))]
-    public void Encode_VectorAndScalar_WriteTheSameBytes_AndEachDecodesTheOther(int length, int contexts)
+    public void Encode_VectorAndScalar_WriteTheSameBytes_AndEachDecodesTheOther(int length, int contexts, int lanes)
     {
         var random = new Random(length * 7 + contexts);
         var rans = new ContextRans();
@@ -57,26 +74,23 @@ public class ContextRansTests
             }
             ReadOnlySpan<byte> ctx = contexts == 1 ? default : context;
             byte[] vector = new byte[ContextRans.MaxEncodedLength(length, contexts)], scalar = new byte[vector.Length];
-            int vectorLength = rans.Encode(symbols, ctx, contexts, vector, vectorized: true);
-            int scalarLength = rans.Encode(symbols, ctx, contexts, scalar, vectorized: false);
+            int vectorLength = rans.Encode(symbols, ctx, contexts, vector, vectorized: true, lanes);
+            int scalarLength = rans.Encode(symbols, ctx, contexts, scalar, vectorized: false, lanes);
             Assert.Equal(scalar.AsSpan(0, scalarLength).ToArray(), vector.AsSpan(0, vectorLength).ToArray());
             foreach (bool vectorized in new[] { false, true })
             {
                 byte[] decoded = new byte[length];
-                rans.Decode(vector.AsSpan(0, vectorLength), ctx, contexts, decoded, vectorized);
+                rans.Decode(vector.AsSpan(0, vectorLength), ctx, contexts, decoded, vectorized, lanes);
                 Assert.Equal(symbols, decoded);
             }
         }
     }
 
+    public static TheoryData<int, int, int> BaseWordShapes() => WithLanes([(0, 16), (1, 16), (31, 16), (33, 16), (65, 16), (1000, 4), (65_537, 16)]);
+
     [Theory]
-    [InlineData(0, 16)]
-    [InlineData(1, 16)]
-    [InlineData(31, 16)]
-    [InlineData(33, 16)]
-    [InlineData(1000, 4)]
-    [InlineData(65_537, 16)]
-    public void Decode_ContextsFromBaseWords_MatchesDecodingWithTheContextsGiven(int length, int contexts)
+    [MemberData(nameof(BaseWordShapes))]
+    public void Decode_ContextsFromBaseWords_MatchesDecodingWithTheContextsGiven(int length, int contexts, int lanes)
     {
         var random = new Random(length + contexts);
         foreach (WordContexts rule in new[] { new WordContexts(7, 0xFF, 112), new WordContexts(10, 0x1F, 0) })
@@ -92,11 +106,11 @@ public class ContextRansTests
             }
             var rans = new ContextRans();
             byte[] encoded = new byte[ContextRans.MaxEncodedLength(length, contexts)];
-            int written = rans.Encode(symbols, context, contexts, encoded);
+            int written = rans.Encode(symbols, context, contexts, encoded, lanes);
             foreach (bool vectorized in new[] { false, true })
             {
                 byte[] decoded = new byte[length];
-                rans.Decode(encoded.AsSpan(0, written), baseWords, rule, contexts, decoded, vectorized);
+                rans.Decode(encoded.AsSpan(0, written), baseWords, rule, contexts, decoded, vectorized, lanes);
                 Assert.Equal(symbols, decoded);
             }
             if (length > 0)
@@ -106,8 +120,10 @@ public class ContextRansTests
         }
     }
 
-    [Fact]
-    public void Encode_VectorAndScalar_AgreeOnEveryRenormalizationPattern()
+    [Theory]
+    [InlineData(ContextRans.LegacyLanes)]
+    [InlineData(ContextRans.DefaultLanes)]
+    public void Encode_VectorAndScalar_AgreeOnEveryRenormalizationPattern(int lanes)
     {
         // Frequencies of 1 (the most renormalizations) beside one symbol of nearly all the scale (the fewest), mixed
         // lane by lane, so that every mask of renormalizing lanes occurs.
@@ -120,9 +136,30 @@ public class ContextRansTests
         }
         var rans = new ContextRans();
         byte[] vector = new byte[ContextRans.MaxEncodedLength(length, 1)], scalar = new byte[vector.Length];
-        int vectorLength = rans.Encode(symbols, default, 1, vector, vectorized: true);
-        int scalarLength = rans.Encode(symbols, default, 1, scalar, vectorized: false);
+        int vectorLength = rans.Encode(symbols, default, 1, vector, vectorized: true, lanes);
+        int scalarLength = rans.Encode(symbols, default, 1, scalar, vectorized: false, lanes);
         Assert.True(vector.AsSpan(0, vectorLength).SequenceEqual(scalar.AsSpan(0, scalarLength)));
+    }
+
+    [Fact]
+    public void Decode_WithOtherLanesThanEncoded_IsRefused()
+    {
+        var random = new Random(21);
+        byte[] symbols = new byte[10_000];
+        for (int i = 0; i < symbols.Length; i++)
+        {
+            symbols[i] = (byte)Math.Min(254, Math.Abs((int)(Gaussian(random) * 6)));
+        }
+        var rans = new ContextRans();
+        byte[] encoded = new byte[ContextRans.MaxEncodedLength(symbols.Length, 1)];
+        foreach ((int written, int other) in new[] { (ContextRans.LegacyLanes, ContextRans.DefaultLanes), (ContextRans.DefaultLanes, ContextRans.LegacyLanes) })
+        {
+            int length = rans.Encode(symbols, default, 1, encoded, written);
+            // The states of one lane count read as another's end elsewhere than where the encoder began: refused, never wrong.
+            Assert.Throws<InvalidDataException>(() => rans.Decode(encoded.AsSpan(0, length), default, 1, new byte[symbols.Length], other));
+        }
+        Assert.Throws<ArgumentOutOfRangeException>(() => rans.Encode(symbols, default, 1, encoded, 16));
+        Assert.Throws<ArgumentOutOfRangeException>(() => rans.Decode(encoded, default, 1, new byte[symbols.Length], 48));
     }
 
     [Fact]

@@ -227,7 +227,7 @@ public class TensorCodecTests
     {
         var random = new Random(31 + version);
         // As those versions coded: no rANS, no ordered differences; version 1 had no sparse streams either, which chunks this small never use.
-        CodecOptions options = SmallChunks with { Rans = false, OrderedDifference = false, ChunkSize = version == 1 ? 256 : 64 << 10 };
+        CodecOptions options = SmallChunks with { Rans = false, OrderedDifference = false, FormatVersion = 3, ChunkSize = version == 1 ? 256 : 64 << 10 };
         using var pool = new WorkerPool(2, options);
         byte[] baseTensor = TensorData.Sample(random, DType.BF16, 100_000);
         byte[] tensor = TensorData.Perturb(random, baseTensor, DType.BF16);
@@ -244,11 +244,68 @@ public class TensorCodecTests
             Assert.Equal(tensor, TensorCodec.DecodeToArray(opened, pool));
         }
 
-        byte[] newer = TensorCodec.Encode(ElementLayout.Word16, tensor, null, pool);
+        using var current = new WorkerPool(2, SmallChunks);
+        byte[] newer = TensorCodec.Encode(ElementLayout.Word16, tensor, null, current);
         Assert.Equal(EncodedTensorFormat.Version, newer[4]);
         newer[4] = EncodedTensorFormat.Version + 1;
         var ex = Assert.Throws<NotSupportedException>(() => EncodedTensor.Open("v4", newer));
         Assert.Contains("version", ex.Message);
+    }
+
+    [Theory]
+    [InlineData(DType.BF16)]
+    [InlineData(DType.F16)]
+    [InlineData(DType.F32)]
+    public void Open_Version3Object_WithRansStreams_StillDecodes_AndIsNotReadAsVersion4(DType dtype)
+    {
+        // Version 3 differs from 4 only in its rANS streams' lanes (32, not 64): written here by this build's encoder.
+        var random = new Random(47 + (int)dtype);
+        var v3 = new CodecOptions { ChunkSize = 64 << 10, FormatVersion = 3 };
+        using var pool3 = new WorkerPool(2, v3);
+        using var pool4 = new WorkerPool(2, v3 with { FormatVersion = EncodedTensorFormat.Version });
+        ElementLayout layout = ElementLayouts.ForDType(dtype);
+        byte[] baseTensor = TensorData.Sample(random, dtype, 300_001);
+        byte[] tensor = TensorData.Perturb(random, baseTensor, dtype);
+        foreach (byte[]? basis in new[] { null, baseTensor })
+        {
+            ReadOnlyMemory<byte>? against = basis is null ? (ReadOnlyMemory<byte>?)null : basis;
+            byte[] old = TensorCodec.Encode(layout, tensor, against, pool3, basis is null ? default : [9]);
+            byte[] now = TensorCodec.Encode(layout, tensor, against, pool4, basis is null ? default : [9]);
+            Assert.Equal(3, old[4]);
+            Assert.Equal(EncodedTensorFormat.Version, now[4]);
+            // Apart from the version byte the two are the same exactly when no chunk has a rANS stream; BF16 always has some.
+            bool onlyTheVersionDiffers = old.AsSpan(0, 4).SequenceEqual(now.AsSpan(0, 4)) && old.AsSpan(5).SequenceEqual(now.AsSpan(5));
+            if (dtype == DType.BF16)
+            {
+                Assert.False(onlyTheVersionDiffers, "the two versions' rANS streams should differ in their lanes");
+            }
+            foreach ((byte[] encoded, byte version) in new[] { (old, (byte)3), (now, EncodedTensorFormat.Version) })
+            {
+                EncodedTensor opened = EncodedTensor.Open($"v{version}", encoded);
+                Assert.Equal(version, opened.Version);
+                if (basis is not null)
+                {
+                    opened.Base = RawChunkSource.FromMemory(basis);
+                }
+                Assert.Equal(tensor, TensorCodec.DecodeToArray(opened, pool4));
+            }
+            // A version 3 object relabelled 4 has its rANS streams read with the other lanes: refused as corrupt, never decoded wrong.
+            byte[] relabelled = (byte[])old.Clone();
+            relabelled[4] = EncodedTensorFormat.Version;
+            EncodedTensor wrong = EncodedTensor.Open("relabelled", relabelled);
+            if (basis is not null)
+            {
+                wrong.Base = RawChunkSource.FromMemory(basis);
+            }
+            if (onlyTheVersionDiffers)
+            {
+                Assert.Equal(tensor, TensorCodec.DecodeToArray(wrong, pool4));
+            }
+            else
+            {
+                Assert.Throws<InvalidDataException>(() => TensorCodec.DecodeToArray(wrong, pool4));
+            }
+        }
     }
 
     [Theory]
