@@ -92,7 +92,7 @@ public class ChunkBuffersTests
     [Fact]
     public unsafe void LargeBuffers_StartOnAHugePageBoundary()
     {
-        foreach (int size in new[] { 2 << 20, 3 << 20, 4 << 20, 16 << 20 })
+        foreach (int size in new[] { (1 << 20) - 5, 1 << 20, 2 << 20, 3 << 20, 4 << 20, 16 << 20 })
         {
             ChunkBuffer buffer = ChunkBuffers.Rent(size);
             try
