@@ -74,14 +74,28 @@ public class RansBenchmarks
     [Benchmark, BenchmarkCategory("Decode")]
     public byte Decode16Scalar()
     {
-        _rans.Decode(_encoded16.AsSpan(0, _length16), _contexts, 16, _output, vectorized: false);
+        _rans.Decode(_encoded16.AsSpan(0, _length16), _contexts, 16, _output, RansPath.Scalar);
         return _output[^1];
     }
 
     [Benchmark, BenchmarkCategory("Decode")]
     public byte DecodeOrderZeroScalar()
     {
-        _rans.Decode(_encoded1.AsSpan(0, _length1), default, 1, _output, vectorized: false);
+        _rans.Decode(_encoded1.AsSpan(0, _length1), default, 1, _output, RansPath.Scalar);
+        return _output[^1];
+    }
+
+    [Benchmark, BenchmarkCategory("Decode")]
+    public byte Decode16ContextsAvx2()
+    {
+        _rans.Decode(_encoded16.AsSpan(0, _length16), _contexts, 16, _output, RansPath.Avx2);
+        return _output[^1];
+    }
+
+    [Benchmark, BenchmarkCategory("Decode")]
+    public byte DecodeOrderZeroAvx2()
+    {
+        _rans.Decode(_encoded1.AsSpan(0, _length1), default, 1, _output, RansPath.Avx2);
         return _output[^1];
     }
 

@@ -77,10 +77,10 @@ public class ContextRansTests
             int vectorLength = rans.Encode(symbols, ctx, contexts, vector, vectorized: true, lanes);
             int scalarLength = rans.Encode(symbols, ctx, contexts, scalar, vectorized: false, lanes);
             Assert.Equal(scalar.AsSpan(0, scalarLength).ToArray(), vector.AsSpan(0, vectorLength).ToArray());
-            foreach (bool vectorized in new[] { false, true })
+            foreach (RansPath path in ContextRans.SupportedPaths)
             {
                 byte[] decoded = new byte[length];
-                rans.Decode(vector.AsSpan(0, vectorLength), ctx, contexts, decoded, vectorized, lanes);
+                rans.Decode(vector.AsSpan(0, vectorLength), ctx, contexts, decoded, path, lanes);
                 Assert.Equal(symbols, decoded);
             }
         }
@@ -107,10 +107,10 @@ public class ContextRansTests
             var rans = new ContextRans();
             byte[] encoded = new byte[ContextRans.MaxEncodedLength(length, contexts)];
             int written = rans.Encode(symbols, context, contexts, encoded, lanes);
-            foreach (bool vectorized in new[] { false, true })
+            foreach (RansPath path in ContextRans.SupportedPaths)
             {
                 byte[] decoded = new byte[length];
-                rans.Decode(encoded.AsSpan(0, written), baseWords, rule, contexts, decoded, vectorized, lanes);
+                rans.Decode(encoded.AsSpan(0, written), baseWords, rule, contexts, decoded, path, lanes);
                 Assert.Equal(symbols, decoded);
             }
             if (length > 0)
@@ -139,6 +139,22 @@ public class ContextRansTests
         int vectorLength = rans.Encode(symbols, default, 1, vector, vectorized: true, lanes);
         int scalarLength = rans.Encode(symbols, default, 1, scalar, vectorized: false, lanes);
         Assert.True(vector.AsSpan(0, vectorLength).SequenceEqual(scalar.AsSpan(0, scalarLength)));
+    }
+
+    [Fact]
+    public void SupportedPaths_AreEveryPathTheProcessorRuns_TheBestLast()
+    {
+        var expected = new List<RansPath> { RansPath.Scalar };
+        if (System.Runtime.Intrinsics.X86.Avx2.IsSupported)
+        {
+            expected.Add(RansPath.Avx2);
+            if (System.Runtime.Intrinsics.X86.Avx512F.VL.IsSupported)
+            {
+                expected.Add(RansPath.Avx512);
+            }
+        }
+        Assert.Equal(expected, ContextRans.SupportedPaths);
+        Assert.Equal(expected[^1], ContextRans.BestPath);
     }
 
     [Fact]

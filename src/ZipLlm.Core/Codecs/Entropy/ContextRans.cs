@@ -51,6 +51,12 @@ internal sealed class ContextRans
     // A context of fewer symbols lists them; one of more carries a bitmap (the tag that says so).
     private const int BitmapTag = 32;
 
+    /// <summary>The fastest decoding path of this processor.</summary>
+    internal static RansPath BestPath { get; } = SupportedPathsOf().Last();
+
+    /// <summary>Every decoding path this processor can run, slowest first: the scalar twin always.</summary>
+    internal static IReadOnlyList<RansPath> SupportedPaths { get; } = SupportedPathsOf();
+
     private int[] _counts = [];
     private EncodeSymbol[] _encode = [];
     // The vector encoder's table: per key, the reciprocal, then frequency (bits 12..0), bias (25..13) and shift (30..26).
@@ -249,14 +255,14 @@ internal sealed class ContextRans
     /// </summary>
     /// <exception cref="InvalidDataException">The encoding is corrupt or truncated, or was made with other contexts.</exception>
     public void Decode(ReadOnlySpan<byte> encoded, ReadOnlySpan<byte> contexts, int contextCount, Span<byte> destination, int lanes = DefaultLanes) =>
-        Decode(encoded, contexts, contextCount, destination, vectorized: true, lanes);
+        Decode(encoded, contexts, contextCount, destination, BestPath, lanes);
 
-    /// <summary><see cref="Decode(ReadOnlySpan{byte}, ReadOnlySpan{byte}, int, Span{byte}, int)"/> with the vector path on or off (the scalar twin, for tests).</summary>
-    internal void Decode(ReadOnlySpan<byte> encoded, ReadOnlySpan<byte> contexts, int contextCount, Span<byte> destination, bool vectorized, int lanes = DefaultLanes)
+    /// <summary><see cref="Decode(ReadOnlySpan{byte}, ReadOnlySpan{byte}, int, Span{byte}, int)"/> by the given path (one of <see cref="SupportedPaths"/>; for tests).</summary>
+    internal void Decode(ReadOnlySpan<byte> encoded, ReadOnlySpan<byte> contexts, int contextCount, Span<byte> destination, RansPath path, int lanes = DefaultLanes)
     {
         CheckArguments(destination, contexts, contextCount);
         CheckLanes(lanes);
-        Decode(encoded, contexts, default, default, contextCount, destination, vectorized, lanes);
+        Decode(encoded, contexts, default, default, contextCount, destination, path, lanes);
     }
 
     /// <summary>
@@ -267,10 +273,10 @@ internal sealed class ContextRans
     /// <exception cref="InvalidDataException">The encoding is corrupt or truncated, or was made with other contexts.</exception>
     public void Decode(ReadOnlySpan<byte> encoded, ReadOnlySpan<ushort> baseWords, WordContexts rule, int contextCount, Span<byte> destination,
         int lanes = DefaultLanes) =>
-        Decode(encoded, baseWords, rule, contextCount, destination, vectorized: true, lanes);
+        Decode(encoded, baseWords, rule, contextCount, destination, BestPath, lanes);
 
-    /// <summary><see cref="Decode(ReadOnlySpan{byte}, ReadOnlySpan{ushort}, WordContexts, int, Span{byte}, int)"/> with the vector path on or off.</summary>
-    internal void Decode(ReadOnlySpan<byte> encoded, ReadOnlySpan<ushort> baseWords, WordContexts rule, int contextCount, Span<byte> destination, bool vectorized,
+    /// <summary><see cref="Decode(ReadOnlySpan{byte}, ReadOnlySpan{ushort}, WordContexts, int, Span{byte}, int)"/> by the given path (for tests).</summary>
+    internal void Decode(ReadOnlySpan<byte> encoded, ReadOnlySpan<ushort> baseWords, WordContexts rule, int contextCount, Span<byte> destination, RansPath path,
         int lanes = DefaultLanes)
     {
         CheckArguments(destination, default, contextCount);
@@ -279,11 +285,11 @@ internal sealed class ContextRans
         {
             throw new ArgumentException("There must be one base word for each symbol.", nameof(baseWords));
         }
-        Decode(encoded, default, baseWords, rule, contextCount, destination, vectorized, lanes);
+        Decode(encoded, default, baseWords, rule, contextCount, destination, path, lanes);
     }
 
     private void Decode(ReadOnlySpan<byte> encoded, ReadOnlySpan<byte> contexts, ReadOnlySpan<ushort> baseWords, WordContexts rule, int contextCount,
-        Span<byte> destination, bool vectorized, int lanes)
+        Span<byte> destination, RansPath path, int lanes)
     {
         if (encoded.IsEmpty || encoded[0] != contextCount)
         {
@@ -383,7 +389,7 @@ internal sealed class ContextRans
             }
         }
         ReadOnlySpan<ushort> words = MemoryMarshal.Cast<byte, ushort>(encoded[position..]);
-        int read = DecodeSymbols(words, contexts, baseWords, rule, contextCount, states, destination, vectorized);
+        int read = DecodeSymbols(words, contexts, baseWords, rule, contextCount, states, destination, path);
         if (read != words.Length)
         {
             throw new InvalidDataException($"rANS stream has {words.Length - read} words left over.");
@@ -507,12 +513,20 @@ internal sealed class ContextRans
     }
 
     private int DecodeSymbols(ReadOnlySpan<ushort> words, ReadOnlySpan<byte> contexts, ReadOnlySpan<ushort> baseWords, WordContexts rule, int contextCount,
-        Span<uint> states, Span<byte> destination, bool vectorized)
+        Span<uint> states, Span<byte> destination, RansPath path)
     {
         int n = destination.Length, read = 0, i = 0;
-        if (vectorized && Avx2.IsSupported && BitConverter.IsLittleEndian)
+        if (path != RansPath.Scalar && !SupportedPaths.Contains(path))
         {
-            (i, read) = DecodeRoundsAvx2(words, contexts, baseWords, rule, contextCount, states, destination);
+            throw new PlatformNotSupportedException($"This processor cannot decode by the {path} path.");
+        }
+        if (path == RansPath.Avx512)
+        {
+            (i, read) = DecodeRounds<Avx512Round>(words, contexts, baseWords, rule, contextCount, states, destination);
+        }
+        else if (path == RansPath.Avx2)
+        {
+            (i, read) = DecodeRounds<Avx2Round>(words, contexts, baseWords, rule, contextCount, states, destination);
         }
         if (destination.Length > 0 && baseWords.Length == destination.Length && i < n)
         {
@@ -565,8 +579,9 @@ internal sealed class ContextRans
     /// vectors depend on each other only through the read position, so their gathers overlap.
     /// </summary>
     /// <returns>Symbols decoded and words read; the states are updated.</returns>
-    private unsafe (int Symbols, int Read) DecodeRoundsAvx2(ReadOnlySpan<ushort> words, ReadOnlySpan<byte> contexts, ReadOnlySpan<ushort> baseWords,
+    private unsafe (int Symbols, int Read) DecodeRounds<TRound>(ReadOnlySpan<ushort> words, ReadOnlySpan<byte> contexts, ReadOnlySpan<ushort> baseWords,
         WordContexts rule, int contextCount, Span<uint> states, Span<byte> destination)
+        where TRound : struct, IRound
     {
         int n = destination.Length, i = 0, read = 0, lanes = states.Length;
         bool contextual = !contexts.IsEmpty, wide = lanes == MaxLanes;
@@ -590,16 +605,16 @@ internal sealed class ContextRans
                 {
                     ushort* b = baseWord + i;
                     byte* o = output + i;
-                    x0 = Round(x0, table, Contexts(b, shift, mask, offset, last), o, word, ref read, spread);
-                    x1 = Round(x1, table, Contexts(b + 8, shift, mask, offset, last), o + 8, word, ref read, spread);
-                    x2 = Round(x2, table, Contexts(b + 16, shift, mask, offset, last), o + 16, word, ref read, spread);
-                    x3 = Round(x3, table, Contexts(b + 24, shift, mask, offset, last), o + 24, word, ref read, spread);
+                    x0 = TRound.Step(x0, table, Contexts(b, shift, mask, offset, last), o, word, ref read, spread);
+                    x1 = TRound.Step(x1, table, Contexts(b + 8, shift, mask, offset, last), o + 8, word, ref read, spread);
+                    x2 = TRound.Step(x2, table, Contexts(b + 16, shift, mask, offset, last), o + 16, word, ref read, spread);
+                    x3 = TRound.Step(x3, table, Contexts(b + 24, shift, mask, offset, last), o + 24, word, ref read, spread);
                     if (wide)
                     {
-                        x4 = Round(x4, table, Contexts(b + 32, shift, mask, offset, last), o + 32, word, ref read, spread);
-                        x5 = Round(x5, table, Contexts(b + 40, shift, mask, offset, last), o + 40, word, ref read, spread);
-                        x6 = Round(x6, table, Contexts(b + 48, shift, mask, offset, last), o + 48, word, ref read, spread);
-                        x7 = Round(x7, table, Contexts(b + 56, shift, mask, offset, last), o + 56, word, ref read, spread);
+                        x4 = TRound.Step(x4, table, Contexts(b + 32, shift, mask, offset, last), o + 32, word, ref read, spread);
+                        x5 = TRound.Step(x5, table, Contexts(b + 40, shift, mask, offset, last), o + 40, word, ref read, spread);
+                        x6 = TRound.Step(x6, table, Contexts(b + 48, shift, mask, offset, last), o + 48, word, ref read, spread);
+                        x7 = TRound.Step(x7, table, Contexts(b + 56, shift, mask, offset, last), o + 56, word, ref read, spread);
                     }
                 }
             }
@@ -607,16 +622,16 @@ internal sealed class ContextRans
             {
                 byte* c = contextual ? context + i : null;
                 byte* o = output + i;
-                x0 = Round(x0, table, c, o, word, ref read, spread);
-                x1 = Round(x1, table, c == null ? null : c + 8, o + 8, word, ref read, spread);
-                x2 = Round(x2, table, c == null ? null : c + 16, o + 16, word, ref read, spread);
-                x3 = Round(x3, table, c == null ? null : c + 24, o + 24, word, ref read, spread);
+                x0 = TRound.Step(x0, table, Load(c), o, word, ref read, spread);
+                x1 = TRound.Step(x1, table, Load(c, 8), o + 8, word, ref read, spread);
+                x2 = TRound.Step(x2, table, Load(c, 16), o + 16, word, ref read, spread);
+                x3 = TRound.Step(x3, table, Load(c, 24), o + 24, word, ref read, spread);
                 if (wide)
                 {
-                    x4 = Round(x4, table, c == null ? null : c + 32, o + 32, word, ref read, spread);
-                    x5 = Round(x5, table, c == null ? null : c + 40, o + 40, word, ref read, spread);
-                    x6 = Round(x6, table, c == null ? null : c + 48, o + 48, word, ref read, spread);
-                    x7 = Round(x7, table, c == null ? null : c + 56, o + 56, word, ref read, spread);
+                    x4 = TRound.Step(x4, table, Load(c, 32), o + 32, word, ref read, spread);
+                    x5 = TRound.Step(x5, table, Load(c, 40), o + 40, word, ref read, spread);
+                    x6 = TRound.Step(x6, table, Load(c, 48), o + 48, word, ref read, spread);
+                    x7 = TRound.Step(x7, table, Load(c, 56), o + 56, word, ref read, spread);
                 }
             }
             Avx.Store(state, x0);
@@ -634,10 +649,10 @@ internal sealed class ContextRans
         return (i, read);
     }
 
-    /// <summary>Eight lanes' step: gather their entries, decode, store their symbols, then spread the next words to the lanes that need one.</summary>
+    /// <summary>The contexts of eight symbols from <paramref name="context"/> + <paramref name="at"/>; all 0 when there are none.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe Vector256<uint> Round(Vector256<uint> x, uint* table, byte* context, byte* output, ushort* word, ref int read, int* spread) =>
-        Round(x, table, context == null ? Vector256<int>.Zero : Avx2.ConvertToVector256Int32(context), output, word, ref read, spread);
+    private static unsafe Vector256<int> Load(byte* context, int at = 0) =>
+        context == null ? Vector256<int>.Zero : Avx2.ConvertToVector256Int32(context + at);
 
     /// <summary><see cref="WordContexts.Of"/> of eight base words.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -647,22 +662,57 @@ internal sealed class ContextRans
         return Avx2.Min(Avx2.Max(field, Vector256<int>.Zero), last);
     }
 
-    /// <summary>Eight lanes' step in the given contexts.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe Vector256<uint> Round(Vector256<uint> x, uint* table, Vector256<int> contexts, byte* output, ushort* word, ref int read, int* spread)
+    /// <summary>
+    /// Eight lanes' decoding step: gather their entries, decode, store their symbols, then spread the next words to the
+    /// lanes that need one. A struct per instruction set, so that each <see cref="DecodeRounds{TRound}"/> is compiled
+    /// with its step inlined.
+    /// </summary>
+    internal interface IRound
     {
-        Vector256<uint> slotMask = Vector256.Create((uint)(Scale - 1));
-        Vector256<int> index = (x & slotMask).AsInt32() | Avx2.ShiftLeftLogical(contexts, ScaleBits);
-        Vector256<uint> e = Avx2.GatherVector256(table, index, 4);
-        x = Avx2.MultiplyLow((e >> 20) + Vector256<uint>.One, x >> ScaleBits) + ((e >> 8) & slotMask);
-        Vector256<uint> symbols = e & Vector256.Create(0xFFu);
-        Vector256<byte> packed = Vector256.Narrow(Vector256.Narrow(symbols, symbols), Vector256<ushort>.Zero);
-        *(ulong*)output = packed.AsUInt64().ToScalar();
-        Vector256<int> need = Avx2.CompareGreaterThan(Vector256.Create((int)Lower), x.AsInt32());
-        int mask = Avx.MoveMask(need.AsSingle());
-        Vector256<uint> next = Avx2.PermuteVar8x32(Avx2.ConvertToVector256Int32(word + read), Avx.LoadVector256(spread + mask * VectorLanes)).AsUInt32();
-        read += BitOperations.PopCount((uint)mask);
-        return Avx2.BlendVariable(x, (x << 16) | next, need.AsUInt32());
+        static abstract unsafe Vector256<uint> Step(Vector256<uint> x, uint* table, Vector256<int> contexts, byte* output, ushort* word, ref int read, int* spread);
+    }
+
+    /// <summary>The step in AVX2.</summary>
+    private readonly struct Avx2Round : IRound
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static unsafe Vector256<uint> Step(Vector256<uint> x, uint* table, Vector256<int> contexts, byte* output, ushort* word, ref int read, int* spread)
+        {
+            Vector256<uint> slotMask = Vector256.Create((uint)(Scale - 1));
+            Vector256<int> index = (x & slotMask).AsInt32() | Avx2.ShiftLeftLogical(contexts, ScaleBits);
+            Vector256<uint> e = Avx2.GatherVector256(table, index, 4);
+            x = Avx2.MultiplyLow((e >> 20) + Vector256<uint>.One, x >> ScaleBits) + ((e >> 8) & slotMask);
+            Vector256<uint> symbols = e & Vector256.Create(0xFFu);
+            Vector256<byte> packed = Vector256.Narrow(Vector256.Narrow(symbols, symbols), Vector256<ushort>.Zero);
+            *(ulong*)output = packed.AsUInt64().ToScalar();
+            Vector256<int> need = Avx2.CompareGreaterThan(Vector256.Create((int)Lower), x.AsInt32());
+            int mask = Avx.MoveMask(need.AsSingle());
+            Vector256<uint> next = Avx2.PermuteVar8x32(Avx2.ConvertToVector256Int32(word + read), Avx.LoadVector256(spread + mask * VectorLanes)).AsUInt32();
+            read += BitOperations.PopCount((uint)mask);
+            return Avx2.BlendVariable(x, (x << 16) | next, need.AsUInt32());
+        }
+    }
+
+    /// <summary>
+    /// The step with AVX-512's 256-bit forms: the symbols narrowed in one instruction, and the next words expanded
+    /// straight into the lanes that need them (no table of spreads). Fewer instructions a symbol; the same symbols and reads.
+    /// </summary>
+    private readonly struct Avx512Round : IRound
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static unsafe Vector256<uint> Step(Vector256<uint> x, uint* table, Vector256<int> contexts, byte* output, ushort* word, ref int read, int* spread)
+        {
+            Vector256<uint> slotMask = Vector256.Create((uint)(Scale - 1));
+            // (x & slotMask) | contexts << ScaleBits: truth table (A & B) | C.
+            Vector256<uint> index = Avx512F.VL.TernaryLogic(x, slotMask, Avx2.ShiftLeftLogical(contexts, ScaleBits).AsUInt32(), 0xEA);
+            Vector256<uint> e = Avx2.GatherVector256(table, index.AsInt32(), 4);
+            x = Avx2.MultiplyLow((e >> 20) + Vector256<uint>.One, x >> ScaleBits) + ((e >> 8) & slotMask);
+            *(ulong*)output = Avx512F.VL.ConvertToVector128Byte(e).AsUInt64().ToScalar();
+            Vector256<uint> need = Avx512F.VL.CompareLessThan(x, Vector256.Create(Lower));
+            Vector256<uint> next = Avx512F.VL.Expand(Vector256<uint>.Zero, need, Avx2.ConvertToVector256Int32(word + read).AsUInt32());
+            read += BitOperations.PopCount(need.ExtractMostSignificantBits());
+            return Avx2.BlendVariable(x, (x << 16) | next, need);
+        }
     }
 
     /// <summary>For each mask of lanes that need a word, which of the next eight words each lane takes.</summary>
@@ -830,6 +880,20 @@ internal sealed class ContextRans
         return true;
     }
 
+    private static RansPath[] SupportedPathsOf()
+    {
+        var paths = new List<RansPath> { RansPath.Scalar };
+        if (Avx2.IsSupported && BitConverter.IsLittleEndian)
+        {
+            paths.Add(RansPath.Avx2);
+            if (Avx512F.VL.IsSupported)
+            {
+                paths.Add(RansPath.Avx512);
+            }
+        }
+        return [.. paths];
+    }
+
     private static void CheckLanes(int lanes)
     {
         if (lanes is not (DefaultLanes or LegacyLanes))
@@ -936,4 +1000,15 @@ public readonly record struct WordContexts(int Shift, int Mask, int Offset)
     /// <summary>The context of <paramref name="word"/> among <paramref name="contextCount"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public byte Of(ushort word, int contextCount) => (byte)Math.Clamp(((word >> Shift) & Mask) - Offset, 0, contextCount - 1);
+}
+
+/// <summary>How <see cref="ContextRans"/> decodes: by its scalar twin, or eight lanes a vector with AVX2, or with AVX-512's 256-bit forms.</summary>
+internal enum RansPath
+{
+    /// <summary>One lane at a time.</summary>
+    Scalar,
+    /// <summary>AVX2 vectors of eight lanes.</summary>
+    Avx2,
+    /// <summary>The same vectors with AVX-512VL instructions.</summary>
+    Avx512,
 }
