@@ -19,13 +19,14 @@ internal static class BoundsStudy
     public static void Run(string configPath)
     {
         ZipLlmConfig config = ZipLlmConfig.Load(configPath);
-        ModelList list = ModelList.Load(config.ModelsToProcess);
+        // The synthetic stand-in list where setup wrote one, as the CLI's verbs read it.
+        ModelList list = ModelList.Load(StandInModelList.Resolve(config).Path);
         BaseFtMap map = BaseFtMap.Load(config.BaseFtPath);
         using var pool = new WorkerPool(Environment.ProcessorCount);
         using var bitxPool = new WorkerPool(Environment.ProcessorCount, CodecOptions.Default with { OrderedDifference = false, Rans = false });
         Console.WriteLine("Bytes of each model's 16-bit float tensors, in MB, coded and bounded (order-0 entropy over the whole model):");
-        Console.WriteLine($"{"model",-32} {"tensors",8} {"solo o0",8} {"XOR o0",8} {"diff|exp",8} {"BitX v2",8} {"ours v3",8} {"v3/bound",8} {"v3/v2",6} {"s",5}");
-        double totalV2 = 0, totalV3 = 0;
+        Console.WriteLine($"{"model",-32} {"tensors",8} {"solo o0",8} {"XOR o0",8} {"diff|exp",8} {"BitX v2",8} {"ours",8} {"ours/bnd",8} {"/v2",6} {"s",5}");
+        double totalV2 = 0, totalOurs = 0;
         int small = 0;
         foreach (var id in list.Models)
         {
@@ -41,18 +42,18 @@ internal static class BoundsStudy
             // The tightest bound of a coding the store can use: solo, or the better delta coding where there is a base.
             double bound = baseFolder is null ? row.Solo : Math.Min(row.Solo, Math.Min(row.Xor, row.Difference));
             totalV2 += row.BitxV2;
-            totalV3 += row.OursV3;
-            Console.WriteLine($"{id,-32} {Mb(row.Raw),8} {Mb(row.Solo),8} {Mb(row.Xor),8} {Mb(row.Difference),8} {Mb(row.BitxV2),8} {Mb(row.OursV3),8} " +
-                $"{Ratio(row.OursV3, bound),8} {Ratio(row.OursV3, row.BitxV2),6} {clock.Elapsed.TotalSeconds,5:F0}");
+            totalOurs += row.Ours;
+            Console.WriteLine($"{id,-32} {Mb(row.Raw),8} {Mb(row.Solo),8} {Mb(row.Xor),8} {Mb(row.Difference),8} {Mb(row.BitxV2),8} {Mb(row.Ours),8} " +
+                $"{Ratio(row.Ours, bound),8} {Ratio(row.Ours, row.BitxV2),6} {clock.Elapsed.TotalSeconds,5:F0}");
         }
-        Console.WriteLine($"{"all",-32} {"",8} {"",8} {"",8} {"",8} {Mb(totalV2),8} {Mb(totalV3),8} {"",8} {totalV3 / totalV2,6:F3}");
+        Console.WriteLine($"{"all",-32} {"",8} {"",8} {"",8} {"",8} {Mb(totalV2),8} {Mb(totalOurs),8} {"",8} {totalOurs / totalV2,6:F3}");
         Console.WriteLine($"Deduplicated tensors are counted in every model that holds them; the store keeps them once. {small} model(s) under 1 MB of such tensors left out.");
     }
 
     /// <summary>A ratio, or "-" where the denominator is next to nothing (an exact copy's bound).</summary>
     private static string Ratio(double numerator, double denominator) => denominator < 1e5 ? "-" : (numerator / denominator).ToString("F3");
 
-    private sealed record Row(double Raw, double Solo, double Xor, double Difference, double BitxV2, double OursV3);
+    private sealed record Row(double Raw, double Solo, double Xor, double Difference, double BitxV2, double Ours);
 
     private static string Mb(double bytes) => (bytes / 1e6).ToString("F1");
 
@@ -63,7 +64,7 @@ internal static class BoundsStudy
         var unpaired = new Histogram(1);
         var xor = new Histogram(1);
         var difference = new Histogram(256);
-        double raw = 0, v2 = 0, v3 = 0;
+        double raw = 0, v2 = 0, ours = 0;
         foreach ((string file, TensorInfo tensor) in Tensors(folder).Values)
         {
             if (tensor.DType is not (DType.BF16 or DType.F16))
@@ -104,10 +105,10 @@ internal static class BoundsStudy
                 difference.Add16((b[i] >> exponentShift) & exponentMask, (ushort)((d << 1) ^ (d >> 31)));
             }
             v2 += Encoded(layout, words, basis, conversion, bitxPool, allowConversion: false);
-            v3 += Encoded(layout, words, basis, conversion, pool, allowConversion: true);
+            ours += Encoded(layout, words, basis, conversion, pool, allowConversion: true);
         }
         double alone = unpaired.SplitBits();
-        return new Row(raw, solo.SplitBits() / 8, (xor.SplitBits() + alone) / 8, (difference.ConditionalBits() + alone) / 8, v2, v3);
+        return new Row(raw, solo.SplitBits() / 8, (xor.SplitBits() + alone) / 8, (difference.ConditionalBits() + alone) / 8, v2, ours);
     }
 
     /// <summary>Bytes the codec stores a tensor in; format 2 had no conversions, so a converted pair was stored solo.</summary>

@@ -23,7 +23,8 @@ internal static class LineageStudy
     public static void Run(string configPath)
     {
         ZipLlmConfig config = ZipLlmConfig.Load(configPath);
-        ModelList list = ModelList.Load(config.ModelsToProcess);
+        // The synthetic stand-in list where setup wrote one, as the CLI's verbs read it.
+        ModelList list = ModelList.Load(StandInModelList.Resolve(config).Path);
         ModelId baseId = list.Models[0], finetuneId = list.Models[1];
         string scratch = Directory.CreateTempSubdirectory("zipllm-lineage-").FullName;
         try
