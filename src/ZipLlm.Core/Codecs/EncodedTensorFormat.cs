@@ -24,7 +24,7 @@ namespace ZipLlm.Codecs;
 /// Stream modes: 0 raw, 1 one zstd frame, 2 sparse (u32 nonZeroCount | zstd frame of bitmap and non-zero bytes;
 /// since version 2), 3 rANS (<see cref="Entropy.ContextRans"/>; since version 3). Version 4 differs from version 3 only
 /// in its rANS streams, which interleave 64 lanes where version 3's have 32 (<see cref="RansLanes"/>): the decoder of an
-/// order-0 stream, whose table sits in L1, runs twice as many independent chains and is about a third faster.
+/// order-0 stream, whose table sits in L1, runs twice as many independent chains and is about 30% faster.
 /// Chunks are independent: each can be read (through the footer's offsets) and decoded alone, on any thread.
 /// The lengths of the streams are derived from the chunk length, the layout and the transform, never read from the file.
 /// </summary>

@@ -24,7 +24,7 @@ namespace ZipLlm.Codecs.Entropy;
 /// Symbol i is coded in lane i % L, where L, the lane count, is not stored: the tensor format's version gives it (64 from
 /// version 4, 32 before). Independent states let the CPU overlap their dependency chains (the decoder runs them as AVX2
 /// vectors of eight, taking renormalization words lane by lane in order, as its scalar twin does): with 64 lanes an
-/// order-0 stream, whose table sits in L1, decodes about a third faster than with 32. States stay in [2^15, 2^31) and
+/// order-0 stream, whose table sits in L1, decodes about 30% faster than with 32. States stay in [2^15, 2^31) and
 /// renormalize 16 bits at a time, so encoding divides by reciprocal multiplication.
 /// </para>
 /// Holds its tables as scratch, so an instance is not thread-safe: give each worker its own.
