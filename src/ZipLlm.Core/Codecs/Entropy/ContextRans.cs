@@ -51,11 +51,11 @@ internal sealed class ContextRans
     // A context of fewer symbols lists them; one of more carries a bitmap (the tag that says so).
     private const int BitmapTag = 32;
 
-    /// <summary>The fastest decoding path of this processor.</summary>
-    internal static RansPath BestPath { get; } = SupportedPathsOf().Last();
-
     /// <summary>Every decoding path this processor can run, slowest first: the scalar twin always.</summary>
     internal static IReadOnlyList<RansPath> SupportedPaths { get; } = SupportedPathsOf();
+
+    /// <summary>The fastest decoding path of this processor.</summary>
+    internal static RansPath BestPath => SupportedPaths[^1];
 
     private int[] _counts = [];
     private EncodeSymbol[] _encode = [];
@@ -516,7 +516,7 @@ internal sealed class ContextRans
         Span<uint> states, Span<byte> destination, RansPath path)
     {
         int n = destination.Length, read = 0, i = 0;
-        if (path != RansPath.Scalar && !SupportedPaths.Contains(path))
+        if (!SupportedPaths.Contains(path))
         {
             throw new PlatformNotSupportedException($"This processor cannot decode by the {path} path.");
         }
