@@ -31,6 +31,17 @@ internal sealed unsafe class ChunkBuffer
     /// <summary><paramref name="length"/> bytes from <paramref name="start"/>.</summary>
     /// <exception cref="ArgumentOutOfRangeException">The range is not inside the buffer.</exception>
     public Span<byte> AsSpan(int start, int length) => AsSpan().Slice(start, length);
+
+    /// <summary>
+    /// A buffer its renter dropped without returning it goes back to the pool once nothing refers to it: work abandoned
+    /// on a failure or a cancellation (results no consumer will take) must not lose its memory for the process's life,
+    /// as a library's long-running host would see. Its memory is never freed, so nothing can read freed memory either.
+    /// </summary>
+    ~ChunkBuffer()
+    {
+        GC.ReRegisterForFinalize(this);
+        ChunkBuffers.Return(this);
+    }
 }
 
 /// <summary>

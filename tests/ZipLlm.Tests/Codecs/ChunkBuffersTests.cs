@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using ZipLlm.Codecs;
 
 namespace ZipLlm.Tests.Codecs;
@@ -87,6 +88,39 @@ public class ChunkBuffersTests
         ChunkBuffer second = ChunkBuffers.Rent(ChunkBuffers.MaxLength);
         ChunkBuffers.Return(second);
         Assert.Same(first, second);
+    }
+
+    [Fact]
+    public void BufferDroppedWithoutReturn_GoesBackToThePool()
+    {
+        // The largest size, as above: this test's alone. Dropped twice, to show it is reclaimed again after a reuse.
+        nint first = DropOne();
+        for (int round = 0; round < 2; round++)
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            ChunkBuffer again = ChunkBuffers.Rent(ChunkBuffers.MaxLength);
+            Assert.Equal(first, Address(again));
+            if (round == 0)
+            {
+                again = null!; // dropped once more
+            }
+            else
+            {
+                ChunkBuffers.Return(again);
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static nint DropOne() => Address(ChunkBuffers.Rent(ChunkBuffers.MaxLength));
+
+    private static unsafe nint Address(ChunkBuffer buffer)
+    {
+        fixed (byte* start = buffer.AsSpan())
+        {
+            return (nint)start;
+        }
     }
 
     [Fact]
