@@ -39,8 +39,10 @@ internal sealed class BasesJob(ZipLlmConfig config, ILogger logger)
         var decisions = new List<BaseDecision>();
         var stored = new List<(ModelId, ModelId?)>();
         var failures = new List<CompressFailure>();
-        var planned = new HashSet<ModelId>();
-        bool IsKnown(ModelId id) => planned.Contains(id) || (store?.Contains(id) ?? false);
+        var planned = new Dictionary<ModelId, ModelId?>(); // the base each model planned takes
+        bool IsKnown(ModelId id) => planned.ContainsKey(id) || (store?.Contains(id) ?? false);
+        (int, ModelId?)? Known(ModelId id) => planner.DepthOfCandidate(id) is not { } depth ? null
+            : (depth, planned.TryGetValue(id, out ModelId? planBase) ? planBase : store!.ReadManifest(id).BaseId);
 
         family.Walk(IsKnown, modelId =>
         {
@@ -55,11 +57,11 @@ internal sealed class BasesJob(ZipLlmConfig config, ILogger logger)
                 ModelSketch sketch = ModelSketches.FromFolder(modelId, config.ResolveModel(modelId, family.Models.RevisionOf(modelId)).Folder, cancellationToken);
                 BaseHint? hint = family.HintFor(modelId);
                 BaseDecision decision = Bases == BasesMode.Strict
-                    ? Strict(planner, modelId, sketch, hint)
+                    ? Strict(planner, modelId, sketch, hint, Known)
                     : planner.Choose(modelId, sketch, hint);
                 decisions.Add(decision);
                 planner.Add(modelId, sketch, decision.Depth);
-                planned.Add(modelId);
+                planned[modelId] = decision.Base;
             }
             catch (Exception ex) when (CompressJob.FailureKind(ex) is { } kind && !cancellationToken.IsCancellationRequested)
             {
@@ -83,17 +85,23 @@ internal sealed class BasesJob(ZipLlmConfig config, ILogger logger)
         }
     }
 
-    /// <summary>With <see cref="BasesMode.Strict"/>: the listed base, scored all the same so the estimates show what it costs.</summary>
-    private static BaseDecision Strict(LineagePlanner planner, ModelId modelId, ModelSketch sketch, BaseHint? hint)
+    /// <summary>
+    /// With <see cref="BasesMode.Strict"/>: the listed base, or its nearest ancestor within <see cref="MaxDepth"/>, as
+    /// compress takes it (<see cref="LineagePlanner.StrictBase"/>), scored all the same so the estimates show what it costs.
+    /// </summary>
+    private BaseDecision Strict(LineagePlanner planner, ModelId modelId, ModelSketch sketch, BaseHint? hint, Func<ModelId, (int, ModelId?)?> known)
     {
         BaseDecision scored = planner.Choose(modelId, sketch, hint);
         if (hint is null)
         {
             return scored with { Base = null, Depth = 0, Reason = "base_ft.json lists no base for it (--bases strict)" };
         }
-        int? depth = planner.DepthOfCandidate(hint.Base);
-        return depth is { } d
-            ? scored with { Base = hint.Base, Depth = d + 1, Reason = "base_ft.json names it (--bases strict)" }
-            : scored with { Base = null, Depth = 0, Reason = $"base_ft.json names {hint.Base}, which is neither stored nor listed before it" };
+        if (LineagePlanner.StrictBase(hint.Base, known, MaxDepth) is not { } chosen)
+        {
+            return scored with { Base = null, Depth = 0, Reason = $"base_ft.json names {hint.Base}, which is neither stored nor listed before it" };
+        }
+        string reason = chosen == hint.Base ? "base_ft.json names it (--bases strict)"
+            : $"base_ft.json names {hint.Base}, whose chain is already {MaxDepth} long (--max-depth); its ancestor {chosen} instead";
+        return scored with { Base = chosen, Depth = planner.DepthOfCandidate(chosen)!.Value + 1, Reason = reason };
     }
 }

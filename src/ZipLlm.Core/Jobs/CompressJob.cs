@@ -146,28 +146,21 @@ internal sealed class CompressJob(ZipLlmConfig config, ILogger logger)
         {
             return role;
         }
-        if (!store.Contains(baseId))
+        // Walked up by the manifests: a base whose own base was removed ends the walk (alone).
+        ModelId? rebased = LineagePlanner.StrictBase(baseId, id =>
+        {
+            if (!store.Contains(id))
+            {
+                return null;
+            }
+            Manifest manifest = store.ReadManifest(id);
+            return (LineagePlanner.DepthOf(manifest), manifest.BaseId);
+        }, MaxDepth);
+        if (rebased is null && !store.Contains(baseId))
         {
             logger.LogWarning("{Model}: its base {Base} is neither stored nor in {ModelDir}; storing it without deltas", modelId, baseId, config.ModelDir);
-            return role with { BaseId = null };
         }
-        // Walked up by the manifests: a base whose own base was removed ends the walk (alone).
-        ModelId? rebased = baseId;
-        while (rebased is { } current)
-        {
-            if (!store.Contains(current))
-            {
-                rebased = null;
-                break;
-            }
-            Manifest ancestor = store.ReadManifest(current);
-            if (LineagePlanner.DepthOf(ancestor) < MaxDepth)
-            {
-                break;
-            }
-            rebased = ancestor.BaseId;
-        }
-        if (rebased != baseId)
+        else if (rebased != baseId)
         {
             logger.LogWarning("{Model}: its base {Base} already ends a chain of {Limit} bases (--max-depth); stored against {Ancestor} instead",
                 modelId, baseId, MaxDepth, rebased?.ToString() ?? "nothing (alone)");

@@ -95,6 +95,31 @@ internal sealed class LineagePlanner : IDisposable
         }
     }
 
+    /// <summary>
+    /// With <c>--bases strict</c>: <paramref name="listed"/>, the base base_ft.json names, or, when its chain of bases is
+    /// already <paramref name="maxDepth"/> long, its nearest ancestor with room; null when the walk meets a model
+    /// <paramref name="known"/> does not know (not stored, or removed since). Compress and its dry run both choose by it.
+    /// </summary>
+    /// <param name="listed">The base base_ft.json names.</param>
+    /// <param name="known">A known model's depth and base; null for a model neither stored nor planned.</param>
+    /// <param name="maxDepth">The longest chain a model may end.</param>
+    public static ModelId? StrictBase(ModelId listed, Func<ModelId, (int Depth, ModelId? Base)?> known, int maxDepth)
+    {
+        for (ModelId? current = listed; current is { } id;)
+        {
+            if (known(id) is not { } model)
+            {
+                return null;
+            }
+            if (model.Depth < maxDepth)
+            {
+                return id;
+            }
+            current = model.Base;
+        }
+        return null;
+    }
+
     /// <summary>The depth of a stored manifest: the longest chain of bases any of its tensors is decoded through.</summary>
     public static int DepthOf(Manifest manifest) =>
         manifest.Files.SelectMany(f => f.Tensors ?? []).Select(t => t.Bases?.Length ?? 0).DefaultIfEmpty(0).Max();

@@ -126,7 +126,7 @@ public class LineageJobTests
     }
 
     [Fact]
-    public void Compress_MaxDepthOne_RebasesTheChainOnTheBase()
+    public void CompressAndItsDryRun_MaxDepthOne_RebaseTheChainOnTheBase()
     {
         using var dir = new TempDir();
         CompressJobTests.WriteFamily(dir);
@@ -138,6 +138,11 @@ public class LineageJobTests
             {
                 Directory.Delete(config.StorageDir, recursive: true);
             }
+            // The dry run plans what compress then does.
+            BasesReport plan = new BasesJob(config, NullLogger.Instance) { Bases = mode, MaxDepth = 1 }.Run();
+            BaseDecision planned = plan.Decisions.Single(d => d.Model == SyntheticFamily.IdOf(SyntheticModelKind.ChainFinetune));
+            Assert.True(planned.Base == SyntheticFamily.IdOf(SyntheticModelKind.Base), $"{mode}: planned base {planned.Base} ({planned.Reason})");
+            Assert.Equal(1, planned.Depth);
             Assert.Empty(new CompressJob(config, NullLogger.Instance) { Bases = mode, MaxDepth = 1 }.Run().Failures);
             ModelStore store = ModelStore.Open(config.StorageDir, create: false);
             Manifest chat = store.ReadManifest(SyntheticFamily.IdOf(SyntheticModelKind.ChainFinetune));
