@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using System.Text.Json.Serialization.Metadata;
+using ZipLlm.Jobs;
 
 namespace ZipLlm.Cli;
 
@@ -60,7 +61,12 @@ internal sealed record BasesOutput(IReadOnlyList<BaseChoiceOutput> Models, IRead
 internal sealed record StoredBaseOutput(string Id, string? Base);
 
 /// <summary>A model <c>compress</c> could not store: <c>kind</c> is <c>invalid_input</c> or <c>io</c>.</summary>
-internal sealed record CompressFailureOutput(string Id, string Kind, string Error);
+internal sealed record CompressFailureOutput(string Id, string Kind, string Error)
+{
+    /// <summary>The JSON of a model compress or bases could not handle.</summary>
+    public static CompressFailureOutput Of(CompressFailure failure) =>
+        new(failure.ModelId.ToString(), failure.Kind == CompressFailureKind.Io ? "io" : "invalid_input", failure.Error);
+}
 
 /// <summary><c>restore --json</c>: <c>check</c> is the hash every file was checked by, <c>xxh3-128</c> or <c>sha256</c>.</summary>
 internal sealed record RestoreOutput(string Id, string Output, int Files, long Bytes, double Seconds, double BytesPerSecond, string Check);

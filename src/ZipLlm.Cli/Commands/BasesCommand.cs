@@ -38,7 +38,7 @@ internal sealed class BasesCommand : BaseCommand
             JsonOutput.Write(output, new BasesOutput(
                 report.Decisions.Select(ToJson).ToList(),
                 report.Stored.Select(s => new StoredBaseOutput(s.Model.ToString(), s.Base?.ToString())).ToList(),
-                report.Failures.Select(f => new CompressFailureOutput(f.ModelId.ToString(), f.Kind == CompressFailureKind.Io ? "io" : "invalid_input", f.Error)).ToList()),
+                report.Failures.Select(CompressFailureOutput.Of).ToList()),
                 CliJsonContext.Default.BasesOutput);
         }
         else

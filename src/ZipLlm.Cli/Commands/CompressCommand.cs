@@ -89,7 +89,7 @@ internal sealed class CompressCommand : BaseCommand
                 !r.Skipped && Sizes.IsDedup(r.OriginalBytes, r.AddedBytes), r.Elapsed.TotalSeconds,
                 r.Files, r.DedupFiles, r.Tensors, r.DedupTensors, r.DeltaTensors,
                 report.Decisions?.FirstOrDefault(d => d.Model == r.ModelId) is { } d ? BasesCommand.ToJson(d) : null)).ToList(),
-            report.Failures.Select(f => new CompressFailureOutput(f.ModelId.ToString(), f.Kind == CompressFailureKind.Io ? "io" : "invalid_input", f.Error)).ToList(),
+            report.Failures.Select(CompressFailureOutput.Of).ToList(),
             report.Results.Count(r => !r.Skipped), report.Results.Count(r => r.Skipped), report.Failures.Count,
             original, added, Sizes.RatioValue(original, added), report.Results.Sum(r => r.Elapsed.TotalSeconds), exitCode);
     }

@@ -61,7 +61,7 @@ internal sealed class ListCommand : BaseCommand
             output.WriteLine($"{m.Id.ToString().PadRight(idWidth)}  {RoleName(m, manifests),-10}  {Sizes.Format(m.OriginalBytes),10}  {Sizes.Format(m.AddedBytes),10}  {Sizes.Ratio(m.OriginalBytes, m.AddedBytes),8}  {Chunks(m.Chunks),20}  {ShortRevision(m.Revision),-12}  {m.BaseId?.ToString() ?? "-"}");
         }
         output.WriteLine();
-        output.WriteLine($"{manifests.Count} models, {Sizes.Format(listing.OriginalBytes)} original, {Sizes.Format(listing.StoredBytes)} in objects on disk, store ratio {Sizes.Ratio(listing.OriginalBytes, listing.StoredBytes)}");
+        WriteSummary(output, listing);
     }
 
     private static ListOutput ToJson(ZipLlmConfig config, StoreListing listing) => new(
@@ -79,6 +79,10 @@ internal sealed class ListCommand : BaseCommand
     /// A model's role as the store holds it now: a finetune when stored against a base, a base when another model is
     /// stored against it, standalone otherwise (so a base found by lineage detection reads as one).
     /// </summary>
+    private static void WriteSummary(TextWriter output, StoreListing listing) =>
+        output.WriteLine($"{listing.Manifests.Count} models, {Sizes.Format(listing.OriginalBytes)} original, {Sizes.Format(listing.StoredBytes)} in objects on disk, " +
+            $"store ratio {Sizes.Ratio(listing.OriginalBytes, listing.StoredBytes)}");
+
     private static string RoleName(Manifest model, IReadOnlyList<Manifest> all) =>
         model.BaseId is not null ? "finetune"
         : model.Role == ModelRoleKind.Base || all.Any(m => m.BaseId == model.Id) ? "base"
@@ -111,7 +115,7 @@ internal sealed class ListCommand : BaseCommand
             Draw(root, "", last: true, root: true);
         }
         output.WriteLine();
-        output.WriteLine($"{manifests.Count} models, {Sizes.Format(listing.OriginalBytes)} original, {Sizes.Format(listing.StoredBytes)} in objects on disk, store ratio {Sizes.Ratio(listing.OriginalBytes, listing.StoredBytes)}");
+        WriteSummary(output, listing);
     }
 
     /// <summary>How the model's new chunks were coded: ordered difference, XOR, solo ("-" for manifests from before codec format 3).</summary>

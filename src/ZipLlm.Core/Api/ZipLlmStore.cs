@@ -386,17 +386,10 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
         };
     }
 
-    private static long TensorLength(StoredTensor tensor)
-    {
-        long elements = 1;
-        foreach (long d in tensor.Shape)
-        {
-            elements = checked(elements * d);
-        }
-        return DTypes.TryParse(Encoding.UTF8.GetBytes(tensor.DType), out DType dtype) && dtype.ByteCount(elements) is >= 0 and var bytes
+    private static long TensorLength(StoredTensor tensor) =>
+        DTypes.TryParse(Encoding.UTF8.GetBytes(tensor.DType), out DType dtype) && dtype.ByteCount(tensor.ElementCount()) is >= 0 and var bytes
             ? bytes
             : throw new InvalidDataException($"tensor \"{tensor.Name}\" has dtype {tensor.DType}, which this build does not read.");
-    }
 
     private static string Listing(IEnumerable<string> names)
     {

@@ -16,6 +16,7 @@ internal sealed class ListedFamily
     private readonly BasesMode _mode;
     private readonly ILogger _logger;
     private readonly HashSet<ModelId> _listed;
+    private readonly Dictionary<ModelId, BaseHint?> _hints = []; // each model's card read once
 
     private ListedFamily(ZipLlmConfig config, BasesMode mode, ILogger logger, ModelList models, BaseFtMap roles)
     {
@@ -63,7 +64,16 @@ internal sealed class ListedFamily
         {
             return new BaseHint(listed, "base_ft.json");
         }
-        return _mode == BasesMode.Auto ? CardHint(modelId, _config.ModelFolderFor(modelId, Models.RevisionOf(modelId))) : null;
+        if (_mode != BasesMode.Auto)
+        {
+            return null;
+        }
+        if (!_hints.TryGetValue(modelId, out BaseHint? hint))
+        {
+            hint = CardHint(modelId, _config.ModelFolderFor(modelId, Models.RevisionOf(modelId)));
+            _hints[modelId] = hint;
+        }
+        return hint;
     }
 
     /// <summary>The first model id the card (README.md) in <paramref name="folder"/> names as its <c>base_model</c>, other than the model itself.</summary>
@@ -94,7 +104,7 @@ internal sealed class ListedFamily
                 return;
             }
             if (HintFor(modelId) is { } hint && !isStored(hint.Base)
-                && (hint.Source == "base_ft.json" || _listed.Contains(hint.Base)) && _config.HasModel(hint.Base))
+                && (Roles.RoleOf(modelId).BaseId is not null || _listed.Contains(hint.Base)) && _config.HasModel(hint.Base))
             {
                 _logger.LogInformation("{Model} needs its base {Base}, which is not stored yet: storing the base first", modelId, hint.Base);
                 Visit(hint.Base);

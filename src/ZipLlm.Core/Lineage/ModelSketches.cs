@@ -38,24 +38,17 @@ internal static class ModelSketches
         }
     }
 
-    /// <summary>
-    /// The sketch of a stored model: the one it recorded, or, for a model stored before sketches were (or whose sketch
-    /// object is damaged), one made by decoding just the sampled stretches of its tensors' objects.
-    /// </summary>
-    /// <exception cref="StoreDamageException">The model's objects cannot be read.</exception>
-    public static ModelSketch FromStore(ModelStore store, Manifest manifest, CodecOptions options, Action<string>? onFallback = null)
-    {
-        using var reader = new StoredSketchReader(store, options);
-        return reader.Read(manifest, onFallback);
-    }
-
     /// <summary>Reads stored models' sketches with one object reader and one codec per chunk size, however many are read.</summary>
     internal sealed class StoredSketchReader(ModelStore store, CodecOptions options) : IDisposable
     {
         private readonly ObjectStore.ObjectReader _reader = store.Objects.OpenReader();
         private readonly Codecs _codecs = new(options);
 
-        /// <inheritdoc cref="FromStore"/>
+        /// <summary>
+        /// The sketch of a stored model: the one it recorded, or, for a model stored before sketches were (or whose sketch
+        /// object is damaged), one made by decoding just the sampled stretches of its tensors' objects.
+        /// </summary>
+        /// <exception cref="StoreDamageException">The model's objects cannot be read.</exception>
         public ModelSketch Read(Manifest manifest, Action<string>? onFallback = null)
         {
             if (manifest.Sketch is { } sketchHash)
@@ -83,7 +76,7 @@ internal static class ModelSketches
                 {
                     continue;
                 }
-                long length = dtype.ByteCount(tensor.Shape.Aggregate(1L, (a, b) => a * b));
+                long length = dtype.ByteCount(tensor.ElementCount());
                 ContentHash objectHash = tensor.Object;
                 sources.Add(new SketchSource(tensor.Name, dtype, tensor.Shape, length,
                     (offset, destination) => ReadRange(_reader.Open(objectHash), offset, destination, _codecs)));

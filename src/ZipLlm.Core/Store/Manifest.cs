@@ -41,7 +41,20 @@ internal enum TensorEncoding
 /// When the object is a delta: the objects it is decoded against, its own base first, then that base's base, and
 /// so on to a solo object. Recorded so that what a model needs follows from its file entries alone.
 /// </param>
-internal sealed record StoredTensor(string Name, string DType, long[] Shape, ContentHash Object, TensorEncoding Encoding, ContentHash[]? Bases = null);
+internal sealed record StoredTensor(string Name, string DType, long[] Shape, ContentHash Object, TensorEncoding Encoding, ContentHash[]? Bases = null)
+{
+    /// <summary>The number of elements its shape holds.</summary>
+    /// <exception cref="OverflowException">The shape's product does not fit 64 bits.</exception>
+    public long ElementCount()
+    {
+        long elements = 1;
+        foreach (long d in Shape)
+        {
+            elements = checked(elements * d);
+        }
+        return elements;
+    }
+}
 
 /// <summary>One file of a stored model.</summary>
 /// <param name="Path">Path inside the model folder, with '/' separators.</param>
@@ -178,7 +191,7 @@ internal sealed record Manifest(
             throw new InvalidDataException($"{source}: manifest is not valid JSON: {ex.Message}", ex);
         }
         // A missing id reads as default(ModelId); one that is there was parsed, and so checked, by its converter.
-        if (manifest is null || manifest.Files is null || manifest.Id.IsDefault || manifest.Sketch == default(ContentHash))
+        if (manifest is null || manifest.Files is null || manifest.Id.IsDefault)
         {
             throw new InvalidDataException($"{source}: manifest is missing required fields.");
         }
