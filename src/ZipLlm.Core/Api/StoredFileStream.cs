@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Buffers.Binary;
 using ZipLlm.Codecs;
 using ZipLlm.Config;
@@ -26,7 +25,7 @@ internal sealed class StoredFileStream : Stream
     private readonly ContentHash[] _objects;
     private readonly IChunkSource?[] _sources;
     private long _position;
-    private byte[]? _chunk;
+    private ChunkBuffer? _chunk;
     private int _chunkSegment = -1;
     private long _chunkStart = -1;
     private int _chunkLength;
@@ -60,19 +59,9 @@ internal sealed class StoredFileStream : Stream
             }
             StoredTensor[] tensors = file.Tensors!;
             byte[] headerBytes = TensorCodec.DecodeToArray(reader.OpenSource(file.Object), pool);
-            SafetensorsHeader header;
-            try
-            {
-                header = SafetensorsHeader.Parse(headerBytes, checked(file.Size - SafetensorsFormat.LengthPrefixSize - headerBytes.LongLength), "the stored header");
-            }
-            catch (Exception ex) when (StoreDamageException.IsDamage(ex) || ex is OverflowException)
-            {
-                throw new StoreDamageException(modelId, file.Path, file.Object, ex.Message.TrimEnd('.'), ex);
-            }
-            if (header.Tensors.Count != tensors.Length || header.Tensors.Where((t, i) => t.Name != tensors[i].Name).Any() || header.FileLength != file.Size)
-            {
-                throw new StoreDamageException(modelId, file.Path, file.Object, "the stored header does not match the stored tensors");
-            }
+            // The header's tensors end exactly where the file does (the parse holds them to it).
+            SafetensorsHeader header = ModelRestorer.ParseStoredHeader(modelId, file, headerBytes,
+                file.Size - SafetensorsFormat.LengthPrefixSize - headerBytes.LongLength);
             byte[] head = new byte[SafetensorsFormat.LengthPrefixSize + headerBytes.Length];
             BinaryPrimitives.WriteUInt64LittleEndian(head, (ulong)headerBytes.Length);
             headerBytes.CopyTo(head, SafetensorsFormat.LengthPrefixSize);
@@ -236,7 +225,7 @@ internal sealed class StoredFileStream : Stream
         }
         int offset = (int)(inSegment - _chunkStart);
         int count = Math.Min(destination.Length, _chunkLength - offset);
-        _chunk.AsSpan(offset, count).CopyTo(destination);
+        _chunk!.AsSpan(offset, count).CopyTo(destination);
         return count;
     }
 
@@ -250,9 +239,9 @@ internal sealed class StoredFileStream : Stream
         {
             if (_chunk is not null)
             {
-                ArrayPool<byte>.Shared.Return(_chunk);
+                ChunkBuffers.Return(_chunk);
             }
-            _chunk = ArrayPool<byte>.Shared.Rent(chunkSize);
+            _chunk = ChunkBuffers.Rent(chunkSize);
         }
         // Marked empty first: a chunk that fails to decode must not be served half-written by the next read.
         _chunkSegment = -1;
@@ -262,11 +251,8 @@ internal sealed class StoredFileStream : Stream
         }
         catch (StoreDamageException ex)
         {
+            // Every source is an object reader's, which names the object to blame in all it throws.
             throw ex.InFile(_modelId, _file.Path);
-        }
-        catch (InvalidDataException ex)
-        {
-            throw new StoreDamageException(_modelId, _file.Path, _objects[segment], ex.Message.TrimEnd('.'), ex);
         }
         _chunkSegment = segment;
         _chunkStart = start;
@@ -317,7 +303,7 @@ internal sealed class StoredFileStream : Stream
             _disposed = true;
             if (_chunk is not null)
             {
-                ArrayPool<byte>.Shared.Return(_chunk);
+                ChunkBuffers.Return(_chunk);
                 _chunk = null;
             }
             Release(_reader, _codec, _storeLock);

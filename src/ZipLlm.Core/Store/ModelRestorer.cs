@@ -257,6 +257,32 @@ internal sealed class ModelRestorer(ModelStore store, WorkerPool pool)
         return [.. chain];
     }
 
+    private const string HeaderMismatch = "the stored header does not match the stored tensors";
+
+    /// <summary>
+    /// Parses the stored safetensors header of <paramref name="file"/> for <paramref name="dataLength"/> bytes of tensor data,
+    /// and checks that it names the file's stored tensors, in their order: restore and the library's file stream read by it.
+    /// </summary>
+    /// <exception cref="StoreDamageException">The header is malformed, or names other tensors.</exception>
+    internal static SafetensorsHeader ParseStoredHeader(ModelId modelId, StoredFile file, byte[] headerBytes, long dataLength)
+    {
+        SafetensorsHeader header;
+        try
+        {
+            header = SafetensorsHeader.Parse(headerBytes, dataLength, "the stored header");
+        }
+        catch (Exception ex) when (StoreDamageException.IsDamage(ex))
+        {
+            throw new StoreDamageException(modelId, file.Path, file.Object, ex.Message.TrimEnd('.'), ex);
+        }
+        StoredTensor[] tensors = file.Tensors ?? [];
+        if (header.Tensors.Count != tensors.Length || header.Tensors.Where((t, i) => t.Name != tensors[i].Name).Any())
+        {
+            throw new StoreDamageException(modelId, file.Path, file.Object, HeaderMismatch);
+        }
+        return header;
+    }
+
     /// <summary>Feeds the bytes of <paramref name="file"/>, in order, to <paramref name="digest"/> and then <paramref name="sink"/>.</summary>
     /// <exception cref="StoreDamageException">An object the file needs cannot be read back, or the stored header does not fit the tensors.</exception>
     private void Produce(ModelId modelId, StoredFile file, FileDigest digest, IObjectReadSession session, Action<ReadOnlySpan<byte>> sink,
@@ -280,20 +306,10 @@ internal sealed class ModelRestorer(ModelStore store, WorkerPool pool)
             var sources = tensors.Select(t => reader.OpenSource(t.Object)).ToArray();
             ContentHash headerObject = file.Object;
             byte[] headerBytes = TensorCodec.DecodeToArray(reader.OpenSource(headerObject), pool);
-            long dataLength = sources.Sum(s => s.Length);
-            // The stored header must describe exactly the stored tensors, in the same order.
-            SafetensorsHeader header;
-            try
+            SafetensorsHeader header = ParseStoredHeader(modelId, file, headerBytes, sources.Sum(s => s.Length));
+            if (header.Tensors.Where((t, i) => t.Length != sources[i].Length).Any())
             {
-                header = SafetensorsHeader.Parse(headerBytes, dataLength, "the stored header");
-            }
-            catch (Exception ex) when (StoreDamageException.IsDamage(ex))
-            {
-                throw new StoreDamageException(modelId, file.Path, headerObject, ex.Message.TrimEnd('.'), ex);
-            }
-            if (header.Tensors.Count != tensors.Length || header.Tensors.Where((t, i) => t.Name != tensors[i].Name || t.Length != sources[i].Length).Any())
-            {
-                throw new StoreDamageException(modelId, file.Path, headerObject, "the stored header does not match the stored tensors");
+                throw new StoreDamageException(modelId, file.Path, headerObject, HeaderMismatch);
             }
             Span<byte> prefix = stackalloc byte[SafetensorsFormat.LengthPrefixSize];
             BinaryPrimitives.WriteUInt64LittleEndian(prefix, (ulong)headerBytes.Length);
