@@ -144,15 +144,15 @@ internal static class ModelSetup
     private static async Task<ModelSetupEntry> DownloadAsync(HubClient client, ZipLlmConfig config, ModelId model, string? revision, ModelRole role,
         ModelSetupOptions options, ILogger logger, CancellationToken cancellationToken)
     {
-        if (HubCache.Holds(config.ModelDir, model))
+        ModelSource source = config.ResolveModel(model, revision);
+        if (source.FromCache)
         {
-            HubCacheSnapshot snapshot = HubCache.Resolve(config.ModelDir, model, revision);
-            logger.LogInformation("{Model}: in the Hugging Face cache at commit {Commit}; not downloaded", model, snapshot.Commit);
-            return new ModelSetupEntry(model, role, snapshot.Folder, $"in the Hugging Face cache, commit {Short(snapshot.Commit)}", snapshot.Commit);
+            logger.LogInformation("{Model}: in the Hugging Face cache at commit {Commit}; not downloaded", model, source.Commit);
+            return new ModelSetupEntry(model, role, source.Folder, $"in the Hugging Face cache, commit {Short(source.Commit!)}", source.Commit);
         }
-        string folder = config.ModelFolder(model);
+        string folder = source.Folder;
         // The folder's files are about to change: until they are all of the new commit, none is recorded.
-        string? folderCommit = DownloadRecord.Read(config.ModelDir, model);
+        string? folderCommit = source.Commit;
         DownloadRecord.Delete(config.ModelDir, model);
         logger.LogInformation("{Model}: downloading {Revision} into {Folder} ({Files})", model, revision ?? options.Hub.Revision, folder, options.Hub.Files);
         HubDownloadSummary summary = await client.DownloadModelAsync(model, folder, revision, folderCommit, options.Progress, cancellationToken).ConfigureAwait(false);

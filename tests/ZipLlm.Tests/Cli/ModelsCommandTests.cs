@@ -33,7 +33,6 @@ public class ModelsCommandTests
         Assert.True(Directory.Exists(dir.Combine("models", "my_org_llama-base-reupload")));
         Assert.False(File.Exists(dir.Combine("test_models.txt")));
         Assert.Equal(Enum.GetValues<SyntheticModelKind>().Length, ModelList.Load(dir.Combine("models", StandInModelList.FileName)).Models.Count);
-        // Every kind but the base and the two unrelated models is a finetune of the base.
         // Every kind but the base, the two standalone models, and the two listed under the full finetune.
         Assert.Equal(Enum.GetValues<SyntheticModelKind>().Length - 5, BaseFtMap.Load(dir.Combine("base_ft.json")).FinetunesOf(ModelId.Parse("synthetic/llama-base")).Count);
         Assert.Contains("seed 5", File.ReadAllText(dir.Combine("models", "synthetic_llama-base", "README.md")));
