@@ -171,7 +171,7 @@ public static class Analysis
         lines.Add(context.Cache switch
         {
             RunContext.Cold => "Cold cache: the page cache was dropped before every timed run.",
-            RunContext.Warm => "Warm cache: one untimed warm-up run, then a sync before every timed run.",
+            RunContext.Warm => "Warm cache: one untimed warm-up run, then a sync and a read of its inputs before every timed run.",
             RunContext.DropRefused => "Cache: --drop-cache was not permitted here, so the runs had neither a dropped cache nor a warm-up run.",
             _ => "Cache: not recorded (warm or cold).",
         });

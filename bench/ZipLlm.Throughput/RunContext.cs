@@ -10,7 +10,7 @@ public sealed record RunContext(string Data, string Cache)
 {
     public const string FileName = "run_context.txt";
 
-    /// <summary>One untimed warm-up run, then a sync before every timed run.</summary>
+    /// <summary>One untimed warm-up run, then a sync and a read of its inputs before every timed run.</summary>
     public const string Warm = "warm";
 
     /// <summary>The page cache dropped before every timed run.</summary>

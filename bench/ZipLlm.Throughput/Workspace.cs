@@ -84,13 +84,13 @@ public sealed partial class Workspace : IDisposable
         }
     }
 
+    /// <summary>Whether dropping the page cache was refused (not permitted here).</summary>
+    public bool DropRefused => _dropWarned;
+
     /// <summary>
     /// sync, then drop the page cache. Where that is not permitted (containers mount /proc/sys read-only),
     /// says so once and returns false: the runs go on with a warm cache.
     /// </summary>
-    /// <summary>Whether dropping the page cache was refused (not permitted here).</summary>
-    public bool DropRefused => _dropWarned;
-
     public bool DropCaches()
     {
         sync();
