@@ -30,6 +30,43 @@ public sealed class ZipLlmStoreWriteTests : IDisposable
     }
 
     [Fact]
+    public async Task DamagedObject_ReadsAndRestoreFail_NamingModelFileAndObject()
+    {
+        await using ZipLlmStore store = OpenStore();
+        await store.CompressAsync(_models.BaseFolder, TestModels.BaseId);
+        // The largest object holds the largest tensor: one byte in its middle flipped, a chunk no longer matches its checksum.
+        FileInfo damaged = new DirectoryInfo(Path.Combine(_models.StoreFolder, "objects")).GetFiles("*", SearchOption.AllDirectories).MaxBy(f => f.Length)!;
+        using (FileStream file = File.Open(damaged.FullName, FileMode.Open, FileAccess.ReadWrite))
+        {
+            file.Position = file.Length / 2;
+            int b = file.ReadByte();
+            file.Position = file.Length / 2;
+            file.WriteByte((byte)(b ^ 0x5A));
+        }
+        string tensor = _models.BaseTensors.MaxBy(t => t.Bytes.Length)!.Name;
+
+        var read = Assert.Throws<StoreDamageException>(() => store.ReadTensor(TestModels.BaseId, tensor, new byte[store.GetTensorInfo(TestModels.BaseId, tensor).Length]));
+        byte[] buffer = new byte[1 << 20];
+        var streamed = Assert.Throws<StoreDamageException>(() =>
+        {
+            using Stream stream = store.OpenFile(TestModels.BaseId, TestModels.WeightsFile);
+            while (stream.Read(buffer) > 0)
+            {
+            }
+        });
+        string output = Path.Combine(_models.Root, "restored-damaged");
+        var restored = await Assert.ThrowsAsync<StoreDamageException>(() => store.RestoreAsync(TestModels.BaseId, output));
+
+        foreach (StoreDamageException ex in new[] { read, streamed, restored })
+        {
+            Assert.Contains(TestModels.BaseId, ex.Message);
+            Assert.Contains(TestModels.WeightsFile, ex.Message);
+            Assert.Contains($"object {damaged.Name}", ex.Message);
+        }
+        Assert.False(File.Exists(Path.Combine(output, TestModels.WeightsFile)), "a damaged model restores nothing");
+    }
+
+    [Fact]
     public async Task RestoreAsync_NotEmptyFolder_RefusesUnlessOverwrite()
     {
         await using ZipLlmStore store = OpenStore();
