@@ -326,7 +326,7 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
         private readonly DateTimeOffset _since = DateTimeOffset.UtcNow;
         private readonly string _holder = FileLock.CurrentHolder.Replace(' ', '_');
         private CancellationTokenSource? _stop;
-        private Task? _renewing;
+        private Thread? _renewing;
         private string? _etag;
         private long _renewal;
         private long _lastSent; // Stopwatch timestamp of the last write that the server took
@@ -371,8 +371,10 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
                 Lost = false;
                 if (_renewing is null)
                 {
-                    _stop = new CancellationTokenSource();
-                    _renewing = RenewLoop(_stop.Token);
+                    var stop = new CancellationTokenSource();
+                    _stop = stop;
+                    _renewing = new Thread(() => RenewLoop(stop.Token)) { IsBackground = true, Name = "zipllm lease renewal" };
+                    _renewing.Start();
                 }
             }
         }
@@ -419,20 +421,16 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
 
         private void StopRenewing()
         {
-            Task? renewing;
+            Thread? renewing;
             lock (_gate)
             {
                 _stop?.Cancel();
                 renewing = _renewing;
                 _renewing = null;
             }
-            try
+            if (renewing is not null && renewing != Thread.CurrentThread)
             {
-                renewing?.Wait();
-            }
-            catch (AggregateException)
-            {
-                // The loop ends by cancellation.
+                renewing.Join();
             }
             lock (_gate)
             {
@@ -441,19 +439,15 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
             }
         }
 
-        private async Task RenewLoop(CancellationToken stop)
+        /// <summary>
+        /// Renews the lease every quarter of a lease until stopped or lost. It runs on a thread of its own, not the
+        /// thread pool: a pool kept busy by the work the lock guards must not delay the renewal past the lease.
+        /// </summary>
+        private void RenewLoop(CancellationToken stop)
         {
             TimeSpan period = locks.LeaseDuration / 4;
-            while (!stop.IsCancellationRequested)
+            while (!stop.WaitHandle.WaitOne(period))
             {
-                try
-                {
-                    await Task.Delay(period, stop).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
-                {
-                    return;
-                }
                 string? etag;
                 lock (_gate)
                 {
@@ -466,7 +460,7 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
                 long sent = Stopwatch.GetTimestamp();
                 try
                 {
-                    string? renewed = await Task.Run(() => locks.Put(Key, NextBody(), etag, stop), stop).ConfigureAwait(false);
+                    string? renewed = locks.Put(Key, NextBody(), etag, stop);
                     lock (_gate)
                     {
                         if (renewed is null)
