@@ -68,7 +68,8 @@ public sealed class TestModels : IDisposable
         return [.. boundaries];
     }
 
-    private string Write(string folderName, IReadOnlyList<TestTensor> tensors, string config)
+    /// <summary>Writes a model folder <c>models/FOLDERNAME</c> of one weights file and a config; its path.</summary>
+    public string Write(string folderName, IReadOnlyList<TestTensor> tensors, string config)
     {
         string folder = Path.Combine(Root, "models", folderName);
         Directory.CreateDirectory(folder);
@@ -118,7 +119,7 @@ public sealed class TestModels : IDisposable
     }
 
     /// <summary>A finetune's weights: each moved by about a hundredth of itself, so most keep their exponent.</summary>
-    private static byte[] Nudged(Random random, byte[] bf16)
+    public static byte[] Nudged(Random random, byte[] bf16)
     {
         byte[] bytes = (byte[])bf16.Clone();
         for (int i = 0; i < bytes.Length; i += 2)

@@ -132,6 +132,37 @@ public sealed class ZipLlmStoreWriteTests : IDisposable
     }
 
     [Fact]
+    public async Task CompressAsync_BaseEndingTheLongestChain_IsRefusedBeforeAnythingIsWritten()
+    {
+        await using ZipLlmStore store = OpenStore();
+        var random = new Random(99);
+        // Each model a finetune of the one before: m0, then m1 on m0 ... m8 on m7, the end of a chain of 8 bases.
+        TestTensor[] tensors = [_models.BaseTensors[1]];
+        string? previous = null;
+        for (int i = 0; i <= 8; i++)
+        {
+            await store.CompressAsync(_models.Write($"chain_m{i}", tensors, "{}"), $"chain/m{i}", previous);
+            previous = $"chain/m{i}";
+            tensors = [.. tensors.Select(t => t with { Bytes = TestModels.Nudged(random, t.Bytes) })];
+        }
+        string folder = _models.Write("chain_m9", tensors, "{}");
+        string[] objects = Directory.GetFiles(Path.Combine(_models.StoreFolder, "objects"), "*", SearchOption.AllDirectories);
+
+        var refused = await Assert.ThrowsAsync<ArgumentException>(() => store.CompressAsync(folder, "chain/m9", "chain/m8"));
+
+        Assert.Equal("baseModelId", refused.ParamName);
+        Assert.Contains("chain/m8", refused.Message);
+        Assert.Contains("chain of 8 bases", refused.Message);
+        Assert.False(store.Contains("chain/m9"));
+        Assert.Equal(objects, Directory.GetFiles(Path.Combine(_models.StoreFolder, "objects"), "*", SearchOption.AllDirectories));
+        // One step up the chain it is taken, and restores.
+        await store.CompressAsync(folder, "chain/m9", "chain/m7");
+        string output = Path.Combine(_models.Root, "restored-m9");
+        await store.RestoreAsync("chain/m9", output);
+        Assert.Equal(File.ReadAllBytes(Path.Combine(folder, TestModels.WeightsFile)), File.ReadAllBytes(Path.Combine(output, TestModels.WeightsFile)));
+    }
+
+    [Fact]
     public async Task Dispose_ThenUse_ThrowsObjectDisposed()
     {
         ZipLlmStore store = OpenStore();

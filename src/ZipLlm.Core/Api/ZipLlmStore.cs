@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using ZipLlm.Codecs;
 using ZipLlm.Config;
 using ZipLlm.Jobs;
+using ZipLlm.Lineage;
 using ZipLlm.Safetensors;
 using ZipLlm.Store;
 using ZipLlm.Store.Backends;
@@ -156,8 +157,12 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
     /// </param>
     /// <param name="progress">Gets bytes hashed and encoded.</param>
     /// <param name="cancellationToken">Stops the work.</param>
-    /// <exception cref="ArgumentException">An id is not of the form <c>org/name</c>, or the base is the model itself.</exception>
+    /// <exception cref="ArgumentException">
+    /// An id is not of the form <c>org/name</c>, the base is the model itself, or the base already ends a chain of
+    /// bases as long as a chain may be (8, as <c>zipllm compress --max-depth</c> allows at most); nothing was stored.
+    /// </exception>
     /// <exception cref="KeyNotFoundException">The base model is not stored.</exception>
+    /// <exception cref="StoreDamageException">The base model's manifest is damaged.</exception>
     /// <exception cref="DirectoryNotFoundException">The folder does not exist.</exception>
     /// <exception cref="InvalidDataException">A file is malformed (a safetensors header that lies, a name that is not UTF-8 ...); nothing was stored.</exception>
     /// <exception cref="EndOfStreamException">A safetensors file is truncated; nothing was stored.</exception>
@@ -179,9 +184,20 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
     {
         ThrowIfDisposed();
         using IDisposable storeLock = _store.LockStore(exclusive: false, cancellationToken);
-        if (baseId is { } requiredBase && !_store.Contains(requiredBase))
+        if (baseId is { } requiredBase)
         {
-            throw new KeyNotFoundException($"The base model {requiredBase} of {id} is not in the store at {Location}; store it first.");
+            if (!_store.Contains(requiredBase))
+            {
+                throw new KeyNotFoundException($"The base model {requiredBase} of {id} is not in the store at {Location}; store it first.");
+            }
+            // Refused before anything is read or written: restoring a model decodes every base up its chain.
+            int depth = LineagePlanner.DepthOf(ReadManifest(requiredBase));
+            if (depth >= LineagePlanner.MaxMaxDepth)
+            {
+                throw new ArgumentException(
+                    $"The base model {requiredBase} of {id} already ends a chain of {depth} bases, the longest a chain may be "
+                    + $"({LineagePlanner.MaxMaxDepth}); store {id} against one of its ancestors, or alone.", "baseModelId");
+            }
         }
         using IDisposable modelLock = _store.LockModel(id, cancellationToken);
         if (_store.Contains(id))
@@ -190,7 +206,7 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
         }
         ModelRole role = baseId is { } b ? new ModelRole(ModelRoleKind.Finetune, b) : ModelRole.Standalone;
         // Sketched as compress sketches every model, so that a later `zipllm compress` can score its models against this one.
-        Lineage.ModelSketch sketch = Lineage.ModelSketches.FromFolder(id, folder, cancellationToken);
+        ModelSketch sketch = ModelSketches.FromFolder(id, folder, cancellationToken);
         var ingester = new ModelIngester(_store, _pool, _logger) { Progress = Adapt(progress) };
         IngestResult result = ingester.Ingest(id, folder, role, cancellationToken, sketch);
         return new CompressSummary(id.ToString(), false, result.OriginalBytes, result.AddedBytes, result.Elapsed, result.DeltaTensors, result.DedupTensors);
