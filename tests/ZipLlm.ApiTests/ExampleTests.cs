@@ -49,7 +49,15 @@ public sealed class ExampleTests(StoredFamily family) : IClassFixture<StoredFami
         Task<string> stdout = process.StandardOutput.ReadToEndAsync();
         Task<string> stderr = process.StandardError.ReadToEndAsync();
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        await process.WaitForExitAsync(timeout.Token);
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true); // a hung example must not outlive the test run
+            throw new TimeoutException($"RestoreExample {string.Join(' ', args)} did not exit within 2 minutes.");
+        }
         return (process.ExitCode, await stdout, await stderr);
     }
 }

@@ -70,26 +70,13 @@ public partial class S3ProcessTests
         CliResult compress = await CliProcess.RunAsync(["compress", config, "-q"], environment: Environment);
         Assert.True(compress.ExitCode == 0, compress.StandardError);
 
-        string dll = Path.Combine(Repository.Root, "examples", "RestoreExample", "bin", "Release", "net10.0", "RestoreExample.dll");
-        Assert.True(File.Exists(dll), $"{dll} was not built (dotnet test ZipLlm.sln -c Release builds it)");
+        string dll = CliProcess.BuildOutputOf(Path.Combine("examples", "RestoreExample"), "RestoreExample.dll");
+        Assert.True(File.Exists(dll), $"{dll} was not built (dotnet test ZipLlm.sln builds it)");
         ModelId model = SyntheticFamily.IdOf(SyntheticModelKind.ChainFinetune);
-        var start = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (string arg in new[] { dll, url, model.ToString(), dir.Combine("out") })
-        {
-            start.ArgumentList.Add(arg);
-        }
-        foreach ((string name, string value) in Environment)
-        {
-            start.Environment[name] = value;
-        }
-        using var process = System.Diagnostics.Process.Start(start)!;
-        Task<string> stdout = process.StandardOutput.ReadToEndAsync(), stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        await process.WaitForExitAsync(timeout.Token);
-        Assert.True(process.ExitCode == 0, $"exit {process.ExitCode}: {await stderr}");
-        string output = await stdout;
-        Assert.Contains($"{family.Models.Count} models", output);
-        Assert.Contains("(matches the stored hash)", output);
+        CliResult example = await CliProcess.RunDllAsync(dll, [url, model.ToString(), dir.Combine("out")], Environment, TimeSpan.FromMinutes(2));
+        Assert.True(example.ExitCode == 0, $"exit {example.ExitCode}: {example.StandardError}");
+        Assert.Contains($"{family.Models.Count} models", example.StandardOutput);
+        Assert.Contains("(matches the stored hash)", example.StandardOutput);
         Assert.Equal(ModelFolders.Snapshot(family.Get(SyntheticModelKind.ChainFinetune).Folder), ModelFolders.Snapshot(dir.Combine("out")));
     }
 

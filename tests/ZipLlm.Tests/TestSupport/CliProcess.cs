@@ -35,9 +35,44 @@ internal static class CliProcess
         IReadOnlyDictionary<string, string>? environment = null, int? openFileLimit = null)
     {
         using Process process = Start(arguments, workingDirectory, environment, openFileLimit);
+        return await WaitAsync(process, $"zipllm {string.Join(' ', arguments)}", timeout ?? s_defaultTimeout);
+    }
+
+    /// <summary>
+    /// Runs another program of this repository, built beside the tests (<c>dotnet</c> <paramref name="dll"/>), and waits for it.
+    /// </summary>
+    /// <exception cref="TimeoutException">The process did not exit in time (it is killed).</exception>
+    public static async Task<CliResult> RunDllAsync(string dll, IEnumerable<string> arguments, IReadOnlyDictionary<string, string> environment, TimeSpan timeout)
+    {
+        var start = new ProcessStartInfo(DotnetHost()) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add(dll);
+        foreach (string argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+        foreach ((string name, string value) in environment)
+        {
+            start.Environment[name] = value;
+        }
+        using Process process = Process.Start(start) ?? throw new InvalidOperationException($"Could not start {start.FileName}.");
+        return await WaitAsync(process, $"{Path.GetFileNameWithoutExtension(dll)} {string.Join(' ', arguments)}", timeout);
+    }
+
+    /// <summary>Where the build of this configuration puts the output of project <paramref name="projectFolder"/> (relative to the repository).</summary>
+    public static string BuildOutputOf(string projectFolder, string assembly)
+    {
+        // Built as the tests are: PROJECT/bin/CONFIGURATION/TFM/ beside tests/ZipLlm.Tests/bin/CONFIGURATION/TFM/.
+        string here = AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar);
+        string configuration = Path.GetFileName(Path.GetDirectoryName(here)!);
+        return Path.Combine(Repository.Root, projectFolder, "bin", configuration, Path.GetFileName(here), assembly);
+    }
+
+    /// <summary>Reads all of a started process's output until it exits; kills it (and its children) after <paramref name="timeout"/>.</summary>
+    private static async Task<CliResult> WaitAsync(Process process, string what, TimeSpan timeout)
+    {
         Task<string> stdout = process.StandardOutput.ReadToEndAsync();
         Task<string> stderr = process.StandardError.ReadToEndAsync();
-        using var cancellation = new CancellationTokenSource(timeout ?? s_defaultTimeout);
+        using var cancellation = new CancellationTokenSource(timeout);
         try
         {
             await process.WaitForExitAsync(cancellation.Token);
@@ -45,7 +80,7 @@ internal static class CliProcess
         catch (OperationCanceledException)
         {
             process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"zipllm {string.Join(' ', arguments)} did not exit within {timeout ?? s_defaultTimeout}.");
+            throw new TimeoutException($"{what} did not exit within {timeout}.");
         }
         return new CliResult(process.ExitCode, await stdout, await stderr);
     }
