@@ -23,7 +23,7 @@ internal sealed class ListJob(ZipLlmConfig config)
         // Shared, as readers take it: a remove or gc under way would otherwise delete objects as they are counted.
         using IDisposable storeLock = store.LockStore(exclusive: false, cancellationToken);
         ManifestScan scan = store.ScanManifests();
-        long stored = store.Objects.Enumerate().Sum(store.Objects.SizeOf);
+        long stored = store.Objects.List().Sum(o => o.Stat.Length);
         return new StoreListing(scan.Manifests, scan.Damaged.Select(d => d.Problem).ToList(), stored);
     }
 }

@@ -261,19 +261,19 @@ internal sealed class ModelStore
         DateTimeOffset keepAfter = DateTimeOffset.UtcNow - grace;
         int count = 0, recent = 0;
         long bytes = 0;
-        foreach (ContentHash hash in Objects.Enumerate().ToList())
+        foreach ((ContentHash hash, ObjectStat stat) in Objects.List().ToList())
         {
             cancellationToken.ThrowIfCancellationRequested();
             if (needed.Contains(hash))
             {
                 continue;
             }
-            if (grace > TimeSpan.Zero && Backend.StatObject(hash) is { } stat && stat.WrittenAt > keepAfter)
+            if (grace > TimeSpan.Zero && stat.WrittenAt > keepAfter)
             {
                 recent++;
                 continue;
             }
-            bytes += Objects.SizeOf(hash);
+            bytes += stat.Length;
             if (!dryRun)
             {
                 Objects.Delete(hash);

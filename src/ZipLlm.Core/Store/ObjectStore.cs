@@ -32,7 +32,10 @@ internal sealed class ObjectStore(IStoreBackend backend)
     }
 
     /// <summary>Every object in the store.</summary>
-    public IEnumerable<ContentHash> Enumerate() => Backend.ListObjects();
+    public IEnumerable<ContentHash> Enumerate() => Backend.ListObjects().Select(o => o.Hash);
+
+    /// <summary>Every object in the store, with its length and write time, from the listing alone.</summary>
+    public IEnumerable<ListedObject> List() => Backend.ListObjects();
 
     /// <summary>Deletes the object if it exists.</summary>
     public void Delete(ContentHash hash) => Backend.DeleteObject(hash);

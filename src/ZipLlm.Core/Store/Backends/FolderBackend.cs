@@ -81,7 +81,7 @@ internal sealed class FolderBackend : IStoreBackend
     });
 
     /// <inheritdoc/>
-    public IEnumerable<ContentHash> ListObjects()
+    public IEnumerable<ListedObject> ListObjects()
     {
         if (!Directory.Exists(Layout.ObjectsDir))
         {
@@ -89,9 +89,10 @@ internal sealed class FolderBackend : IStoreBackend
         }
         foreach (string file in Directory.EnumerateFiles(Layout.ObjectsDir, "*", SearchOption.AllDirectories))
         {
-            if (ContentHash.TryParse(Path.GetFileName(file), out ContentHash hash))
+            // Stated as StatObject does (a link in an object's place is no object): a local stat costs microseconds.
+            if (ContentHash.TryParse(Path.GetFileName(file), out ContentHash hash) && StatObject(hash) is { } stat)
             {
-                yield return hash;
+                yield return new ListedObject(hash, stat);
             }
         }
     }

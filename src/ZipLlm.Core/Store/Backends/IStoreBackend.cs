@@ -5,6 +5,9 @@ namespace ZipLlm.Store.Backends;
 /// <param name="WrittenAt">When it was written (garbage collection keeps young objects for a grace period).</param>
 internal readonly record struct ObjectStat(long Length, DateTimeOffset WrittenAt);
 
+/// <summary>An object as a listing of the store shows it: its name, length and write time.</summary>
+internal readonly record struct ListedObject(ContentHash Hash, ObjectStat Stat);
+
 /// <summary>
 /// Where a store's bytes rest: its objects (immutable, named by the SHA-256 of what they encode), its manifests
 /// (one per model, written once, last), its format marker and its locks. The engine above (<see cref="ModelStore"/>,
@@ -47,8 +50,11 @@ internal interface IStoreBackend
     /// <summary>Starts a session of object reads; the objects it opens share its bounded resources (open files, connections).</summary>
     IObjectReadSession OpenReadSession();
 
-    /// <summary>Every object's name (anything else found among them is skipped).</summary>
-    IEnumerable<ContentHash> ListObjects();
+    /// <summary>
+    /// Every object, with its length and write time as the listing gives them (anything else found among them is
+    /// skipped): a bucket answers a page of a thousand in one request, where <see cref="StatObject"/> is one each.
+    /// </summary>
+    IEnumerable<ListedObject> ListObjects();
 
     /// <summary>Deletes the object when it exists.</summary>
     void DeleteObject(ContentHash hash);

@@ -54,7 +54,8 @@ internal sealed class MemoryBackend : IStoreBackend
     public IObjectReadSession OpenReadSession() => new Session(this);
 
     /// <inheritdoc/>
-    public IEnumerable<ContentHash> ListObjects() => _objects.Keys.ToList();
+    public IEnumerable<ListedObject> ListObjects() =>
+        _objects.Select(pair => new ListedObject(pair.Key, new ObjectStat(pair.Value.Bytes.Length, pair.Value.WrittenAt))).ToList();
 
     /// <inheritdoc/>
     public void DeleteObject(ContentHash hash) => _objects.TryRemove(hash, out _);

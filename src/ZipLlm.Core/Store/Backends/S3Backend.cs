@@ -143,13 +143,13 @@ internal sealed class S3Backend : IStoreBackend, IDisposable
     public IObjectReadSession OpenReadSession() => new S3ReadSession(_connection, Store);
 
     /// <inheritdoc/>
-    public IEnumerable<ContentHash> ListObjects()
+    public IEnumerable<ListedObject> ListObjects()
     {
         foreach (S3Object entry in ListAll(Store.ObjectsPrefix))
         {
             if (ContentHash.TryParse(entry.Key[Store.ObjectsPrefix.Length..], out ContentHash hash))
             {
-                yield return hash;
+                yield return new ListedObject(hash, new ObjectStat(entry.Size ?? 0, WrittenAt(entry.LastModified)));
             }
         }
     }
