@@ -117,6 +117,8 @@ start() {
   while [[ $rgw_port == "$mon_port" ]]; do rgw_port=$(free_port); done
   access=$(head -c 10 /dev/urandom | od -An -tx1 | tr -d ' \n' | tr a-f A-F)
   secret=$(head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  reader_access=$(head -c 10 /dev/urandom | od -An -tx1 | tr -d ' \n' | tr a-f A-F)
+  reader_secret=$(head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n')
 
   # One copy of each object, on the one OSD; no authentication (the cluster listens on loopback only and lives
   # for one test run). Small placement-group counts, fast paxos and pools made up front cut start-up to seconds.
@@ -190,12 +192,21 @@ EOF
   radosgw -c "$conf" -n client.rgw >"$dir/log/rgw.out" 2>&1 || fail "radosgw did not start"
   timeout 60 radosgw-admin -c "$conf" user create --uid=zipllm --display-name=zipllm \
     --access-key="$access" --secret-key="$secret" >/dev/null 2>"$dir/log/user.out" || fail "radosgw-admin user create failed"
+  # A second user, given nothing: a test grants it read access to a bucket by a bucket policy (a hub's read-only key).
+  timeout 60 radosgw-admin -c "$conf" user create --uid=zipllm-reader --display-name=zipllm-reader \
+    --access-key="$reader_access" --secret-key="$reader_secret" >/dev/null 2>>"$dir/log/user.out" || fail "radosgw-admin user create (reader) failed"
   wait_for 60 port_answers "$rgw_port" || fail "radosgw did not answer on port $rgw_port within 60 s"
 
   cat >"$dir/env" <<EOF
 AWS_ENDPOINT_URL_S3=http://127.0.0.1:$rgw_port
 AWS_ACCESS_KEY_ID=$access
 AWS_SECRET_ACCESS_KEY=$secret
+AWS_REGION=us-east-1
+EOF
+  cat >"$dir/env.reader" <<EOF
+AWS_ENDPOINT_URL_S3=http://127.0.0.1:$rgw_port
+AWS_ACCESS_KEY_ID=$reader_access
+AWS_SECRET_ACCESS_KEY=$reader_secret
 AWS_REGION=us-east-1
 EOF
   cat "$dir/env"

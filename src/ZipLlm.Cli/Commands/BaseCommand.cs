@@ -50,7 +50,7 @@ internal abstract class BaseCommand : Command
             using ILoggerFactory loggerFactory = Logging.CreateFactory(level);
             ILogger logger = loggerFactory.CreateLogger(GetType());
             // Other processes waiting for this run's locks see the verb's name; this run says what it waits for.
-            using IDisposable lockScope = FileLock.BeginScope(Name, wait => LogLockWait(logger, wait));
+            using IDisposable lockScope = FileLock.BeginScope(Name, wait => LogLockWait(logger, wait), notice => logger.LogWarning("{Notice}", notice));
             try
             {
                 if (logger.IsEnabled(LogLevel.Debug))

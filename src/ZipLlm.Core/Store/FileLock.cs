@@ -32,17 +32,18 @@ internal sealed class FileLock : IDisposable
     /// <summary>
     /// Names the holder of the locks this flow of execution takes from now on (a verb: <c>compress</c>), as other
     /// processes waiting for them will see it, and reports to <paramref name="onWait"/>, once per lock, a lock that is
-    /// not free at once. Ends when the result is disposed.
+    /// not free at once, and to <paramref name="onNotice"/> what the user should know of a lock taken (a bucket's lock
+    /// read without a lease, for want of write access). Ends when the result is disposed.
     /// </summary>
     /// <exception cref="ArgumentException"><paramref name="holder"/> is empty or holds a line break.</exception>
-    public static IDisposable BeginScope(string holder, Action<FileLockWait>? onWait)
+    public static IDisposable BeginScope(string holder, Action<FileLockWait>? onWait, Action<string>? onNotice = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(holder);
         if (holder.AsSpan().ContainsAny('\r', '\n'))
         {
             throw new ArgumentException("The holder's name must be one line.", nameof(holder));
         }
-        var scope = new Scope(holder, onWait, s_scope.Value);
+        var scope = new Scope(holder, onWait, onNotice, s_scope.Value);
         s_scope.Value = scope;
         return scope;
     }
@@ -96,6 +97,9 @@ internal sealed class FileLock : IDisposable
 
     /// <summary>Tells this flow's scope that a lock of another kind than a file's (a lease in a bucket) is not free.</summary>
     internal static void ReportWait(FileLockWait wait) => s_scope.Value?.OnWait?.Invoke(wait);
+
+    /// <summary>Tells this flow's scope something the user should know of a lock it took (see <see cref="BeginScope"/>).</summary>
+    internal static void ReportNotice(string message) => s_scope.Value?.OnNotice?.Invoke(message);
 
     /// <summary>The live holders recorded for the lock at <paramref name="path"/>; stale records are deleted.</summary>
     public static IReadOnlyList<FileLockHolder> ReadHolders(string path)
@@ -190,11 +194,13 @@ internal sealed class FileLock : IDisposable
         }
     }
 
-    private sealed class Scope(string holder, Action<FileLockWait>? onWait, Scope? outer) : IDisposable
+    private sealed class Scope(string holder, Action<FileLockWait>? onWait, Action<string>? onNotice, Scope? outer) : IDisposable
     {
         public string Holder { get; } = holder;
 
         public Action<FileLockWait>? OnWait { get; } = onWait;
+
+        public Action<string>? OnNotice { get; } = onNotice;
 
         public void Dispose() => s_scope.Value = outer;
     }

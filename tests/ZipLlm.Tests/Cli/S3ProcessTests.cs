@@ -201,6 +201,45 @@ public partial class S3ProcessTests
         Assert.Equal(6, verify.ExitCode);
     }
 
+    [Fact]
+    public async Task ReadOnlyCredentials_RestoreListAndVerifyWork_RemoveAndGcAreRefusedAndDeleteNothing()
+    {
+        // A hub's mirror: one key writes the store, the key users get may only read the bucket.
+        using var dir = new TempDir();
+        SyntheticFamilyResult family = CompressJobTests.WriteFamily(dir);
+        string url = RgwGateway.NewStoreUrl();
+        string config = WriteConfig(dir, "config.json", url);
+        CliResult compress = await CliProcess.RunAsync(["compress", config, "-q"], environment: Environment);
+        Assert.True(compress.ExitCode == 0, compress.StandardError);
+        RgwGateway.Shared.GrantRead(url);
+        IReadOnlyDictionary<string, string> reader = RgwGateway.Shared.ReaderEnvironment;
+        ModelId model = SyntheticFamily.IdOf(SyntheticModelKind.ChainFinetune);
+
+        CliResult restore = await CliProcess.RunAsync(["restore", config, model.ToString(), dir.Combine("out")], environment: reader);
+        Assert.True(restore.ExitCode == 0, restore.StandardError);
+        Assert.Equal(ModelFolders.Snapshot(family.Get(SyntheticModelKind.ChainFinetune).Folder), ModelFolders.Snapshot(dir.Combine("out")));
+        Assert.Contains("without a lease", restore.StandardError);
+        CliResult list = await CliProcess.RunAsync(["list", config], environment: reader);
+        Assert.True(list.ExitCode == 0, list.StandardError);
+        Assert.Contains($"{family.Models.Count} models", list.StandardOutput);
+        CliResult verify = await CliProcess.RunAsync(["verify", config], environment: reader);
+        Assert.True(verify.ExitCode == 0, verify.StandardError);
+
+        int keys;
+        using (S3Backend backend = RgwGateway.Shared.Backend(url))
+        {
+            keys = CountKeys(backend);
+            foreach (string[] verb in new[] { new[] { "remove", config, model.ToString() }, ["gc", config, "--grace", "0"] })
+            {
+                CliResult refused = await CliProcess.RunAsync(verb, environment: reader);
+                Assert.Equal(4, refused.ExitCode);
+                Assert.Contains("these credentials may not do this", refused.StandardError);
+                Assert.DoesNotContain("   at ", refused.StandardError);
+            }
+            Assert.Equal(keys, CountKeys(backend));
+        }
+    }
+
     private static string WriteConfig(TempDir dir, string name, string url, string models = "test_models.txt")
     {
         string path = dir.Combine(name);

@@ -15,10 +15,11 @@ internal sealed class RgwGateway
 
     private readonly string _dir;
 
-    private RgwGateway(string dir, IReadOnlyDictionary<string, string> environment)
+    private RgwGateway(string dir, IReadOnlyDictionary<string, string> environment, IReadOnlyDictionary<string, string> readerEnvironment)
     {
         _dir = dir;
         Environment = environment;
+        ReaderEnvironment = readerEnvironment;
     }
 
     /// <summary>The gateway of this test run, started on first use.</summary>
@@ -30,6 +31,15 @@ internal sealed class RgwGateway
     /// </summary>
     public IReadOnlyDictionary<string, string> Environment { get; }
 
+    /// <summary>
+    /// The same for a second user of the gateway, <see cref="ReaderUser"/>, who may do nothing but what a bucket's
+    /// policy grants it (<see cref="GrantRead"/>): a hub's read-only key.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> ReaderEnvironment { get; }
+
+    /// <summary>The reader's user id (<c>tests/s3/rgw.sh</c> makes it).</summary>
+    public const string ReaderUser = "zipllm-reader";
+
     /// <summary>A fresh bucket's store URL: <c>s3://zipllm-test-…/store</c> (the bucket is made by the store's creation).</summary>
     public static string NewStoreUrl(string prefix = "store") => $"s3://zipllm-test-{Guid.NewGuid():N}"[..36] + "/" + prefix;
 
@@ -40,6 +50,21 @@ internal sealed class RgwGateway
     public S3Backend Backend(string url, int maxRequests = 4, TimeSpan? leaseDuration = null, string? hostKey = null) =>
         new(S3Location.Parse(url), maxRequests, name => Environment.TryGetValue(name, out string? value) ? value : null, leaseDuration,
             hostKey ?? S3Locks.LocalHostKey());
+
+    /// <summary>A backend on the gateway with <see cref="ReaderUser"/>'s keys.</summary>
+    public S3Backend ReaderBackend(string url) =>
+        new(S3Location.Parse(url), 4, name => ReaderEnvironment.TryGetValue(name, out string? value) ? value : null, null, S3Locks.LocalHostKey());
+
+    /// <summary>Lets <see cref="ReaderUser"/> read the bucket of <paramref name="url"/> (GET and LIST) and nothing more, by the bucket's policy.</summary>
+    public void GrantRead(string url)
+    {
+        string bucket = S3Location.Parse(url).Bucket;
+        using Amazon.S3.IAmazonS3 client = Client();
+        client.PutBucketPolicyAsync(bucket, $$"""
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": ["arn:aws:iam:::user/{{ReaderUser}}"]},
+             "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": ["arn:aws:s3:::{{bucket}}", "arn:aws:s3:::{{bucket}}/*"]}]}
+            """).GetAwaiter().GetResult();
+    }
 
     /// <summary>A plain S3 client of the gateway, for what a test does behind the store's back.</summary>
     public Amazon.S3.IAmazonS3 Client() => S3Connection.CreateClient(8, name => Environment.TryGetValue(name, out string? value) ? value : null);
@@ -66,14 +91,19 @@ internal sealed class RgwGateway
             throw new InvalidOperationException($"{script} start failed ({process.ExitCode}); the S3 tests need a Ceph gateway " +
                 $"(apt-get install --no-install-recommends ceph-mon ceph-osd radosgw):\n{stdout.Result}\n{stderr.Result}");
         }
-        var environment = File.ReadAllLines(Path.Combine(dir, "env"))
+        var gateway = new RgwGateway(dir, ReadEnvironment(Path.Combine(dir, "env")), ReadEnvironment(Path.Combine(dir, "env.reader")));
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => gateway.Stop(script);
+        return gateway;
+    }
+
+    private static Dictionary<string, string> ReadEnvironment(string path)
+    {
+        var environment = File.ReadAllLines(path)
             .Select(line => line.Split('=', 2))
             .Where(parts => parts.Length == 2)
             .ToDictionary(parts => parts[0], parts => parts[1], StringComparer.Ordinal);
         environment["AWS_EC2_METADATA_DISABLED"] = "true";
-        var gateway = new RgwGateway(dir, environment);
-        AppDomain.CurrentDomain.ProcessExit += (_, _) => gateway.Stop(script);
-        return gateway;
+        return environment;
     }
 
     private void Stop(string script)

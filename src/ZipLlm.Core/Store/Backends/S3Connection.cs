@@ -192,7 +192,7 @@ internal sealed class S3RequestException : IOException
 {
     /// <summary>Creates the exception.</summary>
     public S3RequestException(string request, HttpStatusCode? status, string? code, string message, Exception? innerException)
-        : base($"S3 {request}: {(status is { } s ? $"{(int)s} {code ?? s.ToString()}: " : "")}{message}", innerException)
+        : base(Describe(request, status, code, message), innerException)
     {
         Status = status;
         Code = code;
@@ -204,8 +204,22 @@ internal sealed class S3RequestException : IOException
     /// <summary>The server's error code (<c>NoSuchKey</c>, <c>PreconditionFailed</c>), when it sent one.</summary>
     public string? Code { get; }
 
+    private static string Describe(string request, HttpStatusCode? status, string? code, string message)
+    {
+        string answer = status is { } s ? $"{(int)s} {code ?? s.ToString()}" : "";
+        string detail = string.IsNullOrWhiteSpace(message) ? "" : message.Trim();
+        if (status == HttpStatusCode.Forbidden)
+        {
+            detail = detail.Length == 0 ? "these credentials may not do this" : $"{detail} (these credentials may not do this)";
+        }
+        return $"S3 {request}: {string.Join(": ", new[] { answer, detail }.Where(part => part.Length > 0))}";
+    }
+
     /// <summary>The key or bucket is not there.</summary>
     public bool IsNotFound => Status == HttpStatusCode.NotFound;
+
+    /// <summary>The credentials may not do this (AccessDenied): read-only keys asked to write, say.</summary>
+    public bool IsAccessDenied => Status == HttpStatusCode.Forbidden;
 
     /// <summary>A condition of the request (If-Match, If-None-Match) did not hold.</summary>
     public bool IsPreconditionFailed => Status == HttpStatusCode.PreconditionFailed;

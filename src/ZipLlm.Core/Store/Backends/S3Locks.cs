@@ -32,6 +32,7 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
     private const string RecordMagic = "zipllm-lease";
 
     private readonly ConcurrentDictionary<Lease, byte> _held = new();
+    private int _toldUnleased;
     // The version of each lease seen, what it says, and when this process first saw that version.
     private readonly ConcurrentDictionary<string, (string ETag, LeaseRecord? Record, long FirstSeen)> _records = new(StringComparer.Ordinal);
 
@@ -62,7 +63,13 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
     /// <summary>Takes the lock <paramref name="name"/> (see the class).</summary>
     /// <exception cref="TimeoutException">Not free within <paramref name="timeout"/>; the message names its holders.</exception>
     /// <exception cref="OperationCanceledException">Cancelled while waiting.</exception>
-    /// <exception cref="IOException">The store cannot be reached.</exception>
+    /// <exception cref="IOException">The store cannot be reached, or (for an exclusive lock) the credentials may not write it.</exception>
+    /// <remarks>
+    /// Credentials that may read the bucket but not write it (a hub's read-only key) cannot write a lease: a shared lock
+    /// is then held without one, and said so once. Such a reader is not seen by a <c>remove</c> or <c>gc</c> on another
+    /// machine, which may delete objects under it: its restore then fails, as a damaged object fails it, and never
+    /// gives wrong bytes (each file is checked against its hash before it is put in place).
+    /// </remarks>
     public IDisposable Acquire(string name, bool exclusive, TimeSpan timeout, CancellationToken cancellationToken)
     {
         string prefix = location.LockPrefix(name);
@@ -98,6 +105,17 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
                 cancellationToken.WaitHandle.WaitOne(delay + Random.Shared.Next(delay));
                 delay = Math.Min(delay * 2, 1000);
             }
+        }
+        catch (S3RequestException ex) when (!exclusive && ex.IsAccessDenied)
+        {
+            lease.Dispose();
+            if (Interlocked.Exchange(ref _toldUnleased, 1) == 0)
+            {
+                FileLock.ReportNotice(
+                    $"Reading {location} without a lease: these credentials may not write one in {location.UrlOf(prefix)} ({ex.Code ?? "403"}). " +
+                    "A remove or gc elsewhere at the same time is not held back: it could make this run fail, never give wrong bytes.");
+            }
+            return Unleased.Instance;
         }
         catch
         {
@@ -292,6 +310,16 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
         connection.CallUngated($"DELETE {key}", (client, token) => client.DeleteObjectAsync(location.Bucket, key, token), cancellationToken);
 
     private static string Unquote(string? etag) => (etag ?? "").Trim('"');
+
+    /// <summary>A shared lock held without a lease (see <see cref="Acquire"/>): nothing to release.</summary>
+    private sealed class Unleased : IDisposable
+    {
+        public static readonly Unleased Instance = new();
+
+        public void Dispose()
+        {
+        }
+    }
 
     /// <summary>A lease listed in the bucket: its key and the ETag of its version.</summary>
     private sealed record Seen(string Key, string ETag);

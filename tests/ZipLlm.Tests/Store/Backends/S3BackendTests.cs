@@ -166,6 +166,41 @@ public class S3BackendTests
     }
 
     [Fact]
+    public void Lock_ReadOnlyCredentials_SharedIsHeldWithoutALeaseAndSaidSoOnce_ExclusiveIsRefused()
+    {
+        string url = RgwGateway.NewStoreUrl();
+        using S3Backend owner = RgwGateway.Shared.Backend(url);
+        owner.Create("zipllm-store 1\n"u8);
+        ContentHash hash = BackendContractTests.Put(owner, [1, 2, 3]);
+        RgwGateway.Shared.GrantRead(url);
+        using S3Backend reader = RgwGateway.Shared.ReaderBackend(url);
+        var notices = new List<string>();
+
+        using (FileLock.BeginScope("restore", onWait: null, notices.Add))
+        {
+            using (reader.Lock("store", exclusive: false, TimeSpan.FromSeconds(5), CancellationToken.None))
+            using (reader.Lock("store", exclusive: false, TimeSpan.FromSeconds(5), CancellationToken.None))
+            {
+                Assert.Equal(3, reader.StatObject(hash)!.Value.Length);
+                Assert.Equal(hash, Assert.Single(reader.ListObjects()).Hash);
+            }
+            var refused = Assert.ThrowsAny<IOException>(() => reader.Lock("store", exclusive: true, TimeSpan.FromSeconds(5), CancellationToken.None));
+            Assert.Contains("AccessDenied", refused.Message);
+            Assert.Contains("these credentials may not do this", refused.Message);
+        }
+
+        string notice = Assert.Single(notices);
+        Assert.Contains("without a lease", notice);
+        Assert.Contains(url, notice);
+        Assert.Empty(LeaseKeys(url, "store"));
+        // The owner's own locks are as before.
+        using (owner.Lock("store", exclusive: true, TimeSpan.FromSeconds(5), CancellationToken.None))
+        {
+            Assert.Equal(["exclusive"], LeaseKeys(url, "store"));
+        }
+    }
+
+    [Fact]
     public void Lock_LeaseTakenOverByAnother_HolderWritesAndDeletesNothingMore()
     {
         string url = RgwGateway.NewStoreUrl();
