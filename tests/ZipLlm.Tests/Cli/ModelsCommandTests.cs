@@ -226,6 +226,44 @@ public class ModelsCommandTests
     }
 
     [Fact]
+    public async Task ModelsSetup_TokenFile_HfHomeBeatsXdgCacheHomeWhichBeatsHomeCache()
+    {
+        await using var hub = new FakeHub();
+        hub.Add("org/gated", ("model.safetensors", SafetensorsBytes()));
+        hub.Gated.Add("org/gated");
+        using var dir = new TempDir();
+        dir.Write("config.json", ConfigJson);
+        dir.Write("test_models.txt", "org/gated\n");
+        dir.Write(Path.Combine("xdg", "huggingface", "token"), hub.Token + "\n");
+        dir.Write(Path.Combine("home", ".cache", "huggingface", "token"), "home-token");
+        dir.Write(Path.Combine("hf-home", "token"), "hf-home-token");
+        // An empty variable counts as unset, as in huggingface_hub; HOME is where ~ leads.
+        var environment = Hub(hub, token: "");
+        environment["HF_TOKEN_PATH"] = "";
+        environment["HF_HOME"] = "";
+        environment["HOME"] = dir.Combine("home");
+
+        // Without XDG_CACHE_HOME: ~/.cache/huggingface/token (a wrong token there is an error naming it).
+        environment["XDG_CACHE_HOME"] = "";
+        CliResult home = await CliProcess.RunAsync(["models", "setup", "config.json"], dir.Path, environment: environment);
+        Assert.Equal(ExitCodes.IoError, home.ExitCode);
+        Assert.Contains(dir.Combine("home", ".cache", "huggingface", "token"), home.StandardError);
+
+        // HF_HOME beats XDG_CACHE_HOME.
+        environment["XDG_CACHE_HOME"] = dir.Combine("xdg");
+        environment["HF_HOME"] = dir.Combine("hf-home");
+        CliResult hfHome = await CliProcess.RunAsync(["models", "setup", "config.json"], dir.Path, environment: environment);
+        Assert.Equal(ExitCodes.IoError, hfHome.ExitCode);
+        Assert.Contains(dir.Combine("hf-home", "token"), hfHome.StandardError);
+
+        // With XDG_CACHE_HOME set: $XDG_CACHE_HOME/huggingface/token, not ~/.cache's.
+        environment["HF_HOME"] = "";
+        CliResult xdg = await CliProcess.RunAsync(["models", "setup", "config.json"], dir.Path, environment: environment);
+        Assert.True(xdg.ExitCode == 0, xdg.StandardError);
+        Assert.Contains("org/gated: base; downloaded 1 files", xdg.StandardOutput);
+    }
+
+    [Fact]
     public async Task ModelsSetup_OfflineWithModelsOnDisk_UsesThemAndMakesNoRequest()
     {
         await using var hub = new FakeHub();

@@ -216,6 +216,21 @@ public class HubClientTests
     }
 
     [Fact]
+    public async Task DownloadModel_OneDownloadAtATime_FetchesTheLargestFirst()
+    {
+        await using var hub = new FakeHub();
+        // Listed, and named, in no order of size.
+        hub.Add("org/sizes", ("a.safetensors", RandomBytes(2_000, 30)), ("b.json", RandomBytes(30_000, 31)), ("c.safetensors", RandomBytes(500, 32)),
+            ("d.txt", RandomBytes(9_000, 33)));
+        using var dir = new TempDir();
+        using var client = new HubClient(HubTestOptions.Fast(hub.Endpoint) with { MaxConcurrentDownloads = 1 });
+        var summary = await client.DownloadModelAsync(ModelId.Parse("org/sizes"), dir.Path);
+        Assert.Equal(4, summary.FilesDownloaded);
+        Assert.Equal(["b.json", "d.txt", "a.safetensors", "c.safetensors"],
+            hub.Requests.Where(r => r.Path.Contains("/resolve/")).Select(r => Path.GetFileName(r.Path)));
+    }
+
+    [Fact]
     public async Task DownloadModel_FolderOfAnotherCommit_ReplacesSameSizeFilesThatDiffer()
     {
         await using var hub = NewHub();

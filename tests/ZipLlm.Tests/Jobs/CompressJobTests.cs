@@ -112,6 +112,28 @@ public class CompressJobTests
         Assert.False(ModelStore.Open(dir.Combine("store"), create: false).Contains(victim.Id));
     }
 
+    [Fact]
+    public void Run_StrictListedBaseEndsAChainAtMaxDepth_StoresAgainstItsBaseAndWarns()
+    {
+        using var dir = new TempDir();
+        var random = new Random(5);
+        var baseTensors = ModelFolders.Bf16Layers(random, 1, 8);
+        var ftTensors = ModelFolders.Finetune(random, baseTensors);
+        ModelFolders.WriteSafetensors(dir.Combine("models", "org_base", "model.safetensors"), baseTensors);
+        ModelFolders.WriteSafetensors(dir.Combine("models", "org_ft", "model.safetensors"), ftTensors);
+        ModelFolders.WriteSafetensors(dir.Combine("models", "org_chat", "model.safetensors"), ModelFolders.Finetune(random, ftTensors));
+        dir.Write("test_models.txt", "org/base\norg/ft\norg/chat\n");
+        dir.Write("base_ft.json", """{"org/base": ["org/ft"], "org/ft": ["org/chat"]}""");
+        dir.Write("config.json", """{"model_dir": "models", "storage_dir": "store", "models_to_process": "test_models.txt", "base_ft_path": "base_ft.json", "threads": 2}""");
+        var logger = new ListLogger();
+
+        CompressReport report = new CompressJob(ZipLlmConfig.Load(dir.Combine("config.json")), logger) { Bases = BasesMode.Strict, MaxDepth = 1 }.Run();
+        Assert.Empty(report.Failures);
+        // base_ft.json lists the chat model under a finetune, itself a chain of one base: the law bends to the depth limit, and says so.
+        Assert.Equal(ModelId.Parse("org/base"), ModelStore.Open(dir.Combine("store"), create: false).ReadManifest(ModelId.Parse("org/chat")).BaseId);
+        Assert.Contains("org/chat: its base org/ft already ends a chain of 1 bases (--max-depth); stored against org/base instead", logger.Warnings);
+    }
+
     internal static SyntheticFamilyResult WriteFamily(TempDir dir)
     {
         SyntheticFamilyResult family = SyntheticFamily.Generate(dir.Combine("models"), SyntheticSize.Tiny);

@@ -35,6 +35,42 @@ public class LineagePlannerTests
         return new SketchSource($"model.layers.{t}.weight", dtype, [Elements], bytes.Length, (offset, destination) => bytes.AsSpan((int)offset, destination.Length).CopyTo(destination));
     }));
 
+    private const int HandTensors = 16, HandElements = 2048;
+
+    /// <summary>A sketch built by hand: <see cref="HandTensors"/> tensors of normal BF16 values, one stretch each, the whole tensor.</summary>
+    private static ModelSketch HandSketch(int seed)
+    {
+        var random = new Random(seed);
+        var tensors = Enumerable.Range(0, HandTensors).Select(t =>
+        {
+            ushort[] values = Enumerable.Range(0, HandElements).Select(_ => Bf16(0.02f * Normal(random))).ToArray();
+            return new SketchTensor($"model.layers.{t}.weight", DType.BF16, [HandElements], [new SketchWindow(0, MemoryMarshal.AsBytes(values.AsSpan()).ToArray())]);
+        }).ToList();
+        return new ModelSketch(HandTensors * HandElements * 2, tensors);
+    }
+
+    /// <summary>
+    /// A sketch holding <paramref name="model"/>'s bytes for the first <paramref name="share"/> of its sample, tensor after
+    /// tensor (the last one cut short), and no other tensor: the rest of the model's sample pairs with nothing.
+    /// </summary>
+    private static ModelSketch SharingPrefix(ModelSketch model, double share)
+    {
+        long left = 2 * (long)Math.Round(share * model.SampleBytes / 2);
+        var tensors = new List<SketchTensor>();
+        foreach (SketchTensor tensor in model.Tensors)
+        {
+            SketchWindow window = tensor.Windows.Single();
+            int take = (int)Math.Min(left, window.Bytes.Length);
+            if (take == 0)
+            {
+                break;
+            }
+            tensors.Add(tensor with { Windows = [new SketchWindow(0, window.Bytes[..take])] });
+            left -= take;
+        }
+        return new ModelSketch(model.TensorBytes, tensors);
+    }
+
     private static float Normal(Random random) => (float)(Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble()));
     private static ushort Bf16(float value) => (ushort)(BitConverter.SingleToUInt32Bits(value) + 0x7FFF + ((BitConverter.SingleToUInt32Bits(value) >> 16) & 1) >> 16);
     private static float Float(ushort bf16) => BitConverter.UInt32BitsToSingle((uint)bf16 << 16);
@@ -156,6 +192,45 @@ public class LineagePlannerTests
         BaseDecision decision = planner.Choose(s_ft, Sketch(baseWeights, DType.F16), hint: null);
         Assert.Equal(s_base, decision.Base);
         Assert.True(decision.EstimatedBytes < decision.SoloBytes / 10, $"{decision.EstimatedBytes} vs solo {decision.SoloBytes}");
+    }
+
+    [Theory]
+    [InlineData(0.025, false)]
+    [InlineData(0.035, true)]
+    public void Choose_OneCandidate_TakenOnlyWhenItBeatsAloneByTwoPercent(double shared, bool taken)
+    {
+        // The candidate holds the model's very bytes for a share of its sample and pairs with nothing else.
+        ModelSketch model = HandSketch(seed: 1);
+        using LineagePlanner planner = Planner();
+        planner.Add(s_base, SharingPrefix(model, shared), 0);
+        BaseDecision decision = planner.Choose(s_ft, model, hint: null);
+
+        double ratio = (double)decision.Candidates.Single(c => c.Candidate == s_base).EstimatedBytes / decision.SoloBytes;
+        // Just short of 2% smaller than alone, or just beyond (the shared stretch costs a little: two chunks, not one).
+        Assert.True(taken ? ratio is > 0.96 and < 0.98 : ratio is > 0.98 and < 1, $"estimated {ratio:P2} of alone");
+        Assert.Equal(taken ? s_base : null, decision.Base);
+        Assert.Equal(taken ? 1 : 0, decision.Depth);
+    }
+
+    [Theory]
+    [InlineData(0.015, false)]
+    [InlineData(0.025, true)]
+    public void Choose_DeeperCandidateSmaller_ShallowerWinsUnlessTheDeeperIsTwoPercentSmaller(double deeperShares, bool deeperWins)
+    {
+        // Both share about half of the model's sample; the deeper one a little more.
+        ModelSketch model = HandSketch(seed: 1);
+        using LineagePlanner planner = Planner();
+        planner.Add(s_base, SharingPrefix(model, 0.5), 0);
+        planner.Add(s_mid, SharingPrefix(model, 0.5 + deeperShares), 1);
+        BaseDecision decision = planner.Choose(s_ft, model, hint: null);
+
+        long shallower = decision.Candidates.Single(c => c.Candidate == s_base).EstimatedBytes;
+        long deeper = decision.Candidates.Single(c => c.Candidate == s_mid).EstimatedBytes;
+        // 2% of storing the model alone is what "within 2% of each other" measures.
+        double gap = (double)(shallower - deeper) / decision.SoloBytes;
+        Assert.True(deeperWins ? gap is > 0.02 and < 0.04 : gap is > 0 and < 0.02, $"shallower {shallower}, deeper {deeper}, alone {decision.SoloBytes}");
+        Assert.Equal(deeperWins ? s_mid : s_base, decision.Base);
+        Assert.Equal(deeperWins ? 2 : 1, decision.Depth);
     }
 
     [Fact]

@@ -210,6 +210,22 @@ public class ModelSetupTests
     }
 
     [Fact]
+    public async Task Run_ListPinsAPullRequest_DownloadsThatRevisionAskingForItEscaped()
+    {
+        await using var hub = HubWithFamily();
+        hub.AddRevision("my_org/ft", "refs/pr/1", ("model.safetensors", [1, 2, 3, 8]));
+        using var dir = new TempDir();
+        var config = WriteConfig(dir);
+        File.WriteAllText(config.ModelsToProcess, "org/base\nmy_org/ft@refs/pr/1\n");
+        var result = await ModelSetup.RunAsync(config, Options(hub.Endpoint), new ListLogger());
+
+        Assert.Equal(FakeHub.Commit("my_org/ft", "refs/pr/1"), result.Models[1].Commit);
+        Assert.Equal(new byte[] { 1, 2, 3, 8 }, File.ReadAllBytes(Path.Combine(config.ModelFolder(ModelId.Parse("my_org/ft")), "model.safetensors")));
+        // The revision is one segment of the address, its slashes escaped, as huggingface_hub sends it.
+        Assert.Contains(hub.Requests, r => r.EscapedPath == "/api/models/my_org/ft/revision/refs%2Fpr%2F1");
+    }
+
+    [Fact]
     public async Task Run_DownloadFails_LeavesNoRecordedCommitForTheFolder()
     {
         await using var hub = HubWithFamily();

@@ -5,8 +5,11 @@ using System.Text;
 
 namespace ZipLlm.Tests.TestSupport;
 
-/// <summary>A request as the fake server saw it: the path unescaped, without its query (in <paramref name="Query"/>, after the '?').</summary>
-internal sealed record FakeRequest(string Method, string Path, IReadOnlyDictionary<string, string> Headers, string Query = "")
+/// <summary>
+/// A request as the fake server saw it: the path unescaped, without its query (in <paramref name="Query"/>, after the
+/// '?'), and as sent (<paramref name="EscapedPath"/>, where an escaped slash is still one segment's).
+/// </summary>
+internal sealed record FakeRequest(string Method, string Path, IReadOnlyDictionary<string, string> Headers, string Query = "", string EscapedPath = "")
 {
     public string? Header(string name) => Headers.TryGetValue(name.ToLowerInvariant(), out string? value) ? value : null;
 }
@@ -133,8 +136,8 @@ internal sealed class FakeHttpServer : IAsyncDisposable
             string target = requestLine[1];
             int question = target.IndexOf('?');
             return question < 0
-                ? new FakeRequest(requestLine[0], Uri.UnescapeDataString(target), headers)
-                : new FakeRequest(requestLine[0], Uri.UnescapeDataString(target[..question]), headers, Uri.UnescapeDataString(target[(question + 1)..]));
+                ? new FakeRequest(requestLine[0], Uri.UnescapeDataString(target), headers, EscapedPath: target)
+                : new FakeRequest(requestLine[0], Uri.UnescapeDataString(target[..question]), headers, Uri.UnescapeDataString(target[(question + 1)..]), target[..question]);
         }
         return null;
     }

@@ -9,7 +9,8 @@ namespace ZipLlm.Tests.TestSupport;
 /// Plays the Hugging Face hub's revision, tree and resolve endpoints over <see cref="FakeHttpServer"/>. Each model has
 /// a <c>main</c> branch (<see cref="Models"/>) and any other revisions added with <see cref="AddRevision"/>; every
 /// revision has a commit (<see cref="Commit"/>), and the tree and resolve endpoints answer for a revision's name and
-/// for its commit alike. File names may hold folders (<c>original/params.json</c>).
+/// for its commit alike. File names may hold folders (<c>original/params.json</c>); a revision may hold slashes
+/// (<c>refs/pr/1</c>), escaped in the address as one segment, the way routes are read here.
 /// </summary>
 internal sealed class FakeHub : IAsyncDisposable
 {
@@ -98,8 +99,8 @@ internal sealed class FakeHub : IAsyncDisposable
         const string api = "/api/models/";
         if (request.Path.StartsWith(api, StringComparison.Ordinal))
         {
-            // /api/models/ORG/NAME/revision/REV or /api/models/ORG/NAME/tree/REV[/PATH]
-            string[] parts = request.Path[api.Length..].Split('/');
+            // /api/models/ORG/NAME/revision/REV or /api/models/ORG/NAME/tree/REV[/PATH], each segment escaped
+            string[] parts = request.EscapedPath[api.Length..].Split('/').Select(Uri.UnescapeDataString).ToArray();
             if (parts.Length < 4)
             {
                 return FakeResponse.Text(404, "no route");
@@ -121,22 +122,23 @@ internal sealed class FakeHub : IAsyncDisposable
                 _ => FakeResponse.Text(404, "no route"),
             };
         }
-        int resolve = request.Path.IndexOf("/resolve/", StringComparison.Ordinal);
+        // /ORG/NAME/resolve/REV/PATH, the revision one escaped segment
+        int resolve = request.EscapedPath.IndexOf("/resolve/", StringComparison.Ordinal);
         if (resolve > 0)
         {
-            string model = request.Path[1..resolve];
-            string rest = request.Path[(resolve + "/resolve/".Length)..];
+            string model = Uri.UnescapeDataString(request.EscapedPath[1..resolve]);
+            string rest = request.EscapedPath[(resolve + "/resolve/".Length)..];
             int slash = rest.IndexOf('/');
             FakeResponse? denied = Access(model, request);
             if (denied is not null)
             {
                 return denied;
             }
-            if (slash < 0 || FilesAt(model, rest[..slash], out _) is not { } files)
+            if (slash < 0 || FilesAt(model, Uri.UnescapeDataString(rest[..slash]), out _) is not { } files)
             {
                 return FakeResponse.Text(404, "Invalid rev id", new Dictionary<string, string> { ["X-Error-Code"] = "RevisionNotFound" });
             }
-            string file = rest[(slash + 1)..];
+            string file = Uri.UnescapeDataString(rest[(slash + 1)..]);
             if (!files.TryGetValue(file, out byte[]? content))
             {
                 return FakeResponse.Text(404, "Entry not found", new Dictionary<string, string> { ["X-Error-Code"] = "EntryNotFound" });
