@@ -12,10 +12,15 @@ namespace ZipLlm.Store;
 /// Each holder also leaves a record beside the lock file, <c>{lock}.{pid}.{id}.holder</c>, one line
 /// <c>{pid} {shared|exclusive} {since, ISO 8601} {holder}</c>, removed on release. A process that waits reads
 /// them to say whom it waits for; records of processes no longer running (a kill) are ignored and deleted.
+/// On a store this process may read but not write (a read-only mount, another user's files), a shared lock is taken
+/// through a read-only handle, which flock allows, and leaves no record; an exclusive one is refused at once.
 /// </remarks>
 internal sealed class FileLock : IDisposable
 {
     private const string HolderSuffix = ".holder";
+
+    // EROFS, as .NET reports an errno it has no exception type for (Linux and macOS alike).
+    private const int ReadOnlyFileSystem = 30;
 
     // Per flow of execution (a verb's run, a test), so concurrent runs in one process keep their own.
     private static readonly AsyncLocal<Scope?> s_scope = new();
@@ -51,9 +56,18 @@ internal sealed class FileLock : IDisposable
     /// <summary>Takes the lock, waiting up to <paramref name="timeout"/> for other holders to let go.</summary>
     /// <exception cref="TimeoutException">The lock was not free in time; the message names its holders.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled while waiting.</exception>
+    /// <exception cref="IOException">The lock file cannot be written, for an exclusive lock, or read, for a shared one.</exception>
     public static FileLock Acquire(string path, bool exclusive, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        bool readOnly = false;
+        try
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        }
+        catch (Exception ex) when (!exclusive && IsNotWritable(ex))
+        {
+            readOnly = true; // its folder is there but for a store never locked; the open below says so
+        }
         var waited = Stopwatch.StartNew();
         bool reported = false;
         int delay = 5;
@@ -64,9 +78,23 @@ internal sealed class FileLock : IDisposable
             try
             {
                 // .NET takes flock(LOCK_EX) for FileShare.None and flock(LOCK_SH) otherwise, without blocking.
-                var stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite,
+                var stream = new FileStream(path, readOnly ? FileMode.Open : FileMode.OpenOrCreate, readOnly ? FileAccess.Read : FileAccess.ReadWrite,
                     exclusive ? FileShare.None : FileShare.ReadWrite, bufferSize: 1);
-                return new FileLock(stream, WriteRecord(path, exclusive));
+                return new FileLock(stream, readOnly ? null : WriteRecord(path, exclusive));
+            }
+            catch (Exception ex) when (!readOnly && IsNotWritable(ex))
+            {
+                if (exclusive)
+                {
+                    throw new IOException($"Cannot take the lock {path} to change the store: it is read-only here " +
+                        $"({(ex is UnauthorizedAccessException ? "permission denied" : "read-only file system")}).", ex);
+                }
+                readOnly = true;
+                continue;
+            }
+            catch (IOException ex) when (readOnly && ex is FileNotFoundException or DirectoryNotFoundException)
+            {
+                throw new IOException($"Cannot take the lock {path}: the store is read-only here and its lock file is missing.", ex);
             }
             catch (IOException ex)
             {
@@ -91,6 +119,9 @@ internal sealed class FileLock : IDisposable
             delay = Math.Min(delay * 2, 200);
         }
     }
+
+    /// <summary>Whether opening a file for writing failed for want of the right to write: a read-only file system, or permissions.</summary>
+    private static bool IsNotWritable(Exception ex) => ex is UnauthorizedAccessException || (ex is IOException && ex.HResult == ReadOnlyFileSystem);
 
     /// <summary>The holder named by this flow's scope (a verb: <c>compress</c>), or the process's name.</summary>
     internal static string CurrentHolder => s_scope.Value?.Holder ?? DefaultHolder();

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging.Abstractions;
+using ZipLlm.Cli;
 using ZipLlm.Config;
 using ZipLlm.Jobs;
 using ZipLlm.Store;
@@ -115,6 +116,65 @@ public class LockProcessTests
             Assert.Contains("no/such-model", result.StandardError);
             Assert.DoesNotContain("   at ", result.StandardError);
             Assert.False(Directory.Exists(dir.Combine("out")) && Directory.EnumerateFileSystemEntries(dir.Combine("out")).Any());
+        }
+    }
+
+    [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public async Task ReadOnlyStore_RestoreListAndVerifyWork_RemoveAndGcFailAtOnceAndDeleteNothing()
+    {
+        // A store on a read-only mount, or another user's: read under a shared lock through a read-only handle.
+        // As root (permissions do not bind it) the store is mounted read-only for the process; else its files are.
+        (TempDir dir, string config, ModelStore store) = StoredTinyFamily();
+        using (dir)
+        {
+            bool root = Environment.UserName == "root";
+            string storeFolder = dir.Combine("store");
+            string? readOnlyFolder = root ? storeFolder : null;
+            if (!root)
+            {
+                SetWritable(storeFolder, writable: false);
+            }
+            try
+            {
+                int objects = store.Objects.Enumerate().Count();
+                ModelId model = SyntheticFamily.IdOf(SyntheticModelKind.FullFinetune);
+                CliResult restore = await CliProcess.RunAsync(["restore", config, model.ToString(), dir.Combine("out")], readOnlyFolder: readOnlyFolder);
+                Assert.True(restore.ExitCode == 0, restore.StandardError);
+                Assert.Equal(ModelFolders.Snapshot(dir.Combine("models", model.FolderName)), ModelFolders.Snapshot(dir.Combine("out")));
+                CliResult list = await CliProcess.RunAsync(["list", config], readOnlyFolder: readOnlyFolder);
+                Assert.True(list.ExitCode == 0, list.StandardError);
+                CliResult verify = await CliProcess.RunAsync(["verify", config], readOnlyFolder: readOnlyFolder);
+                Assert.True(verify.ExitCode == 0, verify.StandardError);
+
+                foreach (string[] verb in new[] { new[] { "remove", config, model.ToString() }, ["gc", config, "--grace", "0"] })
+                {
+                    // At once: it used to retry the lock as if another process held it, for the lock timeout (30 minutes).
+                    CliResult refused = await CliProcess.RunAsync(verb, timeout: TimeSpan.FromSeconds(30), readOnlyFolder: readOnlyFolder);
+                    Assert.Equal(ExitCodes.IoError, refused.ExitCode);
+                    Assert.Contains("read-only here", refused.StandardError);
+                }
+                Assert.Equal(objects, store.Objects.Enumerate().Count());
+                Assert.True(store.Contains(model));
+            }
+            finally
+            {
+                if (!root)
+                {
+                    SetWritable(storeFolder, writable: true);
+                }
+            }
+        }
+    }
+
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    private static void SetWritable(string folder, bool writable)
+    {
+        foreach (string entry in Directory.EnumerateFileSystemEntries(folder, "*", SearchOption.AllDirectories).Append(folder))
+        {
+            UnixFileMode mode = File.GetUnixFileMode(entry);
+            const UnixFileMode write = UnixFileMode.UserWrite | UnixFileMode.GroupWrite | UnixFileMode.OtherWrite;
+            File.SetUnixFileMode(entry, writable ? mode | UnixFileMode.UserWrite : mode & ~write);
         }
     }
 }

@@ -31,10 +31,14 @@ internal static class CliProcess
     /// <param name="timeout">How long it may run.</param>
     /// <param name="environment">Variables to set.</param>
     /// <param name="openFileLimit">When set, the process runs under <c>ulimit -n</c> of this many files.</param>
+    /// <param name="readOnlyFolder">
+    /// When set, the process sees this folder on a read-only file system: bind-mounted read-only over itself, in a
+    /// mount namespace of the process's own (<c>unshare -m</c>, so nothing outlives it). Needs root.
+    /// </param>
     public static async Task<CliResult> RunAsync(IEnumerable<string> arguments, string? workingDirectory = null, TimeSpan? timeout = null,
-        IReadOnlyDictionary<string, string>? environment = null, int? openFileLimit = null)
+        IReadOnlyDictionary<string, string>? environment = null, int? openFileLimit = null, string? readOnlyFolder = null)
     {
-        using Process process = Start(arguments, workingDirectory, environment, openFileLimit);
+        using Process process = Start(arguments, workingDirectory, environment, openFileLimit, readOnlyFolder);
         return await WaitAsync(process, $"zipllm {string.Join(' ', arguments)}", timeout ?? s_defaultTimeout);
     }
 
@@ -87,22 +91,31 @@ internal static class CliProcess
 
     /// <summary>Starts the CLI with output redirected; the caller reads the output and waits (or kills it).</summary>
     public static Process Start(IEnumerable<string> arguments, string? workingDirectory = null, IReadOnlyDictionary<string, string>? environment = null,
-        int? openFileLimit = null)
+        int? openFileLimit = null, string? readOnlyFolder = null)
     {
         bool native = !CliPath.EndsWith(".dll", StringComparison.OrdinalIgnoreCase);
         string program = native ? CliPath : DotnetHost();
-        var start = new ProcessStartInfo(openFileLimit is null ? program : "bash")
+        var start = new ProcessStartInfo(openFileLimit is null && readOnlyFolder is null ? program : readOnlyFolder is null ? "bash" : "unshare")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
             WorkingDirectory = workingDirectory ?? AppContext.BaseDirectory,
         };
-        if (openFileLimit is { } limit)
+        if (readOnlyFolder is not null)
         {
-            // The shell lowers the limit, then becomes the CLI: the limit holds for it and nothing else.
+            foreach (string argument in new[] { "-m", "--propagation", "private", "bash" })
+            {
+                start.ArgumentList.Add(argument);
+            }
+        }
+        if (openFileLimit is not null || readOnlyFolder is not null)
+        {
+            // The shell sets the process up, then becomes the CLI: what it set holds for it and nothing else.
+            string mount = readOnlyFolder is null ? "" : $"mount --bind -o ro '{readOnlyFolder.Replace("'", "'\\''")}' '{readOnlyFolder.Replace("'", "'\\''")}' && ";
+            string limit = openFileLimit is { } files ? $"ulimit -n {files} && " : "";
             start.ArgumentList.Add("-c");
-            start.ArgumentList.Add($"ulimit -n {limit} && exec \"$0\" \"$@\"");
+            start.ArgumentList.Add($"{mount}{limit}exec \"$0\" \"$@\"");
             start.ArgumentList.Add(program);
         }
         if (!native)
