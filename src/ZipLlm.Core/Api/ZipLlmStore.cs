@@ -45,13 +45,17 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
     private readonly ModelStore _store;
     private readonly WorkerPool _pool;
     private readonly ILogger _logger;
+    private readonly LingeringStoreLock _reads;
+    // Each manifest as read under the reads' lock, and in which of its epochs: while that lasts, no manifest changes.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<ModelId, (long Epoch, Manifest Manifest)> _heldManifests = new();
     private int _disposed;
 
-    private ZipLlmStore(ModelStore store, WorkerPool pool, ILogger logger)
+    private ZipLlmStore(ModelStore store, WorkerPool pool, ILogger logger, TimeSpan readLockLinger)
     {
         _store = store;
         _pool = pool;
         _logger = logger;
+        _reads = new LingeringStoreLock(token => store.LockStore(exclusive: false, token), readLockLinger);
     }
 
     /// <summary>Where the store is: its folder, or its <c>s3://BUCKET/PREFIX</c>.</summary>
@@ -67,7 +71,10 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
     /// Raises the process's thread-pool minimum to four threads per worker (never lowers it): every call blocks a
     /// thread-pool thread while its chunks are decoded or encoded on others.
     /// </remarks>
-    /// <exception cref="ArgumentException">The location is empty, the S3 URL is malformed, or <see cref="ZipLlmStoreOptions.Threads"/> is out of range.</exception>
+    /// <exception cref="ArgumentException">
+    /// The location is empty, the S3 URL is malformed, or <see cref="ZipLlmStoreOptions.Threads"/> or
+    /// <see cref="ZipLlmStoreOptions.ReadLockLinger"/> is out of range.
+    /// </exception>
     /// <exception cref="DirectoryNotFoundException">There is no store there and <see cref="ZipLlmStoreOptions.CreateIfMissing"/> is not set.</exception>
     /// <exception cref="NotSupportedException">The store is of a newer or unknown format.</exception>
     /// <exception cref="IOException">The location holds something that is not a store, or cannot be reached.</exception>
@@ -79,6 +86,10 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
         {
             throw new ArgumentException($"Threads is {options.Threads}; it must be 0 (one per processor) to {WorkerPool.MaxThreads}.", nameof(options));
         }
+        if (options.ReadLockLinger < TimeSpan.Zero || options.ReadLockLinger > TimeSpan.FromMinutes(10))
+        {
+            throw new ArgumentException($"ReadLockLinger is {options.ReadLockLinger}; it must be zero to 10 minutes.", nameof(options));
+        }
         var pool = new WorkerPool(options.Threads);
         // The calls block a thread-pool thread while their chunks decode on others: without spare threads the pool
         // grows only slowly, and a 65 MB ReadTensorAsync took 1.5 s where it takes a fraction of that.
@@ -88,7 +99,7 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
         {
             backend = StoreAccess.OpenBackend(storeLocation, pool.Threads);
             ModelStore store = ModelStore.Open(backend, options.CreateIfMissing);
-            return new ZipLlmStore(store, pool, options.Logger ?? NullLogger.Instance);
+            return new ZipLlmStore(store, pool, options.Logger ?? NullLogger.Instance, options.ReadLockLinger);
         }
         catch
         {
@@ -103,7 +114,7 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
     public IReadOnlyList<StoredModel> ListModels(CancellationToken cancellationToken = default)
     {
         ThrowIfDisposed();
-        using IDisposable storeLock = _store.LockStore(exclusive: false, cancellationToken);
+        using IDisposable storeLock = _reads.Enter(cancellationToken);
         ManifestScan scan = _store.ScanManifests();
         foreach ((string path, string problem) in scan.Damaged)
         {
@@ -237,7 +248,7 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
         return Task.Run(() =>
         {
             ThrowIfDisposed();
-            using IDisposable storeLock = _store.LockStore(exclusive: false, cancellationToken);
+            using IDisposable storeLock = _reads.Enter(cancellationToken);
             var restorer = new ModelRestorer(_store, _pool) { Progress = Adapt(progress) };
             RestoreResult result = restorer.Restore(id, outputFolder, overwrite, cancellationToken);
             return new RestoreSummary(id.ToString(), result.Files, result.Bytes, result.Elapsed);
@@ -315,8 +326,8 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
     {
         ModelId id = ParseId(modelId);
         ThrowIfDisposed();
-        using IDisposable storeLock = _store.LockStore(exclusive: false, cancellationToken);
-        Manifest manifest = ReadManifest(id);
+        using IDisposable storeLock = _reads.Enter(cancellationToken);
+        Manifest manifest = ReadHeldManifest(id);
         (StoredFile file, StoredTensor tensor) = FindTensor(manifest, tensorName);
         long length = TensorLength(tensor);
         if (length > capacity)
@@ -353,6 +364,7 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
         {
             return;
         }
+        _reads.Dispose();
         _pool.Dispose();
         (_store.Backend as IDisposable)?.Dispose();
     }
@@ -370,6 +382,19 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(modelId);
         return ModelId.Parse(modelId, nameof(modelId));
+    }
+
+    /// <summary>The manifest of <paramref name="id"/>, read once for as long as the reads' lock (which the caller holds) lasts.</summary>
+    private Manifest ReadHeldManifest(ModelId id)
+    {
+        long epoch = _reads.Epoch;
+        if (_heldManifests.TryGetValue(id, out var held) && held.Epoch == epoch)
+        {
+            return held.Manifest;
+        }
+        Manifest manifest = ReadManifest(id);
+        _heldManifests[id] = (epoch, manifest);
+        return manifest;
     }
 
     private Manifest ReadManifest(ModelId id)

@@ -14,6 +14,13 @@ public sealed class ZipLlmStoreOptions
     /// <summary>Create an empty store when there is none at the location (the default is to refuse).</summary>
     public bool CreateIfMissing { get; set; }
 
+    /// <summary>
+    /// How long reads keep holding the store's lock (shared) after the last one ends: 2 s by default, zero to 10 minutes.
+    /// Reads that follow each other within it take the lock once, which on S3 saves a lease (three requests) per
+    /// call; a <c>zipllm remove</c> or <c>gc</c> elsewhere waits that much longer. Zero lets go after each read.
+    /// </summary>
+    public TimeSpan ReadLockLinger { get; set; } = TimeSpan.FromSeconds(2);
+
     /// <summary>Where compress logs what it stored and why (a model paired with its base, damaged manifests skipped); none by default.</summary>
     public ILogger? Logger { get; set; }
 }

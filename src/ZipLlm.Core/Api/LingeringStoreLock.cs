@@ -1,0 +1,153 @@
+namespace ZipLlm;
+
+/// <summary>
+/// The store lock the library's reads hold shared: taken by the first read, shared by every read that overlaps it or
+/// comes within <see cref="Linger"/> of the last one, and released once that long passes with no read. Reading tensor
+/// after tensor from a bucket then costs one lease (three requests) in all rather than one each; a <c>remove</c> or
+/// <c>gc</c> waits at most <see cref="Linger"/> longer for the reads to finish.
+/// </summary>
+/// <remarks>
+/// While it is held without a break, no manifest can be removed or changed (that takes the lock exclusively; a new
+/// model's manifest is only ever added), so what was read of one under it stays true: <see cref="Epoch"/> says when.
+/// </remarks>
+internal sealed class LingeringStoreLock : IDisposable
+{
+    private readonly Func<CancellationToken, IDisposable> _take;
+    private readonly Lock _gate = new();
+    private readonly SemaphoreSlim _taking = new(1, 1);
+    private readonly Timer _idle;
+    private IDisposable? _held;
+    private int _users;
+    private long _epoch;
+    private bool _disposed;
+
+    /// <summary>Creates the lock; <paramref name="take"/> takes the store lock shared.</summary>
+    public LingeringStoreLock(Func<CancellationToken, IDisposable> take, TimeSpan linger)
+    {
+        _take = take;
+        Linger = linger;
+        _idle = new Timer(static state => ((LingeringStoreLock)state!).ReleaseIfIdle(), this, Timeout.Infinite, Timeout.Infinite);
+    }
+
+    /// <summary>How long the lock stays held after the last read lets go of it.</summary>
+    public TimeSpan Linger { get; }
+
+    /// <summary>Changes each time the lock is taken anew: what was read under one epoch holds for as long as it lasts.</summary>
+    public long Epoch
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _epoch;
+            }
+        }
+    }
+
+    /// <summary>Holds the lock for one read until the result is disposed; takes it when it is not held.</summary>
+    /// <exception cref="ObjectDisposedException">The store is disposed.</exception>
+    public IDisposable Enter(CancellationToken cancellationToken)
+    {
+        if (TryShare())
+        {
+            return new Use(this);
+        }
+        // One taker at a time, cancellable while it waits; the others then share what it took.
+        _taking.Wait(cancellationToken);
+        try
+        {
+            if (TryShare())
+            {
+                return new Use(this);
+            }
+            IDisposable taken = _take(cancellationToken);
+            lock (_gate)
+            {
+                if (_disposed)
+                {
+                    taken.Dispose();
+                    throw new ObjectDisposedException(nameof(ZipLlmStore));
+                }
+                _held = taken;
+                _epoch++;
+                _users++;
+            }
+            return new Use(this);
+        }
+        finally
+        {
+            _taking.Release();
+        }
+    }
+
+    /// <summary>Releases the lock now, whatever reads are under way (the store is closing).</summary>
+    public void Dispose()
+    {
+        IDisposable? held;
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+            _disposed = true;
+            held = _held;
+            _held = null;
+        }
+        _idle.Dispose();
+        held?.Dispose();
+    }
+
+    private bool TryShare()
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, nameof(ZipLlmStore));
+            if (_held is null)
+            {
+                return false;
+            }
+            _users++;
+            _idle.Change(Timeout.Infinite, Timeout.Infinite);
+            return true;
+        }
+    }
+
+    private void Exit()
+    {
+        lock (_gate)
+        {
+            if (--_users == 0 && !_disposed)
+            {
+                _idle.Change(Linger, Timeout.InfiniteTimeSpan);
+            }
+        }
+    }
+
+    private void ReleaseIfIdle()
+    {
+        IDisposable? held = null;
+        lock (_gate)
+        {
+            if (_users == 0 && !_disposed)
+            {
+                held = _held;
+                _held = null;
+            }
+        }
+        held?.Dispose();
+    }
+
+    private sealed class Use(LingeringStoreLock owner) : IDisposable
+    {
+        private int _done;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _done, 1) == 0)
+            {
+                owner.Exit();
+            }
+        }
+    }
+}

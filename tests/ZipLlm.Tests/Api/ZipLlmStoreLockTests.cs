@@ -1,0 +1,80 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using ZipLlm.Config;
+using ZipLlm.Jobs;
+using ZipLlm.Store;
+using ZipLlm.Synthetic;
+using ZipLlm.Tests.Jobs;
+using ZipLlm.Tests.TestSupport;
+
+namespace ZipLlm.Tests.Api;
+
+/// <summary>The library's reads hold the store lock shared, for their own span and the linger after it, as a remove's or gc's exclusive lock sees it.</summary>
+public class ZipLlmStoreLockTests
+{
+    private static readonly ModelId Model = SyntheticFamily.IdOf(SyntheticModelKind.FullFinetune);
+
+    private static TempDir StoredFamily()
+    {
+        var dir = new TempDir();
+        CompressJobTests.WriteFamily(dir);
+        Assert.Empty(new CompressJob(ZipLlmConfig.Load(dir.Combine("config.json")), NullLogger.Instance).Run().Failures);
+        return dir;
+    }
+
+    private static void ReadOneTensor(ZipLlmStore store)
+    {
+        StoredModelTensor tensor = store.GetModel(Model.ToString()).Tensors.First();
+        Assert.Equal(tensor.Length, store.ReadTensor(Model.ToString(), tensor.Name, new byte[tensor.Length]));
+    }
+
+    [Fact]
+    public void ReadTensor_WithinTheLinger_KeepsTheLockSoARemoveWaits_AndDisposeLetsItGo()
+    {
+        using TempDir dir = StoredFamily();
+        ModelStore other = ModelStore.Open(dir.Combine("store"), create: false);
+        var store = ZipLlmStore.Open(dir.Combine("store"), new ZipLlmStoreOptions { ReadLockLinger = TimeSpan.FromMinutes(10) });
+
+        ReadOneTensor(store);
+        ReadOneTensor(store);
+
+        Assert.Throws<TimeoutException>(() => other.Backend.Lock("store", exclusive: true, TimeSpan.FromMilliseconds(100), CancellationToken.None));
+        store.Dispose();
+        using (other.Backend.Lock("store", exclusive: true, TimeSpan.FromSeconds(10), CancellationToken.None))
+        {
+        }
+    }
+
+    [Fact]
+    public async Task ReadTensor_LingerPassed_LetsARemoveInAndTheNextReadWaitsForIt()
+    {
+        using TempDir dir = StoredFamily();
+        ModelStore other = ModelStore.Open(dir.Combine("store"), create: false);
+        using var store = ZipLlmStore.Open(dir.Combine("store"), new ZipLlmStoreOptions { ReadLockLinger = TimeSpan.FromMilliseconds(20) });
+        ReadOneTensor(store);
+
+        // Bounded, not timed: the exclusive lock is had once the linger has passed with no read.
+        Task<StoredModel> read;
+        using (other.Backend.Lock("store", exclusive: true, TimeSpan.FromSeconds(30), CancellationToken.None))
+        {
+            read = Task.Run(() =>
+            {
+                ReadOneTensor(store);
+                return store.GetModel(Model.ToString());
+            });
+            await Task.WhenAny(read, Task.Delay(300));
+            Assert.False(read.IsCompleted, "a read went on under another's exclusive lock");
+        }
+        Assert.Equal(Model.ToString(), (await read).Id);
+    }
+
+    [Fact]
+    public void Open_ReadLockLingerOutOfRange_IsRefused()
+    {
+        using var dir = new TempDir();
+        foreach (TimeSpan linger in new[] { TimeSpan.FromMilliseconds(-1), TimeSpan.FromMinutes(11) })
+        {
+            var refused = Assert.Throws<ArgumentException>(() => ZipLlmStore.Open(dir.Combine("store"), new ZipLlmStoreOptions { ReadLockLinger = linger, CreateIfMissing = true }));
+            Assert.Contains("ReadLockLinger", refused.Message);
+        }
+    }
+}
