@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Text;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -47,7 +48,7 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
     private readonly ILogger _logger;
     private readonly LingeringStoreLock _reads;
     // Each manifest as read under the reads' lock, and in which of its epochs: while that lasts, no manifest changes.
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<ModelId, (long Epoch, Manifest Manifest)> _heldManifests = new();
+    private readonly ConcurrentDictionary<ModelId, (long Epoch, Manifest Manifest)> _heldManifests = new();
     private int _disposed;
 
     private ZipLlmStore(ModelStore store, WorkerPool pool, ILogger logger, TimeSpan readLockLinger)

@@ -64,9 +64,10 @@ internal sealed class FileLock : IDisposable
         {
             Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         }
-        catch (Exception ex) when (!exclusive && IsNotWritable(ex))
+        catch (Exception ex) when (IsNotWritable(ex))
         {
-            readOnly = true; // its folder is there but for a store never locked; the open below says so
+            // The locks' folder cannot be made here: a reader goes on to open the lock file, or to say it is missing.
+            readOnly = !exclusive ? true : throw ReadOnlyHere(path, ex);
         }
         var waited = Stopwatch.StartNew();
         bool reported = false;
@@ -84,12 +85,7 @@ internal sealed class FileLock : IDisposable
             }
             catch (Exception ex) when (!readOnly && IsNotWritable(ex))
             {
-                if (exclusive)
-                {
-                    throw new IOException($"Cannot take the lock {path} to change the store: it is read-only here " +
-                        $"({(ex is UnauthorizedAccessException ? "permission denied" : "read-only file system")}).", ex);
-                }
-                readOnly = true;
+                readOnly = !exclusive ? true : throw ReadOnlyHere(path, ex);
                 continue;
             }
             catch (IOException ex) when (readOnly && ex is FileNotFoundException or DirectoryNotFoundException)
@@ -119,6 +115,10 @@ internal sealed class FileLock : IDisposable
             delay = Math.Min(delay * 2, 200);
         }
     }
+
+    private static IOException ReadOnlyHere(string path, Exception ex) =>
+        new($"Cannot take the lock {path} to change the store: it is read-only here " +
+            $"({(ex is UnauthorizedAccessException ? "permission denied" : "read-only file system")}).", ex);
 
     /// <summary>Whether opening a file for writing failed for want of the right to write: a read-only file system, or permissions.</summary>
     private static bool IsNotWritable(Exception ex) => ex is UnauthorizedAccessException || (ex is IOException && ex.HResult == ReadOnlyFileSystem);

@@ -89,10 +89,11 @@ internal sealed class FolderBackend : IStoreBackend
         }
         foreach (string file in Directory.EnumerateFiles(Layout.ObjectsDir, "*", SearchOption.AllDirectories))
         {
-            // Stated as StatObject does (a link in an object's place is no object): a local stat costs microseconds.
-            if (ContentHash.TryParse(Path.GetFileName(file), out ContentHash hash) && StatObject(hash) is { } stat)
+            // A local stat costs microseconds. Something else in an object's place (a link, a FIFO) is listed as empty
+            // and old, so that gc deletes it when no model needs it, as it did before there were stats in the listing.
+            if (ContentHash.TryParse(Path.GetFileName(file), out ContentHash hash))
             {
-                yield return new ListedObject(hash, stat);
+                yield return new ListedObject(hash, StatObject(hash) ?? new ObjectStat(0, DateTimeOffset.MinValue));
             }
         }
     }
