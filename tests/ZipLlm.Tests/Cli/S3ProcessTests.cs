@@ -64,11 +64,7 @@ public partial class S3ProcessTests
         // The library's public API over S3, as a program uses it: examples/RestoreExample, given the bucket's URL and the
         // AWS variables, against a store the CLI wrote.
         using var dir = new TempDir();
-        SyntheticFamilyResult family = CompressJobTests.WriteFamily(dir);
-        string url = RgwGateway.NewStoreUrl();
-        string config = WriteConfig(dir, "config.json", url);
-        CliResult compress = await CliProcess.RunAsync(["compress", config, "-q"], environment: Environment);
-        Assert.True(compress.ExitCode == 0, compress.StandardError);
+        (SyntheticFamilyResult family, string url, string config) = await CompressFamilyIntoABucket(dir);
 
         string dll = CliProcess.BuildOutputOf(Path.Combine("examples", "RestoreExample"), "RestoreExample.dll");
         Assert.True(File.Exists(dll), $"{dll} was not built (dotnet test ZipLlm.sln builds it)");
@@ -206,11 +202,7 @@ public partial class S3ProcessTests
     {
         // A hub's mirror: one key writes the store, the key users get may only read the bucket.
         using var dir = new TempDir();
-        SyntheticFamilyResult family = CompressJobTests.WriteFamily(dir);
-        string url = RgwGateway.NewStoreUrl();
-        string config = WriteConfig(dir, "config.json", url);
-        CliResult compress = await CliProcess.RunAsync(["compress", config, "-q"], environment: Environment);
-        Assert.True(compress.ExitCode == 0, compress.StandardError);
+        (SyntheticFamilyResult family, string url, string config) = await CompressFamilyIntoABucket(dir);
         RgwGateway.Shared.GrantRead(url);
         IReadOnlyDictionary<string, string> reader = RgwGateway.Shared.ReaderEnvironment;
         ModelId model = SyntheticFamily.IdOf(SyntheticModelKind.ChainFinetune);
@@ -238,6 +230,17 @@ public partial class S3ProcessTests
             }
             Assert.Equal(keys, CountKeys(backend));
         }
+    }
+
+    /// <summary>The tiny synthetic family, stored by a real compress in a bucket of its own; the store's URL and the config.</summary>
+    private static async Task<(SyntheticFamilyResult Family, string Url, string Config)> CompressFamilyIntoABucket(TempDir dir)
+    {
+        SyntheticFamilyResult family = CompressJobTests.WriteFamily(dir);
+        string url = RgwGateway.NewStoreUrl();
+        string config = WriteConfig(dir, "config.json", url);
+        CliResult compress = await CliProcess.RunAsync(["compress", config, "-q"], environment: Environment);
+        Assert.True(compress.ExitCode == 0, compress.StandardError);
+        return (family, url, config);
     }
 
     private static string WriteConfig(TempDir dir, string name, string url, string models = "test_models.txt")
