@@ -37,6 +37,10 @@ public sealed class ZipLlmStoreReadTests(StoredFamily family) : IClassFixture<St
         Assert.Equal(StoredModelRole.Finetune, finetune.Role);
         Assert.Equal(TestModels.BaseId, finetune.BaseId);
         Assert.Null(models[0].BaseId);
+        // Stored on its own, then a finetune against it: a base now, in the listing and asked for alone.
+        Assert.Equal(StoredModelRole.Base, models[0].Role);
+        Assert.Equal(StoredModelRole.Base, Store.GetModel(TestModels.BaseId).Role);
+        Assert.Equal(StoredModelRole.Finetune, Store.GetModel(TestModels.FinetuneId).Role);
         foreach (string name in new[] { TestModels.WeightsFile, TestModels.ConfigFile })
         {
             byte[] bytes = File.ReadAllBytes(Path.Combine(Models.FinetuneFolder, name));

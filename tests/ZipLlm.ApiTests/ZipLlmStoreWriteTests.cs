@@ -30,6 +30,19 @@ public sealed class ZipLlmStoreWriteTests : IDisposable
     }
 
     [Fact]
+    public async Task Role_ModelStoredAlone_IsStandaloneUntilAFinetuneIsStoredAgainstIt()
+    {
+        await using ZipLlmStore store = OpenStore();
+        await store.CompressAsync(_models.BaseFolder, TestModels.BaseId);
+        Assert.Equal(StoredModelRole.Standalone, store.GetModel(TestModels.BaseId).Role);
+
+        await store.CompressAsync(_models.FinetuneFolder, TestModels.FinetuneId, TestModels.BaseId);
+
+        Assert.Equal(StoredModelRole.Base, store.GetModel(TestModels.BaseId).Role);
+        Assert.Equal([StoredModelRole.Base, StoredModelRole.Finetune], (await store.ListModelsAsync()).Select(m => m.Role));
+    }
+
+    [Fact]
     public async Task DamagedObject_ReadsAndRestoreFail_NamingModelFileAndObject()
     {
         await using ZipLlmStore store = OpenStore();

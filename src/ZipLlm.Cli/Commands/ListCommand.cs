@@ -58,7 +58,7 @@ internal sealed class ListCommand : BaseCommand
         output.WriteLine($"{"model".PadRight(idWidth)}  {"role",-10}  {"original",10}  {"added",10}  {"ratio",8}  {"chunks diff/xor/solo",20}  {"revision",-12}  base");
         foreach (Manifest m in manifests)
         {
-            output.WriteLine($"{m.Id.ToString().PadRight(idWidth)}  {RoleName(m, manifests),-10}  {Sizes.Format(m.OriginalBytes),10}  {Sizes.Format(m.AddedBytes),10}  {Sizes.Ratio(m.OriginalBytes, m.AddedBytes),8}  {Chunks(m.Chunks),20}  {ShortRevision(m.Revision),-12}  {m.BaseId?.ToString() ?? "-"}");
+            output.WriteLine($"{m.Id.ToString().PadRight(idWidth)}  {RoleName(listing.Roles[m.Id]),-10}  {Sizes.Format(m.OriginalBytes),10}  {Sizes.Format(m.AddedBytes),10}  {Sizes.Ratio(m.OriginalBytes, m.AddedBytes),8}  {Chunks(m.Chunks),20}  {ShortRevision(m.Revision),-12}  {m.BaseId?.ToString() ?? "-"}");
         }
         output.WriteLine();
         WriteSummary(output, listing);
@@ -67,7 +67,7 @@ internal sealed class ListCommand : BaseCommand
     private static ListOutput ToJson(ZipLlmConfig config, StoreListing listing) => new(
         config.StorageDir,
         listing.Manifests.Select(m => new ListedModel(
-            m.Id.ToString(), RoleName(m, listing.Manifests), m.BaseId?.ToString(), m.Files.Length, m.OriginalBytes, m.AddedBytes,
+            m.Id.ToString(), RoleName(listing.Roles[m.Id]), m.BaseId?.ToString(), m.Files.Length, m.OriginalBytes, m.AddedBytes,
             Sizes.RatioValue(m.OriginalBytes, m.AddedBytes), Sizes.IsDedup(m.OriginalBytes, m.AddedBytes), m.StoredAt,
             m.Chunks is { } c ? new ChunkCountsOutput(c.OrderedDifference, c.Xor, c.Solo) : null, m.Revision)).ToList(),
         listing.OriginalBytes, listing.StoredBytes, Sizes.RatioValue(listing.OriginalBytes, listing.StoredBytes), listing.DamagedManifests);
@@ -75,18 +75,17 @@ internal sealed class ListCommand : BaseCommand
     /// <summary>The hub commit the model's files were, shortened as git does (12 digits); "-" when unknown.</summary>
     private static string ShortRevision(string? revision) => revision is null ? "-" : revision.Length > 12 ? revision[..12] : revision;
 
-    /// <summary>
-    /// A model's role as the store holds it now: a finetune when stored against a base, a base when another model is
-    /// stored against it, standalone otherwise (so a base found by lineage detection reads as one).
-    /// </summary>
     private static void WriteSummary(TextWriter output, StoreListing listing) =>
         output.WriteLine($"{listing.Manifests.Count} models, {Sizes.Format(listing.OriginalBytes)} original, {Sizes.Format(listing.StoredBytes)} in objects on disk, " +
             $"store ratio {Sizes.Ratio(listing.OriginalBytes, listing.StoredBytes)}");
 
-    private static string RoleName(Manifest model, IReadOnlyList<Manifest> all) =>
-        model.BaseId is not null ? "finetune"
-        : model.Role == ModelRoleKind.Base || all.Any(m => m.BaseId == model.Id) ? "base"
-        : "standalone";
+    /// <summary>A model's role as the store holds it now (<see cref="Manifest.RolesAmong"/>), as the listing names it.</summary>
+    private static string RoleName(ModelRoleKind role) => role switch
+    {
+        ModelRoleKind.Finetune => "finetune",
+        ModelRoleKind.Base => "base",
+        _ => "standalone",
+    };
 
     /// <summary>
     /// The family tree: every model without a stored base at the root (a base whose own base was removed says so), each

@@ -1,12 +1,12 @@
 namespace ZipLlm;
 
-/// <summary>The part a model plays in its family, as recorded when it was stored.</summary>
+/// <summary>The part a model plays in its family, as the store holds it now.</summary>
 public enum StoredModelRole
 {
-    /// <summary>Stored on its own, with no base and named as no model's base.</summary>
+    /// <summary>Stored on its own, with no base, and no stored model is a finetune of it.</summary>
     Standalone,
 
-    /// <summary>A base: its finetunes are stored as deltas against its tensors.</summary>
+    /// <summary>A base: stored as one, or some stored finetune's deltas are against its tensors.</summary>
     Base,
 
     /// <summary>A finetune, stored as deltas against <see cref="StoredModel.BaseId"/> where that was smaller.</summary>

@@ -121,7 +121,8 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
         {
             _logger.LogWarning("Left out of the listing: {Path}: {Problem}", path, problem);
         }
-        return scan.Manifests.Select(ToPublic).ToList();
+        Dictionary<ModelId, ModelRoleKind> roles = Manifest.RolesAmong(scan.Manifests);
+        return scan.Manifests.Select(m => ToPublic(m, roles[m.Id])).ToList();
     }
 
     /// <inheritdoc cref="ListModels"/>
@@ -129,10 +130,20 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
         Task.Run(() => ListModels(cancellationToken), cancellationToken);
 
     /// <summary>The stored model <paramref name="modelId"/>, its files and tensors.</summary>
+    /// <remarks>Its <see cref="StoredModel.Role"/> is a base when another stored model is a finetune of it, which reads every manifest of the store.</remarks>
     /// <exception cref="ArgumentException"><paramref name="modelId"/> is not of the form <c>org/name</c>.</exception>
     /// <exception cref="KeyNotFoundException">The model is not stored.</exception>
     /// <exception cref="StoreDamageException">Its manifest is damaged.</exception>
-    public StoredModel GetModel(string modelId) => ToPublic(ReadManifest(ParseId(modelId)));
+    public StoredModel GetModel(string modelId)
+    {
+        ModelId id = ParseId(modelId);
+        ThrowIfDisposed();
+        using IDisposable storeLock = _reads.Enter(CancellationToken.None);
+        Manifest manifest = ReadHeldManifest(id);
+        // The others' damaged manifests do not matter here: what names this model as its base is what reads.
+        List<Manifest> all = [.. _store.ScanManifests().Manifests.Where(m => m.Id != id), manifest];
+        return ToPublic(manifest, Manifest.RolesAmong(all)[id]);
+    }
 
     /// <summary>Whether the store holds <paramref name="modelId"/>.</summary>
     /// <exception cref="ArgumentException"><paramref name="modelId"/> is not of the form <c>org/name</c>.</exception>
@@ -442,9 +453,9 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
     private static IProgress<ByteProgress>? Adapt(IProgress<ZipLlmProgress>? progress) =>
         progress is null ? null : new ProgressAdapter(progress);
 
-    private static StoredModel ToPublic(Manifest manifest) => new(
+    private static StoredModel ToPublic(Manifest manifest, ModelRoleKind role) => new(
         manifest.Id.ToString(),
-        manifest.Role switch
+        role switch
         {
             ModelRoleKind.Base => StoredModelRole.Base,
             ModelRoleKind.Finetune => StoredModelRole.Finetune,

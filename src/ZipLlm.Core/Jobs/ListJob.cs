@@ -11,6 +11,9 @@ internal sealed record StoreListing(IReadOnlyList<Manifest> Manifests, IReadOnly
 {
     /// <summary>Bytes of the models' files.</summary>
     public long OriginalBytes => Manifests.Sum(m => m.OriginalBytes);
+
+    /// <summary>Each model's role as the store holds it now (<see cref="Manifest.RolesAmong"/>).</summary>
+    public IReadOnlyDictionary<ModelId, ModelRoleKind> Roles { get; } = Manifest.RolesAmong(Manifests);
 }
 
 /// <summary>The <c>list</c> job: the models a store holds and the bytes it takes, under the store lock held shared.</summary>

@@ -118,6 +118,20 @@ internal sealed record Manifest(
     /// <exception cref="InvalidOperationException"><paramref name="modelId"/> is <c>default(ModelId)</c>.</exception>
     public static string KeyOf(ModelId modelId) => modelId.ToString() + ".json";
 
+    /// <summary>
+    /// Each model's role as the store holds it now, of <paramref name="all"/> the stored models: a finetune when it was
+    /// stored against a base, a base when it was stored as one or another model is stored against it, standalone
+    /// otherwise (so a base that lineage detection found, stored before its finetunes, reads as one).
+    /// </summary>
+    public static Dictionary<ModelId, ModelRoleKind> RolesAmong(IReadOnlyCollection<Manifest> all)
+    {
+        var bases = all.Select(m => m.BaseId).OfType<ModelId>().ToHashSet();
+        return all.ToDictionary(m => m.Id, m =>
+            m.BaseId is not null ? ModelRoleKind.Finetune
+            : m.Role == ModelRoleKind.Base || bases.Contains(m.Id) ? ModelRoleKind.Base
+            : ModelRoleKind.Standalone);
+    }
+
     /// <summary>A format-2 manifest of these contents, its checksum filled in.</summary>
     public static Manifest Create(ModelId id, ModelRoleKind role, ModelId? baseId, StoredFile[] files, long originalBytes, long addedBytes, DateTimeOffset storedAt,
         ChunkCounts? chunks = null, ContentHash? sketch = null, string? revision = null) =>
