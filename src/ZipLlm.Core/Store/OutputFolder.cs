@@ -125,7 +125,15 @@ internal sealed class OutputFolder : IDisposable
         }
         if (kind == EntryKind.Missing)
         {
-            Directory.CreateDirectory(root);
+            try
+            {
+                Directory.CreateDirectory(root);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // Under a file, in /proc, on a read-only mount: .NET's own words name no folder to make.
+                throw new IOException($"Cannot make the output folder {root}: {ex.Message}", ex);
+            }
         }
         return root;
     }

@@ -170,6 +170,20 @@ public class ModelRestorerTests
     }
 
     [Fact]
+    public void Restore_OutputUnderAFile_SaysTheFolderCannotBeMadeAndKeepsTheFile()
+    {
+        using var dir = new TempDir();
+        ModelStore store = StoredModels.Ingest(dir, ModelId.Parse("o/m"), StoredModels.SmallModel(6));
+        dir.Write("file", "a file");
+        using var pool = new WorkerPool(2, Options);
+
+        var ex = Assert.Throws<IOException>(() => new ModelRestorer(store, pool).Restore(ModelId.Parse("o/m"), dir.Combine("file", "out"), force: false));
+
+        Assert.Contains($"Cannot make the output folder {dir.Combine("file", "out")}", ex.Message);
+        Assert.Equal("a file", File.ReadAllText(dir.Combine("file")));
+    }
+
+    [Fact]
     public void Restore_OutputIsAFile_IsRefusedAndTheFileKept()
     {
         using var dir = new TempDir();
