@@ -184,7 +184,8 @@ EOF
 
   for pool in .rgw.root default.rgw.control default.rgw.meta default.rgw.log default.rgw.buckets.index \
     default.rgw.buckets.data default.rgw.buckets.non-ec; do
-    ceph_ osd pool create "$pool" 8 8 >/dev/null 2>&1 || fail "pool $pool could not be made"
+    # Retried: a monitor just up has once refused the first pool (the tests then had no gateway at all).
+    wait_for 60 ceph_ osd pool create "$pool" 8 8 || fail "pool $pool could not be made"
     ceph_ osd pool application enable "$pool" rgw >/dev/null 2>&1 || true
   done
   wait_for 60 osd_up || fail "the OSD did not come up within 60 s"
