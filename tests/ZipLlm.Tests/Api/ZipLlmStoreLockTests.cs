@@ -1,6 +1,4 @@
-using Microsoft.Extensions.Logging.Abstractions;
 using ZipLlm.Config;
-using ZipLlm.Jobs;
 using ZipLlm.Store;
 using ZipLlm.Synthetic;
 using ZipLlm.Tests.Jobs;
@@ -16,8 +14,7 @@ public class ZipLlmStoreLockTests
     private static TempDir StoredFamily()
     {
         var dir = new TempDir();
-        CompressJobTests.WriteFamily(dir);
-        Assert.Empty(new CompressJob(ZipLlmConfig.Load(dir.Combine("config.json")), NullLogger.Instance).Run().Failures);
+        CompressJobTests.StoreFamily(dir);
         return dir;
     }
 

@@ -134,6 +134,14 @@ public class CompressJobTests
         Assert.Contains("org/chat: its base org/ft already ends a chain of 1 bases (--max-depth); stored against org/base instead", logger.Warnings);
     }
 
+    /// <summary>The tiny synthetic family, written by <see cref="WriteFamily"/> and stored in <c>store</c> by a compress run that stores every model.</summary>
+    internal static SyntheticFamilyResult StoreFamily(TempDir dir)
+    {
+        SyntheticFamilyResult family = WriteFamily(dir);
+        Assert.Empty(new CompressJob(ZipLlmConfig.Load(dir.Combine("config.json")), NullLogger.Instance).Run().Failures);
+        return family;
+    }
+
     internal static SyntheticFamilyResult WriteFamily(TempDir dir)
     {
         SyntheticFamilyResult family = SyntheticFamily.Generate(dir.Combine("models"), SyntheticSize.Tiny);
