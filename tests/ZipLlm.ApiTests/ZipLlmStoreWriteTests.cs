@@ -145,6 +145,19 @@ public sealed class ZipLlmStoreWriteTests : IDisposable
     }
 
     [Fact]
+    public async Task CompressAsync_BaseNotStored_IsRefusedNamingItAndStoresNothing()
+    {
+        await using ZipLlmStore store = OpenStore();
+
+        var refused = await Assert.ThrowsAsync<KeyNotFoundException>(() => store.CompressAsync(_models.FinetuneFolder, TestModels.FinetuneId, TestModels.BaseId));
+
+        Assert.Contains($"The base model {TestModels.BaseId} of {TestModels.FinetuneId} is not in the store", refused.Message);
+        Assert.False(store.Contains(TestModels.FinetuneId));
+        string objects = Path.Combine(_models.StoreFolder, "objects");
+        Assert.Empty(Directory.Exists(objects) ? Directory.GetFiles(objects, "*", SearchOption.AllDirectories) : []);
+    }
+
+    [Fact]
     public async Task CompressAsync_BaseEndingTheLongestChain_IsRefusedBeforeAnythingIsWritten()
     {
         await using ZipLlmStore store = OpenStore();

@@ -209,12 +209,17 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
         using IDisposable storeLock = _store.LockStore(exclusive: false, cancellationToken);
         if (baseId is { } requiredBase)
         {
-            if (!_store.Contains(requiredBase))
+            Manifest baseManifest;
+            try
             {
-                throw new KeyNotFoundException($"The base model {requiredBase} of {id} is not in the store at {Location}; store it first.");
+                baseManifest = ReadManifest(requiredBase);
+            }
+            catch (KeyNotFoundException ex)
+            {
+                throw new KeyNotFoundException($"The base model {requiredBase} of {id} is not in the store at {Location}; store it first.", ex);
             }
             // Refused before anything is read or written: restoring a model decodes every base up its chain.
-            int depth = LineagePlanner.DepthOf(ReadManifest(requiredBase));
+            int depth = LineagePlanner.DepthOf(baseManifest);
             if (depth >= LineagePlanner.MaxMaxDepth)
             {
                 throw new ArgumentException(
