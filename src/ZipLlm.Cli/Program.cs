@@ -29,10 +29,6 @@ public static class Program
     /// <summary>Runs the command line and returns the process exit code.</summary>
     public static async Task<int> Main(string[] args)
     {
-        // Each file worked on side by side holds a thread-pool thread while it waits for its chunks in order; without
-        // a reservation the pool grows only slowly past one thread per core and the workers sat idle now and then.
-        // Process-wide, so it is made here, once, and never inside the library.
-        WorkerPool.ReserveThreadPoolThreads(WorkerPool.DefaultThreads);
         // SIGINT and SIGTERM are handled by every verb (TerminationSignals): System.CommandLine's own handler would
         // end the process a fixed time after the signal, cleaned up or not.
         return await InvokeAsync(args, new InvocationConfiguration { ProcessTerminationTimeout = null }).ConfigureAwait(false);

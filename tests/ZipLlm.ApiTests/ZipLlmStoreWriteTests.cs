@@ -189,6 +189,77 @@ public sealed class ZipLlmStoreWriteTests : IDisposable
     }
 
     [Fact]
+    public async Task VerifyAsync_IntactStore_ChecksEveryModelAndFindsNothing()
+    {
+        await using ZipLlmStore store = OpenStore();
+        await store.CompressAsync(_models.BaseFolder, TestModels.BaseId);
+        await store.CompressAsync(_models.FinetuneFolder, TestModels.FinetuneId, TestModels.BaseId);
+        var reports = new List<ZipLlmProgress>();
+
+        VerifySummary all = await store.VerifyAsync(progress: new Collect(reports));
+        VerifySummary one = await store.VerifyAsync(TestModels.FinetuneId);
+
+        Assert.True(all.Intact);
+        Assert.Equal([TestModels.BaseId, TestModels.FinetuneId], all.Models.Select(m => m.ModelId));
+        Assert.Equal([TestModels.FinetuneId], one.Models.Select(m => m.ModelId));
+        Assert.True(one.Intact);
+        Assert.NotEmpty(reports);
+        await Assert.ThrowsAsync<KeyNotFoundException>(() => store.VerifyAsync("org/not-stored"));
+    }
+
+    [Fact]
+    public async Task VerifyAsync_DamagedObject_NamesModelAndObjectAndChecksTheOthers()
+    {
+        await using ZipLlmStore store = OpenStore();
+        await store.CompressAsync(_models.BaseFolder, TestModels.BaseId);
+        string objects = Path.Combine(_models.StoreFolder, "objects");
+        HashSet<string> baseObjects = [.. Directory.GetFiles(objects, "*", SearchOption.AllDirectories)];
+        await store.CompressAsync(_models.FinetuneFolder, TestModels.FinetuneId, TestModels.BaseId);
+        // The largest object the finetune added, one byte in its middle flipped: only the finetune needs it.
+        FileInfo damaged = Directory.GetFiles(objects, "*", SearchOption.AllDirectories).Where(f => !baseObjects.Contains(f))
+            .Select(f => new FileInfo(f)).MaxBy(f => f.Length)!;
+        using (FileStream file = File.Open(damaged.FullName, FileMode.Open, FileAccess.ReadWrite))
+        {
+            file.Position = file.Length / 2;
+            int b = file.ReadByte();
+            file.Position = file.Length / 2;
+            file.WriteByte((byte)(b ^ 0x5A));
+        }
+
+        VerifySummary summary = await store.VerifyAsync();
+
+        Assert.False(summary.Intact);
+        Assert.Equal(2, summary.Models.Count);
+        VerifiedModel bad = Assert.Single(summary.Models, m => !m.Intact);
+        Assert.Equal(TestModels.FinetuneId, bad.ModelId);
+        Assert.Contains(bad.Problems, p => p.Contains(TestModels.FinetuneId, StringComparison.Ordinal) && p.Contains(damaged.Name, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task AsyncMethods_DoTheirWork_OffTheThreadPool()
+    {
+        // The work of an async call (its files' in-order passes report progress) runs on threads of the store's own:
+        // a host such as a web server keeps every thread-pool thread for itself.
+        await using ZipLlmStore store = OpenStore();
+        var onPool = new List<bool>();
+        var record = new Callback(_ =>
+        {
+            lock (onPool)
+            {
+                onPool.Add(Thread.CurrentThread.IsThreadPoolThread);
+            }
+        });
+
+        await store.CompressAsync(_models.BaseFolder, TestModels.BaseId, progress: record);
+        await store.CompressAsync(_models.FinetuneFolder, TestModels.FinetuneId, TestModels.BaseId, progress: record);
+        await store.RestoreAsync(TestModels.FinetuneId, Path.Combine(_models.Root, "restored"), progress: record);
+        await store.VerifyAsync(progress: record);
+
+        Assert.NotEmpty(onPool);
+        Assert.DoesNotContain(true, onPool);
+    }
+
+    [Fact]
     public async Task Dispose_ThenUse_ThrowsObjectDisposed()
     {
         ZipLlmStore store = OpenStore();

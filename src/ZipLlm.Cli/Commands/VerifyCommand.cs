@@ -2,6 +2,7 @@ using System.CommandLine;
 using Microsoft.Extensions.Logging;
 using ZipLlm.Config;
 using ZipLlm.Jobs;
+using ZipLlm.Session;
 using ZipLlm.Store;
 
 namespace ZipLlm.Cli.Commands;

@@ -79,3 +79,21 @@ public sealed record CompressSummary(string ModelId, bool Skipped, long Original
 /// <param name="Bytes">Bytes written.</param>
 /// <param name="Elapsed">Wall time, checks included.</param>
 public sealed record RestoreSummary(string ModelId, int Files, long Bytes, TimeSpan Elapsed);
+
+/// <summary>What <see cref="ZipLlmStore.VerifyAsync"/> found.</summary>
+/// <param name="Models">Each model checked, in order of id, with its problems.</param>
+/// <param name="DamagedManifests">One line for each manifest that cannot be read or does not check (verifying every model only).</param>
+public sealed record VerifySummary(IReadOnlyList<VerifiedModel> Models, IReadOnlyList<string> DamagedManifests)
+{
+    /// <summary>Whether every model checked is intact and every manifest reads.</summary>
+    public bool Intact => DamagedManifests.Count == 0 && Models.All(m => m.Intact);
+}
+
+/// <summary>One model as <see cref="ZipLlmStore.VerifyAsync"/> checked it.</summary>
+/// <param name="ModelId">The model.</param>
+/// <param name="Problems">One line per problem, naming the file and object to blame where one is; empty when the model is intact.</param>
+public sealed record VerifiedModel(string ModelId, IReadOnlyList<string> Problems)
+{
+    /// <summary>Whether the model is intact.</summary>
+    public bool Intact => Problems.Count == 0;
+}

@@ -4,9 +4,9 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using ZipLlm.Codecs;
 using ZipLlm.Config;
-using ZipLlm.Jobs;
 using ZipLlm.Lineage;
 using ZipLlm.Safetensors;
+using ZipLlm.Session;
 using ZipLlm.Store;
 using ZipLlm.Store.Backends;
 
@@ -43,24 +43,24 @@ namespace ZipLlm;
 /// </example>
 public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
 {
-    private readonly ModelStore _store;
-    private readonly WorkerPool _pool;
+    private readonly StoreSession _session;
     private readonly ILogger _logger;
     private readonly LingeringStoreLock _reads;
     // Each manifest as read under the reads' lock, and in which of its epochs: while that lasts, no manifest changes.
     private readonly ConcurrentDictionary<ModelId, (long Epoch, Manifest Manifest)> _heldManifests = new();
     private int _disposed;
 
-    private ZipLlmStore(ModelStore store, WorkerPool pool, ILogger logger, TimeSpan readLockLinger)
+    private ZipLlmStore(StoreSession session, TimeSpan readLockLinger)
     {
-        _store = store;
-        _pool = pool;
-        _logger = logger;
-        _reads = new LingeringStoreLock(token => store.LockStore(exclusive: false, token), readLockLinger);
+        _session = session;
+        _logger = session.Logger;
+        _reads = new LingeringStoreLock(token => session.LockStore(exclusive: false, token), readLockLinger);
     }
 
+    private ModelStore Store => _session.Store;
+
     /// <summary>Where the store is: its folder, or its <c>s3://BUCKET/PREFIX</c>.</summary>
-    public string Location => _store.Backend.Location;
+    public string Location => _session.Location;
 
     /// <summary>
     /// Opens the store at <paramref name="storeLocation"/>: a folder, or <c>s3://BUCKET/PREFIX</c> for a store in a
@@ -69,8 +69,8 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
     /// <param name="storeLocation">The store's folder (the <c>storage_dir</c> of a config), or its S3 URL.</param>
     /// <param name="options">Threads, creation, logging; defaults when null.</param>
     /// <remarks>
-    /// Raises the process's thread-pool minimum to four threads per worker (never lowers it): every call blocks a
-    /// thread-pool thread while its chunks are decoded or encoded on others.
+    /// The store's workers are threads of its own, started here and ended by <see cref="Dispose"/>; no call blocks a
+    /// thread-pool thread (an async method's work runs on threads of the store's), and nothing process-wide is changed.
     /// </remarks>
     /// <exception cref="ArgumentException">
     /// The location is empty, the S3 URL is malformed, or <see cref="ZipLlmStoreOptions.Threads"/> or
@@ -91,23 +91,13 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
         {
             throw new ArgumentException($"ReadLockLinger is {options.ReadLockLinger}; it must be zero to 10 minutes.", nameof(options));
         }
-        var pool = new WorkerPool(options.Threads);
-        // The calls block a thread-pool thread while their chunks decode on others: without spare threads the pool
-        // grows only slowly, and a 65 MB ReadTensorAsync took 1.5 s where it takes a fraction of that.
-        WorkerPool.ReserveThreadPoolThreads(pool.Threads);
-        IStoreBackend? backend = null;
-        try
+        StoreSession session = StoreSession.Open(storeLocation, new StoreSessionOptions
         {
-            backend = StoreAccess.OpenBackend(storeLocation, pool.Threads);
-            ModelStore store = ModelStore.Open(backend, options.CreateIfMissing);
-            return new ZipLlmStore(store, pool, options.Logger ?? NullLogger.Instance, options.ReadLockLinger);
-        }
-        catch
-        {
-            (backend as IDisposable)?.Dispose();
-            pool.Dispose();
-            throw;
-        }
+            Threads = options.Threads,
+            Create = options.CreateIfMissing,
+            Logger = options.Logger ?? NullLogger.Instance,
+        });
+        return new ZipLlmStore(session, options.ReadLockLinger);
     }
 
     /// <summary>Every model the store holds, ordered by id. A manifest that is damaged is left out and logged as a warning (<c>zipllm verify</c> names it).</summary>
@@ -116,7 +106,7 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
     {
         ThrowIfDisposed();
         using IDisposable storeLock = _reads.Enter(cancellationToken);
-        ManifestScan scan = _store.ScanManifests();
+        ManifestScan scan = Store.ScanManifests();
         foreach ((string path, string problem) in scan.Damaged)
         {
             _logger.LogWarning("Left out of the listing: {Path}: {Problem}", path, problem);
@@ -127,7 +117,7 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
 
     /// <inheritdoc cref="ListModels"/>
     public Task<IReadOnlyList<StoredModel>> ListModelsAsync(CancellationToken cancellationToken = default) =>
-        Task.Run(() => ListModels(cancellationToken), cancellationToken);
+        _session.RunAsync("list", () => ListModels(cancellationToken));
 
     /// <summary>The stored model <paramref name="modelId"/>, its files and tensors.</summary>
     /// <remarks>Its <see cref="StoredModel.Role"/> is a base when another stored model is a finetune of it, which reads every manifest of the store.</remarks>
@@ -141,7 +131,7 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
         using IDisposable storeLock = _reads.Enter(CancellationToken.None);
         Manifest manifest = ReadHeldManifest(id);
         // The others' damaged manifests do not matter here: what names this model as its base is what reads.
-        List<Manifest> all = [.. _store.ScanManifests().Manifests.Where(m => m.Id != id), manifest];
+        List<Manifest> all = [.. Store.ScanManifests().Manifests.Where(m => m.Id != id), manifest];
         return ToPublic(manifest, Manifest.RolesAmong(all)[id]);
     }
 
@@ -150,7 +140,7 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
     public bool Contains(string modelId)
     {
         ThrowIfDisposed();
-        return _store.Contains(ParseId(modelId));
+        return Store.Contains(ParseId(modelId));
     }
 
     /// <summary>The dtype, shape and byte length of tensor <paramref name="tensorName"/> of <paramref name="modelId"/>, and the file that holds it.</summary>
@@ -200,44 +190,21 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
         {
             throw new ArgumentException($"{id} cannot be its own base.", nameof(baseModelId));
         }
-        return Task.Run(() => Compress(modelFolder, id, baseId, progress, cancellationToken), cancellationToken);
+        ThrowIfDisposed();
+        return _session.RunAsync("compress", () => Compress(modelFolder, id, baseId, progress, cancellationToken));
     }
 
     private CompressSummary Compress(string folder, ModelId id, ModelId? baseId, IProgress<ZipLlmProgress>? progress, CancellationToken cancellationToken)
     {
-        ThrowIfDisposed();
-        using IDisposable storeLock = _store.LockStore(exclusive: false, cancellationToken);
+        using IDisposable storeLock = _session.LockStore(exclusive: false, cancellationToken);
         if (baseId is { } requiredBase)
         {
-            Manifest baseManifest;
-            try
-            {
-                baseManifest = ReadManifest(requiredBase);
-            }
-            catch (KeyNotFoundException ex)
-            {
-                throw new KeyNotFoundException($"The base model {requiredBase} of {id} is not in the store at {Location}; store it first.", ex);
-            }
-            // Refused before anything is read or written: restoring a model decodes every base up its chain.
-            int depth = LineagePlanner.DepthOf(baseManifest);
-            if (depth >= LineagePlanner.MaxMaxDepth)
-            {
-                throw new ArgumentException(
-                    $"The base model {requiredBase} of {id} already ends a chain of {depth} bases, the longest a chain may be "
-                    + $"({LineagePlanner.MaxMaxDepth}); store {id} against one of its ancestors, or alone.", "baseModelId");
-            }
-        }
-        using IDisposable modelLock = _store.LockModel(id, cancellationToken);
-        if (_store.Contains(id))
-        {
-            return new CompressSummary(id.ToString(), true, 0, 0, TimeSpan.Zero, 0, 0);
+            // Refused before anything is read or written (the session checks again once the model is sketched).
+            _session.CheckBase(id, requiredBase);
         }
         ModelRole role = baseId is { } b ? new ModelRole(ModelRoleKind.Finetune, b) : ModelRole.Standalone;
-        // Sketched as compress sketches every model, so that a later `zipllm compress` can score its models against this one.
-        ModelSketch sketch = ModelSketches.FromFolder(id, folder, cancellationToken);
-        var ingester = new ModelIngester(_store, _pool, _logger) { Progress = Adapt(progress) };
-        IngestResult result = ingester.Ingest(id, folder, role, cancellationToken, sketch);
-        return new CompressSummary(id.ToString(), false, result.OriginalBytes, result.AddedBytes, result.Elapsed, result.DeltaTensors, result.DedupTensors);
+        IngestResult result = _session.Compress(id, folder, _ => role, null, Adapt(progress), cancellationToken);
+        return new CompressSummary(id.ToString(), result.Skipped, result.OriginalBytes, result.AddedBytes, result.Elapsed, result.DeltaTensors, result.DedupTensors);
     }
 
     /// <summary>
@@ -262,14 +229,37 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(outputFolder);
         ModelId id = ParseId(modelId);
-        return Task.Run(() =>
+        ThrowIfDisposed();
+        return _session.RunAsync("restore", () =>
         {
-            ThrowIfDisposed();
             using IDisposable storeLock = _reads.Enter(cancellationToken);
-            var restorer = new ModelRestorer(_store, _pool) { Progress = Adapt(progress) };
-            RestoreResult result = restorer.Restore(id, outputFolder, overwrite, cancellationToken);
+            RestoreResult result = _session.Restore(id, outputFolder, new RestoreRequest(overwrite), Adapt(progress), cancellationToken);
             return new RestoreSummary(id.ToString(), result.Files, result.Bytes, result.Elapsed);
-        }, cancellationToken);
+        });
+    }
+
+    /// <summary>
+    /// Decodes every file of <paramref name="modelId"/>, or of every stored model when it is null, and checks each
+    /// against the hashes recorded when it was stored (SHA-256, and XXH3-128 where recorded), and every object a model
+    /// needs and each delta's chain of bases; damage is reported, and the rest still checked. Nothing is written.
+    /// </summary>
+    /// <param name="modelId">The model to check, or null for every stored model.</param>
+    /// <param name="progress">Gets bytes checked.</param>
+    /// <param name="cancellationToken">Stops the work.</param>
+    /// <returns>Each model checked with its problems (none when intact), and the manifests that cannot be read.</returns>
+    /// <exception cref="ArgumentException"><paramref name="modelId"/> is not of the form <c>org/name</c>.</exception>
+    /// <exception cref="KeyNotFoundException">The model named is not stored.</exception>
+    /// <exception cref="IOException">The store cannot be read for a reason that is not damage.</exception>
+    public Task<VerifySummary> VerifyAsync(string? modelId = null, IProgress<ZipLlmProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ModelId? id = modelId is null ? null : ParseId(modelId);
+        ThrowIfDisposed();
+        return _session.RunAsync("verify", () =>
+        {
+            using IDisposable storeLock = _reads.Enter(cancellationToken);
+            VerifyReport report = _session.Verify(id, Adapt(progress), null, cancellationToken);
+            return new VerifySummary(report.Models.Select(m => new VerifiedModel(m.ModelId.ToString(), m.Problems)).ToList(), report.DamagedManifests);
+        });
     }
 
     /// <summary>
@@ -290,13 +280,13 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
         ArgumentNullException.ThrowIfNull(path);
         ModelId id = ParseId(modelId);
         ThrowIfDisposed();
-        IDisposable storeLock = _store.LockStore(exclusive: false);
+        IDisposable storeLock = _session.LockStore(exclusive: false, CancellationToken.None);
         try
         {
             Manifest manifest = ReadManifest(id);
             StoredFile file = manifest.Files.FirstOrDefault(f => f.Path == path)
                 ?? throw new FileNotFoundException($"Model {id} has no file \"{path}\" (it has {manifest.Files.Length}: {Listing(manifest.Files.Select(f => f.Path))}).", path);
-            return StoredFileStream.Open(_store, _pool, id, file, storeLock);
+            return StoredFileStream.Open(Store, _session.Workers, id, file, storeLock);
         }
         catch
         {
@@ -329,15 +319,18 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
     }
 
     /// <inheritdoc cref="ReadTensor(string, string, Span{byte}, CancellationToken)"/>
-    public Task<int> ReadTensorAsync(string modelId, string tensorName, Memory<byte> destination, CancellationToken cancellationToken = default) =>
-        Task.Run(() =>
+    public Task<int> ReadTensorAsync(string modelId, string tensorName, Memory<byte> destination, CancellationToken cancellationToken = default)
+    {
+        ThrowIfDisposed();
+        return _session.RunAsync("read", () =>
         {
             unsafe
             {
                 using System.Buffers.MemoryHandle pin = destination.Pin();
                 return ReadTensor(modelId, tensorName, (nint)pin.Pointer, destination.Length, cancellationToken);
             }
-        }, cancellationToken);
+        });
+    }
 
     private unsafe int ReadTensor(string modelId, string tensorName, nint destination, int capacity, CancellationToken cancellationToken)
     {
@@ -351,7 +344,7 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
         {
             throw new ArgumentException($"Tensor \"{tensorName}\" of {id} is {length} bytes; the destination holds {capacity}.", "destination");
         }
-        using ObjectStore.ObjectReader reader = _store.Objects.OpenReader();
+        using ObjectStore.ObjectReader reader = Store.Objects.OpenReader();
         try
         {
             IChunkSource source = reader.OpenSource(tensor.Object);
@@ -361,7 +354,7 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
                     $"tensor \"{tensor.Name}\" is {source.Length} bytes in its object, where its dtype and shape make {length}");
             }
             long position = 0;
-            TensorCodec.Decode(source, _pool.Options.ChunkSize, _pool, chunk =>
+            TensorCodec.Decode(source, _session.Workers.Options.ChunkSize, _session.Workers, chunk =>
             {
                 chunk.CopyTo(new Span<byte>((byte*)destination + position, chunk.Length));
                 position += chunk.Length;
@@ -382,8 +375,7 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
             return;
         }
         _reads.Dispose();
-        _pool.Dispose();
-        (_store.Backend as IDisposable)?.Dispose();
+        _session.Dispose();
     }
 
     /// <inheritdoc cref="Dispose"/>
@@ -417,14 +409,7 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
     private Manifest ReadManifest(ModelId id)
     {
         ThrowIfDisposed();
-        try
-        {
-            return _store.ReadManifest(id);
-        }
-        catch (InvalidDataException ex)
-        {
-            throw new StoreDamageException(id, null, null, $"the manifest is corrupt: {ex.Message.TrimEnd('.')}", ex);
-        }
+        return _session.ReadManifest(id);
     }
 
     private static (StoredFile File, StoredTensor Tensor) FindTensor(Manifest manifest, string tensorName)

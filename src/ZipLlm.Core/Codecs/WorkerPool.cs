@@ -63,28 +63,4 @@ internal sealed class WorkerPool : IDisposable
         _workers.Dispose();
         _budget.Dispose();
     }
-
-    /// <summary>
-    /// Raises the process's thread-pool minimum so that pools of up to <paramref name="threads"/> workers never
-    /// wait for the thread pool to grow. A process-wide setting, so the engine never calls it itself: an
-    /// application calls it once at start-up (the CLI does, and so does <see cref="ZipLlmStore.Open"/>).
-    /// </summary>
-    /// <remarks>
-    /// Files are ingested and restored side by side, each on a thread-pool thread that blocks while it waits for
-    /// its chunks in order, and the chunks and hashes run on other pool threads. The pool starts with one thread
-    /// per core and adds more only slowly when they block, so without this the workers sat idle now and then
-    /// (measured: compress of the synthetic family 2.50 -> 2.39 s on 2 cores).
-    /// </remarks>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="threads"/> is not between 1 and <see cref="MaxThreads"/>.</exception>
-    public static void ReserveThreadPoolThreads(int threads)
-    {
-        ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(threads, MaxThreads);
-        int wanted = 4 * threads;
-        ThreadPool.GetMinThreads(out int workers, out int completionPorts);
-        if (workers < wanted)
-        {
-            ThreadPool.SetMinThreads(wanted, completionPorts);
-        }
-    }
 }

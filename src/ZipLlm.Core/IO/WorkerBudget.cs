@@ -5,7 +5,8 @@ namespace ZipLlm.IO;
 /// <summary>
 /// The one thread budget of a run: at most <see cref="Threads"/> CPU-bound work items (chunk encodes and decodes,
 /// per-tensor hashes) run at once, in total, however many files are worked on side by side.
-/// Every item runs as a task on one scheduler limited to <see cref="Threads"/>; loops over items go through
+/// Every item runs as a task on one scheduler limited to <see cref="Threads"/>, over threads the budget starts and
+/// ends itself (never the thread pool's, so a host sharing the pool keeps it); loops over items go through
 /// <see cref="ForEach{T}"/> rather than a <see cref="Parallel"/> loop of their own, so nesting them never multiplies
 /// the count.
 /// </summary>
@@ -22,6 +23,7 @@ internal sealed class WorkerBudget : IDisposable
     [ThreadStatic]
     private static int t_depth;
 
+    private readonly DedicatedThreadScheduler _threads;
     private readonly ConcurrentExclusiveSchedulerPair _schedulers;
     private int _busy;
     private int _peak;
@@ -32,7 +34,8 @@ internal sealed class WorkerBudget : IDisposable
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
         Threads = threads;
-        _schedulers = new ConcurrentExclusiveSchedulerPair(TaskScheduler.Default, threads);
+        _threads = new DedicatedThreadScheduler(threads, "zipllm worker");
+        _schedulers = new ConcurrentExclusiveSchedulerPair(_threads, threads);
     }
 
     /// <summary>Most work items running at once.</summary>
@@ -109,8 +112,14 @@ internal sealed class WorkerBudget : IDisposable
         }
     }
 
-    /// <inheritdoc/>
-    public void Dispose() => _schedulers.Complete();
+    /// <summary>Ends the budget's threads once the work queued is done.</summary>
+    public void Dispose()
+    {
+        _schedulers.Complete();
+        // The pair hands its last processing task to the threads as it completes: end them only after that.
+        _schedulers.Completion.ContinueWith(static (_, threads) => ((DedicatedThreadScheduler)threads!).Dispose(), _threads,
+            CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
 
     /// <summary>One thread's hold on a slot of the budget's count.</summary>
     public readonly struct Scope(WorkerBudget budget) : IDisposable

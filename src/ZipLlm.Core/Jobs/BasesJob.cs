@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using ZipLlm.Codecs;
 using ZipLlm.Config;
 using ZipLlm.Lineage;
+using ZipLlm.Session;
 using ZipLlm.Store;
 
 namespace ZipLlm.Jobs;
@@ -34,7 +35,8 @@ internal sealed class BasesJob(ZipLlmConfig config, ILogger logger)
     public BasesReport Run(CancellationToken cancellationToken = default)
     {
         ListedFamily family = ListedFamily.Load(config, Bases, logger);
-        ModelStore? store = OpenIfAny();
+        using StoreSession? session = OpenIfAny();
+        ModelStore? store = session?.Store;
         using var planner = new LineagePlanner(store, CodecOptions, logger, MaxDepth);
         var decisions = new List<BaseDecision>();
         var stored = new List<(ModelId, ModelId?)>();
@@ -73,11 +75,11 @@ internal sealed class BasesJob(ZipLlmConfig config, ILogger logger)
     }
 
     /// <summary>The store, or null when there is none yet (every candidate is then a model listed before).</summary>
-    private ModelStore? OpenIfAny()
+    private StoreSession? OpenIfAny()
     {
         try
         {
-            return StoreAccess.Open(config, create: false);
+            return StoreSession.Open(config, new StoreSessionOptions { Codec = CodecOptions, Logger = logger });
         }
         catch (DirectoryNotFoundException)
         {

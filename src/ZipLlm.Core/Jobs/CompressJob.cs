@@ -3,6 +3,7 @@ using ZipLlm.Codecs;
 using ZipLlm.Config;
 using ZipLlm.Lineage;
 using ZipLlm.Reporting;
+using ZipLlm.Session;
 using ZipLlm.Store;
 
 namespace ZipLlm.Jobs;
@@ -69,53 +70,45 @@ internal sealed class CompressJob(ZipLlmConfig config, ILogger logger)
     public CompressReport Run(CancellationToken cancellationToken = default)
     {
         ListedFamily family = ListedFamily.Load(config, Bases, logger);
-        ModelStore store = StoreAccess.Open(config, create: true);
+        using StoreSession session = StoreSession.Open(config, new StoreSessionOptions { Codec = CodecOptions, Create = true, Logger = logger });
+        ModelStore store = session.Store;
         store.SweepTemporaryFiles();
-        using IDisposable storeLock = store.LockStore(exclusive: false, cancellationToken);
-        using var pool = new WorkerPool(config.Threads, CodecOptions);
+        using IDisposable storeLock = session.LockStore(exclusive: false, cancellationToken);
         using var planner = new LineagePlanner(store, CodecOptions, logger, MaxDepth);
-        var ingester = new ModelIngester(store, pool, logger) { Progress = Progress };
 
         var results = new List<IngestResult>();
         var failures = new List<CompressFailure>();
         var decisions = new List<BaseDecision>();
 
-        void Process(ModelId modelId)
+        ModelRole ChooseRole(ModelId modelId, ModelSketch sketch)
         {
             ModelRole role = family.Roles.RoleOf(modelId);
+            if (Bases == BasesMode.Strict)
+            {
+                return StrictRole(modelId, role, store);
+            }
+            BaseDecision decision = planner.Choose(modelId, sketch, family.HintFor(modelId));
+            decisions.Add(decision);
+            LogDecision(logger, decision);
+            return decision.Base is { } chosen ? new ModelRole(ModelRoleKind.Finetune, chosen)
+                : role.Kind == ModelRoleKind.Base ? role : ModelRole.Standalone;
+        }
+
+        void Process(ModelId modelId)
+        {
             try
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                using IDisposable modelLock = store.LockModel(modelId, cancellationToken);
-                if (store.Contains(modelId))
+                // Looked at before the model's folder is: a model stored already needs none (the session looks again under the model's lock).
+                ModelRole stored = ModelRole.Standalone;
+                IngestResult result = store.Contains(modelId)
+                    ? new IngestResult(modelId, true, 0, 0, TimeSpan.Zero, 0, 0, 0, 0, 0)
+                    : Store(session, modelId, family, sketch => stored = ChooseRole(modelId, sketch), planner, cancellationToken);
+                results.Add(result);
+                if (result.Skipped)
                 {
                     logger.LogInformation("{Model} is already stored; skipped", modelId);
-                    results.Add(new IngestResult(modelId, true, 0, 0, TimeSpan.Zero, 0, 0, 0, 0, 0));
                     return;
-                }
-                ModelSource source = config.ResolveModel(modelId, family.Models.RevisionOf(modelId));
-                string folder = source.Folder;
-                ModelSketch sketch = ModelSketches.FromFolder(modelId, folder, cancellationToken);
-                ModelRole stored;
-                if (Bases == BasesMode.Strict)
-                {
-                    stored = StrictRole(modelId, role, store);
-                }
-                else
-                {
-                    BaseDecision decision = planner.Choose(modelId, sketch, family.HintFor(modelId));
-                    decisions.Add(decision);
-                    LogDecision(logger, decision);
-                    stored = decision.Base is { } chosen ? new ModelRole(ModelRoleKind.Finetune, chosen)
-                        : role.Kind == ModelRoleKind.Base ? role : ModelRole.Standalone;
-                }
-                IngestResult result = ingester.Ingest(modelId, folder, stored, cancellationToken, sketch, source.Commit);
-                results.Add(result);
-                if (Bases == BasesMode.Auto)
-                {
-                    // A candidate for the models after it (the manifest read back: another writer's, if it won the race).
-                    Manifest manifest = store.ReadManifest(modelId);
-                    planner.Add(modelId, sketch, LineagePlanner.DepthOf(manifest), manifest);
                 }
                 logger.LogInformation(
                     "Stored {Model} ({Role}{Base}): {In} in, {Stored} stored, ratio {Ratio}, {Seconds:F1} s, {Rate}; " +
@@ -134,6 +127,22 @@ internal sealed class CompressJob(ZipLlmConfig config, ILogger logger)
 
         family.Walk(store.Contains, Process);
         return new CompressReport(results, failures, decisions);
+    }
+
+    /// <summary>Stores one model through the session; with lineage, it is then a candidate for the models after it.</summary>
+    private IngestResult Store(StoreSession session, ModelId modelId, ListedFamily family, Func<ModelSketch, ModelRole> roleFor, LineagePlanner planner,
+        CancellationToken cancellationToken)
+    {
+        ModelSource source = config.ResolveModel(modelId, family.Models.RevisionOf(modelId));
+        ModelSketch? sketch = null;
+        IngestResult result = session.Compress(modelId, source.Folder, s => roleFor(sketch = s), source.Commit, Progress, cancellationToken);
+        if (Bases == BasesMode.Auto && sketch is not null)
+        {
+            // The manifest read back: another writer's, if it won the race.
+            Manifest manifest = session.Store.ReadManifest(modelId);
+            planner.Add(modelId, sketch, LineagePlanner.DepthOf(manifest), manifest);
+        }
+        return result;
     }
 
     /// <summary>

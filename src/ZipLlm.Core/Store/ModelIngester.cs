@@ -67,20 +67,12 @@ internal sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger l
             // (the whole-file hash); the tensors' hashes and the chunks of every file run in the pool's one budget,
             // at most pool.Threads busy in all, where each file had pool.Threads hash loops of its own before.
             var files = new StoredFile[paths.Count];
-            var parallel = new ParallelOptions { MaxDegreeOfParallelism = pool.Threads, CancellationToken = cancellationToken };
-            IEnumerable<int> bySize = Enumerable.Range(0, paths.Count).OrderByDescending(i => sizes[i]);
-            try
-            {
-                Parallel.ForEach(bySize, parallel, i =>
-                    files[i] = opened.TryGetValue(paths[i], out SafetensorsFile? safetensors)
-                        ? IngestSafetensors(paths[i], safetensors, baseTensors, storedFiles, state, cancellationToken)
-                        : IngestBlob(paths[i], Path.Combine(folder, paths[i]), storedFiles, state, cancellationToken));
-            }
-            catch (AggregateException ex) when (ex.InnerExceptions.Count > 0)
-            {
-                // Keep the library's exception contract: the first failure, as it was thrown.
-                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(ex.InnerExceptions[0]).Throw();
-            }
+            int[] bySize = [.. Enumerable.Range(0, paths.Count).OrderByDescending(i => sizes[i])];
+            OwnedThreads.ForEach(bySize, pool.Threads, i =>
+                files[i] = opened.TryGetValue(paths[i], out SafetensorsFile? safetensors)
+                    ? IngestSafetensors(paths[i], safetensors, baseTensors, storedFiles, state, cancellationToken)
+                    : IngestBlob(paths[i], Path.Combine(folder, paths[i]), storedFiles, state, cancellationToken),
+                cancellationToken);
 
             ContentHash? sketchObject = sketch is null ? null : WriteSketch(sketch, state, cancellationToken);
             Manifest manifest = Manifest.Create(modelId, role.Kind, role.Kind == ModelRoleKind.Finetune ? role.BaseId : null,
@@ -155,7 +147,7 @@ internal sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger l
         // ordered consumer of its chunks, and runs beside them outside it: in the budget it measured 34% slower at
         // --threads 1 (the scan and the tensors' hashes took turns), and no faster at 2.
         var hashClock = Stopwatch.StartNew();
-        Task<FileScan> scan = Task.Run(() => ScanFile(file, cancellationToken), cancellationToken);
+        Task<FileScan> scan = OwnedThreads.Start("zipllm scan", () => ScanFile(file, cancellationToken));
         SafetensorsHeader header = file.Header;
         ContentHash headerHash = ContentHash.Of(header.HeaderBytes);
         var tensorHashes = new (ContentHash Sha256, ulong[] Prints)[header.Tensors.Count];

@@ -100,20 +100,13 @@ internal sealed class ModelRestorer(ModelStore store, WorkerPool pool)
     {
         // Files are restored side by side (largest first): each file's hash and writes are serial, so one file
         // at a time would leave the decoding workers waiting on them. The decoding runs in the pool's one budget
-        // (at most pool.Threads busy in all); this loop's threads wait for it and hash and write in order.
+        // (at most pool.Threads busy in all); this loop's threads (our own) wait for it and hash and write in order.
         long done = 0;
-        var parallel = new ParallelOptions { MaxDegreeOfParallelism = pool.Threads, CancellationToken = cancellationToken };
-        try
-        {
-            Parallel.ForEach(Enumerable.Range(0, manifest.Files.Length).OrderByDescending(i => manifest.Files[i].Size), parallel, i =>
-                RestoreFile(modelId, manifest.Files[i], output.StagedPath(i), session, bytes =>
-                    Progress?.Report(new ByteProgress(modelId.ToString(), Interlocked.Add(ref done, bytes), manifest.OriginalBytes)), cancellationToken));
-        }
-        catch (AggregateException ex) when (ex.InnerExceptions.Count > 0)
-        {
-            // Keep the library's exception contract: the first failure, as it was thrown.
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(ex.InnerExceptions[0]).Throw();
-        }
+        int[] bySize = [.. Enumerable.Range(0, manifest.Files.Length).OrderByDescending(i => manifest.Files[i].Size)];
+        OwnedThreads.ForEach(bySize, pool.Threads, i =>
+            RestoreFile(modelId, manifest.Files[i], output.StagedPath(i), session, bytes =>
+                Progress?.Report(new ByteProgress(modelId.ToString(), Interlocked.Add(ref done, bytes), manifest.OriginalBytes)), cancellationToken),
+            cancellationToken);
     }
 
     private void RestoreFile(ModelId modelId, StoredFile file, string staged, IObjectReadSession session, Action<int> advance, CancellationToken cancellationToken)

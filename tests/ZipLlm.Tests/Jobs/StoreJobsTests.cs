@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using ZipLlm.Config;
 using ZipLlm.Jobs;
+using ZipLlm.Session;
 using ZipLlm.Store;
 using ZipLlm.Synthetic;
 using ZipLlm.Tests.TestSupport;

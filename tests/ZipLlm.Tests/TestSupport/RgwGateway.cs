@@ -44,7 +44,7 @@ internal sealed class RgwGateway
     public static string NewStoreUrl(string prefix = "store") => $"s3://zipllm-test-{Guid.NewGuid():N}"[..36] + "/" + prefix;
 
     /// <summary>
-    /// A backend on the gateway, as <see cref="Jobs.StoreAccess"/> makes it but for its environment; with
+    /// A backend on the gateway, as <see cref="Store.Backends.StoreAccess"/> makes it but for its environment; with
     /// <paramref name="hostKey"/> it is another machine's, whose processes this one cannot see.
     /// </summary>
     public S3Backend Backend(string url, int maxRequests = 4, TimeSpan? leaseDuration = null, string? hostKey = null) =>
