@@ -180,6 +180,70 @@ public sealed class ZipLlmStoreReadTests(StoredFamily family) : IClassFixture<St
         }
     }
 
+    [Theory]
+    [InlineData(TestModels.BaseId, 4)]
+    [InlineData(TestModels.FinetuneId, 5)]
+    [InlineData(TestModels.FinetuneId, 6)]
+    public async Task ReadFileAsync_RandomRangesSideBySide_MatchTheFile(string modelId, int seed)
+    {
+        string weights = Path.Combine(modelId == TestModels.BaseId ? Models.BaseFolder : Models.FinetuneFolder, TestModels.WeightsFile);
+        byte[] expected = File.ReadAllBytes(weights);
+        // Ranges start just before and end just after the header's end, each tensor's start and the chunk boundary inside "embed".
+        long embedStart = TestModels.Boundaries(weights, Models.BaseTensors)[1];
+        long[] edges = [.. TestModels.Boundaries(weights, Models.BaseTensors), embedStart + (4 << 20), expected.Length];
+        var random = new Random(seed);
+        var reads = Enumerable.Range(0, 120).Select(i =>
+        {
+            long offset = i % 2 == 0
+                ? Math.Clamp(edges[random.Next(edges.Length)] + random.Next(-40, 40), 0, expected.Length)
+                : random.NextInt64(expected.Length + 1);
+            int length = random.Next(4) switch { 0 => random.Next(1, 16), 1 => random.Next(16, 5000), 2 => random.Next(5000, 300_000), _ => random.Next(1 << 20, 9 << 20) };
+            return (Offset: offset, Buffer: new byte[length]);
+        }).ToList();
+
+        // All at once: many readers of one chunk share its decode, and each gets its own bytes.
+        int[] counts = await Task.WhenAll(reads.Select(r => Store.ReadFileAsync(modelId, TestModels.WeightsFile, r.Offset, r.Buffer).AsTask()));
+
+        for (int i = 0; i < reads.Count; i++)
+        {
+            (long offset, byte[] buffer) = reads[i];
+            int wanted = (int)Math.Min(buffer.Length, expected.Length - offset);
+            Assert.Equal(wanted, counts[i]);
+            Assert.True(expected.AsSpan((int)offset, wanted).SequenceEqual(buffer.AsSpan(0, wanted)), $"bytes differ at {offset} for {wanted}");
+        }
+    }
+
+    [Theory]
+    [InlineData(TestModels.BaseId, TestModels.WeightsFile)]
+    [InlineData(TestModels.FinetuneId, TestModels.WeightsFile)]
+    [InlineData(TestModels.FinetuneId, TestModels.ConfigFile)]
+    public async Task ReadFileAsync_WholeFileInPieces_GivesItsBytesThenNothing(string modelId, string path)
+    {
+        byte[] expected = File.ReadAllBytes(Path.Combine(modelId == TestModels.BaseId ? Models.BaseFolder : Models.FinetuneFolder, path));
+        using var copy = new MemoryStream();
+        byte[] buffer = new byte[1_000_003];
+        int read;
+        while ((read = await Store.ReadFileAsync(modelId, path, copy.Length, buffer)) > 0)
+        {
+            copy.Write(buffer, 0, read);
+        }
+
+        Assert.Equal(expected, copy.ToArray());
+        Assert.Equal(0, await Store.ReadFileAsync(modelId, path, expected.Length + 10, buffer));
+        Assert.Equal(0, await Store.ReadFileAsync(modelId, path, 0, Memory<byte>.Empty));
+    }
+
+    [Fact]
+    public async Task ReadFileAsync_Misuse_ThrowsTheDocumentedExceptions()
+    {
+        byte[] buffer = new byte[10];
+        await Assert.ThrowsAsync<KeyNotFoundException>(() => Store.ReadFileAsync("org/not-stored", TestModels.WeightsFile, 0, buffer).AsTask());
+        FileNotFoundException missing = await Assert.ThrowsAsync<FileNotFoundException>(() => Store.ReadFileAsync(TestModels.BaseId, "nope.bin", 0, buffer).AsTask());
+        Assert.Contains("nope.bin", missing.Message, StringComparison.Ordinal);
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => Store.ReadFileAsync(TestModels.BaseId, TestModels.WeightsFile, -1, buffer).AsTask());
+        await Assert.ThrowsAsync<ArgumentException>(() => Store.ReadFileAsync("no-slash", TestModels.WeightsFile, 0, buffer).AsTask());
+    }
+
     [Fact]
     public async Task OpenFile_ReadAsyncAndReadByte_GiveTheFilesBytes()
     {

@@ -67,10 +67,16 @@ public sealed class ZipLlmStoreWriteTests : IDisposable
             {
             }
         });
+        var ranged = await Assert.ThrowsAsync<StoreDamageException>(async () =>
+        {
+            for (long at = 0; await store.ReadFileAsync(TestModels.BaseId, TestModels.WeightsFile, at, buffer) is var n and > 0; at += n)
+            {
+            }
+        });
         string output = Path.Combine(_models.Root, "restored-damaged");
         var restored = await Assert.ThrowsAsync<StoreDamageException>(() => store.RestoreAsync(TestModels.BaseId, output));
 
-        foreach (StoreDamageException ex in new[] { read, streamed, restored })
+        foreach (StoreDamageException ex in new[] { read, streamed, ranged, restored })
         {
             Assert.Contains(TestModels.BaseId, ex.Message);
             Assert.Contains(TestModels.WeightsFile, ex.Message);
@@ -267,6 +273,7 @@ public sealed class ZipLlmStoreWriteTests : IDisposable
         store.Dispose();
 
         Assert.Throws<ObjectDisposedException>(() => store.ListModels());
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => store.ReadFileAsync(TestModels.BaseId, TestModels.WeightsFile, 0, new byte[1]).AsTask());
     }
 
     private static async Task<byte[]> ReadAsync(ZipLlmStore store, string modelId, string tensor)

@@ -44,6 +44,9 @@ internal sealed class LingeringStoreLock : IDisposable
         }
     }
 
+    /// <summary>A share of the lock when it is held already, without waiting; null when it would have to be taken.</summary>
+    public IDisposable? TryEnter() => TryShare() ? new Use(this) : null;
+
     /// <summary>Holds the lock for one read until the result is disposed; takes it when it is not held.</summary>
     /// <exception cref="ObjectDisposedException">The store is disposed.</exception>
     public IDisposable Enter(CancellationToken cancellationToken)

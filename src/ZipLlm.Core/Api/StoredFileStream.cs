@@ -1,15 +1,12 @@
-using System.Buffers.Binary;
 using ZipLlm.Codecs;
 using ZipLlm.Config;
-using ZipLlm.Safetensors;
 using ZipLlm.Store;
 
 namespace ZipLlm;
 
 /// <summary>
-/// One stored file as a read-only, seekable stream. The file is laid out as restore writes it: a file stored whole
-/// is its one object; a safetensors file is its length prefix and header (decoded when the stream opens: small),
-/// then each tensor's object in data order. A read decodes only the chunk it falls in, and keeps that chunk
+/// One stored file as a read-only, seekable stream, laid out as restore writes it (<see cref="StoredFileLayout"/>:
+/// the header decoded when the stream opens). A read decodes only the chunk it falls in, and keeps that chunk
 /// while reads stay in it; a tensor's object is opened (header and chunk index read) the first time it is touched.
 /// </summary>
 internal sealed class StoredFileStream : Stream
@@ -19,10 +16,7 @@ internal sealed class StoredFileStream : Stream
     private readonly ObjectStore.ObjectReader _reader;
     private readonly ChunkCodec _codec;
     private readonly IDisposable _storeLock;
-    private readonly byte[] _head;
-    // Segment i covers [_starts[i], _starts[i + 1]) of the file: its object's bytes. Segment -1 is _head.
-    private readonly long[] _starts;
-    private readonly ContentHash[] _objects;
+    private readonly StoredFileLayout _layout;
     private readonly IChunkSource?[] _sources;
     private long _position;
     private ChunkBuffer? _chunk;
@@ -31,18 +25,15 @@ internal sealed class StoredFileStream : Stream
     private int _chunkLength;
     private bool _disposed;
 
-    private StoredFileStream(ModelId modelId, StoredFile file, ObjectStore.ObjectReader reader, ChunkCodec codec, IDisposable storeLock,
-        byte[] head, long[] starts, ContentHash[] objects)
+    private StoredFileStream(ModelId modelId, ObjectStore.ObjectReader reader, ChunkCodec codec, IDisposable storeLock, StoredFileLayout layout)
     {
         _modelId = modelId;
-        _file = file;
+        _file = layout.File;
         _reader = reader;
         _codec = codec;
         _storeLock = storeLock;
-        _head = head;
-        _starts = starts;
-        _objects = objects;
-        _sources = new IChunkSource?[objects.Length];
+        _layout = layout;
+        _sources = new IChunkSource?[layout.Objects.Length];
     }
 
     /// <summary>Opens <paramref name="file"/>; the stream owns <paramref name="storeLock"/> from here on, also when this throws.</summary>
@@ -53,33 +44,7 @@ internal sealed class StoredFileStream : Stream
         var codec = new ChunkCodec(pool.Options);
         try
         {
-            if (file.Kind == StoredFileKind.Blob)
-            {
-                return new StoredFileStream(modelId, file, reader, codec, storeLock, [], [0, file.Size], [file.Object]);
-            }
-            StoredTensor[] tensors = file.Tensors!;
-            byte[] headerBytes = TensorCodec.DecodeToArray(reader.OpenSource(file.Object), pool);
-            // The header's tensors end exactly where the file does (the parse holds them to it).
-            SafetensorsHeader header = ModelRestorer.ParseStoredHeader(modelId, file, headerBytes,
-                file.Size - SafetensorsFormat.LengthPrefixSize - headerBytes.LongLength);
-            byte[] head = new byte[SafetensorsFormat.LengthPrefixSize + headerBytes.Length];
-            BinaryPrimitives.WriteUInt64LittleEndian(head, (ulong)headerBytes.Length);
-            headerBytes.CopyTo(head, SafetensorsFormat.LengthPrefixSize);
-            // Tensors follow one another with no gap (restore writes them so); each object's length is checked when it is opened.
-            var starts = new long[tensors.Length + 1];
-            long at = head.Length;
-            for (int i = 0; i < tensors.Length; i++)
-            {
-                starts[i] = at;
-                at += header.Tensors[i].Length;
-            }
-            starts[^1] = at;
-            return new StoredFileStream(modelId, file, reader, codec, storeLock, head, starts, tensors.Select(t => t.Object).ToArray());
-        }
-        catch (StoreDamageException ex)
-        {
-            Release(reader, codec, storeLock);
-            throw ex.InFile(modelId, file.Path);
+            return new StoredFileStream(modelId, reader, codec, storeLock, StoredFileLayout.Build(modelId, file, reader, pool));
         }
         catch
         {
@@ -205,20 +170,14 @@ internal sealed class StoredFileStream : Stream
     /// <summary>Copies bytes from <paramref name="position"/> (inside the file), up to the end of the chunk or header it falls in.</summary>
     private int CopyAt(long position, Span<byte> destination)
     {
-        if (position < _head.Length)
+        byte[] head = _layout.Head;
+        if (position < head.Length)
         {
-            int n = Math.Min(destination.Length, _head.Length - (int)position);
-            _head.AsSpan((int)position, n).CopyTo(destination);
+            int n = Math.Min(destination.Length, head.Length - (int)position);
+            head.AsSpan((int)position, n).CopyTo(destination);
             return n;
         }
-        // The last segment whose start is at or before the position; empty tensors share a start with the next one.
-        int segment = Array.BinarySearch(_starts, position);
-        segment = segment >= 0 ? segment : ~segment - 1;
-        while (_starts[segment + 1] <= position)
-        {
-            segment++;
-        }
-        long inSegment = position - _starts[segment];
+        (int segment, long inSegment) = _layout.Locate(position);
         if (_chunkSegment != segment || inSegment < _chunkStart || inSegment >= _chunkStart + _chunkLength)
         {
             LoadChunk(segment, inSegment);
@@ -268,16 +227,16 @@ internal sealed class StoredFileStream : Stream
         IChunkSource source;
         try
         {
-            source = _reader.OpenSource(_objects[segment]);
+            source = _reader.OpenSource(_layout.Objects[segment]);
         }
         catch (StoreDamageException ex)
         {
             throw ex.InFile(_modelId, _file.Path);
         }
-        long expected = _starts[segment + 1] - _starts[segment];
+        long expected = _layout.SegmentLength(segment);
         if (source.Length != expected)
         {
-            throw new StoreDamageException(_modelId, _file.Path, _objects[segment],
+            throw new StoreDamageException(_modelId, _file.Path, _layout.Objects[segment],
                 $"the object holds {source.Length} bytes where the file needs {expected} there");
         }
         _sources[segment] = source;

@@ -48,11 +48,19 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
     private readonly LingeringStoreLock _reads;
     // Each manifest as read under the reads' lock, and in which of its epochs: while that lasts, no manifest changes.
     private readonly ConcurrentDictionary<ModelId, (long Epoch, Manifest Manifest)> _heldManifests = new();
+    private readonly DecodedChunkCache _cache;
+    private readonly Lock _fileReadsGate = new();
+    // The file reads of the reads' lock's current epoch (their open objects are good while it is held).
+    private StoredFileReads? _fileReads;
     private int _disposed;
 
-    private ZipLlmStore(StoreSession session, TimeSpan readLockLinger)
+    /// <summary>The most <see cref="ZipLlmStoreOptions.CacheMegabytes"/> may be: 1 TiB.</summary>
+    private const int MaxCacheMegabytes = 1 << 20;
+
+    private ZipLlmStore(StoreSession session, TimeSpan readLockLinger, DecodedChunkCache cache)
     {
         _session = session;
+        _cache = cache;
         _logger = session.Logger;
         _reads = new LingeringStoreLock(token => session.LockStore(exclusive: false, token), readLockLinger);
     }
@@ -87,6 +95,10 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
         {
             throw new ArgumentException($"Threads is {options.Threads}; it must be 0 (one per processor) to {WorkerPool.MaxThreads}.", nameof(options));
         }
+        if (options.CacheMegabytes is < 0 or > MaxCacheMegabytes)
+        {
+            throw new ArgumentException($"CacheMegabytes is {options.CacheMegabytes}; it must be 0 to {MaxCacheMegabytes}.", nameof(options));
+        }
         if (options.ReadLockLinger < TimeSpan.Zero || options.ReadLockLinger > TimeSpan.FromMinutes(10))
         {
             throw new ArgumentException($"ReadLockLinger is {options.ReadLockLinger}; it must be zero to 10 minutes.", nameof(options));
@@ -97,7 +109,7 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
             Create = options.CreateIfMissing,
             Logger = options.Logger ?? NullLogger.Instance,
         });
-        return new ZipLlmStore(session, options.ReadLockLinger);
+        return new ZipLlmStore(session, options.ReadLockLinger, new DecodedChunkCache(options.CacheMegabytes * (1L << 20)));
     }
 
     /// <summary>Every model the store holds, ordered by id. A manifest that is damaged is left out and logged as a warning (<c>zipllm verify</c> names it).</summary>
@@ -296,6 +308,59 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
     }
 
     /// <summary>
+    /// Copies bytes of file <paramref name="path"/> of <paramref name="modelId"/>, from <paramref name="offset"/>, into
+    /// <paramref name="destination"/> until it is full or the file ends: a random-access read for servers and other
+    /// long-lived readers. Only the chunks the range covers are decoded, each checked against its checksum, on the
+    /// store's workers; decoded chunks are kept in one cache for every file (<see cref="ZipLlmStoreOptions.CacheMegabytes"/>),
+    /// and a chunk many readers want at once is decoded once. No thread-pool thread waits for the work.
+    /// </summary>
+    /// <remarks>
+    /// Reads share the store's lock (<see cref="ZipLlmStoreOptions.ReadLockLinger"/>): a <c>zipllm remove</c> or
+    /// <c>gc</c> elsewhere waits until reads pause for that long. Any number of calls may run at once.
+    /// </remarks>
+    /// <param name="modelId">The stored model.</param>
+    /// <param name="path">The file's path inside the model folder, as <see cref="StoredModelFile.Path"/> gives it.</param>
+    /// <param name="offset">Where in the file to start.</param>
+    /// <param name="destination">Where the bytes go.</param>
+    /// <param name="cancellationToken">Stops the wait; a chunk being decoded for other readers goes on.</param>
+    /// <returns>Bytes copied: fewer than <paramref name="destination"/> holds only at the end of the file, 0 at or past it.</returns>
+    /// <exception cref="ArgumentException">The id is not of the form <c>org/name</c>.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="offset"/> is negative.</exception>
+    /// <exception cref="KeyNotFoundException">The model is not stored.</exception>
+    /// <exception cref="FileNotFoundException">The model has no file at <paramref name="path"/>.</exception>
+    /// <exception cref="StoreDamageException">Stored bytes the range needs cannot be read back as recorded (naming model, file and object).</exception>
+    public async ValueTask<int> ReadFileAsync(string modelId, string path, long offset, Memory<byte> destination, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        ModelId id = ParseId(modelId);
+        ThrowIfDisposed();
+        using IDisposable storeLock = _reads.TryEnter() ?? await _session.RunAsync("lock", () => _reads.Enter(cancellationToken)).ConfigureAwait(false);
+        long epoch = _reads.Epoch;
+        Manifest manifest = _heldManifests.TryGetValue(id, out var held) && held.Epoch == epoch
+            ? held.Manifest
+            : await _session.RunAsync("manifest", () => ReadHeldManifest(id)).ConfigureAwait(false);
+        StoredFile file = manifest.Files.FirstOrDefault(f => f.Path == path)
+            ?? throw new FileNotFoundException($"Model {id} has no file \"{path}\" (it has {manifest.Files.Length}: {Listing(manifest.Files.Select(f => f.Path))}).", path);
+        return await FileReadsOf(epoch).ReadAsync(id, file, offset, destination, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The file reads of lock epoch <paramref name="epoch"/>, which the caller holds: those of an earlier epoch have no reader left, and close.</summary>
+    private StoredFileReads FileReadsOf(long epoch)
+    {
+        lock (_fileReadsGate)
+        {
+            if (_fileReads is { } current && current.Epoch == epoch)
+            {
+                return current;
+            }
+            _fileReads?.Dispose();
+            _fileReads = new StoredFileReads(_session, _cache, epoch);
+            return _fileReads;
+        }
+    }
+
+    /// <summary>
     /// Decodes tensor <paramref name="tensorName"/> of <paramref name="modelId"/> into <paramref name="destination"/>,
     /// on the store's workers, without reading any other tensor (but the bases a delta is decoded against).
     /// </summary>
@@ -375,6 +440,10 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
             return;
         }
         _reads.Dispose();
+        lock (_fileReadsGate)
+        {
+            _fileReads?.Dispose();
+        }
         _session.Dispose();
     }
 

@@ -21,6 +21,13 @@ public sealed class ZipLlmStoreOptions
     /// </summary>
     public TimeSpan ReadLockLinger { get; set; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// Megabytes of decoded chunks <see cref="ZipLlmStore.ReadFileAsync"/> keeps for the reads after it (one cache for every
+    /// file: many small reads of one chunk, and the finetunes of one base, decode each chunk once). 0 keeps none; the
+    /// default is 256. Kept only as reads fill it.
+    /// </summary>
+    public int CacheMegabytes { get; set; } = 256;
+
     /// <summary>Where compress logs what it stored and why (a model paired with its base, damaged manifests skipped); none by default.</summary>
     public ILogger? Logger { get; set; }
 }

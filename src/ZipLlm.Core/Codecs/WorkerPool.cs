@@ -54,6 +54,13 @@ internal sealed class WorkerPool : IDisposable
     public void RunOrdered<T>(long count, Func<long, ChunkCodec, T> produce, Action<long, T> consume, CancellationToken cancellationToken = default) =>
         _workers.Run(count, index => codec => produce(index, codec), consume, cancellationToken);
 
+    /// <summary>
+    /// Runs <paramref name="work"/> on one worker with its codec, as one item of the budget; the task completes on that
+    /// worker, so an awaiting caller should yield (<see cref="ConfigureAwaitOptions.ForceYielding"/>) rather than go on there.
+    /// </summary>
+    public Task<T> RunAsync<T>(Func<ChunkCodec, T> work, CancellationToken cancellationToken = default) =>
+        _workers.RunOne(work, cancellationToken);
+
     /// <summary>The budget every CPU-bound item of the run takes a slot of: the chunk workers' and ingest's per-tensor hashing.</summary>
     internal WorkerBudget Budget => _budget;
 

@@ -87,6 +87,10 @@ internal sealed class OrderedWorkers<TContext> : IDisposable
         }
     }
 
+    /// <summary>Runs <paramref name="work"/> on one worker, with a context of its own, as one item of the budget.</summary>
+    public Task<T> RunOne<T>(Func<TContext, T> work, CancellationToken cancellationToken) =>
+        _budget.Run(() => WithContext(work), cancellationToken);
+
     public void Dispose()
     {
         if (_ownsBudget)

@@ -65,6 +65,12 @@ internal sealed class ObjectStore(IStoreBackend backend)
     internal ObjectReader OpenReader(IObjectReadSession session) => new(session, ownsSession: false);
 
     /// <summary>
+    /// Opens objects for reading in a read session of its own, the bases of deltas read through <paramref name="cache"/>
+    /// (a long-lived reader's: a server's, a mount's).
+    /// </summary>
+    internal ObjectReader OpenReader(DecodedChunkCache cache) => new(Backend.OpenReadSession(), ownsSession: true, cache);
+
+    /// <summary>
     /// Opens objects and wires each delta to its base. Objects are read through the backend's read session, so a
     /// reader of any number of objects holds a bounded number of files (or connections) open.
     /// Every failure to read an object back is a <see cref="StoreDamageException"/> naming it.
@@ -75,11 +81,13 @@ internal sealed class ObjectStore(IStoreBackend backend)
         private readonly IObjectReadSession _session;
         private readonly bool _ownsSession;
         private readonly Lock _gate = new();
+        private readonly DecodedChunkCache? _cache;
 
-        internal ObjectReader(IObjectReadSession session, bool ownsSession)
+        internal ObjectReader(IObjectReadSession session, bool ownsSession, DecodedChunkCache? cache = null)
         {
             _session = session;
             _ownsSession = ownsSession;
+            _cache = cache;
         }
 
         /// <summary>Opens the object named <paramref name="hash"/>, with the chain of bases a delta needs.</summary>
@@ -122,7 +130,9 @@ internal sealed class ObjectStore(IStoreBackend backend)
                     }
                     // A base of another length (a tensor that grew or lost rows) is seen cut short or zero-extended.
                     // Its own failures name it, not the delta.
-                    tensor.Base = new Damage.Source(baseHash, ResizedChunkSource.AtLength(baseTensor, tensor.Length), baseTensor.ChunkSize);
+                    IChunkSource baseSource = _cache is null ? ResizedChunkSource.AtLength(baseTensor, tensor.Length)
+                        : Resized(new CachedChunkSource(baseHash, baseTensor, baseTensor.ChunkSize, _cache), baseTensor, tensor.Length);
+                    tensor.Base = new Damage.Source(baseHash, baseSource, baseTensor.ChunkSize);
                 }
                 catch (ArgumentException ex)
                 {
@@ -135,6 +145,9 @@ internal sealed class ObjectStore(IStoreBackend backend)
                 return _open[hash];
             }
         }
+
+        private static IChunkSource Resized(IChunkSource cached, EncodedTensor baseTensor, long length) =>
+            baseTensor.Length == length ? cached : new ResizedChunkSource(cached, baseTensor.ChunkSize, length);
 
         /// <summary>
         /// A source of the object's original bytes whose every failure, its own or its bases', is a
