@@ -10,6 +10,7 @@ using ZipLlm.Tests.TestSupport;
 namespace ZipLlm.Tests.Cli;
 
 /// <summary>The compress and restore verbs run as real processes: killed at any moment, or two at once.</summary>
+[Trait("Category", "Slow")]
 public class CompressProcessTests
 {
     [Fact]

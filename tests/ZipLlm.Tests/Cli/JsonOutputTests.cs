@@ -7,6 +7,7 @@ using ZipLlm.Tests.TestSupport;
 namespace ZipLlm.Tests.Cli;
 
 /// <summary>--json on compress, list, restore and verify, run as processes: stdout is exactly one JSON document (docs/json.md).</summary>
+[Trait("Category", "Slow")]
 public class JsonOutputTests
 {
     [Fact]

@@ -7,6 +7,7 @@ using ZipLlm.Tests.TestSupport;
 namespace ZipLlm.Tests.Cli;
 
 /// <summary>The lineage verbs run as a process: <c>bases</c> (text and JSON), <c>list --tree</c>, and a warning for an overruled hint.</summary>
+[Trait("Category", "Slow")]
 public class LineageProcessTests
 {
     [Fact]

@@ -11,6 +11,7 @@ using ZipLlm.Tests.TestSupport;
 namespace ZipLlm.Tests.Cli;
 
 /// <summary>Verbs that wait for a store lock say whom they wait for, can be stopped, and agree when they race.</summary>
+[Trait("Category", "Slow")]
 public class LockProcessTests
 {
     private static (TempDir Dir, string Config, ModelStore Store) StoredTinyFamily()

@@ -7,6 +7,7 @@ using ZipLlm.Tests.TestSupport;
 namespace ZipLlm.Tests.Cli;
 
 /// <summary>The restore and verify verbs as real processes: damaged stores, two restores at once, few file handles.</summary>
+[Trait("Category", "Slow")]
 public class RestoreProcessTests
 {
     // A hang (a FIFO read) fails the test instead of stalling the run.

@@ -14,6 +14,7 @@ namespace ZipLlm.Tests.Cli;
 /// AWS environment variables as a user would: killed at any moment, two machines' compress runs at once, and
 /// remove and gc beside a running compress.
 /// </summary>
+[Trait("Category", "S3")]
 public partial class S3ProcessTests
 {
     private static IReadOnlyDictionary<string, string> Environment => RgwGateway.Shared.Environment;

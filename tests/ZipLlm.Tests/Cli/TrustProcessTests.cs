@@ -13,6 +13,7 @@ namespace ZipLlm.Tests.Cli;
 /// The probes of a hostile user, as real processes: no "Stored" or exit 0 may stand in front of a model that does not
 /// restore exactly. Each test is one probe of the issue, or a relative of it.
 /// </summary>
+[Trait("Category", "Slow")]
 public class TrustProcessTests
 {
     [Fact]

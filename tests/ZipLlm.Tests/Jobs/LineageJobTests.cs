@@ -10,6 +10,7 @@ using ZipLlm.Tests.TestSupport;
 namespace ZipLlm.Tests.Jobs;
 
 /// <summary>Lineage detection over the tiny synthetic family: compress without base_ft.json, in any order, chains.</summary>
+[Trait("Category", "Slow")]
 public class LineageJobTests
 {
     private static long StoredBytes(ZipLlmConfig config)

@@ -8,6 +8,7 @@ namespace ZipLlm.Tests.Store.Backends;
 /// What every backend promises, run against each: the folder store, its in-memory twin, and a bucket of a real S3
 /// server (a Ceph RADOS Gateway on 127.0.0.1, started once for the test run).
 /// </summary>
+[Trait("Category", "S3")]
 public class BackendContractTests
 {
     public static TheoryData<string> Kinds => new() { "folder", "memory", "s3" };

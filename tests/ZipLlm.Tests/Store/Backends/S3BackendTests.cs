@@ -13,6 +13,7 @@ namespace ZipLlm.Tests.Store.Backends;
 /// What only the S3 store does, against the real gateway: multipart uploads and ranged reads of large objects,
 /// and locks as leases in the bucket (shared with other machines: broken when stale, lost when taken over).
 /// </summary>
+[Trait("Category", "S3")]
 public class S3BackendTests
 {
     private static readonly TimeSpan ShortLease = TimeSpan.FromSeconds(2);

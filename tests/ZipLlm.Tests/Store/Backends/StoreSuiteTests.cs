@@ -8,6 +8,7 @@ using ZipLlm.Tests.TestSupport;
 namespace ZipLlm.Tests.Store.Backends;
 
 /// <summary>The store's whole life, run against every backend: what holds for a folder holds for the seam.</summary>
+[Trait("Category", "S3")]
 public class StoreSuiteTests
 {
     private static readonly CodecOptions Options = new() { ChunkSize = 4096 };

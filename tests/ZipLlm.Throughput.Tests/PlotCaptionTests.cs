@@ -1,6 +1,6 @@
-using ZipLlm.Throughput;
+using ZipLlm.Tests.TestSupport;
 
-namespace ZipLlm.Tests.Throughput;
+namespace ZipLlm.Throughput.Tests;
 
 public class PlotCaptionTests
 {
@@ -48,7 +48,7 @@ public class PlotCaptionTests
     [InlineData(RunContext.DropRefused)]
     public void RunContext_WrittenThenRead_IsTheSame(string cache)
     {
-        using var dir = new TestSupport.TempDir();
+        using var dir = new TempDir();
         var context = new RunContext("the models of /x/list.txt (the synthetic family), in /x/models", cache);
 
         context.Write(dir.Path);
@@ -59,7 +59,7 @@ public class PlotCaptionTests
     [Fact]
     public void RunContext_NoFile_IsUnknown()
     {
-        using var dir = new TestSupport.TempDir();
+        using var dir = new TempDir();
 
         Assert.Equal(RunContext.Unknown, RunContext.Read(dir.Path));
         Assert.Contains("not recorded", Analysis.Caption([], RunContext.Unknown)[2]);

@@ -1,7 +1,6 @@
 using ZipLlm.Tests.TestSupport;
-using ZipLlm.Throughput;
 
-namespace ZipLlm.Tests.Throughput;
+namespace ZipLlm.Throughput.Tests;
 
 /// <summary>
 /// The test and bench builds copy only this platform's SkiaSharp native files (a RuntimeIdentifier in their

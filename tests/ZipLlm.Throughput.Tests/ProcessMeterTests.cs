@@ -1,6 +1,6 @@
-using ZipLlm.Throughput;
+using ZipLlm.Tests.TestSupport;
 
-namespace ZipLlm.Tests.Throughput;
+namespace ZipLlm.Throughput.Tests;
 
 public class ProcessMeterTests
 {
@@ -34,7 +34,7 @@ public class ProcessMeterTests
         {
             return; // GNU time is not installed: peak RSS is not measured here (the bench says so)
         }
-        using var dir = new TestSupport.TempDir();
+        using var dir = new TempDir();
         string log = dir.Combine("runs.log");
 
         // A shell that exits at once: a few MB, far below the 29 MB a child forked from this .NET process started with.

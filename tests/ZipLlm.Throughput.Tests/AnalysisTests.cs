@@ -1,6 +1,4 @@
-using ZipLlm.Throughput;
-
-namespace ZipLlm.Tests.Throughput;
+namespace ZipLlm.Throughput.Tests;
 
 public class AnalysisTests
 {
