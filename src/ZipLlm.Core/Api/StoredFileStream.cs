@@ -41,7 +41,7 @@ internal sealed class StoredFileStream : Stream
     public static StoredFileStream Open(ModelStore store, WorkerPool pool, ModelId modelId, StoredFile file, IDisposable storeLock)
     {
         ObjectStore.ObjectReader reader = store.Objects.OpenReader();
-        var codec = new ChunkCodec(pool.Options);
+        var codec = new ChunkCodec(pool.Options, pool.Buffers);
         try
         {
             return new StoredFileStream(modelId, reader, codec, storeLock, StoredFileLayout.Build(modelId, file, reader, pool));
@@ -198,9 +198,9 @@ internal sealed class StoredFileStream : Stream
         {
             if (_chunk is not null)
             {
-                ChunkBuffers.Return(_chunk);
+                _codec.Buffers.Return(_chunk);
             }
-            _chunk = ChunkBuffers.Rent(chunkSize);
+            _chunk = _codec.Buffers.Rent(chunkSize);
         }
         // Marked empty first: a chunk that fails to decode must not be served half-written by the next read.
         _chunkSegment = -1;
@@ -262,7 +262,7 @@ internal sealed class StoredFileStream : Stream
             _disposed = true;
             if (_chunk is not null)
             {
-                ChunkBuffers.Return(_chunk);
+                _codec.Buffers.Return(_chunk);
                 _chunk = null;
             }
             Release(_reader, _codec, _storeLock);

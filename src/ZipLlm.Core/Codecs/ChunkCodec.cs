@@ -18,13 +18,20 @@ internal sealed class ChunkCodec : IDisposable
     private readonly StreamCoder _coder;
     private readonly TransformChooser _chooser;
 
-    /// <summary>Creates a codec for chunks of at most <see cref="CodecOptions.ChunkSize"/> bytes.</summary>
+    /// <summary>The pool this codec, and the sources that decode with it, rent chunk buffers from.</summary>
+    public ChunkBufferPool Buffers { get; }
+
+    /// <summary>
+    /// Creates a codec for chunks of at most <see cref="CodecOptions.ChunkSize"/> bytes, renting its buffers from
+    /// <paramref name="buffers"/> (a pool of its own when null).
+    /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">The options are out of range.</exception>
-    public ChunkCodec(CodecOptions? options = null)
+    public ChunkCodec(CodecOptions? options = null, ChunkBufferPool? buffers = null)
     {
         _options = options ?? CodecOptions.Default;
         _options.Validate();
-        _coder = new StreamCoder(_options);
+        Buffers = buffers ?? new ChunkBufferPool();
+        _coder = new StreamCoder(_options, Buffers);
         _chooser = new TransformChooser(_options, _coder);
     }
 

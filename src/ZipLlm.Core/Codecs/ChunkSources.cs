@@ -87,7 +87,7 @@ internal sealed class ResizedChunkSource : IChunkSource
         {
             return;
         }
-        ChunkBuffer chunk = ChunkBuffers.Rent(available);
+        ChunkBuffer chunk = codec.Buffers.Rent(available);
         try
         {
             _inner.ReadChunk(offset, chunk.AsSpan(0, available), codec);
@@ -95,7 +95,7 @@ internal sealed class ResizedChunkSource : IChunkSource
         }
         finally
         {
-            ChunkBuffers.Return(chunk);
+            codec.Buffers.Return(chunk);
         }
     }
 }

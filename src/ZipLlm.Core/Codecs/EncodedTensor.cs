@@ -167,7 +167,7 @@ internal sealed class EncodedTensor : IChunkSource
         }
         int index = (int)(offset / ChunkSize);
         int encodedLength = (int)(_offsets[index + 1] - _offsets[index]);
-        ChunkBuffer encoded = ChunkBuffers.Rent(encodedLength);
+        ChunkBuffer encoded = codec.Buffers.Rent(encodedLength);
         ChunkBuffer? baseChunk = null;
         try
         {
@@ -178,7 +178,7 @@ internal sealed class EncodedTensor : IChunkSource
             if (delta && ChunkCodec.NeedsBase(Version, encoded.AsSpan(0, encodedLength)))
             {
                 IChunkSource source = _base ?? throw new InvalidDataException($"{_name}: a delta tensor cannot be decoded without its base.");
-                baseChunk = ChunkBuffers.Rent(destination.Length);
+                baseChunk = codec.Buffers.Rent(destination.Length);
                 baseSpan = baseChunk.AsSpan(0, destination.Length);
                 source.ReadChunk(offset, baseSpan, codec);
                 HalfConversion.ConvertInPlace(baseSpan, Conversion);
@@ -194,10 +194,10 @@ internal sealed class EncodedTensor : IChunkSource
         }
         finally
         {
-            ChunkBuffers.Return(encoded);
+            codec.Buffers.Return(encoded);
             if (baseChunk is not null)
             {
-                ChunkBuffers.Return(baseChunk);
+                codec.Buffers.Return(baseChunk);
             }
         }
     }

@@ -1,11 +1,11 @@
 namespace ZipLlm.Codecs;
 
 /// <summary>
-/// A scratch buffer with one owner: rented from <see cref="ChunkBuffers"/> when first asked for, rented again larger
+/// A scratch buffer with one owner: rented from its <see cref="ChunkBufferPool"/> when first asked for, rented again larger
 /// (its bytes not kept) when a longer span is asked for, and returned by <see cref="Dispose"/>. Not thread-safe, as
 /// the coder that owns it is not.
 /// </summary>
-internal sealed class ScratchBuffer : IDisposable
+internal sealed class ScratchBuffer(ChunkBufferPool buffers) : IDisposable
 {
     private ChunkBuffer? _buffer;
 
@@ -15,7 +15,7 @@ internal sealed class ScratchBuffer : IDisposable
         if (_buffer is null || _buffer.Length < length)
         {
             Dispose();
-            _buffer = ChunkBuffers.Rent(length);
+            _buffer = buffers.Rent(length);
         }
         return _buffer.AsSpan(0, length);
     }
@@ -25,7 +25,7 @@ internal sealed class ScratchBuffer : IDisposable
     {
         if (_buffer is not null)
         {
-            ChunkBuffers.Return(_buffer);
+            buffers.Return(_buffer);
             _buffer = null;
         }
     }

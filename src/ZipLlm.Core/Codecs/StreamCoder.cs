@@ -24,27 +24,33 @@ internal sealed partial class StreamCoder : IDisposable
     // The split streams of one chunk, held from construction to disposal.
     private readonly ChunkBuffer?[] _streams = new ChunkBuffer?[F32Split.StreamCount];
     // A stream's coded form, before it is copied to the chunk when smallest.
-    private readonly ScratchBuffer _coded = new();
+    private readonly ScratchBuffer _coded;
     // A sparse stream's bitmap and non-zero bytes.
-    private readonly ScratchBuffer _sparse = new();
+    private readonly ScratchBuffer _sparse;
     // The ordered difference's symbols, their contexts, and its escapes.
-    private readonly ScratchBuffer _symbols = new();
-    private readonly ScratchBuffer _contexts = new();
-    private readonly ScratchBuffer _escapes = new();
+    private readonly ScratchBuffer _symbols;
+    private readonly ScratchBuffer _contexts;
+    private readonly ScratchBuffer _escapes;
+    private readonly ChunkBufferPool _buffers;
     // The zstd probe's output.
     private byte[] _probe = [];
 
     /// <summary>Creates a stream coder for chunks of at most <see cref="CodecOptions.ChunkSize"/> bytes, with validated options.</summary>
-    public StreamCoder(CodecOptions options)
+    public StreamCoder(CodecOptions options, ChunkBufferPool buffers)
     {
         _options = options;
+        _buffers = buffers;
+        (_coded, _sparse, _symbols, _contexts, _escapes) = (new(buffers), new(buffers), new(buffers), new(buffers), new(buffers));
         _zstd = ZstdContext.Create(_options.Backend ?? ZstdContext.Default);
         _lanes = EncodedTensorFormat.RansLanes(_options.FormatVersion);
         for (int i = 0; i < _streams.Length; i++)
         {
-            _streams[i] = ChunkBuffers.Rent(_options.ChunkSize);
+            _streams[i] = buffers.Rent(_options.ChunkSize);
         }
     }
+
+    /// <summary>The pool the coder's buffers come from.</summary>
+    public ChunkBufferPool Buffers => _buffers;
 
     /// <summary>Solo or XOR: the chunk (XOR the base) split into the layout's streams, each stored its smallest way.</summary>
     public int EncodeSplit(ElementLayout layout, ChunkTransform transform, ReadOnlySpan<byte> chunk, ReadOnlySpan<byte> baseChunk, Span<byte> destination)
@@ -217,7 +223,7 @@ internal sealed partial class StreamCoder : IDisposable
         {
             if (_streams[i] is ChunkBuffer buffer)
             {
-                ChunkBuffers.Return(buffer);
+                _buffers.Return(buffer);
                 _streams[i] = null;
             }
         }

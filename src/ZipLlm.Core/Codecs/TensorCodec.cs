@@ -72,7 +72,7 @@ internal static class TensorCodec
             {
                 long offset = index * chunkSize;
                 int length = (int)Math.Min(chunkSize, source.Length - offset);
-                ChunkBuffer chunk = ChunkBuffers.Rent(length);
+                ChunkBuffer chunk = codec.Buffers.Rent(length);
                 ChunkBuffer? baseChunk = null;
                 try
                 {
@@ -80,11 +80,11 @@ internal static class TensorCodec
                     inspectSource?.Invoke(index, chunk.AsSpan(0, length));
                     if (baseSource is not null)
                     {
-                        baseChunk = ChunkBuffers.Rent(length);
+                        baseChunk = codec.Buffers.Rent(length);
                         baseSource.ReadChunk(offset, baseChunk.AsSpan(0, length), codec);
                         HalfConversion.ConvertInPlace(baseChunk.AsSpan(0, length), conversion);
                     }
-                    ChunkBuffer encoded = ChunkBuffers.Rent(ChunkCodec.MaxEncodedLength(layout, length));
+                    ChunkBuffer encoded = codec.Buffers.Rent(ChunkCodec.MaxEncodedLength(layout, length));
                     int written = codec.Encode(layout, chunk.AsSpan(0, length), baseChunk is null ? default : baseChunk.AsSpan(0, length), encoded.AsSpan(),
                         out ChunkTransform transform);
                     tensorTransforms.Add(transform);
@@ -92,10 +92,10 @@ internal static class TensorCodec
                 }
                 finally
                 {
-                    ChunkBuffers.Return(chunk);
+                    codec.Buffers.Return(chunk);
                     if (baseChunk is not null)
                     {
-                        ChunkBuffers.Return(baseChunk);
+                        codec.Buffers.Return(baseChunk);
                     }
                 }
             },
@@ -104,7 +104,7 @@ internal static class TensorCodec
                 offsets[index] = position;
                 output.Write(result.encoded.AsSpan(0, result.written));
                 position += result.written;
-                ChunkBuffers.Return(result.encoded);
+                pool.Buffers.Return(result.encoded);
             }, cancellationToken);
 
         bool delta = baseSource is not null && tensorTransforms.Solo < offsets.Length;
@@ -170,7 +170,7 @@ internal static class TensorCodec
             (index, codec) =>
             {
                 (IChunkSource tensor, long offset, int length) = chunks[(int)index];
-                ChunkBuffer chunk = ChunkBuffers.Rent(length);
+                ChunkBuffer chunk = codec.Buffers.Rent(length);
                 try
                 {
                     tensor.ReadChunk(offset, chunk.AsSpan(0, length), codec);
@@ -178,7 +178,7 @@ internal static class TensorCodec
                 }
                 catch
                 {
-                    ChunkBuffers.Return(chunk);
+                    codec.Buffers.Return(chunk);
                     throw;
                 }
             },
@@ -190,7 +190,7 @@ internal static class TensorCodec
                 }
                 finally
                 {
-                    ChunkBuffers.Return(result.chunk);
+                    pool.Buffers.Return(result.chunk);
                 }
             }, cancellationToken);
     }

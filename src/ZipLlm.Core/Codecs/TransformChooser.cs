@@ -13,13 +13,14 @@ internal sealed class TransformChooser : IDisposable
     private readonly CodecOptions _options;
     private readonly StreamCoder _coder;
     // A candidate coded beside the one in the destination, to keep the smaller.
-    private readonly ScratchBuffer _trial = new();
+    private readonly ScratchBuffer _trial;
 
     /// <summary>A chooser that codes by <paramref name="coder"/>, which it does not own.</summary>
     public TransformChooser(CodecOptions options, StreamCoder coder)
     {
         _options = options;
         _coder = coder;
+        _trial = new ScratchBuffer(coder.Buffers);
     }
 
     /// <summary>

@@ -37,8 +37,9 @@ internal sealed class WorkerPool : IDisposable
         Options = options ?? CodecOptions.Default;
         Options.Validate();
         CodecOptions captured = Options;
+        ChunkBufferPool buffers = Buffers;
         _budget = new WorkerBudget(Threads);
-        _workers = new OrderedWorkers<ChunkCodec>(_budget, () => new ChunkCodec(captured));
+        _workers = new OrderedWorkers<ChunkCodec>(_budget, () => new ChunkCodec(captured, buffers));
     }
 
     /// <summary>Most chunks processed at once.</summary>
@@ -46,6 +47,9 @@ internal sealed class WorkerPool : IDisposable
 
     /// <summary>The codec settings every worker uses.</summary>
     public CodecOptions Options { get; }
+
+    /// <summary>The pool every chunk buffer of the run comes from (each worker's codec rents from it too); it goes with the pool.</summary>
+    public ChunkBufferPool Buffers { get; } = new();
 
     /// <summary>
     /// Produces <paramref name="count"/> results on the workers and hands them to <paramref name="consume"/>

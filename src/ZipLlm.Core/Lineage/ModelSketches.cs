@@ -96,7 +96,7 @@ internal static class ModelSketches
     {
         int chunkSize = tensor.ChunkSize;
         ChunkCodec codec = codecs.For(chunkSize);
-        ChunkBuffer chunk = ChunkBuffers.Rent((int)Math.Min(chunkSize, Math.Max(tensor.Length, 1)));
+        ChunkBuffer chunk = codec.Buffers.Rent((int)Math.Min(chunkSize, Math.Max(tensor.Length, 1)));
         try
         {
             while (!destination.IsEmpty)
@@ -117,7 +117,7 @@ internal static class ModelSketches
         }
         finally
         {
-            ChunkBuffers.Return(chunk);
+            codec.Buffers.Return(chunk);
         }
     }
 

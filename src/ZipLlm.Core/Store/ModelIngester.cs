@@ -417,7 +417,7 @@ internal sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger l
     {
         int chunkSize = pool.Options.ChunkSize;
         var prints = new ulong[EncodedTensorFormat.ChunkCount(length, chunkSize)];
-        ChunkBuffer buffer = ChunkBuffers.Rent((int)Math.Min(chunkSize, Math.Max(length, 1)));
+        ChunkBuffer buffer = pool.Buffers.Rent((int)Math.Min(chunkSize, Math.Max(length, 1)));
         try
         {
             for (long done = 0, index = 0; done < length; index++)
@@ -433,7 +433,7 @@ internal sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger l
         }
         finally
         {
-            ChunkBuffers.Return(buffer);
+            pool.Buffers.Return(buffer);
         }
         return prints;
     }

@@ -60,7 +60,8 @@ internal static class BitxFile
         header.Write(smOut.Stream, BitxStream.SignMantissa);
         var digest = new XxHash3();
         var progress = new Progress(logger, ftLength);
-        using (var workers = new OrderedWorkers<EncodeContext>(options.EffectiveThreads, () => new EncodeContext(options.Level, options.ChunkSize)))
+        var buffers = new ChunkBufferPool();
+        using (var workers = new OrderedWorkers<EncodeContext>(options.EffectiveThreads, () => new EncodeContext(options.Level, options.ChunkSize, buffers)))
         {
             workers.Run<EncodedFrames>(chunkCount,
                 index => context => context.Encode(header, index, ft, finetunePath, plan, bas, basePath),
@@ -73,8 +74,8 @@ internal static class BitxFile
                     }
                     finally
                     {
-                        ChunkBuffers.Return(frames.Exponent);
-                        ChunkBuffers.Return(frames.SignMantissa);
+                        buffers.Return(frames.Exponent);
+                        buffers.Return(frames.SignMantissa);
                     }
                     AppendDigest(digest, frames.Hash);
                     progress.Advance(header.ChunkLength(index));
@@ -141,14 +142,15 @@ internal static class BitxFile
         var digest = new XxHash3();
         var progress = new Progress(logger, header.ImageLength);
         using var output = new AtomicFileWriter(outputPath);
-        using (var workers = new OrderedWorkers<DecodeContext>(options.EffectiveThreads, () => new DecodeContext(header.ChunkSize)))
+        var buffers = new ChunkBufferPool();
+        using (var workers = new OrderedWorkers<DecodeContext>(options.EffectiveThreads, () => new DecodeContext(header.ChunkSize, buffers)))
         {
             workers.Run<DecodedChunk>(chunkCount,
                 index =>
                 {
                     int length = header.ChunkLength(index);
-                    RentedFrame exp = CopyFrame(expReader.ReadZstdFrame(BitxFormat.ExponentLength(length), $"chunk {index}'s frame"));
-                    RentedFrame sm = CopyFrame(smReader.ReadZstdFrame(BitxFormat.SignMantissaLength(length), $"chunk {index}'s frame"));
+                    RentedFrame exp = CopyFrame(expReader.ReadZstdFrame(BitxFormat.ExponentLength(length), $"chunk {index}'s frame"), buffers);
+                    RentedFrame sm = CopyFrame(smReader.ReadZstdFrame(BitxFormat.SignMantissaLength(length), $"chunk {index}'s frame"), buffers);
                     return context => context.DecodeChunk(header, index, exp, sm, plan, bas, basePath);
                 },
                 (index, chunk) =>
@@ -159,7 +161,7 @@ internal static class BitxFile
                     }
                     finally
                     {
-                        ChunkBuffers.Return(chunk.Bytes);
+                        buffers.Return(chunk.Bytes);
                     }
                     AppendDigest(digest, chunk.Hash);
                     progress.Advance(chunk.Length);
@@ -235,8 +237,9 @@ internal static class BitxFile
         using var smReader = new ZstdFrameReader(smIn, signMantissaPath);
         BitxHeader.Read(expReader, BitxStream.Exponent, exponentPath);
         BitxHeader.Read(smReader, BitxStream.SignMantissa, signMantissaPath);
-        using var context = new DecodeContext(header.ChunkSize);
-        ChunkBuffer chunk = ChunkBuffers.Rent(header.ChunkSize);
+        var buffers = new ChunkBufferPool();
+        using var context = new DecodeContext(header.ChunkSize, buffers);
+        ChunkBuffer chunk = buffers.Rent(header.ChunkSize);
         try
         {
             byte[]? prefix = null;
@@ -275,7 +278,7 @@ internal static class BitxFile
         }
         finally
         {
-            ChunkBuffers.Return(chunk);
+            buffers.Return(chunk);
         }
     }
 
@@ -286,9 +289,9 @@ internal static class BitxFile
         digest.Append(bytes);
     }
 
-    private static RentedFrame CopyFrame(ReadOnlySpan<byte> frame)
+    private static RentedFrame CopyFrame(ReadOnlySpan<byte> frame, ChunkBufferPool buffers)
     {
-        ChunkBuffer copy = ChunkBuffers.Rent(frame.Length);
+        ChunkBuffer copy = buffers.Rent(frame.Length);
         frame.CopyTo(copy.AsSpan());
         return new RentedFrame(copy, frame.Length);
     }
@@ -326,13 +329,16 @@ internal static class BitxFile
         private readonly int _level;
         private readonly ChunkBuffer _finetune, _base, _exponent, _signMantissa;
 
-        public EncodeContext(int level, int chunkSize)
+        private readonly ChunkBufferPool _buffers;
+
+        public EncodeContext(int level, int chunkSize, ChunkBufferPool buffers)
         {
+            _buffers = buffers;
             _level = level;
-            _finetune = ChunkBuffers.Rent(chunkSize);
-            _base = ChunkBuffers.Rent(chunkSize);
-            _exponent = ChunkBuffers.Rent(BitxFormat.ExponentLength(chunkSize));
-            _signMantissa = ChunkBuffers.Rent(BitxFormat.SignMantissaLength(chunkSize));
+            _finetune = _buffers.Rent(chunkSize);
+            _base = _buffers.Rent(chunkSize);
+            _exponent = _buffers.Rent(BitxFormat.ExponentLength(chunkSize));
+            _signMantissa = _buffers.Rent(BitxFormat.SignMantissaLength(chunkSize));
         }
 
         public EncodedFrames Encode(BitxHeader header, long index, SafeFileHandle ft, string ftName, DeltaPlan plan, SafeFileHandle bas, string baseName)
@@ -355,8 +361,8 @@ internal static class BitxFile
                 sm[words] = (byte)(chunk[even] ^ (xor ? baseChunk[even] : 0));
             }
 
-            ChunkBuffer expFrame = ChunkBuffers.Rent(ZstdFrameReader.MaxFrameSize(exp.Length));
-            ChunkBuffer smFrame = ChunkBuffers.Rent(ZstdFrameReader.MaxFrameSize(sm.Length));
+            ChunkBuffer expFrame = _buffers.Rent(ZstdFrameReader.MaxFrameSize(exp.Length));
+            ChunkBuffer smFrame = _buffers.Rent(ZstdFrameReader.MaxFrameSize(sm.Length));
             try
             {
                 // Like the zstd command: every frame carries a checksum of its content.
@@ -366,8 +372,8 @@ internal static class BitxFile
             }
             catch
             {
-                ChunkBuffers.Return(expFrame);
-                ChunkBuffers.Return(smFrame);
+                _buffers.Return(expFrame);
+                _buffers.Return(smFrame);
                 throw;
             }
         }
@@ -375,10 +381,10 @@ internal static class BitxFile
         public void Dispose()
         {
             _zstd.Dispose();
-            ChunkBuffers.Return(_finetune);
-            ChunkBuffers.Return(_base);
-            ChunkBuffers.Return(_exponent);
-            ChunkBuffers.Return(_signMantissa);
+            _buffers.Return(_finetune);
+            _buffers.Return(_base);
+            _buffers.Return(_exponent);
+            _buffers.Return(_signMantissa);
         }
     }
 
@@ -398,18 +404,21 @@ internal static class BitxFile
         private readonly ZstdContext _zstd = ZstdContext.Create();
         private readonly ChunkBuffer _base, _exponent, _signMantissa;
 
-        public DecodeContext(int chunkSize)
+        private readonly ChunkBufferPool _buffers;
+
+        public DecodeContext(int chunkSize, ChunkBufferPool buffers)
         {
-            _base = ChunkBuffers.Rent(chunkSize);
-            _exponent = ChunkBuffers.Rent(BitxFormat.ExponentLength(chunkSize));
-            _signMantissa = ChunkBuffers.Rent(BitxFormat.SignMantissaLength(chunkSize));
+            _buffers = buffers;
+            _base = _buffers.Rent(chunkSize);
+            _exponent = _buffers.Rent(BitxFormat.ExponentLength(chunkSize));
+            _signMantissa = _buffers.Rent(BitxFormat.SignMantissaLength(chunkSize));
         }
 
         /// <summary>Decodes chunk <paramref name="index"/> from its two frames (returned to the pool here) and undoes the XOR.</summary>
         public DecodedChunk DecodeChunk(BitxHeader header, long index, RentedFrame expFrame, RentedFrame smFrame, DeltaPlan plan, SafeFileHandle bas, string baseName)
         {
             int length = header.ChunkLength(index);
-            ChunkBuffer output = ChunkBuffers.Rent(length);
+            ChunkBuffer output = _buffers.Rent(length);
             try
             {
                 Span<byte> baseChunk = _base.AsSpan(0, length);
@@ -419,13 +428,13 @@ internal static class BitxFile
             }
             catch
             {
-                ChunkBuffers.Return(output);
+                _buffers.Return(output);
                 throw;
             }
             finally
             {
-                ChunkBuffers.Return(expFrame.Buffer);
-                ChunkBuffers.Return(smFrame.Buffer);
+                _buffers.Return(expFrame.Buffer);
+                _buffers.Return(smFrame.Buffer);
             }
         }
 
@@ -450,9 +459,9 @@ internal static class BitxFile
         public void Dispose()
         {
             _zstd.Dispose();
-            ChunkBuffers.Return(_base);
-            ChunkBuffers.Return(_exponent);
-            ChunkBuffers.Return(_signMantissa);
+            _buffers.Return(_base);
+            _buffers.Return(_exponent);
+            _buffers.Return(_signMantissa);
         }
 
         private void Unwrap(ReadOnlySpan<byte> frame, Span<byte> destination, string stream)

@@ -4,9 +4,11 @@ using ZipLlm.Codecs;
 
 namespace ZipLlm.Tests.Codecs;
 
-public class ChunkBuffersTests
+public class ChunkBufferPoolTests
 {
     private const int HugePage = 2 << 20;
+
+    private readonly ChunkBufferPool _pool = new();
 
     [Theory]
     [InlineData(0, 4096)]
@@ -18,7 +20,7 @@ public class ChunkBuffersTests
     [InlineData((4 << 20) + 1, 8 << 20)]
     public void Rent_GivesThePowerOfTwoAtOrAboveTheLength(int asked, int expected)
     {
-        ChunkBuffer buffer = ChunkBuffers.Rent(asked);
+        ChunkBuffer buffer = _pool.Rent(asked);
         try
         {
             Assert.Equal(expected, buffer.Length);
@@ -26,21 +28,21 @@ public class ChunkBuffersTests
         }
         finally
         {
-            ChunkBuffers.Return(buffer);
+            _pool.Return(buffer);
         }
     }
 
     [Theory]
     [InlineData(-1)]
-    [InlineData(ChunkBuffers.MaxLength + 1)]
+    [InlineData(ChunkBufferPool.MaxLength + 1)]
     [InlineData(int.MaxValue)]
     public void Rent_OutsideTheRange_Throws(int asked) =>
-        Assert.Throws<ArgumentOutOfRangeException>(() => ChunkBuffers.Rent(asked));
+        Assert.Throws<ArgumentOutOfRangeException>(() => _pool.Rent(asked));
 
     [Fact]
     public void AsSpan_OutsideTheBuffer_Throws()
     {
-        ChunkBuffer buffer = ChunkBuffers.Rent(4096);
+        ChunkBuffer buffer = _pool.Rent(4096);
         try
         {
             Assert.Throws<ArgumentOutOfRangeException>(() => buffer.AsSpan(4090, 7));
@@ -50,7 +52,7 @@ public class ChunkBuffersTests
         }
         finally
         {
-            ChunkBuffers.Return(buffer);
+            _pool.Return(buffer);
         }
     }
 
@@ -58,7 +60,7 @@ public class ChunkBuffersTests
     public void BuffersRentedAtOnce_NeverOverlap()
     {
         int[] sizes = [1, 100, 4096, 70_000, 1 << 20, (2 << 20) + 3, 4 << 20, 4 << 20];
-        ChunkBuffer[] rented = [.. sizes.Select(ChunkBuffers.Rent)];
+        ChunkBuffer[] rented = [.. sizes.Select(_pool.Rent)];
         try
         {
             for (int i = 0; i < rented.Length; i++)
@@ -74,7 +76,7 @@ public class ChunkBuffersTests
         {
             foreach (ChunkBuffer buffer in rented)
             {
-                ChunkBuffers.Return(buffer);
+                _pool.Return(buffer);
             }
         }
     }
@@ -82,38 +84,56 @@ public class ChunkBuffersTests
     [Fact]
     public void ReturnedBuffer_IsRentedAgain()
     {
-        // The largest size: no other test rents one, so the pool's free list of that size is this test's alone.
-        ChunkBuffer first = ChunkBuffers.Rent(ChunkBuffers.MaxLength);
-        ChunkBuffers.Return(first);
-        ChunkBuffer second = ChunkBuffers.Rent(ChunkBuffers.MaxLength);
-        ChunkBuffers.Return(second);
+        // A pool of this test's own: its free list holds what this test returned.
+        ChunkBuffer first = _pool.Rent(ChunkBufferPool.MaxLength);
+        _pool.Return(first);
+        ChunkBuffer second = _pool.Rent(ChunkBufferPool.MaxLength);
+        _pool.Return(second);
         Assert.Same(first, second);
     }
 
     [Fact]
-    public void BufferDroppedWithoutReturn_GoesBackToThePool()
+    public void BufferDroppedWithoutReturn_IsCollected()
     {
-        // The largest size, as above: this test's alone. Dropped twice, to show it is reclaimed again after a reuse.
-        nint first = DropOne();
-        for (int round = 0; round < 2; round++)
+        // Nothing static holds a buffer: one dropped (work abandoned on a failure) goes with the garbage, as does a pool.
+        WeakReference dropped = DropOne(_pool);
+        WeakReference pool = DropPoolWithABufferInIt();
+        for (int i = 0; i < 3 && (dropped.IsAlive || pool.IsAlive); i++)
         {
             GC.Collect();
             GC.WaitForPendingFinalizers();
-            ChunkBuffer again = ChunkBuffers.Rent(ChunkBuffers.MaxLength);
-            Assert.Equal(first, Address(again));
-            if (round == 0)
-            {
-                again = null!; // dropped once more
-            }
-            else
-            {
-                ChunkBuffers.Return(again);
-            }
         }
+        Assert.False(dropped.IsAlive, "a dropped buffer is still held");
+        Assert.False(pool.IsAlive, "a dropped pool is still held");
     }
 
+    [Fact]
+    public void TwoPools_NeverHandOutEachOthersBuffers()
+    {
+        var other = new ChunkBufferPool();
+        ChunkBuffer mine = _pool.Rent(ChunkBufferPool.MaxLength);
+        _pool.Return(mine);
+
+        ChunkBuffer theirs = other.Rent(ChunkBufferPool.MaxLength);
+
+        Assert.NotSame(mine, theirs);
+        Assert.Same(mine, _pool.Rent(ChunkBufferPool.MaxLength));
+    }
+
+    [Fact]
+    public void Return_BufferOfASizeNoPoolRents_Throws() =>
+        Assert.Throws<ArgumentException>(() => _pool.Return(new ChunkBuffer(new byte[100], 0, 100)));
+
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static nint DropOne() => Address(ChunkBuffers.Rent(ChunkBuffers.MaxLength));
+    private static WeakReference DropOne(ChunkBufferPool pool) => new(pool.Rent(ChunkBufferPool.MaxLength));
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static WeakReference DropPoolWithABufferInIt()
+    {
+        var pool = new ChunkBufferPool();
+        pool.Return(pool.Rent(1 << 20));
+        return new WeakReference(pool);
+    }
 
     private static unsafe nint Address(ChunkBuffer buffer)
     {
@@ -128,7 +148,7 @@ public class ChunkBuffersTests
     {
         foreach (int size in new[] { (1 << 20) - 5, 1 << 20, 2 << 20, 3 << 20, 4 << 20, 16 << 20 })
         {
-            ChunkBuffer buffer = ChunkBuffers.Rent(size);
+            ChunkBuffer buffer = _pool.Rent(size);
             try
             {
                 fixed (byte* start = buffer.AsSpan())
@@ -138,7 +158,7 @@ public class ChunkBuffersTests
             }
             finally
             {
-                ChunkBuffers.Return(buffer);
+                _pool.Return(buffer);
             }
         }
     }
@@ -151,7 +171,7 @@ public class ChunkBuffersTests
         {
             return; // no transparent huge pages on this system: the advice is ignored, and the buffers work as before
         }
-        ChunkBuffer buffer = ChunkBuffers.Rent(ChunkBuffers.MaxLength);
+        ChunkBuffer buffer = _pool.Rent(ChunkBufferPool.MaxLength);
         try
         {
             Span<byte> span = buffer.AsSpan(0, 2 * HugePage);
@@ -164,7 +184,7 @@ public class ChunkBuffersTests
         }
         finally
         {
-            ChunkBuffers.Return(buffer);
+            _pool.Return(buffer);
         }
     }
 
@@ -175,12 +195,12 @@ public class ChunkBuffersTests
         {
             for (int round = 0; round < 200; round++)
             {
-                ChunkBuffer buffer = ChunkBuffers.Rent(8192 + round % 3 * 4096);
+                ChunkBuffer buffer = _pool.Rent(8192 + round % 3 * 4096);
                 Span<byte> span = buffer.AsSpan(0, 8192);
                 span.Fill((byte)worker);
                 Thread.SpinWait(50);
                 Assert.Equal(-1, span.IndexOfAnyExcept((byte)worker));
-                ChunkBuffers.Return(buffer);
+                _pool.Return(buffer);
             }
         });
     }
