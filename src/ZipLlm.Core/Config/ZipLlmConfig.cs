@@ -114,7 +114,7 @@ internal sealed class ZipLlmConfig
     /// <summary>Reads and validates <paramref name="path"/>.</summary>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
     /// <exception cref="InvalidDataException">
-    /// The file is not JSON, is not an object, or has a missing, mistyped, empty or unknown field;
+    /// The file is not a regular file (a folder, a FIFO, a device) or is larger than <see cref="MaxFileSize"/>, is not JSON, is not an object, or has a missing, mistyped, empty or unknown field;
     /// the message names the file and the field.
     /// </exception>
     /// <exception cref="ArgumentException"><paramref name="path"/> is empty.</exception>
@@ -122,20 +122,12 @@ internal sealed class ZipLlmConfig
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         string fullPath = Path.GetFullPath(path);
-        if (!File.Exists(fullPath))
-        {
-            throw new FileNotFoundException($"{fullPath}: config file not found.", fullPath);
-        }
-        if (new FileInfo(fullPath).Length > MaxFileSize)
-        {
-            throw new InvalidDataException($"{fullPath}: config file is larger than {MaxFileSize} bytes.");
-        }
-        byte[] bytes = File.ReadAllBytes(fullPath);
+        byte[] bytes = InputFile.ReadAll(fullPath, MaxFileSize, "config file");
 
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = 4 });
+            document = JsonDocument.Parse(InputFile.WithoutByteOrderMark(bytes), new JsonDocumentOptions { MaxDepth = 4 });
         }
         catch (JsonException ex)
         {
@@ -177,6 +169,18 @@ internal sealed class ZipLlmConfig
                     if (value.Contains('\0'))
                     {
                         throw Error(fullPath, property.Name, "contains a NUL character");
+                    }
+                    if (property.Name == StorageDirField && S3Location.IsS3(value))
+                    {
+                        try
+                        {
+                            S3Location.Parse(value);
+                        }
+                        catch (ArgumentException ex)
+                        {
+                            // The file is wrong, not the command line: exit 3, not 2.
+                            throw Error(fullPath, property.Name, $"is not a store's URL: {ex.Message.Replace($" (Parameter '{ex.ParamName}')", "", StringComparison.Ordinal)}");
+                        }
                     }
                     paths[property.Name] = value;
                 }

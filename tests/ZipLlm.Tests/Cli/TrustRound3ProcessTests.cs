@@ -28,4 +28,87 @@ public class TrustRound3ProcessTests
         Assert.Contains(disk.Combine("store", "locks", "store.lock"), result.StandardError);
         Assert.Contains("No space left", result.StandardError);
     }
+
+    [Theory]
+    [InlineData("config", "/dev/zero")]
+    [InlineData("config", "fifo")]
+    [InlineData("config", "folder")]
+    [InlineData("models_to_process", "/dev/urandom")]
+    [InlineData("models_to_process", "fifo")]
+    [InlineData("base_ft_path", "/dev/zero")]
+    [InlineData("base_ft_path", "fifo")]
+    public async Task Compress_AnInputThatNeverEnds_ExitsInvalidInputAtOnceNamingIt(string input, string what)
+    {
+        using var dir = new TempDir();
+        Jobs.CompressJobTests.WriteFamily(dir);
+        string target = what switch
+        {
+            "fifo" => dir.Combine("never.fifo"),
+            "folder" => dir.Combine("a-folder"),
+            _ => what,
+        };
+        if (what == "fifo")
+        {
+            Config.BaseFtMapTests.MakeFifo(target);
+        }
+        else if (what == "folder")
+        {
+            Directory.CreateDirectory(target);
+        }
+        string config = dir.Combine("config.json");
+        if (input == "config")
+        {
+            config = target;
+        }
+        else
+        {
+            string field = input == "models_to_process" ? "test_models.txt" : "base_ft.json";
+            File.WriteAllText(config, File.ReadAllText(config).Replace($"\"{field}\"", $"\"{target}\"", StringComparison.Ordinal));
+        }
+
+        // Before: /dev/zero grew to 4 GB and died (exit 1); a FIFO waited for a writer forever, and SIGTERM did not stop it.
+        CliResult result = await CliProcess.RunAsync(["compress", config], timeout: TimeSpan.FromSeconds(60));
+
+        Assert.True(result.ExitCode == ExitCodes.InvalidInput, $"exit {result.ExitCode}: {result.StandardError}");
+        Assert.Contains($"{target}: ", result.StandardError);
+        Assert.Contains("not a regular file", result.StandardError);
+        Assert.False(Directory.Exists(dir.Combine("store")));
+    }
+
+    [Fact]
+    public async Task List_S3StoreWithNoRegionNorEndpoint_ExitsInvalidInputNamingTheVariables()
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir.Combine("config.json"),
+            """{"model_dir": "models", "storage_dir": "s3://zipllm-nowhere/team", "models_to_process": "m.txt", "base_ft_path": "b.json"}""");
+        // Nothing of the AWS environment: no region, no endpoint, no profile.
+        var environment = new Dictionary<string, string>
+        {
+            ["AWS_REGION"] = "", ["AWS_DEFAULT_REGION"] = "", ["AWS_ENDPOINT_URL_S3"] = "", ["AWS_ENDPOINT_URL"] = "", ["AWS_PROFILE"] = "",
+            ["HOME"] = dir.Path, ["AWS_CONFIG_FILE"] = dir.Combine("no-config"), ["AWS_SHARED_CREDENTIALS_FILE"] = dir.Combine("no-credentials"),
+            ["AWS_EC2_METADATA_DISABLED"] = "true",
+        };
+
+        // Before: a stack trace, "No RegionEndpoint or ServiceURL configured", exit 1.
+        CliResult result = await CliProcess.RunAsync(["list", dir.Combine("config.json")], timeout: TimeSpan.FromSeconds(60), environment: environment);
+
+        Assert.True(result.ExitCode == ExitCodes.InvalidInput, $"exit {result.ExitCode}: {result.StandardError}");
+        Assert.Contains("AWS_REGION", result.StandardError);
+        Assert.Contains("AWS_ENDPOINT_URL_S3", result.StandardError);
+        Assert.DoesNotContain("   at ", result.StandardError);
+    }
+
+    [Fact]
+    public async Task List_BadBucketNameInTheConfig_ExitsInvalidInputNotUsage()
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir.Combine("config.json"),
+            """{"model_dir": "models", "storage_dir": "s3://Team_Models/x", "models_to_process": "m.txt", "base_ft_path": "b.json"}""");
+
+        CliResult result = await CliProcess.RunAsync(["list", dir.Combine("config.json")], timeout: TimeSpan.FromSeconds(60));
+
+        Assert.True(result.ExitCode == ExitCodes.InvalidInput, $"exit {result.ExitCode}: {result.StandardError}");
+        Assert.Contains("\"storage_dir\"", result.StandardError);
+        Assert.Contains("Team_Models", result.StandardError);
+    }
 }
