@@ -198,15 +198,57 @@ internal sealed class ZipLlmConfig
                 }
             }
 
-            return new ZipLlmConfig(
+            var config = new ZipLlmConfig(
                 fullPath,
                 paths[ModelDirField],
                 paths[StorageDirField],
                 paths[ModelsToProcessField],
                 paths[BaseFtPathField],
                 threads ?? WorkerPool.DefaultThreads);
+            RefuseStoreAmongModels(config);
+            return config;
         }
     }
+
+    /// <summary>
+    /// Refuses a store folder that is <c>model_dir</c> itself, lies inside a model's folder (one holding safetensors, or
+    /// a Hugging Face cache's <c>models--*</c>), or holds <c>model_dir</c>: compress would read the store it writes as
+    /// the model's files, or write into the models. Checked before anything is written.
+    /// </summary>
+    private static void RefuseStoreAmongModels(ZipLlmConfig config)
+    {
+        if (S3Location.IsS3(config.StorageDir))
+        {
+            return;
+        }
+        string store = Path.TrimEndingDirectorySeparator(config.StorageDir);
+        string models = Path.TrimEndingDirectorySeparator(config.ModelDir);
+        if (store == models)
+        {
+            throw Error(config.ConfigPath, StorageDirField, $"({store}) is model_dir itself; keep models and the store apart");
+        }
+        if (IsWithin(models, store))
+        {
+            throw Error(config.ConfigPath, ModelDirField, $"({models}) lies inside the store ({store}); keep models and the store apart");
+        }
+        if (!IsWithin(store, models))
+        {
+            return;
+        }
+        string first = Path.GetRelativePath(models, store).Split(Path.DirectorySeparatorChar)[0];
+        string folder = Path.Combine(models, first);
+        bool modelFolder = first.StartsWith(HubCache.ModelPrefix, StringComparison.Ordinal)
+            || (Directory.Exists(folder) && Directory.EnumerateFiles(folder, "*.safetensors", SearchOption.TopDirectoryOnly).Any());
+        if (modelFolder)
+        {
+            throw Error(config.ConfigPath, StorageDirField,
+                $"({store}) lies inside the model folder {folder}; compress would read the store as the model's files. Keep it outside");
+        }
+    }
+
+    /// <summary>Whether <paramref name="path"/> is <paramref name="folder"/> or lies below it (both absolute, without a trailing separator).</summary>
+    private static bool IsWithin(string path, string folder) =>
+        path == folder || path.StartsWith(folder + Path.DirectorySeparatorChar, StringComparison.Ordinal);
 
     private static int ReadThreads(string fullPath, JsonElement value)
     {

@@ -111,4 +111,68 @@ public class TrustRound3ProcessTests
         Assert.Contains("\"storage_dir\"", result.StandardError);
         Assert.Contains("Team_Models", result.StandardError);
     }
+
+    [Theory]
+    [InlineData("manifests/x")]
+    [InlineData("objects/inner")]
+    [InlineData("link-to-objects")]
+    public async Task Compress_StoreInsideAnotherStore_ExitsInvalidInputBeforeWritingAnything(string inner)
+    {
+        using var dir = new TempDir();
+        Jobs.CompressJobTests.StoreFamily(dir);
+        Directory.CreateSymbolicLink(dir.Combine("store", "link-to-objects"), dir.Combine("store", "objects"));
+        string[] before = Directory.EnumerateFileSystemEntries(dir.Combine("store"), "*", SearchOption.AllDirectories).Order().ToArray();
+        string config = dir.Write("inner.json",
+            $$"""{"model_dir": "models", "storage_dir": "store/{{inner}}", "models_to_process": "test_models.txt", "base_ft_path": "base_ft.json"}""");
+
+        // Before, the inner store was made: the outer one's verify then failed on it, and its remove and gc refused.
+        CliResult result = await CliProcess.RunAsync(["compress", config], timeout: TimeSpan.FromSeconds(60));
+
+        Assert.True(result.ExitCode == ExitCodes.InvalidInput, $"exit {result.ExitCode}: {result.StandardError}");
+        Assert.Contains($"lies inside the zipllm store {dir.Combine("store")}", result.StandardError);
+        Assert.Equal(before, Directory.EnumerateFileSystemEntries(dir.Combine("store"), "*", SearchOption.AllDirectories).Order().ToArray());
+        CliResult verify = await CliProcess.RunAsync(["verify", dir.Combine("config.json")], timeout: TimeSpan.FromSeconds(60));
+        Assert.True(verify.ExitCode == 0, verify.StandardError);
+    }
+
+    [Fact]
+    public async Task Compress_StoreInsideAModelFolder_ExitsInvalidInputBeforeWritingAnything()
+    {
+        using var dir = new TempDir();
+        var family = Jobs.CompressJobTests.WriteFamily(dir);
+        string modelFolder = Directory.EnumerateDirectories(dir.Combine("models")).First();
+        string[] before = Directory.EnumerateFileSystemEntries(dir.Combine("models"), "*", SearchOption.AllDirectories).Order().ToArray();
+        string config = dir.Write("inside.json",
+            $$"""{"model_dir": "models", "storage_dir": "models/{{Path.GetFileName(modelFolder)}}/store", "models_to_process": "test_models.txt", "base_ft_path": "base_ft.json"}""");
+
+        // Before: "being used by another process" once compress reached that model, with the objects of the models before it left behind.
+        CliResult result = await CliProcess.RunAsync(["compress", config], timeout: TimeSpan.FromSeconds(60));
+
+        Assert.True(result.ExitCode == ExitCodes.InvalidInput, $"exit {result.ExitCode}: {result.StandardError}");
+        Assert.Contains($"lies inside the model folder {modelFolder}", result.StandardError);
+        Assert.Equal(before, Directory.EnumerateFileSystemEntries(dir.Combine("models"), "*", SearchOption.AllDirectories).Order().ToArray());
+        Assert.NotEmpty(family.Models);
+    }
+
+    [Fact]
+    public async Task Compress_S3PrefixUnderAnotherStoresPrefix_ExitsInvalidInputBeforeWritingAnything()
+    {
+        using var dir = new TempDir();
+        Jobs.CompressJobTests.WriteFamily(dir);
+        string outer = RgwGateway.NewStoreUrl("team");
+        using (ZipLlm.Store.Backends.S3Backend backend = RgwGateway.Shared.Backend(outer))
+        {
+            ModelStore.Open(backend, create: true);
+        }
+        string config = dir.Write("inner.json",
+            $$"""{"model_dir": "models", "storage_dir": "{{outer}}/objects/inner", "models_to_process": "test_models.txt", "base_ft_path": "base_ft.json"}""");
+
+        CliResult result = await CliProcess.RunAsync(["compress", config], environment: RgwGateway.Shared.Environment, timeout: TimeSpan.FromSeconds(90));
+
+        Assert.True(result.ExitCode == ExitCodes.InvalidInput, $"exit {result.ExitCode}: {result.StandardError}");
+        Assert.Contains($"lies inside the zipllm store {outer}", result.StandardError);
+        using Amazon.S3.IAmazonS3 client = RgwGateway.Shared.Client();
+        var listed = await client.ListObjectsV2Async(new Amazon.S3.Model.ListObjectsV2Request { BucketName = ZipLlm.Store.Backends.S3Location.Parse(outer).Bucket });
+        Assert.DoesNotContain(listed.S3Objects ?? [], o => o.Key.Contains("/objects/inner", StringComparison.Ordinal));
+    }
 }

@@ -214,6 +214,8 @@ internal sealed class S3Connection : IDisposable
 /// <summary>An S3 request that failed: the server's status and code when it answered.</summary>
 internal sealed class S3RequestException : IOException
 {
+    private const string QuotaExceededCode = "QuotaExceeded";
+
     /// <summary>Creates the exception.</summary>
     public S3RequestException(string request, HttpStatusCode? status, string? code, string message, Exception? innerException)
         : base(Describe(request, status, code, message), innerException)
@@ -234,7 +236,11 @@ internal sealed class S3RequestException : IOException
         string detail = string.IsNullOrWhiteSpace(message) ? "" : message.Trim();
         if (status == HttpStatusCode.Forbidden)
         {
-            detail = detail.Length == 0 ? "these credentials may not do this" : $"{detail} (these credentials may not do this)";
+            // A 403 is not always a matter of rights: a full quota is one too, and no other key would help.
+            string meaning = code == QuotaExceededCode
+                ? "the bucket's or the user's quota is full: remove models or run gc to free space"
+                : "these credentials may not do this";
+            detail = detail.Length == 0 ? meaning : $"{detail} ({meaning})";
         }
         return $"S3 {request}: {string.Join(": ", new[] { answer, detail }.Where(part => part.Length > 0))}";
     }
@@ -242,8 +248,11 @@ internal sealed class S3RequestException : IOException
     /// <summary>The key or bucket is not there.</summary>
     public bool IsNotFound => Status == HttpStatusCode.NotFound;
 
-    /// <summary>The credentials may not do this (AccessDenied): read-only keys asked to write, say.</summary>
-    public bool IsAccessDenied => Status == HttpStatusCode.Forbidden;
+    /// <summary>The credentials may not do this (AccessDenied): read-only keys asked to write, say. Not a full quota.</summary>
+    public bool IsAccessDenied => Status == HttpStatusCode.Forbidden && !IsQuotaExceeded;
+
+    /// <summary>The bucket's or the user's quota is full (RADOS Gateway's and MinIO's <c>QuotaExceeded</c>, a 403).</summary>
+    public bool IsQuotaExceeded => Code == QuotaExceededCode;
 
     /// <summary>A condition of the request (If-Match, If-None-Match) did not hold.</summary>
     public bool IsPreconditionFailed => Status == HttpStatusCode.PreconditionFailed;
