@@ -105,22 +105,14 @@ internal sealed class BaseFtMap
     /// <summary>Reads and validates <paramref name="path"/>.</summary>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
     /// <exception cref="InvalidDataException">
-    /// The file is not a JSON object of string arrays, an id is invalid, a model is listed under
+    /// The file is not a regular file or is larger than <see cref="MaxFileSize"/>, is not a JSON object of string arrays, an id is invalid, a model is listed under
     /// two bases, or a chain of bases is circular; the message names the file and the model.
     /// </exception>
     public static BaseFtMap Load(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         string fullPath = Path.GetFullPath(path);
-        if (!File.Exists(fullPath))
-        {
-            throw new FileNotFoundException($"{fullPath}: base/finetune map not found.", fullPath);
-        }
-        if (new FileInfo(fullPath).Length > MaxFileSize)
-        {
-            throw new InvalidDataException($"{fullPath}: base/finetune map is larger than {MaxFileSize} bytes.");
-        }
-        return Parse(File.ReadAllBytes(fullPath), fullPath);
+        return Parse(InputFile.ReadAll(fullPath, MaxFileSize, "base/finetune map"), fullPath);
     }
 
     /// <summary>Parses the bytes of a <c>base_ft.json</c>; <paramref name="fileName"/> is named in errors.</summary>
@@ -130,7 +122,7 @@ internal sealed class BaseFtMap
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 4 });
+            document = JsonDocument.Parse(InputFile.WithoutByteOrderMark(json), new JsonDocumentOptions { MaxDepth = 4 });
         }
         catch (JsonException ex)
         {

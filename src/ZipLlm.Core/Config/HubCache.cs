@@ -135,11 +135,16 @@ internal static class HubCache
     /// <summary>The commit a ref file holds.</summary>
     private static string ReadRef(ModelId modelId, string refPath)
     {
-        if (new FileInfo(refPath).Length > MaxRefFileSize)
+        byte[] bytes;
+        try
         {
-            throw new InvalidDataException($"{modelId}: {refPath} is larger than {MaxRefFileSize} bytes; a ref holds one commit id.");
+            bytes = InputFile.ReadAll(refPath, MaxRefFileSize, "ref");
         }
-        string commit = File.ReadAllText(refPath).Trim();
+        catch (InvalidDataException ex)
+        {
+            throw new InvalidDataException($"{modelId}: {ex.Message} A ref holds one commit id.", ex);
+        }
+        string commit = System.Text.Encoding.UTF8.GetString(bytes).Trim();
         if (!HubRevision.IsCommit(commit))
         {
             throw new InvalidDataException($"{modelId}: {refPath} does not hold a commit id ({HubRevision.CommitLength} hex digits).");

@@ -35,7 +35,7 @@ internal static class HubRevision
         {
             if (!char.IsAsciiLetterOrDigit(c) && c is not ('.' or '_' or '-' or '/'))
             {
-                return $"revision \"{revision}\" contains the character '{c}' (allowed: letters, digits, '.', '_', '-', '/')";
+                return $"revision \"{revision}\" contains the character '{c}' (allowed: ASCII letters and digits, '.', '_', '-', '/')";
             }
         }
         foreach (string part in revision.Split('/'))

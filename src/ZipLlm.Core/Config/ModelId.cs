@@ -110,7 +110,7 @@ public readonly record struct ModelId : IComparable<ModelId>
         {
             if (c != '/' && !IsIdChar(c))
             {
-                return $"\"{id}\" contains the character '{c}' (allowed: letters, digits, '.', '_', '-')";
+                return $"\"{id}\" contains the character '{c}' (allowed: ASCII letters and digits, '.', '_', '-', as on the hub)";
             }
         }
         // "." and ".." would name the parent or current folder once the id becomes a path.

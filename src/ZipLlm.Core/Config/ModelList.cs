@@ -81,25 +81,18 @@ internal sealed class ModelList
     /// <summary>Reads and validates <paramref name="path"/>.</summary>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
     /// <exception cref="InvalidDataException">
-    /// A line is not a valid id, an id repeats, or the file lists no model; the message names the
+    /// The file is not a regular file or is larger than <see cref="MaxFileSize"/>; a line is not a valid id, an id repeats, or the file lists no model; the message names the
     /// file and the line number.
     /// </exception>
     public static ModelList Load(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         string fullPath = Path.GetFullPath(path);
-        if (!File.Exists(fullPath))
-        {
-            throw new FileNotFoundException($"{fullPath}: model list not found.", fullPath);
-        }
-        if (new FileInfo(fullPath).Length > MaxFileSize)
-        {
-            throw new InvalidDataException($"{fullPath}: model list is larger than {MaxFileSize} bytes.");
-        }
+        byte[] bytes = InputFile.ReadAll(fullPath, MaxFileSize, "model list");
         string text;
         try
         {
-            text = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true).GetString(File.ReadAllBytes(fullPath));
+            text = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true).GetString(bytes);
         }
         catch (DecoderFallbackException ex)
         {

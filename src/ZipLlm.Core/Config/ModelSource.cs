@@ -59,15 +59,14 @@ internal static class DownloadRecord
         string path = PathFor(modelDir, modelId);
         try
         {
-            var info = new FileInfo(path);
-            if (!info.Exists || info.Length > HubCache.MaxRefFileSize)
+            if (!File.Exists(path))
             {
                 return null;
             }
-            string text = File.ReadAllText(path).Trim();
+            string text = System.Text.Encoding.UTF8.GetString(InputFile.ReadAll(path, HubCache.MaxRefFileSize, "download record")).Trim();
             return HubRevision.IsCommit(text) ? text.ToLowerInvariant() : null;
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException)
         {
             return null;
         }

@@ -114,7 +114,7 @@ internal sealed class ZipLlmConfig
     /// <summary>Reads and validates <paramref name="path"/>.</summary>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
     /// <exception cref="InvalidDataException">
-    /// The file is not JSON, is not an object, or has a missing, mistyped, empty or unknown field;
+    /// The file is not a regular file (a folder, a FIFO, a device) or is larger than <see cref="MaxFileSize"/>, is not JSON, is not an object, or has a missing, mistyped, empty or unknown field;
     /// the message names the file and the field.
     /// </exception>
     /// <exception cref="ArgumentException"><paramref name="path"/> is empty.</exception>
@@ -122,20 +122,12 @@ internal sealed class ZipLlmConfig
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         string fullPath = Path.GetFullPath(path);
-        if (!File.Exists(fullPath))
-        {
-            throw new FileNotFoundException($"{fullPath}: config file not found.", fullPath);
-        }
-        if (new FileInfo(fullPath).Length > MaxFileSize)
-        {
-            throw new InvalidDataException($"{fullPath}: config file is larger than {MaxFileSize} bytes.");
-        }
-        byte[] bytes = File.ReadAllBytes(fullPath);
+        byte[] bytes = InputFile.ReadAll(fullPath, MaxFileSize, "config file");
 
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = 4 });
+            document = JsonDocument.Parse(InputFile.WithoutByteOrderMark(bytes), new JsonDocumentOptions { MaxDepth = 4 });
         }
         catch (JsonException ex)
         {
@@ -178,6 +170,18 @@ internal sealed class ZipLlmConfig
                     {
                         throw Error(fullPath, property.Name, "contains a NUL character");
                     }
+                    if (property.Name == StorageDirField && S3Location.IsS3(value))
+                    {
+                        try
+                        {
+                            S3Location.Parse(value);
+                        }
+                        catch (ArgumentException ex)
+                        {
+                            // The file is wrong, not the command line: exit 3, not 2.
+                            throw Error(fullPath, property.Name, $"is not a store's URL: {ex.Message.Replace($" (Parameter '{ex.ParamName}')", "", StringComparison.Ordinal)}");
+                        }
+                    }
                     paths[property.Name] = value;
                 }
                 else
@@ -194,15 +198,57 @@ internal sealed class ZipLlmConfig
                 }
             }
 
-            return new ZipLlmConfig(
+            var config = new ZipLlmConfig(
                 fullPath,
                 paths[ModelDirField],
                 paths[StorageDirField],
                 paths[ModelsToProcessField],
                 paths[BaseFtPathField],
                 threads ?? WorkerPool.DefaultThreads);
+            RefuseStoreAmongModels(config);
+            return config;
         }
     }
+
+    /// <summary>
+    /// Refuses a store folder that is <c>model_dir</c> itself, lies inside a model's folder (one holding safetensors, or
+    /// a Hugging Face cache's <c>models--*</c>), or holds <c>model_dir</c>: compress would read the store it writes as
+    /// the model's files, or write into the models. Checked before anything is written.
+    /// </summary>
+    private static void RefuseStoreAmongModels(ZipLlmConfig config)
+    {
+        if (S3Location.IsS3(config.StorageDir))
+        {
+            return;
+        }
+        string store = Path.TrimEndingDirectorySeparator(config.StorageDir);
+        string models = Path.TrimEndingDirectorySeparator(config.ModelDir);
+        if (store == models)
+        {
+            throw Error(config.ConfigPath, StorageDirField, $"({store}) is model_dir itself; keep models and the store apart");
+        }
+        if (IsWithin(models, store))
+        {
+            throw Error(config.ConfigPath, ModelDirField, $"({models}) lies inside the store ({store}); keep models and the store apart");
+        }
+        if (!IsWithin(store, models))
+        {
+            return;
+        }
+        string first = Path.GetRelativePath(models, store).Split(Path.DirectorySeparatorChar)[0];
+        string folder = Path.Combine(models, first);
+        bool modelFolder = first.StartsWith(HubCache.ModelPrefix, StringComparison.Ordinal)
+            || (Directory.Exists(folder) && Directory.EnumerateFiles(folder, "*.safetensors", SearchOption.TopDirectoryOnly).Any());
+        if (modelFolder)
+        {
+            throw Error(config.ConfigPath, StorageDirField,
+                $"({store}) lies inside the model folder {folder}; compress would read the store as the model's files. Keep it outside");
+        }
+    }
+
+    /// <summary>Whether <paramref name="path"/> is <paramref name="folder"/> or lies below it (both absolute, without a trailing separator).</summary>
+    private static bool IsWithin(string path, string folder) =>
+        path == folder || path.StartsWith(folder + Path.DirectorySeparatorChar, StringComparison.Ordinal);
 
     private static int ReadThreads(string fullPath, JsonElement value)
     {

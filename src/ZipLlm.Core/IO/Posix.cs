@@ -128,18 +128,27 @@ internal static partial class Posix
     /// <exception cref="FileNotFoundException">Nothing is there.</exception>
     /// <exception cref="InvalidDataException">The entry is a symlink, a directory, a FIFO or a device.</exception>
     /// <exception cref="IOException">It cannot be opened.</exception>
-    public static SafeFileHandle OpenRegularFileForReading(string path, string name)
+    public static SafeFileHandle OpenRegularFileForReading(string path, string name) => OpenRegularFileForReading(path, name, followLink: false);
+
+    /// <summary>
+    /// Opens a regular file for reading without blocking on a FIFO, following a symlink at its last component when
+    /// <paramref name="followLink"/> is set (a config file may be a link); anything that is not a regular file is refused.
+    /// </summary>
+    /// <exception cref="FileNotFoundException">Nothing is there.</exception>
+    /// <exception cref="InvalidDataException">The entry is a directory, a FIFO or a device (or a symlink, unless followed).</exception>
+    /// <exception cref="IOException">It cannot be opened.</exception>
+    public static SafeFileHandle OpenRegularFileForReading(string path, string name, bool followLink)
     {
         if (!OperatingSystem.IsLinux())
         {
-            EntryStatus status = FallbackStatus(path);
+            EntryStatus status = followLink ? Stat(path) : FallbackStatus(path);
             RefuseUnlessFile(status.Kind, path, name);
             return File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, FileOptions.RandomAccess);
         }
         int fd;
         do
         {
-            fd = open(path, ORdOnly | ONonBlock | ONoFollow | OCloExec);
+            fd = open(path, ORdOnly | ONonBlock | (followLink ? 0 : ONoFollow) | OCloExec);
         }
         while (fd < 0 && Marshal.GetLastPInvokeError() == EIntr);
         if (fd < 0)

@@ -22,6 +22,15 @@ internal sealed class FileLock : IDisposable
     // EROFS, as .NET reports an errno it has no exception type for (Linux and macOS alike).
     private const int ReadOnlyFileSystem = 30;
 
+    // EWOULDBLOCK (EAGAIN) of flock(LOCK_NB), which .NET reports as an IOException carrying the raw errno: the only
+    // failure that means another holder. Linux's number; macOS and the BSDs use 35.
+    private const int WouldBlockLinux = 11;
+    private const int WouldBlockBsd = 35;
+
+    // Windows reports another holder as ERROR_SHARING_VIOLATION or ERROR_LOCK_VIOLATION in the HRESULT's low word.
+    private const int SharingViolation = 32;
+    private const int LockViolation = 33;
+
     // Per flow of execution (a verb's run, a test), so concurrent runs in one process keep their own.
     private static readonly AsyncLocal<Scope?> s_scope = new();
 
@@ -56,7 +65,10 @@ internal sealed class FileLock : IDisposable
     /// <summary>Takes the lock, waiting up to <paramref name="timeout"/> for other holders to let go.</summary>
     /// <exception cref="TimeoutException">The lock was not free in time; the message names its holders.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled while waiting.</exception>
-    /// <exception cref="IOException">The lock file cannot be written, for an exclusive lock, or read, for a shared one.</exception>
+    /// <exception cref="IOException">
+    /// The lock file cannot be written, for an exclusive lock, or read, for a shared one; or it cannot be made or opened
+    /// at all (no space or inodes left, an I/O error): the message names it.
+    /// </exception>
     public static FileLock Acquire(string path, bool exclusive, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         bool readOnly = false;
@@ -92,9 +104,14 @@ internal sealed class FileLock : IDisposable
             {
                 throw new IOException($"Cannot take the lock {path}: the store is read-only here and its lock file is missing.", ex);
             }
-            catch (IOException ex)
+            catch (IOException ex) when (IsHeldElsewhere(ex))
             {
                 busy = ex;
+            }
+            catch (IOException ex)
+            {
+                // Out of space or inodes, an I/O error: no holder will ever let go of that, so waiting would not help.
+                throw new IOException($"Cannot take the lock {path}: {ex.Message}", ex);
             }
             if (waited.Elapsed >= timeout)
             {
@@ -119,6 +136,11 @@ internal sealed class FileLock : IDisposable
     private static IOException ReadOnlyHere(string path, Exception ex) =>
         new($"Cannot take the lock {path} to change the store: it is read-only here " +
             $"({(ex is UnauthorizedAccessException ? "permission denied" : "read-only file system")}).", ex);
+
+    /// <summary>Whether opening the lock file failed because another holder has it locked (not for want of space, inodes or a disk).</summary>
+    private static bool IsHeldElsewhere(IOException ex) =>
+        OperatingSystem.IsWindows() ? (ex.HResult & 0xFFFF) is SharingViolation or LockViolation
+        : ex.HResult == (OperatingSystem.IsLinux() ? WouldBlockLinux : WouldBlockBsd);
 
     /// <summary>Whether opening a file for writing failed for want of the right to write: a read-only file system, or permissions.</summary>
     private static bool IsNotWritable(Exception ex) => ex is UnauthorizedAccessException || (ex is IOException && ex.HResult == ReadOnlyFileSystem);

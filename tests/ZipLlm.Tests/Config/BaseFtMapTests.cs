@@ -85,4 +85,35 @@ public class BaseFtMapTests
     [Fact]
     public void Constructor_ModelUnderTwoBases_ThrowsArgumentException() =>
         Assert.Throws<ArgumentException>(() => new BaseFtMap([new(ModelId.Parse("a/b"), [ModelId.Parse("c/d")]), new(ModelId.Parse("e/f"), [ModelId.Parse("c/d")])]));
+
+    [Fact]
+    public void Load_SavedWithAUtf8ByteOrderMark_Accepted()
+    {
+        using var dir = new TempDir();
+        string path = dir.Combine("base_ft.json");
+        File.WriteAllBytes(path, [0xEF, 0xBB, 0xBF, .. """{ "org/base": ["org/ft1"] }"""u8]);
+
+        Assert.Contains(ModelId.Parse("org/ft1"), BaseFtMap.Load(path).FinetunesOf(ModelId.Parse("org/base")));
+    }
+
+    [Fact]
+    public void Load_AFifo_RefusedWithoutWaitingForAWriter()
+    {
+        using var dir = new TempDir();
+        string fifo = dir.Combine("base_ft.json");
+        MakeFifo(fifo);
+
+        // Opened without O_NONBLOCK, it would wait for a writer forever.
+        Task<BaseFtMap> load = Task.Run(() => BaseFtMap.Load(fifo));
+        Assert.True(((IAsyncResult)load).AsyncWaitHandle.WaitOne(TimeSpan.FromSeconds(20)), "Load waited on the FIFO");
+        var ex = Assert.Throws<InvalidDataException>(() => load.GetAwaiter().GetResult());
+        Assert.Contains("base/finetune map is a FIFO, socket or device, not a regular file", ex.Message);
+    }
+
+    /// <summary>Makes a FIFO at <paramref name="path"/> (mkfifo).</summary>
+    internal static void MakeFifo(string path)
+    {
+        using var mkfifo = System.Diagnostics.Process.Start("mkfifo", [path]);
+        Assert.True(mkfifo.WaitForExit(TimeSpan.FromSeconds(10)) && mkfifo.ExitCode == 0, $"mkfifo {path} failed");
+    }
 }

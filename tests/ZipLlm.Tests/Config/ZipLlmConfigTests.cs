@@ -157,4 +157,48 @@ public class ZipLlmConfigTests
         var config = ZipLlmConfig.Load(dir.Write("config.json", Valid));
         Assert.Equal(Path.Combine(config.ModelDir, "my_org_model-1"), config.ModelFolder(ModelId.Parse("my_org/model-1")));
     }
+
+    [Fact]
+    public void Load_SavedWithAUtf8ByteOrderMark_Accepted()
+    {
+        using var dir = new TempDir();
+        string path = dir.Combine("config.json");
+        File.WriteAllBytes(path, [0xEF, 0xBB, 0xBF, .. System.Text.Encoding.UTF8.GetBytes(Valid)]);
+
+        Assert.Equal(dir.Combine("store"), ZipLlmConfig.Load(path).StorageDir);
+    }
+
+    [Fact]
+    public void Load_AFolder_RefusedAsNotARegularFile()
+    {
+        using var dir = new TempDir();
+        Directory.CreateDirectory(dir.Combine("config.json"));
+
+        // It was "config file not found", which sends the user looking for a file that is there.
+        var ex = Assert.Throws<InvalidDataException>(() => ZipLlmConfig.Load(dir.Combine("config.json")));
+        Assert.Contains("is a folder, not a regular file", ex.Message);
+    }
+
+    [Theory]
+    [InlineData("/dev/zero")]
+    [InlineData("/dev/urandom")]
+    [InlineData("/dev/null")]
+    public void Load_ADevice_RefusedWithoutReadingIt(string device)
+    {
+        var ex = Assert.Throws<InvalidDataException>(() => ZipLlmConfig.Load(device));
+        Assert.Contains($"{device}: config file is a FIFO, socket or device, not a regular file", ex.Message);
+    }
+
+    [Fact]
+    public void Load_BadBucketName_InvalidDataNamingTheField()
+    {
+        using var dir = new TempDir();
+        string path = dir.Write("config.json", Valid.Replace("\"store\"", "\"s3://Bad_Bucket/x\"", StringComparison.Ordinal));
+
+        // A mistake in the file, not on the command line: InvalidDataException (exit 3), not ArgumentException (exit 2).
+        var ex = Assert.Throws<InvalidDataException>(() => ZipLlmConfig.Load(path));
+        Assert.Contains("\"storage_dir\"", ex.Message);
+        Assert.Contains("\"Bad_Bucket\" is not a bucket name", ex.Message);
+        Assert.DoesNotContain("(Parameter", ex.Message);
+    }
 }

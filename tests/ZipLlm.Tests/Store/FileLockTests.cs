@@ -80,4 +80,18 @@ public class FileLockTests
             Assert.Contains($"compress (pid {Environment.ProcessId})", ex.Message);
         }
     }
+
+    [Fact]
+    public void Acquire_NoInodeLeftForTheLockFile_ThrowsIOExceptionNamingItAtOnce()
+    {
+        using var disk = new TmpfsMount(1 << 20, inodes: 64);
+        string path = disk.Combine("locks", "model.o@big.lock");
+        Directory.CreateDirectory(disk.Combine("locks"));
+        Assert.True(disk.UseEveryInode() > 0);
+
+        // ENOSPC is not another holder: before, it was taken for one and waited out the whole timeout.
+        var ex = Assert.Throws<IOException>(() => FileLock.Acquire(path, exclusive: true, TimeSpan.FromSeconds(20)));
+        Assert.Contains(path, ex.Message);
+        Assert.Contains("No space left", ex.Message);
+    }
 }

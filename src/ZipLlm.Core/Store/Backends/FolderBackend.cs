@@ -32,7 +32,54 @@ internal sealed class FolderBackend : IStoreBackend
     public string? LocalRoot => Layout.Root;
 
     /// <inheritdoc/>
-    public byte[]? ReadFormat() => File.Exists(Layout.FormatFile) ? File.ReadAllBytes(Layout.FormatFile) : null;
+    /// <exception cref="InvalidDataException">The folder lies inside another store.</exception>
+    public byte[]? ReadFormat()
+    {
+        RefuseInsideAStore();
+        return File.Exists(Layout.FormatFile) ? File.ReadAllBytes(Layout.FormatFile) : null;
+    }
+
+    /// <summary>Throws when a folder above the store's (through any symlink) holds a store's FORMAT.</summary>
+    private void RefuseInsideAStore()
+    {
+        string root = Path.TrimEndingDirectorySeparator(Path.GetFullPath(Layout.Root));
+        // The nearest folder that exists, its links resolved: a link into another store must not hide it.
+        string existing = root;
+        while (!Directory.Exists(existing) && Path.GetDirectoryName(existing) is { } parent)
+        {
+            existing = parent;
+        }
+        string resolved = Path.Join(Posix.RealPath(existing), Path.GetRelativePath(existing, root));
+        foreach (string path in new[] { root, Path.TrimEndingDirectorySeparator(Path.GetFullPath(resolved)) }.Distinct())
+        {
+            for (string? folder = Path.GetDirectoryName(path); folder is not null; folder = Path.GetDirectoryName(folder))
+            {
+                if (IsStore(folder))
+                {
+                    throw StoreLayout.NestedStore(Layout.Root, folder);
+                }
+            }
+        }
+    }
+
+    private static bool IsStore(string folder)
+    {
+        string format = Path.Combine(folder, "FORMAT");
+        if (Posix.Stat(format).Kind != EntryKind.File)
+        {
+            return false;
+        }
+        try
+        {
+            using var stream = new FileStream(format, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 1);
+            Span<byte> start = stackalloc byte[StoreLayout.FormatMagic.Length];
+            return stream.ReadAtLeast(start, start.Length, throwOnEndOfStream: false) == start.Length && start.SequenceEqual(StoreLayout.FormatMagic);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return false; // not readable here: not known to be a store
+        }
+    }
 
     /// <inheritdoc/>
     public void Create(ReadOnlySpan<byte> format)

@@ -73,8 +73,32 @@ internal sealed class S3Backend : IStoreBackend, IDisposable
     public string? LocalRoot => null;
 
     /// <inheritdoc/>
+    /// <exception cref="InvalidDataException">The prefix lies under another store's.</exception>
     public byte[]? ReadFormat()
     {
+        // A FORMAT at any shorter prefix (a store above this one): one GET per level, a 404 each when all is well.
+        string[] parts = Store.Prefix.TrimEnd('/').Split('/', StringSplitOptions.RemoveEmptyEntries);
+        for (int depth = 0; depth < parts.Length; depth++)
+        {
+            string outer = depth == 0 ? "" : string.Join('/', parts[..depth]) + "/";
+            byte[]? marker;
+            try
+            {
+                marker = Get(outer + "FORMAT", 4096);
+            }
+            catch (S3RequestException ex) when (ex.IsNotFound)
+            {
+                continue;
+            }
+            catch (InvalidDataException)
+            {
+                continue; // too large to be a store's marker
+            }
+            if (marker.AsSpan().StartsWith(StoreLayout.FormatMagic))
+            {
+                throw StoreLayout.NestedStore(Location, $"{S3Location.Scheme}{Store.Bucket}/{outer.TrimEnd('/')}".TrimEnd('/'));
+            }
+        }
         try
         {
             return Get(Store.FormatKey, 4096);

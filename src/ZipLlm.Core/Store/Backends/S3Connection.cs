@@ -40,7 +40,10 @@ internal sealed class S3Connection : IDisposable
     /// then the rest); region from <c>AWS_REGION</c> / <c>AWS_DEFAULT_REGION</c> or the profile; endpoint from
     /// <c>AWS_ENDPOINT_URL_S3</c> or <c>AWS_ENDPOINT_URL</c>, addressed path-style (what servers other than AWS's serve).
     /// </summary>
-    /// <exception cref="ArgumentException">An endpoint variable holds no http(s) URL.</exception>
+    /// <exception cref="InvalidDataException">
+    /// An endpoint variable holds no http(s) URL, or neither a region (variables, profile) nor an endpoint is set: the
+    /// message names the variables to set.
+    /// </exception>
     public static IAmazonS3 CreateClient(int maxConnections, Func<string, string?>? environment = null)
     {
         environment ??= Environment.GetEnvironmentVariable;
@@ -60,12 +63,20 @@ internal sealed class S3Connection : IDisposable
             config.RegionEndpoint = Amazon.RegionEndpoint.GetBySystemName(region);
         }
         string? endpointVariable = Variable(EndpointS3Variable) is not null ? EndpointS3Variable : Variable(EndpointVariable) is not null ? EndpointVariable : null;
+        if (region is null && endpointVariable is null)
+        {
+            // The SDK would fail at the first request with a stack trace ("No RegionEndpoint or ServiceURL configured").
+            config.RegionEndpoint = ProfileRegion(Variable("AWS_PROFILE") ?? "default")
+                ?? throw new InvalidDataException(
+                    $"No AWS region for an s3:// store: set AWS_REGION (or AWS_DEFAULT_REGION, or region in the AWS profile), " +
+                    $"or {EndpointS3Variable} (or {EndpointVariable}) for a server that is not AWS's.");
+        }
         if (endpointVariable is not null)
         {
             string endpoint = Variable(endpointVariable)!;
             if (!Uri.TryCreate(endpoint, UriKind.Absolute, out Uri? uri) || uri.Scheme is not ("http" or "https"))
             {
-                throw new ArgumentException($"{endpointVariable}={endpoint} is not an http(s) URL.");
+                throw new InvalidDataException($"{endpointVariable}={endpoint} is not an http(s) URL.");
             }
             config.ServiceURL = endpoint;
             config.ForcePathStyle = true;
@@ -80,6 +91,19 @@ internal sealed class S3Connection : IDisposable
             return new AmazonS3Client(credentials, config);
         }
         return new AmazonS3Client(config);
+    }
+
+    /// <summary>The region of the AWS profile <paramref name="name"/> (<c>~/.aws/config</c>, <c>~/.aws/credentials</c>), when it sets one.</summary>
+    private static Amazon.RegionEndpoint? ProfileRegion(string name)
+    {
+        try
+        {
+            return new Amazon.Runtime.CredentialManagement.CredentialProfileStoreChain().TryGetProfile(name, out var profile) ? profile.Region : null;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or AmazonClientException or ArgumentException or InvalidDataException)
+        {
+            return null; // an unreadable profile file sets no region
+        }
     }
 
     /// <summary>Runs one request through the gate and waits for it.</summary>
@@ -190,6 +214,8 @@ internal sealed class S3Connection : IDisposable
 /// <summary>An S3 request that failed: the server's status and code when it answered.</summary>
 internal sealed class S3RequestException : IOException
 {
+    private const string QuotaExceededCode = "QuotaExceeded";
+
     /// <summary>Creates the exception.</summary>
     public S3RequestException(string request, HttpStatusCode? status, string? code, string message, Exception? innerException)
         : base(Describe(request, status, code, message), innerException)
@@ -210,7 +236,11 @@ internal sealed class S3RequestException : IOException
         string detail = string.IsNullOrWhiteSpace(message) ? "" : message.Trim();
         if (status == HttpStatusCode.Forbidden)
         {
-            detail = detail.Length == 0 ? "these credentials may not do this" : $"{detail} (these credentials may not do this)";
+            // A 403 is not always a matter of rights: a full quota is one too, and no other key would help.
+            string meaning = code == QuotaExceededCode
+                ? "the bucket's or the user's quota is full: remove models or run gc to free space"
+                : "these credentials may not do this";
+            detail = detail.Length == 0 ? meaning : $"{detail} ({meaning})";
         }
         return $"S3 {request}: {string.Join(": ", new[] { answer, detail }.Where(part => part.Length > 0))}";
     }
@@ -218,8 +248,11 @@ internal sealed class S3RequestException : IOException
     /// <summary>The key or bucket is not there.</summary>
     public bool IsNotFound => Status == HttpStatusCode.NotFound;
 
-    /// <summary>The credentials may not do this (AccessDenied): read-only keys asked to write, say.</summary>
-    public bool IsAccessDenied => Status == HttpStatusCode.Forbidden;
+    /// <summary>The credentials may not do this (AccessDenied): read-only keys asked to write, say. Not a full quota.</summary>
+    public bool IsAccessDenied => Status == HttpStatusCode.Forbidden && !IsQuotaExceeded;
+
+    /// <summary>The bucket's or the user's quota is full (RADOS Gateway's and MinIO's <c>QuotaExceeded</c>, a 403).</summary>
+    public bool IsQuotaExceeded => Code == QuotaExceededCode;
 
     /// <summary>A condition of the request (If-Match, If-None-Match) did not hold.</summary>
     public bool IsPreconditionFailed => Status == HttpStatusCode.PreconditionFailed;

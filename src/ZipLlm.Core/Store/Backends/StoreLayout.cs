@@ -20,6 +20,14 @@ internal sealed class StoreLayout(string root)
     /// <summary>First line of the FORMAT file this build writes.</summary>
     public static readonly string FormatLine = $"zipllm-store {FormatVersion}";
 
+    /// <summary>How every store's FORMAT begins, whatever its version: what tells a store from another file of that name.</summary>
+    public static ReadOnlySpan<byte> FormatMagic => "zipllm-store "u8;
+
+    /// <summary>The message refusing a store at <paramref name="location"/> inside the store at <paramref name="outer"/>.</summary>
+    public static InvalidDataException NestedStore(string location, string outer) =>
+        new($"{location} lies inside the zipllm store {outer}: a store inside a store is refused (the outer store's verify would " +
+            "report its files as damage, and its remove and gc would refuse to run). Choose a place outside it.");
+
     /// <summary>The store's root folder.</summary>
     public string Root { get; } = Path.GetFullPath(root);
 
