@@ -1,3 +1,4 @@
+using ZipLlm.Config;
 using ZipLlm.Store;
 
 namespace ZipLlm.Cli;
@@ -14,10 +15,11 @@ internal static class ErrorMapping
         exitCode = ex switch
         {
             StoreDamageException => ExitCodes.VerificationFailed,
-            // A model the store does not hold: the command line named the wrong one.
-            KeyNotFoundException => ExitCodes.UsageError,
+            // A model the store does not hold: the command line named the wrong one. (Any other missing key is a bug: exit 1.)
+            ModelNotFoundException => ExitCodes.UsageError,
             InvalidDataException or EndOfStreamException or NotSupportedException => ExitCodes.InvalidInput,
-            ArgumentException => ExitCodes.UsageError,
+            // What the user asked for cannot be done as asked. (Any other argument error is the engine's bug: exit 1.)
+            UsageException => ExitCodes.UsageError,
             FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException or IOException or TimeoutException => ExitCodes.IoError,
             _ => -1,
         };

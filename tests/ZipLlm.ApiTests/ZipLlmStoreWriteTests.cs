@@ -155,7 +155,7 @@ public sealed class ZipLlmStoreWriteTests : IDisposable
     {
         await using ZipLlmStore store = OpenStore();
 
-        var refused = await Assert.ThrowsAsync<KeyNotFoundException>(() => store.CompressAsync(_models.FinetuneFolder, TestModels.FinetuneId, TestModels.BaseId));
+        var refused = await Assert.ThrowsAsync<ModelNotFoundException>(() => store.CompressAsync(_models.FinetuneFolder, TestModels.FinetuneId, TestModels.BaseId));
 
         Assert.Contains($"The base model {TestModels.BaseId} of {TestModels.FinetuneId} is not in the store", refused.Message);
         Assert.False(store.Contains(TestModels.FinetuneId));
@@ -210,7 +210,7 @@ public sealed class ZipLlmStoreWriteTests : IDisposable
         Assert.Equal([TestModels.FinetuneId], one.Models.Select(m => m.ModelId));
         Assert.True(one.Intact);
         Assert.NotEmpty(reports);
-        await Assert.ThrowsAsync<KeyNotFoundException>(() => store.VerifyAsync("org/not-stored"));
+        await Assert.ThrowsAsync<ModelNotFoundException>(() => store.VerifyAsync("org/not-stored"));
     }
 
     [Fact]

@@ -74,7 +74,9 @@ internal abstract class BaseCommand : Command
             }
             catch (Exception ex)
             {
-                logger.LogCritical(ex, "Unexpected error: {Message}", ex.Message);
+                // Not one of the failures a user can act on: a bug. One line, and the stack trace for a report at -v debug.
+                logger.LogCritical("Unexpected error ({Type}): {Message}; run with -v debug for the stack trace", ex.GetType().Name, ex.Message);
+                logger.LogDebug(ex, "Stack trace of the unexpected error");
                 return ExitCodes.InternalError;
             }
         });

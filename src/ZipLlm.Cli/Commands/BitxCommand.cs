@@ -2,6 +2,7 @@ using System.CommandLine;
 using Microsoft.Extensions.Logging;
 using ZipLlm.Codecs;
 using ZipLlm.Tools.BitxFileTool;
+using ZipLlm.Config;
 
 namespace ZipLlm.Cli.Commands;
 
@@ -78,16 +79,16 @@ internal sealed class BitxCommand : BaseCommand
         bool compress = parseResult.GetValue(CompressOption), decompress = parseResult.GetValue(DecompressOption);
         string basePath = parseResult.GetRequiredValue(BaseArgument);
         string? finetune = parseResult.GetValue(FinetuneArgument), output = parseResult.GetValue(OutputOption);
-        string exponent = parseResult.GetValue(ExponentOption) ?? throw new ArgumentException("--compressed-exp is required.");
-        string signMantissa = parseResult.GetValue(SignMantissaOption) ?? throw new ArgumentException("--compressed-sm is required.");
+        string exponent = parseResult.GetValue(ExponentOption) ?? throw new UsageException("--compressed-exp is required.");
+        string signMantissa = parseResult.GetValue(SignMantissaOption) ?? throw new UsageException("--compressed-sm is required.");
         if (compress == decompress)
         {
-            throw new ArgumentException("Give exactly one of --compress and --decompress.");
+            throw new UsageException("Give exactly one of --compress and --decompress.");
         }
         var options = new BitxOptions { Threads = parseResult.GetValue(ThreadsOption), Level = parseResult.GetValue(LevelOption) };
         if (options.Threads is < 0 or > WorkerPool.MaxThreads || options.Level is < -7 or > 22)
         {
-            throw new ArgumentException($"--threads must be from 0 to {WorkerPool.MaxThreads} and --level between -7 and 22.");
+            throw new UsageException($"--threads must be from 0 to {WorkerPool.MaxThreads} and --level between -7 and 22.");
         }
         TextWriter stdout = parseResult.InvocationConfiguration.Output;
 
@@ -95,7 +96,7 @@ internal sealed class BitxCommand : BaseCommand
         {
             if (finetune is null || output is not null)
             {
-                throw new ArgumentException("--compress takes BASE and FT, and no --output.");
+                throw new UsageException("--compress takes BASE and FT, and no --output.");
             }
             BitxResult result = BitxFile.Compress(basePath, finetune, exponent, signMantissa, options, logger, cancellationToken);
             Report(stdout, result, "compressed");
@@ -104,7 +105,7 @@ internal sealed class BitxCommand : BaseCommand
         {
             if (finetune is not null || output is null)
             {
-                throw new ArgumentException("--decompress takes BASE only, and --output.");
+                throw new UsageException("--decompress takes BASE only, and --output.");
             }
             BitxResult result = BitxFile.Decompress(basePath, exponent, signMantissa, output, options, logger, cancellationToken);
             Report(stdout, result, "decompressed");

@@ -143,7 +143,7 @@ internal static class CommonOptions
         }
         if (value is < 1 or > ZipLlmConfig.MaxThreads)
         {
-            throw new ArgumentException($"--threads must be from 1 to {ZipLlmConfig.MaxThreads}, not {value}.");
+            throw new UsageException($"--threads must be from 1 to {ZipLlmConfig.MaxThreads}, not {value}.");
         }
         return config.WithThreads(value);
     }

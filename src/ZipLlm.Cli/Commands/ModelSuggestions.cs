@@ -10,22 +10,22 @@ internal static class ModelSuggestions
     /// Parses <paramref name="modelText"/> and runs <paramref name="run"/> on the id; a model it does not find, or an
     /// id without its org, is reported with the closest stored ids.
     /// </summary>
-    /// <exception cref="KeyNotFoundException">The model is not stored; the message suggests others.</exception>
+    /// <exception cref="ModelNotFoundException">The model is not stored; the message suggests others.</exception>
     /// <exception cref="ArgumentException">The text is no model id (a name without its org); the message suggests stored ids with that name.</exception>
     public static T Run<T>(ZipLlmConfig config, string modelText, Func<ModelId, T> run)
     {
         if (!ModelId.TryParse(modelText, out ModelId modelId, out string? problem))
         {
             // Only a name without its org gets this far (CommonOptions.ModelArgument refuses other malformed ids).
-            throw new ArgumentException(Explain($"Invalid model id: {problem}.", modelText, StoredIds(config)));
+            throw new UsageException(Explain($"Invalid model id: {problem}.", modelText, StoredIds(config)));
         }
         try
         {
             return run(modelId);
         }
-        catch (KeyNotFoundException ex)
+        catch (ModelNotFoundException ex)
         {
-            throw new KeyNotFoundException(Explain(ex.Message, modelText, StoredIds(config)), ex);
+            throw new ModelNotFoundException(ex.ModelId, Explain(ex.Message, modelText, StoredIds(config)), ex);
         }
     }
 

@@ -64,7 +64,7 @@ public readonly record struct ModelId : IComparable<ModelId>
     /// <summary>Parses <c>org/name</c>.</summary>
     /// <exception cref="ArgumentException"><paramref name="text"/> is not a valid model id; the message says why.</exception>
     public static ModelId Parse(string? text, [CallerArgumentExpression(nameof(text))] string? paramName = null) =>
-        TryParse(text, out ModelId id, out string? error) ? id : throw new ArgumentException($"Invalid model id: {error}.", paramName);
+        TryParse(text, out ModelId id, out string? error) ? id : throw new UsageException($"Invalid model id: {error}.", paramName);
 
     /// <summary>
     /// Parses <paramref name="text"/> when it is <c>org/name</c> with exactly one <c>/</c>, non-empty parts other

@@ -1,3 +1,4 @@
+using ZipLlm.Config;
 namespace ZipLlm.Hub;
 
 /// <summary>Where the hub is and how patiently to talk to it.</summary>
@@ -157,7 +158,7 @@ internal sealed record HubClientOptions
     {
         if (!Uri.TryCreate(endpoint.Trim().TrimEnd('/'), UriKind.Absolute, out Uri? uri) || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps))
         {
-            throw new ArgumentException($"Hub endpoint \"{endpoint}\" is not an absolute http(s) address.", nameof(endpoint));
+            throw new UsageException($"Hub endpoint \"{endpoint}\" is not an absolute http(s) address.", nameof(endpoint));
         }
         return uri;
     }

@@ -198,6 +198,7 @@ internal sealed class AtomicFileWriter : IDisposable
     private readonly string _path;
     private readonly string _temporary;
     private FileStream? _stream;
+    private LimitedFileStream? _writes;
 
     /// <summary>Starts writing <paramref name="path"/>; the temporary file goes in <paramref name="tempDir"/> (same file system) or beside the target.</summary>
     public AtomicFileWriter(string path, string? tempDir = null)
@@ -206,10 +207,11 @@ internal sealed class AtomicFileWriter : IDisposable
         _temporary = AtomicFile.TempPathFor(_path, tempDir);
         Directory.CreateDirectory(Path.GetDirectoryName(_temporary)!);
         _stream = new FileStream(_temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, BufferSize);
+        _writes = new LimitedFileStream(_stream, _path);
     }
 
     /// <summary>Where to write the content.</summary>
-    public Stream Stream => _stream ?? throw new ObjectDisposedException(_path);
+    public Stream Stream => _stream is null ? throw new ObjectDisposedException(_path) : _writes!;
 
     /// <summary>Flushes (to disk when <paramref name="durable"/>) and renames the file into place, replacing what is there.</summary>
     /// <returns>The file's length.</returns>
@@ -224,7 +226,7 @@ internal sealed class AtomicFileWriter : IDisposable
     private long? Commit(bool durable, bool replace)
     {
         FileStream stream = _stream ?? throw new ObjectDisposedException(_path);
-        stream.Flush(flushToDisk: durable);
+        LimitedFileStream.Translate(_path, () => stream.Flush(flushToDisk: durable));
         if (!durable)
         {
             // Start writing it out now, without waiting: the later syncfs then finds little left to do.
@@ -286,4 +288,79 @@ internal sealed class AtomicFileWriter : IDisposable
             }
         }
     }
+}
+
+/// <summary>
+/// A file being written, whose writes past the file system's or the process's file-size limit (EFBIG, which .NET
+/// reports as an <see cref="ArgumentOutOfRangeException"/> of the length) fail as the I/O errors they are, naming the
+/// file, as a full disk's do.
+/// </summary>
+internal sealed class LimitedFileStream(FileStream inner, string path) : Stream
+{
+    /// <summary>Runs <paramref name="write"/>, turning a file-size limit into an <see cref="IOException"/> naming <paramref name="path"/>.</summary>
+    public static void Translate(string path, Action write)
+    {
+        try
+        {
+            write();
+        }
+        catch (ArgumentOutOfRangeException ex)
+        {
+            throw new IOException($"{path}: the file would be larger than the file system (or the process's file-size limit) allows.", ex);
+        }
+    }
+
+    /// <inheritdoc/>
+    public override bool CanRead => false;
+
+    /// <inheritdoc/>
+    public override bool CanSeek => false;
+
+    /// <inheritdoc/>
+    public override bool CanWrite => inner.CanWrite;
+
+    /// <inheritdoc/>
+    public override long Length => inner.Length;
+
+    /// <inheritdoc/>
+    public override long Position
+    {
+        get => inner.Position;
+        set => throw new NotSupportedException();
+    }
+
+    /// <inheritdoc/>
+    public override void Write(ReadOnlySpan<byte> buffer)
+    {
+        try
+        {
+            inner.Write(buffer);
+        }
+        catch (ArgumentOutOfRangeException ex)
+        {
+            throw new IOException($"{path}: the file would be larger than the file system (or the process's file-size limit) allows.", ex);
+        }
+    }
+
+    /// <inheritdoc/>
+    public override void Write(byte[] buffer, int offset, int count)
+    {
+        ValidateBufferArguments(buffer, offset, count);
+        Write(buffer.AsSpan(offset, count));
+    }
+
+    /// <inheritdoc/>
+    public override void WriteByte(byte value) => Write([value]);
+
+    /// <inheritdoc/>
+    public override void Flush() => Translate(path, inner.Flush);
+
+    /// <inheritdoc/>
+    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+    /// <inheritdoc/>
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+    /// <inheritdoc/>
+    public override void SetLength(long value) => throw new NotSupportedException();
 }

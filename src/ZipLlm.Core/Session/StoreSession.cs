@@ -148,9 +148,9 @@ internal sealed class StoreSession : IDisposable
         {
             baseManifest = ReadManifest(baseId);
         }
-        catch (KeyNotFoundException ex)
+        catch (ModelNotFoundException ex)
         {
-            throw new KeyNotFoundException($"The base model {baseId} of {modelId} is not in the store at {Location}; store it first.", ex);
+            throw new ModelNotFoundException(baseId, $"The base model {baseId} of {modelId} is not in the store at {Location}; store it first.", ex);
         }
         int depth = LineagePlanner.DepthOf(baseManifest);
         if (depth >= LineagePlanner.MaxMaxDepth)
@@ -221,7 +221,7 @@ internal sealed class StoreSession : IDisposable
         {
             if (!Store.Contains(named))
             {
-                throw new KeyNotFoundException($"Model {named} is not in the store");
+                throw new ModelNotFoundException(named, $"Model {named} is not in the store");
             }
             models = [named];
         }
@@ -257,15 +257,15 @@ internal sealed class StoreSession : IDisposable
         // Checked before waiting for the lock, so a mistyped id fails at once; checked again under it by Remove.
         if (!Store.Contains(modelId))
         {
-            throw new KeyNotFoundException($"Model {modelId} is not in the store");
+            throw new ModelNotFoundException(modelId, $"Model {modelId} is not in the store");
         }
         try
         {
             return Store.Remove(modelId, Logger, cancellationToken);
         }
-        catch (KeyNotFoundException ex)
+        catch (ModelNotFoundException ex)
         {
-            throw new KeyNotFoundException($"Model {modelId} is not in the store (removed by another process meanwhile)", ex);
+            throw new ModelNotFoundException(modelId, $"Model {modelId} is not in the store (removed by another process meanwhile)", ex);
         }
     }
 

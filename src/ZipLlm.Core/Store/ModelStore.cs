@@ -80,7 +80,7 @@ internal sealed class ModelStore
         Manifest manifest;
         lock (_parsed)
         {
-            manifest = ParseCached(key) ?? throw new KeyNotFoundException($"Model {modelId} is not in the store at {Backend.Location}.");
+            manifest = ParseCached(key) ?? throw new ModelNotFoundException(modelId, $"Model {modelId} is not in the store at {Backend.Location}.");
         }
         if (manifest.Id != modelId)
         {

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Microsoft.Win32.SafeHandles;
 using ZipLlm.IO;
+using ZipLlm.Config;
 
 namespace ZipLlm.Store;
 
@@ -103,23 +104,23 @@ internal sealed class OutputFolder : IDisposable
         string? storeRoot = storeRootPath is null ? null : Posix.RealPath(storeRootPath);
         if (storeRoot is not null && IsSameOrInside(root, storeRoot))
         {
-            throw new ArgumentException($"Output folder {root} is inside the store {storeRoot}; restore into a folder outside it.");
+            throw new UsageException($"Output folder {root} is inside the store {storeRoot}; restore into a folder outside it.");
         }
         if (force)
         {
             if (IsProtectedFolder(root))
             {
-                throw new ArgumentException($"Refusing --force into {root}: --force deletes every file in the output folder that is not the model's.");
+                throw new UsageException($"Refusing --force into {root}: --force deletes every file in the output folder that is not the model's.");
             }
             if (storeRoot is not null && IsSameOrInside(storeRoot, root))
             {
-                throw new ArgumentException($"Refusing --force into {root}: it holds the store {storeRoot}, which --force would delete.");
+                throw new UsageException($"Refusing --force into {root}: it holds the store {storeRoot}, which --force would delete.");
             }
             foreach (string folder in protectedFolders)
             {
                 if (Directory.Exists(folder) && Posix.RealPath(folder) is var real && IsSameOrInside(real, root))
                 {
-                    throw new ArgumentException($"Refusing --force into {root}: it holds {real}, which --force would delete.");
+                    throw new UsageException($"Refusing --force into {root}: it holds {real}, which --force would delete.");
                 }
             }
         }

@@ -1,3 +1,4 @@
+using ZipLlm.Config;
 namespace ZipLlm.Synthetic;
 
 /// <summary>How big each model of a synthetic family is.</summary>
@@ -39,7 +40,7 @@ internal static class SyntheticSizes
             "tiny" => SyntheticSize.Tiny,
             "small" => SyntheticSize.Small,
             "default" => SyntheticSize.Default,
-            _ => throw new ArgumentException($"Unknown synthetic size \"{name}\" (expected tiny, small or default).", nameof(name)),
+            _ => throw new UsageException($"Unknown synthetic size \"{name}\" (expected tiny, small or default).", nameof(name)),
         };
     }
 }

@@ -82,7 +82,7 @@ public class ModelIdTests
     [MemberData(nameof(Rejected))]
     public void Parse_InvalidId_ThrowsArgumentExceptionWithTheReason(string? text, string reason)
     {
-        var ex = Assert.Throws<ArgumentException>(() => ModelId.Parse(text));
+        var ex = Assert.Throws<UsageException>(() => ModelId.Parse(text));
         Assert.Equal($"Invalid model id: {reason}. (Parameter 'text')", ex.Message);
         Assert.Equal("text", ex.ParamName);
     }

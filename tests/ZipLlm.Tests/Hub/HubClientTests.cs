@@ -505,7 +505,7 @@ public class HubClientTests
     [InlineData("not a url")]
     [InlineData("/relative")]
     public void ParseEndpoint_NotHttp_ThrowsArgumentException(string endpoint) =>
-        Assert.Throws<ArgumentException>(() => HubClientOptions.ParseEndpoint(endpoint));
+        Assert.Throws<UsageException>(() => HubClientOptions.ParseEndpoint(endpoint));
 
     private static byte[] RandomFileFor(string cdnPath) => Path.GetFileName(cdnPath) switch
     {

@@ -47,9 +47,9 @@ public class StoreJobsTests
         ZipLlmConfig config = ZipLlmConfig.Load(dir.Combine("config.json"));
         new CompressJob(config, NullLogger.Instance).Run();
 
-        Assert.Contains("no/such", Assert.Throws<KeyNotFoundException>(() => new RestoreJob(config).Run(ModelId.Parse("no/such"), dir.Combine("out"), force: false)).Message);
-        Assert.Contains("no/such", Assert.Throws<KeyNotFoundException>(() => new VerifyJob(config).Run(ModelId.Parse("no/such"))).Message);
-        Assert.Contains("no/such", Assert.Throws<KeyNotFoundException>(() => new RemoveJob(config, NullLogger.Instance).Run(ModelId.Parse("no/such"))).Message);
+        Assert.Contains("no/such", Assert.Throws<ModelNotFoundException>(() => new RestoreJob(config).Run(ModelId.Parse("no/such"), dir.Combine("out"), force: false)).Message);
+        Assert.Contains("no/such", Assert.Throws<ModelNotFoundException>(() => new VerifyJob(config).Run(ModelId.Parse("no/such"))).Message);
+        Assert.Contains("no/such", Assert.Throws<ModelNotFoundException>(() => new RemoveJob(config, NullLogger.Instance).Run(ModelId.Parse("no/such"))).Message);
         Assert.False(Directory.Exists(dir.Combine("out")));
     }
 

@@ -206,9 +206,9 @@ public class ModelRestorerTests
         using var pool = new WorkerPool(2, Options);
         var restorer = new ModelRestorer(store, pool);
 
-        Assert.Throws<ArgumentException>(() => restorer.Restore(ModelId.Parse("o/m"), dir.Combine("store", "out"), force: false));
-        Assert.Throws<ArgumentException>(() => restorer.Restore(ModelId.Parse("o/m"), dir.Combine("store"), force: true));
-        Assert.Throws<ArgumentException>(() => restorer.Restore(ModelId.Parse("o/m"), dir.Path, force: true));
+        Assert.Throws<UsageException>(() => restorer.Restore(ModelId.Parse("o/m"), dir.Combine("store", "out"), force: false));
+        Assert.Throws<UsageException>(() => restorer.Restore(ModelId.Parse("o/m"), dir.Combine("store"), force: true));
+        Assert.Throws<UsageException>(() => restorer.Restore(ModelId.Parse("o/m"), dir.Path, force: true));
 
         Assert.Equal(storeEntries, StoredModels.Entries(dir.Combine("store")));
         Assert.Empty(restorer.Verify(ModelId.Parse("o/m")));
@@ -224,7 +224,7 @@ public class ModelRestorerTests
         using var pool = new WorkerPool(2, Options);
         var restorer = new ModelRestorer(store, pool) { ProtectedFolders = [dir.Combine("models")] };
 
-        Assert.Throws<ArgumentException>(() => restorer.Restore(ModelId.Parse("o/m"), dir.Combine("models"), force: true));
+        Assert.Throws<UsageException>(() => restorer.Restore(ModelId.Parse("o/m"), dir.Combine("models"), force: true));
         // Into the model's own source folder is fine: it holds nothing protected.
         restorer.Restore(ModelId.Parse("o/m"), dir.Combine("models", "o_m"), force: true);
 

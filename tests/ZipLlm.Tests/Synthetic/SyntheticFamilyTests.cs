@@ -412,7 +412,7 @@ public class SyntheticFamilyTests(TinyFamilyFixture family) : IClassFixture<Tiny
 
     [Fact]
     public void SyntheticSizes_Parse_UnknownName_Throws() =>
-        Assert.Throws<ArgumentException>(() => SyntheticSizes.Parse("huge"));
+        Assert.Throws<UsageException>(() => SyntheticSizes.Parse("huge"));
 
     internal static Dictionary<string, string> HashTree(string root) =>
         Directory.GetFiles(root, "*", SearchOption.AllDirectories).ToDictionary(

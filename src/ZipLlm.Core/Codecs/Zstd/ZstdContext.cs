@@ -1,3 +1,4 @@
+using ZipLlm.Config;
 namespace ZipLlm.Codecs.Zstd;
 
 /// <summary>Which zstd implementation a <see cref="ZstdContext"/> runs on.</summary>
@@ -149,7 +150,7 @@ internal abstract class ZstdContext : IDisposable
         }
         if (!string.IsNullOrEmpty(wanted) && !string.Equals(wanted, "native", StringComparison.OrdinalIgnoreCase))
         {
-            throw new ArgumentException($"{BackendVariable} must be \"native\" or \"managed\" (or unset), not \"{wanted}\".");
+            throw new UsageException($"{BackendVariable} must be \"native\" or \"managed\" (or unset), not \"{wanted}\".");
         }
         if (string.Equals(wanted, "native", StringComparison.OrdinalIgnoreCase) && !LibZstd.IsAvailable)
         {

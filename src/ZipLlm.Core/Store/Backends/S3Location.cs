@@ -1,3 +1,4 @@
+using ZipLlm.Config;
 namespace ZipLlm.Store.Backends;
 
 /// <summary>
@@ -52,7 +53,7 @@ internal sealed class S3Location
         ArgumentNullException.ThrowIfNull(url);
         if (!IsS3(url))
         {
-            throw new ArgumentException($"{url} is not an s3:// URL.", nameof(url));
+            throw new UsageException($"{url} is not an s3:// URL.", nameof(url));
         }
         string rest = url[Scheme.Length..];
         int slash = rest.IndexOf('/');
@@ -60,11 +61,11 @@ internal sealed class S3Location
         string prefix = slash < 0 ? "" : rest[(slash + 1)..].Trim('/');
         if (!IsBucketName(bucket))
         {
-            throw new ArgumentException($"{url}: \"{bucket}\" is not a bucket name (3 to 63 lower-case letters, digits, dots and hyphens).", nameof(url));
+            throw new UsageException($"{url}: \"{bucket}\" is not a bucket name (3 to 63 lower-case letters, digits, dots and hyphens).", nameof(url));
         }
         if (prefix.Split('/').Any(part => part is "." or ".." || (part.Length == 0 && prefix.Length > 0)) || prefix.Any(char.IsControl))
         {
-            throw new ArgumentException($"{url}: the prefix \"{prefix}\" has an empty, \".\" or \"..\" part, or a control character.", nameof(url));
+            throw new UsageException($"{url}: the prefix \"{prefix}\" has an empty, \".\" or \"..\" part, or a control character.", nameof(url));
         }
         return new S3Location(bucket, prefix.Length == 0 ? "" : prefix + "/");
     }

@@ -40,7 +40,7 @@ public class S3BackendTests
     [InlineData("s3://bucket/a/../b")]
     [InlineData("s3://bucket/a//b")]
     [InlineData("/tmp/store")]
-    public void Parse_NotABucketUrl_Refused(string url) => Assert.Throws<ArgumentException>(() => S3Location.Parse(url));
+    public void Parse_NotABucketUrl_Refused(string url) => Assert.Throws<UsageException>(() => S3Location.Parse(url));
 
     [Fact]
     public void Config_S3StorageDir_IsKeptAsWrittenNotResolvedAsAPath()
