@@ -5,7 +5,7 @@ using ZipLlm.Codecs.Kernels;
 namespace ZipLlm.Codecs;
 
 /// <summary>How a tensor's bytes are grouped into streams before zstd.</summary>
-public enum ElementLayout : byte
+internal enum ElementLayout : byte
 {
     /// <summary>One stream: the bytes as they are.</summary>
     Bytes = 0,

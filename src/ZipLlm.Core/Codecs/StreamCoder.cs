@@ -234,7 +234,7 @@ internal sealed partial class StreamCoder : IDisposable
         _escapes.Dispose();
     }
 
-    /// <summary>The decoded streams of one chunk: each in the codec's scratch buffer, or, when stored raw, in the encoded chunk.</summary>
+    /// <summary>The decoded streams of one chunk: each in its split stream buffer, or, when stored raw, in the encoded chunk.</summary>
     private readonly ref struct DecodedStreams(ChunkBuffer?[] scratch, ReadOnlySpan<byte> encoded, ReadOnlySpan<int> lengths, ReadOnlySpan<int> rawAt)
     {
         private readonly ChunkBuffer?[] _scratch = scratch;

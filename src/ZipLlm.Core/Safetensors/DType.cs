@@ -1,7 +1,7 @@
 namespace ZipLlm.Safetensors;
 
 /// <summary>The element types a safetensors header may name.</summary>
-public enum DType
+internal enum DType
 {
     /// <summary>Boolean, one byte per element.</summary>
     BOOL,

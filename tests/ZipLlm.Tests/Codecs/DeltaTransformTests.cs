@@ -10,22 +10,21 @@ public class DeltaTransformTests
 {
     private static readonly CodecOptions SmallChunks = new() { ChunkSize = 4096 };
 
-    public static TheoryData<DType, DType, int> Pairs()
+    /// <summary>Each pair of 16-bit dtypes (finetune, base) at each length; public, as xunit requires, and untyped: DType is internal.</summary>
+    public static IEnumerable<object[]> Pairs()
     {
-        var data = new TheoryData<DType, DType, int>();
         foreach ((DType ft, DType @base) in new[] { (DType.BF16, DType.BF16), (DType.F16, DType.F16), (DType.F16, DType.BF16), (DType.BF16, DType.F16) })
         {
             foreach (int length in new[] { 0, 2, 6, 4096, 4098, 30_002, 30_001 })
             {
-                data.Add(ft, @base, length);
+                yield return [ft, @base, length];
             }
         }
-        return data;
     }
 
     [Theory]
     [MemberData(nameof(Pairs))]
-    public void RoundTrip_FinetuneOfAnyHalfWordBase_IncludingSpecialValuesAndConversions_IsExact(DType dtype, DType baseDType, int length)
+    internal void RoundTrip_FinetuneOfAnyHalfWordBase_IncludingSpecialValuesAndConversions_IsExact(DType dtype, DType baseDType, int length)
     {
         var random = new Random(length + (int)dtype * 7 + (int)baseDType);
         byte[] baseTensor = WithSpecialValues(random, TensorData.Sample(random, baseDType, length));
@@ -76,7 +75,7 @@ public class DeltaTransformTests
     [InlineData(DType.F16)]
     [InlineData(DType.F32)]
     [InlineData(DType.I8)]
-    public void Encode_AgainstAnUnrelatedBase_IsNeverLargerThanSolo(DType dtype)
+    internal void Encode_AgainstAnUnrelatedBase_IsNeverLargerThanSolo(DType dtype)
     {
         var random = new Random((int)dtype);
         byte[] tensor = TensorData.Sample(random, dtype, 200_000);

@@ -32,7 +32,7 @@ public class OrderedDifferenceTests
     [Theory]
     [InlineData(ElementLayout.Word16)]
     [InlineData(ElementLayout.Half)]
-    public void ForwardThenInverse_AnyWordsAgainstAnyBase_AreExact(ElementLayout layout)
+    internal void ForwardThenInverse_AnyWordsAgainstAnyBase_AreExact(ElementLayout layout)
     {
         var random = new Random((int)layout);
         ushort[] special = [0x0000, 0x8000, 0x7F80, 0xFF80, 0x7FC0, 0x7C00, 0xFC00, 0x7E00, 0x0001, 0x8001, 0x7FFF, 0xFFFF, 0x03FF, 0x0400];
@@ -70,7 +70,7 @@ public class OrderedDifferenceTests
     [InlineData(ElementLayout.Word16, 4099, false)]
     [InlineData(ElementLayout.Word16, 4097, true)]
     [InlineData(ElementLayout.Half, 333, true)]
-    public void VectorKernels_MatchTheirScalarTwins(ElementLayout layout, int count, bool far)
+    internal void VectorKernels_MatchTheirScalarTwins(ElementLayout layout, int count, bool far)
     {
         var random = new Random(count + (int)layout);
         var words = new ushort[count];

@@ -256,7 +256,7 @@ public class TensorCodecTests
     [InlineData(DType.BF16)]
     [InlineData(DType.F16)]
     [InlineData(DType.F32)]
-    public void Open_Version3Object_WithRansStreams_StillDecodes_AndIsNotReadAsVersion4(DType dtype)
+    internal void Open_Version3Object_WithRansStreams_StillDecodes_AndIsNotReadAsVersion4(DType dtype)
     {
         // Version 3 differs from 4 only in its rANS streams' lanes (32, not 64): written here by this build's encoder.
         var random = new Random(47 + (int)dtype);
@@ -316,7 +316,7 @@ public class TensorCodecTests
     [InlineData(DType.I8, ElementLayout.Bytes)]
     [InlineData(DType.U8, ElementLayout.Bytes)]
     [InlineData(DType.BOOL, ElementLayout.Bytes)]
-    public void ElementLayout_FollowsTheReadme_SplitForFloats16And32_PlainBytesOtherwise(DType dtype, ElementLayout expected) =>
+    internal void ElementLayout_FollowsTheReadme_SplitForFloats16And32_PlainBytesOtherwise(DType dtype, ElementLayout expected) =>
         Assert.Equal(expected, ElementLayouts.ForDType(dtype));
 
     private static int RandomLength(Random random) => random.Next(4) switch

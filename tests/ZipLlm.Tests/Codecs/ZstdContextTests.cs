@@ -6,34 +6,23 @@ namespace ZipLlm.Tests.Codecs;
 
 public class ZstdContextTests
 {
+    // The theories' data is public, as xunit requires, and untyped: ZstdBackend is internal to the library.
+
     /// <summary>Every backend this machine can run: managed always, native where libzstd loads.</summary>
-    public static TheoryData<ZstdBackend> Backends()
-    {
-        var data = new TheoryData<ZstdBackend> { ZstdBackend.Managed };
-        if (ZstdContext.NativeAvailable)
-        {
-            data.Add(ZstdBackend.Native);
-        }
-        return data;
-    }
+    public static IEnumerable<object[]> Backends() => Available().Select(backend => new object[] { backend });
 
     /// <summary>Every (writer, reader) pair of backends this machine can run.</summary>
-    public static TheoryData<ZstdBackend, ZstdBackend> BackendPairs()
-    {
-        var data = new TheoryData<ZstdBackend, ZstdBackend>();
-        foreach (ZstdBackend writer in Backends())
-        {
-            foreach (ZstdBackend reader in Backends())
-            {
-                data.Add(writer, reader);
-            }
-        }
-        return data;
-    }
+    public static IEnumerable<object[]> BackendPairs() =>
+        from writer in Available()
+        from reader in Available()
+        select new object[] { writer, reader };
+
+    private static IEnumerable<ZstdBackend> Available() =>
+        ZstdContext.NativeAvailable ? [ZstdBackend.Managed, ZstdBackend.Native] : [ZstdBackend.Managed];
 
     [Theory]
     [MemberData(nameof(BackendPairs))]
-    public void Frames_WrittenByOneBackend_DecodeExactlyWithTheOther(ZstdBackend writer, ZstdBackend reader)
+    internal void Frames_WrittenByOneBackend_DecodeExactlyWithTheOther(ZstdBackend writer, ZstdBackend reader)
     {
         var random = new Random(3);
         using ZstdContext encoder = ZstdContext.Create(writer);
@@ -56,7 +45,7 @@ public class ZstdContextTests
 
     [Theory]
     [MemberData(nameof(Backends))]
-    public void Decompress_CorruptOrTruncatedFrames_ThrowInvalidData(ZstdBackend backend)
+    internal void Decompress_CorruptOrTruncatedFrames_ThrowInvalidData(ZstdBackend backend)
     {
         var random = new Random(11);
         using ZstdContext zstd = ZstdContext.Create(backend);
@@ -94,7 +83,7 @@ public class ZstdContextTests
 
     [Theory]
     [MemberData(nameof(Backends))]
-    public void Compress_DestinationBelowBound_IsRefused(ZstdBackend backend)
+    internal void Compress_DestinationBelowBound_IsRefused(ZstdBackend backend)
     {
         using ZstdContext zstd = ZstdContext.Create(backend);
         byte[] data = new byte[1000];
@@ -125,7 +114,7 @@ public class ZstdContextTests
 
     [Theory]
     [MemberData(nameof(BackendPairs))]
-    public void Tensors_EncodedOnOneBackend_DecodeExactlyOnTheOther(ZstdBackend writer, ZstdBackend reader)
+    internal void Tensors_EncodedOnOneBackend_DecodeExactlyOnTheOther(ZstdBackend writer, ZstdBackend reader)
     {
         var random = new Random(5);
         using var encodePool = new WorkerPool(2, new CodecOptions { ChunkSize = 4096, Backend = writer });
@@ -147,7 +136,7 @@ public class ZstdContextTests
     /// <summary>Bytes with a skewed distribution, so every level finds something to compress.</summary>
     [Theory]
     [MemberData(nameof(BackendPairs))]
-    public void Compress_WithContentChecksum_SetsTheFlagAndDecodesWithEitherBackendAndZstdSharpStream(ZstdBackend writer, ZstdBackend reader)
+    internal void Compress_WithContentChecksum_SetsTheFlagAndDecodesWithEitherBackendAndZstdSharpStream(ZstdBackend writer, ZstdBackend reader)
     {
         // Frame header descriptor (after the 4-byte magic): bit 2 is Content_Checksum_flag (RFC 8878, 3.1.1.1.1).
         const int ChecksumBit = 1 << 2;
@@ -182,7 +171,7 @@ public class ZstdContextTests
 
     [Theory]
     [MemberData(nameof(Backends))]
-    public void FrameContentSize_ReadsTheHeaderOnly(ZstdBackend backend)
+    internal void FrameContentSize_ReadsTheHeaderOnly(ZstdBackend backend)
     {
         using ZstdContext zstd = ZstdContext.Create(backend);
         byte[] frame = Compressed(zstd, Compressible(new Random(6), 70_000), 1, contentChecksum: true);
@@ -207,7 +196,7 @@ public class ZstdContextTests
 
     [Theory]
     [MemberData(nameof(Backends))]
-    public void TryGetFrameCompressedSize_FindsTheFirstWholeFrame(ZstdBackend backend)
+    internal void TryGetFrameCompressedSize_FindsTheFirstWholeFrame(ZstdBackend backend)
     {
         using ZstdContext zstd = ZstdContext.Create(backend);
         byte[] frame = Compressed(zstd, Compressible(new Random(7), 50_000), 3, contentChecksum: true);

@@ -61,7 +61,7 @@ public class DTypeTests
     [InlineData(DType.BF16, 3, 6)]
     [InlineData(DType.C64, 1, 8)]
     [InlineData(DType.F64, 0, 0)]
-    public void ByteCount_ElementCount_BytesOrMinusOneWhenMidByte(DType dtype, long elements, long expected)
+    internal void ByteCount_ElementCount_BytesOrMinusOneWhenMidByte(DType dtype, long elements, long expected)
     {
         Assert.Equal(expected, dtype.ByteCount(elements));
     }

@@ -74,7 +74,7 @@ public class SafetensorsHeaderTests
     [Theory]
     [InlineData(DType.F4, new long[] { 3 })]
     [InlineData(DType.F6_E2M3, new long[] { 2, 3 })]
-    public void Create_SubByteDtypeEndingMidByte_ThrowsArgumentException(DType dtype, long[] shape)
+    internal void Create_SubByteDtypeEndingMidByte_ThrowsArgumentException(DType dtype, long[] shape)
     {
         Assert.Throws<ArgumentException>(() => SafetensorsHeader.Create([("w", dtype, shape)]));
     }

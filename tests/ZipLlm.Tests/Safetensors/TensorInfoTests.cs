@@ -22,7 +22,7 @@ public class TensorInfoTests
     [InlineData("w", DType.BF16, new long[] { 2, 3, 1 }, 0, 12)]
     [InlineData("w", DType.BF16, new long[] { 2, 3 }, 4, 16)]
     [InlineData("w", DType.BF16, new long[] { 2, 3 }, 0, 13)]
-    public void Equals_AnyFieldDiffers_NotEqual(string name, DType dtype, long[] shape, long begin, long end)
+    internal void Equals_AnyFieldDiffers_NotEqual(string name, DType dtype, long[] shape, long begin, long end)
     {
         var a = new TensorInfo("w", DType.BF16, [2, 3], 0, 12);
         var b = new TensorInfo(name, dtype, shape, begin, end);

@@ -9,7 +9,7 @@ namespace ZipLlm.Codecs.Entropy;
 /// <param name="Shift">Where the field starts.</param>
 /// <param name="Mask">The field's bits, after the shift.</param>
 /// <param name="Offset">Subtracted from the field.</param>
-public readonly record struct WordContexts(int Shift, int Mask, int Offset)
+internal readonly record struct WordContexts(int Shift, int Mask, int Offset)
 {
     /// <summary>The context of <paramref name="word"/> among <paramref name="contextCount"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

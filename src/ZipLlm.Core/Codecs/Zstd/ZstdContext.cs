@@ -2,7 +2,7 @@ using ZipLlm.Config;
 namespace ZipLlm.Codecs.Zstd;
 
 /// <summary>Which zstd implementation a <see cref="ZstdContext"/> runs on.</summary>
-public enum ZstdBackend
+internal enum ZstdBackend
 {
     /// <summary>The system's libzstd (libzstd.so.1), called directly: about 1.6x faster than the managed port.</summary>
     Native,
