@@ -4,7 +4,7 @@ using System.Text;
 namespace ZipLlm.Throughput;
 
 /// <summary>Medians over the runs of one (mode, tool, model, threads).</summary>
-public sealed record Summary(
+internal sealed record Summary(
     string Mode,
     string Tool,
     string Model,
@@ -26,7 +26,7 @@ public sealed record Summary(
 }
 
 /// <summary>The pure arithmetic of the tool: medians, speedups, summaries, and the table printed at the end.</summary>
-public static class Analysis
+internal static class Analysis
 {
     /// <summary>The median; the mean of the two middle values for an even count; NaN for none.</summary>
     public static double Median(IEnumerable<double> values)

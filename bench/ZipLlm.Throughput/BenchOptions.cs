@@ -4,7 +4,7 @@ using ZipLlm.Config;
 namespace ZipLlm.Throughput;
 
 /// <summary>What to measure: restore, compress, or both.</summary>
-public enum BenchMode
+internal enum BenchMode
 {
     Restore,
     Compress,
@@ -16,7 +16,7 @@ public enum BenchMode
 /// <c>--threads 1 2 4 8 --config ../config.json [--mode restore|compress|both] [--models a/b c/d] [--runs 3]
 /// [--analyze-only] [--drop-cache] [--out DIR] [--memory-check] [--cli PATH] [--zstd-level N]</c>.
 /// </summary>
-public sealed record BenchOptions
+internal sealed record BenchOptions
 {
     /// <summary>The models restored when <c>--models</c> is not given.</summary>
     public static readonly IReadOnlyList<ModelId> DefaultModels = [ModelId.Parse("synthetic/llama-base"), ModelId.Parse("synthetic/llama-full-ft")];

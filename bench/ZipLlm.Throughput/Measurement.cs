@@ -11,7 +11,7 @@ namespace ZipLlm.Throughput;
 /// <param name="PeakRssMb">Peak resident set of the process and its children, in MB (10^6 bytes); null when unknown.</param>
 /// <param name="StoredBytes">Compress only: bytes on disk afterwards (store objects + manifests, or the .tar.zst).</param>
 /// <param name="CpuSeconds">CPU time (user + system) of the process and its children; null when unknown (files written before it was measured).</param>
-public sealed record Measurement(
+internal sealed record Measurement(
     string Mode,
     string Tool,
     string Model,
@@ -38,4 +38,4 @@ public sealed record Measurement(
 /// <summary>A measurement with the columns computed over the whole set.</summary>
 /// <param name="Speedup">Throughput over the median 1-thread throughput of the same mode, tool and model; NaN when there is no 1-thread run.</param>
 /// <param name="Efficiency">Speedup divided by the thread count.</param>
-public sealed record Row(Measurement M, double Speedup, double Efficiency);
+internal sealed record Row(Measurement M, double Speedup, double Efficiency);

@@ -10,7 +10,7 @@ namespace ZipLlm.Throughput;
 /// (<see cref="Analysis.Caption"/>): runs per point, what the bands are, the data, warm or cold cache, and a warning in
 /// red when runs were so short that process start-up weighs in them.
 /// </summary>
-public static class PlotWriter
+internal static class PlotWriter
 {
     private const int PanelWidth = 900;
     private const int PanelHeight = 760;

@@ -14,7 +14,7 @@ namespace ZipLlm.Throughput;
 /// CPU time (user + system) of the command and the descendants it reaped, from the same GNU time; much less sensitive
 /// than the wall clock to other load on the machine. Null without GNU time.
 /// </param>
-public sealed record ProcessResult(int ExitCode, double Seconds, long? PeakRssKb, double? CpuSeconds = null);
+internal sealed record ProcessResult(int ExitCode, double Seconds, long? PeakRssKb, double? CpuSeconds = null);
 
 /// <summary>
 /// Times a command and reads its peak resident set through GNU time (<c>/usr/bin/time -f %M</c>), which reports the
@@ -28,7 +28,7 @@ public sealed record ProcessResult(int ExitCode, double Seconds, long? PeakRssKb
 /// The command runs under <c>/bin/sh -c 'exec "$@" &gt;&gt;LOG 2&gt;&amp;1'</c>: its output goes to the log file and
 /// nothing in this process competes with it for the CPU (no output pumping threads).
 /// </remarks>
-public static class ProcessMeter
+internal static class ProcessMeter
 {
     /// <summary>Where GNU time is looked for.</summary>
     public const string GnuTime = "/usr/bin/time";

@@ -8,7 +8,7 @@ namespace ZipLlm.Throughput;
 /// ids and numbers), so the format is plain comma-separated values with invariant-culture numbers;
 /// an unknown value is an empty cell.
 /// </summary>
-public static class ResultsCsv
+internal static class ResultsCsv
 {
     public static readonly string[] Columns =
     [

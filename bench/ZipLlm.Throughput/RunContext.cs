@@ -6,7 +6,7 @@ namespace ZipLlm.Throughput;
 /// </summary>
 /// <param name="Data">The models measured, in words (their list and folder).</param>
 /// <param name="Cache">One of <see cref="Warm"/>, <see cref="Cold"/>, <see cref="DropRefused"/>, <see cref="UnknownCache"/>.</param>
-public sealed record RunContext(string Data, string Cache)
+internal sealed record RunContext(string Data, string Cache)
 {
     public const string FileName = "run_context.txt";
 

@@ -4,7 +4,7 @@ using System.Text.Json;
 namespace ZipLlm.Throughput;
 
 /// <summary>The outside world of a benchmark run: the CLI, zstd, a scratch folder, the page cache, the log.</summary>
-public sealed partial class Workspace : IDisposable
+internal sealed partial class Workspace : IDisposable
 {
     private bool _dropWarned;
 

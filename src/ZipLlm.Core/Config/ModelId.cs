@@ -23,7 +23,7 @@ namespace ZipLlm.Config;
 /// </remarks>
 [JsonConverter(typeof(ModelIdJsonConverter))]
 [DebuggerDisplay("{_value ?? \"(default ModelId)\",nq}")]
-public readonly record struct ModelId : IComparable<ModelId>
+internal readonly record struct ModelId : IComparable<ModelId>
 {
     /// <summary>Longest id accepted; the hub's own limit is 96 characters per part.</summary>
     public const int MaxLength = 200;

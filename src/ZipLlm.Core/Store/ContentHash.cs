@@ -6,7 +6,7 @@ namespace ZipLlm.Store;
 
 /// <summary>A SHA-256 content address: the name of an object in the store. In JSON, 64 lowercase hex digits.</summary>
 [JsonConverter(typeof(ContentHashJsonConverter))]
-public readonly record struct ContentHash
+internal readonly record struct ContentHash
 {
     /// <summary>Bytes in a SHA-256 digest.</summary>
     public const int Size = 32;

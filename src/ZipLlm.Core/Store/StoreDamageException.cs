@@ -18,37 +18,43 @@ public sealed class StoreDamageException : IOException
     /// <param name="objectHash">The damaged object, when one is to blame.</param>
     /// <param name="problem">What is wrong, without the names above.</param>
     /// <param name="innerException">The failure that revealed it.</param>
-    public StoreDamageException(ModelId? modelId, string? filePath, ContentHash? objectHash, string problem, Exception? innerException = null)
+    internal StoreDamageException(ModelId? modelId, string? filePath, ContentHash? objectHash, string problem, Exception? innerException = null)
         : base(Compose(modelId, filePath, objectHash, problem), innerException)
     {
-        ModelId = modelId;
+        Model = modelId;
         FilePath = filePath;
-        ObjectHash = objectHash;
+        Object = objectHash;
         Problem = problem;
     }
 
-    /// <summary>The model being read, when known.</summary>
-    public ModelId? ModelId { get; }
+    /// <summary>The model being read, <c>org/name</c>, when known.</summary>
+    public string? ModelId => Model?.ToString();
 
     /// <summary>The file of the model being read, when known.</summary>
     public string? FilePath { get; }
 
-    /// <summary>The damaged object, when one is to blame.</summary>
-    public ContentHash? ObjectHash { get; }
+    /// <summary>The damaged object's name (the SHA-256 of its bytes, in lower-case hex), when one is to blame.</summary>
+    public string? ObjectHash => Object?.Hex;
 
     /// <summary>What is wrong, without the names.</summary>
     public string Problem { get; }
 
+    /// <summary>The model being read, when known.</summary>
+    internal ModelId? Model { get; }
+
+    /// <summary>The damaged object, when one is to blame.</summary>
+    internal ContentHash? Object { get; }
+
     /// <summary>The same damage, seen while reading <paramref name="filePath"/> of <paramref name="modelId"/>.</summary>
-    public StoreDamageException InFile(ModelId modelId, string filePath) =>
-        ModelId is null ? new StoreDamageException(modelId, filePath, ObjectHash, Problem, this) : this;
+    internal StoreDamageException InFile(ModelId modelId, string filePath) =>
+        Model is null ? new StoreDamageException(modelId, filePath, Object, Problem, this) : this;
 
     /// <summary>
     /// Whether <paramref name="ex"/> says that stored bytes could not be read back as written: missing, not a
     /// regular file, truncated, malformed or of an unsupported format. Other I/O failures (permissions, no file
     /// handles left) are not damage: the store may be fine.
     /// </summary>
-    public static bool IsDamage(Exception ex) =>
+    internal static bool IsDamage(Exception ex) =>
         ex is InvalidDataException or EndOfStreamException or FileNotFoundException or DirectoryNotFoundException or NotSupportedException;
 
     private static string Compose(ModelId? modelId, string? filePath, ContentHash? objectHash, string problem)

@@ -320,7 +320,7 @@ public class ModelRestorerTests
         if (kind != "flipped")
         {
             // A flipped byte may fall in a stream kept raw: then only the file's hash shows it.
-            Assert.Equal(victim, ex.ObjectHash);
+            Assert.Equal(victim, ex.Object);
         }
         Assert.Empty(StoredModels.Entries(dir.Combine("out")));
 
@@ -351,7 +351,7 @@ public class ModelRestorerTests
 
         Assert.Equal("o/ft", ex.ModelId?.ToString());
         Assert.Equal("model.safetensors", ex.FilePath);
-        Assert.Equal(baseObject, ex.ObjectHash);
+        Assert.Equal(baseObject, ex.Object);
         Assert.Contains($"o/ft: model.safetensors: object {baseObject.Hex}", ex.Message);
         Assert.Contains(restorer.Verify(ModelId.Parse("o/ft")), p => p.Contains(baseObject.Hex, StringComparison.Ordinal));
     }

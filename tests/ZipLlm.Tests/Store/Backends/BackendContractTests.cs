@@ -96,7 +96,7 @@ public class BackendContractTests
         Assert.Null(backend.StatObject(hash));
         using IObjectReadSession session = backend.OpenReadSession();
         var ex = Assert.Throws<StoreDamageException>(() => session.Open(hash));
-        Assert.Equal(hash, ex.ObjectHash);
+        Assert.Equal(hash, ex.Object);
     }
 
     [Theory]

@@ -241,7 +241,7 @@ public class S3BackendTests
         IObjectContent content = session.Open(hash);
         backend.DeleteObject(hash);
         var ex = Assert.Throws<StoreDamageException>(() => content.Read(S3ReadSession.HeadSize + 1, new byte[10]));
-        Assert.Equal(hash, ex.ObjectHash);
+        Assert.Equal(hash, ex.Object);
     }
 
     private static int DeadProcessId()
