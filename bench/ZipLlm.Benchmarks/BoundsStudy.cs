@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using ZipLlm.Codecs;
 using ZipLlm.Codecs.Kernels;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 using ZipLlm.Safetensors;
 
 namespace ZipLlm.Benchmarks;

@@ -1,5 +1,6 @@
 using System.Globalization;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 
 namespace ZipLlm.Throughput;
 

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Globalization;
 using System.Text;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 using ZipLlm.Safetensors;
 
 namespace ZipLlm.Throughput;

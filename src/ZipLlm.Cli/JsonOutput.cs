@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using System.Text.Json.Serialization.Metadata;
+using ZipLlm.Domain;
 using ZipLlm.Jobs;
 
 namespace ZipLlm.Cli;

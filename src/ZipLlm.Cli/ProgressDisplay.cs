@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using ZipLlm.Cli.Commands;
+using ZipLlm.Domain;
 using ZipLlm.Reporting;
 using ZipLlm.Store;
 

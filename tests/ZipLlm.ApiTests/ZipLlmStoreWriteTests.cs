@@ -1,3 +1,5 @@
+using ZipLlm.Domain;
+
 namespace ZipLlm.ApiTests;
 
 /// <summary>Storing and restoring through the public API, each test with a store of its own.</summary>

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Microsoft.Extensions.Logging;
 using ZipLlm.Codecs.Zstd;
+using ZipLlm.Store.Backends;
 using ZipLlm.Store;
 
 namespace ZipLlm.Cli.Commands;

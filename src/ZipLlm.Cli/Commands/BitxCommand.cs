@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Microsoft.Extensions.Logging;
 using ZipLlm.Codecs;
+using ZipLlm.Domain;
 using ZipLlm.Tools.BitxFileTool;
 using ZipLlm.Config;
 

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 using ZipLlm.Jobs;
 using ZipLlm.Lineage;
 

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Microsoft.Extensions.Logging;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 using ZipLlm.Jobs;
 using ZipLlm.Lineage;
 using ZipLlm.Reporting;

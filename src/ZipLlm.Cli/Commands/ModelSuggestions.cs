@@ -1,4 +1,5 @@
 using ZipLlm.Config;
+using ZipLlm.Domain;
 using ZipLlm.Jobs;
 
 namespace ZipLlm.Cli.Commands;

@@ -1,3 +1,5 @@
+using ZipLlm.Domain;
+
 namespace ZipLlm;
 
 /// <summary>The part a model plays in its family, as the store holds it now.</summary>

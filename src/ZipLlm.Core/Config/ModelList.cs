@@ -1,4 +1,5 @@
 using System.Text;
+using ZipLlm.Domain;
 using ZipLlm.IO;
 
 namespace ZipLlm.Config;

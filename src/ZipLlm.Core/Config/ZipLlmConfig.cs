@@ -1,5 +1,6 @@
 using System.Text.Json;
 using ZipLlm.Codecs;
+using ZipLlm.Domain;
 using ZipLlm.Store.Backends;
 
 namespace ZipLlm.Config;

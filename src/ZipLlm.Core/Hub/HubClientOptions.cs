@@ -1,4 +1,5 @@
 using ZipLlm.Config;
+using ZipLlm.Domain;
 namespace ZipLlm.Hub;
 
 /// <summary>Where the hub is and how patiently to talk to it.</summary>

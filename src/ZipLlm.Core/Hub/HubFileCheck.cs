@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Security.Cryptography;
 using System.Text;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 
 namespace ZipLlm.Hub;
 

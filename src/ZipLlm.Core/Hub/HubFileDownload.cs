@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using Microsoft.Extensions.Logging;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 
 namespace ZipLlm.Hub;
 

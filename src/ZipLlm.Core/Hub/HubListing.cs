@@ -1,5 +1,6 @@
 using System.Text.Json;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 
 namespace ZipLlm.Hub;
 

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 
 namespace ZipLlm.Hub;
 

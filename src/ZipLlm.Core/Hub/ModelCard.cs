@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 
 namespace ZipLlm.Hub;
 

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using ZipLlm.Codecs;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 using ZipLlm.Lineage;
 using ZipLlm.Session;
 using ZipLlm.Store;

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using ZipLlm.Codecs;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 using ZipLlm.Store;
 
 namespace ZipLlm.Lineage;

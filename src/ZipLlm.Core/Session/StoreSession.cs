@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using ZipLlm.Codecs;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 using ZipLlm.IO;
 using ZipLlm.Lineage;
 using ZipLlm.Store;
@@ -186,7 +187,7 @@ internal sealed class StoreSession : IDisposable
             CheckBase(modelId, baseId);
         }
         var ingester = new ModelIngester(Store, Workers, Logger) { Progress = progress };
-        return ingester.Ingest(modelId, folder, role, cancellationToken, sketch, revision);
+        return ingester.Ingest(modelId, folder, role, cancellationToken, sketch.ToBytes(), revision);
     }
 
     /// <summary>Rebuilds <paramref name="modelId"/> into <paramref name="outputFolder"/>; the caller holds the store lock shared.</summary>

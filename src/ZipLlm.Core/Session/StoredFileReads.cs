@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using ZipLlm.Codecs;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 using ZipLlm.Store;
 
 namespace ZipLlm.Session;

@@ -1,4 +1,5 @@
 using ZipLlm.Codecs;
+using ZipLlm.Domain;
 
 namespace ZipLlm.Store;
 

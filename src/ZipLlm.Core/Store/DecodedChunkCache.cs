@@ -1,3 +1,5 @@
+using ZipLlm.Domain;
+
 namespace ZipLlm.Store;
 
 /// <summary>

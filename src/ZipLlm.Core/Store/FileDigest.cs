@@ -1,6 +1,7 @@
 using System.IO.Hashing;
 using System.Security.Cryptography;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 
 namespace ZipLlm.Store;
 

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 
 namespace ZipLlm.Store;
 
@@ -113,10 +114,6 @@ internal sealed record Manifest(
     public const int OldestReadableFormat = 1;
 
     private const string ChecksumPrefix = "sha256:";
-
-    /// <summary>The key a model's manifest is stored under in every backend: <c>org/name.json</c> (one folder per org, so ids never collide).</summary>
-    /// <exception cref="InvalidOperationException"><paramref name="modelId"/> is <c>default(ModelId)</c>.</exception>
-    public static string KeyOf(ModelId modelId) => modelId.ToString() + ".json";
 
     /// <summary>
     /// Each model's role as the store holds it now, of <paramref name="all"/> the stored models: a finetune when it was

@@ -5,6 +5,7 @@ using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using ZipLlm.Codecs;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 using ZipLlm.IO;
 using ZipLlm.Safetensors;
 
@@ -31,12 +32,12 @@ internal sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger l
     /// <param name="folder">The model folder.</param>
     /// <param name="role">Its role in the family; a finetune's base must already be stored.</param>
     /// <param name="cancellationToken">Stops the work; nothing is listed as stored.</param>
-    /// <param name="sketch">The model's lineage sketch, stored as an object and named in the manifest, so that later models can be scored against it.</param>
+    /// <param name="sketch">The model's lineage sketch (its bytes: the engine below lineage stores them, it does not read them), stored as an object and named in the manifest, so that later models can be scored against it.</param>
     /// <param name="revision">The hub commit the model's files are, recorded in the manifest when known.</param>
     /// <exception cref="DirectoryNotFoundException">The folder does not exist.</exception>
     /// <exception cref="InvalidDataException">A safetensors file is malformed.</exception>
     /// <exception cref="EndOfStreamException">A safetensors file is truncated.</exception>
-    public IngestResult Ingest(ModelId modelId, string folder, ModelRole role, CancellationToken cancellationToken = default, Lineage.ModelSketch? sketch = null,
+    public IngestResult Ingest(ModelId modelId, string folder, ModelRole role, CancellationToken cancellationToken = default, byte[]? sketch = null,
         string? revision = null)
     {
         var clock = Stopwatch.StartNew();
@@ -98,9 +99,8 @@ internal sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger l
         }
     }
 
-    private ContentHash WriteSketch(Lineage.ModelSketch sketch, IngestState state, CancellationToken cancellationToken)
+    private ContentHash WriteSketch(byte[] bytes, IngestState state, CancellationToken cancellationToken)
     {
-        byte[] bytes = sketch.ToBytes();
         ContentHash hash = ContentHash.Of(bytes);
         if (!IsStored(hash, bytes.Length, state) && state.Claim(hash))
         {

@@ -4,6 +4,7 @@ using System.Globalization;
 using Microsoft.Win32.SafeHandles;
 using ZipLlm.Codecs;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 using ZipLlm.IO;
 using ZipLlm.Safetensors;
 using ZipLlm.Store.Backends;

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using ZipLlm.Codecs;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 using ZipLlm.Store.Backends;
 
 namespace ZipLlm.Store;
@@ -69,14 +70,14 @@ internal sealed class ModelStore
     }
 
     /// <summary>Whether <paramref name="modelId"/> is stored (its manifest exists).</summary>
-    public bool Contains(ModelId modelId) => Backend.ManifestVersion(Manifest.KeyOf(modelId)) is not null;
+    public bool Contains(ModelId modelId) => Backend.ManifestVersion(ManifestKey.Of(modelId)) is not null;
 
     /// <summary>Reads the manifest of <paramref name="modelId"/>.</summary>
     /// <exception cref="KeyNotFoundException">The model is not stored.</exception>
     /// <exception cref="InvalidDataException">The manifest is corrupt.</exception>
     public Manifest ReadManifest(ModelId modelId)
     {
-        string key = Manifest.KeyOf(modelId);
+        string key = ManifestKey.Of(modelId);
         Manifest manifest;
         lock (_parsed)
         {
@@ -129,7 +130,7 @@ internal sealed class ModelStore
                     }
                     seen.Add(key);
                     // A manifest is found by its id's key: one that names another model would be read for the wrong one.
-                    if (Manifest.KeyOf(manifest.Id) != key)
+                    if (ManifestKey.Of(manifest.Id) != key)
                     {
                         throw new InvalidDataException($"{path}: manifest is for {manifest.Id}, which is not the model its path names.");
                     }
@@ -182,7 +183,7 @@ internal sealed class ModelStore
     /// </summary>
     internal bool CommitManifest(Manifest manifest)
     {
-        string key = Manifest.KeyOf(manifest.Id);
+        string key = ManifestKey.Of(manifest.Id);
         byte[] json = manifest.ToCheckedJson(Backend.DescribeManifest(key));
         // Objects were written without a flush each; one flush makes them all durable before the manifest names them.
         Backend.FlushObjects();
@@ -218,7 +219,7 @@ internal sealed class ModelStore
         {
             logger.LogInformation("{Finetune} stays restorable: its deltas keep the base tensors of {Model} they need", other.Id, modelId);
         }
-        Backend.DeleteManifest(Manifest.KeyOf(manifest.Id));
+        Backend.DeleteManifest(ManifestKey.Of(manifest.Id));
         // The removed model's objects are reclaimed at once: no compress runs beside this exclusive lock.
         return CollectGarbage(others, dryRun: false, TimeSpan.Zero, logger, cancellationToken);
     }

@@ -1,4 +1,5 @@
 using ZipLlm.Codecs;
+using ZipLlm.Domain;
 using ZipLlm.Store.Backends;
 
 namespace ZipLlm.Store;

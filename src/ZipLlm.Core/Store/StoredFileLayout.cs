@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using ZipLlm.Codecs;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 using ZipLlm.Safetensors;
 
 namespace ZipLlm.Store;

@@ -5,6 +5,7 @@ using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 using ZipLlm.Safetensors;
 
 namespace ZipLlm.Synthetic;

@@ -1,4 +1,5 @@
 using ZipLlm.Config;
+using ZipLlm.Domain;
 namespace ZipLlm.Synthetic;
 
 /// <summary>How big each model of a synthetic family is.</summary>

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using ZipLlm.Codecs;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 using ZipLlm.Store;
 using ZipLlm.Synthetic;
 using ZipLlm.Tests.Jobs;

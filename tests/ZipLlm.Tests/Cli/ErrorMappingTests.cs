@@ -1,5 +1,6 @@
 using ZipLlm.Config;
 using ZipLlm.Cli;
+using ZipLlm.Domain;
 
 namespace ZipLlm.Tests.Cli;
 

@@ -1,6 +1,7 @@
 using ZipLlm.Cli;
 using ZipLlm.Cli.Commands;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 using ZipLlm.Jobs;
 using ZipLlm.Store;
 using ZipLlm.Synthetic;

@@ -1,7 +1,9 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using ZipLlm.Cli;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 using ZipLlm.Jobs;
+using ZipLlm.Store.Backends;
 using ZipLlm.Store;
 using ZipLlm.Synthetic;
 using ZipLlm.Tests.Jobs;

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text;
 using ZipLlm.Cli;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 using ZipLlm.Synthetic;
 using ZipLlm.Tests.TestSupport;
 

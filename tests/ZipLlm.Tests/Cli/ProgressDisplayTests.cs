@@ -1,4 +1,5 @@
 using ZipLlm.Cli;
+using ZipLlm.Domain;
 using ZipLlm.Store;
 
 namespace ZipLlm.Tests.Cli;

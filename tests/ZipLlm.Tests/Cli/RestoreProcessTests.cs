@@ -1,5 +1,6 @@
 using ZipLlm.Cli;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 using ZipLlm.Store;
 using ZipLlm.Tests.Store;
 using ZipLlm.Tests.TestSupport;

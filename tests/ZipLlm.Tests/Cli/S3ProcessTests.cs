@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.RegularExpressions;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 using ZipLlm.Store;
 using ZipLlm.Store.Backends;
 using ZipLlm.Synthetic;

@@ -1,4 +1,5 @@
 using ZipLlm.Config;
+using ZipLlm.Domain;
 using ZipLlm.Tests.TestSupport;
 
 namespace ZipLlm.Tests.Config;

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 using ZipLlm.Hub;
 using ZipLlm.Tests.TestSupport;
 

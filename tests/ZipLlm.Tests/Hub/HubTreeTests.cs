@@ -1,5 +1,6 @@
 using System.Text;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 using ZipLlm.Hub;
 
 namespace ZipLlm.Tests.Hub;

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 using ZipLlm.Jobs;
 using ZipLlm.Session;
 using ZipLlm.Store;

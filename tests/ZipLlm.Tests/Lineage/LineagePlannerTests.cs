@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using ZipLlm.Codecs;
 using ZipLlm.Codecs.Kernels;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 using ZipLlm.Lineage;
 using ZipLlm.Safetensors;
 

@@ -1,5 +1,6 @@
 using System.Text;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 using ZipLlm.Hub;
 using ZipLlm.Setup;
 using ZipLlm.Synthetic;

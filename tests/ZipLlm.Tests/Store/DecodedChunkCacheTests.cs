@@ -1,3 +1,4 @@
+using ZipLlm.Domain;
 using ZipLlm.Store;
 
 namespace ZipLlm.Tests.Store;

@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging.Abstractions;
 using ZipLlm.Codecs;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 using ZipLlm.Store;
 using ZipLlm.Tests.TestSupport;
 

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.Logging.Abstractions;
 using ZipLlm.Codecs;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 using ZipLlm.Safetensors;
 using ZipLlm.Store;
 using ZipLlm.Tests.TestSupport;

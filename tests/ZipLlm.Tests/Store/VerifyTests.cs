@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using ZipLlm.Codecs;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 using ZipLlm.Safetensors;
 using ZipLlm.Store;
 using ZipLlm.Tests.TestSupport;

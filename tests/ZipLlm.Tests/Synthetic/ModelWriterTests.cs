@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 using ZipLlm.Safetensors;
 using ZipLlm.Synthetic;
 using ZipLlm.Tests.TestSupport;

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text.Json;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 using ZipLlm.Safetensors;
 using ZipLlm.Synthetic;
 using ZipLlm.Tests.TestSupport;

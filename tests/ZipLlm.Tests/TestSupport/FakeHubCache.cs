@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 
 namespace ZipLlm.Tests.TestSupport;
 

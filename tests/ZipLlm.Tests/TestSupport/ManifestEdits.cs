@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 using ZipLlm.Store;
 
 namespace ZipLlm.Tests.TestSupport;

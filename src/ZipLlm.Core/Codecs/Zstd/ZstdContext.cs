@@ -1,4 +1,5 @@
 using ZipLlm.Config;
+using ZipLlm.Domain;
 namespace ZipLlm.Codecs.Zstd;
 
 /// <summary>Which zstd implementation a <see cref="ZstdContext"/> runs on.</summary>

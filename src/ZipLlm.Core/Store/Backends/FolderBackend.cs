@@ -1,3 +1,4 @@
+using ZipLlm.Domain;
 using ZipLlm.IO;
 
 namespace ZipLlm.Store.Backends;

@@ -1,3 +1,5 @@
+using ZipLlm.Domain;
+
 namespace ZipLlm.Store.Backends;
 
 /// <summary>What a backend knows of one object at rest without reading it.</summary>

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using ZipLlm.Domain;
 
 namespace ZipLlm.Store.Backends;
 

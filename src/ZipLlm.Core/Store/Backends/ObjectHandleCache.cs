@@ -1,4 +1,5 @@
 using Microsoft.Win32.SafeHandles;
+using ZipLlm.Domain;
 using ZipLlm.IO;
 
 namespace ZipLlm.Store.Backends;

@@ -1,4 +1,5 @@
 using Amazon.S3.Model;
+using ZipLlm.Domain;
 
 namespace ZipLlm.Store.Backends;
 

@@ -1,4 +1,5 @@
 using ZipLlm.Config;
+using ZipLlm.Domain;
 
 namespace ZipLlm.Store.Backends;
 
@@ -50,7 +51,7 @@ internal sealed class StoreLayout(string root)
     public string ObjectPath(ContentHash hash) => Path.Combine(ObjectsDir, hash.Hex[..2], hash.Hex);
 
     /// <summary>Path of the manifest of <paramref name="modelId"/> (<c>org/name</c>: one folder per org, so ids never collide).</summary>
-    public string ManifestPath(ModelId modelId) => ManifestPathOfKey(Manifest.KeyOf(modelId));
+    public string ManifestPath(ModelId modelId) => ManifestPathOfKey(ManifestKey.Of(modelId));
 
     /// <summary>Path of the manifest stored under <paramref name="key"/> (<c>org/name.json</c>).</summary>
     public string ManifestPathOfKey(string key) => Path.Combine(ManifestsDir, key.Replace('/', Path.DirectorySeparatorChar));

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Amazon.S3;
 using Amazon.S3.Model;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 using ZipLlm.Store;
 using ZipLlm.Store.Backends;
 using ZipLlm.Tests.TestSupport;

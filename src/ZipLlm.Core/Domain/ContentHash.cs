@@ -2,7 +2,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace ZipLlm.Store;
+namespace ZipLlm.Domain;
 
 /// <summary>A SHA-256 content address: the name of an object in the store. In JSON, 64 lowercase hex digits.</summary>
 [JsonConverter(typeof(ContentHashJsonConverter))]

@@ -1,7 +1,8 @@
 using System.Text.Json;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 
-namespace ZipLlm.Tests.Config;
+namespace ZipLlm.Tests.Domain;
 
 public class ModelIdTests
 {

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using ZipLlm.IO;
 
-namespace ZipLlm.Store;
+namespace ZipLlm.Store.Backends;
 
 /// <summary>
 /// An advisory lock on a file (flock on Unix): shared locks coexist, an exclusive one excludes all.

@@ -1,7 +1,8 @@
+using ZipLlm.Store.Backends;
 using ZipLlm.Store;
 using ZipLlm.Tests.TestSupport;
 
-namespace ZipLlm.Tests.Store;
+namespace ZipLlm.Tests.Store.Backends;
 
 public class FileLockTests
 {

@@ -1,4 +1,4 @@
-namespace ZipLlm.Config;
+namespace ZipLlm.Domain;
 
 /// <summary>
 /// What the user asked for cannot be done as asked: a malformed model id or option, an output folder a restore must not

@@ -1,4 +1,4 @@
-using ZipLlm.Config;
+using ZipLlm.Domain;
 
 namespace ZipLlm;
 

@@ -4,7 +4,7 @@ using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace ZipLlm.Config;
+namespace ZipLlm.Domain;
 
 /// <summary>
 /// A Hugging Face model id, <c>org/name</c>, parsed once where it enters (command line, model list, base_ft.json,

@@ -1,5 +1,4 @@
-using ZipLlm.Config;
-using ZipLlm.Store;
+using ZipLlm.Domain;
 
 namespace ZipLlm;
 
