@@ -56,6 +56,14 @@ internal interface IStoreBackend
     /// </summary>
     IEnumerable<ListedObject> ListObjects();
 
+    /// <summary>
+    /// Counts an object found stored and reused (by a new model) as written now, so that gc's grace, which keeps
+    /// unneeded objects written recently, protects it from its reuse on, as it protects a new one (git freshens a
+    /// loose object it would have written the same way). Best effort: an object that cannot be refreshed is left as is.
+    /// </summary>
+    /// <exception cref="IOException">The store cannot be reached.</exception>
+    void RefreshObject(ContentHash hash);
+
     /// <summary>Deletes the object when it exists.</summary>
     void DeleteObject(ContentHash hash);
 
