@@ -319,8 +319,11 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
         }
     }
 
-    private void Delete(string key, CancellationToken cancellationToken) =>
-        connection.CallUngated($"DELETE {key}", (client, token) => client.DeleteObjectAsync(location.Bucket, key, token), cancellationToken);
+    private void Delete(string key, CancellationToken cancellationToken, int? tries = null) =>
+        connection.CallUngated($"DELETE {key}", (client, token) => client.DeleteObjectAsync(location.Bucket, key, token), cancellationToken, tries);
+
+    /// <summary>How long the release of a lease may take before it is left to go stale.</summary>
+    internal static readonly TimeSpan ReleaseTimeout = TimeSpan.FromSeconds(5);
 
     private static string Unquote(string? etag) => (etag ?? "").Trim('"');
 
@@ -455,11 +458,13 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
             // One no longer trusted may have been broken and taken by another holder: it is left to be broken again.
             if (trusted)
             {
+                // Once, and for seconds at most: a server that does not answer must not hold up the end of a run.
+                using var release = new CancellationTokenSource(ReleaseTimeout);
                 try
                 {
-                    locks.Delete(Key, CancellationToken.None);
+                    locks.Delete(Key, release.Token, tries: 1);
                 }
-                catch (IOException)
+                catch (Exception ex) when (ex is IOException or OperationCanceledException)
                 {
                     // Left to go stale: others break it after a lease's time.
                 }
