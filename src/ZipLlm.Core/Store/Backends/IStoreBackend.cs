@@ -93,7 +93,8 @@ internal interface IStoreBackend
 
     /// <summary>
     /// Takes the lock <paramref name="name"/>: shared locks coexist, an exclusive one excludes all. Released on
-    /// dispose, and when the process dies.
+    /// dispose, and when the process dies. A lock that can be lost while held (a bucket's lease) is an
+    /// <see cref="ILosableLock"/>.
     /// </summary>
     /// <exception cref="TimeoutException">Not free within <paramref name="timeout"/>.</exception>
     /// <exception cref="OperationCanceledException">Cancelled while waiting.</exception>
@@ -101,6 +102,16 @@ internal interface IStoreBackend
 
     /// <summary>Removes what writers that died mid-write left behind (their temporary files or uploads).</summary>
     void SweepTemporary();
+}
+
+/// <summary>
+/// A lock that can be lost while held (a lease in a bucket: not renewed in time, or broken and taken by another
+/// process). What was read under it may no longer hold, and what it guards is no longer guarded.
+/// </summary>
+internal interface ILosableLock : IDisposable
+{
+    /// <summary>Whether the lock is lost: it protects nothing any more, and should be let go and taken again.</summary>
+    bool IsLost { get; }
 }
 
 /// <summary>An object being written; disposing it without a commit discards it.</summary>

@@ -384,7 +384,7 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
     }
 
     /// <summary>One lease this process holds (or is taking): renewed in the background until released.</summary>
-    private sealed class Lease(S3Locks locks, string name, string key, bool exclusive) : IDisposable
+    private sealed class Lease(S3Locks locks, string name, string key, bool exclusive) : ILosableLock
     {
         private readonly Lock _gate = new();
         private readonly DateTimeOffset _since = locks._time.GetUtcNow();
@@ -407,6 +407,9 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
         public bool Written => _etag is not null;
 
         public bool Lost { get; private set; }
+
+        /// <summary>Lost: taken over, or not renewed in time (no longer trusted). Its holder should take the lock again.</summary>
+        public bool IsLost => Remaining <= TimeSpan.Zero;
 
         /// <summary>Time left before this holder stops trusting its lease: three quarters of a lease from the last renewal sent.</summary>
         public TimeSpan Remaining
