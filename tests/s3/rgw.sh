@@ -176,9 +176,11 @@ EOF
   watch_owner
   wait_for 30 ceph_ mon stat || fail "the monitor did not answer within 30 s"
 
-  ceph_ osd new "$osd_uuid" 0 >/dev/null || fail "osd new failed"
+  # Retried, as the pools below are: a monitor just up has refused them (EPERM, "problem getting command descriptions
+  # from mon") while other clusters started on this machine at the same time; both are idempotent.
+  wait_for 60 ceph_ osd new "$osd_uuid" 0 || fail "osd new failed"
   # Placed by hand (the OSD's own placement at start-up is switched off: it raced the monitor's first map).
-  ceph_ osd crush add osd.0 1.0 root=default host=localhost >/dev/null 2>&1 || fail "osd crush add failed"
+  wait_for 60 ceph_ osd crush add osd.0 1.0 root=default host=localhost || fail "osd crush add failed"
   ceph-osd -c "$conf" -i 0 --mkfs --osd-uuid "$osd_uuid" >"$dir/log/osd-mkfs.out" 2>&1 || fail "ceph-osd --mkfs failed"
   ceph-osd -c "$conf" -i 0 >"$dir/log/osd.0.out" 2>&1 || fail "ceph-osd did not start"
 

@@ -1,3 +1,5 @@
+using ZipLlm.Store.Backends;
+
 namespace ZipLlm;
 
 /// <summary>
@@ -9,24 +11,30 @@ namespace ZipLlm;
 /// <remarks>
 /// While it is held without a break, no manifest can be removed or changed (that takes the lock exclusively; a new
 /// model's manifest is only ever added), so what was read of one under it stays true: <see cref="Epoch"/> says when.
+/// A lock that is lost while held (a bucket's lease not renewed in time, or broken by another process after a pause)
+/// ends its epoch: the next read takes the lock again, in a new epoch, so nothing read under the lost one is reused;
+/// <see cref="WasLost"/> tells a read that failed under it that the lock, not the store, is to blame.
 /// </remarks>
 internal sealed class LingeringStoreLock : IDisposable
 {
     private readonly Func<CancellationToken, IDisposable> _take;
     private readonly Lock _gate = new();
     private readonly SemaphoreSlim _taking = new(1, 1);
-    private readonly Timer _idle;
+    private readonly ITimer _idle;
     private IDisposable? _held;
     private int _users;
     private long _epoch;
     private bool _disposed;
 
-    /// <summary>Creates the lock; <paramref name="take"/> takes the store lock shared.</summary>
-    public LingeringStoreLock(Func<CancellationToken, IDisposable> take, TimeSpan linger)
+    private readonly HashSet<long> _lostEpochs = [];
+
+    /// <summary>Creates the lock; <paramref name="take"/> takes the store lock shared; the linger is timed by <paramref name="time"/> (the system's clock when null).</summary>
+    public LingeringStoreLock(Func<CancellationToken, IDisposable> take, TimeSpan linger, TimeProvider? time = null)
     {
         _take = take;
         Linger = linger;
-        _idle = new Timer(static state => ((LingeringStoreLock)state!).ReleaseIfIdle(), this, Timeout.Infinite, Timeout.Infinite);
+        _idle = (time ?? TimeProvider.System).CreateTimer(static state => ((LingeringStoreLock)state!).ReleaseIfIdle(), this,
+            Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
     }
 
     /// <summary>How long the lock stays held after the last read lets go of it.</summary>
@@ -101,18 +109,63 @@ internal sealed class LingeringStoreLock : IDisposable
         held?.Dispose();
     }
 
-    private bool TryShare()
+    /// <summary>
+    /// Whether the lock held in <paramref name="epoch"/> was lost while held: a read under it that found objects missing
+    /// or a manifest changed met another process's remove or gc, not a damaged store.
+    /// </summary>
+    public bool WasLost(long epoch)
     {
         lock (_gate)
         {
-            ObjectDisposedException.ThrowIf(_disposed, nameof(ZipLlmStore));
-            if (_held is null)
+            if (_lostEpochs.Contains(epoch))
             {
-                return false;
+                return true;
             }
-            _users++;
-            _idle.Change(Timeout.Infinite, Timeout.Infinite);
-            return true;
+            if (epoch == _epoch && _held is ILosableLock { IsLost: true })
+            {
+                _lostEpochs.Add(epoch);
+                return true;
+            }
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// The error for a read that failed while the lock it ran under was lost (<see cref="WasLost"/>): the store lock
+    /// was lost, which another process's remove or gc explains; the store is not said to be damaged. The next read
+    /// takes the lock again and reads the manifests anew.
+    /// </summary>
+    public static IOException LostDuring(string location, string what, Exception inner) =>
+        new($"Lost the store lock of {location} while {what}: its lease was not renewed in time or was broken by another process, " +
+            $"which may have removed or changed what was being read (the read found: {inner.Message}). Read again: the lock is taken anew.", inner);
+
+    private bool TryShare()
+    {
+        IDisposable? lost = null;
+        try
+        {
+            lock (_gate)
+            {
+                ObjectDisposedException.ThrowIf(_disposed, nameof(ZipLlmStore));
+                if (_held is ILosableLock { IsLost: true } losable)
+                {
+                    // Its epoch ends: the next taker takes the lock again and reads every manifest anew.
+                    _lostEpochs.Add(_epoch);
+                    lost = losable;
+                    _held = null;
+                }
+                if (_held is null)
+                {
+                    return false;
+                }
+                _users++;
+                _idle.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+                return true;
+            }
+        }
+        finally
+        {
+            lost?.Dispose();
         }
     }
 

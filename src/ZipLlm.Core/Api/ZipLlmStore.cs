@@ -403,6 +403,7 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
         ModelId id = ParseId(modelId);
         ThrowIfDisposed();
         using IDisposable storeLock = _reads.Enter(cancellationToken);
+        long epoch = _reads.Epoch;
         Manifest manifest = ReadHeldManifest(id);
         (StoredFile file, StoredTensor tensor) = FindTensor(manifest, tensorName);
         long length = TensorLength(tensor);
@@ -426,6 +427,10 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
                 position += chunk.Length;
             }, cancellationToken);
             return (int)length;
+        }
+        catch (StoreDamageException ex) when (_reads.WasLost(epoch))
+        {
+            throw LingeringStoreLock.LostDuring(_store.Backend.Location, $"reading {id}", ex);
         }
         catch (StoreDamageException ex)
         {

@@ -307,6 +307,7 @@ internal sealed class ModelIngester(ModelStore store, WorkerPool pool, ILogger l
             if (reader.OpenWithoutBase(hash).Length == length)
             {
                 _sound[hash] = length;
+                store.Objects.Freshen(hash, DateTimeOffset.UtcNow); // gc's grace then counts from this reuse
                 return true;
             }
             logger.LogWarning("{Model}: object {Object} is stored with the wrong length; storing it again", state.ModelId, hash);

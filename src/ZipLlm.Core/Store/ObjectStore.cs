@@ -38,6 +38,23 @@ internal sealed class ObjectStore(IStoreBackend backend)
     /// <summary>Every object in the store, with its length and write time, from the listing alone.</summary>
     public IEnumerable<ListedObject> List() => Backend.ListObjects();
 
+    /// <summary>Objects reused after this age are refreshed (see <see cref="Freshen"/>); younger ones already count as new.</summary>
+    public static readonly TimeSpan RefreshAge = TimeSpan.FromMinutes(10);
+
+    /// <summary>
+    /// Counts a stored object that a new model reuses as written now when it is older than <see cref="RefreshAge"/>,
+    /// so gc's <c>--grace</c> protects it as it protects the objects the run writes (an object written in 2020 and
+    /// reused today is not "old" to a compress still running).
+    /// </summary>
+    /// <exception cref="IOException">The store cannot be reached.</exception>
+    public void Freshen(ContentHash hash, DateTimeOffset now)
+    {
+        if (Backend.StatObject(hash) is { } stat && now - stat.WrittenAt > RefreshAge)
+        {
+            Backend.RefreshObject(hash);
+        }
+    }
+
     /// <summary>Deletes the object if it exists.</summary>
     public void Delete(ContentHash hash) => Backend.DeleteObject(hash);
 

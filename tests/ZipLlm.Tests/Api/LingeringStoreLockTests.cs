@@ -1,4 +1,8 @@
 using System.Diagnostics;
+using Microsoft.Extensions.Time.Testing;
+using ZipLlm.Store;
+using ZipLlm.Store.Backends;
+using ZipLlm.Tests.TestSupport;
 
 namespace ZipLlm.Tests.Api;
 
@@ -73,14 +77,18 @@ public class LingeringStoreLockTests
     public void Enter_NoReadForTheLinger_ReleasesAndTheNextReadTakesItInANewEpoch()
     {
         var counting = new CountingLock();
-        using var reads = new LingeringStoreLock(counting.Take, Short);
+        var time = new FakeTimeProvider();
+        using var reads = new LingeringStoreLock(counting.Take, Short, time);
         long first;
         using (reads.Enter(CancellationToken.None))
         {
             first = reads.Epoch;
         }
 
-        WaitUntil(() => counting.Held == 0);
+        time.Advance(Short - TimeSpan.FromTicks(1));
+        Assert.Equal(1, counting.Held);
+        time.Advance(TimeSpan.FromTicks(1));
+        Assert.Equal(0, counting.Held);
         using (reads.Enter(CancellationToken.None))
         {
             Assert.NotEqual(first, reads.Epoch);
@@ -92,17 +100,18 @@ public class LingeringStoreLockTests
     public void Enter_OverlappingReads_ShareOneLockHeldUntilTheLastEnds()
     {
         var counting = new CountingLock();
-        using var reads = new LingeringStoreLock(counting.Take, Short);
+        var time = new FakeTimeProvider();
+        using var reads = new LingeringStoreLock(counting.Take, Short, time);
         IDisposable first = reads.Enter(CancellationToken.None);
         IDisposable second = reads.Enter(CancellationToken.None);
         first.Dispose();
         first.Dispose(); // twice is once
 
-        Thread.Sleep(Short * 4); // long past the linger: the second read still holds it
+        time.Advance(Short * 4); // long past the linger: the second read still holds it
         Assert.Equal((1, 1), (counting.Taken, counting.Held));
         second.Dispose();
-        WaitUntil(() => counting.Held == 0);
-        Assert.Equal(1, counting.Taken);
+        time.Advance(Short);
+        Assert.Equal((1, 0), (counting.Taken, counting.Held));
     }
 
     [Fact]
@@ -163,6 +172,77 @@ public class LingeringStoreLockTests
         release.Set();
         (await waiting).Dispose();
         Assert.Equal(1, counting.Taken);
+    }
+
+    /// <summary>A lease that the test can lose, as a bucket's lease is lost when it is not renewed in time or broken.</summary>
+    private sealed class LosableLease : ILosableLock
+    {
+        public bool IsLost { get; set; }
+
+        public bool Disposed { get; private set; }
+
+        public void Dispose() => Disposed = true;
+    }
+
+    [Fact]
+    public void Enter_LeaseLostWhileHeld_NextReadLetsItGoAndTakesTheLockAgainInANewEpoch()
+    {
+        var leases = new List<LosableLease>();
+        using var reads = new LingeringStoreLock(_ =>
+        {
+            var lease = new LosableLease();
+            leases.Add(lease);
+            return lease;
+        }, TimeSpan.FromMinutes(1), new FakeTimeProvider());
+        long first;
+        using (reads.Enter(CancellationToken.None))
+        {
+            first = reads.Epoch;
+        }
+        Assert.False(reads.WasLost(first));
+
+        leases[0].IsLost = true; // broken by another process while this one was paused
+        Assert.True(reads.WasLost(first));
+        using (reads.Enter(CancellationToken.None))
+        {
+            // What was read under the lost lease (cached manifests) belongs to an epoch that has ended.
+            Assert.NotEqual(first, reads.Epoch);
+            Assert.False(reads.WasLost(reads.Epoch));
+        }
+
+        Assert.Equal(2, leases.Count);
+        Assert.True(leases[0].Disposed);
+        Assert.False(leases[1].Disposed);
+        Assert.True(reads.WasLost(first));
+    }
+
+    [Fact]
+    public async Task Enter_S3LeaseBrokenByAnotherMachine_IsSeenLostAndTakenAgain()
+    {
+        string url = RgwGateway.NewStoreUrl();
+        using S3Backend backend = RgwGateway.Shared.Backend(url, leaseDuration: TimeSpan.FromSeconds(2));
+        ModelStore store = ModelStore.Open(backend, create: true);
+        using var reads = new LingeringStoreLock(token => store.LockStore(exclusive: false, token), TimeSpan.FromMinutes(1));
+        long first;
+        using (reads.Enter(CancellationToken.None))
+        {
+            first = reads.Epoch;
+        }
+        // Another machine took the reader for dead and broke its lease: it writes over it, and the next renewal's If-Match fails.
+        using (Amazon.S3.IAmazonS3 client = RgwGateway.Shared.Client())
+        {
+            S3Location location = S3Location.Parse(url);
+            var listed = await client.ListObjectsV2Async(new Amazon.S3.Model.ListObjectsV2Request { BucketName = location.Bucket, Prefix = location.LockPrefix("store") });
+            string lease = Assert.Single(listed.S3Objects ?? []).Key;
+            await client.PutObjectAsync(new Amazon.S3.Model.PutObjectRequest { BucketName = location.Bucket, Key = lease, ContentBody = "broken other-machine 1\n" });
+        }
+
+        WaitUntil(() => reads.WasLost(first));
+        using (reads.Enter(CancellationToken.None))
+        {
+            Assert.NotEqual(first, reads.Epoch);
+            Assert.False(reads.WasLost(reads.Epoch));
+        }
     }
 
     private static void InterlockedMax(ref int target, int value)

@@ -52,14 +52,19 @@ public class ZipLlmStoreLockTests
 
         // Bounded, not timed: the exclusive lock is had once the linger has passed with no read.
         Task<StoredModel> read;
+        using var waiting = new ManualResetEventSlim();
         using (other.Backend.Lock("store", exclusive: true, TimeSpan.FromSeconds(30), CancellationToken.None))
         {
             read = Task.Run(() =>
             {
-                ReadOneTensor(store);
-                return store.GetModel(Model.ToString());
+                // The store lock says when it waits: no clock is read to see that the read does not go on.
+                using (ZipLlm.Store.FileLock.BeginScope("read", _ => waiting.Set()))
+                {
+                    ReadOneTensor(store);
+                    return store.GetModel(Model.ToString());
+                }
             });
-            await Task.WhenAny(read, Task.Delay(300));
+            Assert.True(waiting.Wait(TimeSpan.FromSeconds(30)), "the read never waited for the store lock");
             Assert.False(read.IsCompleted, "a read went on under another's exclusive lock");
         }
         Assert.Equal(Model.ToString(), (await read).Id);

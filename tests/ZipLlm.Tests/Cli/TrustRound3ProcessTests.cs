@@ -175,4 +175,44 @@ public class TrustRound3ProcessTests
         var listed = await client.ListObjectsV2Async(new Amazon.S3.Model.ListObjectsV2Request { BucketName = ZipLlm.Store.Backends.S3Location.Parse(outer).Bucket });
         Assert.DoesNotContain(listed.S3Objects ?? [], o => o.Key.Contains("/objects/inner", StringComparison.Ordinal));
     }
+
+    [Fact]
+    public async Task Restore_GatewayThatStopsAnswering_ExitsIoErrorNamingTheRequestAndTheTriesWithinItsStatedBound()
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir.Combine("config.json"),
+            """{"model_dir": "models", "storage_dir": "s3://zipllm-silent/store", "models_to_process": "m.txt", "base_ft_path": "b.json"}""");
+        // A server that takes connections and requests and never answers.
+        using var silent = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        silent.Start();
+        var held = new List<System.Net.Sockets.TcpClient>();
+        using var stop = new CancellationTokenSource();
+        Task accepting = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                held.Add(await silent.AcceptTcpClientAsync(stop.Token));
+            }
+        });
+        var environment = new Dictionary<string, string>
+        {
+            ["AWS_ENDPOINT_URL_S3"] = $"http://127.0.0.1:{((System.Net.IPEndPoint)silent.LocalEndpoint).Port}",
+            ["AWS_ACCESS_KEY_ID"] = "AKIAEXAMPLE", ["AWS_SECRET_ACCESS_KEY"] = "secret", ["AWS_REGION"] = "us-east-1",
+            ["AWS_EC2_METADATA_DISABLED"] = "true",
+        };
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+
+        // Before: 361 s, then "The operation was canceled." Now: 3 tries of 30 s each, with pauses of about 0.5 and 1 s.
+        CliResult result = await CliProcess.RunAsync(["restore", dir.Combine("config.json"), "o/m", dir.Combine("out")],
+            timeout: TimeSpan.FromSeconds(200), environment: environment);
+
+        stop.Cancel();
+        Assert.True(result.ExitCode == ExitCodes.IoError, $"exit {result.ExitCode}: {result.StandardError}");
+        Assert.Matches(@"S3 GET \S*FORMAT: timed out after 30 s, 3 tries", result.StandardError);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(180), $"took {clock.Elapsed}");
+        foreach (var client in held)
+        {
+            client.Dispose();
+        }
+    }
 }

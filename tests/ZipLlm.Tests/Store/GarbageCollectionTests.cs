@@ -79,4 +79,34 @@ public class GarbageCollectionTests
         Assert.All(orphans.Except(old), h => Assert.True(store.Objects.Contains(h)));
         Assert.Throws<ArgumentOutOfRangeException>(() => store.CollectGarbage(grace: TimeSpan.FromMinutes(-1)));
     }
+
+    [Fact]
+    public void Ingest_ReusesAnOldOrphan_RefreshesItSoGcsGraceProtectsItFromTheReuseOn()
+    {
+        using var dir = new TempDir();
+        (ModelStore store, WorkerPool pool) = StoredModels.BaseAndFinetune(dir);
+        using WorkerPool _ = pool;
+        // The finetune's objects, orphaned (a killed remove) and written long ago.
+        File.Delete(store.Layout.ManifestPath(ModelId.Parse("o/ft")));
+        foreach (string file in Directory.EnumerateFiles(store.Layout.ObjectsDir, "*", SearchOption.AllDirectories))
+        {
+            File.SetLastWriteTimeUtc(file, new DateTime(2020, 1, 1, 0, 0, 0, DateTimeKind.Utc));
+        }
+
+        // A compress stores the finetune again, reusing every orphan; before its manifest is written, a gc with an hour's
+        // grace (one that cannot see it, on another machine) would delete whatever looks older than that.
+        DateTimeOffset reused = DateTimeOffset.UtcNow;
+        new ModelIngester(store, pool, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance)
+            .Ingest(ModelId.Parse("o/ft"), dir.Combine("ft"), new ModelRole(ModelRoleKind.Finetune, ModelId.Parse("o/base")));
+        HashSet<ContentHash> ftOnly = store.ReadManifest(ModelId.Parse("o/ft")).NeededObjects()
+            .Except(store.ReadManifest(ModelId.Parse("o/base")).NeededObjects()).ToHashSet();
+        Assert.NotEmpty(ftOnly);
+        File.Delete(store.Layout.ManifestPath(ModelId.Parse("o/ft"))); // the moment before it is written
+
+        // Every object the finetune reused counts as written at its reuse, so the grace keeps it.
+        Assert.All(store.Objects.List().Where(o => ftOnly.Contains(o.Hash)),
+            o => Assert.True(o.Stat.WrittenAt > reused.AddMinutes(-1), $"{o.Hash} is counted as written at {o.Stat.WrittenAt}"));
+        Assert.Equal(0, store.CollectGarbage(grace: TimeSpan.FromHours(1)).Objects);
+        Assert.Subset(store.Objects.Enumerate().ToHashSet(), ftOnly);
+    }
 }

@@ -45,11 +45,16 @@ internal sealed class RgwGateway
 
     /// <summary>
     /// A backend on the gateway, as <see cref="Store.Backends.StoreAccess"/> makes it but for its environment; with
-    /// <paramref name="hostKey"/> it is another machine's, whose processes this one cannot see.
+    /// <paramref name="hostKey"/> it is another machine's, whose processes this one cannot see. The loopback network
+    /// delays no request: leases are stale after their duration plus <paramref name="requestLifetime"/> (none unless
+    /// given), not the 20 minutes a real network is given. <paramref name="endpoint"/> replaces the gateway's (a proxy).
     /// </summary>
-    public S3Backend Backend(string url, int maxRequests = 4, TimeSpan? leaseDuration = null, string? hostKey = null) =>
-        new(S3Location.Parse(url), maxRequests, name => Environment.TryGetValue(name, out string? value) ? value : null, leaseDuration,
-            hostKey ?? S3Locks.LocalHostKey());
+    public S3Backend Backend(string url, int maxRequests = 4, TimeSpan? leaseDuration = null, string? hostKey = null,
+        TimeSpan? requestLifetime = null, Uri? endpoint = null, TimeProvider? time = null) =>
+        new(S3Location.Parse(url), maxRequests,
+            name => endpoint is not null && name == S3Connection.EndpointS3Variable ? endpoint.ToString().TrimEnd('/')
+                : Environment.TryGetValue(name, out string? value) ? value : null,
+            leaseDuration, hostKey ?? S3Locks.LocalHostKey(), requestLifetime ?? TimeSpan.Zero, time);
 
     /// <summary>A backend on the gateway with <see cref="ReaderUser"/>'s keys.</summary>
     public S3Backend ReaderBackend(string url) =>

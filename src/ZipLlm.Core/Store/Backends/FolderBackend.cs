@@ -147,6 +147,20 @@ internal sealed class FolderBackend : IStoreBackend
     }
 
     /// <inheritdoc/>
+    /// <remarks>Its modification time is set to now: what gc reads.</remarks>
+    public void RefreshObject(ContentHash hash)
+    {
+        try
+        {
+            File.SetLastWriteTimeUtc(Layout.ObjectPath(hash), DateTime.UtcNow);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // Gone meanwhile, or not ours to touch: the object is as good as it was.
+        }
+    }
+
+    /// <inheritdoc/>
     public void DeleteObject(ContentHash hash) => AtomicFile.TryDelete(Layout.ObjectPath(hash));
 
     /// <inheritdoc/>

@@ -58,6 +58,14 @@ internal interface IStoreBackend
     /// </summary>
     IEnumerable<ListedObject> ListObjects();
 
+    /// <summary>
+    /// Counts an object found stored and reused (by a new model) as written now, so that gc's grace, which keeps
+    /// unneeded objects written recently, protects it from its reuse on, as it protects a new one (git freshens a
+    /// loose object it would have written the same way). Best effort: an object that cannot be refreshed is left as is.
+    /// </summary>
+    /// <exception cref="IOException">The store cannot be reached.</exception>
+    void RefreshObject(ContentHash hash);
+
     /// <summary>Deletes the object when it exists.</summary>
     void DeleteObject(ContentHash hash);
 
@@ -87,7 +95,8 @@ internal interface IStoreBackend
 
     /// <summary>
     /// Takes the lock <paramref name="name"/>: shared locks coexist, an exclusive one excludes all. Released on
-    /// dispose, and when the process dies.
+    /// dispose, and when the process dies. A lock that can be lost while held (a bucket's lease) is an
+    /// <see cref="ILosableLock"/>.
     /// </summary>
     /// <exception cref="TimeoutException">Not free within <paramref name="timeout"/>.</exception>
     /// <exception cref="OperationCanceledException">Cancelled while waiting.</exception>
@@ -95,6 +104,16 @@ internal interface IStoreBackend
 
     /// <summary>Removes what writers that died mid-write left behind (their temporary files or uploads).</summary>
     void SweepTemporary();
+}
+
+/// <summary>
+/// A lock that can be lost while held (a lease in a bucket: not renewed in time, or broken and taken by another
+/// process). What was read under it may no longer hold, and what it guards is no longer guarded.
+/// </summary>
+internal interface ILosableLock : IDisposable
+{
+    /// <summary>Whether the lock is lost: it protects nothing any more, and should be let go and taken again.</summary>
+    bool IsLost { get; }
 }
 
 /// <summary>An object being written; disposing it without a commit discards it.</summary>

@@ -62,6 +62,15 @@ internal sealed class MemoryBackend : IStoreBackend
     public void DeleteObject(ContentHash hash) => _objects.TryRemove(hash, out _);
 
     /// <inheritdoc/>
+    public void RefreshObject(ContentHash hash)
+    {
+        if (_objects.TryGetValue(hash, out var entry))
+        {
+            _objects.TryUpdate(hash, (entry.Bytes, Clock()), entry);
+        }
+    }
+
+    /// <inheritdoc/>
     public void FlushObjects()
     {
     }

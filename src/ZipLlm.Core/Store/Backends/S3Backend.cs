@@ -20,13 +20,24 @@ internal sealed class S3Backend : IStoreBackend, IDisposable
     /// <summary>How long a lease lasts without renewal before other machines may break it.</summary>
     public static readonly TimeSpan DefaultLeaseDuration = TimeSpan.FromMinutes(2);
 
+    /// <summary>
+    /// The longest a request can live after it is sent, however long the network holds it: S3 (and RADOS Gateway) refuse
+    /// a signed request whose date is more than 15 minutes from theirs (<c>RequestTimeTooSkewed</c>), and 5 minutes more
+    /// allow for the sender's clock running ahead of the server's. A lease is broken by time only this long after it
+    /// would otherwise be stale, so no request of its holder can land after another process took the lock.
+    /// </summary>
+    public static readonly TimeSpan MaxRequestLifetime = TimeSpan.FromMinutes(20);
+
+    /// <summary>Objects under this prefix (<c>refreshed/HASH</c>, empty) say when an object was last reused by a compress.</summary>
+    private const string RefreshedFolder = "refreshed/";
+
     /// <summary>Multipart uploads older than this are taken for those of killed writers and aborted.</summary>
     public static readonly TimeSpan StaleUploadAge = TimeSpan.FromHours(6);
 
     /// <summary>Largest manifest read (a manifest of a model of 100,000 tensors is about 30 MB).</summary>
     public const long MaxManifestBytes = 256 << 20;
 
-    private static readonly string[] s_storeEntries = ["FORMAT", "objects/", "manifests/", "locks/"];
+    private static readonly string[] s_storeEntries = ["FORMAT", "objects/", "manifests/", "locks/", RefreshedFolder];
 
     private readonly S3Connection _connection;
     private readonly S3Locks _locks;
@@ -46,16 +57,18 @@ internal sealed class S3Backend : IStoreBackend, IDisposable
 
     /// <summary>
     /// A backend configured from <paramref name="environment"/> rather than the process's variables, and with a
-    /// host key of the caller's (tests: another machine is another host key, or none).
+    /// host key of the caller's (tests: another machine is another host key, or none), a request lifetime
+    /// (<see cref="MaxRequestLifetime"/> when null; tests shorten it, and their network with it) and a clock.
     /// </summary>
-    internal S3Backend(S3Location location, int maxRequests, Func<string, string?>? environment, TimeSpan? leaseDuration, string? hostKey)
+    internal S3Backend(S3Location location, int maxRequests, Func<string, string?>? environment, TimeSpan? leaseDuration, string? hostKey,
+        TimeSpan? requestLifetime = null, TimeProvider? time = null)
     {
         ArgumentNullException.ThrowIfNull(location);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(maxRequests);
         Store = location;
         // Connections beyond the gate's requests serve the leases' renewals.
         _connection = new S3Connection(S3Connection.CreateClient(maxRequests + 4, environment), maxRequests);
-        _locks = new S3Locks(_connection, location, leaseDuration ?? DefaultLeaseDuration, hostKey);
+        _locks = new S3Locks(_connection, location, leaseDuration ?? DefaultLeaseDuration, hostKey, requestLifetime ?? MaxRequestLifetime, time ?? TimeProvider.System);
     }
 
     /// <summary>The bucket and prefix.</summary>
@@ -168,22 +181,82 @@ internal sealed class S3Backend : IStoreBackend, IDisposable
     public IObjectReadSession OpenReadSession() => new S3ReadSession(_connection, Store);
 
     /// <inheritdoc/>
+    /// <remarks>An object's write time is the later of its own and that of its <c>refreshed/</c> marker (see <see cref="RefreshObject"/>).</remarks>
     public IEnumerable<ListedObject> ListObjects()
     {
+        var refreshed = new Dictionary<ContentHash, DateTimeOffset>();
+        foreach (S3Object entry in ListAll(RefreshedPrefix))
+        {
+            if (ContentHash.TryParse(entry.Key[RefreshedPrefix.Length..], out ContentHash hash))
+            {
+                refreshed[hash] = WrittenAt(entry.LastModified);
+            }
+        }
         foreach (S3Object entry in ListAll(Store.ObjectsPrefix))
         {
             if (ContentHash.TryParse(entry.Key[Store.ObjectsPrefix.Length..], out ContentHash hash))
             {
-                yield return new ListedObject(hash, new ObjectStat(entry.Size ?? 0, WrittenAt(entry.LastModified)));
+                DateTimeOffset written = WrittenAt(entry.LastModified);
+                if (refreshed.TryGetValue(hash, out DateTimeOffset reused) && reused > written)
+                {
+                    written = reused;
+                }
+                yield return new ListedObject(hash, new ObjectStat(entry.Size ?? 0, written));
             }
         }
     }
 
     /// <inheritdoc/>
+    /// <remarks>
+    /// An object cannot be rewritten in place without copying its bytes (a self-copy of one over 5 GB needs a multipart
+    /// copy): an empty marker, <c>refreshed/HASH</c>, says when it was reused instead, and the listing reads it.
+    /// </remarks>
+    public void RefreshObject(ContentHash hash)
+    {
+        string key = RefreshedPrefix + hash.Hex;
+        _connection.Call($"PUT {key}", (client, token) => client.PutObjectAsync(new PutObjectRequest
+        {
+            BucketName = Store.Bucket,
+            Key = key,
+            InputStream = new MemoryStream([], writable: false),
+        }, token));
+    }
+
+    /// <inheritdoc/>
+    /// <exception cref="IOException">A lease this store holds is no longer trusted, or the request was not answered while it was.</exception>
     public void DeleteObject(ContentHash hash)
     {
-        _locks.EnsureHeld();
-        Delete(Store.ObjectKey(hash));
+        Fenced(Store.ObjectKey(hash), "DELETE", (client, token) => client.DeleteObjectAsync(Store.Bucket, Store.ObjectKey(hash), token));
+        string marker = RefreshedPrefix + hash.Hex;
+        Fenced(marker, "DELETE", (client, token) => client.DeleteObjectAsync(Store.Bucket, marker, token));
+    }
+
+    private string RefreshedPrefix => Store.Prefix + RefreshedFolder;
+
+    /// <summary>
+    /// Sends a request that changes the store on the strength of the leases held: it must be answered before the
+    /// nearest one stops being trusted, or it is given up (the SDK's retries with it). One still held up in the network
+    /// after that cannot land once another process has broken the lease: leases are broken only
+    /// <see cref="MaxRequestLifetime"/> after they would otherwise be stale.
+    /// </summary>
+    /// <exception cref="IOException">A lease is no longer trusted, or the request was not answered in time.</exception>
+    private T Fenced<T>(string key, string verb, Func<Amazon.S3.IAmazonS3, CancellationToken, Task<T>> request, string? detail = null)
+    {
+        TimeSpan left = _locks.EnsureHeld();
+        using var deadline = new CancellationTokenSource();
+        if (left != Timeout.InfiniteTimeSpan)
+        {
+            deadline.CancelAfter(left);
+        }
+        try
+        {
+            return _connection.Call($"{verb} {key}{detail}", request, deadline.Token);
+        }
+        catch (OperationCanceledException ex) when (deadline.IsCancellationRequested)
+        {
+            throw new IOException(
+                $"S3 {verb} {key}: not answered before the store's lock lease ran out ({left.TotalSeconds:F0} s); nothing more is written or deleted. Run the command again.", ex);
+        }
     }
 
     /// <inheritdoc/>
@@ -231,22 +304,16 @@ internal sealed class S3Backend : IStoreBackend, IDisposable
         byte[] body = bytes.ToArray();
         while (true)
         {
-            // The PUT must land while the leases hold: it is given up when the nearest one runs out.
-            TimeSpan left = _locks.EnsureHeld();
-            using var deadline = new CancellationTokenSource();
-            if (left != Timeout.InfiniteTimeSpan)
-            {
-                deadline.CancelAfter(left);
-            }
             try
             {
-                _connection.Call($"PUT {Store.ManifestKey(key)} (If-None-Match: *)", (client, token) => client.PutObjectAsync(new PutObjectRequest
+                // The PUT must land while the leases hold: it is given up when the nearest one runs out.
+                Fenced(Store.ManifestKey(key), "PUT", (client, token) => client.PutObjectAsync(new PutObjectRequest
                 {
                     BucketName = Store.Bucket,
                     Key = Store.ManifestKey(key),
                     InputStream = new MemoryStream(body, writable: false),
                     IfNoneMatch = "*",
-                }, token), deadline.Token);
+                }, token), " (If-None-Match: *)");
                 return true;
             }
             catch (S3RequestException ex) when (ex.IsPreconditionFailed)
@@ -257,19 +324,13 @@ internal sealed class S3Backend : IStoreBackend, IDisposable
             {
                 Thread.Sleep(Random.Shared.Next(50, 200)); // another conditional write of it was under way
             }
-            catch (OperationCanceledException ex) when (deadline.IsCancellationRequested)
-            {
-                throw new IOException($"S3 PUT {Store.ManifestKey(key)}: not answered before the store's lock lease ran out; run compress again.", ex);
-            }
         }
     }
 
     /// <inheritdoc/>
-    public void DeleteManifest(string key)
-    {
-        _locks.EnsureHeld();
-        Delete(Store.ManifestKey(key));
-    }
+    /// <exception cref="IOException">A lease this store holds is no longer trusted, or the request was not answered while it was.</exception>
+    public void DeleteManifest(string key) =>
+        Fenced(Store.ManifestKey(key), "DELETE", (client, token) => client.DeleteObjectAsync(Store.Bucket, Store.ManifestKey(key), token));
 
     /// <inheritdoc/>
     public string DescribeManifest(string key) => Store.UrlOf(Store.ManifestKey(key));
@@ -335,9 +396,6 @@ internal sealed class S3Backend : IStoreBackend, IDisposable
         await response.ResponseStream.ReadExactlyAsync(bytes, token).ConfigureAwait(false);
         return bytes;
     });
-
-    private void Delete(string key) =>
-        _connection.Call($"DELETE {key}", (client, token) => client.DeleteObjectAsync(Store.Bucket, key, token));
 
     private ListObjectsV2Response List(string prefix, string? delimiter, int maxKeys) =>
         _connection.Call($"LIST {prefix}", (client, token) => client.ListObjectsV2Async(new ListObjectsV2Request

@@ -18,6 +18,15 @@ internal sealed class S3Connection : IDisposable
     /// <summary>Environment variable naming the endpoint of every AWS service, as the AWS tools read it.</summary>
     public const string EndpointVariable = "AWS_ENDPOINT_URL";
 
+    /// <summary>How long one try of a request may take, from sending it (connecting included) to the last byte of the answer.</summary>
+    public static readonly TimeSpan DefaultTryTimeout = TimeSpan.FromSeconds(30);
+
+    /// <summary>Tries of a request that times out, cannot connect, or gets a 5xx answer, before it is given up.</summary>
+    public const int DefaultTries = 3;
+
+    /// <summary>The first pause between tries; each next one doubles it, with jitter.</summary>
+    private static readonly TimeSpan s_firstBackoff = TimeSpan.FromMilliseconds(500);
+
     private readonly SemaphoreSlim _gate;
 
     public S3Connection(IAmazonS3 client, int maxRequests)
@@ -27,6 +36,12 @@ internal sealed class S3Connection : IDisposable
         MaxRequests = maxRequests;
         _gate = new SemaphoreSlim(maxRequests, maxRequests);
     }
+
+    /// <summary>How long one try of a request may take (<see cref="DefaultTryTimeout"/>; tests shorten it).</summary>
+    public TimeSpan TryTimeout { get; init; } = DefaultTryTimeout;
+
+    /// <summary>Tries of a request before it is given up (<see cref="DefaultTries"/>).</summary>
+    public int Tries { get; init; } = DefaultTries;
 
     public IAmazonS3 Client { get; }
 
@@ -55,7 +70,9 @@ internal sealed class S3Connection : IDisposable
             RequestChecksumCalculation = RequestChecksumCalculation.WHEN_REQUIRED,
             ResponseChecksumValidation = ResponseChecksumValidation.WHEN_REQUIRED,
             MaxConnectionsPerServer = maxConnections,
-            Timeout = TimeSpan.FromMinutes(2),
+            // Tries, their timeouts and the pauses between them are the connection's own (SendAsync), stated in its errors.
+            MaxErrorRetry = 0,
+            Timeout = DefaultTryTimeout + TimeSpan.FromSeconds(5),
         };
         string? region = Variable("AWS_REGION") ?? Variable("AWS_DEFAULT_REGION");
         if (region is not null)
@@ -124,12 +141,16 @@ internal sealed class S3Connection : IDisposable
     /// Runs one request beside the gate and waits for it: for leases, whose renewals must not queue behind a
     /// full gate of uploads (the client keeps connections for them beyond <see cref="MaxRequests"/>).
     /// </summary>
+    /// <param name="what">The request, for messages.</param>
+    /// <param name="request">The request.</param>
+    /// <param name="cancellationToken">Cancels it.</param>
+    /// <param name="tries">Tries at most (<see cref="Tries"/> when null): a release tries once, and gives up in seconds.</param>
     /// <exception cref="S3RequestException">The server answered with an error, or the request failed.</exception>
-    public T CallUngated<T>(string what, Func<IAmazonS3, CancellationToken, Task<T>> request, CancellationToken cancellationToken = default)
+    public T CallUngated<T>(string what, Func<IAmazonS3, CancellationToken, Task<T>> request, CancellationToken cancellationToken = default, int? tries = null)
     {
         try
         {
-            return SendAsync(what, request, gated: false, cancellationToken).GetAwaiter().GetResult();
+            return SendAsync(what, request, gated: false, cancellationToken, tries).GetAwaiter().GetResult();
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -165,35 +186,56 @@ internal sealed class S3Connection : IDisposable
     public Task<T> CallAsync<T>(string what, Func<IAmazonS3, CancellationToken, Task<T>> request, CancellationToken cancellationToken = default) =>
         SendAsync(what, request, gated: true, cancellationToken);
 
-    private async Task<T> SendAsync<T>(string what, Func<IAmazonS3, CancellationToken, Task<T>> request, bool gated, CancellationToken cancellationToken)
+    /// <summary>
+    /// Sends a request, each try bounded by <see cref="TryTimeout"/> (connecting, waiting for the answer and reading it), and
+    /// tries again, after a pause that doubles, when it timed out, could not reach the server or got a 5xx answer, up to
+    /// <see cref="Tries"/> times. The error names the request, the timeout and the tries.
+    /// </summary>
+    private async Task<T> SendAsync<T>(string what, Func<IAmazonS3, CancellationToken, Task<T>> request, bool gated, CancellationToken cancellationToken, int? maxTries = null)
+    {
+        int tries = Math.Max(1, maxTries ?? Tries);
+        TimeSpan backoff = s_firstBackoff;
+        for (int attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await TryOnceAsync(what, request, gated, cancellationToken, attempt, tries).ConfigureAwait(false);
+            }
+            catch (S3RequestException ex) when (ex.IsTransient && attempt < tries)
+            {
+                await Task.Delay(backoff + TimeSpan.FromMilliseconds(Random.Shared.Next((int)backoff.TotalMilliseconds)), cancellationToken).ConfigureAwait(false);
+                backoff *= 2;
+            }
+        }
+    }
+
+    private async Task<T> TryOnceAsync<T>(string what, Func<IAmazonS3, CancellationToken, Task<T>> request, bool gated, CancellationToken cancellationToken, int attempt, int tries)
     {
         if (gated)
         {
             await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(TryTimeout);
+        // A try cut off by its own deadline (not the caller's), however the SDK reports it.
+        bool timedOut() => deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested;
+        string Tried(string problem) =>
+            tries == 1 ? problem : FormattableString.Invariant($"{problem}, {attempt} {(attempt == 1 ? "try" : "tries")}");
         try
         {
-            return await request(Client, cancellationToken).ConfigureAwait(false);
+            return await request(Client, deadline.Token).ConfigureAwait(false);
         }
-        catch (AmazonS3Exception ex)
+        catch (AmazonServiceException ex) when (!timedOut())
         {
-            throw new S3RequestException(what, ex.StatusCode, ex.ErrorCode, ex.Message, ex);
+            throw new S3RequestException(what, ex.StatusCode, ex.ErrorCode, attempt > 1 ? Tried(ex.Message) : ex.Message, ex);
         }
-        catch (AmazonServiceException ex)
+        catch (Exception ex) when (ex is AmazonClientException or HttpRequestException or IOException && !timedOut())
         {
-            throw new S3RequestException(what, ex.StatusCode, ex.ErrorCode, ex.Message, ex);
+            throw new S3RequestException(what, null, null, Tried(ex.Message), ex, transient: true);
         }
-        catch (AmazonClientException ex)
+        catch (Exception ex) when (ex is OperationCanceledException or AmazonClientException or HttpRequestException or IOException && timedOut())
         {
-            throw new S3RequestException(what, null, null, ex.Message, ex);
-        }
-        catch (HttpRequestException ex)
-        {
-            throw new S3RequestException(what, null, null, ex.Message, ex);
-        }
-        catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
-        {
-            throw new S3RequestException(what, null, null, "the request timed out", ex);
+            throw new S3RequestException(what, null, null, Tried(FormattableString.Invariant($"timed out after {TryTimeout.TotalSeconds:0.#} s")), ex, transient: true);
         }
         finally
         {
@@ -217,12 +259,16 @@ internal sealed class S3RequestException : IOException
     private const string QuotaExceededCode = "QuotaExceeded";
 
     /// <summary>Creates the exception.</summary>
-    public S3RequestException(string request, HttpStatusCode? status, string? code, string message, Exception? innerException)
+    public S3RequestException(string request, HttpStatusCode? status, string? code, string message, Exception? innerException, bool transient = false)
         : base(Describe(request, status, code, message), innerException)
     {
         Status = status;
         Code = code;
+        IsTransient = transient || (int?)status is >= 500 and <= 599;
     }
+
+    /// <summary>Worth another try: no answer in time, no connection, or a 5xx answer (the server's trouble, not the request's).</summary>
+    public bool IsTransient { get; }
 
     /// <summary>The HTTP status the server answered with, or null when none came.</summary>
     public HttpStatusCode? Status { get; }

@@ -25,19 +25,30 @@ namespace ZipLlm.Store.Backends;
 /// and deletes only while every lease it holds is trusted (<see cref="EnsureHeld"/>), so a process that stalls
 /// (suspended, cut off) past its lease stops before another can take the lock.
 /// </summary>
-internal sealed class S3Locks(S3Connection connection, S3Location location, TimeSpan leaseDuration, string? hostKey)
+internal sealed class S3Locks(S3Connection connection, S3Location location, TimeSpan leaseDuration, string? hostKey, TimeSpan requestLifetime, TimeProvider time)
 {
     private const string ExclusiveName = "exclusive";
     private const string SharedPrefix = "shared.";
     private const string RecordMagic = "zipllm-lease";
 
     private readonly ConcurrentDictionary<Lease, byte> _held = new();
+    private readonly TimeProvider _time = time;
     private int _toldUnleased;
     // The version of each lease seen, what it says, and when this process first saw that version.
     private readonly ConcurrentDictionary<string, (string ETag, LeaseRecord? Record, long FirstSeen)> _records = new(StringComparer.Ordinal);
 
     /// <summary>How long a lease lasts without renewal before other holders may break it.</summary>
     public TimeSpan LeaseDuration { get; } = leaseDuration;
+
+    /// <summary>
+    /// How long a request can live after it is sent (<see cref="S3Backend.MaxRequestLifetime"/>): a lease of another
+    /// machine is broken by time only after <see cref="LeaseDuration"/> and this, so that no request its holder sent
+    /// while it trusted the lease, however long the network held it, lands after the break.
+    /// </summary>
+    public TimeSpan RequestLifetime { get; } = requestLifetime;
+
+    /// <summary>How long a lease must be seen unchanged to be stale: <see cref="LeaseDuration"/> plus <see cref="RequestLifetime"/>.</summary>
+    public TimeSpan StaleAfter => LeaseDuration + RequestLifetime;
 
     /// <summary>
     /// This machine's identity among lease holders (its boot id and process-id namespace on Linux): a lease
@@ -74,7 +85,7 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
     {
         string prefix = location.LockPrefix(name);
         var lease = new Lease(this, name, exclusive ? prefix + ExclusiveName : prefix + SharedPrefix + Guid.NewGuid().ToString("N"), exclusive);
-        var waited = Stopwatch.StartNew();
+        long waitedSince = _time.GetTimestamp();
         bool reported = false;
         int delay = 50;
         try
@@ -92,7 +103,7 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
                     _held.TryAdd(lease, 0);
                     return lease;
                 }
-                if (waited.Elapsed >= timeout)
+                if (_time.GetElapsedTime(waitedSince) >= timeout)
                 {
                     throw new TimeoutException(
                         $"Timed out after {timeout.TotalSeconds:F0} s waiting for the {name} lock of {location}; held by {FileLockWait.Describe(blockers.Select(b => b.Holder).ToList())}.");
@@ -102,7 +113,8 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
                     reported = true;
                     FileLock.ReportWait(new FileLockWait(location.UrlOf(prefix), exclusive, blockers.Select(b => b.Holder).ToList()));
                 }
-                cancellationToken.WaitHandle.WaitOne(delay + Random.Shared.Next(delay));
+                Pause(TimeSpan.FromMilliseconds(delay + Random.Shared.Next(delay)), cancellationToken);
+                cancellationToken.ThrowIfCancellationRequested();
                 delay = Math.Min(delay * 2, 1000);
             }
         }
@@ -151,7 +163,7 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
     {
         if (!lease.Written)
         {
-            long sent = Stopwatch.GetTimestamp();
+            long sent = _time.GetTimestamp();
             if (TryCreate(lease.Key, lease.NextBody(), cancellationToken) is { } etag)
             {
                 lease.Start(etag, sent);
@@ -163,7 +175,7 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
             Seen? holder = leases.FirstOrDefault(l => l.Key == lease.Key);
             if (holder is not null && RecordOf(holder, cancellationToken) is { } record && record.Id == lease.Id)
             {
-                lease.Start(holder.ETag, Stopwatch.GetTimestamp()); // our own create, answered late and retried by the SDK
+                lease.Start(holder.ETag, _time.GetTimestamp()); // our own create, answered late and retried by the SDK
             }
             else
             {
@@ -177,7 +189,7 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
     /// <summary>Writes the shared lease, then lists the exclusive holder that keeps it (none: taken; else it is withdrawn).</summary>
     private IReadOnlyList<LeaseRecord> TakeShared(Lease lease, CancellationToken cancellationToken)
     {
-        long sent = Stopwatch.GetTimestamp();
+        long sent = _time.GetTimestamp();
         string etag = Put(lease.Key, lease.NextBody(), ifMatch: null, cancellationToken)
             ?? throw new IOException($"S3 PUT {lease.Key}: the server did not take the lease.");
         lease.Start(etag, sent);
@@ -218,8 +230,9 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
 
     /// <summary>
     /// Whether a lease is stale: its process, on this machine, is gone (killed); or this process has seen it
-    /// unchanged (the same ETag) for longer than a lease lasts. Counted on this machine's clock from the first
-    /// sight of that version, which was written no later than that: no two machines' clocks are compared.
+    /// unchanged (the same ETag) for longer than <see cref="StaleAfter"/> (a lease, and the life of a request its holder
+    /// may still have in the network). Counted on this machine's clock from the first sight of that version, which was
+    /// written no later than that: no two machines' clocks are compared.
     /// </summary>
     private bool IsStale(Seen lease, LeaseRecord? record)
     {
@@ -227,7 +240,7 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
         {
             return true;
         }
-        return _records.TryGetValue(lease.Key, out var known) && known.ETag == lease.ETag && Stopwatch.GetElapsedTime(known.FirstSeen) > LeaseDuration;
+        return _records.TryGetValue(lease.Key, out var known) && known.ETag == lease.ETag && _time.GetElapsedTime(known.FirstSeen) > StaleAfter;
     }
 
     /// <summary>
@@ -246,7 +259,7 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
             return null;
         }
         // Read after it was listed: a newer version than listed is seen first now.
-        _records[lease.Key] = (lease.ETag == etag ? etag : lease.ETag, record, Stopwatch.GetTimestamp());
+        _records[lease.Key] = (lease.ETag == etag ? etag : lease.ETag, record, _time.GetTimestamp());
         return record;
     }
 
@@ -306,10 +319,33 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
         }
     }
 
-    private void Delete(string key, CancellationToken cancellationToken) =>
-        connection.CallUngated($"DELETE {key}", (client, token) => client.DeleteObjectAsync(location.Bucket, key, token), cancellationToken);
+    private void Delete(string key, CancellationToken cancellationToken, int? tries = null) =>
+        connection.CallUngated($"DELETE {key}", (client, token) => client.DeleteObjectAsync(location.Bucket, key, token), cancellationToken, tries);
+
+    /// <summary>How long the release of a lease may take before it is left to go stale.</summary>
+    internal static readonly TimeSpan ReleaseTimeout = TimeSpan.FromSeconds(5);
 
     private static string Unquote(string? etag) => (etag ?? "").Trim('"');
+
+    /// <summary>Blocks this thread for <paramref name="period"/> on the store's clock, or until cancelled.</summary>
+    private void Pause(TimeSpan period, CancellationToken cancellationToken)
+    {
+        if (_time == TimeProvider.System)
+        {
+            // A wait handle, not a timer: a timer's callback needs a pool thread, and the renewals must not wait for one
+            // while the pool is kept busy by the work the lock guards.
+            cancellationToken.WaitHandle.WaitOne(period);
+            return;
+        }
+        try
+        {
+            Task.Delay(period, _time, cancellationToken).Wait(CancellationToken.None);
+        }
+        catch (AggregateException ex) when (ex.InnerException is TaskCanceledException)
+        {
+            // Cancelled: the caller looks at its token.
+        }
+    }
 
     /// <summary>A shared lock held without a lease (see <see cref="Acquire"/>): nothing to release.</summary>
     private sealed class Unleased : IDisposable
@@ -348,10 +384,10 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
     }
 
     /// <summary>One lease this process holds (or is taking): renewed in the background until released.</summary>
-    private sealed class Lease(S3Locks locks, string name, string key, bool exclusive) : IDisposable
+    private sealed class Lease(S3Locks locks, string name, string key, bool exclusive) : ILosableLock
     {
         private readonly Lock _gate = new();
-        private readonly DateTimeOffset _since = DateTimeOffset.UtcNow;
+        private readonly DateTimeOffset _since = locks._time.GetUtcNow();
         private readonly string _holder = FileLock.CurrentHolder.Replace(' ', '_');
         private CancellationTokenSource? _stop;
         private Thread? _renewing;
@@ -372,6 +408,9 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
 
         public bool Lost { get; private set; }
 
+        /// <summary>Lost: taken over, or not renewed in time (no longer trusted). Its holder should take the lock again.</summary>
+        public bool IsLost => Remaining <= TimeSpan.Zero;
+
         /// <summary>Time left before this holder stops trusting its lease: three quarters of a lease from the last renewal sent.</summary>
         public TimeSpan Remaining
         {
@@ -379,7 +418,7 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
             {
                 lock (_gate)
                 {
-                    return Lost || _etag is null ? TimeSpan.Zero : locks.LeaseDuration * 0.75 - Stopwatch.GetElapsedTime(_lastSent);
+                    return Lost || _etag is null ? TimeSpan.Zero : locks.LeaseDuration * 0.75 - locks._time.GetElapsedTime(_lastSent);
                 }
             }
         }
@@ -416,17 +455,19 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
             lock (_gate)
             {
                 etag = _etag;
-                trusted = !Lost && etag is not null && Stopwatch.GetElapsedTime(_lastSent) < locks.LeaseDuration * 0.75;
+                trusted = !Lost && etag is not null && locks._time.GetElapsedTime(_lastSent) < locks.LeaseDuration * 0.75;
                 _etag = null;
             }
             // One no longer trusted may have been broken and taken by another holder: it is left to be broken again.
             if (trusted)
             {
+                // Once, and for seconds at most: a server that does not answer must not hold up the end of a run.
+                using var release = new CancellationTokenSource(ReleaseTimeout);
                 try
                 {
-                    locks.Delete(Key, CancellationToken.None);
+                    locks.Delete(Key, release.Token, tries: 1);
                 }
-                catch (IOException)
+                catch (Exception ex) when (ex is IOException or OperationCanceledException)
                 {
                     // Left to go stale: others break it after a lease's time.
                 }
@@ -474,8 +515,13 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
         private void RenewLoop(CancellationToken stop)
         {
             TimeSpan period = locks.LeaseDuration / 4;
-            while (!stop.WaitHandle.WaitOne(period))
+            while (true)
             {
+                locks.Pause(period, stop);
+                if (stop.IsCancellationRequested)
+                {
+                    return;
+                }
                 string? etag;
                 lock (_gate)
                 {
@@ -485,7 +531,7 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
                 {
                     return;
                 }
-                long sent = Stopwatch.GetTimestamp();
+                long sent = locks._time.GetTimestamp();
                 try
                 {
                     string? renewed = locks.Put(Key, NextBody(), etag, stop);

@@ -86,16 +86,18 @@ internal sealed class S3Upload : IObjectUpload
         }
         if (_uploadId is { } uploadId && !_committed)
         {
+            // Once, and for seconds at most: clean-up must not hold up a run that is failing or cancelled.
+            using var abort = new CancellationTokenSource(S3Locks.ReleaseTimeout);
             try
             {
-                _connection.Call($"abort upload of {_key}", (client, token) => client.AbortMultipartUploadAsync(new AbortMultipartUploadRequest
+                _connection.CallUngated($"abort upload of {_key}", (client, token) => client.AbortMultipartUploadAsync(new AbortMultipartUploadRequest
                 {
                     BucketName = _bucket,
                     Key = _key,
                     UploadId = uploadId,
-                }, token));
+                }, token), abort.Token, tries: 1);
             }
-            catch (IOException)
+            catch (Exception ex) when (ex is IOException or OperationCanceledException)
             {
                 // Swept later: SweepTemporary aborts stale uploads.
             }
