@@ -343,7 +343,14 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
             : await _session.RunAsync("manifest", () => ReadHeldManifest(id)).ConfigureAwait(false);
         StoredFile file = manifest.Files.FirstOrDefault(f => f.Path == path)
             ?? throw new FileNotFoundException($"Model {id} has no file \"{path}\" (it has {manifest.Files.Length}: {Listing(manifest.Files.Select(f => f.Path))}).", path);
-        return await FileReadsOf(epoch).ReadAsync(id, file, offset, destination, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await FileReadsOf(epoch).ReadAsync(id, file, offset, destination, cancellationToken).ConfigureAwait(false);
+        }
+        catch (StoreDamageException ex) when (_reads.WasLost(epoch))
+        {
+            throw LingeringStoreLock.LostDuring(Location, $"reading {id}", ex);
+        }
     }
 
     /// <summary>The file reads of lock epoch <paramref name="epoch"/>, which the caller holds: those of an earlier epoch have no reader left, and close.</summary>
@@ -430,7 +437,7 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
         }
         catch (StoreDamageException ex) when (_reads.WasLost(epoch))
         {
-            throw LingeringStoreLock.LostDuring(_store.Backend.Location, $"reading {id}", ex);
+            throw LingeringStoreLock.LostDuring(Location, $"reading {id}", ex);
         }
         catch (StoreDamageException ex)
         {

@@ -1,5 +1,6 @@
 using ZipLlm.Config;
 using ZipLlm.Domain;
+using ZipLlm.Store.Backends;
 using ZipLlm.Store;
 using ZipLlm.Synthetic;
 using ZipLlm.Tests.Jobs;
@@ -58,7 +59,7 @@ public class ZipLlmStoreLockTests
             read = Task.Run(() =>
             {
                 // The store lock says when it waits: no clock is read to see that the read does not go on.
-                using (ZipLlm.Store.FileLock.BeginScope("read", _ => waiting.Set()))
+                using (ZipLlm.Store.Backends.FileLock.BeginScope("read", _ => waiting.Set()))
                 {
                     ReadOneTensor(store);
                     return store.GetModel(Model.ToString());

@@ -27,7 +27,7 @@ public partial class DependencyTests
         ("Setup", ["Domain", "IO", "Store", "Config", "Hub", "Synthetic"]),
         ("Session", ["Domain", "IO", "Codecs", "Store/Backends", "Store", "Lineage", "Config"]),
         ("Jobs", ["Domain", "IO", "Reporting", "Codecs", "Store", "Lineage", "Config", "Hub", "Session"]),
-        ("Api", ["Domain", "IO", "Safetensors", "Codecs", "Store", "Session"]),
+        ("Api", ["Domain", "IO", "Safetensors", "Codecs", "Store/Backends", "Store", "Session"]),
         ("Tools", ["Domain", "IO", "Safetensors", "Codecs"]),
     ];
 

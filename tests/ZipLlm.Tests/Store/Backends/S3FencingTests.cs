@@ -1,3 +1,4 @@
+using ZipLlm.Domain;
 using ZipLlm.Store;
 using ZipLlm.Store.Backends;
 using ZipLlm.Tests.TestSupport;
