@@ -28,7 +28,7 @@ public sealed class HubServerOptions
 
     /// <summary>The address to bind, checked: loopback, or any address with tokens or <see cref="Public"/>.</summary>
     /// <exception cref="ArgumentException">The host is not an IP address or <c>localhost</c>, the port is out of range, or the address is not loopback and neither tokens nor <see cref="Public"/> are set.</exception>
-    internal IPAddress Validate()
+    public IPAddress Validate()
     {
         if (Port is < 0 or > IPEndPoint.MaxPort)
         {

@@ -71,6 +71,8 @@ internal sealed class ServeCommand : BaseCommand
             Public = parseResult.GetValue(s_public),
             Tokens = parseResult.GetValue(s_tokens) is { } tokens ? TokenTable.Load(tokens.FullName) : null,
         };
+        // A wrong address or a public one without tokens is refused before the store is opened.
+        options.Validate();
         using ZipLlmStore store = ZipLlmStore.Open(config.StorageDir, new ZipLlmStoreOptions { Threads = config.Threads, Logger = logger });
         using var hubStore = new ZipLlmHubStore(store, parseResult.GetValue(s_cacheMb) * (1L << 20));
         await using HubServer server = HubServer.Create(hubStore, options, new OneLoggerFactory(logger));
