@@ -21,9 +21,12 @@ internal sealed partial class ServeProcess : IDisposable
     public string Url(string path) => Address.GetLeftPart(UriPartial.Authority) + path;
 
     /// <summary>Starts <c>zipllm serve CONFIG --port 0 ARGS</c> and waits for its "Listening on" line.</summary>
-    public static ServeProcess Start(string config, params string[] arguments)
+    public static ServeProcess Start(string config, params string[] arguments) => Start(config, null, arguments);
+
+    /// <summary>The same, with <paramref name="environment"/> set (an S3 store's credentials).</summary>
+    public static ServeProcess Start(string config, IReadOnlyDictionary<string, string>? environment, params string[] arguments)
     {
-        var cli = new RunningCli(["serve", config, "--port", "0", .. arguments]);
+        var cli = new RunningCli(["serve", config, "--port", "0", .. arguments], environment);
         if (!cli.WaitForError("Listening on http://"))
         {
             string stderr = cli.StandardError;
