@@ -35,6 +35,9 @@ internal static class HubErrors
     public static Task Unavailable(HttpContext context) =>
         WriteAsync(context, StatusCodes.Status503ServiceUnavailable, null, "The store could not be read; the server's log says why.");
 
+    /// <summary>Whether <paramref name="ex"/> is the store failing to read (I/O, damage, malformed data) rather than a bug.</summary>
+    public static bool IsStoreFailure(Exception ex) => ex is IOException or InvalidDataException or UnauthorizedAccessException or TimeoutException;
+
     public static async Task WriteAsync(HttpContext context, int status, string? code, string message)
     {
         HttpResponse response = context.Response;

@@ -74,6 +74,21 @@ public sealed class HubServer : IAsyncDisposable
             {
                 await next(context);
             }
+            catch (Exception ex) when (HubErrors.IsStoreFailure(ex))
+            {
+                // A store that cannot be read (a damaged manifest or file, an unreachable bucket) in any route: the log
+                // says what, the client gets a 500 naming nothing, or a cut connection once bytes were sent.
+                logger.LogError("{Method} {Path}: {Message}", context.Request.Method, context.Request.Path.ToString(), ex.Message);
+                if (context.Response.HasStarted)
+                {
+                    context.Abort();
+                }
+                else
+                {
+                    context.Response.Clear();
+                    await HubErrors.Internal(context);
+                }
+            }
             finally
             {
                 logger.LogInformation("{Method} {Path} {Status} {Bytes} {Milliseconds:F1} ms", context.Request.Method, context.Request.Path.ToString(),

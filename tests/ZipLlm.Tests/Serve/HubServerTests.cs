@@ -26,7 +26,9 @@ public sealed class HubServerTests : IAsyncLifetime
         _model = _store.Add("acme/llama", ("model.safetensors", s_shard), ("config.json", s_config), ("sub/dir/notes.txt", "hi"u8.ToArray()),
             ("broken.safetensors", s_shard));
         _store.Add("other/model", ("config.json", s_config));
+        _store.Add("damaged/model", ("bad.json", s_config));
         _store.FailFrom("broken.safetensors", 8192);
+        _store.FailFrom("bad.json", 0);
         _server = HubServer.Create(_store, new HubServerOptions { Port = 0 }, NullLoggerFactory.Instance);
         _http = new HttpClient { BaseAddress = await _server.StartAsync(CancellationToken.None) };
         _guarded = HubServer.Create(_store, new HubServerOptions { Port = 0, Tokens = TokenTable.Parse(Tokens, "tokens") }, NullLoggerFactory.Instance);
@@ -187,6 +189,20 @@ public sealed class HubServerTests : IAsyncLifetime
         Assert.DoesNotContain("1234abcd", body);
     }
 
+    [Theory]
+    [InlineData("/api/models/damaged/model")]
+    [InlineData("/api/models/damaged/model/tree/main")]
+    [InlineData("/damaged/model/resolve/main/bad.json")]
+    public async Task AnyRoute_SmallFileUnreadable_500NamingNothing(string url)
+    {
+        // A file that is not LFS is named by its git blob id, which only its bytes give.
+        using HttpResponseMessage response = await _http.GetAsync(url);
+        Assert.Equal(HttpStatusCode.InternalServerError, response.StatusCode);
+        Assert.DoesNotContain("1234abcd", await response.Content.ReadAsStringAsync());
+        // And the server goes on.
+        Assert.Equal(HttpStatusCode.OK, (await _http.GetAsync("/api/models/acme/llama")).StatusCode);
+    }
+
     [Fact]
     public async Task Resolve_DamagedLaterChunk_ConnectionCutNeverA200Body()
     {
@@ -269,7 +285,7 @@ public sealed class HubServerTests : IAsyncLifetime
     [Fact]
     public async Task ListModels_SearchAndAuthor_Filter()
     {
-        Assert.Equal(["acme/llama", "other/model"], await ListedAsync(_http, "/api/models"));
+        Assert.Equal(["acme/llama", "damaged/model", "other/model"], await ListedAsync(_http, "/api/models"));
         Assert.Equal(["other/model"], await ListedAsync(_http, "/api/models?author=other"));
         Assert.Equal(["acme/llama"], await ListedAsync(_http, "/api/models?search=llam"));
     }
