@@ -31,8 +31,8 @@ trap 'stop_server; rm -rf "$work/models" "$work/store" "$work/restored"' EXIT
 cd "$work"
 printf '{"model_dir": "models", "storage_dir": "store", "models_to_process": "test_models.txt", "base_ft_path": "base_ft.json", "threads": %s}\n' "$threads" >config.json
 : >test_models.txt
-"$zipllm" models setup config.json --synthetic --size "$size" -q
-"$zipllm" compress config.json -q
+"$zipllm" models setup config.json --synthetic --size "$size" -q >setup.log 2>&1 || { cat setup.log >&2; exit 1; }
+"$zipllm" compress config.json -q 2>compress.log || { cat compress.log >&2; exit 1; }
 base=synthetic/llama-base
 base_dir=models/synthetic_llama-base
 shard=$(cd "$base_dir" && ls -S *.safetensors | head -1)
@@ -116,7 +116,7 @@ awk -v n="$reads" -v size="$shard_bytes" -v u="$url/$base/resolve/main/$shard" '
     printf "url = \"%s\"\nrange = \"%d-%d\"\noutput = \"/dev/null\"\nsilent\nwrite-out = \"%%{time_total}\\n\"\n", u, off, off + 4095
   }
 }' >ranges.curl
-latency() { curl -K ranges.curl | awk '{print $1 * 1000}' | sort -g | awk '{a[NR]=$1} END {printf "%.2f %.2f", a[int(NR*0.5)], a[int(NR*0.99)]}'; }
+latency() { curl -K ranges.curl | awk '{print $1 * 1000}' | sort -g | awk '{a[NR]=$1} END {printf "%.2f %.2f\n", a[int(NR*0.5)], a[int(NR*0.99)]}'; }
 read -r cold_p50 cold_p99 < <(latency)
 read -r warm_p50 warm_p99 < <(latency)
 stop_server
