@@ -14,7 +14,7 @@ namespace ZipLlm.Serve;
 /// <summary>
 /// A store answered as a Hugging Face hub over HTTP (Kestrel, minimal APIs): any HF client reads from it with
 /// <c>HF_ENDPOINT</c> set to <see cref="Address"/>. One log line per request (method, path, status, bytes sent,
-/// milliseconds); tokens and query strings are never logged.
+/// milliseconds; the path escaped, so no request can forge a line); tokens and query strings are never logged.
 /// </summary>
 public sealed class HubServer : IAsyncDisposable
 {
@@ -78,7 +78,7 @@ public sealed class HubServer : IAsyncDisposable
             {
                 // A store that cannot be read (a damaged manifest or file, an unreachable bucket) in any route: the log
                 // says what, the client gets a 500 naming nothing, or a cut connection once bytes were sent.
-                logger.LogError("{Method} {Path}: {Message}", context.Request.Method, context.Request.Path.ToString(), ex.Message);
+                logger.LogError("{Method} {Path}: {Message}", context.Request.Method, context.Request.Path.ToUriComponent(), ex.Message);
                 if (context.Response.HasStarted)
                 {
                     context.Abort();
@@ -91,7 +91,7 @@ public sealed class HubServer : IAsyncDisposable
             }
             finally
             {
-                logger.LogInformation("{Method} {Path} {Status} {Bytes} {Milliseconds:F1} ms", context.Request.Method, context.Request.Path.ToString(),
+                logger.LogInformation("{Method} {Path} {Status} {Bytes} {Milliseconds:F1} ms", context.Request.Method, context.Request.Path.ToUriComponent(),
                     context.Response.StatusCode, sent.Count, Stopwatch.GetElapsedTime(start).TotalMilliseconds);
             }
         });

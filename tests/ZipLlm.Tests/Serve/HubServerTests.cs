@@ -5,6 +5,7 @@ using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.Logging.Abstractions;
 using ZipLlm.Serve;
+using ZipLlm.Tests.TestSupport;
 
 namespace ZipLlm.Tests.Serve;
 
@@ -340,6 +341,38 @@ public sealed class HubServerTests : IAsyncLifetime
         }
         using HttpResponseMessage response = await _http.GetAsync("/acme/llama/resolve/main/config.json");
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task Log_OneLineARequest_EscapedPathNoTokenNoQuery()
+    {
+        var log = new ListLogger();
+        await using HubServer server = HubServer.Create(_store, new HubServerOptions { Port = 0, Tokens = TokenTable.Parse(Tokens, "tokens") },
+            new OneLoggerFactory(log));
+        using var http = new HttpClient { BaseAddress = await server.StartAsync(CancellationToken.None) };
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", "tok_acme");
+        using HttpResponseMessage forged = await http.GetAsync("/acme/llama/resolve/main/x%0AGET%20/forged%20200?secret=q1");
+        using HttpResponseMessage file = await http.GetAsync("/acme/llama/resolve/main/config.json");
+        Assert.True(SpinWait.SpinUntil(() => log.Entries.Count >= 2, TimeSpan.FromSeconds(30)));
+        Assert.Equal(2, log.Entries.Count);
+        Assert.All(log.Entries, e => Assert.DoesNotContain('\n', e.Message));
+        Assert.All(log.Entries, e => Assert.DoesNotContain("tok_acme", e.Message));
+        Assert.All(log.Entries, e => Assert.DoesNotContain("q1", e.Message));
+        Assert.Matches(@"^GET /acme/llama/resolve/main/config.json 200 24 [0-9.]+ ms$", log.Entries[1].Message);
+    }
+
+    private sealed class OneLoggerFactory(ListLogger logger) : Microsoft.Extensions.Logging.ILoggerFactory
+    {
+        public Microsoft.Extensions.Logging.ILogger CreateLogger(string categoryName) => categoryName.StartsWith("Microsoft", StringComparison.Ordinal)
+            ? NullLogger.Instance : logger;
+
+        public void AddProvider(Microsoft.Extensions.Logging.ILoggerProvider provider)
+        {
+        }
+
+        public void Dispose()
+        {
+        }
     }
 
     private static async Task<string[]> ListedAsync(HttpClient http, string url)
