@@ -60,6 +60,8 @@ public sealed class HubServer : IAsyncDisposable
         builder.WebHost.UseKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
+            // No route takes a larger body than a paths-info request.
+            kestrel.Limits.MaxRequestBodySize = HubEndpoints.MaxPathsInfoBody;
             kestrel.Listen(address, options.Port);
         });
         WebApplication app = builder.Build();

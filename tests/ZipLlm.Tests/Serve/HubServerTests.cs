@@ -284,6 +284,20 @@ public sealed class HubServerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task PathsInfo_BodyOverTheLimit_RefusedAndServerGoesOn()
+    {
+        string paths = string.Join(",", Enumerable.Repeat("\"config.json\"", HubEndpoints.MaxPathsInfoBody / 10));
+        using var content = new StringContent($"{{\"paths\": [{paths}]}}", Encoding.UTF8, "application/json");
+        // Sent chunked, without a Content-Length to refuse it by.
+        content.Headers.ContentLength = null;
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/api/models/acme/llama/paths-info/main") { Content = content };
+        request.Headers.TransferEncodingChunked = true;
+        using HttpResponseMessage response = await _http.SendAsync(request);
+        Assert.True(response.StatusCode is HttpStatusCode.BadRequest or HttpStatusCode.RequestEntityTooLarge, response.StatusCode.ToString());
+        Assert.Equal(HttpStatusCode.OK, (await _http.GetAsync("/api/models/acme/llama")).StatusCode);
+    }
+
+    [Fact]
     public async Task ListModels_SearchAndAuthor_Filter()
     {
         Assert.Equal(["acme/llama", "damaged/model", "other/model"], await ListedAsync(_http, "/api/models"));
