@@ -310,6 +310,33 @@ public sealed class ServeLifecycleTests
         Assert.Equal(130, result.ExitCode);
     }
 
+    [Theory]
+    [InlineData("--cache-mb", "lots", "--cache-mb")]
+    [InlineData("--host", "example.org", "--host")]
+    [InlineData("--port", "70000", "--port")]
+    [InlineData("--threads", "0", "--threads")]
+    public async Task Serve_BadOption_UsageErrorNamingIt(string option, string value, string named)
+    {
+        using var dir = new TempDir();
+        CompressJobTests.WriteFamily(dir);
+        CliResult result = await CliProcess.RunAsync(["serve", dir.Combine("config.json"), "--port", "0", option, value]);
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains(named, result.StandardError);
+        Assert.DoesNotContain("Listening", result.StandardError);
+    }
+
+    [Fact]
+    public async Task Serve_MalformedTokenFile_InvalidInputNamingTheLineNotTheToken()
+    {
+        using var dir = new TempDir();
+        CompressJobTests.WriteFamily(dir);
+        File.WriteAllText(dir.Combine("tokens.txt"), "secret_without_patterns\n");
+        CliResult result = await CliProcess.RunAsync(["serve", dir.Combine("config.json"), "--port", "0", "--tokens", dir.Combine("tokens.txt")]);
+        Assert.Equal(3, result.ExitCode);
+        Assert.Contains("line 1", result.StandardError);
+        Assert.DoesNotContain("secret_without_patterns", result.StandardError);
+    }
+
     [Fact]
     public async Task Serve_PublicAddressWithoutTokens_UsageErrorNamingPublic()
     {
