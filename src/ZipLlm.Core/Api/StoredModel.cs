@@ -26,6 +26,7 @@ public enum StoredModelRole
 /// (0 for a model whose every file or tensor was stored before).
 /// </param>
 /// <param name="StoredAt">When it was stored (UTC).</param>
+/// <param name="Revision">The hub commit its files were (from the hub or a Hugging Face cache) when that was known; null otherwise.</param>
 public sealed record StoredModel(
     string Id,
     StoredModelRole Role,
@@ -33,7 +34,8 @@ public sealed record StoredModel(
     IReadOnlyList<StoredModelFile> Files,
     long OriginalBytes,
     long AddedBytes,
-    DateTimeOffset StoredAt)
+    DateTimeOffset StoredAt,
+    string? Revision = null)
 {
     /// <summary>Every tensor of every safetensors file of the model, file by file in data order.</summary>
     public IEnumerable<StoredModelTensor> Tensors => Files.SelectMany(f => f.Tensors);

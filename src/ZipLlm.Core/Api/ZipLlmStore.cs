@@ -538,7 +538,8 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
             (f.Tensors ?? []).Select(t => ToPublic(f, t)).ToList())).ToList(),
         manifest.OriginalBytes,
         manifest.AddedBytes,
-        manifest.StoredAt);
+        manifest.StoredAt,
+        manifest.Revision);
 
     private static StoredModelTensor ToPublic(StoredFile file, StoredTensor tensor) =>
         new(file.Path, tensor.Name, tensor.DType, tensor.Shape.ToArray(), TensorLength(tensor));
