@@ -18,31 +18,25 @@ public sealed class ZipLlmHubStore : IHubStore, IDisposable
     private readonly SemaphoreSlim _refresh = new(1, 1);
     private Listing? _listing;
 
-    /// <summary>Serves <paramref name="store"/>, which the caller keeps owning.</summary>
+    /// <summary>
+    /// Serves <paramref name="store"/>, which the caller keeps owning: its reads decode on the store's workers through its
+    /// one cache of decoded chunks (<see cref="ZipLlmStoreOptions.CacheMegabytes"/>, <c>--cache-mb</c>).
+    /// </summary>
     /// <param name="store">The opened store.</param>
-    /// <param name="cacheBytes">Bytes of decoded chunks the reads may keep (<c>--cache-mb</c>), for the engine's shared cache.</param>
     /// <param name="time">The clock the listing's lifetime is measured on; the system's when null.</param>
     /// <param name="listingLifetime">How long a listing lasts; <see cref="DefaultListingLifetime"/> when null.</param>
-    /// <exception cref="ArgumentOutOfRangeException"><paramref name="cacheBytes"/> or <paramref name="listingLifetime"/> is negative.</exception>
-    public ZipLlmHubStore(ZipLlmStore store, long cacheBytes, TimeProvider? time = null, TimeSpan? listingLifetime = null)
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="listingLifetime"/> is negative.</exception>
+    public ZipLlmHubStore(ZipLlmStore store, TimeProvider? time = null, TimeSpan? listingLifetime = null)
     {
         ArgumentNullException.ThrowIfNull(store);
-        ArgumentOutOfRangeException.ThrowIfNegative(cacheBytes);
         ListingLifetime = listingLifetime ?? DefaultListingLifetime;
         ArgumentOutOfRangeException.ThrowIfLessThan(ListingLifetime, TimeSpan.Zero, nameof(listingLifetime));
         _store = store;
         _time = time ?? TimeProvider.System;
-        CacheBytes = cacheBytes;
     }
 
     /// <summary>How long a listing is served before the manifests are read again.</summary>
     public TimeSpan ListingLifetime { get; }
-
-    /// <summary>
-    /// Bytes of decoded chunks the reads may keep. Passed on for the engine's shared chunk cache; until the store
-    /// has one, each open file keeps its current chunk only.
-    /// </summary>
-    public long CacheBytes { get; }
 
     /// <inheritdoc/>
     public async ValueTask<IReadOnlyList<HubModel>> ListModelsAsync(CancellationToken cancellationToken) =>
@@ -61,22 +55,8 @@ public sealed class ZipLlmHubStore : IHubStore, IDisposable
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(file);
         cancellationToken.ThrowIfCancellationRequested();
-        Stream stream;
-        try
-        {
-            stream = _store.OpenFile(model.Id, file.Path);
-        }
-        catch (KeyNotFoundException ex)
-        {
-            // Removed since the listing was read.
-            throw new FileNotFoundException(ex.Message, file.Path, ex);
-        }
-        if (stream.Length != file.Size)
-        {
-            stream.Dispose();
-            throw new FileNotFoundException($"{model.Id}/{file.Path} changed since it was listed.", file.Path);
-        }
-        return ValueTask.FromResult<IHubFileReader>(new Reader(stream));
+        // Nothing to open: each read finds the file in the manifest the store holds under its read lock.
+        return ValueTask.FromResult<IHubFileReader>(new Reader(_store, model.Id, file.Path));
     }
 
     /// <summary>
@@ -124,7 +104,7 @@ public sealed class ZipLlmHubStore : IHubStore, IDisposable
                 return other;
             }
             long at = _time.GetTimestamp();
-            List<HubModel> models = _store.ListModels(cancellationToken).Select(ToHub).ToList();
+            List<HubModel> models = (await _store.ListModelsAsync(cancellationToken).ConfigureAwait(false)).Select(ToHub).ToList();
             var listing = new Listing(at, models, models.ToDictionary(m => m.Id, StringComparer.Ordinal));
             Volatile.Write(ref _listing, listing);
             return listing;
@@ -139,16 +119,25 @@ public sealed class ZipLlmHubStore : IHubStore, IDisposable
 
     private sealed record Listing(long At, IReadOnlyList<HubModel> Models, Dictionary<string, HubModel> ById);
 
-    /// <summary>A stored file's stream, read at the offsets asked for (a seek on it costs nothing).</summary>
-    private sealed class Reader(Stream stream) : IHubFileReader
+    /// <summary>
+    /// A stored file read at the offsets asked for, by <see cref="ZipLlmStore.ReadFileAsync"/>: the chunks a range covers
+    /// decode on the store's workers, through its shared cache, and the request's thread only awaits them.
+    /// </summary>
+    private sealed class Reader(ZipLlmStore store, string modelId, string path) : IHubFileReader
     {
-        public ValueTask<int> ReadAsync(long offset, Memory<byte> destination, CancellationToken cancellationToken)
+        public async ValueTask<int> ReadAsync(long offset, Memory<byte> destination, CancellationToken cancellationToken)
         {
-            ArgumentOutOfRangeException.ThrowIfNegative(offset);
-            stream.Position = offset;
-            return stream.ReadAsync(destination, cancellationToken);
+            try
+            {
+                return await store.ReadFileAsync(modelId, path, offset, destination, cancellationToken).ConfigureAwait(false);
+            }
+            catch (ModelNotFoundException ex)
+            {
+                // Removed since the listing was read.
+                throw new FileNotFoundException(ex.Message, path, ex);
+            }
         }
 
-        public ValueTask DisposeAsync() => stream.DisposeAsync();
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 }

@@ -2,6 +2,7 @@ using System.CommandLine;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
 using ZipLlm.Config;
+using ZipLlm.Domain;
 using ZipLlm.Serve;
 
 namespace ZipLlm.Cli.Commands;
@@ -71,10 +72,18 @@ internal sealed class ServeCommand : BaseCommand
             Public = parseResult.GetValue(s_public),
             Tokens = parseResult.GetValue(s_tokens) is { } tokens ? TokenTable.Load(tokens.FullName) : null,
         };
-        // A wrong address or a public one without tokens is refused before the store is opened.
-        options.Validate();
-        using ZipLlmStore store = ZipLlmStore.Open(config.StorageDir, new ZipLlmStoreOptions { Threads = config.Threads, Logger = logger });
-        using var hubStore = new ZipLlmHubStore(store, parseResult.GetValue(s_cacheMb) * (1L << 20));
+        // A wrong address or a public one without tokens is refused before the store is opened: the user's mistake (exit 2).
+        try
+        {
+            options.Validate();
+        }
+        catch (ArgumentException ex)
+        {
+            throw new UsageException(ex.Message);
+        }
+        using ZipLlmStore store = ZipLlmStore.Open(config.StorageDir,
+            new ZipLlmStoreOptions { Threads = config.Threads, Logger = logger, CacheMegabytes = parseResult.GetValue(s_cacheMb) });
+        using var hubStore = new ZipLlmHubStore(store);
         await using HubServer server = HubServer.Create(hubStore, options, new OneLoggerFactory(logger));
         Uri address;
         try

@@ -14,7 +14,7 @@ public sealed class ZipLlmHubStoreTests
         SyntheticFamilyResult family = CompressJobTests.StoreFamily(dir);
         var time = new ManualTime();
         using ZipLlmStore store = ZipLlmStore.Open(dir.Combine("store"), new ZipLlmStoreOptions { ReadLockLinger = TimeSpan.Zero });
-        using var hub = new ZipLlmHubStore(store, 1 << 20, time, TimeSpan.FromSeconds(2));
+        using var hub = new ZipLlmHubStore(store, time, TimeSpan.FromSeconds(2));
         string victim = family.Get(SyntheticModelKind.LoraFinetune).Id.ToString();
         Assert.NotNull(await hub.FindModelAsync(victim, CancellationToken.None));
 
@@ -33,7 +33,7 @@ public sealed class ZipLlmHubStoreTests
         using var dir = new TempDir();
         SyntheticFamilyResult family = CompressJobTests.StoreFamily(dir);
         using ZipLlmStore store = ZipLlmStore.Open(dir.Combine("store"));
-        using var hub = new ZipLlmHubStore(store, 0);
+        using var hub = new ZipLlmHubStore(store);
         SyntheticModel model = family.Get(SyntheticModelKind.FullFinetune);
         HubModel hubModel = (await hub.FindModelAsync(model.Id.ToString(), CancellationToken.None))!;
         foreach (HubFile file in hubModel.Files)
