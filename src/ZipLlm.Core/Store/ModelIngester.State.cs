@@ -1,13 +1,5 @@
-using System.Buffers.Binary;
-using System.Diagnostics;
-using System.IO.Hashing;
-using System.Security.Cryptography;
-using Microsoft.Extensions.Logging;
 using ZipLlm.Codecs;
-using ZipLlm.Config;
 using ZipLlm.Domain;
-using ZipLlm.IO;
-using ZipLlm.Safetensors;
 
 namespace ZipLlm.Store;
 
