@@ -23,6 +23,7 @@ public static class Program
         root.Subcommands.Add(new GcCommand());
         root.Subcommands.Add(new ModelsCommand());
         root.Subcommands.Add(new BitxCommand());
+        root.Subcommands.Add(new MountCommand());
         return root;
     }
 

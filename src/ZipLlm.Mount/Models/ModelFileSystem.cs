@@ -1,0 +1,293 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+using ZipLlm.Mount.Fuse;
+
+namespace ZipLlm.Mount.Models;
+
+/// <summary>
+/// Every stored model as a read-only folder: the root lists the orgs, an org its models, a model its files (in
+/// sub-folders where their paths have them), exactly what <c>zipllm restore</c> writes. Files are 0444, folders 0555,
+/// owned by the mounting user; a model's files and folder have its manifest's time (<see cref="StoredModel.StoredAt"/>).
+/// Inodes are stable per path for as long as the mount. The listing is read again once it is older than
+/// <see cref="ListingLifetime"/>, so a model stored or removed meanwhile appears or disappears.
+/// </summary>
+internal sealed class ModelFileSystem : IFuseFileSystem
+{
+    /// <summary>How long a listing is used before the store is asked again, by default.</summary>
+    public static readonly TimeSpan DefaultListingLifetime = TimeSpan.FromSeconds(2);
+
+    private const uint DirectoryMode = 0x4000 | 0x16D; // S_IFDIR | 0555
+    private const uint FileMode = 0x8000 | 0x124; // S_IFREG | 0444
+    private const uint AccessModeMask = 3; // O_ACCMODE; O_RDONLY is 0
+    private const uint TruncateFlag = 0x200; // O_TRUNC
+
+    private readonly IModelSource _source;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly uint _uid, _gid;
+    private readonly ConcurrentDictionary<string, ulong> _inodes = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<ulong, string> _paths = new();
+    private readonly ConcurrentDictionary<ulong, OpenFile> _open = new();
+    private readonly Lock _refreshGate = new();
+    private long _nextInode = (long)IFuseFileSystem.RootInode;
+    private long _nextHandle;
+    private Tree? _tree;
+    private Task<Tree>? _refreshing;
+
+    /// <param name="source">The store.</param>
+    /// <param name="time">The clock the listing's age is measured with.</param>
+    /// <param name="logger">Where damaged reads and failed listings are logged.</param>
+    /// <param name="uid">The owner of every node.</param>
+    /// <param name="gid">The group of every node.</param>
+    /// <param name="listingLifetime">How long a listing is used; <see cref="DefaultListingLifetime"/> when null.</param>
+    public ModelFileSystem(IModelSource source, TimeProvider time, ILogger logger, uint uid, uint gid, TimeSpan? listingLifetime = null)
+    {
+        _source = source;
+        _time = time;
+        _logger = logger;
+        _uid = uid;
+        _gid = gid;
+        ListingLifetime = listingLifetime ?? DefaultListingLifetime;
+        _inodes[""] = IFuseFileSystem.RootInode;
+        _paths[IFuseFileSystem.RootInode] = "";
+    }
+
+    /// <summary>How long a listing is used before the store is asked again.</summary>
+    public TimeSpan ListingLifetime { get; }
+
+    /// <summary>Files open now.</summary>
+    public int OpenFiles => _open.Count;
+
+    public async ValueTask<FuseAttributes> LookupAsync(ulong parent, string name, CancellationToken cancellationToken)
+    {
+        Tree tree = await GetTreeAsync(cancellationToken).ConfigureAwait(false);
+        Node directory = NodeOf(tree, parent);
+        if (!directory.IsDirectory)
+        {
+            throw new FuseException(Errno.ENOTDIR, $"Inode {parent} is not a folder.");
+        }
+        string path = directory.Path.Length == 0 ? name : directory.Path + "/" + name;
+        return tree.Nodes.TryGetValue(path, out Node? node)
+            ? AttributesOf(node)
+            : throw new FuseException(Errno.ENOENT, $"No {path} in the store.");
+    }
+
+    public async ValueTask<FuseAttributes> GetAttributesAsync(ulong inode, CancellationToken cancellationToken) =>
+        AttributesOf(NodeOf(await GetTreeAsync(cancellationToken).ConfigureAwait(false), inode));
+
+    public async ValueTask<IReadOnlyList<FuseDirectoryEntry>> ReadDirectoryAsync(ulong inode, CancellationToken cancellationToken)
+    {
+        Tree tree = await GetTreeAsync(cancellationToken).ConfigureAwait(false);
+        Node directory = NodeOf(tree, inode);
+        if (!directory.IsDirectory)
+        {
+            throw new FuseException(Errno.ENOTDIR, $"{directory.Path} is not a folder.");
+        }
+        return directory.Children.Select(name =>
+        {
+            Node child = tree.Nodes[directory.Path.Length == 0 ? name : directory.Path + "/" + name];
+            return new FuseDirectoryEntry(name, InodeOf(child.Path), child.IsDirectory);
+        }).ToList();
+    }
+
+    public async ValueTask<ulong> OpenAsync(ulong inode, uint flags, CancellationToken cancellationToken)
+    {
+        if ((flags & AccessModeMask) != 0 || (flags & TruncateFlag) != 0)
+        {
+            throw new FuseException(Errno.EROFS, "The mount is read-only.");
+        }
+        Node node = NodeOf(await GetTreeAsync(cancellationToken).ConfigureAwait(false), inode);
+        if (node.IsDirectory)
+        {
+            throw new FuseException(Errno.EISDIR, $"{node.Path} is a folder.");
+        }
+        ulong handle = (ulong)Interlocked.Increment(ref _nextHandle);
+        _open[handle] = new OpenFile(node.ModelId!, node.FilePath!, node.Size);
+        return handle;
+    }
+
+    public async ValueTask<int> ReadAsync(ulong handle, long offset, Memory<byte> destination, CancellationToken cancellationToken)
+    {
+        if (!_open.TryGetValue(handle, out OpenFile? file))
+        {
+            throw new FuseException(Errno.EBADF, $"No open file has handle {handle}.");
+        }
+        if (offset >= file.Size)
+        {
+            return 0;
+        }
+        // The file is as long as it was listed when opened: a read never goes past that, whatever the store holds now.
+        Memory<byte> wanted = destination[..(int)Math.Min(destination.Length, file.Size - offset)];
+        try
+        {
+            int done = 0;
+            while (done < wanted.Length)
+            {
+                int read = await _source.ReadFileAsync(file.ModelId, file.Path, offset + done, wanted[done..], cancellationToken).ConfigureAwait(false);
+                if (read == 0)
+                {
+                    throw new FuseException(Errno.EIO, $"{file.ModelId}/{file.Path} ended at {offset + done} bytes; it was listed as {file.Size}.");
+                }
+                done += read;
+            }
+            return done;
+        }
+        catch (StoreDamageException ex)
+        {
+            _logger.LogError("Read of {Model}/{File} at {Offset} failed (EIO): {Message}", file.ModelId, file.Path, offset, ex.Message);
+            throw new FuseException(Errno.EIO, ex.Message);
+        }
+        catch (Exception ex) when (ex is KeyNotFoundException or FileNotFoundException)
+        {
+            // Removed from the store since it was opened.
+            throw new FuseException(Errno.ENOENT, ex.Message);
+        }
+    }
+
+    public void Release(ulong handle) => _open.TryRemove(handle, out _);
+
+    public async ValueTask<FuseFileSystemStats> GetStatsAsync(CancellationToken cancellationToken)
+    {
+        Tree tree = await GetTreeAsync(cancellationToken).ConfigureAwait(false);
+        const uint blockSize = 4096;
+        return new FuseFileSystemStats((ulong)((tree.TotalBytes + blockSize - 1) / blockSize), (ulong)tree.Nodes.Count, blockSize);
+    }
+
+    /// <summary>The listing, read again when it is older than <see cref="ListingLifetime"/> (one read at a time; a failed read keeps the last listing).</summary>
+    private async ValueTask<Tree> GetTreeAsync(CancellationToken cancellationToken)
+    {
+        Task<Tree> refreshing;
+        lock (_refreshGate)
+        {
+            if (_tree is { } fresh && _time.GetUtcNow() - fresh.ListedAt < ListingLifetime)
+            {
+                return fresh;
+            }
+            refreshing = _refreshing ??= RefreshAsync();
+        }
+        return await refreshing.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<Tree> RefreshAsync()
+    {
+        try
+        {
+            DateTimeOffset now = _time.GetUtcNow();
+            IReadOnlyList<StoredModel> models = await _source.ListModelsAsync(CancellationToken.None).ConfigureAwait(false);
+            Tree tree = Build(models, now);
+            lock (_refreshGate)
+            {
+                _tree = tree;
+                _refreshing = null;
+            }
+            return tree;
+        }
+        catch (Exception ex)
+        {
+            lock (_refreshGate)
+            {
+                _refreshing = null;
+                if (_tree is { } last)
+                {
+                    _logger.LogWarning("Listing the store {Store} failed; the last listing stands: {Message}", _source.Location, ex.Message);
+                    return last;
+                }
+            }
+            throw new FuseException(Errno.EIO, $"Listing the store {_source.Location} failed: {ex.Message}");
+        }
+    }
+
+    private Tree Build(IReadOnlyList<StoredModel> models, DateTimeOffset now)
+    {
+        var nodes = new Dictionary<string, Node>(StringComparer.Ordinal);
+        var children = new Dictionary<string, SortedSet<string>>(StringComparer.Ordinal) { [""] = new(StringComparer.Ordinal) };
+        var times = new Dictionary<string, DateTimeOffset>(StringComparer.Ordinal) { [""] = DateTimeOffset.UnixEpoch };
+        long total = 0;
+
+        void AddDirectory(string path, DateTimeOffset storedAt)
+        {
+            // Each folder up to the root: its parent lists it, and it is as recent as the newest model in it.
+            while (true)
+            {
+                times[path] = times.TryGetValue(path, out DateTimeOffset known) && known > storedAt ? known : storedAt;
+                if (path.Length == 0)
+                {
+                    return;
+                }
+                children.TryAdd(path, new(StringComparer.Ordinal));
+                int slash = path.LastIndexOf('/');
+                string parent = slash < 0 ? "" : path[..slash];
+                if (!children.TryGetValue(parent, out SortedSet<string>? siblings))
+                {
+                    children[parent] = siblings = new(StringComparer.Ordinal);
+                }
+                siblings.Add(path[(slash + 1)..]);
+                path = parent;
+            }
+        }
+
+        foreach (StoredModel model in models)
+        {
+            // Ids are org/name, each part a plain name (ModelId checks it); file paths were checked when stored.
+            string modelPath = model.Id;
+            AddDirectory(modelPath, model.StoredAt);
+            foreach (StoredModelFile file in model.Files)
+            {
+                string path = modelPath + "/" + file.Path;
+                int slash = path.LastIndexOf('/');
+                if (!IsPlainRelativePath(file.Path) || children.ContainsKey(path) || nodes.ContainsKey(path) || HasFileAbove(nodes, path))
+                {
+                    _logger.LogWarning("Left out of the mount: {Model} file \"{File}\" (not a plain relative path, or a file's and a folder's path at once)", model.Id, file.Path);
+                    continue;
+                }
+                AddDirectory(path[..slash], model.StoredAt);
+                children[path[..slash]].Add(path[(slash + 1)..]);
+                nodes[path] = new Node(path, false, file.Length, model.StoredAt, model.Id, file.Path, []);
+                total += file.Length;
+            }
+        }
+        foreach ((string path, SortedSet<string> names) in children)
+        {
+            nodes[path] = new Node(path, true, 0, times[path], null, null, [.. names]);
+        }
+        return new Tree(nodes, now, total);
+    }
+
+    private static bool HasFileAbove(Dictionary<string, Node> nodes, string path)
+    {
+        for (int slash = path.LastIndexOf('/'); slash > 0; slash = path.LastIndexOf('/', slash - 1))
+        {
+            if (nodes.ContainsKey(path[..slash]))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static bool IsPlainRelativePath(string path) =>
+        path.Length > 0 && !path.Contains('\0') && path.Split('/').All(part => part is not ("" or "." or ".."));
+
+    private Node NodeOf(Tree tree, ulong inode) =>
+        _paths.TryGetValue(inode, out string? path) && tree.Nodes.TryGetValue(path, out Node? node)
+            ? node
+            : throw new FuseException(Errno.ENOENT, $"Inode {inode} is not in the store (any more).");
+
+    /// <summary>The inode of <paramref name="path"/>: the same for as long as the mount, a new one for a path never seen.</summary>
+    public ulong InodeOf(string path) => _inodes.GetOrAdd(path, static (p, self) =>
+    {
+        ulong inode = (ulong)Interlocked.Increment(ref self._nextInode);
+        self._paths[inode] = p;
+        return inode;
+    }, this);
+
+    private FuseAttributes AttributesOf(Node node) => node.IsDirectory
+        ? new FuseAttributes(InodeOf(node.Path), true, 0, DirectoryMode, 2, node.ModifiedAt, _uid, _gid)
+        : new FuseAttributes(InodeOf(node.Path), false, node.Size, FileMode, 1, node.ModifiedAt, _uid, _gid);
+
+    private sealed record Node(string Path, bool IsDirectory, long Size, DateTimeOffset ModifiedAt, string? ModelId, string? FilePath, string[] Children);
+
+    private sealed record Tree(Dictionary<string, Node> Nodes, DateTimeOffset ListedAt, long TotalBytes);
+
+    private sealed record OpenFile(string ModelId, string Path, long Size);
+}
