@@ -163,7 +163,12 @@ internal sealed class ModelFileSystem : IFuseFileSystem
             {
                 return fresh;
             }
-            refreshing = _refreshing ??= RefreshAsync();
+            // One listing at a time; a finished one that left the listing stale (or failed) is followed by a new one.
+            if (_refreshing is null or { IsCompleted: true })
+            {
+                _refreshing = RefreshAsync();
+            }
+            refreshing = _refreshing;
         }
         return await refreshing.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
@@ -178,7 +183,6 @@ internal sealed class ModelFileSystem : IFuseFileSystem
             lock (_refreshGate)
             {
                 _tree = tree;
-                _refreshing = null;
             }
             return tree;
         }
@@ -186,7 +190,6 @@ internal sealed class ModelFileSystem : IFuseFileSystem
         {
             lock (_refreshGate)
             {
-                _refreshing = null;
                 if (_tree is { } last)
                 {
                     _logger.LogWarning("Listing the store {Store} failed; the last listing stands: {Message}", _source.Location, ex.Message);
