@@ -56,13 +56,16 @@ internal sealed class MountCommand : BaseCommand
         ZipLlmConfig config = CommonOptions.WithThreads(ZipLlmConfig.Load(parseResult.GetValue(s_config)!.FullName), parseResult.GetValue(s_threads));
         string mountPoint = Path.TrimEndingDirectorySeparator(parseResult.GetValue(s_mountPoint)!.FullName);
         FuseMount.CheckMountPoint(mountPoint);
+        int cacheMegabytes = parseResult.GetValue(s_cacheMegabytes);
         using ZipLlmStore store = ZipLlmStore.Open(config.StorageDir, new ZipLlmStoreOptions
         {
             Threads = config.Threads,
-            CacheMegabytes = parseResult.GetValue(s_cacheMegabytes),
+            CacheMegabytes = cacheMegabytes,
             Logger = logger,
         });
-        var fileSystem = new ModelFileSystem(new StoreModelSource(store), TimeProvider.System, logger, FuseNative.GetUid(), FuseNative.GetGid());
+        // Chunks decoded ahead of a reader wait in the cache: without one, they would be decoded for nothing.
+        var fileSystem = new ModelFileSystem(new StoreModelSource(store), TimeProvider.System, logger, FuseNative.GetUid(), FuseNative.GetGid(),
+            readAhead: cacheMegabytes == 0 ? 0 : ModelFileSystem.DefaultReadAhead);
         using FuseMount mount = FuseMount.Mount(mountPoint, fileSystem, parseResult.GetValue(s_allowOther), logger);
         try
         {

@@ -21,7 +21,14 @@ internal sealed class ModelFileSystem : IFuseFileSystem
     private const uint AccessModeMask = 3; // O_ACCMODE; O_RDONLY is 0
     private const uint TruncateFlag = 0x200; // O_TRUNC
 
+    /// <summary>How far ahead of a sequential reader chunks are decoded, by default: two of the store's 4 MiB chunks.</summary>
+    public const long DefaultReadAhead = 8 << 20;
+
+    /// <summary>Read-ahead probes one byte every this many bytes: each chunk (4 MiB at most, a small tensor less) is asked for at least once.</summary>
+    internal const long ReadAheadStride = 1 << 20;
+
     private readonly IModelSource _source;
+    private readonly long _readAhead;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly uint _uid, _gid;
@@ -40,8 +47,15 @@ internal sealed class ModelFileSystem : IFuseFileSystem
     /// <param name="uid">The owner of every node.</param>
     /// <param name="gid">The group of every node.</param>
     /// <param name="listingLifetime">How long a listing is used; <see cref="DefaultListingLifetime"/> when null.</param>
-    public ModelFileSystem(IModelSource source, TimeProvider time, ILogger logger, uint uid, uint gid, TimeSpan? listingLifetime = null)
+    /// <param name="readAhead">
+    /// Bytes past a sequential read whose chunks are decoded ahead of the reader (into the store's cache), so a lone
+    /// reader keeps several workers busy; 0 decodes only what is asked (right when the store keeps no cache).
+    /// </param>
+    public ModelFileSystem(IModelSource source, TimeProvider time, ILogger logger, uint uid, uint gid, TimeSpan? listingLifetime = null,
+        long readAhead = DefaultReadAhead)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(readAhead);
+        _readAhead = readAhead;
         _source = source;
         _time = time;
         _logger = logger;
@@ -118,6 +132,7 @@ internal sealed class ModelFileSystem : IFuseFileSystem
         }
         // The file is as long as it was listed when opened: a read never goes past that, whatever the store holds now.
         Memory<byte> wanted = destination[..(int)Math.Min(destination.Length, file.Size - offset)];
+        ReadAhead(file, offset, wanted.Length);
         try
         {
             int done = 0;
@@ -145,6 +160,55 @@ internal sealed class ModelFileSystem : IFuseFileSystem
     }
 
     public void Release(ulong handle) => _open.TryRemove(handle, out _);
+
+    /// <summary>
+    /// When a read follows the last one of its handle (within a stride: the kernel's read-ahead sends several at once,
+    /// not always in order), asks the store for one byte every <see cref="ReadAheadStride"/> up to
+    /// <see cref="_readAhead"/> past it that no earlier read asked for: the chunks there decode on the store's idle
+    /// workers while the reader is served, and wait in its cache. A random reader gets none of it.
+    /// </summary>
+    private void ReadAhead(OpenFile file, long offset, int length)
+    {
+        if (_readAhead == 0)
+        {
+            return;
+        }
+        long end = offset + length, from, to;
+        lock (file)
+        {
+            bool sequential = offset == 0 || Math.Abs(offset - file.LastEnd) <= ReadAheadStride;
+            file.LastEnd = end;
+            if (!sequential)
+            {
+                file.ReadAheadTo = end;
+                return;
+            }
+            from = Math.Max(file.ReadAheadTo, end);
+            to = Math.Min(file.Size, end + _readAhead);
+            if (from >= to)
+            {
+                return;
+            }
+            file.ReadAheadTo = to;
+        }
+        for (long probe = from; probe < to; probe += ReadAheadStride)
+        {
+            _ = ProbeAsync(file, probe);
+        }
+    }
+
+    private async Task ProbeAsync(OpenFile file, long offset)
+    {
+        try
+        {
+            await _source.ReadFileAsync(file.ModelId, file.Path, offset, new byte[1], CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            // The read that gets there reports it.
+            _logger.LogDebug("Read-ahead of {Model}/{File} at {Offset} failed: {Message}", file.ModelId, file.Path, offset, ex.Message);
+        }
+    }
 
     public async ValueTask<FuseFileSystemStats> GetStatsAsync(CancellationToken cancellationToken)
     {
@@ -292,5 +356,12 @@ internal sealed class ModelFileSystem : IFuseFileSystem
 
     private sealed record Tree(Dictionary<string, Node> Nodes, DateTimeOffset ListedAt, long TotalBytes);
 
-    private sealed record OpenFile(string ModelId, string Path, long Size);
+    private sealed record OpenFile(string ModelId, string Path, long Size)
+    {
+        /// <summary>Where the last read ended (guarded by the instance's lock).</summary>
+        public long LastEnd { get; set; }
+
+        /// <summary>How far read-ahead has asked for (guarded by the instance's lock).</summary>
+        public long ReadAheadTo { get; set; }
+    }
 }

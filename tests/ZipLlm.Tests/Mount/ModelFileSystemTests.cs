@@ -15,7 +15,7 @@ public sealed class ModelFileSystemTests
     private readonly FakeTimeProvider _time = new(s_stored.AddDays(1));
     private readonly ListLogger _logger = new();
 
-    private ModelFileSystem Create() => new(_source, _time, _logger, uid: 1234, gid: 567);
+    private ModelFileSystem Create(long readAhead = 0) => new(_source, _time, _logger, uid: 1234, gid: 567, readAhead: readAhead);
 
     private static byte[] Bytes(int length, int seed)
     {
@@ -259,5 +259,44 @@ public sealed class ModelFileSystemTests
         Assert.Equal(4096u, stats.BlockSize);
         Assert.Equal(2ul, stats.Blocks); // 5100 bytes in 4096-byte blocks
         Assert.Equal(5ul, stats.Files); // root, org, model, two files
+    }
+
+    [Fact]
+    public async Task ReadAhead_SequentialReads_AskOnceForEachStrideAheadUpToTheWindow()
+    {
+        const int mib = 1 << 20;
+        _source.Add("org/m", s_stored, ("w", Bytes(20 * mib, 1)));
+        ModelFileSystem fs = Create(readAhead: 4 * mib);
+        ulong handle = await fs.OpenAsync((await WalkAsync(fs, "org/m/w")).Inode, 0, CancellationToken.None);
+
+        for (int i = 0; i < 3; i++)
+        {
+            await fs.ReadAsync(handle, (long)i * mib, new byte[mib], CancellationToken.None);
+        }
+
+        // Probes are the one-byte reads: from the end of each read to 4 MiB past it, each offset once.
+        long[] probes = [.. _source.Reads.Where(r => r.Length == 1).Select(r => r.Offset).Order()];
+        Assert.Equal([1L * mib, 2L * mib, 3L * mib, 4L * mib, 5L * mib, 6L * mib], probes);
+    }
+
+    [Fact]
+    public async Task ReadAhead_RandomReadsOrTurnedOff_AsksForNothingMore()
+    {
+        const int mib = 1 << 20;
+        _source.Add("org/m", s_stored, ("w", Bytes(20 * mib, 1)));
+        ModelFileSystem random = Create(readAhead: 4 * mib), off = Create(readAhead: 0);
+        ulong randomHandle = await random.OpenAsync((await WalkAsync(random, "org/m/w")).Inode, 0, CancellationToken.None);
+        ulong offHandle = await off.OpenAsync((await WalkAsync(off, "org/m/w")).Inode, 0, CancellationToken.None);
+
+        foreach (long offset in new long[] { 7L * mib, 2L * mib + 5, 15L * mib, 9L * mib })
+        {
+            await random.ReadAsync(randomHandle, offset, new byte[4096], CancellationToken.None);
+        }
+        for (int i = 0; i < 3; i++)
+        {
+            await off.ReadAsync(offHandle, (long)i * mib, new byte[mib], CancellationToken.None);
+        }
+
+        Assert.DoesNotContain(_source.Reads, r => r.Length == 1);
     }
 }
