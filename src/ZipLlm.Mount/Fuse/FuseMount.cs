@@ -1,3 +1,5 @@
+using System.ComponentModel;
+using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using Microsoft.Extensions.Logging;
@@ -5,18 +7,21 @@ using Microsoft.Extensions.Logging;
 namespace ZipLlm.Mount.Fuse;
 
 /// <summary>
-/// A FUSE file system mounted at a folder and served: opens <c>/dev/fuse</c>, mounts it there with <c>mount(2)</c>
-/// (read-only, nosuid, nodev; which needs root), and serves it with a <see cref="FuseServer"/> until the mount ends.
+/// A FUSE file system mounted at a folder and served: read-only, nosuid, nodev, mounted with <c>mount(2)</c> as root
+/// or through <c>fusermount3</c> otherwise, and served with a <see cref="FuseServer"/> until the mount ends.
 /// </summary>
 internal sealed class FuseMount : IDisposable
 {
     private const string Device = "/dev/fuse";
     private readonly int _fd;
     private readonly ILogger _logger;
+    // Mounted by fusermount3 (not root): unmounted by it too.
+    private readonly bool _byFusermount;
     private int _unmounted;
 
-    private FuseMount(string mountPoint, int fd, FuseServer server, ILogger logger)
+    private FuseMount(string mountPoint, int fd, FuseServer server, ILogger logger, bool byFusermount)
     {
+        _byFusermount = byFusermount;
         MountPoint = mountPoint;
         _fd = fd;
         Server = server;
@@ -51,13 +56,28 @@ internal sealed class FuseMount : IDisposable
         }
     }
 
-    /// <summary>Mounts <paramref name="fileSystem"/> at <paramref name="mountPoint"/> and starts serving it.</summary>
+    /// <summary>
+    /// Mounts <paramref name="fileSystem"/> at <paramref name="mountPoint"/> and starts serving it: as root with
+    /// <c>mount(2)</c>, otherwise through <c>fusermount3</c> (set-uid root), which mounts and hands the device back
+    /// over a socket (<c>_FUSE_COMMFD</c>), as libfuse and go-fuse do.
+    /// </summary>
     /// <param name="mountPoint">An empty folder (see <see cref="CheckMountPoint"/>), full path.</param>
     /// <param name="fileSystem">What to serve.</param>
     /// <param name="allowOther">Let users other than the mounting one see the files.</param>
     /// <param name="logger">Where failures go.</param>
-    /// <exception cref="IOException"><c>/dev/fuse</c> cannot be opened, or the mount is refused (not root, or busy).</exception>
+    /// <exception cref="IOException"><c>/dev/fuse</c> cannot be opened, or the mount is refused.</exception>
     public static FuseMount Mount(string mountPoint, IFuseFileSystem fileSystem, bool allowOther, ILogger logger)
+    {
+        bool root = FuseNative.GetEffectiveUid() == 0;
+        int fd = root ? MountAsRoot(mountPoint, allowOther) : MountWithFusermount(mountPoint, allowOther);
+        var server = new FuseServer(fd, fileSystem, logger, readers: 4);
+        server.Start();
+        return new FuseMount(mountPoint, fd, server, logger, byFusermount: !root);
+    }
+
+    private static string Options(bool allowOther) => allowOther ? $"max_read={FuseServer.MaxRead},allow_other" : $"max_read={FuseServer.MaxRead}";
+
+    private static int MountAsRoot(string mountPoint, bool allowOther)
     {
         int fd = FuseNative.Open(Device, FuseNative.O_RDWR | FuseNative.O_CLOEXEC);
         if (fd < 0)
@@ -67,25 +87,98 @@ internal sealed class FuseMount : IDisposable
                 ? $"{Device} does not exist: this machine has no FUSE (install fuse3, or load the fuse module)."
                 : $"Cannot open {Device}: {message}.");
         }
-        var options = new StringBuilder(string.Create(CultureInfo.InvariantCulture, $"fd={fd},rootmode=40000,user_id={FuseNative.GetUid()},group_id={FuseNative.GetGid()},max_read={FuseServer.MaxRead}"));
-        if (allowOther)
-        {
-            options.Append(",allow_other");
-        }
-        if (FuseNative.Mount("zipllm", mountPoint, "fuse.zipllm", FuseNative.MS_RDONLY | FuseNative.MS_NOSUID | FuseNative.MS_NODEV, options.ToString()) != 0)
+        string options = string.Create(CultureInfo.InvariantCulture,
+            $"fd={fd},rootmode=40000,user_id={FuseNative.GetUid()},group_id={FuseNative.GetGid()},{Options(allowOther)}");
+        if (FuseNative.Mount("zipllm", mountPoint, "fuse.zipllm", FuseNative.MS_RDONLY | FuseNative.MS_NOSUID | FuseNative.MS_NODEV, options) != 0)
         {
             (int errno, string message) = FuseNative.LastError();
             FuseNative.Close(fd);
             throw new IOException(errno switch
             {
-                Errno.EPERM => $"Mounting {mountPoint} needs root (mount(2) of a FUSE file system): run zipllm mount as root.",
                 Errno.EBUSY => $"The mount point {mountPoint} is busy.",
                 _ => $"Cannot mount at {mountPoint}: {message}.",
             });
         }
-        var server = new FuseServer(fd, fileSystem, logger, readers: 4);
-        server.Start();
-        return new FuseMount(mountPoint, fd, server, logger);
+        return fd;
+    }
+
+    private static unsafe int MountWithFusermount(string mountPoint, bool allowOther)
+    {
+        int* fds = stackalloc int[2];
+        if (FuseNative.SocketPair(FuseNative.AF_UNIX, FuseNative.SOCK_STREAM, 0, fds) != 0)
+        {
+            throw new IOException($"Cannot create a socket for fusermount3: {FuseNative.LastError().Message}.");
+        }
+        // fusermount3 inherits its end (no close-on-exec); ours stays here.
+        FuseNative.Fcntl(fds[0], FuseNative.F_SETFD, FuseNative.FD_CLOEXEC);
+        try
+        {
+            var start = new ProcessStartInfo("fusermount3") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+            foreach (string argument in new[] { "-o", $"ro,nosuid,nodev,subtype=zipllm,{Options(allowOther)}", "--", mountPoint })
+            {
+                start.ArgumentList.Add(argument);
+            }
+            start.Environment["_FUSE_COMMFD"] = fds[1].ToString(CultureInfo.InvariantCulture);
+            Process process;
+            try
+            {
+                process = Process.Start(start) ?? throw new IOException("fusermount3 did not start.");
+            }
+            catch (Win32Exception ex)
+            {
+                throw new IOException($"Mounting as a user other than root needs fusermount3 (Debian package fuse3): {ex.Message}.", ex);
+            }
+            using (process)
+            {
+                FuseNative.Close(fds[1]);
+                fds[1] = -1;
+                Task<string> errors = process.StandardError.ReadToEndAsync();
+                int fd = ReceiveDescriptor(fds[0]);
+                if (!process.WaitForExit(TimeSpan.FromSeconds(30)))
+                {
+                    process.Kill();
+                }
+                if (fd < 0)
+                {
+                    string said = errors.Wait(TimeSpan.FromSeconds(5)) ? errors.Result.Trim() : "";
+                    throw new IOException($"fusermount3 could not mount at {mountPoint}: {(said.Length > 0 ? said : "it gave no reason")}.");
+                }
+                FuseNative.Fcntl(fd, FuseNative.F_SETFD, FuseNative.FD_CLOEXEC);
+                return fd;
+            }
+        }
+        finally
+        {
+            FuseNative.Close(fds[0]);
+            if (fds[1] >= 0)
+            {
+                FuseNative.Close(fds[1]);
+            }
+        }
+    }
+
+    /// <summary>The descriptor fusermount3 sends (<c>SCM_RIGHTS</c>, with one byte of data), or -1 when it sends none.</summary>
+    private static unsafe int ReceiveDescriptor(int socket)
+    {
+        byte data;
+        var vector = new FuseNative.IoVector { Base = &data, Length = 1 };
+        var control = default(FuseNative.ControlWithDescriptor);
+        var message = new FuseNative.MessageHeader
+        {
+            Vectors = &vector,
+            VectorCount = 1,
+            Control = &control,
+            ControlLength = (nuint)sizeof(FuseNative.ControlWithDescriptor),
+        };
+        nint received;
+        do
+        {
+            received = FuseNative.ReceiveMessage(socket, &message, 0);
+        }
+        while (received < 0 && FuseNative.LastError().Errno == Errno.EINTR);
+        return received > 0 && message.ControlLength >= 20 && control.Level == FuseNative.SOL_SOCKET && control.Type == FuseNative.SCM_RIGHTS
+            ? control.Descriptor
+            : -1;
     }
 
     /// <summary>
@@ -119,7 +212,11 @@ internal sealed class FuseMount : IDisposable
             return;
         }
         string? device = MountInfo.DeviceOf(MountPoint);
-        if (FuseNative.Unmount(MountPoint, 0) != 0 && FuseNative.Unmount(MountPoint, FuseNative.MNT_DETACH) != 0)
+        if (_byFusermount)
+        {
+            UnmountWithFusermount();
+        }
+        else if (FuseNative.Unmount(MountPoint, 0) != 0 && FuseNative.Unmount(MountPoint, FuseNative.MNT_DETACH) != 0)
         {
             (_, string message) = FuseNative.LastError();
             _logger.LogWarning("Could not unmount {MountPoint}: {Message}", MountPoint, message);
@@ -134,6 +231,28 @@ internal sealed class FuseMount : IDisposable
             {
                 // Gone already (the unmount ended it), or no fusectl: the process's exit closes the device.
             }
+        }
+    }
+
+    private void UnmountWithFusermount()
+    {
+        var start = new ProcessStartInfo("fusermount3") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (string argument in new[] { "-u", "-z", "--", MountPoint })
+        {
+            start.ArgumentList.Add(argument);
+        }
+        try
+        {
+            using Process process = Process.Start(start) ?? throw new IOException("fusermount3 did not start.");
+            Task<string> errors = process.StandardError.ReadToEndAsync();
+            if (!process.WaitForExit(TimeSpan.FromSeconds(30)) || process.ExitCode != 0)
+            {
+                _logger.LogWarning("Could not unmount {MountPoint}: {Message}", MountPoint, errors.IsCompleted ? errors.Result.Trim() : "fusermount3 -u did not finish");
+            }
+        }
+        catch (Exception ex) when (ex is IOException or Win32Exception)
+        {
+            _logger.LogWarning("Could not unmount {MountPoint}: {Message}", MountPoint, ex.Message);
         }
     }
 

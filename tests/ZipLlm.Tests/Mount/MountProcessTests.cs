@@ -287,4 +287,46 @@ public sealed class MountProcessTests
         Assert.Equal(4, full.ExitCode);
         Assert.Contains("not empty", full.StandardError);
     }
+
+    [FuseFact]
+    public async Task Mount_AsAnotherUser_MountsThroughFusermount3AndEndsBothWays()
+    {
+        // In a mount namespace of its own (nothing outlives it): a /dev/fuse that any user may open (this machine's
+        // may be root's only; fusermount3 opens it as the user), and the CLI run as nobody, which mounts through
+        // fusermount3 and its socket. Then: the files, SIGTERM (130, unmounted), again and fusermount3 -u (0).
+        using var dir = new TempDir();
+        (SyntheticFamilyResult family, string config) = await CompressedFamily.CreateAsync(dir);
+        SyntheticModel model = family.Models.First(m => m.Kind == SyntheticModelKind.FullFinetune);
+        string cli = CliProcess.CliPath.EndsWith(".dll", StringComparison.OrdinalIgnoreCase) ? $"dotnet '{CliProcess.CliPath}'" : $"'{CliProcess.CliPath}'";
+        string script = $$"""
+            set -u
+            cd '{{dir.Path}}'
+            mkdir mnt && chown 65534:65534 mnt && chmod -R a+rX .
+            mknod -m 666 fusedev c 10 229 && mount --bind fusedev /dev/fuse
+            nobody="setpriv --reuid=65534 --regid=65534 --clear-groups -- env HOME=/tmp DOTNET_CLI_TELEMETRY_OPTOUT=1"
+            mounted() {
+              for _ in $(seq 600); do grep -qs "Mounted " mount.log && return 0; kill -0 $pid 2>/dev/null || return 1; sleep 0.1; done
+              return 1
+            }
+            $nobody {{cli}} mount config.json mnt 2>mount.log & pid=$!
+            mounted || { echo "not mounted"; cat mount.log; exit 1; }
+            $nobody diff -r '{{model.Folder}}' 'mnt/{{model.Id}}' && echo "files: same"
+            kill -TERM $pid; wait $pid; echo "sigterm exit: $?"
+            grep -q " $PWD/mnt " /proc/self/mountinfo && echo "still mounted"
+            $nobody {{cli}} mount config.json mnt 2>mount.log & pid=$!
+            mounted || { echo "not mounted again"; cat mount.log; exit 1; }
+            $nobody fusermount3 -u mnt; wait $pid; echo "fusermount exit: $?"
+            grep -q " $PWD/mnt " /proc/self/mountinfo && echo "still mounted"
+            exit 0
+            """;
+
+        CliResult run = MountedStore.Run("unshare", "-m", "--propagation", "private", "bash", "-c", script);
+
+        string output = run.StandardOutput + run.StandardError;
+        Assert.True(run.ExitCode == 0, output);
+        Assert.Contains("files: same", output);
+        Assert.Contains("sigterm exit: 130", output);
+        Assert.Contains("fusermount exit: 0", output);
+        Assert.DoesNotContain("still mounted", output);
+    }
 }

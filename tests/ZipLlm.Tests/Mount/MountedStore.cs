@@ -98,6 +98,11 @@ internal sealed class MountedStore : IDisposable
             process.Kill(entireProcessTree: true);
             throw new TimeoutException($"{program} {string.Join(' ', arguments)} did not exit in time.");
         }
+        // A child it left running may hold the output open: do not wait for that.
+        if (!Task.WaitAll([stdout, stderr], Timeout))
+        {
+            throw new TimeoutException($"{program} {string.Join(' ', arguments)} exited, but something it started still holds its output.");
+        }
         return new CliResult(process.ExitCode, stdout.Result, stderr.Result);
     }
 
