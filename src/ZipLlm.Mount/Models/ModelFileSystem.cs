@@ -8,7 +8,7 @@ namespace ZipLlm.Mount.Models;
 /// Every stored model as a read-only folder: the root lists the orgs, an org its models, a model its files (in
 /// sub-folders where their paths have them), exactly what <c>zipllm restore</c> writes. Files are 0444, folders 0555,
 /// owned by the mounting user; a model's files and folder have its manifest's time (<see cref="StoredModel.StoredAt"/>).
-/// Inodes are stable per path for as long as the mount. The listing is read again once it is older than
+/// Inodes are stable per path (and a file's content) for as long as the mount. The listing is read again once it is older than
 /// <see cref="ListingLifetime"/>, so a model stored or removed meanwhile appears or disappears.
 /// </summary>
 internal sealed class ModelFileSystem : IFuseFileSystem
@@ -33,7 +33,8 @@ internal sealed class ModelFileSystem : IFuseFileSystem
     private readonly ILogger _logger;
     private readonly uint _uid, _gid;
     private readonly ConcurrentDictionary<string, ulong> _inodes = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<ulong, string> _paths = new();
+    // Inode to key: a folder's path, or a file's path and SHA-256 (see InodeOf).
+    private readonly ConcurrentDictionary<ulong, string> _keys = new();
     private readonly ConcurrentDictionary<ulong, OpenFile> _open = new();
     private readonly Lock _refreshGate = new();
     private long _nextInode = (long)IFuseFileSystem.RootInode;
@@ -63,7 +64,7 @@ internal sealed class ModelFileSystem : IFuseFileSystem
         _gid = gid;
         ListingLifetime = listingLifetime ?? DefaultListingLifetime;
         _inodes[""] = IFuseFileSystem.RootInode;
-        _paths[IFuseFileSystem.RootInode] = "";
+        _keys[IFuseFileSystem.RootInode] = "";
     }
 
     /// <summary>How long a listing is used before the store is asked again.</summary>
@@ -100,7 +101,7 @@ internal sealed class ModelFileSystem : IFuseFileSystem
         return directory.Children.Select(name =>
         {
             Node child = tree.Nodes[directory.Path.Length == 0 ? name : directory.Path + "/" + name];
-            return new FuseDirectoryEntry(name, InodeOf(child.Path), child.IsDirectory);
+            return new FuseDirectoryEntry(name, InodeOf(child), child.IsDirectory);
         }).ToList();
     }
 
@@ -309,13 +310,13 @@ internal sealed class ModelFileSystem : IFuseFileSystem
                 }
                 AddDirectory(path[..slash], model.StoredAt);
                 children[path[..slash]].Add(path[(slash + 1)..]);
-                nodes[path] = new Node(path, false, file.Length, model.StoredAt, model.Id, file.Path, []);
+                nodes[path] = new Node(path, false, file.Length, model.StoredAt, model.Id, file.Path, file.Sha256, []);
                 total += file.Length;
             }
         }
         foreach ((string path, SortedSet<string> names) in children)
         {
-            nodes[path] = new Node(path, true, 0, times[path], null, null, [.. names]);
+            nodes[path] = new Node(path, true, 0, times[path], null, null, null, [.. names]);
         }
         return new Tree(nodes, now, total);
     }
@@ -335,24 +336,31 @@ internal sealed class ModelFileSystem : IFuseFileSystem
     private static bool IsPlainRelativePath(string path) =>
         path.Length > 0 && !path.Contains('\0') && path.Split('/').All(part => part is not ("" or "." or ".."));
 
+    /// <summary>The node <paramref name="inode"/> names in <paramref name="tree"/>: a folder at its path, a file at its path with the same content.</summary>
     private Node NodeOf(Tree tree, ulong inode) =>
-        _paths.TryGetValue(inode, out string? path) && tree.Nodes.TryGetValue(path, out Node? node)
+        _keys.TryGetValue(inode, out string? key) && tree.Nodes.TryGetValue(key.Split('\0')[0], out Node? node) && KeyOf(node) == key
             ? node
             : throw new FuseException(Errno.ENOENT, $"Inode {inode} is not in the store (any more).");
 
-    /// <summary>The inode of <paramref name="path"/>: the same for as long as the mount, a new one for a path never seen.</summary>
-    public ulong InodeOf(string path) => _inodes.GetOrAdd(path, static (p, self) =>
+    /// <summary>
+    /// The inode of <paramref name="node"/>: a folder's is its path's, a file's its path's and content's (SHA-256), so
+    /// a model stored again with other bytes under the same name gets new inodes and no page the kernel kept of the old
+    /// ones is read as the new. The same for as long as the mount; a new one for a key never seen.
+    /// </summary>
+    private ulong InodeOf(Node node) => _inodes.GetOrAdd(KeyOf(node), static (key, self) =>
     {
         ulong inode = (ulong)Interlocked.Increment(ref self._nextInode);
-        self._paths[inode] = p;
+        self._keys[inode] = key;
         return inode;
     }, this);
 
-    private FuseAttributes AttributesOf(Node node) => node.IsDirectory
-        ? new FuseAttributes(InodeOf(node.Path), true, 0, DirectoryMode, 2, node.ModifiedAt, _uid, _gid)
-        : new FuseAttributes(InodeOf(node.Path), false, node.Size, FileMode, 1, node.ModifiedAt, _uid, _gid);
+    private static string KeyOf(Node node) => node.IsDirectory ? node.Path : node.Path + "\0" + node.Sha256;
 
-    private sealed record Node(string Path, bool IsDirectory, long Size, DateTimeOffset ModifiedAt, string? ModelId, string? FilePath, string[] Children);
+    private FuseAttributes AttributesOf(Node node) => node.IsDirectory
+        ? new FuseAttributes(InodeOf(node), true, 0, DirectoryMode, 2, node.ModifiedAt, _uid, _gid)
+        : new FuseAttributes(InodeOf(node), false, node.Size, FileMode, 1, node.ModifiedAt, _uid, _gid);
+
+    private sealed record Node(string Path, bool IsDirectory, long Size, DateTimeOffset ModifiedAt, string? ModelId, string? FilePath, string? Sha256, string[] Children);
 
     private sealed record Tree(Dictionary<string, Node> Nodes, DateTimeOffset ListedAt, long TotalBytes);
 

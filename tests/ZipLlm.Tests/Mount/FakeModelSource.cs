@@ -42,7 +42,7 @@ internal sealed class FakeModelSource : IModelSource
         {
             Listings++;
             IReadOnlyList<StoredModel> models = _models.OrderBy(m => m.Key, StringComparer.Ordinal).Select(m => new StoredModel(m.Key, StoredModelRole.Standalone, null,
-                m.Value.Files.Select(f => new StoredModelFile(f.Key, f.Value.Length, new string('0', 64), false, [])).ToList(),
+                m.Value.Files.Select(f => new StoredModelFile(f.Key, f.Value.Length, Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(f.Value)), false, [])).ToList(),
                 m.Value.Files.Sum(f => (long)f.Value.Length), 0, m.Value.StoredAt)).ToList();
             return Task.FromResult(models);
         }

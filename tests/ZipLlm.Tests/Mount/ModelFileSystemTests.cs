@@ -99,6 +99,24 @@ public sealed class ModelFileSystemTests
     }
 
     [Fact]
+    public async Task Inodes_FileStoredAgainWithOtherBytes_IsANewInodeAndTheOldOneIsGone()
+    {
+        _source.Add("org/m", s_stored, ("a", Bytes(10, 1)));
+        ModelFileSystem fs = Create();
+        ulong old = (await WalkAsync(fs, "org/m/a")).Inode;
+        ulong folder = (await WalkAsync(fs, "org/m")).Inode;
+
+        _source.Add("org/m", s_stored.AddHours(1), ("a", Bytes(10, 2)));
+        _time.Advance(fs.ListingLifetime);
+
+        ulong renewed = (await WalkAsync(fs, "org/m/a")).Inode;
+        Assert.NotEqual(old, renewed);
+        Assert.Equal(folder, (await WalkAsync(fs, "org/m")).Inode);
+        FuseException stale = await Assert.ThrowsAsync<FuseException>(async () => await fs.GetAttributesAsync(old, CancellationToken.None));
+        Assert.Equal(Errno.ENOENT, stale.Number);
+    }
+
+    [Fact]
     public async Task Listing_WithinItsLifetime_IsReadOnceThenAgainAfterIt()
     {
         _source.Add("org/m", s_stored, ("a", Bytes(1, 1)));

@@ -120,6 +120,32 @@ public sealed class MountProcessTests
     }
 
     [FuseFact]
+    public async Task Mount_ReaderKilledMidRead_LeavesTheMountServing()
+    {
+        // No cache: every read decodes, so the reader is killed with reads in flight (the kernel interrupts them).
+        using MountedStore mounted = await MountedStore.CreateAsync("--cache-mb", "0");
+        SyntheticModel model = mounted.Family.Models.First(m => m.Kind == SyntheticModelKind.FullFinetune);
+        string largest = MountedStore.FilesOf(model).OrderByDescending(f => new FileInfo(Path.Combine(model.Folder, f)).Length).First();
+        var start = new System.Diagnostics.ProcessStartInfo("python3") { RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (string argument in new[] { "-c", "import os, sys\nfd = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECT)\nprint('reading', flush=True)\nwhile True:\n    for o in range(0, os.fstat(fd).st_size, 65536): os.pread(fd, 65536, o)", Path.Combine(mounted.PathOf(model), largest) })
+        {
+            start.ArgumentList.Add(argument);
+        }
+        using (System.Diagnostics.Process reader = System.Diagnostics.Process.Start(start)!)
+        {
+            Assert.Equal("reading", await reader.StandardOutput.ReadLineAsync().WaitAsync(MountedStore.Timeout));
+            reader.Kill();
+            await reader.WaitForExitAsync().WaitAsync(MountedStore.Timeout);
+        }
+
+        Assert.False(mounted.Process!.Process.HasExited, mounted.Process.StandardError);
+        foreach (string file in MountedStore.FilesOf(model))
+        {
+            Assert.Equal(File.ReadAllBytes(Path.Combine(model.Folder, file)), File.ReadAllBytes(Path.Combine(mounted.PathOf(model), file)));
+        }
+    }
+
+    [FuseFact]
     public async Task Mount_WritesOfEveryKind_AreEROFS()
     {
         using MountedStore mounted = await MountedStore.CreateAsync();
