@@ -24,6 +24,7 @@ public static class Program
         root.Subcommands.Add(new ModelsCommand());
         root.Subcommands.Add(new BitxCommand());
         root.Subcommands.Add(new ServeCommand());
+        root.Subcommands.Add(new MountCommand());
         return root;
     }
 

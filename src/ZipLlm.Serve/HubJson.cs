@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json.Serialization;
+using ZipLlm.Domain;
 
 namespace ZipLlm.Serve;
 
