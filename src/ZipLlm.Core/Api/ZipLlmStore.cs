@@ -63,7 +63,7 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
         _session = session;
         _cache = cache;
         _logger = session.Logger;
-        _reads = new LingeringStoreLock(token => session.LockStore(exclusive: false, token), readLockLinger);
+        _reads = new LingeringStoreLock(token => session.LockStore(exclusive: false, token), readLockLinger, session.Time);
     }
 
     private ModelStore Store => _session.Store;

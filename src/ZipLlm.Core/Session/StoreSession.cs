@@ -106,7 +106,7 @@ internal sealed class StoreSession : IDisposable
         IStoreBackend? backend = null;
         try
         {
-            backend = StoreAccess.OpenBackend(location, workers.Threads);
+            backend = StoreAccess.OpenBackend(location, workers.Threads, options.Time);
             return new StoreSession(ModelStore.Open(backend, options.Create), workers, options);
         }
         catch
