@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Amazon.S3;
 using Amazon.S3.Model;
+using Microsoft.Extensions.Time.Testing;
 using ZipLlm.Config;
 using ZipLlm.Store;
 using ZipLlm.Store.Backends;
@@ -131,19 +132,41 @@ public class S3BackendTests
         Assert.Empty(LeaseKeys(url, "store"));
     }
 
-    [Fact]
-    public void Lock_LeaseOfAnotherMachineThatStoppedRenewing_IsBrokenOnlyAfterALeaseUnchanged()
+    [Theory]
+    [InlineData(0)]
+    [InlineData(20)]
+    public async Task Lock_LeaseOfAnotherMachineThatStoppedRenewing_IsBrokenOnlyAfterALeaseAndARequestsLifetimeUnchanged(int requestLifetimeMinutes)
     {
         string url = RgwGateway.NewStoreUrl();
-        using S3Backend backend = RgwGateway.Shared.Backend(url, leaseDuration: ShortLease);
+        var time = new FakeTimeProvider();
+        TimeSpan requestLifetime = TimeSpan.FromMinutes(requestLifetimeMinutes);
+        using S3Backend backend = RgwGateway.Shared.Backend(url, leaseDuration: ShortLease, requestLifetime: requestLifetime, time: time);
         backend.Create("zipllm-store 1\n"u8);
         // A compress on another machine that died: its process cannot be looked up from here, only its lease's age.
         WriteLease(url, "store", "shared.remote", "other-machine/4026531836", Environment.ProcessId);
+        DateTimeOffset start = time.GetUtcNow();
+        using var waiting = new ManualResetEventSlim();
 
-        var waited = Stopwatch.StartNew();
-        using (backend.Lock("store", exclusive: true, TimeSpan.FromSeconds(30), CancellationToken.None))
+        Task<IDisposable> taking = Task.Run(() =>
         {
-            Assert.InRange(waited.Elapsed, ShortLease, TimeSpan.FromSeconds(20));
+            using (FileLock.BeginScope("gc", _ => waiting.Set()))
+            {
+                return backend.Lock("store", exclusive: true, TimeSpan.FromHours(1), CancellationToken.None);
+            }
+        });
+        Assert.True(waiting.Wait(TimeSpan.FromSeconds(30)), "the lease was not waited for");
+        // The clock moves only when the test moves it, a fortieth of the wait at a time, until the lease is broken.
+        TimeSpan step = (ShortLease + requestLifetime) / 40;
+        var bound = Stopwatch.StartNew();
+        while (!taking.IsCompleted && bound.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            time.Advance(step);
+            await Task.WhenAny(taking, Task.Delay(5));
+        }
+
+        using (await taking)
+        {
+            Assert.True(time.GetUtcNow() - start >= ShortLease + requestLifetime, $"broken after {time.GetUtcNow() - start} on the store's clock");
         }
     }
 
