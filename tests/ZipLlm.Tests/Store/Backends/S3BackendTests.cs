@@ -171,6 +171,59 @@ public class S3BackendTests
     }
 
     [Fact]
+    public async Task Lock_GcWaitingForALongCompress_DoesNotKeepNewReadersWaitingAndGetsInAfterThem()
+    {
+        string url = RgwGateway.NewStoreUrl();
+        var time = new FakeTimeProvider();
+        // Leases that never go stale in this test: only the waiting is under test, on a clock the test moves.
+        TimeSpan lease = TimeSpan.FromHours(1);
+        using S3Backend compress = RgwGateway.Shared.Backend(url, leaseDuration: lease, hostKey: "machine-c/1", time: time);
+        using S3Backend gc = RgwGateway.Shared.Backend(url, leaseDuration: lease, hostKey: "machine-g/1", time: time);
+        using S3Backend list = RgwGateway.Shared.Backend(url, leaseDuration: lease, hostKey: "machine-l/1", time: time);
+        compress.Create("zipllm-store 1\n"u8);
+        IDisposable compressing = compress.Lock("store", exclusive: false, TimeSpan.FromSeconds(30), CancellationToken.None);
+
+        DateTimeOffset start = time.GetUtcNow();
+        Task<IDisposable> collecting = Waiting(gc, exclusive: true, out ManualResetEventSlim gcWaits);
+        Assert.True(gcWaits.Wait(TimeSpan.FromSeconds(30)), "gc did not wait for the compress");
+        Task<IDisposable> listing = Waiting(list, exclusive: false, out _);
+
+        // Before, the list waited behind the waiting gc as long as the compress ran (72 s in the issue; 30 minutes at most).
+        await AdvanceUntil(time, listing, TimeSpan.FromSeconds(60));
+        Assert.True(listing.IsCompleted, $"the list still waits after {time.GetUtcNow() - start} on the store's clock");
+        Assert.False(collecting.IsCompleted, "gc took the lock while a compress held it");
+        (await listing).Dispose();
+        compressing.Dispose();
+        await AdvanceUntil(time, collecting, TimeSpan.FromMinutes(5));
+        (await collecting).Dispose();
+    }
+
+    /// <summary>Takes the store lock on another thread; <paramref name="waits"/> is set once it reports that it waits.</summary>
+    private static Task<IDisposable> Waiting(S3Backend backend, bool exclusive, out ManualResetEventSlim waits)
+    {
+        var reported = new ManualResetEventSlim();
+        waits = reported;
+        return Task.Run(() =>
+        {
+            using (FileLock.BeginScope(exclusive ? "gc" : "list", _ => reported.Set()))
+            {
+                return backend.Lock("store", exclusive, TimeSpan.FromHours(2), CancellationToken.None);
+            }
+        });
+    }
+
+    /// <summary>Moves the clock a second at a time until <paramref name="task"/> ends or the clock has moved <paramref name="most"/>.</summary>
+    private static async Task AdvanceUntil(FakeTimeProvider time, Task task, TimeSpan most)
+    {
+        for (TimeSpan moved = TimeSpan.Zero; moved < most && !task.IsCompleted; moved += TimeSpan.FromSeconds(1))
+        {
+            time.Advance(TimeSpan.FromSeconds(1));
+            await Task.WhenAny(task, Task.Delay(20));
+        }
+        await Task.WhenAny(task, Task.Delay(TimeSpan.FromSeconds(5)));
+    }
+
+    [Fact]
     public void Lock_HeldByAnotherMachineThatRenews_IsNeverBrokenAndIsTakenAfterItsRelease()
     {
         string url = RgwGateway.NewStoreUrl();
