@@ -50,8 +50,16 @@ internal sealed class FolderBackend : IStoreBackend
         {
             existing = parent;
         }
-        string resolved = Path.Join(Posix.RealPath(existing), Path.GetRelativePath(existing, root));
-        foreach (string path in new[] { root, Path.TrimEndingDirectorySeparator(Path.GetFullPath(resolved)) }.Distinct())
+        string resolved = root;
+        try
+        {
+            resolved = Path.TrimEndingDirectorySeparator(Path.GetFullPath(Path.Join(Posix.RealPath(existing), Path.GetRelativePath(existing, root))));
+        }
+        catch (IOException)
+        {
+            // Not resolvable here (permissions): the path as written is looked at.
+        }
+        foreach (string path in new[] { root, resolved }.Distinct())
         {
             for (string? folder = Path.GetDirectoryName(path); folder is not null; folder = Path.GetDirectoryName(folder))
             {
@@ -66,12 +74,12 @@ internal sealed class FolderBackend : IStoreBackend
     private static bool IsStore(string folder)
     {
         string format = Path.Combine(folder, "FORMAT");
-        if (Posix.Stat(format).Kind != EntryKind.File)
-        {
-            return false;
-        }
         try
         {
+            if (Posix.Stat(format).Kind != EntryKind.File)
+            {
+                return false;
+            }
             using var stream = new FileStream(format, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 1);
             Span<byte> start = stackalloc byte[StoreLayout.FormatMagic.Length];
             return stream.ReadAtLeast(start, start.Length, throwOnEndOfStream: false) == start.Length && start.SequenceEqual(StoreLayout.FormatMagic);

@@ -31,6 +31,7 @@ internal interface IStoreBackend
     string? LocalRoot { get; }
 
     /// <summary>The format marker's bytes, or null when there is no store here yet.</summary>
+    /// <exception cref="InvalidDataException">The location lies inside another store (a folder under its folder, a prefix under its prefix).</exception>
     byte[]? ReadFormat();
 
     /// <summary>

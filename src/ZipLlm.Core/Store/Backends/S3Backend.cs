@@ -100,9 +100,9 @@ internal sealed class S3Backend : IStoreBackend, IDisposable
             {
                 marker = Get(outer + "FORMAT", 4096);
             }
-            catch (S3RequestException ex) when (ex.IsNotFound)
+            catch (S3RequestException ex) when (ex.IsNotFound || ex.IsAccessDenied)
             {
-                continue;
+                continue; // none there, or not this key's to read (a policy that grants the store's prefix alone)
             }
             catch (InvalidDataException)
             {

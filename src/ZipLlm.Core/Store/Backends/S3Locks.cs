@@ -37,6 +37,13 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
     // The version of each lease seen, what it says, and when this process first saw that version.
     private readonly ConcurrentDictionary<string, (string ETag, LeaseRecord? Record, long FirstSeen)> _records = new(StringComparer.Ordinal);
 
+    /// <summary>
+    /// How long an exclusive taker keeps its lease while it waits for shared holders to go; then it withdraws it, so new
+    /// shared takers (list, restore) are not kept waiting behind it, and writes it again only once it sees no shared
+    /// holder (looking every few seconds). A read waits at most this long, and then a second, for a waiting remove or gc.
+    /// </summary>
+    public static readonly TimeSpan ExclusiveWaitLimit = TimeSpan.FromSeconds(5);
+
     /// <summary>How long a lease lasts without renewal before other holders may break it.</summary>
     public TimeSpan LeaseDuration { get; } = leaseDuration;
 
@@ -86,6 +93,8 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
         string prefix = location.LockPrefix(name);
         var lease = new Lease(this, name, exclusive ? prefix + ExclusiveName : prefix + SharedPrefix + Guid.NewGuid().ToString("N"), exclusive);
         long waitedSince = _time.GetTimestamp();
+        long? blockingSince = null; // when this exclusive taker's lease started keeping new shared takers out
+        bool gaveWay = false;
         bool reported = false;
         int delay = 50;
         try
@@ -93,7 +102,17 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
             while (true)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                IReadOnlyList<LeaseRecord>? blockers = exclusive ? TakeExclusive(lease, cancellationToken) : TakeShared(lease, cancellationToken);
+                IReadOnlyList<LeaseRecord>? blockers;
+                if (exclusive && gaveWay)
+                {
+                    // Having given way, it writes its lease again only when no shared holder is seen: readers pass meanwhile.
+                    List<LeaseRecord> shared = Live(List(lease.Name, cancellationToken).Where(l => l.Key.Contains("/" + SharedPrefix, StringComparison.Ordinal)), cancellationToken);
+                    blockers = shared.Count > 0 ? shared : TakeExclusive(lease, cancellationToken);
+                }
+                else
+                {
+                    blockers = exclusive ? TakeExclusive(lease, cancellationToken) : TakeShared(lease, cancellationToken);
+                }
                 if (blockers is null)
                 {
                     continue; // the lease in the way was stale and is broken, or was released: try again now
@@ -102,6 +121,17 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
                 {
                     _held.TryAdd(lease, 0);
                     return lease;
+                }
+                if (exclusive && lease.Written)
+                {
+                    blockingSince ??= _time.GetTimestamp();
+                    if (_time.GetElapsedTime(blockingSince.Value) >= ExclusiveWaitLimit)
+                    {
+                        // Waiting for shared holders (a compress of hours) must not keep every new reader out meanwhile.
+                        lease.Withdraw();
+                        blockingSince = null;
+                        gaveWay = true;
+                    }
                 }
                 if (_time.GetElapsedTime(waitedSince) >= timeout)
                 {
@@ -115,7 +145,7 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
                 }
                 Pause(TimeSpan.FromMilliseconds(delay + Random.Shared.Next(delay)), cancellationToken);
                 cancellationToken.ThrowIfCancellationRequested();
-                delay = Math.Min(delay * 2, 1000);
+                delay = Math.Min(delay * 2, gaveWay ? 5000 : 1000);
             }
         }
         catch (S3RequestException ex) when (!exclusive && ex.IsAccessDenied)

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Amazon.S3;
 using Amazon.S3.Model;
+using Microsoft.Extensions.Time.Testing;
 using ZipLlm.Config;
 using ZipLlm.Domain;
 using ZipLlm.Store;
@@ -133,20 +134,95 @@ public class S3BackendTests
         Assert.Empty(LeaseKeys(url, "store"));
     }
 
-    [Fact]
-    public void Lock_LeaseOfAnotherMachineThatStoppedRenewing_IsBrokenOnlyAfterALeaseUnchanged()
+    [Theory]
+    [InlineData(0)]
+    [InlineData(20)]
+    public async Task Lock_LeaseOfAnotherMachineThatStoppedRenewing_IsBrokenOnlyAfterALeaseAndARequestsLifetimeUnchanged(int requestLifetimeMinutes)
     {
         string url = RgwGateway.NewStoreUrl();
-        using S3Backend backend = RgwGateway.Shared.Backend(url, leaseDuration: ShortLease);
+        var time = new FakeTimeProvider();
+        TimeSpan requestLifetime = TimeSpan.FromMinutes(requestLifetimeMinutes);
+        using S3Backend backend = RgwGateway.Shared.Backend(url, leaseDuration: ShortLease, requestLifetime: requestLifetime, time: time);
         backend.Create("zipllm-store 1\n"u8);
         // A compress on another machine that died: its process cannot be looked up from here, only its lease's age.
         WriteLease(url, "store", "shared.remote", "other-machine/4026531836", Environment.ProcessId);
+        DateTimeOffset start = time.GetUtcNow();
+        using var waiting = new ManualResetEventSlim();
 
-        var waited = Stopwatch.StartNew();
-        using (backend.Lock("store", exclusive: true, TimeSpan.FromSeconds(30), CancellationToken.None))
+        Task<IDisposable> taking = Task.Run(() =>
         {
-            Assert.InRange(waited.Elapsed, ShortLease, TimeSpan.FromSeconds(20));
+            using (FileLock.BeginScope("gc", _ => waiting.Set()))
+            {
+                return backend.Lock("store", exclusive: true, TimeSpan.FromHours(1), CancellationToken.None);
+            }
+        });
+        Assert.True(waiting.Wait(TimeSpan.FromSeconds(30)), "the lease was not waited for");
+        // The clock moves only when the test moves it, a fortieth of the wait at a time, until the lease is broken.
+        TimeSpan step = (ShortLease + requestLifetime) / 40;
+        var bound = Stopwatch.StartNew();
+        while (!taking.IsCompleted && bound.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            time.Advance(step);
+            await Task.WhenAny(taking, Task.Delay(5));
         }
+
+        using (await taking)
+        {
+            Assert.True(time.GetUtcNow() - start >= ShortLease + requestLifetime, $"broken after {time.GetUtcNow() - start} on the store's clock");
+        }
+    }
+
+    [Fact]
+    public async Task Lock_GcWaitingForALongCompress_DoesNotKeepNewReadersWaitingAndGetsInAfterThem()
+    {
+        string url = RgwGateway.NewStoreUrl();
+        var time = new FakeTimeProvider();
+        // Leases that never go stale in this test: only the waiting is under test, on a clock the test moves.
+        TimeSpan lease = TimeSpan.FromHours(1);
+        using S3Backend compress = RgwGateway.Shared.Backend(url, leaseDuration: lease, hostKey: "machine-c/1", time: time);
+        using S3Backend gc = RgwGateway.Shared.Backend(url, leaseDuration: lease, hostKey: "machine-g/1", time: time);
+        using S3Backend list = RgwGateway.Shared.Backend(url, leaseDuration: lease, hostKey: "machine-l/1", time: time);
+        compress.Create("zipllm-store 1\n"u8);
+        IDisposable compressing = compress.Lock("store", exclusive: false, TimeSpan.FromSeconds(30), CancellationToken.None);
+
+        DateTimeOffset start = time.GetUtcNow();
+        Task<IDisposable> collecting = Waiting(gc, exclusive: true, out ManualResetEventSlim gcWaits);
+        Assert.True(gcWaits.Wait(TimeSpan.FromSeconds(30)), "gc did not wait for the compress");
+        Task<IDisposable> listing = Waiting(list, exclusive: false, out _);
+
+        // Before, the list waited behind the waiting gc as long as the compress ran (72 s in the issue; 30 minutes at most).
+        await AdvanceUntil(time, listing, TimeSpan.FromSeconds(60));
+        Assert.True(listing.IsCompleted, $"the list still waits after {time.GetUtcNow() - start} on the store's clock");
+        Assert.False(collecting.IsCompleted, "gc took the lock while a compress held it");
+        (await listing).Dispose();
+        compressing.Dispose();
+        await AdvanceUntil(time, collecting, TimeSpan.FromMinutes(5));
+        (await collecting).Dispose();
+    }
+
+    /// <summary>Takes the store lock on another thread; <paramref name="waits"/> is set once it reports that it waits.</summary>
+    private static Task<IDisposable> Waiting(S3Backend backend, bool exclusive, out ManualResetEventSlim waits)
+    {
+        var reported = new ManualResetEventSlim();
+        waits = reported;
+        return Task.Run(() =>
+        {
+            using (FileLock.BeginScope(exclusive ? "gc" : "list", _ => reported.Set()))
+            {
+                return backend.Lock("store", exclusive, TimeSpan.FromHours(2), CancellationToken.None);
+            }
+        });
+    }
+
+    /// <summary>Moves the clock a second at a time until <paramref name="task"/> ends or the clock has moved <paramref name="most"/>.</summary>
+    private static async Task AdvanceUntil(FakeTimeProvider time, Task task, TimeSpan most)
+    {
+        for (TimeSpan moved = TimeSpan.Zero; moved < most && !task.IsCompleted; moved += TimeSpan.FromSeconds(1))
+        {
+            time.Advance(TimeSpan.FromSeconds(1));
+            await Task.WhenAny(task, Task.Delay(20));
+        }
+        await Task.WhenAny(task, Task.Delay(TimeSpan.FromSeconds(5)));
     }
 
     [Fact]
