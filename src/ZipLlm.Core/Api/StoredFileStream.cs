@@ -25,6 +25,11 @@ internal sealed class StoredFileStream : Stream
     private long _chunkStart = -1;
     private int _chunkLength;
     private bool _disposed;
+    // 1 while a read is under way: a stream is for one thread at a time, and one used from several at once is told so.
+    private int _reading;
+
+    /// <summary>Called inside each read, once it holds the stream: a test hook (a test holds a read there to overlap another).</summary>
+    internal Action? Reading { get; set; }
 
     private StoredFileStream(ModelId modelId, ObjectStore.ObjectReader reader, ChunkCodec codec, IDisposable storeLock, StoredFileLayout layout)
     {
@@ -123,17 +128,32 @@ internal sealed class StoredFileStream : Stream
     }
 
     /// <inheritdoc/>
+    /// <exception cref="InvalidOperationException">Another thread is reading the stream at the same moment.</exception>
     public override int Read(Span<byte> buffer)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        int done = 0;
-        while (done < buffer.Length && _position < _file.Size)
+        if (Interlocked.Exchange(ref _reading, 1) != 0)
         {
-            int copied = CopyAt(_position, buffer[done..]);
-            done += copied;
-            _position += copied;
+            // Two readers would share the position and the chunk buffer: wrong bytes, or what looks like damage.
+            throw new InvalidOperationException(
+                $"The stream of {_file.Path} is being read by another thread: a stream from OpenFile is for one thread at a time (open one per thread, or use ReadFileAsync).");
         }
-        return done;
+        try
+        {
+            Reading?.Invoke();
+            int done = 0;
+            while (done < buffer.Length && _position < _file.Size)
+            {
+                int copied = CopyAt(_position, buffer[done..]);
+                done += copied;
+                _position += copied;
+            }
+            return done;
+        }
+        finally
+        {
+            Volatile.Write(ref _reading, 0);
+        }
     }
 
     /// <inheritdoc/>

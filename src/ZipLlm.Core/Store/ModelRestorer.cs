@@ -119,7 +119,15 @@ internal sealed class ModelRestorer(ModelStore store, WorkerPool pool)
         using FileDigest digest = FileDigest.ForCheck(file, CheckSha256);
         Produce(modelId, file, digest, session, chunk =>
         {
-            output.Write(chunk);
+            try
+            {
+                output.Write(chunk);
+            }
+            catch (IOException ex)
+            {
+                // Said of the model's file, not of the staging file it is written to first (a full disk, a quota).
+                throw new IOException($"Cannot write {file.Path} of {modelId}: {ex.Message}", ex);
+            }
             advance(chunk.Length);
         }, cancellationToken);
         Check(digest, modelId, file);

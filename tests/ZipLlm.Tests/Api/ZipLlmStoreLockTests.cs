@@ -27,6 +27,38 @@ public class ZipLlmStoreLockTests
     }
 
     [Fact]
+    public async Task OpenFile_StreamReadFromTwoThreadsAtOnce_TheSecondIsToldInsteadOfReadingDamage()
+    {
+        using TempDir dir = StoredFamily();
+        using var store = ZipLlmStore.Open(dir.Combine("store"));
+        StoredModelFile file = store.GetModel(Model.ToString()).Files.First(f => f.IsSafetensors);
+        using var stream = (StoredFileStream)store.OpenFile(Model.ToString(), file.Path);
+        using var inside = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        stream.Reading = () =>
+        {
+            inside.Set();
+            Assert.True(release.Wait(TimeSpan.FromSeconds(30)));
+        };
+        byte[] first = new byte[4096];
+        Task<int> reading = Task.Factory.StartNew(() => stream.Read(first), TaskCreationOptions.LongRunning);
+        Assert.True(inside.Wait(TimeSpan.FromSeconds(30)));
+
+        var ex = Assert.Throws<InvalidOperationException>(() => stream.Read(new byte[10]));
+
+        release.Set();
+        Assert.Equal(first.Length, await reading);
+        stream.Reading = null;
+        Assert.Contains("one thread at a time", ex.Message);
+        // The first read was not disturbed, and the stream reads on once it is free.
+        using Stream again = store.OpenFile(Model.ToString(), file.Path);
+        byte[] expected = new byte[4096];
+        again.ReadExactly(expected);
+        Assert.Equal(expected, first);
+        Assert.Equal(10, stream.Read(new byte[10]));
+    }
+
+    [Fact]
     public void ReadTensor_WithinTheLinger_KeepsTheLockSoARemoveWaits_AndDisposeLetsItGo()
     {
         using TempDir dir = StoredFamily();

@@ -35,6 +35,22 @@ public class ModelRestorerTests
     }
 
     [Fact]
+    public void Restore_DiskFills_IOExceptionNamesTheModelsFileAndLeavesNothing()
+    {
+        using var dir = new TempDir();
+        // One shard of 200 tensors of 1 KiB: about 200 KB, into a file system of 64 KB.
+        ModelStore store = StoredModels.Ingest(dir, ModelId.Parse("o/m"), StoredModels.ManyTinyTensors(1, 200, elements: 256));
+        using var disk = new TmpfsMount(64 << 10, inodes: 256);
+        using var pool = new WorkerPool(2, Options);
+
+        var ex = Assert.Throws<IOException>(() => new ModelRestorer(store, pool).Restore(ModelId.Parse("o/m"), disk.Combine("out"), force: false));
+
+        // The file being restored is named, not only the staging file it was written to first.
+        Assert.Contains("model-00000.safetensors of o/m", ex.Message);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(disk.Combine("out")));
+    }
+
+    [Fact]
     public void Restore_CancelledMidway_LeavesNoStagingFolderAndOutputAsItWas()
     {
         using var dir = new TempDir();
