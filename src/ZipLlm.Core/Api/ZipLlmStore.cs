@@ -512,9 +512,7 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
     }
 
     private static long TensorLength(StoredTensor tensor) =>
-        DTypes.TryParse(Encoding.UTF8.GetBytes(tensor.DType), out DType dtype) && dtype.ByteCount(tensor.ElementCount()) is >= 0 and var bytes
-            ? bytes
-            : throw new InvalidDataException($"tensor \"{tensor.Name}\" has dtype {tensor.DType}, which this build does not read.");
+        tensor.ByteLength() ?? throw new InvalidDataException($"tensor \"{tensor.Name}\" has dtype {tensor.DType}, which this build does not read.");
 
     private static string Listing(IEnumerable<string> names)
     {

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using ZipLlm.Safetensors;
 using ZipLlm.Config;
 using ZipLlm.Domain;
 
@@ -54,6 +55,21 @@ internal sealed record StoredTensor(string Name, string DType, long[] Shape, Con
             elements = checked(elements * d);
         }
         return elements;
+    }
+
+    /// <summary>The bytes its dtype and shape make; null for a dtype this build does not know, or a size past 64 bits.</summary>
+    public long? ByteLength()
+    {
+        try
+        {
+            return DTypes.TryParse(System.Text.Encoding.UTF8.GetBytes(DType), out DType dtype) && dtype.ByteCount(ElementCount()) is >= 0 and var bytes
+                ? bytes
+                : null;
+        }
+        catch (OverflowException)
+        {
+            return null;
+        }
     }
 }
 

@@ -306,6 +306,15 @@ internal sealed class ModelRestorer(ModelStore store, WorkerPool pool)
             }
             StoredTensor[] tensors = file.Tensors!;
             var sources = tensors.Select(t => reader.OpenSource(t.Object)).ToArray();
+            for (int i = 0; i < tensors.Length; i++)
+            {
+                // An object that holds another tensor (swapped, or named wrong) is blamed itself, before the header is.
+                if (tensors[i].ByteLength() is { } expected && sources[i].Length != expected)
+                {
+                    throw new StoreDamageException(modelId, file.Path, tensors[i].Object,
+                        $"tensor \"{tensors[i].Name}\" is {sources[i].Length} bytes in its object, where its dtype and shape make {expected}");
+                }
+            }
             ContentHash headerObject = file.Object;
             byte[] headerBytes = TensorCodec.DecodeToArray(reader.OpenSource(headerObject), pool);
             SafetensorsHeader header = ParseStoredHeader(modelId, file, headerBytes, sources.Sum(s => s.Length));

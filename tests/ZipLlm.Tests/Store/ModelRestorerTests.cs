@@ -3,6 +3,7 @@ using ZipLlm.Codecs;
 using ZipLlm.Config;
 using ZipLlm.Domain;
 using ZipLlm.IO;
+using ZipLlm.Safetensors;
 using ZipLlm.Store;
 using ZipLlm.Store.Backends;
 using ZipLlm.Tests.TestSupport;
@@ -48,6 +49,27 @@ public class ModelRestorerTests
         // The file being restored is named, not only the staging file it was written to first.
         Assert.Contains("model-00000.safetensors of o/m", ex.Message);
         Assert.Empty(Directory.EnumerateFileSystemEntries(disk.Combine("out")));
+    }
+
+    [Fact]
+    public void Restore_TensorObjectSwappedForAnotherValidOne_BlamesThatObjectNotTheHeader()
+    {
+        using var dir = new TempDir();
+        // Two tensors of different lengths, each an object of its own.
+        ModelStore store = StoredModels.Ingest(dir, ModelId.Parse("o/m"), folder => ModelFolders.WriteSafetensors(Path.Combine(folder, "model.safetensors"),
+            [("small", DType.I32, [16L], Enumerable.Range(0, 64).Select(i => (byte)i).ToArray()),
+             ("large", DType.I32, [64L], Enumerable.Range(0, 256).Select(i => (byte)(i * 7)).ToArray())]));
+        StoredFile file = store.ReadManifest(ModelId.Parse("o/m")).Files.Single(f => f.Path == "model.safetensors");
+        ContentHash small = file.Tensors![0].Object, large = file.Tensors[1].Object;
+        string PathOf(ContentHash hash) => dir.Combine("store", "objects", hash.Hex[..2], hash.Hex);
+        File.Copy(PathOf(large), PathOf(small), overwrite: true); // a valid object, of another tensor, in its place
+        using var pool = new WorkerPool(2, Options);
+
+        var ex = Assert.Throws<StoreDamageException>(() => new ModelRestorer(store, pool).Restore(ModelId.Parse("o/m"), dir.Combine("out"), force: false));
+
+        Assert.Equal(small, ex.Object);
+        Assert.NotEqual(file.Object, ex.Object);
+        Assert.Contains("tensor \"small\"", ex.Message);
     }
 
     [Fact]
