@@ -22,8 +22,8 @@ internal sealed class ModelFileSystem : IFuseFileSystem
     private const uint AccessModeMask = 3; // O_ACCMODE; O_RDONLY is 0
     private const uint TruncateFlag = 0x200; // O_TRUNC
 
-    /// <summary>How far ahead of a sequential reader chunks are decoded, by default: two of the store's 4 MiB chunks.</summary>
-    public const long DefaultReadAhead = 8 << 20;
+    /// <summary>How far ahead of a sequential reader chunks are decoded, by default: four of the store's 4 MiB chunks (measured: 8 MiB gave 586-605 MB/s for cat of the base, 16 MiB 658-696).</summary>
+    public const long DefaultReadAhead = 16 << 20;
 
     /// <summary>Read-ahead probes one byte every this many bytes: each chunk (4 MiB at most, a small tensor less) is asked for at least once.</summary>
     internal const long ReadAheadStride = 1 << 20;
