@@ -103,24 +103,5 @@ internal sealed class DecodedChunkCache
         }
     }
 
-    /// <summary>Drops every chunk of <paramref name="hash"/>: an object deleted, whose name a new object may take later.</summary>
-    public void Forget(ContentHash hash)
-    {
-        lock (_gate)
-        {
-            for (LinkedListNode<Entry>? node = _byUse.First; node is not null;)
-            {
-                LinkedListNode<Entry>? next = node.Next;
-                if (node.Value.Key.Object == hash)
-                {
-                    _byUse.Remove(node);
-                    _entries.Remove(node.Value.Key);
-                    _bytes -= node.Value.Bytes.Length;
-                }
-                node = next;
-            }
-        }
-    }
-
     private sealed record Entry((ContentHash Object, long Chunk) Key, byte[] Bytes);
 }

@@ -70,20 +70,4 @@ public class DecodedChunkCacheTests
         Assert.Equal([1], kept);
         Assert.Equal(1, cache.Bytes);
     }
-
-    [Fact]
-    public void Forget_AnObject_DropsEveryChunkOfItAndNoOther()
-    {
-        var cache = new DecodedChunkCache(100);
-        cache.Add(A, 0, [1]);
-        cache.Add(A, 5, [2]);
-        cache.Add(B, 0, [3]);
-
-        cache.Forget(A);
-
-        Assert.False(cache.TryGet(A, 0, out _));
-        Assert.False(cache.TryGet(A, 5, out _));
-        Assert.True(cache.TryGet(B, 0, out _));
-        Assert.Equal(1, cache.Bytes);
-    }
 }
