@@ -16,6 +16,8 @@ internal static class ErrorMapping
         exitCode = ex switch
         {
             StoreDamageException => ExitCodes.VerificationFailed,
+            // Not damage: the lease was broken or ran out, and another process may have changed what was used. Run again.
+            StoreLockLostException => ExitCodes.IoError,
             // A model the store does not hold: the command line named the wrong one. (Any other missing key is a bug: exit 1.)
             ModelNotFoundException => ExitCodes.UsageError,
             InvalidDataException or EndOfStreamException or NotSupportedException => ExitCodes.InvalidInput,

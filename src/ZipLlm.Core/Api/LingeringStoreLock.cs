@@ -113,21 +113,32 @@ internal sealed class LingeringStoreLock : IDisposable
     /// Whether the lock held in <paramref name="epoch"/> was lost while held: a read under it that found objects missing
     /// or a manifest changed met another process's remove or gc, not a damaged store.
     /// </summary>
+    /// <remarks>
+    /// A lease that another process broke while this one was paused may not be known lost yet (its next renewal has
+    /// not failed): the store is asked (<see cref="ILosableLock.ConfirmHeld"/>), so a read that found objects missing
+    /// is never taken for damage while its lock is in fact gone.
+    /// </remarks>
     public bool WasLost(long epoch)
     {
+        ILosableLock? current;
         lock (_gate)
         {
             if (_lostEpochs.Contains(epoch))
             {
                 return true;
             }
-            if (epoch == _epoch && _held is ILosableLock { IsLost: true })
-            {
-                _lostEpochs.Add(epoch);
-                return true;
-            }
+            current = epoch == _epoch ? _held as ILosableLock : null;
+        }
+        // Asked outside the gate: it may be a request to the store.
+        if (current is null || current.ConfirmHeld())
+        {
             return false;
         }
+        lock (_gate)
+        {
+            _lostEpochs.Add(epoch);
+        }
+        return true;
     }
 
     /// <summary>
@@ -135,9 +146,7 @@ internal sealed class LingeringStoreLock : IDisposable
     /// was lost, which another process's remove or gc explains; the store is not said to be damaged. The next read
     /// takes the lock again and reads the manifests anew.
     /// </summary>
-    public static IOException LostDuring(string location, string what, Exception inner) =>
-        new($"Lost the store lock of {location} while {what}: its lease was not renewed in time or was broken by another process, " +
-            $"which may have removed or changed what was being read (the read found: {inner.Message}). Read again: the lock is taken anew.", inner);
+    public static StoreLockLostException LostDuring(string location, string what, Exception inner) => new(location, what, inner);
 
     private bool TryShare()
     {

@@ -2,6 +2,7 @@ using ZipLlm.Codecs;
 using ZipLlm.Config;
 using ZipLlm.Domain;
 using ZipLlm.Store;
+using ZipLlm.Store.Backends;
 
 namespace ZipLlm;
 
@@ -19,6 +20,7 @@ internal sealed class StoredFileStream : Stream
     private readonly IDisposable _storeLock;
     private readonly StoredFileLayout _layout;
     private readonly IChunkSource?[] _sources;
+    private readonly string _location;
     private long _position;
     private ChunkBuffer? _chunk;
     private int _chunkSegment = -1;
@@ -31,8 +33,9 @@ internal sealed class StoredFileStream : Stream
     /// <summary>Called inside each read, once it holds the stream: a test hook (a test holds a read there to overlap another).</summary>
     internal Action? Reading { get; set; }
 
-    private StoredFileStream(ModelId modelId, ObjectStore.ObjectReader reader, ChunkCodec codec, IDisposable storeLock, StoredFileLayout layout)
+    private StoredFileStream(ModelId modelId, ObjectStore.ObjectReader reader, ChunkCodec codec, IDisposable storeLock, StoredFileLayout layout, string location)
     {
+        _location = location;
         _modelId = modelId;
         _file = layout.File;
         _reader = reader;
@@ -44,13 +47,19 @@ internal sealed class StoredFileStream : Stream
 
     /// <summary>Opens <paramref name="file"/>; the stream owns <paramref name="storeLock"/> from here on, also when this throws.</summary>
     /// <exception cref="StoreDamageException">The stored header cannot be read back, or does not fit the manifest.</exception>
+    /// <exception cref="StoreLockLostException">The store lock was lost (and the header's object with it).</exception>
     public static StoredFileStream Open(ModelStore store, WorkerPool pool, ModelId modelId, StoredFile file, IDisposable storeLock)
     {
         ObjectStore.ObjectReader reader = store.Objects.OpenReader();
         var codec = new ChunkCodec(pool.Options, pool.Buffers);
         try
         {
-            return new StoredFileStream(modelId, reader, codec, storeLock, StoredFileLayout.Build(modelId, file, reader, pool));
+            return new StoredFileStream(modelId, reader, codec, storeLock, StoredFileLayout.Build(modelId, file, reader, pool), store.Backend.Location);
+        }
+        catch (StoreDamageException ex) when (ILosableLock.WasLost(storeLock))
+        {
+            Release(reader, codec, storeLock);
+            throw new StoreLockLostException(store.Backend.Location, $"opening {modelId}: {file.Path}", ex);
         }
         catch
         {
@@ -232,7 +241,7 @@ internal sealed class StoredFileStream : Stream
         catch (StoreDamageException ex)
         {
             // Every source is an object reader's, which names the object to blame in all it throws.
-            throw ex.InFile(_modelId, _file.Path);
+            throw Blame(ex.InFile(_modelId, _file.Path));
         }
         _chunkSegment = segment;
         _chunkStart = start;
@@ -252,17 +261,24 @@ internal sealed class StoredFileStream : Stream
         }
         catch (StoreDamageException ex)
         {
-            throw ex.InFile(_modelId, _file.Path);
+            throw Blame(ex.InFile(_modelId, _file.Path));
         }
         long expected = _layout.SegmentLength(segment);
         if (source.Length != expected)
         {
-            throw new StoreDamageException(_modelId, _file.Path, _layout.Objects[segment],
-                $"the object holds {source.Length} bytes where the file needs {expected} there");
+            throw Blame(new StoreDamageException(_modelId, _file.Path, _layout.Objects[segment],
+                $"the object holds {source.Length} bytes where the file needs {expected} there"));
         }
         _sources[segment] = source;
         return source;
     }
+
+    /// <summary>
+    /// What a read that met <paramref name="damage"/> reports: the damage, unless the stream's store lock was lost
+    /// meanwhile (a remove or gc elsewhere may have deleted what the stream reads: that is no damage).
+    /// </summary>
+    private IOException Blame(StoreDamageException damage) =>
+        ILosableLock.WasLost(_storeLock) ? new StoreLockLostException(_location, $"reading {_modelId}: {_file.Path}", damage) : damage;
 
     /// <inheritdoc/>
     public override void Flush()

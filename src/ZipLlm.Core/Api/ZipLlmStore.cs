@@ -27,8 +27,10 @@ namespace ZipLlm;
 /// Failures: <see cref="KeyNotFoundException"/> for a model or tensor the store does not hold (naming it),
 /// <see cref="FileNotFoundException"/> for a file a stored model does not have, <see cref="ArgumentException"/> for a
 /// malformed id or a buffer too small, <see cref="StoreDamageException"/> (an <see cref="IOException"/>) when stored
-/// bytes cannot be read back as recorded, naming the model, file and object, <see cref="IOException"/> for other I/O
-/// failures, and <see cref="OperationCanceledException"/> when a token stops the work.
+/// bytes cannot be read back as recorded, naming the model, file and object, <see cref="StoreLockLostException"/> (an
+/// <see cref="IOException"/>) when the store lock an operation ran under was lost meanwhile (a bucket's lease not renewed
+/// in time, or broken by another process, which may have removed or changed what was read: never said to be damage; the
+/// next call takes the lock anew and reads the manifests again), <see cref="IOException"/> for other I/O failures, and <see cref="OperationCanceledException"/> when a token stops the work.
 /// </para>
 /// </remarks>
 /// <example>
@@ -215,7 +217,16 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
             _session.CheckBase(id, requiredBase);
         }
         ModelRole role = baseId is { } b ? new ModelRole(ModelRoleKind.Finetune, b) : ModelRole.Standalone;
-        IngestResult result = _session.Compress(id, folder, _ => role, null, Adapt(progress), cancellationToken);
+        IngestResult result;
+        try
+        {
+            result = _session.Compress(id, folder, _ => role, null, Adapt(progress), cancellationToken);
+        }
+        catch (Exception ex) when (ex is IOException or KeyNotFoundException && ex is not StoreLockLostException && ILosableLock.WasLost(storeLock))
+        {
+            // A base's object or manifest gone, or the lease seen lost at the manifest: another process's remove or gc, no damage.
+            throw new StoreLockLostException(Location, $"storing {id}", ex);
+        }
         return new CompressSummary(id.ToString(), result.Skipped, result.OriginalBytes, result.AddedBytes, result.Elapsed, result.DeltaTensors, result.DedupTensors);
     }
 
@@ -245,8 +256,16 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
         return _session.RunAsync("restore", () =>
         {
             using IDisposable storeLock = _reads.Enter(cancellationToken);
-            RestoreResult result = _session.Restore(id, outputFolder, new RestoreRequest(overwrite), Adapt(progress), cancellationToken);
-            return new RestoreSummary(id.ToString(), result.Files, result.Bytes, result.Elapsed);
+            long epoch = _reads.Epoch;
+            try
+            {
+                RestoreResult result = _session.Restore(id, outputFolder, new RestoreRequest(overwrite), Adapt(progress), cancellationToken);
+                return new RestoreSummary(id.ToString(), result.Files, result.Bytes, result.Elapsed);
+            }
+            catch (StoreDamageException ex) when (_reads.WasLost(epoch))
+            {
+                throw LingeringStoreLock.LostDuring(Location, $"restoring {id}", ex);
+            }
         });
     }
 
@@ -269,7 +288,21 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
         return _session.RunAsync("verify", () =>
         {
             using IDisposable storeLock = _reads.Enter(cancellationToken);
-            VerifyReport report = _session.Verify(id, Adapt(progress), null, cancellationToken);
+            long epoch = _reads.Epoch;
+            VerifyReport report;
+            try
+            {
+                report = _session.Verify(id, Adapt(progress), null, cancellationToken);
+            }
+            catch (StoreDamageException ex) when (_reads.WasLost(epoch))
+            {
+                throw LingeringStoreLock.LostDuring(Location, "verifying", ex);
+            }
+            if (!report.Intact && _reads.WasLost(epoch))
+            {
+                // What it found missing or changed, another process's remove or gc explains: no verdict on the store.
+                throw LingeringStoreLock.LostDuring(Location, "verifying", new IOException(report.Models.SelectMany(m => m.Problems).Concat(report.DamagedManifests).First()));
+            }
             return new VerifySummary(report.Models.Select(m => new VerifiedModel(m.ModelId.ToString(), m.Problems)).ToList(), report.DamagedManifests);
         });
     }

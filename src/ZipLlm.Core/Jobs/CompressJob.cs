@@ -119,6 +119,11 @@ internal sealed class CompressJob(ZipLlmConfig config, ILogger logger)
                     Sizes.Rate(result.MegabytesPerSecond * 1e6), result.DedupTensors, result.Tensors, result.DeltaTensors, result.DedupFiles, result.Files,
                     result.Chunks?.OrderedDifference ?? 0, result.Chunks?.Xor ?? 0, result.Chunks?.Solo ?? 0);
             }
+            catch (Exception ex) when (ex is IOException or KeyNotFoundException && !cancellationToken.IsCancellationRequested && StoreSession.LockLost(storeLock))
+            {
+                // Not this model's failure, nor damage: another process's remove or gc took what it built on. The run ends (exit 4).
+                throw ex as StoreLockLostException ?? new StoreLockLostException(session.Location, $"storing {modelId}", ex);
+            }
             catch (Exception ex) when (FailureKind(ex) is { } kind && !cancellationToken.IsCancellationRequested)
             {
                 logger.LogError("{Model}: not stored: {Reason}", modelId, ex.Message);

@@ -126,6 +126,29 @@ internal sealed class StoreSession : IDisposable
     public IDisposable LockStore(bool exclusive, CancellationToken cancellationToken) => Store.LockStore(exclusive, cancellationToken);
 
     /// <summary>
+    /// Whether <paramref name="storeLock"/> (from <see cref="LockStore"/>, still held) was lost: a bucket's lease broken
+    /// by another process or not renewed in time, asked of the store when this process cannot tell. What an operation
+    /// under it found missing or changed is then no damage.
+    /// </summary>
+    public static bool LockLost(IDisposable storeLock) => ILosableLock.WasLost(storeLock);
+
+    /// <summary>Opens a session on <paramref name="backend"/>, which it owns from here on (tests: a bucket with short leases and a clock of theirs).</summary>
+    internal static StoreSession Open(IStoreBackend backend, StoreSessionOptions options)
+    {
+        var workers = new WorkerPool(options.Threads, options.Codec);
+        try
+        {
+            return new StoreSession(ModelStore.Open(backend, options.Create), workers, options);
+        }
+        catch
+        {
+            (backend as IDisposable)?.Dispose();
+            workers.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
     /// Runs <paramref name="operation"/> (which waits: on I/O, on its chunks in order) on a thread of its own and
     /// completes when it is done, so an async caller's thread-pool thread is never held by it.
     /// </summary>

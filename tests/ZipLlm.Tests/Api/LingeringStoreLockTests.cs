@@ -179,7 +179,16 @@ public class LingeringStoreLockTests
     {
         public bool IsLost { get; set; }
 
+        /// <summary>Broken by another process, which this holder has not noticed yet: only asking the store tells.</summary>
+        public bool BrokenUnseen { get; set; }
+
         public bool Disposed { get; private set; }
+
+        public bool ConfirmHeld()
+        {
+            IsLost |= BrokenUnseen;
+            return !IsLost;
+        }
 
         public void Dispose() => Disposed = true;
     }

@@ -115,6 +115,20 @@ internal interface ILosableLock : IDisposable
 {
     /// <summary>Whether the lock is lost: it protects nothing any more, and should be let go and taken again.</summary>
     bool IsLost { get; }
+
+    /// <summary>
+    /// Whether the lock is still held, asked of the store when the holder cannot tell by itself: a lease that another
+    /// process broke while this one was paused is known lost only once a renewal fails, or the lease's time runs out.
+    /// False marks it lost. For an operation under the lock that found something missing or changed: a lost lock, not
+    /// damage, explains it. A store that does not answer leaves it as far as the holder knows.
+    /// </summary>
+    bool ConfirmHeld();
+
+    /// <summary>
+    /// Whether <paramref name="held"/>, a lock from <see cref="IStoreBackend.Lock"/> not yet released, was lost (the
+    /// store asked when the holder cannot tell); a lock that cannot be lost never was.
+    /// </summary>
+    static bool WasLost(IDisposable held) => held is ILosableLock losable && !losable.ConfirmHeld();
 }
 
 /// <summary>An object being written; disposing it without a commit discards it.</summary>

@@ -157,6 +157,7 @@ internal sealed class S3Backend : IStoreBackend, IDisposable
         {
             // Made by another creator, with the same bytes.
         }
+        _locks.KeepReserve();
     }
 
     /// <inheritdoc/>
@@ -302,6 +303,8 @@ internal sealed class S3Backend : IStoreBackend, IDisposable
     public bool CreateManifest(string key, ReadOnlySpan<byte> bytes)
     {
         byte[] body = bytes.ToArray();
+        // A model is stored from this moment: not on the strength of a lease that another process broke unseen.
+        _locks.ConfirmHeld();
         while (true)
         {
             try

@@ -44,6 +44,9 @@ internal sealed class S3Location
     /// <summary>Prefix of every lock's leases.</summary>
     public string LocksPrefix => Prefix + "locks/";
 
+    /// <summary>Key of the space kept for leases at a full quota (<see cref="S3Locks.ReserveBytes"/> of zeros).</summary>
+    public string ReserveKey => LocksPrefix + "reserve";
+
     /// <summary>Whether <paramref name="storageDir"/> names a bucket rather than a folder.</summary>
     public static bool IsS3(string storageDir) => storageDir.StartsWith(Scheme, StringComparison.OrdinalIgnoreCase);
 

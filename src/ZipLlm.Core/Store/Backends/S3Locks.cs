@@ -44,6 +44,17 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
     /// </summary>
     public static readonly TimeSpan ExclusiveWaitLimit = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// Bytes kept in <see cref="S3Location.ReserveKey"/> so that a remove or gc can take its lease at a full quota: a
+    /// gateway refuses every write there, an overwrite of a lease with the same bytes too (RADOS Gateway counts each
+    /// object in 4 KiB units and does not subtract the one overwritten). Deleting the reserve makes room for the lease,
+    /// its renewals and a few broken stale leases (16 such units); it is written again when the exclusive lock is let go.
+    /// </summary>
+    public const int ReserveBytes = 64 << 10;
+
+    /// <summary>The store's lock (<c>ModelStore.LockStore</c>): taken exclusively by remove and gc alone, the takers the reserve is for.</summary>
+    private const string StoreLockName = "store";
+
     /// <summary>How long a lease lasts without renewal before other holders may break it.</summary>
     public TimeSpan LeaseDuration { get; } = leaseDuration;
 
@@ -96,6 +107,7 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
         long? blockingSince = null; // when this exclusive taker's lease started keeping new shared takers out
         bool gaveWay = false;
         bool reported = false;
+        bool reserveSpent = false;
         int delay = 50;
         try
         {
@@ -107,11 +119,11 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
                 {
                     // Having given way, it writes its lease again only when no shared holder is seen: readers pass meanwhile.
                     List<LeaseRecord> shared = Live(List(lease.Name, cancellationToken).Where(l => l.Key.Contains("/" + SharedPrefix, StringComparison.Ordinal)), cancellationToken);
-                    blockers = shared.Count > 0 ? shared : TakeExclusive(lease, cancellationToken);
+                    blockers = shared.Count > 0 ? shared : TakeExclusive(lease, ref reserveSpent, cancellationToken);
                 }
                 else
                 {
-                    blockers = exclusive ? TakeExclusive(lease, cancellationToken) : TakeShared(lease, cancellationToken);
+                    blockers = exclusive ? TakeExclusive(lease, ref reserveSpent, cancellationToken) : TakeShared(lease, cancellationToken);
                 }
                 if (blockers is null)
                 {
@@ -176,13 +188,87 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
             TimeSpan remaining = lease.Remaining;
             if (remaining <= TimeSpan.Zero)
             {
-                throw new IOException(
+                throw new StoreLockLostException(
                     $"Lost the {lease.Name} lock of {location}: its lease {location.UrlOf(lease.Key)} was {(lease.Lost ? "taken over" : "not renewed in time")}; " +
-                    "nothing more is written or deleted under it. Run the command again.");
+                    "nothing more is written or deleted under it. Run the command again.", null);
             }
             left = left == Timeout.InfiniteTimeSpan || remaining < left ? remaining : left;
         }
         return left;
+    }
+
+    /// <summary>
+    /// Asks the store whether every lease this store holds is still its own (<see cref="EnsureHeld"/> goes by this
+    /// process's clock alone, and a process paused while another broke its lease learns of it only at its next renewal).
+    /// </summary>
+    /// <exception cref="StoreLockLostException">A lease was broken or taken over.</exception>
+    public void ConfirmHeld()
+    {
+        foreach (Lease lease in _held.Keys)
+        {
+            if (!lease.ConfirmHeld())
+            {
+                throw new StoreLockLostException(
+                    $"Lost the {lease.Name} lock of {location}: its lease {location.UrlOf(lease.Key)} was broken by another process; " +
+                    "nothing more is written or deleted under it. Run the command again.", null);
+            }
+        }
+    }
+
+    /// <summary>
+    /// <see cref="TakeExclusive(Lease, CancellationToken)"/>, and at a full quota (the lease's PUT refused) the reserve
+    /// spent once to make room for it (null: try again at once). Only a remove or gc takes the lock exclusively, and
+    /// what they do frees space; the reserve is kept again when they let go (<see cref="KeepReserve"/>).
+    /// </summary>
+    private IReadOnlyList<LeaseRecord>? TakeExclusive(Lease lease, ref bool reserveSpent, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return TakeExclusive(lease, cancellationToken);
+        }
+        catch (S3RequestException ex) when (ex.IsQuotaExceeded && !reserveSpent && lease.Name == StoreLockName)
+        {
+            reserveSpent = true;
+            Delete(location.ReserveKey, cancellationToken);
+            FileLock.ReportNotice(
+                $"The quota of {location} is full ({ex.Code}): the space kept for a lease ({location.UrlOf(location.ReserveKey)}) is used to take the " +
+                $"{lease.Name} lock; it is kept again once the lock is let go.");
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// Writes the reserve (<see cref="ReserveBytes"/>) when it is missing: at a store's creation, and when a remove or gc
+    /// lets go of its lock (it may have spent it, and stores made before it existed get one). Once, for seconds at most;
+    /// a full quota leaves it missing (said once), to be written by the next remove or gc that frees space.
+    /// </summary>
+    public void KeepReserve()
+    {
+        using var keep = new CancellationTokenSource(ReleaseTimeout);
+        try
+        {
+            connection.CallUngated($"PUT {location.ReserveKey} (If-None-Match: *)", (client, token) => client.PutObjectAsync(new PutObjectRequest
+            {
+                BucketName = location.Bucket,
+                Key = location.ReserveKey,
+                InputStream = new MemoryStream(new byte[ReserveBytes], writable: false),
+                IfNoneMatch = "*",
+            }, token), keep.Token, tries: 1);
+        }
+        catch (S3RequestException ex) when (ex.IsPreconditionFailed || ex.IsConflict)
+        {
+            // Kept already.
+        }
+        catch (S3RequestException ex) when (ex.IsQuotaExceeded)
+        {
+            FileLock.ReportNotice(
+                $"The quota of {location} is full: no space is kept for a lease ({location.UrlOf(location.ReserveKey)}), so a remove or gc at a full quota " +
+                "cannot take its lock; free space (raise the quota, or delete other keys) and run gc.");
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException)
+        {
+            // Written by the next remove or gc.
+        }
     }
 
     /// <summary>
@@ -453,6 +539,33 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
             }
         }
 
+        /// <inheritdoc/>
+        public bool ConfirmHeld()
+        {
+            if (IsLost)
+            {
+                return false;
+            }
+            try
+            {
+                // Read, not listed: a record that is still this holder's (its id) is the lease it wrote, renewed or not.
+                using var ask = new CancellationTokenSource(ReleaseTimeout);
+                if (locks.ReadRecord(Key, ask.Token) is (_, { } record) && record.Id == Id)
+                {
+                    return !IsLost;
+                }
+            }
+            catch (Exception ex) when (ex is IOException or OperationCanceledException)
+            {
+                return !IsLost; // not known otherwise
+            }
+            lock (_gate)
+            {
+                Lost = true; // gone, broken, or another holder's now: never renewed again
+            }
+            return false;
+        }
+
         public byte[] NextBody()
         {
             return LeaseRecord.Format(Id, Exclusive, Interlocked.Increment(ref _renewal), locks.HostKey, _since, _holder);
@@ -514,8 +627,12 @@ internal sealed class S3Locks(S3Connection connection, S3Location location, Time
                 }
                 _disposed = true;
             }
-            locks._held.TryRemove(this, out _);
+            bool held = locks._held.TryRemove(this, out _);
             Withdraw();
+            if (held && Exclusive && Name == StoreLockName)
+            {
+                locks.KeepReserve(); // a remove or gc may have spent it, and has freed space
+            }
         }
 
         private void StopRenewing()
