@@ -114,6 +114,10 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
         return new ZipLlmStore(session, options.ReadLockLinger, new DecodedChunkCache(options.CacheMegabytes * (1L << 20)));
     }
 
+    /// <summary>A store over an open session, which it owns from here on (tests: a bucket with short leases, on a clock of theirs).</summary>
+    internal static ZipLlmStore Open(StoreSession session, ZipLlmStoreOptions options) =>
+        new(session, options.ReadLockLinger, new DecodedChunkCache(options.CacheMegabytes * (1L << 20)));
+
     /// <summary>Every model the store holds, ordered by id. A manifest that is damaged is left out and logged as a warning (<c>zipllm verify</c> names it).</summary>
     /// <exception cref="IOException">The store cannot be read.</exception>
     public IReadOnlyList<StoredModel> ListModels(CancellationToken cancellationToken = default)

@@ -71,6 +71,47 @@ internal sealed class RgwGateway
             """).GetAwaiter().GetResult();
     }
 
+    /// <summary>
+    /// Gives the bucket of <paramref name="url"/> a quota of <paramref name="maxBytes"/>, as the gateway counts them
+    /// (each object rounded up to 4 KiB: <see cref="BucketBytes"/>), and enforces it.
+    /// </summary>
+    public void SetBucketQuota(string url, long maxBytes)
+    {
+        string bucket = S3Location.Parse(url).Bucket;
+        Admin("quota", "set", "--quota-scope=bucket", $"--bucket={bucket}", FormattableString.Invariant($"--max-size={maxBytes}"));
+        Admin("quota", "enable", "--quota-scope=bucket", $"--bucket={bucket}");
+    }
+
+    /// <summary>The bytes the bucket of <paramref name="url"/> counts against its quota (<c>size_actual</c>).</summary>
+    public long BucketBytes(string url)
+    {
+        using var stats = System.Text.Json.JsonDocument.Parse(Admin("bucket", "stats", $"--bucket={S3Location.Parse(url).Bucket}"));
+        return stats.RootElement.GetProperty("usage").TryGetProperty("rgw.main", out var main) ? main.GetProperty("size_actual").GetInt64() : 0;
+    }
+
+    /// <summary>Runs <c>radosgw-admin</c> on the cluster; its output.</summary>
+    private string Admin(params string[] arguments)
+    {
+        var start = new ProcessStartInfo("radosgw-admin") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (string argument in new[] { "-c", Path.Combine(_dir, "ceph.conf") }.Concat(arguments))
+        {
+            start.ArgumentList.Add(argument);
+        }
+        using Process process = Process.Start(start)!;
+        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
+        Task<string> stderr = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(TimeSpan.FromMinutes(1)))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"radosgw-admin {string.Join(' ', arguments)} did not finish within a minute.");
+        }
+        if (process.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"radosgw-admin {string.Join(' ', arguments)} failed ({process.ExitCode}): {stderr.Result}");
+        }
+        return stdout.Result;
+    }
+
     /// <summary>A plain S3 client of the gateway, for what a test does behind the store's back.</summary>
     public Amazon.S3.IAmazonS3 Client() => S3Connection.CreateClient(8, name => Environment.TryGetValue(name, out string? value) ? value : null);
 

@@ -1,0 +1,167 @@
+using Microsoft.Extensions.Time.Testing;
+using ZipLlm.Cli;
+using ZipLlm.Domain;
+using ZipLlm.Session;
+using ZipLlm.Store;
+using ZipLlm.Synthetic;
+using ZipLlm.Tests.TestSupport;
+
+namespace ZipLlm.Tests.Api;
+
+/// <summary>
+/// A library reader or a compress whose lease another machine broke while it was paused (issue 24, items 8 and 10),
+/// against the real gateway: the other machine removes the model, stores a new version under the same id and collects
+/// the garbage. What the paused process then finds missing is a lost lock (exit 4), never damage, and it never reads
+/// wrong bytes. Machine A's clock stands still, as a paused process's does while it is paused: its leases are never
+/// renewed, and to machine B they go stale after their 2 seconds; A does not know it from its own clock.
+/// </summary>
+[Trait("Category", "S3")]
+public class LostStoreLockTests
+{
+    private static readonly TimeSpan Lease = TimeSpan.FromSeconds(2);
+
+    /// <summary>Machine B: the real clock, short leases broken after their time alone.</summary>
+    private static StoreSession MachineB(string url) =>
+        StoreSession.Open(RgwGateway.Shared.Backend(url, leaseDuration: Lease, hostKey: "machine-b/1"), new StoreSessionOptions { Threads = 2, Create = true });
+
+    /// <summary>Machine A, paused: on <paramref name="time"/>, which the test never moves.</summary>
+    private static ZipLlmStore PausedMachineA(string url, FakeTimeProvider time, int threads = 2) =>
+        ZipLlmStore.Open(
+            StoreSession.Open(RgwGateway.Shared.Backend(url, leaseDuration: Lease, hostKey: "machine-a/1", time: time), new StoreSessionOptions { Threads = threads, Time = time }),
+            new ZipLlmStoreOptions { ReadLockLinger = TimeSpan.FromMinutes(5) });
+
+    private static void Store(StoreSession session, ModelId id, string folder, ModelRole role)
+    {
+        using IDisposable storeLock = session.LockStore(exclusive: false, CancellationToken.None);
+        Assert.False(session.Compress(id, folder, _ => role, null, null, CancellationToken.None).Skipped);
+    }
+
+    /// <summary>What machine B does while A is paused: remove <paramref name="id"/>, store <paramref name="next"/> under its id, collect everything unneeded.</summary>
+    private static void ReplaceAndCollect(StoreSession b, ModelId id, string next)
+    {
+        b.Remove(id, CancellationToken.None);
+        Store(b, id, next, ModelRole.Standalone);
+        Assert.NotEqual(0, b.CollectGarbage(dryRun: false, TimeSpan.Zero, CancellationToken.None).Objects);
+    }
+
+    [Fact]
+    public async Task Reads_PausedPastTheLeaseWhileTheModelIsReplacedAndCollected_RightBytesOrLostTheLockNeverDamage()
+    {
+        using var dir = new TempDir();
+        SyntheticFamilyResult family = SyntheticFamily.Generate(dir.Combine("models"), SyntheticSize.Tiny);
+        SyntheticModel old = family.Models.First(m => m.Kind == SyntheticModelKind.Base);
+        SyntheticModel next = family.Models.First(m => m.Kind == SyntheticModelKind.FarFinetune);
+        string url = RgwGateway.NewStoreUrl();
+        using StoreSession b = MachineB(url);
+        Store(b, old.Id, old.Folder, ModelRole.Standalone);
+        string id = old.Id.ToString();
+
+        using ZipLlmStore a = PausedMachineA(url, new FakeTimeProvider());
+        StoredModelFile file = a.GetModel(id).Files.Where(f => f.IsSafetensors).MaxBy(f => f.Length)!;
+        byte[] oldBytes = File.ReadAllBytes(Path.Combine(old.Folder, file.Path));
+        byte[] newBytes = File.ReadAllBytes(Path.Combine(next.Folder, file.Path));
+        Assert.NotEqual(oldBytes, newBytes);
+        using Stream stream = a.OpenFile(id, file.Path);
+        byte[] start = new byte[4096];
+        stream.ReadExactly(start);
+        Assert.Equal(oldBytes.AsSpan(0, start.Length).ToArray(), start);
+        long middle = oldBytes.Length / 2;
+        byte[] range = new byte[4096];
+        Assert.Equal(range.Length, await a.ReadFileAsync(id, file.Path, middle, range));
+        Assert.Equal(oldBytes.AsSpan((int)middle, range.Length).ToArray(), range);
+
+        ReplaceAndCollect(b, old.Id, next.Folder);
+
+        // The stream reads on: the bytes of the file it opened, until it meets what the other machine deleted.
+        var lost = new List<StoreLockLostException>();
+        try
+        {
+            byte[] piece = new byte[64 << 10];
+            for (long at = start.Length; at < oldBytes.Length;)
+            {
+                int n = stream.Read(piece);
+                Assert.True(n > 0);
+                Assert.True(oldBytes.AsSpan((int)at, n).SequenceEqual(piece.AsSpan(0, n)), $"the stream gave wrong bytes at {at}");
+                at += n;
+            }
+        }
+        catch (StoreLockLostException ex)
+        {
+            lost.Add(ex);
+        }
+        // A random-access read: its manifest, read under the lost lease, names objects that are gone.
+        try
+        {
+            Assert.Equal(range.Length, await a.ReadFileAsync(id, file.Path, middle, range));
+            Assert.Equal(oldBytes.AsSpan((int)middle, range.Length).ToArray(), range);
+        }
+        catch (StoreLockLostException ex)
+        {
+            lost.Add(ex);
+        }
+        Assert.NotEmpty(lost); // the old version's objects were collected: the reads did meet them missing
+        Assert.All(lost, ex => Assert.Contains("Lost the store lock", ex.Message));
+
+        // The next reads take the lock anew and read the manifest again: the model as it is now.
+        Assert.Equal(range.Length, await a.ReadFileAsync(id, file.Path, middle, range));
+        Assert.Equal(newBytes.AsSpan((int)middle, range.Length).ToArray(), range);
+        Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(newBytes)), a.GetModel(id).Files.Single(f => f.Path == file.Path).Sha256);
+        await a.RestoreAsync(id, dir.Combine("restored"));
+        Assert.Equal(newBytes, File.ReadAllBytes(Path.Combine(dir.Combine("restored"), file.Path)));
+    }
+
+    [Fact]
+    public async Task Compress_PausedWhileItsBaseIsReplacedAndCollected_LostTheLockExitIoErrorAndNothingListedThatDoesNotRestore()
+    {
+        using var dir = new TempDir();
+        SyntheticFamilyResult family = SyntheticFamily.Generate(dir.Combine("models"), SyntheticSize.Tiny);
+        SyntheticModel baseModel = family.Models.First(m => m.Kind == SyntheticModelKind.Base);
+        SyntheticModel finetune = family.Models.First(m => m.Kind == SyntheticModelKind.FullFinetune);
+        SyntheticModel next = family.Models.First(m => m.Kind == SyntheticModelKind.FarFinetune);
+        string url = RgwGateway.NewStoreUrl();
+        using StoreSession b = MachineB(url);
+        Store(b, baseModel.Id, baseModel.Folder, ModelRole.Standalone);
+
+        // One thread: held at its first progress report (the first file's header stored, its tensors next), the compress stands still.
+        using ZipLlmStore a = PausedMachineA(url, new FakeTimeProvider(), threads: 1);
+        using var paused = new ManualResetEventSlim();
+        using var resume = new ManualResetEventSlim();
+        var progress = new HoldingProgress(paused, resume);
+        Task<CompressSummary> compress = a.CompressAsync(finetune.Folder, finetune.Id.ToString(), baseModel.Id.ToString(), progress);
+        Assert.True(paused.Wait(TimeSpan.FromMinutes(2)), "the compress never reported progress");
+
+        ReplaceAndCollect(b, baseModel.Id, next.Folder);
+        resume.Set();
+
+        var ex = await Assert.ThrowsAsync<StoreLockLostException>(() => compress.WaitAsync(TimeSpan.FromMinutes(2)));
+        Assert.Contains("Lost the store lock", ex.Message);
+        Assert.True(ErrorMapping.TryMap(ex, out int exitCode));
+        Assert.Equal(ExitCodes.IoError, exitCode);
+
+        // Nothing listed that does not restore: the finetune was not stored on the strength of a broken lease.
+        using IDisposable storeLock = b.LockStore(exclusive: false, CancellationToken.None);
+        StoreListing listing = b.List();
+        Assert.DoesNotContain(listing.Manifests, m => m.Id == finetune.Id);
+        Assert.Empty(listing.DamagedManifests);
+        foreach (Manifest manifest in listing.Manifests)
+        {
+            b.Restore(manifest.Id, dir.Combine("restored", manifest.Id.Org, manifest.Id.Name), new RestoreRequest(), null, CancellationToken.None);
+        }
+        Assert.True(b.Verify(null, null, null, CancellationToken.None).Intact);
+    }
+
+    /// <summary>Holds the first report until <paramref name="resume"/> is set, after setting <paramref name="paused"/>.</summary>
+    private sealed class HoldingProgress(ManualResetEventSlim paused, ManualResetEventSlim resume) : IProgress<ZipLlmProgress>
+    {
+        private int _reports;
+
+        public void Report(ZipLlmProgress value)
+        {
+            if (Interlocked.Increment(ref _reports) == 1)
+            {
+                paused.Set();
+                Assert.True(resume.Wait(TimeSpan.FromMinutes(2)), "the test never resumed the compress");
+            }
+        }
+    }
+}
