@@ -302,10 +302,10 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
             {
                 throw LingeringStoreLock.LostDuring(Location, "verifying", ex);
             }
-            if (!report.Intact && _reads.WasLost(epoch))
+            if (report.FirstProblem is { } problem && _reads.WasLost(epoch))
             {
                 // What it found missing or changed, another process's remove or gc explains: no verdict on the store.
-                throw LingeringStoreLock.LostDuring(Location, "verifying", new IOException(report.Models.SelectMany(m => m.Problems).Concat(report.DamagedManifests).First()));
+                throw LingeringStoreLock.LostDuring(Location, "verifying", new IOException(problem));
             }
             return new VerifySummary(report.Models.Select(m => new VerifiedModel(m.ModelId.ToString(), m.Problems)).ToList(), report.DamagedManifests);
         });

@@ -21,7 +21,8 @@ internal sealed class RestoreJob(ZipLlmConfig config)
     {
         using StoreSession session = StoreSession.Open(config, new StoreSessionOptions());
         using IDisposable storeLock = session.LockStore(exclusive: false, cancellationToken);
-        return session.Restore(modelId, outputDir, new RestoreRequest(force, CheckSha256, [config.ModelDir]), Progress, cancellationToken);
+        return session.UnderLock(storeLock, $"restoring {modelId}",
+            () => session.Restore(modelId, outputDir, new RestoreRequest(force, CheckSha256, [config.ModelDir]), Progress, cancellationToken));
     }
 }
 
@@ -40,7 +41,9 @@ internal sealed class VerifyJob(ZipLlmConfig config)
     {
         using StoreSession session = StoreSession.Open(config, new StoreSessionOptions());
         using IDisposable storeLock = session.LockStore(exclusive: false, cancellationToken);
-        return session.Verify(modelId, Progress, ModelChecked, cancellationToken);
+        // What it found missing, if the lease was lost meanwhile, another process's remove or gc explains: no verdict.
+        return session.UnderLock(storeLock, "verifying", () => session.Verify(modelId, Progress, ModelChecked, cancellationToken),
+            report => report.FirstProblem);
     }
 }
 

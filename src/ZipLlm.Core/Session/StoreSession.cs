@@ -42,6 +42,9 @@ internal sealed record VerifyReport(IReadOnlyList<(ModelId ModelId, IReadOnlyLis
 {
     /// <summary>Whether everything checked is intact.</summary>
     public bool Intact => DamagedManifests.Count == 0 && Models.All(m => m.Problems.Count == 0);
+
+    /// <summary>The first problem found, or null when everything checked is intact.</summary>
+    public string? FirstProblem => Models.SelectMany(m => m.Problems).Concat(DamagedManifests).FirstOrDefault();
 }
 
 /// <summary>What a store holds: its intact manifests, a line for each damaged one, and the bytes its objects take.</summary>
@@ -131,6 +134,30 @@ internal sealed class StoreSession : IDisposable
     /// under it found missing or changed is then no damage.
     /// </summary>
     public static bool LockLost(IDisposable storeLock) => ILosableLock.WasLost(storeLock);
+
+    /// <summary>
+    /// Runs <paramref name="operation"/> (<paramref name="what"/> it does) under <paramref name="storeLock"/>: what it finds
+    /// missing or changed after that lock was lost is a <see cref="StoreLockLostException"/>, not damage, and so is a
+    /// failed check (<paramref name="failed"/>) of its result.
+    /// </summary>
+    /// <exception cref="StoreLockLostException">The lock was lost, and the operation met damage or its result failed.</exception>
+    public T UnderLock<T>(IDisposable storeLock, string what, Func<T> operation, Func<T, string?>? failed = null)
+    {
+        T result;
+        try
+        {
+            result = operation();
+        }
+        catch (StoreDamageException ex) when (LockLost(storeLock))
+        {
+            throw new StoreLockLostException(Location, what, ex);
+        }
+        if (failed?.Invoke(result) is { } problem && LockLost(storeLock))
+        {
+            throw new StoreLockLostException(Location, what, new IOException(problem));
+        }
+        return result;
+    }
 
     /// <summary>Opens a session on <paramref name="backend"/>, which it owns from here on (tests: a bucket with short leases and a clock of theirs).</summary>
     internal static StoreSession Open(IStoreBackend backend, StoreSessionOptions options)
