@@ -198,6 +198,7 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
     /// <exception cref="InvalidDataException">A file is malformed (a safetensors header that lies, a name that is not UTF-8 ...); nothing was stored.</exception>
     /// <exception cref="EndOfStreamException">A safetensors file is truncated; nothing was stored.</exception>
     /// <exception cref="IOException">A file changed while it was read, or the store cannot be written.</exception>
+    /// <exception cref="StoreLockLostException">The store lock was lost while it ran (a bucket's lease broken or run out): another process may have changed what it used; run it again.</exception>
     public Task<CompressSummary> CompressAsync(string modelFolder, string modelId, string? baseModelId = null, IProgress<ZipLlmProgress>? progress = null,
         CancellationToken cancellationToken = default)
     {
@@ -251,6 +252,7 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
     /// <exception cref="KeyNotFoundException">The model is not stored.</exception>
     /// <exception cref="StoreDamageException">Stored bytes cannot be read back, or a file does not match its hash.</exception>
     /// <exception cref="IOException">The folder is not empty (without <paramref name="overwrite"/>), another restore is writing into it, or it cannot be written.</exception>
+    /// <exception cref="StoreLockLostException">The store lock was lost while it ran (a bucket's lease broken or run out): another process may have changed what it used; run it again.</exception>
     public Task<RestoreSummary> RestoreAsync(string modelId, string outputFolder, bool overwrite = false, IProgress<ZipLlmProgress>? progress = null,
         CancellationToken cancellationToken = default)
     {
@@ -285,6 +287,7 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
     /// <exception cref="ArgumentException"><paramref name="modelId"/> is not of the form <c>org/name</c>.</exception>
     /// <exception cref="KeyNotFoundException">The model named is not stored.</exception>
     /// <exception cref="IOException">The store cannot be read for a reason that is not damage.</exception>
+    /// <exception cref="StoreLockLostException">The store lock was lost while it ran (a bucket's lease broken or run out): another process may have changed what it used; run it again.</exception>
     public Task<VerifySummary> VerifyAsync(string? modelId = null, IProgress<ZipLlmProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ModelId? id = modelId is null ? null : ParseId(modelId);
@@ -324,6 +327,7 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
     /// <exception cref="KeyNotFoundException">The model is not stored.</exception>
     /// <exception cref="FileNotFoundException">The model has no file at <paramref name="path"/>.</exception>
     /// <exception cref="StoreDamageException">The file's stored header cannot be read back. Reads fail the same way on a damaged chunk.</exception>
+    /// <exception cref="StoreLockLostException">The store lock was lost while it ran (a bucket's lease broken or run out): another process may have changed what it used; run it again.</exception>
     public Stream OpenFile(string modelId, string path)
     {
         ArgumentNullException.ThrowIfNull(path);
@@ -366,6 +370,7 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
     /// <exception cref="KeyNotFoundException">The model is not stored.</exception>
     /// <exception cref="FileNotFoundException">The model has no file at <paramref name="path"/>.</exception>
     /// <exception cref="StoreDamageException">Stored bytes the range needs cannot be read back as recorded (naming model, file and object).</exception>
+    /// <exception cref="StoreLockLostException">The store lock was lost while it ran (a bucket's lease broken or run out): another process may have changed what it used; run it again.</exception>
     public async ValueTask<int> ReadFileAsync(string modelId, string path, long offset, Memory<byte> destination, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(path);

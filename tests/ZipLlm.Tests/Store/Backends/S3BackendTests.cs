@@ -298,8 +298,8 @@ public class S3BackendTests
                 break;
             }
         }
-        Assert.Throws<IOException>(() => backend.CreateManifest("o/m.json", "{}"u8));
-        Assert.Throws<IOException>(() => backend.DeleteObject(hash));
+        Assert.Throws<StoreLockLostException>(() => backend.CreateManifest("o/m.json", "{}"u8));
+        Assert.Throws<StoreLockLostException>(() => backend.DeleteObject(hash));
         Assert.Null(backend.ReadManifest("o/m.json"));
         Assert.NotNull(backend.StatObject(hash));
         held.Dispose();
