@@ -58,6 +58,9 @@ internal sealed class CompressJob(ZipLlmConfig config, ILogger logger)
     /// <summary>Reports progress within each model.</summary>
     public IProgress<ByteProgress>? Progress { get; init; }
 
+    /// <summary>Opens the run's session instead of the config's store (tests: a bucket with short leases, on a clock of theirs).</summary>
+    internal Func<StoreSessionOptions, StoreSession>? OpenSession { get; init; }
+
     /// <summary>How base_ft.json is taken: as hints checked against the other models (the default), or as law.</summary>
     public BasesMode Bases { get; init; } = BasesMode.Auto;
 
@@ -71,7 +74,8 @@ internal sealed class CompressJob(ZipLlmConfig config, ILogger logger)
     public CompressReport Run(CancellationToken cancellationToken = default)
     {
         ListedFamily family = ListedFamily.Load(config, Bases, logger);
-        using StoreSession session = StoreSession.Open(config, new StoreSessionOptions { Codec = CodecOptions, Create = true, Logger = logger });
+        var options = new StoreSessionOptions { Codec = CodecOptions, Create = true, Logger = logger };
+        using StoreSession session = OpenSession?.Invoke(options) ?? StoreSession.Open(config, options);
         ModelStore store = session.Store;
         store.SweepTemporaryFiles();
         using IDisposable storeLock = session.LockStore(exclusive: false, cancellationToken);

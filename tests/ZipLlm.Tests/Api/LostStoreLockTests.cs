@@ -1,9 +1,13 @@
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 using ZipLlm.Cli;
+using ZipLlm.Config;
 using ZipLlm.Domain;
+using ZipLlm.Jobs;
 using ZipLlm.Session;
 using ZipLlm.Store;
 using ZipLlm.Synthetic;
+using ZipLlm.Tests.Jobs;
 using ZipLlm.Tests.TestSupport;
 
 namespace ZipLlm.Tests.Api;
@@ -118,7 +122,7 @@ public class LostStoreLockTests
         using ZipLlmStore a = PausedMachineA(url, new FakeTimeProvider(), threads: 1);
         using var paused = new ManualResetEventSlim();
         using var resume = new ManualResetEventSlim();
-        var progress = new HoldingProgress(paused, resume);
+        var progress = new HoldingProgress<ZipLlmProgress>(paused, resume);
         Task<CompressSummary> compress = a.CompressAsync(finetune.Folder, finetune.Id.ToString(), baseModel.Id.ToString(), progress);
         Assert.True(paused.Wait(TimeSpan.FromMinutes(2)), "the compress never reported progress");
 
@@ -130,10 +134,55 @@ public class LostStoreLockTests
         Assert.True(ErrorMapping.TryMap(ex, out int exitCode));
         Assert.Equal(ExitCodes.IoError, exitCode);
 
-        // Nothing listed that does not restore: the finetune was not stored on the strength of a broken lease.
+        AssertEveryListedModelRestores(b, dir, notListed: finetune.Id);
+    }
+
+    [Fact]
+    public async Task CompressJob_PausedWhileItsBaseIsReplacedAndCollected_StopsTheRunSayingItLostTheLock()
+    {
+        using var dir = new TempDir();
+        SyntheticFamilyResult family = CompressJobTests.WriteFamily(dir);
+        SyntheticModel baseModel = family.Models.First(m => m.Kind == SyntheticModelKind.Base);
+        SyntheticModel finetune = family.Models.First(m => m.Kind == SyntheticModelKind.FullFinetune);
+        SyntheticModel chain = family.Models.First(m => m.Kind == SyntheticModelKind.ChainFinetune);
+        SyntheticModel next = family.Models.First(m => m.Kind == SyntheticModelKind.FarFinetune);
+        string url = RgwGateway.NewStoreUrl();
+        using StoreSession b = MachineB(url);
+        Store(b, baseModel.Id, baseModel.Folder, ModelRole.Standalone);
+        File.WriteAllLines(dir.Combine("run.txt"), [baseModel.Id.ToString(), finetune.Id.ToString(), chain.Id.ToString()]);
+        File.WriteAllText(dir.Combine("run.json"),
+            $$"""{"model_dir": "models", "storage_dir": "{{url}}", "models_to_process": "run.txt", "base_ft_path": "base_ft.json"}""");
+
+        var time = new FakeTimeProvider();
+        using var paused = new ManualResetEventSlim();
+        using var resume = new ManualResetEventSlim();
+        var job = new CompressJob(ZipLlmConfig.Load(dir.Combine("run.json")), NullLogger.Instance)
+        {
+            Progress = new HoldingProgress<ByteProgress>(paused, resume),
+            // Machine A, held at the finetune's first progress report, one file at a time.
+            OpenSession = options => StoreSession.Open(RgwGateway.Shared.Backend(url, leaseDuration: Lease, hostKey: "machine-a/1", time: time),
+                options with { Threads = 1, Time = time }),
+        };
+        Task<CompressReport> run = Task.Factory.StartNew(() => job.Run(), TaskCreationOptions.LongRunning);
+        Assert.True(paused.Wait(TimeSpan.FromMinutes(2)), "the compress never reported progress");
+
+        ReplaceAndCollect(b, baseModel.Id, next.Folder);
+        resume.Set();
+
+        // The run stops there (the chain finetune after it would fail the same way): exit 4, not "the store is damaged".
+        var ex = await Assert.ThrowsAsync<StoreLockLostException>(() => run.WaitAsync(TimeSpan.FromMinutes(2)));
+        Assert.Contains($"Lost the store lock of {url}", ex.Message);
+        Assert.True(ErrorMapping.TryMap(ex, out int exitCode));
+        Assert.Equal(ExitCodes.IoError, exitCode);
+        AssertEveryListedModelRestores(b, dir, notListed: finetune.Id);
+    }
+
+    /// <summary>Nothing listed that does not restore: <paramref name="notListed"/> was not stored on the strength of a broken lease.</summary>
+    private static void AssertEveryListedModelRestores(StoreSession b, TempDir dir, ModelId notListed)
+    {
         using IDisposable storeLock = b.LockStore(exclusive: false, CancellationToken.None);
         StoreListing listing = b.List();
-        Assert.DoesNotContain(listing.Manifests, m => m.Id == finetune.Id);
+        Assert.DoesNotContain(listing.Manifests, m => m.Id == notListed);
         Assert.Empty(listing.DamagedManifests);
         foreach (Manifest manifest in listing.Manifests)
         {
@@ -143,11 +192,11 @@ public class LostStoreLockTests
     }
 
     /// <summary>Holds the first report until <paramref name="resume"/> is set, after setting <paramref name="paused"/>.</summary>
-    private sealed class HoldingProgress(ManualResetEventSlim paused, ManualResetEventSlim resume) : IProgress<ZipLlmProgress>
+    private sealed class HoldingProgress<T>(ManualResetEventSlim paused, ManualResetEventSlim resume) : IProgress<T>
     {
         private int _reports;
 
-        public void Report(ZipLlmProgress value)
+        public void Report(T value)
         {
             if (Interlocked.Increment(ref _reports) == 1)
             {
