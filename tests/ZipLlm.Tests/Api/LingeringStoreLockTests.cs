@@ -226,6 +226,34 @@ public class LingeringStoreLockTests
     }
 
     [Fact]
+    public void WasLost_LeaseBrokenWhileThisProcessCannotTell_AsksTheStoreAndEndsTheEpoch()
+    {
+        var leases = new List<LosableLease>();
+        using var reads = new LingeringStoreLock(_ =>
+        {
+            var lease = new LosableLease();
+            leases.Add(lease);
+            return lease;
+        }, TimeSpan.FromMinutes(1), new FakeTimeProvider());
+        long first;
+        using (reads.Enter(CancellationToken.None))
+        {
+            first = reads.Epoch;
+        }
+
+        // Broken by another process while this one was paused; no renewal has failed yet, the clock says nothing.
+        leases[0].BrokenUnseen = true;
+        Assert.False(leases[0].IsLost);
+        Assert.True(reads.WasLost(first)); // a read that met something missing asks, and is told
+        using (reads.Enter(CancellationToken.None))
+        {
+            Assert.NotEqual(first, reads.Epoch);
+        }
+        Assert.True(leases[0].Disposed);
+        Assert.Equal(2, leases.Count);
+    }
+
+    [Fact]
     public async Task Enter_S3LeaseBrokenByAnotherMachine_IsSeenLostAndTakenAgain()
     {
         string url = RgwGateway.NewStoreUrl();
