@@ -16,8 +16,9 @@ namespace ZipLlm.Tests.Api;
 /// A library reader or a compress whose lease another machine broke while it was paused (issue 24, items 8 and 10),
 /// against the real gateway: the other machine removes the model, stores a new version under the same id and collects
 /// the garbage. What the paused process then finds missing is a lost lock (exit 4), never damage, and it never reads
-/// wrong bytes. Machine A's clock stands still, as a paused process's does while it is paused: its leases are never
-/// renewed, and to machine B they go stale after their 2 seconds; A does not know it from its own clock.
+/// wrong bytes. Machine A's clock stands still, as a paused process's does while it is paused: its leases are not
+/// renewed, and to machine B they go stale after their 2 seconds, while A cannot tell from its own clock (the reads'
+/// test then moves it on, as the pause's end does; the compress tests leave it, so only asking the store tells A).
 /// </summary>
 [Trait("Category", "S3")]
 public class LostStoreLockTests
@@ -28,7 +29,7 @@ public class LostStoreLockTests
     private static StoreSession MachineB(string url) =>
         StoreSession.Open(RgwGateway.Shared.Backend(url, leaseDuration: Lease, hostKey: "machine-b/1"), new StoreSessionOptions { Threads = 2, Create = true });
 
-    /// <summary>Machine A, paused: on <paramref name="time"/>, which the test never moves.</summary>
+    /// <summary>Machine A, paused: on <paramref name="time"/>, which stands still until the test moves it.</summary>
     private static ZipLlmStore PausedMachineA(string url, FakeTimeProvider time, int threads = 2) =>
         ZipLlmStore.Open(
             StoreSession.Open(RgwGateway.Shared.Backend(url, leaseDuration: Lease, hostKey: "machine-a/1", time: time), new StoreSessionOptions { Threads = threads, Time = time }),
