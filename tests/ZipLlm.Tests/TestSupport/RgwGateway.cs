@@ -118,7 +118,7 @@ internal sealed class RgwGateway
     private static RgwGateway Start()
     {
         string script = Path.Combine(RepositoryRoot(), "tests", "s3", "rgw.sh");
-        string dir = Path.Combine(Path.GetTempPath(), $"zipllm-rgw-{System.Environment.ProcessId}-{Guid.NewGuid():N}"[..48]);
+        string dir = Path.Combine(Path.GetTempPath(), $"zipllm-rgw-{System.Environment.ProcessId}-{Guid.NewGuid():N}"[..32]);
         var start = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (string argument in new[] { script, "start", dir, "--owner", System.Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture) })
         {
