@@ -22,10 +22,11 @@ public class RetrainedRatioTests
             delta += Encode(retrained, baseBytes, pool, counts);
             before += Encode(retrained, baseBytes, withoutContextXor, null);
         }
-        // Measured (seed 42): 0.89 of solo, 0.97 of the store without the context XOR.
+        // Measured (seed 42): 0.887 of solo, 0.972 of the store without the context XOR; 19 of the 32 chunks context XOR.
         Assert.True(delta <= solo * 0.96, $"delta {delta} bytes, solo {solo} ({(double)delta / solo:F3})");
         Assert.True(delta <= before * 0.98, $"with the context XOR {delta} bytes, without {before} ({(double)delta / before:F3})");
-        Assert.True(counts.ContextXor > counts.OrderedDifference, $"{counts.ContextXor} context XOR chunks, {counts.OrderedDifference} difference");
+        long chunks = counts.ContextXor + counts.OrderedDifference + counts.Xor + counts.Solo;
+        Assert.True(2 * counts.ContextXor > chunks, $"{counts.ContextXor} of {chunks} chunks context XOR");
     }
 
     private static long Encode(byte[] tensor, byte[] baseTensor, WorkerPool pool, TransformCounts? counts)
