@@ -40,6 +40,20 @@ public class ModelsCommandTests
     }
 
     [Fact]
+    public async Task ModelsSetup_SyntheticRetrained_AddsTheRetrainedModelLastUnderTheBase()
+    {
+        using var dir = new TempDir();
+        string config = dir.Write("config.json", ConfigJson);
+        (int exitCode, string output) = await RunAsync("models", "setup", config, "--synthetic", "--retrained", "--size", "tiny", "-v", "Warning");
+        Assert.Equal(ExitCodes.Success, exitCode);
+        string[] lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(SyntheticFamily.DefaultKinds.Count + 1, lines.Length);
+        Assert.StartsWith("synthetic/llama-retrained: finetune of synthetic/llama-base", lines[^1]);
+        Assert.Equal(ModelId.Parse("synthetic/llama-retrained"), ModelList.Load(dir.Combine("models", StandInModelList.FileName)).Models[^1]);
+        Assert.Contains(ModelId.Parse("synthetic/llama-retrained"), BaseFtMap.Load(dir.Combine("base_ft.json")).FinetunesOf(ModelId.Parse("synthetic/llama-base")));
+    }
+
+    [Fact]
     public async Task ModelsSetup_ConfigMissingField_ExitsInvalidInput()
     {
         using var dir = new TempDir();
