@@ -23,11 +23,31 @@ internal sealed partial class StreamCoder
     /// The chunk XOR its base, split by field as BitX splits it, the exponent and sign+mantissa streams rANS-coded in
     /// the context of the base word's exponent (<see cref="BaseExponents"/>), or kept raw when that is not smaller.
     /// </summary>
-    public int EncodeContextXor(ElementLayout layout, ReadOnlySpan<byte> chunk, ReadOnlySpan<byte> baseChunk, Span<byte> destination)
+    /// <param name="layout">How the chunk's words are grouped.</param>
+    /// <param name="chunk">The chunk's bytes.</param>
+    /// <param name="baseChunk">The base's bytes at the same place, as long as the chunk.</param>
+    /// <param name="destination">Where the encoded chunk goes.</param>
+    /// <param name="estimated">
+    /// The coder is as <see cref="EstimateContextXor"/> of this very chunk left it (its streams, contexts and counts): they are
+    /// not taken again.
+    /// </param>
+    public int EncodeContextXor(ElementLayout layout, ReadOnlySpan<byte> chunk, ReadOnlySpan<byte> baseChunk, Span<byte> destination, bool estimated = false)
     {
         int streamCount = layout.StreamCount();
         Span<int> lengths = stackalloc int[streamCount];
-        int words = SplitInContexts(layout, chunk, baseChunk, lengths);
+        int words;
+        if (estimated)
+        {
+            words = chunk.Length / layout.WordSize();
+            for (int s = 0; s < streamCount; s++)
+            {
+                lengths[s] = layout.StreamLength(chunk.Length, s);
+            }
+        }
+        else
+        {
+            words = SplitInContexts(layout, chunk, baseChunk, lengths);
+        }
         ReadOnlySpan<byte> contexts = _contexts.Get(words);
         int entry = ChunkHeader.Write(destination, chunk.Length, XxHash3.HashToUInt64(chunk), ChunkTransform.ContextXor);
         int position = entry + streamCount * EncodedTensorFormat.StreamEntrySize;
@@ -35,7 +55,7 @@ internal sealed partial class StreamCoder
         {
             ReadOnlySpan<byte> stream = Stream(s).AsSpan(0, lengths[s]);
             position += s < ContextStreams
-                ? WriteSymbols(stream, contexts, BaseExponents.ContextCount, counted: false, destination[entry..], destination[position..])
+                ? WriteSymbols(stream, contexts, BaseExponents.ContextCount, counted: estimated && s == 0, destination[entry..], destination[position..])
                 : WriteStream(stream, _options.Level, destination[entry..], destination[position..]);
             entry += EncodedTensorFormat.StreamEntrySize;
         }
@@ -44,7 +64,8 @@ internal sealed partial class StreamCoder
 
     /// <summary>
     /// What <see cref="EncodeContextXor"/> would write for a chunk of 16-bit floats, from the symbol counts in their
-    /// contexts (each stream at most its raw length); the split streams and contexts are left in the scratch.
+    /// contexts (each stream at most its raw length); the split streams and contexts are left in the scratch, and the
+    /// exponent stream's counts in the rANS coder (the last counted), for <see cref="EncodeContextXor"/> to take up.
     /// </summary>
     public long EstimateContextXor(ElementLayout layout, ReadOnlySpan<byte> chunk, ReadOnlySpan<byte> baseChunk)
     {
@@ -52,7 +73,7 @@ internal sealed partial class StreamCoder
         int words = SplitInContexts(layout, chunk, baseChunk, lengths);
         ReadOnlySpan<byte> contexts = _contexts.Get(words);
         long total = ChunkHeader.SizeOf(EncodedTensorFormat.Version) + ContextStreams * EncodedTensorFormat.StreamEntrySize;
-        for (int s = 0; s < ContextStreams; s++)
+        for (int s = ContextStreams - 1; s >= 0; s--)
         {
             total += Math.Min(words, _rans.EstimateLength(Stream(s).AsSpan(0, words), contexts, BaseExponents.ContextCount, _lanes));
         }

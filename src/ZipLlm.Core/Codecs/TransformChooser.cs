@@ -134,7 +134,10 @@ internal sealed class TransformChooser : IDisposable
         if (written == int.MaxValue)
         {
             transform = candidate;
-            return EncodeDelta(candidate, layout, chunk, baseChunk, destination);
+            // Nothing was coded since the estimates: a context XOR, estimated last, takes up its streams and counts.
+            return candidate == ChunkTransform.ContextXor
+                ? _coder.EncodeContextXor(layout, chunk, baseChunk, destination, estimated: true)
+                : EncodeDelta(candidate, layout, chunk, baseChunk, destination);
         }
         return Better(written, ref transform, EncodeDelta(candidate, layout, chunk, baseChunk, _trial.Get(bound)), candidate, destination);
     }
