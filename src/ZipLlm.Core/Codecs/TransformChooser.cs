@@ -4,9 +4,10 @@ namespace ZipLlm.Codecs;
 /// <summary>
 /// Which transform a delta chunk is stored by (<see cref="ChunkTransform"/>): for 16-bit floats the ordered difference
 /// when it is good, else the difference, XOR, context XOR and solo weighed by estimates and only the likely winners coded;
-/// for F32 XOR and the context XOR both coded, for other words XOR; and solo too when the delta came out poor. Never larger than the chunk stored solo when a delta looks poor. The
-/// thresholds are <see cref="CodecTuning"/>'s; <see cref="StreamCoder"/> does the coding. Holds a trial buffer, so it is
-/// not thread-safe: each <see cref="ChunkCodec"/> has its own.
+/// for F32 XOR and the context XOR both coded, for other words XOR; and solo too when the delta came out poor. Never
+/// larger than the chunk stored solo when a delta looks poor. The thresholds are <see cref="CodecTuning"/>'s;
+/// <see cref="StreamCoder"/> does the coding. Holds a trial buffer, so it is not thread-safe: each
+/// <see cref="ChunkCodec"/> has its own.
 /// </summary>
 internal sealed class TransformChooser : IDisposable
 {
@@ -57,7 +58,7 @@ internal sealed class TransformChooser : IDisposable
 
     /// <summary>
     /// A delta of 16-bit floats: the ordered difference when it is good (the common case, coded once); otherwise the
-    /// difference, XOR and solo are compared by estimates from their symbol counts and a zstd probe, and only the winner is
+    /// difference, XOR, context XOR (an even-length chunk, format 5) and solo are compared by estimates from their symbol counts and a zstd probe, and only the winner is
     /// coded, or every candidate within <see cref="CodecTuning.CloseEstimates"/> of it. Solo is coded too, and the smaller kept, unless
     /// the coded delta came out at least <see cref="CodecTuning.CloseEstimates"/> below solo's estimate, a margin wider than the
     /// estimate's error. The synthetic family's store came out exactly as large as with every coding tried; a test holds the
