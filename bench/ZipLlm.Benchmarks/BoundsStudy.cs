@@ -10,9 +10,11 @@ namespace ZipLlm.Benchmarks;
 
 /// <summary>
 /// <c>--bounds CONFIG</c>: for each model of a config's list, the bytes its safetensors tensors take coded by the store
-/// (format 3, and as format 2's BitX coded them) next to the order-0 entropy bounds of the codings a delta could use,
+/// (format 5, as format 4 coded them without the context XOR, and as format 2's BitX coded them) next to the order-0 entropy bounds of the codings a delta could use,
 /// all computed over the whole model. Finetunes are paired with their base as the store pairs them (same name and
-/// shape; BF16 with F16 through a conversion); unpaired tensors count at their solo bound. Files other than
+/// shape; BF16 with F16 through a conversion); unpaired tensors count at their solo bound. "XOR|exp" is BitX's two XOR
+/// streams each coded given the base word's exponent (the store's context XOR), "hi/lo|exp" the XOR's high byte given the
+/// base exponent and its low byte given the base exponent and whether the high byte is zero (the split it was weighed against). Files other than
 /// safetensors, and tensors of other dtypes, are left out: the table is about 16-bit float weights.
 /// </summary>
 internal static class BoundsStudy
@@ -24,48 +26,57 @@ internal static class BoundsStudy
         ModelList list = ModelList.Load(StandInModelList.Resolve(config).Path);
         BaseFtMap map = BaseFtMap.Load(config.BaseFtPath);
         using var pool = new WorkerPool(Environment.ProcessorCount);
-        using var bitxPool = new WorkerPool(Environment.ProcessorCount, CodecOptions.Default with { OrderedDifference = false, Rans = false });
+        using var bitxPool = new WorkerPool(Environment.ProcessorCount, CodecOptions.Default with { OrderedDifference = false, Rans = false, ContextXor = false });
+        // Format 4's choice: every coding but the context XOR.
+        using var v4Pool = new WorkerPool(Environment.ProcessorCount, CodecOptions.Default with { ContextXor = false, FormatVersion = 4 });
         Console.WriteLine("Bytes of each model's 16-bit float tensors, in MB, coded and bounded (order-0 entropy over the whole model):");
-        Console.WriteLine($"{"model",-32} {"tensors",8} {"solo o0",8} {"XOR o0",8} {"diff|exp",8} {"BitX v2",8} {"ours",8} {"ours/bnd",8} {"/v2",6} {"s",5}");
-        double totalV2 = 0, totalOurs = 0;
+        Console.WriteLine($"{"model",-32} {"tensors",8} {"solo o0",8} {"XOR o0",8} {"diff|exp",8} {"XOR|exp",8} {"hi/lo|exp",9} {"BitX v2",8} {"v4",8} {"ours",8} {"ours/bnd",8} {"/v2",6} {"/v4",6} {"s",5}");
+        double totalV2 = 0, totalV4 = 0, totalOurs = 0;
         int small = 0;
         foreach (var id in list.Models)
         {
             var clock = Stopwatch.StartNew();
             ModelRole role = map.RoleOf(id);
             string? baseFolder = role.BaseId is { } baseId ? config.ModelFolder(baseId) : null;
-            Row row = Measure(config.ModelFolder(id), baseFolder, pool, bitxPool);
+            Row row = Measure(config.ModelFolder(id), baseFolder, pool, bitxPool, v4Pool);
             if (row.Raw < 1e6)
             {
                 small++;
                 continue;
             }
             // The tightest bound of a coding the store can use: solo, or the better delta coding where there is a base.
-            double bound = baseFolder is null ? row.Solo : Math.Min(row.Solo, Math.Min(row.Xor, row.Difference));
+            double bound = baseFolder is null ? row.Solo : Math.Min(row.Solo, Math.Min(Math.Min(row.Xor, row.XorGivenExponent), row.Difference));
             totalV2 += row.BitxV2;
+            totalV4 += row.V4;
             totalOurs += row.Ours;
-            Console.WriteLine($"{id,-32} {Mb(row.Raw),8} {Mb(row.Solo),8} {Mb(row.Xor),8} {Mb(row.Difference),8} {Mb(row.BitxV2),8} {Mb(row.Ours),8} " +
-                $"{Ratio(row.Ours, bound),8} {Ratio(row.Ours, row.BitxV2),6} {clock.Elapsed.TotalSeconds,5:F0}");
+            Console.WriteLine($"{id,-32} {Mb(row.Raw),8} {Mb(row.Solo),8} {Mb(row.Xor),8} {Mb(row.Difference),8} {Mb(row.XorGivenExponent),8} {Mb(row.HighLow),9} {Mb(row.BitxV2),8} {Mb(row.V4),8} {Mb(row.Ours),8} " +
+                $"{Ratio(row.Ours, bound),8} {Ratio(row.Ours, row.BitxV2),6} {Ratio(row.Ours, row.V4),6} {clock.Elapsed.TotalSeconds,5:F0}");
         }
-        Console.WriteLine($"{"all",-32} {"",8} {"",8} {"",8} {"",8} {Mb(totalV2),8} {Mb(totalOurs),8} {"",8} {totalOurs / totalV2,6:F3}");
+        Console.WriteLine($"{"all",-32} {"",8} {"",8} {"",8} {"",8} {"",8} {"",9} {Mb(totalV2),8} {Mb(totalV4),8} {Mb(totalOurs),8} {"",8} {totalOurs / totalV2,6:F3} {totalOurs / totalV4,6:F3}");
         Console.WriteLine($"Deduplicated tensors are counted in every model that holds them; the store keeps them once. {small} model(s) under 1 MB of such tensors left out.");
     }
 
     /// <summary>A ratio, or "-" where the denominator is next to nothing (an exact copy's bound).</summary>
     private static string Ratio(double numerator, double denominator) => denominator < 1e5 ? "-" : (numerator / denominator).ToString("F3");
 
-    private sealed record Row(double Raw, double Solo, double Xor, double Difference, double BitxV2, double Ours);
+    private sealed record Row(double Raw, double Solo, double Xor, double Difference, double XorGivenExponent, double HighLow, double BitxV2, double V4, double Ours);
 
     private static string Mb(double bytes) => (bytes / 1e6).ToString("F1");
 
-    private static Row Measure(string folder, string? baseFolder, WorkerPool pool, WorkerPool bitxPool)
+    private static Row Measure(string folder, string? baseFolder, WorkerPool pool, WorkerPool bitxPool, WorkerPool v4Pool)
     {
         Dictionary<string, (string File, TensorInfo Tensor)> baseTensors = baseFolder is null ? [] : Tensors(baseFolder);
         var solo = new Histogram(1);
         var unpaired = new Histogram(1);
         var xor = new Histogram(1);
         var difference = new Histogram(256);
-        double raw = 0, v2 = 0, ours = 0;
+        // Byte symbols per context: the XOR's exponent and sign+mantissa bytes given the base exponent; its high byte given
+        // the base exponent, its low byte given the base exponent and whether the high byte is zero.
+        var xorExponent = new ByteHistogram(256);
+        var xorSignMantissa = new ByteHistogram(256);
+        var high = new ByteHistogram(256);
+        var low = new ByteHistogram(512);
+        double raw = 0, v2 = 0, v4 = 0, ours = 0;
         foreach ((string file, TensorInfo tensor) in Tensors(folder).Values)
         {
             if (tensor.DType is not (DType.BF16 or DType.F16))
@@ -103,13 +114,20 @@ internal static class BoundsStudy
                 ushort x = (ushort)(w[i] ^ b[i]);
                 xor.Add(Exponent(x), SignMantissa(x));
                 int d = (short)(OrderedDifference.ToOrdered(w[i]) - OrderedDifference.ToOrdered(b[i]));
-                difference.Add16((b[i] >> exponentShift) & exponentMask, (ushort)((d << 1) ^ (d >> 31)));
+                int baseExponent = (b[i] >> exponentShift) & exponentMask;
+                difference.Add16(baseExponent, (ushort)((d << 1) ^ (d >> 31)));
+                xorExponent.Add(baseExponent, Exponent(x));
+                xorSignMantissa.Add(baseExponent, SignMantissa(x));
+                high.Add(baseExponent, (byte)(x >> 8));
+                low.Add(2 * baseExponent + ((x >> 8) == 0 ? 1 : 0), (byte)x);
             }
             v2 += Encoded(layout, words, basis, conversion, bitxPool, allowConversion: false);
+            v4 += Encoded(layout, words, basis, conversion, v4Pool, allowConversion: true);
             ours += Encoded(layout, words, basis, conversion, pool, allowConversion: true);
         }
         double alone = unpaired.SplitBits();
-        return new Row(raw, solo.SplitBits() / 8, (xor.SplitBits() + alone) / 8, (difference.ConditionalBits() + alone) / 8, v2, ours);
+        return new Row(raw, solo.SplitBits() / 8, (xor.SplitBits() + alone) / 8, (difference.ConditionalBits() + alone) / 8,
+            (xorExponent.Bits() + xorSignMantissa.Bits() + alone) / 8, (high.Bits() + low.Bits() + alone) / 8, v2, v4, ours);
     }
 
     /// <summary>Bytes the codec stores a tensor in; format 2 had no conversions, so a converted pair was stored solo.</summary>
@@ -189,7 +207,7 @@ internal static class BoundsStudy
             return bits;
         }
 
-        private static double Bits<T>(ReadOnlySpan<T> counts) where T : System.Numerics.IBinaryInteger<T>
+        internal static double Bits<T>(ReadOnlySpan<T> counts) where T : System.Numerics.IBinaryInteger<T>
         {
             long total = 0;
             foreach (T c in counts)
@@ -204,6 +222,24 @@ internal static class BoundsStudy
                 {
                     bits -= n * Math.Log2((double)n / total);
                 }
+            }
+            return bits;
+        }
+    }
+
+    /// <summary>Byte symbol counts per context: H(symbol | context), one order-0 table per context.</summary>
+    private sealed class ByteHistogram(int contexts)
+    {
+        private readonly long[] _counts = new long[contexts * 256];
+
+        public void Add(int context, byte symbol) => _counts[context * 256 + symbol]++;
+
+        public double Bits()
+        {
+            double bits = 0;
+            for (int c = 0; c < contexts; c++)
+            {
+                bits += Histogram.Bits<long>(_counts.AsSpan(c * 256, 256));
             }
             return bits;
         }

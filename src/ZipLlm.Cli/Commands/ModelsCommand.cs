@@ -42,6 +42,11 @@ internal sealed class ModelsSetupCommand : BaseCommand
 
     public static readonly Option<string> SizeOption = CreateSizeOption();
 
+    public static readonly Option<bool> RetrainedOption = new("--retrained")
+    {
+        Description = "With --synthetic: add synthetic/llama-retrained, a model retrained far from the base (for codec measurements).",
+    };
+
     public static readonly Option<int> SeedOption = new("--seed")
     {
         Description = "Seed of the synthetic family; the same seed and size give the same bytes.",
@@ -79,6 +84,7 @@ internal sealed class ModelsSetupCommand : BaseCommand
     {
         Arguments.Add(ConfigArgument);
         Options.Add(SyntheticOption);
+        Options.Add(RetrainedOption);
         Options.Add(SizeOption);
         Options.Add(SeedOption);
         Options.Add(EndpointOption);
@@ -158,6 +164,7 @@ internal sealed class ModelsSetupCommand : BaseCommand
         {
             Synthetic = parseResult.GetValue(SyntheticOption),
             Size = SyntheticSizes.Parse(parseResult.GetRequiredValue(SizeOption)),
+            Retrained = parseResult.GetValue(RetrainedOption),
             Seed = parseResult.GetValue(SeedOption),
             Hub = hub,
             Revision = parseResult.GetValue(RevisionOption),

@@ -4,8 +4,8 @@ namespace ZipLlm.Codecs;
 
 /// <summary>
 /// The store's codec for one chunk of a tensor: solo, or coded against the base's chunk at the same place by the
-/// transform that stores it smallest (<see cref="ChunkTransform"/>: BitX's XOR, or for 16-bit floats the ordered
-/// difference, rANS-coded in the context of the base's exponents), never larger than the chunk would be stored solo
+/// transform that stores it smallest (<see cref="ChunkTransform"/>: BitX's XOR, for floats the context XOR, whose streams are
+/// rANS-coded in the context of the base's exponents, or for 16-bit floats the ordered difference, coded so too), never larger than the chunk would be stored solo
 /// when a delta looks poor. Every stream is then kept raw, zstd-ed, stored sparse or rANS-coded, whichever is smallest.
 /// <see cref="TensorCodec"/> runs it over whole tensors; <see cref="DeltaPairing"/> says which base tensor a
 /// finetune's tensor is coded against. This class checks the arguments, the chunk header and the checksum;
@@ -111,8 +111,9 @@ internal sealed class ChunkCodec : IDisposable
             throw new InvalidDataException($"Encoded chunk says {rawLength} bytes where {destination.Length} are expected.");
         }
         var transform = (ChunkTransform)ChunkHeader.Transform(encoded, version, delta);
-        if (transform > ChunkTransform.OrderedDifference || (transform != ChunkTransform.Solo && !delta)
-            || (transform == ChunkTransform.OrderedDifference && !layout.IsHalfWord()))
+        if (transform > EncodedTensorFormat.LastTransform(version) || (transform != ChunkTransform.Solo && !delta)
+            || (transform == ChunkTransform.OrderedDifference && !layout.IsHalfWord())
+            || (transform == ChunkTransform.ContextXor && !StreamCoder.FitsContextXor(layout, destination.Length)))
         {
             throw new InvalidDataException($"Chunk transform {(byte)transform} does not fit a {(delta ? "delta" : "solo")} {layout} tensor.");
         }
@@ -123,6 +124,10 @@ internal sealed class ChunkCodec : IDisposable
         if (transform == ChunkTransform.OrderedDifference)
         {
             _coder.DecodeDifference(layout, encoded[header..], baseChunk, destination, EncodedTensorFormat.RansLanes(version));
+        }
+        else if (transform == ChunkTransform.ContextXor)
+        {
+            _coder.DecodeContextXor(layout, encoded[header..], baseChunk, destination, EncodedTensorFormat.RansLanes(version));
         }
         else
         {

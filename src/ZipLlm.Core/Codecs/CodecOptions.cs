@@ -37,6 +37,12 @@ internal sealed record CodecOptions
     public bool OrderedDifference { get; init; } = true;
 
     /// <summary>
+    /// Code a delta of floats as a context XOR (<see cref="ChunkTransform.ContextXor"/>) where that is smallest, as the store
+    /// does (format version 5; only with <see cref="Rans"/>). False leaves the other transforms to choose from: for comparisons and tests.
+    /// </summary>
+    public bool ContextXor { get; init; } = true;
+
+    /// <summary>
     /// rANS-code a stream (order 0) where that is smallest. False leaves raw, zstd and sparse to choose from, as format
     /// version 2 did: for comparisons and tests.
     /// </summary>
@@ -49,10 +55,13 @@ internal sealed record CodecOptions
     internal bool TrialEveryCoding { get; init; }
 
     /// <summary>
-    /// The format version written: <see cref="EncodedTensorFormat.Version"/>, or 3 (rANS streams in 32 lanes) for tests
-    /// that hold this build to reading what version 3 wrote.
+    /// The format version written: <see cref="EncodedTensorFormat.Version"/>, or for tests that hold this build to reading
+    /// what older versions wrote, 4 (no context XOR) or 3 (nor rANS streams of 64 lanes).
     /// </summary>
     internal byte FormatVersion { get; init; } = EncodedTensorFormat.Version;
+
+    /// <summary>Whether the context XOR may be written: asked for, with rANS (its streams are rANS or raw), in the version written.</summary>
+    internal bool WritesContextXor => ContextXor && Rans && FormatVersion >= 5;
 
     /// <summary>
     /// zstd implementation; null for the process default (<see cref="ZstdContext.Default"/>: the system's
@@ -76,9 +85,9 @@ internal sealed record CodecOptions
             throw new ArgumentOutOfRangeException(nameof(ChunkSize), ChunkSize,
                 $"Chunk size must be a multiple of 4 between {EncodedTensorFormat.MinChunkSize} and {EncodedTensorFormat.MaxChunkSize}.");
         }
-        if (FormatVersion is not (3 or EncodedTensorFormat.Version))
+        if (FormatVersion is < 3 or > EncodedTensorFormat.Version)
         {
-            throw new ArgumentOutOfRangeException(nameof(FormatVersion), FormatVersion, $"Only versions 3 and {EncodedTensorFormat.Version} are written.");
+            throw new ArgumentOutOfRangeException(nameof(FormatVersion), FormatVersion, $"Only versions 3 to {EncodedTensorFormat.Version} are written.");
         }
     }
 }

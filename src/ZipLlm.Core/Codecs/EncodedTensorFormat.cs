@@ -5,7 +5,7 @@ namespace ZipLlm.Codecs;
 /// <summary>
 /// Format facts of an encoded tensor, in one place. Layout, all integers little-endian:
 /// <code>
-/// versions 3 and 4:
+/// versions 3, 4 and 5:
 /// header:  "ZLTN" | u8 version | u8 layout | u16 zero | u64 originalLength | u32 chunkSize
 /// chunks:  per chunk: u32 rawLength | u64 XxHash3 of the original chunk bytes | u8 transform
 ///          | per stream: u8 mode, u32 storedLength | the streams' bytes
@@ -24,7 +24,9 @@ namespace ZipLlm.Codecs;
 /// Stream modes: 0 raw, 1 one zstd frame, 2 sparse (u32 nonZeroCount | zstd frame of bitmap and non-zero bytes;
 /// since version 2), 3 rANS (<see cref="Entropy.ContextRans"/>; since version 3). Version 4 differs from version 3 only
 /// in its rANS streams, which interleave 64 lanes where version 3's have 32 (<see cref="RansLanes"/>): the decoder of an
-/// order-0 stream, whose table sits in L1, runs twice as many independent chains and is about 30% faster.
+/// order-0 stream, whose table sits in L1, runs twice as many independent chains and is about 30% faster. Version 5
+/// differs from version 4 only in one more chunk transform, <see cref="ChunkTransform.ContextXor"/> (3); a version 3 or 4
+/// chunk that names it is refused as corrupt.
 /// Chunks are independent: each can be read (through the footer's offsets) and decoded alone, on any thread.
 /// The lengths of the streams are derived from the chunk length, the layout and the transform, never read from the file.
 /// </summary>
@@ -36,8 +38,15 @@ internal static class EncodedTensorFormat
     /// <summary>Magic at the very end of an encoded tensor.</summary>
     public static ReadOnlySpan<byte> FooterMagic => "ZLTE"u8;
 
-    /// <summary>The format version this code writes (4: rANS in 64 lanes; 3: chunk transforms, rANS streams, base conversions; 2: sparse streams).</summary>
-    public const byte Version = 4;
+    /// <summary>
+    /// The format version this code writes (5: the context XOR transform; 4: rANS in 64 lanes; 3: chunk transforms, rANS
+    /// streams, base conversions; 2: sparse streams).
+    /// </summary>
+    public const byte Version = 5;
+
+    /// <summary>The last chunk transform format <paramref name="version"/> defines (none but solo and XOR are named before version 3).</summary>
+    public static ChunkTransform LastTransform(byte version) =>
+        version >= 5 ? ChunkTransform.ContextXor : version >= 3 ? ChunkTransform.OrderedDifference : ChunkTransform.Xor;
 
     /// <summary>The lanes of the rANS streams of format <paramref name="version"/>: 64 from version 4, 32 in version 3.</summary>
     public static int RansLanes(byte version) => version >= 4 ? Entropy.ContextRans.DefaultLanes : Entropy.ContextRans.LegacyLanes;
@@ -112,6 +121,16 @@ internal enum ChunkTransform : byte
     /// chunk's trailing odd byte XOR the base's.
     /// </summary>
     OrderedDifference = 2,
+
+    /// <summary>
+    /// 16-bit floats and F32 (since version 5): the chunk XOR its base's chunk, split by field as <see cref="Xor"/> splits
+    /// it, its exponent stream and sign+mantissa stream each rANS-coded in the context of the base word's exponent
+    /// (<see cref="Kernels.BaseExponents"/>: 16 buckets, the ordered difference's), or raw; an F32 chunk's two low
+    /// mantissa streams are stored as <see cref="Xor"/> stores them. A retrained model's exponent and sign follow the
+    /// base's though its low bits do not: order-0 coding of the XOR does not see that, and its differences mostly
+    /// escape. A chunk of 16-bit words has an even length.
+    /// </summary>
+    ContextXor = 3,
 }
 
 /// <summary>How a delta's base is turned into the tensor's dtype before the tensor is coded against it. Since version 3.</summary>

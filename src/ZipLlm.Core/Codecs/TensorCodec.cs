@@ -213,7 +213,7 @@ internal static class TensorCodec
 /// <summary>How many chunks were stored by each <see cref="ChunkTransform"/>; thread-safe.</summary>
 internal sealed class TransformCounts
 {
-    private long _solo, _xor, _difference;
+    private long _solo, _xor, _difference, _contextXor;
 
     /// <summary>Chunks stored solo.</summary>
     public long Solo => Interlocked.Read(ref _solo);
@@ -223,6 +223,9 @@ internal sealed class TransformCounts
 
     /// <summary>Chunks stored as an ordered difference.</summary>
     public long OrderedDifference => Interlocked.Read(ref _difference);
+
+    /// <summary>Chunks stored as a context XOR.</summary>
+    public long ContextXor => Interlocked.Read(ref _contextXor);
 
     /// <summary>Counts one chunk.</summary>
     public void Add(ChunkTransform transform)
@@ -234,6 +237,9 @@ internal sealed class TransformCounts
                 break;
             case ChunkTransform.Xor:
                 Interlocked.Increment(ref _xor);
+                break;
+            case ChunkTransform.ContextXor:
+                Interlocked.Increment(ref _contextXor);
                 break;
             default:
                 Interlocked.Increment(ref _difference);
@@ -247,6 +253,7 @@ internal sealed class TransformCounts
         Interlocked.Add(ref _solo, other.Solo);
         Interlocked.Add(ref _xor, other.Xor);
         Interlocked.Add(ref _difference, other.OrderedDifference);
+        Interlocked.Add(ref _contextXor, other.ContextXor);
     }
 }
 

@@ -3,10 +3,11 @@ namespace ZipLlm.Codecs;
 
 /// <summary>
 /// Which transform a delta chunk is stored by (<see cref="ChunkTransform"/>): for 16-bit floats the ordered difference
-/// when it is good, else the difference, XOR and solo weighed by estimates and only the likely winners coded; for other
-/// words XOR, and solo too when XOR came out poor. Never larger than the chunk stored solo when a delta looks poor. The
-/// thresholds are <see cref="CodecTuning"/>'s; <see cref="StreamCoder"/> does the coding. Holds a trial buffer, so it is
-/// not thread-safe: each <see cref="ChunkCodec"/> has its own.
+/// when it is good, else the difference, XOR, context XOR and solo weighed by estimates and only the likely winners coded;
+/// for F32 XOR and the context XOR both coded, for other words XOR; and solo too when the delta came out poor. Never
+/// larger than the chunk stored solo when a delta looks poor. The thresholds are <see cref="CodecTuning"/>'s;
+/// <see cref="StreamCoder"/> does the coding. Holds a trial buffer, so it is not thread-safe: each
+/// <see cref="ChunkCodec"/> has its own.
 /// </summary>
 internal sealed class TransformChooser : IDisposable
 {
@@ -42,6 +43,11 @@ internal sealed class TransformChooser : IDisposable
         }
         int best = _coder.EncodeSplit(layout, ChunkTransform.Xor, chunk, baseChunk, destination);
         transform = ChunkTransform.Xor;
+        if (_options.WritesContextXor && StreamCoder.FitsContextXor(layout, chunk.Length))
+        {
+            // F32 (few and small tensors in a checkpoint): the context XOR is coded beside the XOR, not estimated.
+            best = Better(best, ref transform, _coder.EncodeContextXor(layout, chunk, baseChunk, _trial.Get(bound)), ChunkTransform.ContextXor, destination);
+        }
         if (best <= chunk.Length * CodecTuning.GoodXor)
         {
             return best;
@@ -52,7 +58,7 @@ internal sealed class TransformChooser : IDisposable
 
     /// <summary>
     /// A delta of 16-bit floats: the ordered difference when it is good (the common case, coded once); otherwise the
-    /// difference, XOR and solo are compared by estimates from their symbol counts and a zstd probe, and only the winner is
+    /// difference, XOR, context XOR (an even-length chunk, format 5) and solo are compared by estimates from their symbol counts and a zstd probe, and only the winner is
     /// coded, or every candidate within <see cref="CodecTuning.CloseEstimates"/> of it. Solo is coded too, and the smaller kept, unless
     /// the coded delta came out at least <see cref="CodecTuning.CloseEstimates"/> below solo's estimate, a margin wider than the
     /// estimate's error. The synthetic family's store came out exactly as large as with every coding tried; a test holds the
@@ -67,7 +73,8 @@ internal sealed class TransformChooser : IDisposable
             transform = ChunkTransform.OrderedDifference;
             return _coder.WriteDifference(chunk, escaped, destination, counted: true);
         }
-        long xor = -1, solo = -1;
+        bool contextXor = _options.WritesContextXor && StreamCoder.FitsContextXor(layout, chunk.Length);
+        long xor = -1, solo = -1, context = long.MaxValue;
         if (chunk.Length >= CodecTuning.EstimateMinLength && !_options.TrialEveryCoding)
         {
             xor = _coder.EstimateSplit(layout, chunk, baseChunk);
@@ -79,9 +86,17 @@ internal sealed class TransformChooser : IDisposable
             int best = difference == long.MaxValue ? int.MaxValue : _coder.WriteDifference(chunk, escaped, destination, counted: false);
             transform = ChunkTransform.OrderedDifference;
             best = Better(best, ref transform, _coder.EncodeSplit(layout, ChunkTransform.Xor, chunk, baseChunk, _trial.Get(bound)), ChunkTransform.Xor, destination);
+            if (contextXor)
+            {
+                best = Better(best, ref transform, _coder.EncodeContextXor(layout, chunk, baseChunk, _trial.Get(bound)), ChunkTransform.ContextXor, destination);
+            }
             return Better(best, ref transform, _coder.EncodeSplit(layout, ChunkTransform.Solo, chunk, default, _trial.Get(bound)), ChunkTransform.Solo, destination);
         }
-        long least = Math.Min(difference, Math.Min(xor, solo));
+        if (contextXor)
+        {
+            context = _coder.EstimateContextXor(layout, chunk, baseChunk);
+        }
+        long least = Math.Min(Math.Min(difference, context), Math.Min(xor, solo));
         long close = least + (long)(least * CodecTuning.CloseEstimates);
         int written = int.MaxValue;
         transform = ChunkTransform.Solo;
@@ -90,18 +105,8 @@ internal sealed class TransformChooser : IDisposable
             written = _coder.WriteDifference(chunk, escaped, destination, counted: false);
             transform = ChunkTransform.OrderedDifference;
         }
-        if (xor <= close)
-        {
-            if (written == int.MaxValue)
-            {
-                written = _coder.EncodeSplit(layout, ChunkTransform.Xor, chunk, baseChunk, destination);
-                transform = ChunkTransform.Xor;
-            }
-            else
-            {
-                written = Better(written, ref transform, _coder.EncodeSplit(layout, ChunkTransform.Xor, chunk, baseChunk, _trial.Get(bound)), ChunkTransform.Xor, destination);
-            }
-        }
+        written = CodeIfClose(xor <= close, written, ref transform, ChunkTransform.Xor, layout, chunk, baseChunk, destination, bound);
+        written = CodeIfClose(context <= close, written, ref transform, ChunkTransform.ContextXor, layout, chunk, baseChunk, destination, bound);
         // Solo is coded too when it is close, or when the delta came out above solo's estimate less its margin of error.
         if (written == int.MaxValue)
         {
@@ -114,6 +119,35 @@ internal sealed class TransformChooser : IDisposable
         }
         return written;
     }
+
+    /// <summary>
+    /// Codes the delta <paramref name="candidate"/> when it is <paramref name="close"/> to the best estimate: into the
+    /// destination when nothing is there yet, else into the trial buffer, keeping the smaller. Returns the bytes in the
+    /// destination (<see cref="int.MaxValue"/> for none).
+    /// </summary>
+    private int CodeIfClose(bool close, int written, ref ChunkTransform transform, ChunkTransform candidate, ElementLayout layout,
+        ReadOnlySpan<byte> chunk, ReadOnlySpan<byte> baseChunk, Span<byte> destination, int bound)
+    {
+        if (!close)
+        {
+            return written;
+        }
+        if (written == int.MaxValue)
+        {
+            transform = candidate;
+            // Nothing was coded since the estimates: a context XOR, estimated last, takes up its streams and counts.
+            return candidate == ChunkTransform.ContextXor
+                ? _coder.EncodeContextXor(layout, chunk, baseChunk, destination, estimated: true)
+                : EncodeDelta(candidate, layout, chunk, baseChunk, destination);
+        }
+        return Better(written, ref transform, EncodeDelta(candidate, layout, chunk, baseChunk, _trial.Get(bound)), candidate, destination);
+    }
+
+    /// <summary>Codes the chunk by the split delta <paramref name="candidate"/> (XOR or context XOR).</summary>
+    private int EncodeDelta(ChunkTransform candidate, ElementLayout layout, ReadOnlySpan<byte> chunk, ReadOnlySpan<byte> baseChunk, Span<byte> destination) =>
+        candidate == ChunkTransform.ContextXor
+            ? _coder.EncodeContextXor(layout, chunk, baseChunk, destination)
+            : _coder.EncodeSplit(layout, candidate, chunk, baseChunk, destination);
 
     /// <summary>
     /// Keeps the smaller of the encoding in <paramref name="destination"/> and one in the trial buffer; on a tie, a solo

@@ -25,7 +25,11 @@ internal sealed class SketchScorer : IDisposable
 
     public SketchScorer(CodecOptions options)
     {
-        _codec = new ChunkCodec(options with { ChunkSize = Math.Max(options.ChunkSize, ModelSketch.MaxSampleBytes) });
+        // Without the context XOR: the sample codes stretches of every tensor as one chunk, where the base's exponents tell
+        // the tensors' scales apart, a context the store's chunks (each inside one tensor) do not have. With it, the
+        // unrelated channel-scaled model of the synthetic family scored below alone against the full finetune, and was
+        // stored against it with every chunk solo.
+        _codec = new ChunkCodec(options with { ChunkSize = Math.Max(options.ChunkSize, ModelSketch.MaxSampleBytes), ContextXor = false });
     }
 
     /// <summary>A stretch of the model and the candidate's bytes at the same place (converted to the model's dtype), or none.</summary>

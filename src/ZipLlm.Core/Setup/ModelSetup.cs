@@ -16,6 +16,9 @@ internal sealed record ModelSetupOptions
     /// <summary>Size of the synthetic family, when one is generated.</summary>
     public SyntheticSize Size { get; init; } = SyntheticSize.Default;
 
+    /// <summary>Adds the retrained model (<see cref="SyntheticModelKind.RetrainedFinetune"/>) to the synthetic family, last.</summary>
+    public bool Retrained { get; init; }
+
     /// <summary>Seed of the synthetic family.</summary>
     public int Seed { get; init; } = SyntheticFamily.DefaultSeed;
 
@@ -268,7 +271,8 @@ internal static class ModelSetup
     {
         logger.LogInformation("Generating the synthetic model family ({Size}, seed {Seed}) in {ModelDir}: {Reason}",
             options.Size.Name(), options.Seed, config.ModelDir, reason);
-        SyntheticFamilyResult family = SyntheticFamily.Generate(config.ModelDir, options.Size, options.Seed, config.Threads, logger, cancellationToken);
+        SyntheticFamilyResult family = SyntheticFamily.Generate(config.ModelDir, options.Size, options.Seed, config.Threads, logger, cancellationToken,
+            options.Retrained);
 
         // The family's list stands in for the configured one beside the models: that file (often tracked in git)
         // stays as it was, and the next setup that downloads it takes over again.

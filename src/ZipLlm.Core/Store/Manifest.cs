@@ -306,12 +306,12 @@ internal static class StoredPaths
 
 /// <summary>How many chunks a model's new tensor objects took each way (<see cref="Codecs.ChunkTransform"/>).</summary>
 /// <param name="OrderedDifference">Coded as the ordered difference against the base.</param>
-/// <param name="Xor">Coded as BitX's XOR against the base.</param>
+/// <param name="Xor">Coded as BitX's XOR against the base, its streams coded alone or in the base exponent's context.</param>
 /// <param name="Solo">Coded alone (every chunk of a solo tensor, and a delta's chunks where that was smaller).</param>
 internal sealed record ChunkCounts(long OrderedDifference, long Xor, long Solo)
 {
     /// <summary>The counts of <paramref name="counts"/>.</summary>
-    public static ChunkCounts Of(Codecs.TransformCounts counts) => new(counts.OrderedDifference, counts.Xor, counts.Solo);
+    public static ChunkCounts Of(Codecs.TransformCounts counts) => new(counts.OrderedDifference, counts.Xor + counts.ContextXor, counts.Solo);
 
     /// <inheritdoc/>
     public override string ToString() => $"{OrderedDifference} difference, {Xor} XOR, {Solo} solo";

@@ -40,7 +40,13 @@ internal static class SyntheticFamily
         (SyntheticModelKind.FarFinetune, ModelId.Parse("synthetic/llama-far-ft"), "A finetune trained far from the base: every weight moved by about its own magnitude."),
         (SyntheticModelKind.ChannelScaled, ModelId.Parse("synthetic/llama-channels"), "An unrelated BF16 model whose rows and columns have different scales, as trained weights do."),
         (SyntheticModelKind.ChainFinetune, ModelId.Parse("synthetic/llama-full-ft-chat"), "A finetune of the full finetune (a chat model trained from an instruct one): a chain base, instruct, chat."),
+        // Last, and only on request: the default family's bytes, model count and timings stay as they were.
+        (SyntheticModelKind.RetrainedFinetune, ModelId.Parse("synthetic/llama-retrained"), "A model retrained from the base: every weight scaled by 1 plus a noise of 50-80% of itself, a few signs flipped, rows drifted."),
     ];
+
+    /// <summary>The kinds of the default family: every kind but <see cref="SyntheticModelKind.RetrainedFinetune"/>, which is added on request.</summary>
+    public static IReadOnlyList<SyntheticModelKind> DefaultKinds { get; } =
+        [.. s_models.Select(m => m.Kind).Where(k => k != SyntheticModelKind.RetrainedFinetune)];
 
     /// <summary>The model each kind is a finetune of (its base in base_ft.json and its card's base_model), or null.</summary>
     private static SyntheticModelKind? BaseKindOf(SyntheticModelKind kind) => kind switch
@@ -77,6 +83,7 @@ internal static class SyntheticFamily
     /// <param name="threads">Threads used to make tensor data; 0 means all cores. Does not change the output.</param>
     /// <param name="logger">Receives one line per model.</param>
     /// <param name="cancellationToken">Stops between blocks; files in progress are removed, finished ones stay.</param>
+    /// <param name="retrained">Also writes the <see cref="SyntheticModelKind.RetrainedFinetune"/>, last.</param>
     /// <returns>The models in model-list order (base first) with their roles.</returns>
     /// <exception cref="ArgumentException"><paramref name="modelDir"/> is empty, or <paramref name="threads"/> is negative.</exception>
     /// <exception cref="IOException">A file cannot be written.</exception>
@@ -86,7 +93,8 @@ internal static class SyntheticFamily
         int seed = DefaultSeed,
         int threads = 0,
         ILogger? logger = null,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default,
+        bool retrained = false)
     {
         ArgumentException.ThrowIfNullOrEmpty(modelDir);
         ArgumentOutOfRangeException.ThrowIfNegative(threads);
@@ -99,7 +107,7 @@ internal static class SyntheticFamily
         string root = Path.GetFullPath(modelDir);
         Directory.CreateDirectory(root);
 
-        var plans = Plan(root, size, seed);
+        var plans = Plan(root, size, seed, retrained);
         var models = new List<SyntheticModel>();
         ModelId baseId = s_models[0].Id;
         foreach ((SyntheticModelKind kind, ModelPlan plan) in plans)
@@ -124,7 +132,7 @@ internal static class SyntheticFamily
         return new SyntheticFamilyResult(models, size, seed);
     }
 
-    private static List<(SyntheticModelKind Kind, ModelPlan Plan)> Plan(string root, SyntheticSize size, int seed)
+    private static List<(SyntheticModelKind Kind, ModelPlan Plan)> Plan(string root, SyntheticSize size, int seed, bool retrained)
     {
         var arch = LlamaArchitecture.For(size);
         string Folder(ModelId id) => id.FolderPath(root);
@@ -132,6 +140,10 @@ internal static class SyntheticFamily
         ModelPlan? basePlan = null;
         foreach ((SyntheticModelKind kind, ModelId id, string description) in s_models)
         {
+            if (kind == SyntheticModelKind.RetrainedFinetune && !retrained)
+            {
+                continue;
+            }
             ModelPlan plan = kind switch
             {
                 SyntheticModelKind.Base => LlamaPlan(id, Folder(id), arch, seed, size, LlamaVariant.Base, shards: 2, reorder: false, description, null),
@@ -146,6 +158,7 @@ internal static class SyntheticFamily
                 SyntheticModelKind.FarFinetune => LlamaPlan(id, Folder(id), arch, seed, size, LlamaVariant.FarFinetune, shards: 2, reorder: false, description, s_models[0].Id),
                 SyntheticModelKind.ChainFinetune => LlamaPlan(id, Folder(id), arch, seed, size, LlamaVariant.ChainFinetune, shards: 2, reorder: false, description, IdOf(SyntheticModelKind.FullFinetune)),
                 SyntheticModelKind.ChannelScaled => LlamaPlan(id, Folder(id), arch, seed, size, LlamaVariant.ChannelScaled, shards: 2, reorder: false, description, null),
+                SyntheticModelKind.RetrainedFinetune => LlamaPlan(id, Folder(id), arch, seed, size, LlamaVariant.Retrained, shards: 2, reorder: false, description, s_models[0].Id),
                 _ => throw new InvalidOperationException($"Unknown kind {kind}."),
             };
             basePlan ??= plan;

@@ -47,6 +47,13 @@ internal enum SyntheticModelKind
     /// full finetune's: a chain of three, whose last model is closest to the middle one.
     /// </summary>
     ChainFinetune,
+
+    /// <summary>
+    /// A model retrained from the base (not in the default family: <c>models setup --synthetic --retrained</c> adds it):
+    /// every weight scaled by its row's drift (a few percent) and by 1 plus a noise of 50 to 80% of itself, a few percent
+    /// of signs flipped. Its exponent and sign still follow the base's, which neither BitX's XOR nor the difference sees.
+    /// </summary>
+    RetrainedFinetune,
 }
 
 /// <summary>One model of a generated synthetic family.</summary>

@@ -38,6 +38,7 @@ internal enum LlamaVariant
     FarFinetune,
     ChannelScaled,
     ChainFinetune,
+    Retrained,
 }
 
 /// <summary>One weight of a synthetic Llama model, in one of its variants.</summary>
@@ -45,7 +46,17 @@ internal sealed class LlamaFill : TensorFill
 {
     // Stream tags keep each purpose's random numbers apart.
     private const ulong TagBase = 1, TagFullDelta = 2, TagVocabDelta = 3, TagLoraA = 4, TagLoraB = 5, TagFarDelta = 6, TagChannels = 7,
-        TagRowScales = 8, TagColumnScales = 9, TagChainDelta = 10;
+        TagRowScales = 8, TagColumnScales = 9, TagChainDelta = 10,
+        TagRetrainedNoise = 11, TagRetrainedRows = 12, TagRetrainedSpread = 13;
+
+    /// <summary>A retrained weight's multiplicative noise: its standard deviation, per tensor, between these shares of the weight.</summary>
+    private const float RetrainedNoiseMin = 0.5f, RetrainedNoiseMax = 0.8f;
+
+    /// <summary>Share of a retrained model's weights whose sign flips (beside those the noise itself takes across zero).</summary>
+    private const float RetrainedSignFlips = 0.03f;
+
+    /// <summary>Standard deviation of the log of a retrained row's scale drift: rows within about 0.9x to 1.1x of the base's.</summary>
+    private const float RetrainedRowLogStd = 0.05f;
 
     /// <summary>Standard deviation of the log of a channel's scale: rows and columns within about 0.6x to 1.6x of each other.</summary>
     private const float ChannelLogStd = 0.5f;
@@ -62,6 +73,7 @@ internal sealed class LlamaFill : TensorFill
     private readonly float[]? _rowScales;
     private readonly float[]? _columnScales;
     private readonly long _columns;
+    private readonly float _retrainedNoise;
 
     public LlamaFill(int seed, LlamaTensor tensor, LlamaVariant variant)
     {
@@ -83,6 +95,13 @@ internal sealed class LlamaFill : TensorFill
         {
             _rowScales = LogNormals(Xoshiro256.Key(_seed, _nameHash, TagRowScales, 0), checked((int)tensor.Shape[0]), ChannelLogStd);
             _columnScales = LogNormals(Xoshiro256.Key(_seed, _nameHash, TagColumnScales, 0), checked((int)_columns), ChannelLogStd);
+        }
+        if (variant == LlamaVariant.Retrained)
+        {
+            // Each tensor moved its own amount, as layers of a retrained model do.
+            double unit = (new Xoshiro256(Xoshiro256.Key(_seed, _nameHash, TagRetrainedSpread, 0)).Next() >> 11) * (1.0 / (1UL << 53));
+            _retrainedNoise = RetrainedNoiseMin + (float)unit * (RetrainedNoiseMax - RetrainedNoiseMin);
+            _rowScales = LogNormals(Xoshiro256.Key(_seed, _nameHash, TagRetrainedRows, 0), checked((int)(tensor.ElementCount / _columns)), RetrainedRowLogStd);
         }
     }
 
@@ -156,6 +175,19 @@ internal sealed class LlamaFill : TensorFill
                         scale = _rowScales[element / _columns] * _columnScales![element % _columns];
                     }
                     values[i] = FloatBits.ToBf16(mean + std * scale * channelRng.NextNormal());
+                }
+                break;
+
+            case LlamaVariant.Retrained:
+                var noiseRng = new Xoshiro256(Xoshiro256.Key(_seed, _nameHash, TagRetrainedNoise, (ulong)block));
+                long from = block * BlockElements;
+                for (int i = 0; i < count; i++)
+                {
+                    // Retrained from the base's BF16 weights: each scaled by its row's drift and by 1 + noise, a few flipped.
+                    float baseValue = FloatBits.FromBf16(FloatBits.ToBf16(mean + std * baseRng.NextNormal()));
+                    float value = baseValue * _rowScales![(from + i) / _columns] * (1f + _retrainedNoise * noiseRng.NextNormal());
+                    bool flip = (noiseRng.Next() >> 40) < (ulong)(RetrainedSignFlips * (1 << 24));
+                    values[i] = FloatBits.ToBf16(flip ? -value : value);
                 }
                 break;
 

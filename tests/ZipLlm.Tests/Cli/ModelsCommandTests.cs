@@ -27,16 +27,30 @@ public class ModelsCommandTests
         (int exitCode, string output) = await RunAsync("models", "setup", config, "--synthetic", "--size", "tiny", "--seed", "5", "-v", "Warning");
         Assert.Equal(ExitCodes.Success, exitCode);
         string[] lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.Equal(Enum.GetValues<SyntheticModelKind>().Length, lines.Length);
+        Assert.Equal(SyntheticFamily.DefaultKinds.Count, lines.Length);
         Assert.StartsWith("synthetic/llama-base: base;", lines[0]);
         Assert.Contains(lines, l => l.StartsWith("synthetic/mixed-f32: standalone", StringComparison.Ordinal));
         Assert.Contains(lines, l => l.StartsWith("synthetic/llama-full-ft-chat: finetune of synthetic/llama-full-ft", StringComparison.Ordinal));
         Assert.True(Directory.Exists(dir.Combine("models", "my_org_llama-base-reupload")));
         Assert.False(File.Exists(dir.Combine("test_models.txt")));
-        Assert.Equal(Enum.GetValues<SyntheticModelKind>().Length, ModelList.Load(dir.Combine("models", StandInModelList.FileName)).Models.Count);
+        Assert.Equal(SyntheticFamily.DefaultKinds.Count, ModelList.Load(dir.Combine("models", StandInModelList.FileName)).Models.Count);
         // Every kind but the base, the two standalone models, and the two listed under the full finetune.
-        Assert.Equal(Enum.GetValues<SyntheticModelKind>().Length - 5, BaseFtMap.Load(dir.Combine("base_ft.json")).FinetunesOf(ModelId.Parse("synthetic/llama-base")).Count);
+        Assert.Equal(SyntheticFamily.DefaultKinds.Count - 5, BaseFtMap.Load(dir.Combine("base_ft.json")).FinetunesOf(ModelId.Parse("synthetic/llama-base")).Count);
         Assert.Contains("seed 5", File.ReadAllText(dir.Combine("models", "synthetic_llama-base", "README.md")));
+    }
+
+    [Fact]
+    public async Task ModelsSetup_SyntheticRetrained_AddsTheRetrainedModelLastUnderTheBase()
+    {
+        using var dir = new TempDir();
+        string config = dir.Write("config.json", ConfigJson);
+        (int exitCode, string output) = await RunAsync("models", "setup", config, "--synthetic", "--retrained", "--size", "tiny", "-v", "Warning");
+        Assert.Equal(ExitCodes.Success, exitCode);
+        string[] lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(SyntheticFamily.DefaultKinds.Count + 1, lines.Length);
+        Assert.StartsWith("synthetic/llama-retrained: finetune of synthetic/llama-base", lines[^1]);
+        Assert.Equal(ModelId.Parse("synthetic/llama-retrained"), ModelList.Load(dir.Combine("models", StandInModelList.FileName)).Models[^1]);
+        Assert.Contains(ModelId.Parse("synthetic/llama-retrained"), BaseFtMap.Load(dir.Combine("base_ft.json")).FinetunesOf(ModelId.Parse("synthetic/llama-base")));
     }
 
     [Fact]
@@ -104,7 +118,7 @@ public class ModelsCommandTests
         dir.Write("config.json", ConfigJson);
         CliResult result = await CliProcess.RunAsync(["models", "setup", "config.json", "--synthetic", "--size", "tiny"], dir.Path);
         Assert.True(result.ExitCode == 0, result.StandardError);
-        Assert.Equal(Enum.GetValues<SyntheticModelKind>().Length, result.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+        Assert.Equal(SyntheticFamily.DefaultKinds.Count, result.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
         Assert.Contains("SYNTHETIC MODELS", result.StandardError);
         Assert.Contains("asked for with --synthetic", result.StandardError);
     }

@@ -40,7 +40,7 @@ public class DeltaTransformTests
         Assert.Equal(length == 0 ? BaseConversion.None : conversion, opened.Conversion);
         opened.Base = RawChunkSource.FromMemory(baseTensor);
         Assert.Equal(tensor, TensorCodec.DecodeToArray(opened, pool));
-        Assert.Equal(EncodedTensorFormat.ChunkCount(length, SmallChunks.ChunkSize), counts.Solo + counts.Xor + counts.OrderedDifference);
+        Assert.Equal(EncodedTensorFormat.ChunkCount(length, SmallChunks.ChunkSize), counts.Solo + counts.Xor + counts.OrderedDifference + counts.ContextXor);
     }
 
     [Fact]
@@ -123,7 +123,7 @@ public class DeltaTransformTests
         EncodedTensor opened = EncodedTensor.Open("d", chosen);
         opened.Base = RawChunkSource.FromMemory(baseTensor);
         Assert.Equal(tensor, TensorCodec.DecodeToArray(opened, pool));
-        Assert.Equal(4, counts.Solo + counts.Xor + counts.OrderedDifference);
+        Assert.Equal(4, counts.Solo + counts.Xor + counts.OrderedDifference + counts.ContextXor);
     }
 
     [Fact]

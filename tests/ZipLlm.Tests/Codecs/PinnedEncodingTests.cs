@@ -10,7 +10,8 @@ namespace ZipLlm.Tests.Codecs;
 /// The stored format pinned byte for byte: fixed chunks and tensors (made by integer arithmetic alone, so they are the
 /// same on every machine) are encoded by every transform and stream mode, and the encodings' hashes must be the ones
 /// the code wrote when they were recorded (format version 4, before the codec was split into its chooser and stream
-/// coder). The round-trip tests prove a change still decodes; these prove a refactoring writes the same bytes. zstd runs
+/// coder; the context XOR's cases and the version 5 tensor when format 5 added that transform, the cases it would now win
+/// pinned with it turned off, so that version 4's bytes stay proved unchanged). The round-trip tests prove a change still decodes; these prove a refactoring writes the same bytes. zstd runs
 /// on the managed port, whose version the package pins (the system's libzstd may write other, equally valid, frames).
 /// A deliberate change of the coding changes these hashes: record the new ones with the format change that makes it.
 /// </summary>
@@ -34,7 +35,11 @@ public class PinnedEncodingTests
         ["sparse-bf16-xor"] = "Xor 21157 9da9217dcd9587ea",
         ["difference-bf16-no-rans"] = "OrderedDifference 61857 29f8d3a7cec0d286",
         ["difference-bf16-version-3"] = "OrderedDifference 61784 945d30c1897c44dc",
-        ["tensor-bf16-delta"] = "Tensor 155894 f55201bd65773005",
+        ["tensor-bf16-delta"] = "Tensor 155894 756ecd4d1d84e60f",
+        ["tensor-bf16-delta-version-4"] = "Tensor 155894 f55201bd65773005",
+        ["context-xor-f32"] = "ContextXor 182219 df6cb3e33506e373",
+        ["context-xor-bf16-sparse"] = "ContextXor 17615 669a785d8c66c2e2",
+        ["context-xor-bf16-retrained"] = "ContextXor 565075 c1c9d3793ec20c52",
         ["rans-16-contexts"] = "Rans 80743 92701115538079c7",
         ["rans-16-contexts-32-lanes"] = "Rans 80691 7271c68d074832fe",
         ["rans-order-0-scalar"] = "Rans 80233 8ad9a2ecac76ef96",
@@ -54,7 +59,8 @@ public class PinnedEncodingTests
         "solo-bf16" => Chunk(ElementLayout.Word16, Words16(1, 1 << 19, Bf16), null),
         "solo-f32" => Chunk(ElementLayout.Word32, Words32(2, 1 << 18), null),
         "xor-bytes" => Chunk(ElementLayout.Bytes, Bytes(3, 300_000), Near(4, Bytes(3, 300_000), 1)),
-        "xor-f32" => Chunk(ElementLayout.Word32, Words32(5, 1 << 18), Near(6, Words32(5, 1 << 18), 4)),
+        "xor-f32" => Chunk(ElementLayout.Word32, Words32(5, 1 << 18), Near(6, Words32(5, 1 << 18), 4), s_options with { ContextXor = false }),
+        "context-xor-f32" => Chunk(ElementLayout.Word32, Words32(5, 1 << 18), Near(6, Words32(5, 1 << 18), 4)),
         "difference-bf16" => Chunk(ElementLayout.Word16, Words16(7, 1 << 19, Bf16), Nudged(8, Words16(7, 1 << 19, Bf16))),
         "difference-f16" => Chunk(ElementLayout.Half, Words16(9, 1 << 18, F16), Nudged(10, Words16(9, 1 << 18, F16))),
         "difference-bf16-odd-length" => Chunk(ElementLayout.Word16, Bytes16(11, 100_001), Nudged(12, Bytes16(11, 100_001))),
@@ -63,12 +69,16 @@ public class PinnedEncodingTests
             s_options with { TrialEveryCoding = true }),
         "far-bf16-small-chunk" => Chunk(ElementLayout.Word16, Words16(15, 1 << 15, Bf16), Words16(16, 1 << 15, Bf16)),
         "sparse-bf16-xor" => Chunk(ElementLayout.Word16, Words16(17, 1 << 19, Bf16), Near(18, Words16(17, 1 << 19, Bf16), 64),
+            s_options with { OrderedDifference = false, ContextXor = false }),
+        "context-xor-bf16-sparse" => Chunk(ElementLayout.Word16, Words16(17, 1 << 19, Bf16), Near(18, Words16(17, 1 << 19, Bf16), 64),
             s_options with { OrderedDifference = false }),
+        "context-xor-bf16-retrained" => Chunk(ElementLayout.Word16, Words16(28, 1 << 19, Bf16), Retrained(29, Words16(28, 1 << 19, Bf16))),
         "difference-bf16-no-rans" => Chunk(ElementLayout.Word16, Words16(19, 1 << 18, Bf16), Nudged(20, Words16(19, 1 << 18, Bf16)),
             s_options with { Rans = false }),
         "difference-bf16-version-3" => Chunk(ElementLayout.Word16, Words16(21, 1 << 18, Bf16), Nudged(22, Words16(21, 1 << 18, Bf16)),
             s_options with { FormatVersion = 3 }),
         "tensor-bf16-delta" => Tensor(Words16(23, 5 << 17, Bf16), Nudged(24, Words16(23, 5 << 17, Bf16))),
+        "tensor-bf16-delta-version-4" => Tensor(Words16(23, 5 << 17, Bf16), Nudged(24, Words16(23, 5 << 17, Bf16)), s_options with { FormatVersion = 4 }),
         "rans-16-contexts" => Rans(25, 16, ContextRans.DefaultLanes, vectorized: true),
         "rans-16-contexts-32-lanes" => Rans(26, 16, ContextRans.LegacyLanes, vectorized: true),
         "rans-order-0-scalar" => Rans(27, 1, ContextRans.DefaultLanes, vectorized: false),
@@ -85,9 +95,9 @@ public class PinnedEncodingTests
         return $"{transform} {length} {XxHash3.HashToUInt64(encoded.AsSpan(0, length)):x16}";
     }
 
-    private static string Tensor(byte[] tensor, byte[] baseTensor)
+    private static string Tensor(byte[] tensor, byte[] baseTensor, CodecOptions? options = null)
     {
-        using var pool = new WorkerPool(1, s_options with { ChunkSize = 1 << 18 });
+        using var pool = new WorkerPool(1, (options ?? s_options) with { ChunkSize = 1 << 18 });
         byte[] encoded = TensorCodec.Encode(ElementLayout.Word16, tensor, baseTensor, pool);
         return $"Tensor {encoded.Length} {XxHash3.HashToUInt64(encoded):x16}";
     }
@@ -186,6 +196,24 @@ public class PinnedEncodingTests
                 ushort word = BinaryPrimitives.ReadUInt16LittleEndian(copy.AsSpan(i));
                 BinaryPrimitives.WriteUInt16LittleEndian(copy.AsSpan(i), (ushort)(word + bits.Small(2) - 3));
             }
+        }
+        return copy;
+    }
+
+    /// <summary>
+    /// A copy of BF16 words as a retrained model holds them: the exponent moved by -1 to 1 (mostly kept), the mantissa
+    /// drawn anew, one sign in 16 flipped; what the words share with the base is their exponent and sign.
+    /// </summary>
+    private static byte[] Retrained(ulong seed, byte[] tensor)
+    {
+        var bits = new Bits(seed);
+        byte[] copy = (byte[])tensor.Clone();
+        for (int i = 0; i + 1 < copy.Length; i += 2)
+        {
+            ushort word = BinaryPrimitives.ReadUInt16LittleEndian(copy.AsSpan(i));
+            int exponent = ((word >> 7) & 0xFF) + (int)bits.Small(1) / 2 - 1 + (int)(bits.Next() & 1) * ((int)bits.Small(1) / 3);
+            int sign = (word >> 15) ^ ((bits.Next() & 15) == 0 ? 1 : 0);
+            BinaryPrimitives.WriteUInt16LittleEndian(copy.AsSpan(i), (ushort)(sign << 15 | (exponent & 0xFF) << 7 | (int)(bits.Next() & 0x7F)));
         }
         return copy;
     }

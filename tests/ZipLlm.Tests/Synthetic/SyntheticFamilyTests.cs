@@ -58,7 +58,7 @@ public class SyntheticFamilyTests(TinyFamilyFixture family) : IClassFixture<Tiny
     public void Generate_Family_HasEveryKindWithIdsAndFolders()
     {
         var models = family.Result.Models;
-        Assert.Equal(Enum.GetValues<SyntheticModelKind>().Length, models.Count);
+        Assert.Equal(SyntheticFamily.DefaultKinds.Count, models.Count);
         Assert.Equal(SyntheticModelKind.Base, models[0].Kind);
         Assert.Contains(models, m => m.Id.Org.Contains('_'));
         foreach (SyntheticModel m in models)
@@ -209,6 +209,43 @@ public class SyntheticFamilyTests(TinyFamilyFixture family) : IClassFixture<Tiny
         Assert.InRange(deltaStd / MeanStd(b).Std, 0.9, 1.1);
         // About a quarter of the signs flip (arccos(1/sqrt 2) / pi), where a near finetune flips almost none.
         Assert.InRange(b.Zip(f).Count(p => Math.Sign(p.First) != Math.Sign(p.Second)) / (double)b.Length, 0.2, 0.35);
+    }
+
+    [Fact]
+    public void Generate_Retrained_AddsItLastUnderTheBaseAndLeavesTheOthersAsTheyWere()
+    {
+        using var dir = new TempDir();
+        SyntheticFamilyResult result = SyntheticFamily.Generate(dir.Path, SyntheticSize.Tiny, seed: 1234, retrained: true);
+        Assert.Equal(SyntheticFamily.DefaultKinds.Count + 1, result.Models.Count);
+        SyntheticModel retrained = result.Models[^1];
+        Assert.Equal(SyntheticModelKind.RetrainedFinetune, retrained.Kind);
+        Assert.Equal(new ModelRole(ModelRoleKind.Finetune, result.BaseId), result.BaseFt.RoleOf(retrained.Id));
+        Assert.DoesNotContain(family.Result.Models, m => m.Kind == SyntheticModelKind.RetrainedFinetune);
+        var expected = HashTree(family.ModelDir);
+        var actual = HashTree(dir.Path);
+        Assert.All(expected, pair => Assert.Equal(pair.Value, actual[pair.Key]));
+        Assert.Contains(actual.Keys, k => k.StartsWith(retrained.Id.FolderName, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Retrained_WeightsMoveByHalfToFourFifthsOfThemselvesAndKeepMostSigns()
+    {
+        using var dir = new TempDir();
+        SyntheticFamilyResult result = SyntheticFamily.Generate(dir.Path, SyntheticSize.Tiny, seed: 1234, retrained: true);
+        var baseTensors = ReadTensors(result.Get(SyntheticModelKind.Base).Folder);
+        var retrained = ReadTensors(result.Get(SyntheticModelKind.RetrainedFinetune).Folder);
+        Assert.Equal(baseTensors.Keys.Order(), retrained.Keys.Order());
+        foreach (string name in (string[])["model.layers.0.mlp.up_proj.weight", "model.layers.1.self_attn.q_proj.weight", "lm_head.weight"])
+        {
+            float[] b = Bf16Values(baseTensors[name].Bytes), r = Bf16Values(retrained[name].Bytes);
+            // The relative move |r/b - 1| over weights that kept their sign: its spread is the tensor's noise, 0.5 to 0.8.
+            double[] relative = b.Zip(r).Where(p => p.First != 0 && Math.Sign(p.First) == Math.Sign(p.Second)).Select(p => p.Second / (double)p.First - 1).ToArray();
+            double spread = Math.Sqrt(relative.Average(x => x * x));
+            Assert.InRange(spread, 0.35, 0.8);
+            // Flipped signs: the 3% drawn, and the noise's own crossings of zero (a few percent at 50-80%).
+            double flipped = b.Zip(r).Count(p => p.First != 0 && Math.Sign(p.First) == -Math.Sign(p.Second)) / (double)b.Length;
+            Assert.InRange(flipped, 0.03, 0.15);
+        }
     }
 
     [Fact]

@@ -8,9 +8,52 @@ namespace ZipLlm.Tests.TestSupport;
 /// versions lacked (no rANS stream, no ordered difference, no base conversion, no F16 layout, and for version 1 no
 /// sparse stream): version 3 moved the kind and the base reference from the header to the footer (with the conversion)
 /// and added one byte a chunk (its transform); nothing else changed. So old objects are tested without old builds.
+/// Version 4 differs from version 5 only in lacking the context XOR transform: <see cref="ToVersion4"/> relabels.
 /// </summary>
 internal static class LegacyObjects
 {
+    /// <summary>
+    /// A version 5 object as version 4 wrote it, when none of its chunks is a context XOR (<see cref="ChunkTransform.ContextXor"/>,
+    /// which version 4 lacked); with <paramref name="force"/>, relabelled whatever its chunks, as a corrupt or forged object would be.
+    /// </summary>
+    public static byte[] ToVersion4(byte[] v5, bool force = false)
+    {
+        int trailerSize = EncodedTensorFormat.FooterTrailerSize(5);
+        (TensorHeader header, uint count) = TensorHeader.Read("v5", v5.AsSpan(0, TensorHeader.Size), v5.AsSpan(v5.Length - trailerSize));
+        if (header.Version != 5)
+        {
+            throw new ArgumentException("Not a version 5 object.");
+        }
+        int footer = v5.Length - (int)header.FooterLength(count);
+        for (int c = 0; c < count && !force; c++)
+        {
+            int start = (int)BinaryPrimitives.ReadInt64LittleEndian(v5.AsSpan(footer + 8 * c));
+            if (v5[start + 12] == (byte)ChunkTransform.ContextXor)
+            {
+                throw new ArgumentException($"Chunk {c} is a context XOR, which version 4 cannot hold.");
+            }
+        }
+        byte[] v4 = (byte[])v5.Clone();
+        v4[4] = 4;
+        return v4;
+    }
+
+    /// <summary>How many chunks of an object of version 3 or later are stored by <paramref name="transform"/>.</summary>
+    public static int ChunksOf(byte[] encoded, ChunkTransform transform)
+    {
+        byte version = encoded[4];
+        int trailerSize = EncodedTensorFormat.FooterTrailerSize(version);
+        (TensorHeader header, uint count) = TensorHeader.Read("object", encoded.AsSpan(0, TensorHeader.Size), encoded.AsSpan(encoded.Length - trailerSize));
+        int footer = encoded.Length - (int)header.FooterLength(count);
+        int found = 0;
+        for (int c = 0; c < count; c++)
+        {
+            int start = (int)BinaryPrimitives.ReadInt64LittleEndian(encoded.AsSpan(footer + 8 * c));
+            found += encoded[start + 12] == (byte)transform ? 1 : 0;
+        }
+        return found;
+    }
+
     public static byte[] Downgrade(byte[] v3, byte version)
     {
         int trailerSize = EncodedTensorFormat.FooterTrailerSize(3);
