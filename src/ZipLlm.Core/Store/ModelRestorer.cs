@@ -123,10 +123,11 @@ internal sealed class ModelRestorer(ModelStore store, WorkerPool pool)
     }
 
     /// <summary>
-    /// Bytes a restored file is written in at once: two chunks, so the device gets large writes and the writing thread
-    /// waits on it half as often.
+    /// Bytes a restored file is written in at once: one huge page. 8 MiB measured no faster and cost its memory (medians
+    /// of 8-10 interleaved restores of the default family: base 0.27 CPU s and 112 MB peak RSS with 8 MiB, 0.20 s and
+    /// 100 MB with 2 MiB; full finetune 0.41 s and 123 MB, 0.42 s and 111 MB).
     /// </summary>
-    private const int StagingLength = 8 << 20;
+    private const int StagingLength = 2 << 20;
 
     private void RestoreFile(ModelId modelId, StoredFile file, string staged, IObjectReadSession session, StagingBuffer staging, Action<int> advance,
         CancellationToken cancellationToken)
