@@ -2,8 +2,9 @@
 # Reads through `zipllm mount` next to `zipllm restore` of the same models and `cat` of their original files, on one
 # machine in one run (needs root and /dev/fuse, fusermount3, python3):
 #
-#   bench/mount.sh CONFIG [--threads N] [--cache-mb N] [--models org/a org/b ...] [--samples N] [--out DIR]
+#   bench/mount.sh CONFIG [--threads N] [--cache-mb N] [--models org/a org/b ...] [--samples N] [--out DIR] [--cli PATH]
 #
+# --cli runs another build of zipllm (a native executable: an earlier build kept for a before/after) instead of ./zipllm.
 # CONFIG is a config whose store holds the models (compressed beforehand): for the synthetic family,
 # `mkdir -p /tmp/mountbench && cp config.json test_models.txt /tmp/mountbench/ && ./setup_test_models.sh
 # /tmp/mountbench/config.json --synthetic && ./zipllm compress /tmp/mountbench/config.json`. Measured, per model
@@ -17,7 +18,7 @@
 # fresh mount (cold), then the same offsets again (warm). Prints a table and writes DIR/mount.csv.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-usage() { echo "usage: $0 CONFIG [--threads N] [--cache-mb N] [--models org/a ...] [--samples N] [--out DIR]" >&2; exit 2; }
+usage() { echo "usage: $0 CONFIG [--threads N] [--cache-mb N] [--models org/a ...] [--samples N] [--out DIR] [--cli PATH]" >&2; exit 2; }
 [[ $# -ge 1 ]] || usage
 config="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
 shift
@@ -26,12 +27,14 @@ cache_mb=256
 samples=2000
 models=(synthetic/llama-base synthetic/llama-full-ft)
 out=$PWD
+cli="$root/zipllm"
 while [[ $# -gt 0 ]]; do
   case $1 in
     --threads) threads=${2:?}; shift 2 ;;
     --cache-mb) cache_mb=${2:?}; shift 2 ;;
     --samples) samples=${2:?}; shift 2 ;;
     --out) out=${2:?}; shift 2 ;;
+    --cli) cli=$(realpath "${2:?}"); shift 2 ;;
     --models) shift; models=(); while [[ $# -gt 0 && $1 != --* ]]; do models+=("$1"); shift; done ;;
     *) usage ;;
   esac
@@ -42,7 +45,7 @@ field() { grep -o "\"$1\": *\"[^\"]*\"" "$config" | sed 's/.*: *"\(.*\)"/\1/'; }
 resolve() { [[ $1 == /* ]] && echo "$1" || echo "$(dirname "$config")/$1"; }
 model_dir=$(resolve "$(field model_dir)")
 
-"$root/zipllm" --version >/dev/null # builds it (native where it can)
+"$cli" --version >/dev/null # ./zipllm builds itself (native where it can)
 work=$(mktemp -d)
 mnt="$work/mnt"
 mkdir "$mnt"
@@ -59,7 +62,7 @@ trap 'unmount; rm -rf "$work"' EXIT
 mount_fresh() {
   unmount
   rm -f "$work/mount.log"
-  "$root/zipllm" mount "$config" "$mnt" --threads "$threads" --cache-mb "$cache_mb" 2>"$work/mount.log" &
+  "$cli" mount "$config" "$mnt" --threads "$threads" --cache-mb "$cache_mb" 2>"$work/mount.log" &
   pid=$!
   for _ in $(seq 600); do grep -qs "Mounted " "$work/mount.log" && return; kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   cat "$work/mount.log" >&2
@@ -86,7 +89,7 @@ for model in "${models[@]}"; do
   bytes=$(find "$original" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
   cat_all "$original"
   row "$model" "cat original" "$bytes" "$(timed cat_all "$original")"
-  row "$model" "restore" "$bytes" "$(timed "$root/zipllm" restore "$config" "$model" "$work/restored" --threads "$threads" -q)"
+  row "$model" "restore" "$bytes" "$(timed "$cli" restore "$config" "$model" "$work/restored" --threads "$threads" -q)"
   rm -rf "$work/restored"
   mount_fresh
   row "$model" "mount cold" "$bytes" "$(timed cat_all "$mnt/$model")"

@@ -88,6 +88,35 @@ public sealed class ZipLlmStoreWriteTests : IDisposable
     }
 
     [Fact]
+    public async Task ReadFileVersionAsync_StoredAgainWithOtherBytes_ThrowsIOExceptionNeverTheNewBytes()
+    {
+        // No lingering lock: every read takes the store lock afresh and sees the store as it is.
+        await using ZipLlmStore store = ZipLlmStore.Open(_models.StoreFolder,
+            new ZipLlmStoreOptions { CreateIfMissing = true, Threads = 2, ReadLockLinger = TimeSpan.Zero });
+        await store.CompressAsync(_models.BaseFolder, TestModels.BaseId);
+        string listed = store.GetModel(TestModels.BaseId).Files.Single(f => f.Path == TestModels.ConfigFile).Sha256;
+        byte[] before = File.ReadAllBytes(Path.Combine(_models.BaseFolder, TestModels.ConfigFile));
+        var buffer = new byte[before.Length];
+        Assert.Equal(before.Length, await store.ReadFileVersionAsync(TestModels.BaseId, TestModels.ConfigFile, listed, 0, buffer));
+        Assert.Equal(before, buffer);
+
+        // Removed (its manifest gone, as remove leaves it) and stored again with other bytes under the same id.
+        File.Delete(Path.Combine(_models.StoreFolder, "manifests", TestModels.BaseId + ".json"));
+        byte[] after = [.. before];
+        after[^2] ^= 0x01;
+        File.WriteAllBytes(Path.Combine(_models.BaseFolder, TestModels.ConfigFile), after);
+        await store.CompressAsync(_models.BaseFolder, TestModels.BaseId);
+
+        IOException stale = await Assert.ThrowsAsync<IOException>(() => store.ReadFileVersionAsync(TestModels.BaseId, TestModels.ConfigFile, listed, 0, buffer).AsTask());
+        Assert.IsNotType<FileNotFoundException>(stale);
+        Assert.Contains(listed, stale.Message);
+        Assert.Equal(before, buffer); // nothing of the new version was copied
+        string renewed = store.GetModel(TestModels.BaseId).Files.Single(f => f.Path == TestModels.ConfigFile).Sha256;
+        Assert.Equal(after.Length, await store.ReadFileVersionAsync(TestModels.BaseId, TestModels.ConfigFile, renewed, 0, buffer));
+        Assert.Equal(after, buffer);
+    }
+
+    [Fact]
     public async Task RestoreAsync_NotEmptyFolder_RefusesUnlessOverwrite()
     {
         await using ZipLlmStore store = OpenStore();

@@ -371,7 +371,36 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
     /// <exception cref="FileNotFoundException">The model has no file at <paramref name="path"/>.</exception>
     /// <exception cref="StoreDamageException">Stored bytes the range needs cannot be read back as recorded (naming model, file and object).</exception>
     /// <exception cref="StoreLockLostException">The store lock was lost while it ran (a bucket's lease broken or run out): another process may have changed what it used; run it again.</exception>
-    public async ValueTask<int> ReadFileAsync(string modelId, string path, long offset, Memory<byte> destination, CancellationToken cancellationToken = default)
+    public ValueTask<int> ReadFileAsync(string modelId, string path, long offset, Memory<byte> destination, CancellationToken cancellationToken = default) =>
+        ReadVersionAsync(modelId, path, sha256: null, offset, destination, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="ReadFileAsync"/>, but only from the version of
+    /// the file whose SHA-256 is <paramref name="sha256"/> (its <see cref="StoredModelFile.Sha256"/> when listed): a reader
+    /// that holds a file open (a mount's open file) never gets the bytes of another version stored under its path since.
+    /// </summary>
+    /// <param name="modelId">The stored model.</param>
+    /// <param name="path">The file's path inside the model folder.</param>
+    /// <param name="sha256">The SHA-256 of the version to read, 64 lowercase hex characters, as listed.</param>
+    /// <param name="offset">Where in the file to start.</param>
+    /// <param name="destination">Where the bytes go.</param>
+    /// <param name="cancellationToken">Stops the wait.</param>
+    /// <returns>Bytes copied: fewer than <paramref name="destination"/> holds only at the end of the file, 0 at or past it.</returns>
+    /// <exception cref="ArgumentException">The id is not of the form <c>org/name</c>.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="offset"/> is negative.</exception>
+    /// <exception cref="KeyNotFoundException">The model is not stored.</exception>
+    /// <exception cref="FileNotFoundException">The model has no file at <paramref name="path"/>.</exception>
+    /// <exception cref="IOException">The model stores another version of the file at <paramref name="path"/> now (it was removed and stored again).</exception>
+    /// <exception cref="StoreDamageException">Stored bytes the range needs cannot be read back as recorded.</exception>
+    /// <exception cref="StoreLockLostException">The store lock was lost while it ran (a bucket's lease broken or run out): another process may have changed what it used; run it again.</exception>
+    public ValueTask<int> ReadFileVersionAsync(string modelId, string path, string sha256, long offset, Memory<byte> destination,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(sha256);
+        return ReadVersionAsync(modelId, path, sha256, offset, destination, cancellationToken);
+    }
+
+    private async ValueTask<int> ReadVersionAsync(string modelId, string path, string? sha256, long offset, Memory<byte> destination, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentOutOfRangeException.ThrowIfNegative(offset);
@@ -384,6 +413,10 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
             : await _session.RunAsync("manifest", () => ReadHeldManifest(id)).ConfigureAwait(false);
         StoredFile file = manifest.Files.FirstOrDefault(f => f.Path == path)
             ?? throw new FileNotFoundException($"Model {id} has no file \"{path}\" (it has {manifest.Files.Length}: {Listing(manifest.Files.Select(f => f.Path))}).", path);
+        if (sha256 is not null && !string.Equals(file.Sha256.Hex, sha256, StringComparison.Ordinal))
+        {
+            throw new IOException($"{id}: {path} is stored with other bytes now (SHA-256 {file.Sha256.Hex}) than the version read (SHA-256 {sha256}); it was stored again since.");
+        }
         try
         {
             return await FileReadsOf(epoch).ReadAsync(id, file, offset, destination, cancellationToken).ConfigureAwait(false);

@@ -54,8 +54,11 @@ internal static partial class Posix
     // st_mode file types.
     private const int ModeTypeMask = 0xF000, ModeRegular = 0x8000, ModeDirectory = 0x4000, ModeSymlink = 0xA000;
 
-    // open(2) flags on Linux (x86-64 and arm64 agree on these).
-    private const int ORdOnly = 0, ONonBlock = 0x800, ODirectory = 0x10000, ONoFollow = 0x20000, OCloExec = 0x80000;
+    // open(2) flags on Linux. O_RDONLY, O_NONBLOCK and O_CLOEXEC are the same on x86-64 and arm64; O_DIRECTORY and
+    // O_NOFOLLOW are not (arm64's are 0x4000 and 0x8000, where x86-64's 0x10000 and 0x20000 mean O_DIRECT and O_LARGEFILE).
+    private const int ORdOnly = 0, ONonBlock = 0x800, OCloExec = 0x80000;
+    private static readonly bool s_arm64 = RuntimeInformation.ProcessArchitecture == Architecture.Arm64;
+    private static readonly int ODirectory = s_arm64 ? 0x4000 : 0x10000, ONoFollow = s_arm64 ? 0x8000 : 0x20000;
 
     // flock(2).
     private const int LockExclusive = 2, LockNonBlocking = 4;

@@ -31,6 +31,9 @@ internal sealed class CachedChunkSource(ContentHash hash, IChunkSource inner, in
             return;
         }
         inner.ReadChunk(offset, destination, codec);
-        cache.Add(hash, chunk, destination.ToArray());
+        // Not ToArray: that clears the new array first, and a chunk is 4 MiB.
+        byte[] copy = GC.AllocateUninitializedArray<byte>(destination.Length);
+        destination.CopyTo(copy);
+        cache.Add(hash, chunk, copy);
     }
 }

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.Win32.SafeHandles;
@@ -104,19 +105,41 @@ internal sealed class ModelRestorer(ModelStore store, WorkerPool pool)
         // (at most pool.Threads busy in all); this loop's threads (our own) wait for it and hash and write in order.
         long done = 0;
         int[] bySize = [.. Enumerable.Range(0, manifest.Files.Length).OrderByDescending(i => manifest.Files[i].Size)];
+        // One staging buffer for each file being written at once (at most pool.Threads), handed from file to file.
+        var staging = new ConcurrentBag<StagingBuffer>();
         OwnedThreads.ForEach(bySize, pool.Threads, i =>
-            RestoreFile(modelId, manifest.Files[i], output.StagedPath(i), session, bytes =>
-                Progress?.Report(new ByteProgress(modelId.ToString(), Interlocked.Add(ref done, bytes), manifest.OriginalBytes)), cancellationToken),
-            cancellationToken);
+        {
+            StagingBuffer buffer = staging.TryTake(out StagingBuffer? free) ? free : new StagingBuffer(StagingLength);
+            try
+            {
+                RestoreFile(modelId, manifest.Files[i], output.StagedPath(i), session, buffer, bytes =>
+                    Progress?.Report(new ByteProgress(modelId.ToString(), Interlocked.Add(ref done, bytes), manifest.OriginalBytes)), cancellationToken);
+            }
+            finally
+            {
+                staging.Add(buffer);
+            }
+        }, cancellationToken);
     }
 
-    private void RestoreFile(ModelId modelId, StoredFile file, string staged, IObjectReadSession session, Action<int> advance, CancellationToken cancellationToken)
+    /// <summary>
+    /// Bytes a restored file is written in at once: one huge page. 8 MiB measured no faster and cost its memory (medians
+    /// of 8-10 interleaved restores of the default family: base 0.27 CPU s and 112 MB peak RSS with 8 MiB, 0.20 s and
+    /// 100 MB with 2 MiB; full finetune 0.41 s and 123 MB, 0.42 s and 111 MB).
+    /// </summary>
+    private const int StagingLength = 2 << 20;
+
+    private void RestoreFile(ModelId modelId, StoredFile file, string staged, IObjectReadSession session, StagingBuffer staging, Action<int> advance,
+        CancellationToken cancellationToken)
     {
         // A new file, not a truncated one: .NET truncates a FileMode.Create file with ftruncate(0) even when it is
         // empty, and ext4 answers a truncate to 0 by writing the whole file back, synchronously, when it is
         // closed (auto_da_alloc), on the restoring thread. That was about 30% of a finetune's restore time here.
-        using var output = new FileStream(staged, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 0);
+        // Written around the page cache where the file system allows it: copying into it was a third of restore's CPU.
+        using SequentialFileWriter output = SequentialFileWriter.CreateNew(staged, staging);
         using FileDigest digest = FileDigest.ForCheck(file, CheckSha256);
+        // Said of the model's file, not of the staging file it is written to first (a full disk, a quota).
+        IOException Named(IOException ex) => new($"Cannot write {file.Path} of {modelId}: {ex.Message}", ex);
         Produce(modelId, file, digest, session, chunk =>
         {
             try
@@ -125,17 +148,24 @@ internal sealed class ModelRestorer(ModelStore store, WorkerPool pool)
             }
             catch (IOException ex)
             {
-                // Said of the model's file, not of the staging file it is written to first (a full disk, a quota).
-                throw new IOException($"Cannot write {file.Path} of {modelId}: {ex.Message}", ex);
+                throw Named(ex);
             }
             advance(chunk.Length);
         }, cancellationToken);
+        try
+        {
+            output.Complete();
+        }
+        catch (IOException ex)
+        {
+            throw Named(ex);
+        }
         Check(digest, modelId, file);
         // The bytes hashed are the bytes written, and nobody else writes into the staging folder (it is ours,
         // under the folder's lock); the length on disk is checked anyway, as it costs one call.
-        if (output.Length != file.Size)
+        if (output.LengthOnDisk != file.Size)
         {
-            throw new IOException($"{staged}: {output.Length} bytes on disk where {file.Size} were written; the file was changed while restored.");
+            throw new IOException($"{staged}: {output.LengthOnDisk} bytes on disk where {file.Size} were written; the file was changed while restored.");
         }
     }
 

@@ -9,8 +9,12 @@ internal interface IModelSource
     /// <summary>Every stored model with its files (<see cref="ZipLlmStore.ListModelsAsync"/>).</summary>
     Task<IReadOnlyList<StoredModel>> ListModelsAsync(CancellationToken cancellationToken);
 
-    /// <summary>Bytes of a stored file (<see cref="ZipLlmStore.ReadFileAsync"/>), with its failures.</summary>
-    ValueTask<int> ReadFileAsync(string modelId, string path, long offset, Memory<byte> destination, CancellationToken cancellationToken);
+    /// <summary>
+    /// Bytes of the version of a stored file whose SHA-256 is <paramref name="sha256"/>
+    /// (<see cref="ZipLlmStore.ReadFileVersionAsync"/>), with its
+    /// failures: an <see cref="IOException"/> when the model stores other bytes at that path now.
+    /// </summary>
+    ValueTask<int> ReadFileAsync(string modelId, string path, string sha256, long offset, Memory<byte> destination, CancellationToken cancellationToken);
 }
 
 /// <summary>A <see cref="ZipLlmStore"/> as a <see cref="IModelSource"/>.</summary>
@@ -20,6 +24,6 @@ internal sealed class StoreModelSource(ZipLlmStore store) : IModelSource
 
     public Task<IReadOnlyList<StoredModel>> ListModelsAsync(CancellationToken cancellationToken) => store.ListModelsAsync(cancellationToken);
 
-    public ValueTask<int> ReadFileAsync(string modelId, string path, long offset, Memory<byte> destination, CancellationToken cancellationToken) =>
-        store.ReadFileAsync(modelId, path, offset, destination, cancellationToken);
+    public ValueTask<int> ReadFileAsync(string modelId, string path, string sha256, long offset, Memory<byte> destination, CancellationToken cancellationToken) =>
+        store.ReadFileVersionAsync(modelId, path, sha256, offset, destination, cancellationToken);
 }

@@ -118,7 +118,8 @@ internal sealed class ModelFileSystem : IFuseFileSystem
             throw new FuseException(Errno.EISDIR, $"{node.Path} is a folder.");
         }
         ulong handle = (ulong)Interlocked.Increment(ref _nextHandle);
-        _open[handle] = new OpenFile(node.ModelId!, node.FilePath!, node.Size);
+        // The version opened: its reads come from it alone, whatever is stored under its path later.
+        _open[handle] = new OpenFile(node.ModelId!, node.FilePath!, node.Sha256!, node.Size);
         return handle;
     }
 
@@ -140,7 +141,7 @@ internal sealed class ModelFileSystem : IFuseFileSystem
             int done = 0;
             while (done < wanted.Length)
             {
-                int read = await _source.ReadFileAsync(file.ModelId, file.Path, offset + done, wanted[done..], cancellationToken).ConfigureAwait(false);
+                int read = await _source.ReadFileAsync(file.ModelId, file.Path, file.Sha256, offset + done, wanted[done..], cancellationToken).ConfigureAwait(false);
                 if (read == 0)
                 {
                     throw new FuseException(Errno.EIO, $"{file.ModelId}/{file.Path} ended at {offset + done} bytes; it was listed as {file.Size}.");
@@ -158,6 +159,12 @@ internal sealed class ModelFileSystem : IFuseFileSystem
         {
             // Removed from the store since it was opened.
             throw new FuseException(Errno.ENOENT, ex.Message);
+        }
+        catch (IOException ex)
+        {
+            // Stored again with other bytes since it was opened (or the store cannot be read): never the other version's bytes.
+            _logger.LogError("Read of {Model}/{File} at {Offset} failed (EIO): {Message}", file.ModelId, file.Path, offset, ex.Message);
+            throw new FuseException(Errno.EIO, ex.Message);
         }
     }
 
@@ -203,7 +210,7 @@ internal sealed class ModelFileSystem : IFuseFileSystem
     {
         try
         {
-            await _source.ReadFileAsync(file.ModelId, file.Path, offset, new byte[1], CancellationToken.None).ConfigureAwait(false);
+            await _source.ReadFileAsync(file.ModelId, file.Path, file.Sha256, offset, new byte[1], CancellationToken.None).ConfigureAwait(false);
         }
         catch (Exception ex)
         {
@@ -365,7 +372,7 @@ internal sealed class ModelFileSystem : IFuseFileSystem
 
     private sealed record Tree(Dictionary<string, Node> Nodes, DateTimeOffset ListedAt, long TotalBytes);
 
-    private sealed record OpenFile(string ModelId, string Path, long Size)
+    private sealed record OpenFile(string ModelId, string Path, string Sha256, long Size)
     {
         /// <summary>Where the last read ended (guarded by the instance's lock).</summary>
         public long LastEnd { get; set; }

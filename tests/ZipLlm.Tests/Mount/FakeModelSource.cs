@@ -49,7 +49,7 @@ internal sealed class FakeModelSource : IModelSource
         }
     }
 
-    public ValueTask<int> ReadFileAsync(string modelId, string path, long offset, Memory<byte> destination, CancellationToken cancellationToken)
+    public ValueTask<int> ReadFileAsync(string modelId, string path, string sha256, long offset, Memory<byte> destination, CancellationToken cancellationToken)
     {
         lock (_models)
         {
@@ -65,6 +65,10 @@ internal sealed class FakeModelSource : IModelSource
             if (!model.Files.TryGetValue(path, out byte[]? bytes))
             {
                 throw new FileNotFoundException($"Model {modelId} has no file {path}.", path);
+            }
+            if (Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes)) != sha256)
+            {
+                throw new IOException($"{modelId}: {path} is stored with other bytes now.");
             }
             // Like the store, a read may return fewer bytes than asked before the end: at most 1000 here.
             int length = (int)Math.Clamp(Math.Min(bytes.Length - offset, Math.Min(destination.Length, 1000)), 0, int.MaxValue);

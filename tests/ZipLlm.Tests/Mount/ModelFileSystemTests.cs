@@ -234,6 +234,26 @@ public sealed class ModelFileSystemTests
     }
 
     [Fact]
+    public async Task Read_FileStoredAgainWithOtherBytesWhileOpen_IsEIONeverTheNewBytes()
+    {
+        byte[] old = Bytes(3000, 1);
+        _source.Add("org/m", s_stored, ("w", old));
+        ModelFileSystem fs = Create(readAhead: 0);
+        ulong handle = await fs.OpenAsync((await WalkAsync(fs, "org/m/w")).Inode, 0, CancellationToken.None);
+        var first = new byte[1000];
+        Assert.Equal(1000, await fs.ReadAsync(handle, 0, first, CancellationToken.None));
+        Assert.Equal(old[..1000], first);
+
+        _source.Add("org/m", s_stored.AddHours(1), ("w", Bytes(3000, 2)));
+
+        FuseException failed = await Assert.ThrowsAsync<FuseException>(async () => await fs.ReadAsync(handle, 1000, new byte[1000], CancellationToken.None));
+        Assert.Equal(Errno.EIO, failed.Number);
+        string error = Assert.Single(_logger.Entries, e => e.Level == LogLevel.Error).Message;
+        Assert.Contains("org/m/w", error);
+        Assert.Contains("other bytes", error);
+    }
+
+    [Fact]
     public async Task Read_UnknownHandle_IsEBADF()
     {
         ModelFileSystem fs = Create();

@@ -264,6 +264,44 @@ public sealed class MountProcessTests
     }
 
     [FuseFact]
+    public async Task Mount_FileStoredAgainWithOtherBytesWhileOpen_TheOpenFileNeverReadsTheNewBytes()
+    {
+        using MountedStore mounted = await MountedStore.CreateAsync();
+        SyntheticModel model = mounted.Family.Models.First(m => m.Kind == SyntheticModelKind.LoraFinetune);
+        string original = Path.Combine(model.Folder, "config.json");
+        byte[] before = File.ReadAllBytes(original);
+        using SafeFileHandle open = File.OpenHandle(Path.Combine(mounted.PathOf(model), "config.json"));
+
+        // Removed and stored again under the same id with other bytes of the same length, while the file is open.
+        CliResult remove = await CliProcess.RunAsync(["remove", mounted.Config, model.Id.ToString()], timeout: MountedStore.Timeout);
+        Assert.True(remove.ExitCode == 0, remove.StandardError);
+        byte[] after = [.. before];
+        after[before.Length / 2] ^= 0x01;
+        File.WriteAllBytes(original, after);
+        CliResult compress = await CliProcess.RunAsync(["compress", mounted.Config, "-q"], timeout: MountedStore.Timeout);
+        Assert.True(compress.ExitCode == 0, compress.StandardError);
+
+        // The open file is the version opened: its bytes or EIO, never the new version's.
+        var buffer = new byte[before.Length];
+        IOException failed = Assert.ThrowsAny<IOException>(() => RandomAccess.Read(open, buffer, 0));
+        Assert.DoesNotContain(failed.Message, "No such file", StringComparison.Ordinal);
+        Assert.True(mounted.Process!.WaitForError("(EIO)", MountedStore.Timeout), mounted.Process.StandardError);
+        // Opened afresh (once the listing is read again), the path gives the new version.
+        bool ReadsNewVersion()
+        {
+            try
+            {
+                return File.ReadAllBytes(Path.Combine(mounted.PathOf(model), "config.json")).AsSpan().SequenceEqual(after);
+            }
+            catch (IOException)
+            {
+                return false; // listed before the new version was
+            }
+        }
+        Assert.True(MountedStore.Eventually(ReadsNewVersion), "the version stored again is not what the path reads");
+    }
+
+    [FuseFact]
     public async Task Mount_DamagedObject_GivesEIONeverWrongBytes()
     {
         using MountedStore mounted = await MountedStore.CreateAsync();
