@@ -31,7 +31,7 @@ public sealed class MirrorHubStore : IHubStore, IAsyncDisposable
     private readonly ConditionalWeakTable<HubModel, string> _storedIds = [];
     private readonly ITimer? _refreshTimer;
     private long _bytesInFlight;
-    private Task _lastRefresh = Task.CompletedTask;
+    private Task<int> _lastRefresh = Task.FromResult(0);
 
     /// <summary>Mirrors <see cref="MirrorOptions.Upstream"/> into <paramref name="store"/>, served through <paramref name="inner"/>.</summary>
     /// <param name="inner">The store's hub view.</param>
@@ -67,7 +67,7 @@ public sealed class MirrorHubStore : IHubStore, IAsyncDisposable
     public UpstreamHub Upstream { get; }
 
     /// <summary>The refresh started last (by the timer or <see cref="RefreshAsync"/>), done or not.</summary>
-    public Task LastRefresh => Volatile.Read(ref _lastRefresh);
+    public Task<int> LastRefresh => Volatile.Read(ref _lastRefresh);
 
     /// <summary>Revisions being fetched now.</summary>
     public int FetchesInFlight
