@@ -8,7 +8,7 @@ namespace ZipLlm.Serve.Mirror;
 /// store holds is served from it and upstream is not asked; a miss is resolved upstream to its commit and served
 /// from a <see cref="MirrorFetch"/> while its files arrive, then stored compressed. At most
 /// <see cref="MirrorOptions.MaxModelsInFlight"/> revisions and <see cref="MirrorOptions.MaxGigabytes"/> are fetched at
-/// once (beyond that a miss is a 503 with <c>Retry-After</c>); with <see cref="MirrorOptions.RefreshMinutes"/>, upstream
+/// once (beyond that a miss waits for room, then is a 503 with <c>Retry-After</c>); with <see cref="MirrorOptions.RefreshMinutes"/>, upstream
 /// <c>main</c> of every mirrored model is looked at with one HEAD that often and a new commit stored as a new revision.
 /// </summary>
 public sealed class MirrorHubStore : IHubStore, IAsyncDisposable
@@ -31,6 +31,7 @@ public sealed class MirrorHubStore : IHubStore, IAsyncDisposable
     private readonly ConditionalWeakTable<HubModel, string> _storedIds = [];
     private readonly ITimer? _refreshTimer;
     private long _bytesInFlight;
+    private TaskCompletionSource _fetchEnded = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Task<int> _lastRefresh = Task.FromResult(0);
 
     /// <summary>Mirrors <see cref="MirrorOptions.Upstream"/> into <paramref name="store"/>, served through <paramref name="inner"/>.</summary>
@@ -111,7 +112,8 @@ public sealed class MirrorHubStore : IHubStore, IAsyncDisposable
                     }
                     _logger.LogInformation("Resuming the mirror of {Model} at {Commit}", id, commit);
                     UpstreamRevision revision = await Upstream.ResolveAsync(id, commit, _options.UpstreamToken, _stopping.Token).ConfigureAwait(false);
-                    Start(revision, stored.Count == 0 ? id : MirrorRevisions.IdOf(id, commit), _options.UpstreamToken, asMain: false);
+                    await StartAsync(revision, stored.Count == 0 ? id : MirrorRevisions.IdOf(id, commit), _options.UpstreamToken, asMain: false, _stopping.Token)
+                        .ConfigureAwait(false);
                 }
                 catch (Exception ex) when (ex is IOException or OperationCanceledException)
                 {
@@ -171,7 +173,8 @@ public sealed class MirrorHubStore : IHubStore, IAsyncDisposable
         {
             throw UpstreamHub.Refuse(404, "EntryNotFound", $"{id} has no files upstream at {resolved.Commit}.");
         }
-        return Start(resolved, stored.Count == 0 ? id : MirrorRevisions.IdOf(id, resolved.Commit), token, wantsMain).Model;
+        return (await StartAsync(resolved, stored.Count == 0 ? id : MirrorRevisions.IdOf(id, resolved.Commit), token, wantsMain, cancellationToken)
+            .ConfigureAwait(false)).Model;
     }
 
     /// <inheritdoc/>
@@ -270,7 +273,7 @@ public sealed class MirrorHubStore : IHubStore, IAsyncDisposable
                 }
                 _logger.LogInformation("{Model}: upstream main moved to {Commit}; storing it as a new revision", id, commit);
                 UpstreamRevision revision = await Upstream.ResolveAsync(id, commit, _options.UpstreamToken, cancellationToken).ConfigureAwait(false);
-                Start(revision, MirrorRevisions.IdOf(id, commit), _options.UpstreamToken, asMain: false);
+                await StartAsync(revision, MirrorRevisions.IdOf(id, commit), _options.UpstreamToken, asMain: false, cancellationToken).ConfigureAwait(false);
                 started++;
             }
             catch (IOException ex)
@@ -296,30 +299,51 @@ public sealed class MirrorHubStore : IHubStore, IAsyncDisposable
         }
     }
 
-    /// <summary>Registers and starts the fetch of a revision, or returns the one under way; refuses (503) beyond the limits.</summary>
-    private MirrorFetch Start(UpstreamRevision revision, string storeAs, string? token, bool asMain)
+    /// <summary>
+    /// Registers and starts the fetch of a revision, or returns the one under way. Beyond the limits it waits for a
+    /// fetch to end, at most <see cref="MirrorOptions.AdmissionWait"/>, then refuses (503 with <c>Retry-After</c>).
+    /// </summary>
+    private async Task<MirrorFetch> StartAsync(UpstreamRevision revision, string storeAs, string? token, bool asMain, CancellationToken cancellationToken)
     {
-        MirrorFetch fetch;
-        lock (_gate)
+        var fetch = new MirrorFetch(Upstream, _options, _logger, revision, storeAs, token, _time, _stopping.Token);
+        if (fetch.Bytes > _options.MaxBytesInFlight)
         {
-            if (_fetches.TryGetValue((revision.ModelId, revision.Commit), out MirrorFetch? existing))
+            throw UpstreamHub.Refuse(507, null, $"{revision.ModelId} is larger than this mirror may fetch at once (--mirror-max-gb {_options.MaxGigabytes}).");
+        }
+        long waitingSince = _time.GetTimestamp();
+        while (true)
+        {
+            Task ended;
+            lock (_gate)
             {
-                return existing;
+                if (_fetches.TryGetValue((revision.ModelId, revision.Commit), out MirrorFetch? existing))
+                {
+                    return existing;
+                }
+                if (_fetches.Count < _options.MaxModelsInFlight && _bytesInFlight + fetch.Bytes <= _options.MaxBytesInFlight)
+                {
+                    _fetches[(revision.ModelId, revision.Commit)] = fetch;
+                    _bytesInFlight += fetch.Bytes;
+                    if (asMain)
+                    {
+                        _mainFetches[revision.ModelId] = fetch;
+                    }
+                    break;
+                }
+                ended = _fetchEnded.Task;
             }
-            fetch = new MirrorFetch(Upstream, _options, _logger, revision, storeAs, token, _time, _stopping.Token);
-            if (fetch.Bytes > _options.MaxBytesInFlight)
-            {
-                throw UpstreamHub.Refuse(507, null, $"{revision.ModelId} is larger than this mirror may fetch at once (--mirror-max-gb {_options.MaxGigabytes}).");
-            }
-            if (_fetches.Count >= _options.MaxModelsInFlight || _bytesInFlight + fetch.Bytes > _options.MaxBytesInFlight)
+            TimeSpan left = _options.AdmissionWait - _time.GetElapsedTime(waitingSince);
+            if (left <= TimeSpan.Zero)
             {
                 throw UpstreamHub.Refuse(503, null, "The mirror is fetching as much as it may at once; retry later.", BusyRetryAfterSeconds);
             }
-            _fetches[(revision.ModelId, revision.Commit)] = fetch;
-            _bytesInFlight += fetch.Bytes;
-            if (asMain)
+            try
             {
-                _mainFetches[revision.ModelId] = fetch;
+                await ended.WaitAsync(left, _time, cancellationToken).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                // Looked at once more above, then refused.
             }
         }
         _logger.LogInformation("Mirroring {Model} at {Commit}: {Files} files, {Bytes} bytes, as {StoredId}", revision.ModelId, revision.Commit,
@@ -343,6 +367,9 @@ public sealed class MirrorHubStore : IHubStore, IAsyncDisposable
             {
                 _mainFetches.Remove(fetch.Revision.ModelId);
             }
+            // Wakes the misses waiting for room.
+            _fetchEnded.TrySetResult();
+            _fetchEnded = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         }
     }
 

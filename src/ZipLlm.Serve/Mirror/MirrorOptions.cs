@@ -30,11 +30,14 @@ public sealed class MirrorOptions
     /// <summary>The server's own token for the upstream (<c>HF_TOKEN</c> or the token file), or null.</summary>
     public string? UpstreamToken { get; init; }
 
-    /// <summary>Gigabytes of revisions being fetched at once, at most (a revision larger than what is left waits: 503 with <c>Retry-After</c>).</summary>
+    /// <summary>Gigabytes of revisions being fetched at once, at most (a miss beyond it waits for room, then is a 503 with <c>Retry-After</c>).</summary>
     public int MaxGigabytes { get; init; } = 100;
 
-    /// <summary>Revisions being fetched at once, at most.</summary>
+    /// <summary>Revisions being fetched (or compressed) at once, at most.</summary>
     public int MaxModelsInFlight { get; init; } = 2;
+
+    /// <summary>How long a miss beyond the limits waits for a fetch to end before it is answered 503 with <c>Retry-After</c>.</summary>
+    public TimeSpan AdmissionWait { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Minutes between looks at upstream <c>main</c> of the models stored; 0 never looks.</summary>
     public int RefreshMinutes { get; init; }
@@ -77,7 +80,7 @@ public sealed class MirrorOptions
         {
             throw new ArgumentException($"--refresh must be from 0 (never) to {MaxRefreshMinutes} minutes, not {RefreshMinutes}.");
         }
-        if (MaxModelsInFlight < 1 || MaxAttempts < 1 || MaxRetryWait < TimeSpan.Zero || ReadTimeout <= TimeSpan.Zero)
+        if (MaxModelsInFlight < 1 || MaxAttempts < 1 || AdmissionWait < TimeSpan.Zero || MaxRetryWait < TimeSpan.Zero || ReadTimeout <= TimeSpan.Zero)
         {
             throw new ArgumentException("The mirror's limits must be positive.");
         }

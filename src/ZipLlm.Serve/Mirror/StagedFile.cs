@@ -51,7 +51,21 @@ internal sealed class StagedFile
             _verified = true;
             _arrived = file.Size;
         }
-        _download = new Lazy<Task>(() => Task.Run(() => DownloadAsync(stopping), CancellationToken.None));
+        _download = new Lazy<Task>(() =>
+        {
+            // The part file exists before any reader opens it, and only the download ever creates it.
+            try
+            {
+                Directory.CreateDirectory(Path.GetDirectoryName(PartPath)!);
+                new FileStream(PartPath, FileMode.OpenOrCreate, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete).Dispose();
+            }
+            catch (IOException ex)
+            {
+                _failure = ex;
+                return Task.FromException(ex);
+            }
+            return Task.Run(() => DownloadAsync(stopping), CancellationToken.None);
+        });
     }
 
     public UpstreamFile Info { get; }
@@ -65,21 +79,37 @@ internal sealed class StagedFile
     /// <summary>Starts the download if it has not started (a client asked, or the background reached it); completes when it is verified or failed.</summary>
     public Task EnsureStartedAsync() => _verified ? Task.CompletedTask : _download.Value;
 
-    /// <summary>Opens a handle to read the file's bytes by; it stays valid through the rename and the staging folder's removal.</summary>
+    /// <summary>
+    /// Opens a handle to read the file's bytes by (call <see cref="EnsureStartedAsync"/> first, which makes the part
+    /// file); it stays valid through the rename and the staging folder's removal.
+    /// </summary>
     /// <exception cref="IOException">The file cannot be opened.</exception>
     public SafeFileHandle OpenRead()
     {
+        const FileShare share = FileShare.ReadWrite | FileShare.Delete;
         for (int attempt = 0; ; attempt++)
         {
-            string path = _verified ? FinalPath : PartPath;
+            if (!_verified)
+            {
+                try
+                {
+                    return File.OpenHandle(PartPath, FileMode.Open, FileAccess.Read, share);
+                }
+                catch (FileNotFoundException)
+                {
+                    // Renamed into place (verified) between the look and the open, or failed and deleted.
+                }
+            }
             try
             {
-                Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-                return File.OpenHandle(path, _verified ? FileMode.Open : FileMode.OpenOrCreate, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+                return File.OpenHandle(FinalPath, FileMode.Open, FileAccess.Read, share);
             }
-            catch (FileNotFoundException) when (attempt < 2)
+            catch (FileNotFoundException) when (attempt < 2 && _failure is null)
             {
-                // Renamed into place between the look and the open.
+            }
+            catch (FileNotFoundException ex) when (_failure is { } failure)
+            {
+                throw UpstreamHub.Refuse(502, null, failure.Message.Length > 0 ? failure.Message : ex.Message);
             }
         }
     }
@@ -101,7 +131,8 @@ internal sealed class StagedFile
             Task changed = Volatile.Read(ref _changed).Task;
             if (_failure is { } failure)
             {
-                throw failure as IOException ?? new IOException(failure.Message, failure);
+                // Upstream's refusal as it is; anything else (a hash that does not match) is a bad gateway.
+                throw failure as HubStoreRefusal ?? UpstreamHub.Refuse(502, null, failure.Message);
             }
             bool verified = _verified;
             long available = verified ? size : Volatile.Read(ref _arrived);

@@ -25,9 +25,7 @@ public sealed class MirrorProcessTests
         // Half the shard arrives, then the connection is cut, and upstream stalls: the mirror is killed there.
         hub.AddFault(FakeHub.ResolvePath(id, shard), new FakeResponse(200, content, SendBytes: half));
         hub.ResolveDelay = TimeSpan.FromSeconds(8);
-        Directory.CreateDirectory(dir.Combine("mirror-models"));
-        string config = dir.Write("mirror.json",
-            """{"model_dir": "mirror-models", "storage_dir": "mirror-store", "models_to_process": "test_models.txt", "base_ft_path": "base_ft.json", "threads": 2}""");
+        string config = MirrorConfig(dir);
         string part = Path.Combine(dir.Combine("mirror-models", ".zipllm-mirror", "staging"), id, FakeHub.Commit(id), shard + ".part");
 
         using (ServeProcess first = ServeProcess.Start(config, "--upstream", hub.Endpoint.ToString()))
@@ -57,6 +55,28 @@ public sealed class MirrorProcessTests
         }
     }
 
+    [NeedsFact("node", Needs.JsClient)]
+    public async Task Mirror_JsClientThroughAMirrorOfAServeProcess_ByteExactStoredAndSecondSnapshotAsksUpstreamNothing()
+    {
+        using var dir = new TempDir();
+        SyntheticFamilyResult family = CompressJobTests.WriteFamily(dir);
+        Assert.Equal(0, (await CliProcess.RunAsync(["compress", dir.Combine("config.json"), "-q"], timeout: TimeSpan.FromMinutes(3))).ExitCode);
+        using ServeProcess upstream = ServeProcess.Start(dir.Combine("config.json"));
+        string config = MirrorConfig(dir);
+        using ServeProcess mirror = ServeProcess.Start(config, "--upstream", upstream.Url(""));
+        string[] ids = [.. family.Models.Select(m => m.Id.ToString())];
+
+        await SnapshotAsync(mirror, dir.Combine("hf-cache-1"), family);
+        Assert.True(await EventuallyAsync(() => OpenAndList(dir.Combine("mirror-store")).Count == ids.Length), "the mirror never stored the family");
+        int asked = UpstreamRequests(upstream);
+        Assert.True(asked > 0, upstream.Cli.StandardError);
+
+        await SnapshotAsync(mirror, dir.Combine("hf-cache-2"), family);
+        Assert.Equal(asked, UpstreamRequests(upstream));
+        using ZipLlmStore store = ZipLlmStore.Open(dir.Combine("mirror-store"));
+        Assert.True((await store.VerifyAsync()).Intact);
+    }
+
     [Theory]
     [InlineData("--upstream", "ftp://example.org", "--upstream")]
     [InlineData("--mirror-max-gb", "0", "--mirror-max-gb")]
@@ -83,6 +103,35 @@ public sealed class MirrorProcessTests
         Assert.Contains(named, result.StandardError);
         Assert.DoesNotContain("Listening", result.StandardError);
     }
+
+    /// <summary>A config of an empty store beside the family's, for the mirror.</summary>
+    private static string MirrorConfig(TempDir dir)
+    {
+        Directory.CreateDirectory(dir.Combine("mirror-models"));
+        return dir.Write("mirror.json",
+            """{"model_dir": "mirror-models", "storage_dir": "mirror-store", "models_to_process": "test_models.txt", "base_ft_path": "base_ft.json", "threads": 2}""");
+    }
+
+    /// <summary>snapshotDownload (and the other calls of hub-client.mjs) of every model through the mirror: byte for byte.</summary>
+    private static async Task SnapshotAsync(ServeProcess mirror, string cache, SyntheticFamilyResult family)
+    {
+        (int exit, string output, string errors) = await HubClientJsTests.NodeAsync(
+            [Path.Combine(Needs.JsFolder, "hub-client.mjs"), mirror.Url(""), cache, .. family.Models.Select(m => m.Id.ToString())]);
+        Assert.True(exit == 0, $"node: {errors}\nmirror: {mirror.Cli.StandardError}");
+        using var report = System.Text.Json.JsonDocument.Parse(output);
+        foreach (SyntheticModel model in family.Models)
+        {
+            string snapshot = report.RootElement.GetProperty(model.Id.ToString()).GetProperty("snapshot").GetString()!;
+            List<(string Name, byte[] Content)> expected = [.. MirrorHarness.FilesOf(model.Folder).OrderBy(f => f.Name, StringComparer.Ordinal)];
+            List<(string Name, byte[] Content)> got = [.. MirrorHarness.FilesOf(snapshot).OrderBy(f => f.Name, StringComparer.Ordinal)];
+            Assert.Equal(expected.Select(f => f.Name), got.Select(f => f.Name));
+            Assert.All(expected.Zip(got), pair => Assert.True(pair.First.Content.AsSpan().SequenceEqual(pair.Second.Content), $"{model.Id}/{pair.First.Name} differs"));
+        }
+    }
+
+    /// <summary>The requests a <c>zipllm serve</c> process has logged (one line each: method, path, status, bytes, ms).</summary>
+    private static int UpstreamRequests(ServeProcess server) =>
+        System.Text.RegularExpressions.Regex.Matches(server.Cli.StandardError, @"\b(GET|HEAD|POST) /\S* \d{3} ").Count;
 
     private static IReadOnlyList<string> OpenAndList(string storeFolder)
     {
