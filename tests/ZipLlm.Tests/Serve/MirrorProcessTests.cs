@@ -77,6 +77,17 @@ public sealed class MirrorProcessTests
         Assert.True((await store.VerifyAsync()).Intact);
     }
 
+    [Fact]
+    public async Task Serve_Help_NamesEveryMirrorOption()
+    {
+        CliResult help = await CliProcess.RunAsync(["serve", "--help"]);
+        Assert.Equal(0, help.ExitCode);
+        foreach (string option in (string[])["--upstream", "--mirror-allow", "--mirror-deny", "--offline", "--forward-tokens", "--mirror-max-gb", "--refresh"])
+        {
+            Assert.Contains(option, help.StandardOutput);
+        }
+    }
+
     [Theory]
     [InlineData("--upstream", "ftp://example.org", "--upstream")]
     [InlineData("--mirror-max-gb", "0", "--mirror-max-gb")]

@@ -101,6 +101,24 @@ public sealed class MirrorTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Mirror_UpstreamTooSlow_ClientGetsAnErrorNeverBytesAndNothingStored()
+    {
+        await using MirrorHarness mirror = await MirrorHarness.StartAsync(o => new MirrorOptions
+        {
+            Upstream = o.Upstream, StagingFolder = o.StagingFolder, ReadTimeout = TimeSpan.FromMilliseconds(300), MaxAttempts = 2,
+        });
+        // Every file waits longer than the mirror waits for an answer, on each attempt.
+        mirror.Hub.ResolveDelay = TimeSpan.FromSeconds(2);
+        string id = mirror.Family.Models[0].Id.ToString();
+        using HttpResponseMessage response = await mirror.Http.GetAsync($"/{id}/resolve/main/config.json");
+        Assert.Equal(HttpStatusCode.GatewayTimeout, response.StatusCode);
+        Assert.DoesNotContain("model_type", await response.Content.ReadAsStringAsync());
+        mirror.Hub.ResolveDelay = TimeSpan.Zero;
+        await mirror.Mirror.WhenFetchesDoneAsync();
+        Assert.Empty(await mirror.Store.ListModelsAsync());
+    }
+
+    [Fact]
     public async Task Mirror_GatedUpstream_401WithHubErrorWithoutTokenAndBytesWithServerToken()
     {
         await using MirrorHarness open = await MirrorHarness.StartAsync();
