@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
+using ZipLlm.Domain;
 
 namespace ZipLlm.Serve.Mirror;
 
@@ -96,7 +97,7 @@ public sealed class MirrorHubStore : IHubStore, IAsyncDisposable
             string name = Path.GetFileName(Path.GetDirectoryName(commitFolder)!);
             string org = Path.GetFileName(Path.GetDirectoryName(Path.GetDirectoryName(commitFolder))!);
             string id = $"{org}/{name}";
-            if (!UpstreamHub.IsCommit(commit) || !_options.Permits(id))
+            if (!UpstreamHub.IsCommit(commit) || !ModelId.TryParse(id, out _, out _) || !_options.Permits(id))
             {
                 continue;
             }
@@ -134,7 +135,8 @@ public sealed class MirrorHubStore : IHubStore, IAsyncDisposable
     public async ValueTask<HubModel?> FindModelAsync(string id, string? revision, string? bearerToken, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(id);
-        if (MirrorRevisions.IsRevisionId(id))
+        // Parsed before it names anything upstream or a staging folder: a hub id, never a path trick.
+        if (!ModelId.TryParse(id, out _, out _) || MirrorRevisions.IsRevisionId(id))
         {
             return null;
         }
@@ -164,11 +166,12 @@ public sealed class MirrorHubStore : IHubStore, IAsyncDisposable
             }
             return null;
         }
-        (UpstreamRevision resolved, string? token) = await ResolveUpstreamAsync(id, revision ?? "main", bearerToken, cancellationToken).ConfigureAwait(false);
-        if (stored.FirstOrDefault(m => m.Commit == resolved.Commit) is { } same)
+        (string commit, string? token) = await ResolveUpstreamAsync(id, revision ?? "main", bearerToken, cancellationToken).ConfigureAwait(false);
+        if (stored.FirstOrDefault(m => m.Commit == commit) is { } same)
         {
             return AsModel(id, same);
         }
+        UpstreamRevision resolved = await Upstream.ListAsync(id, commit, token, cancellationToken).ConfigureAwait(false);
         if (resolved.Files.Count == 0)
         {
             throw UpstreamHub.Refuse(404, "EntryNotFound", $"{id} has no files upstream at {resolved.Commit}.");
@@ -284,18 +287,21 @@ public sealed class MirrorHubStore : IHubStore, IAsyncDisposable
         return started;
     }
 
-    /// <summary>Resolves upstream with the server's token, and with --forward-tokens, the client's when the server's is refused (the model is gated).</summary>
-    private async Task<(UpstreamRevision Revision, string? Token)> ResolveUpstreamAsync(string id, string revision, string? bearerToken, CancellationToken cancellationToken)
+    /// <summary>
+    /// The commit <paramref name="revision"/> points at upstream, asked with the server's token, and with
+    /// --forward-tokens with the client's when the server's is refused (the model is gated); with the token that worked.
+    /// </summary>
+    private async Task<(string Commit, string? Token)> ResolveUpstreamAsync(string id, string revision, string? bearerToken, CancellationToken cancellationToken)
     {
         try
         {
-            return (await Upstream.ResolveAsync(id, revision, _options.UpstreamToken, cancellationToken).ConfigureAwait(false), _options.UpstreamToken);
+            return (await Upstream.ResolveCommitAsync(id, revision, _options.UpstreamToken, cancellationToken).ConfigureAwait(false), _options.UpstreamToken);
         }
         catch (HubStoreRefusal refusal) when (refusal.Status is 401 or 403 or 404 && _options.ForwardTokens && bearerToken is not null && bearerToken != _options.UpstreamToken)
         {
-            UpstreamRevision resolved = await Upstream.ResolveAsync(id, revision, bearerToken, cancellationToken).ConfigureAwait(false);
+            string commit = await Upstream.ResolveCommitAsync(id, revision, bearerToken, cancellationToken).ConfigureAwait(false);
             _access.Accept(id, bearerToken);
-            return (resolved, bearerToken);
+            return (commit, bearerToken);
         }
     }
 

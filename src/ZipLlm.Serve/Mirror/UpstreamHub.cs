@@ -62,10 +62,18 @@ public sealed class UpstreamHub : IDisposable
 
     /// <summary>The commit <paramref name="revision"/> of <paramref name="modelId"/> points at, and every file there.</summary>
     /// <exception cref="HubStoreRefusal">Upstream refused (not found, gated, rate-limited) or kept failing.</exception>
-    public async Task<UpstreamRevision> ResolveAsync(string modelId, string revision, string? token, CancellationToken cancellationToken)
+    public async Task<UpstreamRevision> ResolveAsync(string modelId, string revision, string? token, CancellationToken cancellationToken) =>
+        await ListAsync(modelId, await ResolveCommitAsync(modelId, revision, token, cancellationToken).ConfigureAwait(false), token, cancellationToken).ConfigureAwait(false);
+
+    /// <summary>The commit <paramref name="revision"/> of <paramref name="modelId"/> points at: one request for its information.</summary>
+    /// <exception cref="HubStoreRefusal">Upstream refused (not found, gated, rate-limited) or kept failing.</exception>
+    public async Task<string> ResolveCommitAsync(string modelId, string revision, string? token, CancellationToken cancellationToken) =>
+        ParseCommit(await GetSmallAsync(Url($"api/models/{modelId}/revision/{Uri.EscapeDataString(revision)}"), token, cancellationToken, _ => { }).ConfigureAwait(false), modelId);
+
+    /// <summary>Every file of <paramref name="modelId"/> at <paramref name="commit"/>, from its tree listing (every page).</summary>
+    /// <exception cref="HubStoreRefusal">Upstream refused or kept failing, or the listing is malformed.</exception>
+    public async Task<UpstreamRevision> ListAsync(string modelId, string commit, string? token, CancellationToken cancellationToken)
     {
-        byte[] info = await GetSmallAsync(Url($"api/models/{modelId}/revision/{Uri.EscapeDataString(revision)}"), token, cancellationToken, _ => { }).ConfigureAwait(false);
-        string commit = ParseCommit(info, modelId);
         var files = new List<UpstreamFile>();
         Uri? next = Url($"api/models/{modelId}/tree/{commit}?recursive=true");
         for (int page = 0; next is not null; page++)

@@ -119,6 +119,21 @@ public sealed class MirrorTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Mirror_HostileIdOrUpstreamPath_NothingFetchedOrWrittenOutsideStaging()
+    {
+        await using MirrorHarness mirror = await MirrorHarness.StartAsync();
+        using HttpResponseMessage dots = await mirror.Http.GetAsync("/%2E%2E/name/resolve/main/config.json");
+        Assert.NotEqual(HttpStatusCode.OK, dots.StatusCode);
+        Assert.Equal(0, mirror.UpstreamRequests);
+
+        mirror.Hub.Add("evil/model", ("../../escaped.txt", "x"u8.ToArray()), ("config.json", "{}"u8.ToArray()));
+        using HttpResponseMessage evil = await mirror.Http.GetAsync("/evil/model/resolve/main/config.json");
+        Assert.Equal(HttpStatusCode.BadGateway, evil.StatusCode);
+        Assert.Empty(Directory.EnumerateFiles(mirror.Dir.Path, "escaped.txt", SearchOption.AllDirectories));
+        Assert.Empty(await mirror.Store.ListModelsAsync());
+    }
+
+    [Fact]
     public async Task Mirror_GatedUpstream_401WithHubErrorWithoutTokenAndBytesWithServerToken()
     {
         await using MirrorHarness open = await MirrorHarness.StartAsync();
