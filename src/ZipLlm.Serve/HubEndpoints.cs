@@ -282,6 +282,7 @@ internal sealed class HubEndpoints(IHubStore store, TokenTable? tokens, ILogger 
             }
             if (ex is HubStoreRefusal refusal && !started && !context.Response.HasStarted)
             {
+                logger.LogWarning("{Model}/{File}: {Status} {Message}", model.Id, file.Path, refusal.Status, refusal.Message);
                 context.Response.Headers.Remove("Content-Range");
                 context.Response.ContentLength = null;
                 await HubErrors.Refusal(context, refusal);

@@ -17,9 +17,6 @@ internal static class HubErrors
         WriteAsync(context, authenticated ? StatusCodes.Status404NotFound : StatusCodes.Status401Unauthorized, "RepoNotFound",
             "Repository not found");
 
-    public static Task RevisionNotFound(HttpContext context, string revision) =>
-        WriteAsync(context, StatusCodes.Status404NotFound, "RevisionNotFound", $"Invalid rev id: {revision}");
-
     public static Task EntryNotFound(HttpContext context, string path) =>
         WriteAsync(context, StatusCodes.Status404NotFound, "EntryNotFound", $"Entry not found: {path}");
 
