@@ -55,15 +55,18 @@ internal sealed class ServeCommand : BaseCommand
     {
         Description = "Mirror this hub (https://huggingface.co, or another mirror): a model or revision the store does not hold is fetched once, "
             + "streamed to the client as it arrives, then stored compressed. The server's upstream token is HF_TOKEN or the token file, as for 'models setup'.",
+        HelpName = "URL",
     };
     private static readonly Option<string[]> s_mirrorAllow = new("--mirror-allow")
     {
         Description = "Fetch only models these patterns cover (org/name, org/* or *); repeat the option or list several. Default: every model.",
+        HelpName = "PATTERN",
         AllowMultipleArgumentsPerToken = true,
     };
     private static readonly Option<string[]> s_mirrorDeny = new("--mirror-deny")
     {
         Description = "Never fetch models these patterns cover, whatever --mirror-allow says.",
+        HelpName = "PATTERN",
         AllowMultipleArgumentsPerToken = true,
     };
     private static readonly Option<bool> s_offline = new("--offline")
@@ -76,12 +79,14 @@ internal sealed class ServeCommand : BaseCommand
     };
     private static readonly Option<int> s_mirrorMaxGb = new("--mirror-max-gb")
     {
-        Description = "With --upstream: gigabytes of revisions fetched at once, at most (default 100); beyond it a miss is 503 with Retry-After.",
+        Description = "With --upstream: gigabytes of revisions fetched at once, at most (default 100); beyond it a miss waits up to 30 s for room, then gets 503 with Retry-After.",
+        HelpName = "N",
         DefaultValueFactory = _ => 100,
     };
     private static readonly Option<int> s_refresh = new("--refresh")
     {
         Description = "With --upstream: every MINUTES, look at upstream main of each mirrored model (one HEAD) and store a new commit as a new revision. Default 0: never.",
+        HelpName = "MINUTES",
         DefaultValueFactory = _ => 0,
     };
 

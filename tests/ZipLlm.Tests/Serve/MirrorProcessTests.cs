@@ -24,7 +24,7 @@ public sealed class MirrorProcessTests
         int half = content.Length / 2;
         // Half the shard arrives, then the connection is cut, and upstream stalls: the mirror is killed there.
         hub.AddFault(FakeHub.ResolvePath(id, shard), new FakeResponse(200, content, SendBytes: half));
-        hub.ResolveDelay = TimeSpan.FromSeconds(8);
+        hub.ResolveDelay = TimeSpan.FromSeconds(15);
         string config = MirrorConfig(dir);
         string part = Path.Combine(dir.Combine("mirror-models", ".zipllm-mirror", "staging"), id, FakeHub.Commit(id), shard + ".part");
 
