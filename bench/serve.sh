@@ -5,11 +5,15 @@
 #   3. 64 clients downloading at once: the server's peak RSS;
 #   4. latency of 4 KiB range reads at random offsets of the base's largest shard, one connection (curl --next),
 #      p50/p99: cold (a fresh server, each offset's first read) and warm (the same offsets again).
-# Usage: bench/serve.sh [--size tiny|small|default] [--runs N] [--threads N] [--reads N] [--out DIR]
+# With --mirror, instead: a second 'zipllm serve --upstream' over an empty store mirrors the first; every file of every
+# model is downloaded through it with curl (a model stored before the next is asked for), then downloaded again. It
+# prints the upstream requests of each pass (the first server's request lines) and the bytes the mirror stored against
+# a plain-file mirror (the files' sizes) and against 'zipllm compress' of the same folders; writes DIR/mirror.csv.
+# Usage: bench/serve.sh [--size tiny|small|default] [--runs N] [--threads N] [--reads N] [--out DIR] [--mirror]
 # Needs curl; uses ./zipllm (the native build). Writes DIR/serve.csv and prints a table.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd -P)"
-size=default runs=3 threads=2 reads=300 out=""
+size=default runs=3 threads=2 reads=300 out="" mirror=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --size) size="$2"; shift 2 ;;
@@ -17,6 +21,7 @@ while [[ $# -gt 0 ]]; do
     --threads) threads="$2"; shift 2 ;;
     --reads) reads="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
+    --mirror) mirror=1; shift ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -26,7 +31,9 @@ out="${out:-$work}"
 mkdir -p "$out"
 server_pid=""
 stop_server() { if [[ -n "$server_pid" ]]; then kill -TERM "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; server_pid=""; fi; }
-trap 'stop_server; rm -rf "$work/models" "$work/store" "$work/restored"' EXIT
+mirror_pid=""
+stop_mirror() { if [[ -n "$mirror_pid" ]]; then kill -TERM "$mirror_pid" 2>/dev/null || true; wait "$mirror_pid" 2>/dev/null || true; mirror_pid=""; fi; }
+trap 'stop_mirror; stop_server; rm -rf "$work/models" "$work/store" "$work/restored" "$work/mirror-models" "$work/mirror-store"' EXIT
 
 cd "$work"
 printf '{"model_dir": "models", "storage_dir": "store", "models_to_process": "test_models.txt", "base_ft_path": "base_ft.json", "threads": %s}\n' "$threads" >config.json
@@ -39,17 +46,72 @@ shard=$(cd "$base_dir" && ls -S *.safetensors | head -1)
 shard_bytes=$(stat -c %s "$base_dir/$shard")
 base_bytes=$(du -sb --apparent-size "$base_dir" | cut -f1)
 
+# Waits for the "Listening on" line of a server's stderr file and prints its port.
+port_of() {
+  local p
+  for _ in $(seq 1 600); do
+    p=$(grep -o 'Listening on http://[0-9.]*:[0-9]*' "$1" | sed 's/.*://' || true)
+    [[ -n "$p" ]] && { echo "$p"; return 0; }
+    sleep 0.1
+  done
+  echo "zipllm serve did not start: $(cat "$1")" >&2
+  return 1
+}
 start_server() {
   "$zipllm" serve config.json --port 0 --threads "$threads" -q 2>"$work/serve.err" &
   server_pid=$!
-  for _ in $(seq 1 600); do
-    port=$(grep -o 'Listening on http://[0-9.]*:[0-9]*' "$work/serve.err" | sed 's/.*://' || true)
-    [[ -n "$port" ]] && return 0
-    sleep 0.1
-  done
-  echo "zipllm serve did not start: $(cat "$work/serve.err")" >&2
-  exit 1
+  port=$(port_of "$work/serve.err") || exit 1
 }
+
+if (( mirror )); then
+  # The upstream logs a line per request (no -q): its requests are counted from them.
+  "$zipllm" serve config.json --port 0 --threads "$threads" 2>"$work/upstream.err" &
+  server_pid=$!
+  up_port=$(port_of "$work/upstream.err") || exit 1
+  mkdir -p mirror-models
+  printf '{"model_dir": "mirror-models", "storage_dir": "mirror-store", "models_to_process": "test_models.txt", "base_ft_path": "base_ft.json", "threads": %s}\n' "$threads" >mirror.json
+  "$zipllm" serve mirror.json --port 0 --threads "$threads" --upstream "http://127.0.0.1:$up_port" 2>"$work/mirror.err" &
+  mirror_pid=$!
+  mirror_url="http://127.0.0.1:$(port_of "$work/mirror.err")" || exit 1
+  mapfile -t models < <(grep -v '^#' models/synthetic_models.txt | grep .)
+  requests() { grep -cE '(GET|HEAD|POST) /[^ ]* [0-9]{3} ' "$work/upstream.err" || true; }
+  download_all() {
+    for m in "${models[@]}"; do
+      folder="models/${m/\//_}"
+      while IFS= read -r f; do
+        curl -sf -o "$work/got" "$mirror_url/$m/resolve/main/$f" || { echo "$m/$f: download failed" >&2; exit 1; }
+        cmp -s "$work/got" "$folder/$f" || { echo "$m/$f: bytes differ" >&2; exit 1; }
+      done < <(cd "$folder" && find . -type f | sed 's|^\./||' | sort)
+      # Stored before the next is asked for, so lineage finds its base stored.
+      for _ in $(seq 1 1200); do
+        curl -sf "$mirror_url/api/models?search=$m" | grep -q "\"$m\"" && ! ls -d mirror-models/.zipllm-mirror/staging/"$m"/* >/dev/null 2>&1 && break
+        sleep 0.1
+      done
+    done
+  }
+  t0=$(date +%s.%N); download_all; t1=$(date +%s.%N)
+  first=$(requests)
+  download_all
+  second=$(( $(requests) - first ))
+  stop_mirror; stop_server
+  # Bytes of files only (folders' own sizes left out).
+  bytes_in() { find "$@" -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}'; }
+  plain=$(bytes_in $(for m in "${models[@]}"; do echo "models/${m/\//_}"; done))
+  stored=$(bytes_in mirror-store)
+  compressed=$(bytes_in store)
+  {
+    echo "size,models,plain_bytes,mirror_bytes,compress_bytes,first_requests,second_requests,first_seconds"
+    echo "$size,${#models[@]},$plain,$stored,$compressed,$first,$second,$(awk -v a="$t0" -v z="$t1" 'BEGIN {printf "%.1f", z - a}')"
+  } >"$out/mirror.csv"
+  cat <<TABLE
+zipllm serve --upstream, synthetic family ($size, ${#models[@]} models), --threads $threads
+  first download through the mirror:  $first upstream requests, $(awk -v a="$t0" -v z="$t1" 'BEGIN {printf "%.1f", z - a}') s
+  second download:                    $second upstream requests
+  bytes: plain-file mirror $plain, this mirror $stored ($(awk -v s="$stored" -v p="$plain" 'BEGIN {printf "%.1f%%", 100 * s / p}')), zipllm compress $compressed
+CSV: $out/mirror.csv
+TABLE
+  exit 0
+fi
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # The server's resident set, sampled every 50 ms while a command runs; prints the peak in MB after the command's output.
 peak_rss() {

@@ -42,6 +42,10 @@ public sealed class GitBlobIds(IHubStore store)
         {
             return ValueTask.FromResult(Of(Encoding.ASCII.GetBytes(LfsPointer(file))));
         }
+        if (file.GitOid is { } known)
+        {
+            return ValueTask.FromResult(known);
+        }
         // The decode is not tied to one request: a client that goes away does not fail the others waiting for it.
         Lazy<Task<string>> lazy = _bySha256.GetOrAdd(file.Sha256, _ => new Lazy<Task<string>>(() => ComputeAsync(model, file)));
         return new ValueTask<string>(WaitAsync(lazy, file.Sha256, cancellationToken));

@@ -280,6 +280,14 @@ internal sealed class HubEndpoints(IHubStore store, TokenTable? tokens, ILogger 
                 await HubErrors.EntryNotFound(context, file.Path);
                 return;
             }
+            if (ex is HubStoreRefusal refusal && !started && !context.Response.HasStarted)
+            {
+                logger.LogWarning("{Model}/{File}: {Status} {Message}", model.Id, file.Path, refusal.Status, refusal.Message);
+                context.Response.Headers.Remove("Content-Range");
+                context.Response.ContentLength = null;
+                await HubErrors.Refusal(context, refusal);
+                return;
+            }
             // The log names model, file and object (a StoreDamageException's message does); the client gets none of it.
             logger.LogError("{Model}/{File}: {Message}", model.Id, file.Path, ex.Message);
             if (started || context.Response.HasStarted)
@@ -320,10 +328,19 @@ internal sealed class HubEndpoints(IHubStore store, TokenTable? tokens, ILogger 
                 return null;
             }
         }
+        string? revision = context.GetRouteValue("rev") is string rawRevision ? Uri.UnescapeDataString(rawRevision) : null;
+        // The client's own token, for a mirror that forwards it upstream (never when the server checks tokens itself).
+        string? bearer = tokens is null && context.Request.Headers.Authorization.ToString() is { } authorization
+            && authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? authorization["Bearer ".Length..].Trim() : null;
         HubModel? model;
         try
         {
-            model = await store.FindModelAsync(id, context.RequestAborted);
+            model = await store.FindModelAsync(id, revision, bearer is { Length: > 0 } ? bearer : null, context.RequestAborted);
+        }
+        catch (HubStoreRefusal refusal)
+        {
+            await HubErrors.Refusal(context, refusal);
+            return null;
         }
         catch (IOException ex)
         {
@@ -335,15 +352,6 @@ internal sealed class HubEndpoints(IHubStore store, TokenTable? tokens, ILogger 
         {
             await HubErrors.RepoNotFound(context, authenticated: tokens is null || grant is not null);
             return null;
-        }
-        if (context.GetRouteValue("rev") is string rawRevision)
-        {
-            string revision = Uri.UnescapeDataString(rawRevision);
-            if (revision is not ("main" or "HEAD") && !string.Equals(revision, model.Commit, StringComparison.Ordinal))
-            {
-                await HubErrors.RevisionNotFound(context, revision);
-                return null;
-            }
         }
         return model;
     }

@@ -17,9 +17,6 @@ internal static class HubErrors
         WriteAsync(context, authenticated ? StatusCodes.Status404NotFound : StatusCodes.Status401Unauthorized, "RepoNotFound",
             "Repository not found");
 
-    public static Task RevisionNotFound(HttpContext context, string revision) =>
-        WriteAsync(context, StatusCodes.Status404NotFound, "RevisionNotFound", $"Invalid rev id: {revision}");
-
     public static Task EntryNotFound(HttpContext context, string path) =>
         WriteAsync(context, StatusCodes.Status404NotFound, "EntryNotFound", $"Entry not found: {path}");
 
@@ -34,6 +31,16 @@ internal static class HubErrors
 
     public static Task Unavailable(HttpContext context) =>
         WriteAsync(context, StatusCodes.Status503ServiceUnavailable, null, "The store could not be read; the server's log says why.");
+
+    /// <summary>What the store (a mirror's upstream) refused, as it refused it: status, code, message, <c>Retry-After</c>.</summary>
+    public static Task Refusal(HttpContext context, HubStoreRefusal refusal)
+    {
+        if (refusal.RetryAfterSeconds is { } seconds)
+        {
+            context.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+        return WriteAsync(context, refusal.Status, refusal.ErrorCode, refusal.Message);
+    }
 
     /// <summary>Whether <paramref name="ex"/> is the store failing to read (I/O, damage, malformed data) rather than a bug.</summary>
     public static bool IsStoreFailure(Exception ex) => ex is IOException or InvalidDataException or UnauthorizedAccessException or TimeoutException;

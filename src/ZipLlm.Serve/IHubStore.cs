@@ -15,6 +15,27 @@ public interface IHubStore
     /// <exception cref="IOException">The store cannot be read.</exception>
     ValueTask<HubModel?> FindModelAsync(string id, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// The model <paramref name="id"/> at <paramref name="revision"/> (<c>main</c>, <c>HEAD</c> or null for the newest,
+    /// else a commit or a branch), as a request asks for it; null when the store does not hold the model. By default
+    /// <see cref="FindModelAsync(string, CancellationToken)"/>, with the revision checked against the one commit it has.
+    /// </summary>
+    /// <param name="id">The model, <c>org/name</c>.</param>
+    /// <param name="revision">The revision the request names, unescaped.</param>
+    /// <param name="bearerToken">The request's own <c>Authorization: Bearer</c> token, for a store that asks a source for it (a mirror's upstream).</param>
+    /// <param name="cancellationToken">Stops the lookup.</param>
+    /// <exception cref="HubStoreRefusal">The answer is an error of the hub's own: a revision it does not have, or what an upstream refused.</exception>
+    /// <exception cref="IOException">The store cannot be read.</exception>
+    async ValueTask<HubModel?> FindModelAsync(string id, string? revision, string? bearerToken, CancellationToken cancellationToken)
+    {
+        HubModel? model = await FindModelAsync(id, cancellationToken).ConfigureAwait(false);
+        if (model is not null && revision is not (null or "main" or "HEAD") && !string.Equals(revision, model.Commit, StringComparison.Ordinal))
+        {
+            throw HubStoreRefusal.RevisionNotFound(revision);
+        }
+        return model;
+    }
+
     /// <summary>Opens <paramref name="file"/> of <paramref name="model"/> for reading at any offset.</summary>
     /// <exception cref="FileNotFoundException">The model or the file is no longer stored.</exception>
     /// <exception cref="IOException">Its stored bytes cannot be read back (<see cref="StoreDamageException"/> among them).</exception>
@@ -63,6 +84,12 @@ public sealed record HubModel(string Id, string Commit, DateTimeOffset LastModif
 /// <param name="IsSafetensors">Whether it is a safetensors file.</param>
 public sealed record HubFile(string Path, long Size, string Sha256, bool IsSafetensors)
 {
+    /// <summary>
+    /// Its git blob id when already known (a mirrored file not stored yet, whose <see cref="Sha256"/> may then be empty
+    /// for a file kept in git); null when it is found from the bytes.
+    /// </summary>
+    public string? GitOid { get; init; }
+
     /// <summary>Files from this size up are LFS files on the hub whatever their name (its 10 MB rule).</summary>
     public const long LfsThreshold = 10L * 1000 * 1000;
 
@@ -71,4 +98,36 @@ public sealed record HubFile(string Path, long Size, string Sha256, bool IsSafet
     /// file by its SHA-256 (ETag, <c>lfs.oid</c>), any other by its git blob id.
     /// </summary>
     public bool IsLfs => IsSafetensors || Size >= LfsThreshold;
+}
+
+/// <summary>
+/// An answer of the hub's own kind to a request the store cannot serve: a status, the hub's <c>X-Error-Code</c> and
+/// message, and for a busy or rate-limited source the seconds to wait (<c>Retry-After</c>). The server writes it as it is.
+/// </summary>
+public sealed class HubStoreRefusal : IOException
+{
+    /// <summary>Creates the refusal.</summary>
+    /// <param name="status">The HTTP status to answer.</param>
+    /// <param name="errorCode">The hub's <c>X-Error-Code</c> (<c>RepoNotFound</c>, <c>GatedRepo</c> ...), or null.</param>
+    /// <param name="message">One line for the client (and the log).</param>
+    /// <param name="retryAfterSeconds">Seconds the client should wait before asking again, or null.</param>
+    public HubStoreRefusal(int status, string? errorCode, string message, int? retryAfterSeconds = null)
+        : base(message)
+    {
+        Status = status;
+        ErrorCode = errorCode;
+        RetryAfterSeconds = retryAfterSeconds;
+    }
+
+    /// <summary>The HTTP status to answer.</summary>
+    public int Status { get; }
+
+    /// <summary>The hub's <c>X-Error-Code</c>, or null.</summary>
+    public string? ErrorCode { get; }
+
+    /// <summary>Seconds to wait before asking again (<c>Retry-After</c>), or null.</summary>
+    public int? RetryAfterSeconds { get; }
+
+    /// <summary>The hub's answer to a revision a model does not have.</summary>
+    public static HubStoreRefusal RevisionNotFound(string revision) => new(404, "RevisionNotFound", $"Invalid rev id: {revision}");
 }

@@ -95,7 +95,8 @@ public sealed class TokenTable
         return match is null ? null : new TokenGrant(match.Patterns);
     }
 
-    private static bool IsPattern(string pattern)
+    /// <summary>Whether <paramref name="pattern"/> is a model pattern: <c>*</c>, <c>org/*</c> or <c>org/name</c>.</summary>
+    internal static bool IsPattern(string pattern)
     {
         if (pattern == "*")
         {

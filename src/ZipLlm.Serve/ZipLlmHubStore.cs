@@ -86,6 +86,9 @@ public sealed class ZipLlmHubStore : IHubStore, IDisposable
         return new HubModel(model.Id, commit, model.StoredAt, files);
     }
 
+    /// <summary>Drops the listing read last, so the next request reads the manifests again (a model was just stored).</summary>
+    public void Invalidate() => Volatile.Write(ref _listing, null);
+
     /// <inheritdoc/>
     public void Dispose() => _refresh.Dispose();
 

@@ -3,7 +3,9 @@ using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
 using ZipLlm.Config;
 using ZipLlm.Domain;
+using ZipLlm.Hub;
 using ZipLlm.Serve;
+using ZipLlm.Serve.Mirror;
 
 namespace ZipLlm.Cli.Commands;
 
@@ -49,6 +51,44 @@ internal sealed class ServeCommand : BaseCommand
         },
     };
     private static readonly Option<int?> s_threads = CommonOptions.ThreadsOption();
+    private static readonly Option<string?> s_upstream = new("--upstream")
+    {
+        Description = "Mirror this hub (https://huggingface.co, or another mirror): a model or revision the store does not hold is fetched once, "
+            + "streamed to the client as it arrives, then stored compressed. The server's upstream token is HF_TOKEN or the token file, as for 'models setup'.",
+        HelpName = "URL",
+    };
+    private static readonly Option<string[]> s_mirrorAllow = new("--mirror-allow")
+    {
+        Description = "Fetch only models these patterns cover (org/name, org/* or *); repeat the option or list several. Default: every model.",
+        HelpName = "PATTERN",
+        AllowMultipleArgumentsPerToken = true,
+    };
+    private static readonly Option<string[]> s_mirrorDeny = new("--mirror-deny")
+    {
+        Description = "Never fetch models these patterns cover, whatever --mirror-allow says.",
+        HelpName = "PATTERN",
+        AllowMultipleArgumentsPerToken = true,
+    };
+    private static readonly Option<bool> s_offline = new("--offline")
+    {
+        Description = "With --upstream: never contact it; a model not stored is RepoNotFound.",
+    };
+    private static readonly Option<bool> s_forwardTokens = new("--forward-tokens")
+    {
+        Description = "With --upstream: pass a client's own token upstream for gated models; what it fetched is then served only to tokens upstream accepted. Not with --tokens.",
+    };
+    private static readonly Option<int> s_mirrorMaxGb = new("--mirror-max-gb")
+    {
+        Description = "With --upstream: gigabytes of revisions fetched at once, at most (default 100); beyond it a miss waits up to 30 s for room, then gets 503 with Retry-After.",
+        HelpName = "N",
+        DefaultValueFactory = _ => 100,
+    };
+    private static readonly Option<int> s_refresh = new("--refresh")
+    {
+        Description = "With --upstream: every MINUTES, look at upstream main of each mirrored model (one HEAD) and store a new commit as a new revision. Default 0: never.",
+        HelpName = "MINUTES",
+        DefaultValueFactory = _ => 0,
+    };
 
     public ServeCommand()
         : base("serve", "Answer as a Hugging Face hub over the store (HF_ENDPOINT=http://HOST:PORT): model info, file trees, downloads with ranges; stops on Ctrl+C.")
@@ -60,6 +100,13 @@ internal sealed class ServeCommand : BaseCommand
         Options.Add(s_public);
         Options.Add(s_cacheMb);
         Options.Add(s_threads);
+        Options.Add(s_upstream);
+        Options.Add(s_mirrorAllow);
+        Options.Add(s_mirrorDeny);
+        Options.Add(s_offline);
+        Options.Add(s_forwardTokens);
+        Options.Add(s_mirrorMaxGb);
+        Options.Add(s_refresh);
     }
 
     protected override async Task<int> ExecuteAsync(ParseResult parseResult, ILogger logger, CancellationToken cancellationToken)
@@ -81,10 +128,13 @@ internal sealed class ServeCommand : BaseCommand
         {
             throw new UsageException(ex.Message);
         }
+        MirrorOptions? mirror = MirrorOptionsOf(parseResult, config, options);
         using ZipLlmStore store = ZipLlmStore.Open(config.StorageDir,
-            new ZipLlmStoreOptions { Threads = config.Threads, Logger = logger, CacheMegabytes = parseResult.GetValue(s_cacheMb) });
+            new ZipLlmStoreOptions { Threads = config.Threads, Logger = logger, CacheMegabytes = parseResult.GetValue(s_cacheMb), CreateIfMissing = mirror is not null });
         using var hubStore = new ZipLlmHubStore(store);
-        await using HubServer server = HubServer.Create(hubStore, options, new OneLoggerFactory(logger));
+        await using MirrorHubStore? mirrorStore = mirror is null ? null : new MirrorHubStore(hubStore, store, mirror, logger);
+        mirrorStore?.ResumeStaged();
+        await using HubServer server = HubServer.Create(mirrorStore ?? (IHubStore)hubStore, options, new OneLoggerFactory(logger));
         Uri address;
         try
         {
@@ -97,6 +147,10 @@ internal sealed class ServeCommand : BaseCommand
         await parseResult.InvocationConfiguration.Error.WriteLineAsync($"Listening on {address.GetLeftPart(UriPartial.Authority)}").ConfigureAwait(false);
         logger.LogInformation("Serving {Store} ({Tokens})", store.Location,
             options.Tokens is { } table ? $"{table.Count} tokens" : "no tokens: every model to every client");
+        if (mirror is not null)
+        {
+            logger.LogInformation("Mirroring {Upstream}{Offline}; staging in {Staging}", mirror.Upstream, mirror.Offline ? " (offline: never contacted)" : "", mirror.StagingFolder);
+        }
         try
         {
             await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(false);
@@ -107,6 +161,61 @@ internal sealed class ServeCommand : BaseCommand
         }
         await server.StopAsync().ConfigureAwait(false);
         return ExitCodes.Success;
+    }
+
+    /// <summary>The mirror's options, or null without <c>--upstream</c>; a mirror option without it, or a bad value, is a usage error.</summary>
+    private static MirrorOptions? MirrorOptionsOf(ParseResult parseResult, ZipLlmConfig config, HubServerOptions server)
+    {
+        string? upstream = parseResult.GetValue(s_upstream);
+        string[] allow = parseResult.GetValue(s_mirrorAllow) ?? [], deny = parseResult.GetValue(s_mirrorDeny) ?? [];
+        bool offline = parseResult.GetValue(s_offline), forward = parseResult.GetValue(s_forwardTokens);
+        int maxGb = parseResult.GetValue(s_mirrorMaxGb), refresh = parseResult.GetValue(s_refresh);
+        if (upstream is null)
+        {
+            if (allow.Length > 0 || deny.Length > 0 || offline || forward || parseResult.GetResult(s_mirrorMaxGb) is { Implicit: false } || parseResult.GetResult(s_refresh) is { Implicit: false })
+            {
+                throw new UsageException("--mirror-allow, --mirror-deny, --offline, --forward-tokens, --mirror-max-gb and --refresh need --upstream URL.");
+            }
+            return null;
+        }
+        if (forward && server.Tokens is not null)
+        {
+            throw new UsageException("--forward-tokens passes the clients' own tokens upstream, so it cannot go with --tokens (the server's tokens).");
+        }
+        if (!Uri.TryCreate(upstream, UriKind.Absolute, out Uri? url))
+        {
+            throw new UsageException($"--upstream must be an http or https address like https://huggingface.co, not '{upstream}'.");
+        }
+        string? token;
+        try
+        {
+            token = offline ? null : HubClientOptions.FromEnvironment().Token;
+        }
+        catch (ArgumentException ex)
+        {
+            throw new UsageException(ex.Message);
+        }
+        var options = new MirrorOptions
+        {
+            Upstream = url,
+            Allow = allow,
+            Deny = deny,
+            Offline = offline,
+            ForwardTokens = forward,
+            UpstreamToken = token,
+            MaxGigabytes = maxGb,
+            RefreshMinutes = refresh,
+            StagingFolder = Path.Combine(config.ModelDir, ".zipllm-mirror"),
+        };
+        try
+        {
+            options.Validate();
+        }
+        catch (ArgumentException ex)
+        {
+            throw new UsageException(ex.Message);
+        }
+        return options;
     }
 
     /// <summary>The verb's logger under every category: the server's lines read like every other verb's.</summary>

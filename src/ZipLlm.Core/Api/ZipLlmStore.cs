@@ -69,6 +69,9 @@ public sealed class ZipLlmStore : IDisposable, IAsyncDisposable
 
     private ModelStore Store => _session.Store;
 
+    /// <summary>The engine session under this facade, for the hub mirror's compress with lineage choosing the base.</summary>
+    internal StoreSession Session => _session;
+
     /// <summary>Where the store is: its folder, or its <c>s3://BUCKET/PREFIX</c>.</summary>
     public string Location => _session.Location;
 

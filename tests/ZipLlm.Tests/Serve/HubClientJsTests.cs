@@ -81,7 +81,7 @@ public sealed class HubClientJsTests
     private static List<string> Files(string folder) =>
         [.. Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories).Select(f => Path.GetRelativePath(folder, f)).Order(StringComparer.Ordinal)];
 
-    private static async Task<(int ExitCode, string Output, string Errors)> NodeAsync(string[] arguments)
+    internal static async Task<(int ExitCode, string Output, string Errors)> NodeAsync(string[] arguments)
     {
         var start = new ProcessStartInfo("node") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = Needs.JsFolder };
         foreach (string argument in arguments)

@@ -57,6 +57,9 @@ internal sealed class FakeHub : IAsyncDisposable
     /// <summary>How long each resolve answer waits before it is sent (to see downloads overlap).</summary>
     public TimeSpan ResolveDelay { get; set; }
 
+    /// <summary>Models whose <c>main</c> has moved to another revision (added with <see cref="AddRevision"/>): model id to that revision's name.</summary>
+    public ConcurrentDictionary<string, string> MainIs { get; } = new();
+
     private int _inFlight, _peak;
 
     public void Add(string model, params (string Name, byte[] Content)[] files) =>
@@ -91,6 +94,10 @@ internal sealed class FakeHub : IAsyncDisposable
         if (Faults.TryGetValue(request.Path, out var faults) && faults.TryDequeue(out FakeResponse? fault))
         {
             return fault;
+        }
+        if (request.Method == "HEAD" && HeadOfResolve(request) is { } head)
+        {
+            return head;
         }
         if (request.Method == "HEAD")
         {
@@ -168,6 +175,28 @@ internal sealed class FakeHub : IAsyncDisposable
         return FakeResponse.Text(404, "no route");
     }
 
+    /// <summary>A HEAD of a file as the hub answers it: its commit in <c>X-Repo-Commit</c>, no body; null for other paths.</summary>
+    private FakeResponse? HeadOfResolve(FakeRequest request)
+    {
+        int resolve = request.EscapedPath.IndexOf("/resolve/", StringComparison.Ordinal);
+        if (resolve <= 0)
+        {
+            return null;
+        }
+        string model = Uri.UnescapeDataString(request.EscapedPath[1..resolve]);
+        string rest = request.EscapedPath[(resolve + "/resolve/".Length)..];
+        int slash = rest.IndexOf('/');
+        if (Access(model, request) is { } denied)
+        {
+            return denied;
+        }
+        if (slash < 0 || FilesAt(model, Uri.UnescapeDataString(rest[..slash]), out string revision) is null)
+        {
+            return FakeResponse.Text(404, "Invalid rev id", new Dictionary<string, string> { ["X-Error-Code"] = "RevisionNotFound" });
+        }
+        return new FakeResponse(200, [], new Dictionary<string, string> { ["X-Repo-Commit"] = Commit(model, revision) });
+    }
+
     /// <summary>The files of a model at a revision name or commit; null when it has no such revision.</summary>
     private Dictionary<string, byte[]>? FilesAt(string model, string revisionOrCommit, out string revision)
     {
@@ -175,6 +204,10 @@ internal sealed class FakeHub : IAsyncDisposable
         foreach ((string name, Dictionary<string, byte[]> files) in Revisions.TryGetValue(model, out var more) ? more : [])
         {
             all[name] = files;
+        }
+        if (revisionOrCommit == "main" && MainIs.TryGetValue(model, out string? moved))
+        {
+            revisionOrCommit = moved;
         }
         foreach ((string name, Dictionary<string, byte[]> files) in all)
         {
