@@ -298,7 +298,7 @@ internal sealed class HubEndpoints(IHubStore store, TokenTable? tokens, ILogger 
             {
                 context.Response.Headers.Remove("Content-Range");
                 context.Response.ContentLength = null;
-                await HubErrors.Internal(context);
+                await (ex is StoreLockLostException ? HubErrors.LockLost(context) : HubErrors.Internal(context));
             }
         }
         finally

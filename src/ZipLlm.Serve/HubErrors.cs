@@ -29,6 +29,16 @@ internal static class HubErrors
     public static Task Internal(HttpContext context) =>
         WriteAsync(context, StatusCodes.Status500InternalServerError, null, "The stored file could not be read back; the server's log says why.");
 
+    /// <summary>
+    /// The store lock the read ran under was lost (another process's remove or gc may have changed the model): no damage,
+    /// and the next request takes the lock anew, so the client is asked to retry at once.
+    /// </summary>
+    public static Task LockLost(HttpContext context)
+    {
+        context.Response.Headers.RetryAfter = "1";
+        return WriteAsync(context, StatusCodes.Status503ServiceUnavailable, null, "The store changed while the file was read; retry.");
+    }
+
     public static Task Unavailable(HttpContext context) =>
         WriteAsync(context, StatusCodes.Status503ServiceUnavailable, null, "The store could not be read; the server's log says why.");
 

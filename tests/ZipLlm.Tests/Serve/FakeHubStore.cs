@@ -8,6 +8,7 @@ internal sealed class FakeHubStore : IHubStore
 {
     private readonly Dictionary<string, (HubModel Model, Dictionary<string, byte[]> Bytes)> _models = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> _failFrom = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _lockLost = new(StringComparer.Ordinal);
 
     public int Opens { get; private set; }
 
@@ -26,6 +27,9 @@ internal sealed class FakeHubStore : IHubStore
     /// <summary>Reads of <paramref name="path"/> (of any model) at or past <paramref name="offset"/> throw as a damaged chunk does.</summary>
     public void FailFrom(string path, long offset) => _failFrom[path] = offset;
 
+    /// <summary>Reads of <paramref name="path"/> (of any model) throw as a read whose store lock was lost meanwhile does.</summary>
+    public void LoseLockOn(string path) => _lockLost.Add(path);
+
     public ValueTask<IReadOnlyList<HubModel>> ListModelsAsync(CancellationToken cancellationToken) =>
         ValueTask.FromResult<IReadOnlyList<HubModel>>(_models.Values.Select(m => m.Model).OrderBy(m => m.Id, StringComparer.Ordinal).ToList());
 
@@ -39,13 +43,17 @@ internal sealed class FakeHubStore : IHubStore
         {
             throw new FileNotFoundException("gone", file.Path);
         }
-        return ValueTask.FromResult<IHubFileReader>(new Reader(bytes, _failFrom.GetValueOrDefault(file.Path, long.MaxValue)));
+        return ValueTask.FromResult<IHubFileReader>(new Reader(bytes, _failFrom.GetValueOrDefault(file.Path, long.MaxValue), _lockLost.Contains(file.Path)));
     }
 
-    private sealed class Reader(byte[] bytes, long failFrom) : IHubFileReader
+    private sealed class Reader(byte[] bytes, long failFrom, bool lockLost) : IHubFileReader
     {
         public ValueTask<int> ReadAsync(long offset, Memory<byte> destination, CancellationToken cancellationToken)
         {
+            if (lockLost)
+            {
+                throw new StoreLockLostException("/store", "reading acme/llama", new IOException("object 1234abcd missing"));
+            }
             if (offset >= failFrom)
             {
                 throw new IOException("object 1234abcd: chunk 0 fails its checksum");

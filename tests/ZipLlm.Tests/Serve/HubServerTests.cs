@@ -28,8 +28,10 @@ public sealed class HubServerTests : IAsyncLifetime
             ("broken.safetensors", s_shard));
         _store.Add("other/model", ("config.json", s_config));
         _store.Add("damaged/model", ("bad.json", s_config));
+        _store.Add("moved/model", ("replaced.safetensors", s_shard));
         _store.FailFrom("broken.safetensors", 8192);
         _store.FailFrom("bad.json", 0);
+        _store.LoseLockOn("replaced.safetensors");
         _server = HubServer.Create(_store, new HubServerOptions { Port = 0 }, NullLoggerFactory.Instance);
         _http = new HttpClient { BaseAddress = await _server.StartAsync(CancellationToken.None) };
         _guarded = HubServer.Create(_store, new HubServerOptions { Port = 0, Tokens = TokenTable.Parse(Tokens, "tokens") }, NullLoggerFactory.Instance);
@@ -190,6 +192,16 @@ public sealed class HubServerTests : IAsyncLifetime
         Assert.DoesNotContain("1234abcd", body);
     }
 
+    [Fact]
+    public async Task Resolve_StoreLockLostBeforeTheFirstByte_503RetryAfterNotDamage()
+    {
+        // Another process's remove or gc changed the model under a lost lease: the next request reads it anew.
+        using HttpResponseMessage response = await _http.GetAsync("/moved/model/resolve/main/replaced.safetensors");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Equal(TimeSpan.FromSeconds(1), response.Headers.RetryAfter?.Delta);
+        Assert.DoesNotContain("1234abcd", await response.Content.ReadAsStringAsync());
+    }
+
     [Theory]
     [InlineData("/api/models/damaged/model")]
     [InlineData("/api/models/damaged/model/tree/main")]
@@ -300,7 +312,7 @@ public sealed class HubServerTests : IAsyncLifetime
     [Fact]
     public async Task ListModels_SearchAndAuthor_Filter()
     {
-        Assert.Equal(["acme/llama", "damaged/model", "other/model"], await ListedAsync(_http, "/api/models"));
+        Assert.Equal(["acme/llama", "damaged/model", "moved/model", "other/model"], await ListedAsync(_http, "/api/models"));
         Assert.Equal(["other/model"], await ListedAsync(_http, "/api/models?author=other"));
         Assert.Equal(["acme/llama"], await ListedAsync(_http, "/api/models?search=llam"));
     }
