@@ -68,6 +68,18 @@ internal sealed class StoreCatalog
         }
     }
 
+    /// <summary>Whether the catalog, as last read, was found damaged (it is rebuilt from the manifests by the next <see cref="Sync"/>).</summary>
+    public bool IsDamaged
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _damaged;
+            }
+        }
+    }
+
     /// <summary>The newest root's generation as the catalog's listing shows it now, without reading anything else: the store's change token.</summary>
     public long LatestGeneration() => Roots(Backend.ListCatalog()).DefaultIfEmpty(0).Max();
 
@@ -141,7 +153,7 @@ internal sealed class StoreCatalog
             {
                 Logger.LogInformation("Catalog of {Store}: recorded {Count} models from their manifests", Backend.Location, records.Count(r => r.Entry is not null));
             }
-            Commit(records);
+            Commit(records, complete: true);
         }
         _damagedManifests = damaged;
         _synced = true;
@@ -395,50 +407,89 @@ internal sealed class StoreCatalog
     /// Writes <paramref name="records"/> as a new segment and the next root naming it, merging segments as
     /// accumulated; after a lost race, reads the winner's root and tries again. The view then holds the records.
     /// </summary>
-    private void Commit(List<CatalogRecord> records)
+    private void Commit(List<CatalogRecord> records, bool complete = false)
     {
         for (int attempt = 0; attempt < CommitTries; attempt++)
         {
-            List<(string Name, int Records)> segments;
-            List<CatalogRecord>? rewrite = null;
-            if (_damaged)
+            if (_damaged && !complete)
             {
-                // Written whole: every entry the manifests gave, none of the damaged catalog's segments.
-                rewrite = [.. _entries.Select(e => new CatalogRecord(e.Key, e.Value)), .. records];
-                segments = [];
-            }
-            else
-            {
-                segments = [.. _segments];
-            }
-            var written = new List<string>();
-            (string name, byte[] bytes) = CatalogSegment.Write(Compacted(rewrite ?? records, keepRemovals: rewrite is null && segments.Count > 0));
-            Backend.CreateCatalog(name, bytes);
-            written.Add(name);
-            segments.Add((name, CountRecords(rewrite ?? records)));
-            var superseded = new List<string>();
-            segments = Merge(segments, superseded, written);
-            byte[] root = RootBytes(segments);
-            if (Backend.CreateCatalog(RootName(_generation + 1), root))
-            {
-                foreach (string name2 in superseded.Where(s => !segments.Any(k => k.Name == s)))
-                {
-                    Backend.DeleteCatalog(name2);
-                }
-                if (_generation > 1)
-                {
-                    Backend.DeleteCatalog(RootName(_generation - 1));
-                }
-                Apply(records);
-                _segments = segments;
-                _generation++;
-                _damaged = false;
+                // Found damaged meanwhile: written whole from the manifests, never as these records alone.
+                SyncLoaded();
                 return;
+            }
+            try
+            {
+                if (TryCommit(records))
+                {
+                    return;
+                }
+            }
+            catch (Exception ex) when (ex is FileNotFoundException or InvalidDataException)
+            {
+                // A segment to merge was merged away by another writer meanwhile: its root says where it went.
             }
             // Another writer took that generation: read what it wrote and try again on top of it.
             LoadLatest();
         }
         throw new IOException($"The catalog of {Backend.Location} could not be written: {CommitTries} other writers came first.");
+    }
+
+    /// <summary>One try of <see cref="Commit"/>: false when another writer took the generation.</summary>
+    private bool TryCommit(List<CatalogRecord> records)
+    {
+        List<(string Name, int Records)> segments;
+        List<CatalogRecord>? rewrite = null;
+        if (_damaged)
+        {
+            // Written whole: every entry the manifests gave, none of the damaged catalog's segments.
+            rewrite = [.. _entries.Select(e => new CatalogRecord(e.Key, e.Value)), .. records];
+            segments = [];
+        }
+        else
+        {
+            segments = [.. _segments];
+        }
+        (string name, byte[] bytes) = CatalogSegment.Write(Compacted(rewrite ?? records, keepRemovals: rewrite is null && segments.Count > 0));
+        WriteSegment(name, bytes);
+        segments.Add((name, CountRecords(rewrite ?? records)));
+        var superseded = new List<string>();
+        segments = Merge(segments, superseded);
+        byte[] root = RootBytes(segments);
+        if (Backend.CreateCatalog(RootName(_generation + 1), root))
+        {
+            foreach (string name2 in superseded.Where(s => !segments.Any(k => k.Name == s)))
+            {
+                Backend.DeleteCatalog(name2);
+            }
+            if (_generation > 1)
+            {
+                Backend.DeleteCatalog(RootName(_generation - 1));
+            }
+            Apply(records);
+            _segments = segments;
+            _generation++;
+            _damaged = false;
+            return true;
+        }
+        return false;
+    }
+
+    /// <summary>
+    /// Writes a segment. One of its name there already holds the same records, unless it is damaged (named by bytes
+    /// it no longer holds): then it is replaced, or a rebuild would name the very file it replaces.
+    /// </summary>
+    private void WriteSegment(string name, byte[] bytes)
+    {
+        if (Backend.CreateCatalog(name, bytes))
+        {
+            return;
+        }
+        byte[]? existing = Backend.ReadCatalog(name);
+        if (existing is null || !existing.AsSpan().SequenceEqual(bytes))
+        {
+            Backend.DeleteCatalog(name);
+            Backend.CreateCatalog(name, bytes);
+        }
     }
 
     private static int CountRecords(List<CatalogRecord> records) => records.Select(r => r.Key).Distinct(StringComparer.Ordinal).Count();
@@ -459,7 +510,7 @@ internal sealed class StoreCatalog
     /// carries: segment sizes grow geometrically from newest to oldest, so there are about log2(records) of them and a
     /// record is rewritten about log2(records) times in all.
     /// </summary>
-    private List<(string Name, int Records)> Merge(List<(string Name, int Records)> segments, List<string> superseded, List<string> written)
+    private List<(string Name, int Records)> Merge(List<(string Name, int Records)> segments, List<string> superseded)
     {
         while (segments.Count >= 2 && segments[^2].Records <= 2 * segments[^1].Records)
         {
@@ -473,8 +524,7 @@ internal sealed class StoreCatalog
             }
             List<CatalogRecord> merged = Compacted(records, keepRemovals: segments.Count > 2);
             (string mergedName, byte[] mergedBytes) = CatalogSegment.Write(merged);
-            Backend.CreateCatalog(mergedName, mergedBytes);
-            written.Add(mergedName);
+            WriteSegment(mergedName, mergedBytes);
             superseded.Add(older.Name);
             superseded.Add(newer.Name);
             segments.RemoveRange(segments.Count - 2, 2);
