@@ -1,5 +1,7 @@
 using System.Buffers.Binary;
 using System.IO.Hashing;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using System.Text;
 using ZipLlm.Codecs.Kernels;
 using ZipLlm.Safetensors;
@@ -32,21 +34,25 @@ internal sealed class LineageIndex
 
     private const byte Version = 1;
 
-    private LineageIndex(ulong signature, uint[] names, ushort[] values)
+    // The summary's bytes, read in place (the catalog holds them for every stored model; a copy would double that).
+    private readonly byte[] _bytes;
+    private readonly int _tensors;
+
+    private LineageIndex(byte[] bytes, int tensors)
     {
-        Signature = signature;
-        Names = names;
-        Values = values;
+        _bytes = bytes;
+        _tensors = tensors;
+        Signature = XxHash64.HashToUInt64(bytes.AsSpan(3, 4 * tensors));
     }
 
     /// <summary>The hash of the sampled tensors' names in order: models of one architecture share it.</summary>
     public ulong Signature { get; }
 
-    /// <summary>Each sampled tensor's name hash, in the sketch's (name) order.</summary>
-    public uint[] Names { get; }
+    /// <summary>Each sampled tensor's name hash, in the sketch's (name) order (little-endian words, as on every machine .NET runs on here).</summary>
+    private ReadOnlySpan<uint> Names => MemoryMarshal.Cast<byte, uint>(_bytes.AsSpan(3, 4 * _tensors));
 
     /// <summary>The values, <see cref="ValuesPerTensor"/> a tensor.</summary>
-    public ushort[] Values { get; }
+    private ReadOnlySpan<ushort> Values => MemoryMarshal.Cast<byte, ushort>(_bytes.AsSpan(3 + 4 * _tensors));
 
     /// <summary>The summary of <paramref name="sketch"/>, as bytes.</summary>
     public static byte[] Summarize(ModelSketch sketch)
@@ -75,31 +81,16 @@ internal sealed class LineageIndex
         return bytes;
     }
 
-    /// <summary>Reads a summary; null for none (empty) or one this build does not read.</summary>
-    public static LineageIndex? Parse(ReadOnlySpan<byte> bytes)
+    /// <summary>Reads a summary, in place (the bytes are kept, not copied); null for none (empty) or one this build does not read.</summary>
+    public static LineageIndex? Parse(byte[] bytes)
     {
-        if (bytes.Length < 3 || bytes[0] != Version)
+        ArgumentNullException.ThrowIfNull(bytes);
+        if (!BitConverter.IsLittleEndian || bytes.Length < 3 || bytes[0] != Version)
         {
             return null;
         }
-        int tensors = BinaryPrimitives.ReadUInt16LittleEndian(bytes[1..]);
-        if (bytes.Length != 3 + tensors * (4 + 2 * ValuesPerTensor))
-        {
-            return null;
-        }
-        var names = new uint[tensors];
-        var values = new ushort[tensors * ValuesPerTensor];
-        for (int t = 0; t < tensors; t++)
-        {
-            names[t] = BinaryPrimitives.ReadUInt32LittleEndian(bytes[(3 + 4 * t)..]);
-        }
-        ReadOnlySpan<byte> valueBytes = bytes[(3 + 4 * tensors)..];
-        for (int i = 0; i < values.Length; i++)
-        {
-            values[i] = BinaryPrimitives.ReadUInt16LittleEndian(valueBytes[(2 * i)..]);
-        }
-        ulong signature = XxHash64.HashToUInt64(bytes.Slice(3, 4 * tensors));
-        return new LineageIndex(signature, names, values);
+        int tensors = BinaryPrimitives.ReadUInt16LittleEndian(bytes.AsSpan(1));
+        return bytes.Length == 3 + tensors * (4 + 2 * ValuesPerTensor) ? new LineageIndex(bytes, tensors) : null;
     }
 
     /// <summary>
@@ -109,28 +100,59 @@ internal sealed class LineageIndex
     /// </summary>
     public long DistanceTo(LineageIndex candidate)
     {
-        if (candidate.Signature == Signature && candidate.Values.Length == Values.Length)
+        ReadOnlySpan<ushort> values = Values, theirs = candidate.Values;
+        if (candidate.Signature == Signature && theirs.Length == values.Length)
         {
-            return Sum(Values, candidate.Values);
+            return Sum(values, theirs);
         }
         // Another architecture, or a tensor more or less: tensors matched by name hash (both in name order are not in
         // hash order, so by lookup).
-        var at = new Dictionary<uint, int>(candidate.Names.Length);
-        for (int t = 0; t < candidate.Names.Length; t++)
+        ReadOnlySpan<uint> names = Names, theirNames = candidate.Names;
+        var at = new Dictionary<uint, int>(theirNames.Length);
+        for (int t = 0; t < theirNames.Length; t++)
         {
-            at.TryAdd(candidate.Names[t], t);
+            at.TryAdd(theirNames[t], t);
         }
         long distance = 0;
-        for (int t = 0; t < Names.Length; t++)
+        for (int t = 0; t < names.Length; t++)
         {
-            distance += at.TryGetValue(Names[t], out int c)
-                ? Sum(Values.AsSpan(t * ValuesPerTensor, ValuesPerTensor), candidate.Values.AsSpan(c * ValuesPerTensor, ValuesPerTensor))
+            distance += at.TryGetValue(names[t], out int c)
+                ? Sum(values.Slice(t * ValuesPerTensor, ValuesPerTensor), theirs.Slice(c * ValuesPerTensor, ValuesPerTensor))
                 : (long)Cap * ValuesPerTensor;
         }
         return distance;
     }
 
-    private static long Sum(ReadOnlySpan<ushort> a, ReadOnlySpan<ushort> b)
+    /// <summary>The sum of min(|a - b|, 255) over the elements: 16 lanes of a Vector256 at a time, then a scalar tail.</summary>
+    internal static long Sum(ReadOnlySpan<ushort> a, ReadOnlySpan<ushort> b)
+    {
+        long sum = 0;
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            Vector256<ushort> cap = Vector256.Create((ushort)Cap);
+            // Each lane gains at most 255 a step: flushed to 32 bits every 256 steps, before a u16 lane could overflow.
+            while (a.Length - i >= Vector256<ushort>.Count)
+            {
+                Vector256<ushort> lanes = Vector256<ushort>.Zero;
+                for (int steps = 0; steps < 256 && a.Length - i >= Vector256<ushort>.Count; steps++, i += Vector256<ushort>.Count)
+                {
+                    Vector256<ushort> x = Vector256.Create(a.Slice(i, Vector256<ushort>.Count)), y = Vector256.Create(b.Slice(i, Vector256<ushort>.Count));
+                    lanes += Vector256.Min(Vector256.Max(x, y) - Vector256.Min(x, y), cap);
+                }
+                (Vector256<uint> low, Vector256<uint> high) = Vector256.Widen(lanes);
+                sum += Vector256.Sum(low + high);
+            }
+        }
+        for (; i < a.Length; i++)
+        {
+            sum += Math.Min(Math.Abs(a[i] - b[i]), Cap);
+        }
+        return sum;
+    }
+
+    /// <summary>The scalar twin of <see cref="Sum"/>, which tests hold it to.</summary>
+    internal static long SumScalar(ReadOnlySpan<ushort> a, ReadOnlySpan<ushort> b)
     {
         long sum = 0;
         for (int i = 0; i < a.Length; i++)

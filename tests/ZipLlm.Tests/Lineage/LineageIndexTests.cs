@@ -58,6 +58,25 @@ public class LineageIndexTests
         Assert.Equal(255L * LineageIndex.ValuesPerTensor * 12, Index(Sketch(1, prefix: "other")).DistanceTo(@base));
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(15)]
+    [InlineData(16)]
+    [InlineData(17)]
+    [InlineData(256)]
+    [InlineData(16 * 256 + 33)]
+    public void Sum_VectorPath_EqualsTheScalarTwin(int length)
+    {
+        var random = new Random(length);
+        ushort[] a = Enumerable.Range(0, length).Select(_ => (ushort)random.Next(65536)).ToArray();
+        // Near and far values alike: differences below the cap, and at and past it.
+        ushort[] b = a.Select(x => (ushort)(random.Next(2) == 0 ? x + random.Next(-300, 300) : random.Next(65536))).ToArray();
+        Assert.Equal(LineageIndex.SumScalar(a, b), LineageIndex.Sum(a, b));
+        ushort[] far = a.Select(x => (ushort)(x ^ 0x8000)).ToArray();
+        Assert.Equal(255L * length, LineageIndex.Sum(a, far));
+    }
+
     [Fact]
     public void Parse_MalformedSummary_IsNone()
     {
