@@ -324,7 +324,9 @@ internal sealed class StoreCatalog
     private void LoadLatest()
     {
         string? problem = null;
-        for (int attempt = 0; attempt < 4; attempt++)
+        // A file gone is what a merge by another writer does between our listing and our read: looked for again, many
+        // times if writers are busy. Bytes that are not what their name says are damage: looked at twice.
+        for (int missing = 0, invalid = 0; missing < 16 && invalid < 2;)
         {
             long latest = Roots(Backend.ListCatalog()).DefaultIfEmpty(0).Max();
             if (latest == 0 || (latest == _generation && !_damaged))
@@ -359,9 +361,15 @@ internal sealed class StoreCatalog
                 _damaged = false;
                 return;
             }
-            catch (Exception ex) when (ex is InvalidDataException or FileNotFoundException)
+            catch (FileNotFoundException ex)
             {
                 problem = ex.Message;
+                missing++;
+            }
+            catch (InvalidDataException ex)
+            {
+                problem = ex.Message;
+                invalid++;
             }
         }
         Logger.LogWarning("The catalog of {Store} is damaged ({Problem}); rebuilding it from the manifests", Backend.Location, problem);
@@ -411,9 +419,10 @@ internal sealed class StoreCatalog
     {
         for (int attempt = 0; attempt < CommitTries; attempt++)
         {
-            if (_damaged && !complete)
+            if (_damaged && (!complete || attempt > 0))
             {
-                // Found damaged meanwhile: written whole from the manifests, never as these records alone.
+                // Found damaged meanwhile: written whole from a listing of the manifests taken now, never as these
+                // records alone (or as a listing taken before the generation it would replace).
                 SyncLoaded();
                 return;
             }
@@ -457,6 +466,13 @@ internal sealed class StoreCatalog
         byte[] root = RootBytes(segments);
         if (Backend.CreateCatalog(RootName(_generation + 1), root))
         {
+            // Roots older than the one before the newest are deleted, so a writer whose view is that stale can create
+            // its generation anew: a newer one listed means ours is not the catalog, and it goes, touching nothing else.
+            if (Roots(Backend.ListCatalog()).DefaultIfEmpty(0).Max() > _generation + 1)
+            {
+                Backend.DeleteCatalog(RootName(_generation + 1));
+                return false;
+            }
             foreach (string name2 in superseded.Where(s => !segments.Any(k => k.Name == s)))
             {
                 Backend.DeleteCatalog(name2);
