@@ -299,10 +299,11 @@ internal sealed class LineagePlanner : IDisposable
     private List<Candidate> Proposed(ModelId modelId, ModelSketch sketch, BaseHint? hint, List<Candidate> tooDeep)
     {
         LineageIndex? target = ScoreEveryone ? null : LineageIndex.Parse(LineageIndex.Summarize(sketch));
-        var proposed = new List<Candidate>();
-        var closest = new PriorityQueue<Candidate, long>(); // the farthest of the closest on top
-        foreach (Candidate candidate in _candidates)
+        var proposed = new List<(int Order, Candidate Candidate)>();
+        var closest = new PriorityQueue<(int Order, Candidate Candidate), long>(); // the farthest of the closest on top
+        for (int i = 0; i < _candidates.Count; i++)
         {
+            Candidate candidate = _candidates[i];
             if (candidate.Id == modelId)
             {
                 continue;
@@ -313,22 +314,25 @@ internal sealed class LineagePlanner : IDisposable
             }
             else if (target is null || candidate.Summary is null || candidate.Id == hint?.Base)
             {
-                proposed.Add(candidate);
+                proposed.Add((i, candidate));
             }
             else
             {
-                closest.Enqueue(candidate, -target.DistanceTo(candidate.Summary));
+                closest.Enqueue((i, candidate), -target.DistanceTo(candidate.Summary));
                 if (closest.Count > IndexCandidates)
                 {
                     closest.Dequeue();
                 }
             }
         }
-        while (closest.TryDequeue(out Candidate? candidate, out _))
+        while (closest.TryDequeue(out (int, Candidate) candidate, out _))
         {
             proposed.Add(candidate);
         }
-        return proposed;
+        // In the candidates' own order (stored by id, then as added), as when every one was scored: among candidates
+        // the estimates cannot tell apart (a re-sharded copy of a finetune and the finetune), the choice stays the same.
+        proposed.Sort((a, b) => a.Order.CompareTo(b.Order));
+        return [.. proposed.Select(p => p.Candidate)];
     }
 
     /// <summary>A candidate's sketch cut for the quick estimate, read from the store the first time; null when it cannot be read.</summary>

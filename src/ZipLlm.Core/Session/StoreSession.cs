@@ -70,6 +70,9 @@ internal sealed class StoreSession : IDisposable
 {
     private int _disposed;
 
+    // The lineage summary of each model being stored, made from the sketch it was sketched with, for its catalog record.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<ModelId, byte[]> _summaries = new();
+
     private StoreSession(ModelStore store, WorkerPool workers, StoreSessionOptions options)
     {
         Store = store;
@@ -80,6 +83,11 @@ internal sealed class StoreSession : IDisposable
         store.Catalog.Logger = options.Logger;
         store.Catalog.Summarizer = manifest =>
         {
+            // A model this session stores was sketched already; others' sketches are read back from the store.
+            if (_summaries.TryGetValue(manifest.Id, out byte[]? summary))
+            {
+                return summary;
+            }
             using var sketches = new ModelSketches.StoredSketchReader(store, codec);
             return LineageIndex.Summarize(sketches.Read(manifest));
         };
@@ -195,7 +203,16 @@ internal sealed class StoreSession : IDisposable
             CheckBase(modelId, baseId);
         }
         var ingester = new ModelIngester(Store, Workers, Logger) { Progress = progress };
-        IngestResult result = ingester.Ingest(modelId, folder, role, cancellationToken, sketch.ToBytes(), revision);
+        _summaries[modelId] = LineageIndex.Summarize(sketch);
+        IngestResult result;
+        try
+        {
+            result = ingester.Ingest(modelId, folder, role, cancellationToken, sketch.ToBytes(), revision);
+        }
+        finally
+        {
+            _summaries.TryRemove(modelId, out _);
+        }
         // Stored: no one needs the model's lock file again (one who waits for it finds the model stored), so a store's
         // lock folder does not grow with every model it ever held.
         Store.ForgetModelLock(modelId);
