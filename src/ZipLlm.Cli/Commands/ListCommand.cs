@@ -6,6 +6,7 @@ using ZipLlm.Jobs;
 using ZipLlm.Session;
 using ZipLlm.Reporting;
 using ZipLlm.Store;
+using ZipLlm.Store.Catalog;
 
 namespace ZipLlm.Cli.Commands;
 
@@ -55,10 +56,10 @@ internal sealed class ListCommand : BaseCommand
 
     private static void WriteTable(TextWriter output, StoreListing listing)
     {
-        IReadOnlyList<Manifest> manifests = listing.Manifests;
+        IReadOnlyList<CatalogEntry> manifests = listing.Manifests;
         int idWidth = Math.Max(5, manifests.Select(m => m.Id.ToString().Length).DefaultIfEmpty(0).Max());
         output.WriteLine($"{"model".PadRight(idWidth)}  {"role",-10}  {"original",10}  {"added",10}  {"ratio",8}  {"chunks diff/xor/solo",20}  {"revision",-12}  base");
-        foreach (Manifest m in manifests)
+        foreach (CatalogEntry m in manifests)
         {
             output.WriteLine($"{m.Id.ToString().PadRight(idWidth)}  {RoleName(listing.Roles[m.Id]),-10}  {Sizes.Format(m.OriginalBytes),10}  {Sizes.Format(m.AddedBytes),10}  {Sizes.Ratio(m.OriginalBytes, m.AddedBytes),8}  {Chunks(m.Chunks),20}  {ShortRevision(m.Revision),-12}  {m.BaseId?.ToString() ?? "-"}");
         }
@@ -69,7 +70,7 @@ internal sealed class ListCommand : BaseCommand
     private static ListOutput ToJson(ZipLlmConfig config, StoreListing listing) => new(
         config.StorageDir,
         listing.Manifests.Select(m => new ListedModel(
-            m.Id.ToString(), RoleName(listing.Roles[m.Id]), m.BaseId?.ToString(), m.Files.Length, m.OriginalBytes, m.AddedBytes,
+            m.Id.ToString(), RoleName(listing.Roles[m.Id]), m.BaseId?.ToString(), m.FileCount, m.OriginalBytes, m.AddedBytes,
             Sizes.RatioValue(m.OriginalBytes, m.AddedBytes), Sizes.IsDedup(m.OriginalBytes, m.AddedBytes), m.StoredAt,
             m.Chunks is { } c ? new ChunkCountsOutput(c.OrderedDifference, c.Xor, c.Solo) : null, m.Revision)).ToList(),
         listing.OriginalBytes, listing.StoredBytes, Sizes.RatioValue(listing.OriginalBytes, listing.StoredBytes), listing.DamagedManifests);
@@ -95,23 +96,23 @@ internal sealed class ListCommand : BaseCommand
     /// </summary>
     private static void WriteTree(TextWriter output, StoreListing listing)
     {
-        IReadOnlyList<Manifest> manifests = listing.Manifests;
+        IReadOnlyList<CatalogEntry> manifests = listing.Manifests;
         var ids = new HashSet<ModelId>(manifests.Select(m => m.Id));
-        ILookup<ModelId, Manifest> children = manifests.Where(m => m.BaseId is { } b && ids.Contains(b)).ToLookup(m => m.BaseId!.Value);
-        string Line(Manifest m) =>
+        ILookup<ModelId, CatalogEntry> children = manifests.Where(m => m.BaseId is { } b && ids.Contains(b)).ToLookup(m => m.BaseId!.Value);
+        string Line(CatalogEntry m) =>
             $"{m.Id}  {Sizes.Format(m.OriginalBytes)}, added {Sizes.Format(m.AddedBytes)} ({Sizes.Ratio(m.OriginalBytes, m.AddedBytes)})"
             + (m.BaseId is { } b && !ids.Contains(b) ? $"  [its base {b} is no longer stored]" : "");
-        void Draw(Manifest m, string indent, bool last, bool root)
+        void Draw(CatalogEntry m, string indent, bool last, bool root)
         {
             output.WriteLine(root ? Line(m) : $"{indent}{(last ? "└── " : "├── ")}{Line(m)}");
             string below = root ? "" : indent + (last ? "    " : "│   ");
-            List<Manifest> under = children[m.Id].OrderBy(c => c.Id.ToString(), StringComparer.Ordinal).ToList();
+            List<CatalogEntry> under = children[m.Id].OrderBy(c => c.Id.ToString(), StringComparer.Ordinal).ToList();
             for (int i = 0; i < under.Count; i++)
             {
                 Draw(under[i], below, i == under.Count - 1, root: false);
             }
         }
-        foreach (Manifest root in manifests.Where(m => m.BaseId is not { } b || !ids.Contains(b)).OrderBy(m => m.Id.ToString(), StringComparer.Ordinal))
+        foreach (CatalogEntry root in manifests.Where(m => m.BaseId is not { } b || !ids.Contains(b)).OrderBy(m => m.Id.ToString(), StringComparer.Ordinal))
         {
             Draw(root, "", last: true, root: true);
         }

@@ -3,6 +3,7 @@ using ZipLlm.Codecs;
 using ZipLlm.Config;
 using ZipLlm.Domain;
 using ZipLlm.Store;
+using ZipLlm.Store.Catalog;
 
 namespace ZipLlm.Lineage;
 
@@ -51,6 +52,12 @@ internal sealed class LineagePlanner : IDisposable
     /// <summary>The longest chain any store allows (objects chain deltas at most <see cref="ObjectStore.MaxDeltaDepth"/> deep).</summary>
     public const int MaxMaxDepth = 8;
 
+    /// <summary>
+    /// Candidates the lineage index proposes, closest first, for the quick estimate to rank (with the hinted base, and
+    /// any candidate without a summary): so a model is scored against a handful of stored models, not all of them.
+    /// </summary>
+    public const int IndexCandidates = 8;
+
     /// <summary>Candidates scored with the codec after the quick ranking (a hinted base is scored too).</summary>
     public const int CodedCandidates = 3;
 
@@ -85,6 +92,12 @@ internal sealed class LineagePlanner : IDisposable
 
     /// <summary>The longest chain of bases a model may end.</summary>
     public int MaxDepth { get; }
+
+    /// <summary>
+    /// Ranks every candidate by the quick estimate, as before the lineage index (what the index's recall is measured
+    /// against); the default, false, ranks only the <see cref="IndexCandidates"/> the index proposes.
+    /// </summary>
+    public bool ScoreEveryone { get; init; }
 
     /// <summary>Candidates known: models stored, and those added since.</summary>
     public int CandidateCount
@@ -122,8 +135,7 @@ internal sealed class LineagePlanner : IDisposable
     }
 
     /// <summary>The depth of a stored manifest: the longest chain of bases any of its tensors is decoded through.</summary>
-    public static int DepthOf(Manifest manifest) =>
-        manifest.Files.SelectMany(f => f.Tensors ?? []).Select(t => t.Bases?.Length ?? 0).DefaultIfEmpty(0).Max();
+    public static int DepthOf(Manifest manifest) => manifest.Depth();
 
     /// <summary>
     /// Makes <paramref name="modelId"/> a candidate for the models after it: a model just stored (with its manifest, so
@@ -135,7 +147,11 @@ internal sealed class LineagePlanner : IDisposable
         LoadStored();
         _candidates.RemoveAll(c => c.Id == modelId);
         bool readBack = stored?.Sketch is not null;
-        _candidates.Add(new Candidate(modelId, depth, sketch.Truncated(SketchScorer.QuickElements), readBack ? null : sketch, readBack ? stored : null));
+        _candidates.Add(new Candidate(modelId, depth, LineageIndex.Parse(LineageIndex.Summarize(sketch)))
+        {
+            Quick = sketch.Truncated(SketchScorer.QuickElements),
+            Sketch = readBack ? null : sketch,
+        });
     }
 
     /// <summary>The depth of a known candidate, or null when it is not one.</summary>
@@ -156,14 +172,14 @@ internal sealed class LineagePlanner : IDisposable
 
         var tooDeep = new List<Candidate>();
         var ranked = new List<(Candidate Candidate, double Bits)>();
-        foreach (Candidate candidate in _candidates.Where(c => c.Id != modelId))
+        foreach (Candidate candidate in Proposed(modelId, sketch, hint, tooDeep))
         {
-            if (candidate.Depth + 1 > MaxDepth)
+            ModelSketch? quick = QuickOf(candidate);
+            if (quick is null)
             {
-                tooDeep.Add(candidate);
                 continue;
             }
-            double bits = SketchScorer.QuickBits(sketch, candidate.Quick, out long paired);
+            double bits = SketchScorer.QuickBits(sketch, quick, out long paired);
             if (paired > 0)
             {
                 ranked.Add((candidate, bits));
@@ -271,10 +287,79 @@ internal sealed class LineagePlanner : IDisposable
             return kept;
         }
         _sketches ??= new ModelSketches.StoredSketchReader(_store!, _options);
-        return _sketches.Read(candidate.Manifest!);
+        Manifest manifest = _store!.ReadManifest(candidate.Id);
+        return _sketches.Read(manifest, problem => _logger.LogDebug("{Model}: sketched from its objects for lineage detection: {Problem}", candidate.Id, problem));
     }
 
-    /// <summary>Reads every stored model's sketch once (made from its objects where none was recorded).</summary>
+    /// <summary>
+    /// The candidates worth the quick estimate: every one with <see cref="ScoreEveryone"/>; else the
+    /// <see cref="IndexCandidates"/> closest by the lineage index, the hinted base, and those without a summary.
+    /// Candidates whose chain is already <see cref="MaxDepth"/> long go to <paramref name="tooDeep"/>.
+    /// </summary>
+    private List<Candidate> Proposed(ModelId modelId, ModelSketch sketch, BaseHint? hint, List<Candidate> tooDeep)
+    {
+        LineageIndex? target = ScoreEveryone ? null : LineageIndex.Parse(LineageIndex.Summarize(sketch));
+        var proposed = new List<(int Order, Candidate Candidate)>();
+        var closest = new PriorityQueue<(int Order, Candidate Candidate), long>(); // the farthest of the closest on top
+        for (int i = 0; i < _candidates.Count; i++)
+        {
+            Candidate candidate = _candidates[i];
+            if (candidate.Id == modelId)
+            {
+                continue;
+            }
+            if (candidate.Depth + 1 > MaxDepth)
+            {
+                tooDeep.Add(candidate);
+            }
+            else if (target is null || candidate.Summary is null || candidate.Id == hint?.Base)
+            {
+                proposed.Add((i, candidate));
+            }
+            else
+            {
+                closest.Enqueue((i, candidate), -target.DistanceTo(candidate.Summary));
+                if (closest.Count > IndexCandidates)
+                {
+                    closest.Dequeue();
+                }
+            }
+        }
+        while (closest.TryDequeue(out (int, Candidate) candidate, out _))
+        {
+            proposed.Add(candidate);
+        }
+        // In the candidates' own order (stored by id, then as added), as when every one was scored: among candidates
+        // the estimates cannot tell apart (a re-sharded copy of a finetune and the finetune), the choice stays the same.
+        proposed.Sort((a, b) => a.Order.CompareTo(b.Order));
+        return [.. proposed.Select(p => p.Candidate)];
+    }
+
+    /// <summary>A candidate's sketch cut for the quick estimate, read from the store the first time; null when it cannot be read.</summary>
+    private ModelSketch? QuickOf(Candidate candidate)
+    {
+        if (candidate.Quick is { } quick)
+        {
+            return quick;
+        }
+        try
+        {
+            ModelSketch sketch = Full(candidate);
+            // A sketch made from the objects is kept whole (it costs decoding); a recorded one is read again when needed.
+            if (_store!.ReadManifest(candidate.Id).Sketch is null)
+            {
+                candidate.Sketch = sketch;
+            }
+            return candidate.Quick = sketch.Truncated(SketchScorer.QuickElements);
+        }
+        catch (Exception ex) when (ex is StoreDamageException or InvalidDataException or EndOfStreamException or IOException or KeyNotFoundException)
+        {
+            _logger.LogWarning("{Model} cannot serve as a base: {Reason} (run verify)", candidate.Id, ex.Message);
+            return null;
+        }
+    }
+
+    /// <summary>The stored models, as candidates, from the store's catalog (their sketches are read only when proposed).</summary>
     private void LoadStored()
     {
         if (_loaded)
@@ -286,33 +371,22 @@ internal sealed class LineagePlanner : IDisposable
         {
             return;
         }
-        ManifestScan scan = _store.ScanManifests();
-        foreach (Manifest manifest in scan.Manifests)
+        foreach (CatalogEntry entry in _store.Catalog.Sync().Entries)
         {
-            try
-            {
-                bool recorded = true;
-                _sketches ??= new ModelSketches.StoredSketchReader(_store, _options);
-                ModelSketch sketch = _sketches.Read(manifest, problem =>
-                {
-                    recorded = false;
-                    _logger.LogDebug("{Model}: sketched from its objects for lineage detection: {Problem}", manifest.Id, problem);
-                });
-                // A recorded sketch is read again when needed; one made from the objects is kept (it costs decoding).
-                _candidates.Add(new Candidate(manifest.Id, DepthOf(manifest), sketch.Truncated(SketchScorer.QuickElements), recorded ? null : sketch, recorded ? manifest : null));
-            }
-            catch (Exception ex) when (ex is StoreDamageException or InvalidDataException or EndOfStreamException or IOException)
-            {
-                _logger.LogWarning("{Model} cannot serve as a base: {Reason} (run verify)", manifest.Id, ex.Message);
-            }
+            _candidates.Add(new Candidate(entry.Id, entry.Depth, LineageIndex.Parse(entry.Summary)));
         }
     }
 
     /// <summary>A model that may serve as a base.</summary>
     /// <param name="Id">Its id.</param>
     /// <param name="Depth">Its depth.</param>
-    /// <param name="Quick">Its sketch cut for the quick estimate.</param>
-    /// <param name="Sketch">Its whole sketch when kept in memory, else null (read from the store through <paramref name="Manifest"/>).</param>
-    /// <param name="Manifest">Its manifest, when the whole sketch is read from the store.</param>
-    private sealed record Candidate(ModelId Id, int Depth, ModelSketch Quick, ModelSketch? Sketch, Manifest? Manifest);
+    /// <param name="Summary">Its lineage summary, or null when it has none (it is then always scored).</param>
+    private sealed record Candidate(ModelId Id, int Depth, LineageIndex? Summary)
+    {
+        /// <summary>Its sketch cut for the quick estimate, once read.</summary>
+        public ModelSketch? Quick { get; set; }
+
+        /// <summary>Its whole sketch when kept in memory (planned, or made from its objects), else null: read from the store.</summary>
+        public ModelSketch? Sketch { get; set; }
+    }
 }

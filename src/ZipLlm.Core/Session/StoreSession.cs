@@ -7,6 +7,7 @@ using ZipLlm.IO;
 using ZipLlm.Lineage;
 using ZipLlm.Store;
 using ZipLlm.Store.Backends;
+using ZipLlm.Store.Catalog;
 
 namespace ZipLlm.Session;
 
@@ -47,14 +48,14 @@ internal sealed record VerifyReport(IReadOnlyList<(ModelId ModelId, IReadOnlyLis
     public string? FirstProblem => Models.SelectMany(m => m.Problems).Concat(DamagedManifests).FirstOrDefault();
 }
 
-/// <summary>What a store holds: its intact manifests, a line for each damaged one, and the bytes its objects take.</summary>
-internal sealed record StoreListing(IReadOnlyList<Manifest> Manifests, IReadOnlyList<string> DamagedManifests, long StoredBytes)
+/// <summary>What a store holds: its models as the catalog knows them (checked against the manifests), a line for each damaged manifest, and the bytes its objects take.</summary>
+internal sealed record StoreListing(IReadOnlyList<CatalogEntry> Manifests, IReadOnlyList<string> DamagedManifests, long StoredBytes)
 {
     /// <summary>Bytes the listed models' files take unstored.</summary>
     public long OriginalBytes => Manifests.Sum(m => m.OriginalBytes);
 
     /// <summary>Each model's role as the store sees it (a model some stored finetune is against is a base).</summary>
-    public IReadOnlyDictionary<ModelId, ModelRoleKind> Roles { get; } = Manifest.RolesAmong(Manifests);
+    public IReadOnlyDictionary<ModelId, ModelRoleKind> Roles { get; } = CatalogEntry.RolesAmong(Manifests);
 }
 
 /// <summary>
@@ -72,12 +73,27 @@ internal sealed class StoreSession : IDisposable
 {
     private int _disposed;
 
+    // The lineage summary of each model being stored, made from the sketch it was sketched with, for its catalog record.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<ModelId, byte[]> _summaries = new();
+
     private StoreSession(ModelStore store, WorkerPool workers, StoreSessionOptions options)
     {
         Store = store;
         Workers = workers;
         Logger = options.Logger;
         Time = options.Time;
+        CodecOptions codec = options.Codec;
+        store.Catalog.Logger = options.Logger;
+        store.Catalog.Summarizer = manifest =>
+        {
+            // A model this session stores was sketched already; others' sketches are read back from the store.
+            if (_summaries.TryGetValue(manifest.Id, out byte[]? summary))
+            {
+                return summary;
+            }
+            using var sketches = new ModelSketches.StoredSketchReader(store, codec);
+            return LineageIndex.Summarize(sketches.Read(manifest));
+        };
     }
 
     /// <summary>The store.</summary>
@@ -237,7 +253,20 @@ internal sealed class StoreSession : IDisposable
             CheckBase(modelId, baseId);
         }
         var ingester = new ModelIngester(Store, Workers, Logger) { Progress = progress };
-        return ingester.Ingest(modelId, folder, role, cancellationToken, sketch.ToBytes(), revision);
+        _summaries[modelId] = LineageIndex.Summarize(sketch);
+        IngestResult result;
+        try
+        {
+            result = ingester.Ingest(modelId, folder, role, cancellationToken, sketch.ToBytes(), revision);
+        }
+        finally
+        {
+            _summaries.TryRemove(modelId, out _);
+        }
+        // Stored: no one needs the model's lock file again (one who waits for it finds the model stored), so a store's
+        // lock folder does not grow with every model it ever held.
+        Store.ForgetModelLock(modelId);
+        return result;
     }
 
     /// <summary>Rebuilds <paramref name="modelId"/> into <paramref name="outputFolder"/>; the caller holds the store lock shared.</summary>
@@ -296,9 +325,10 @@ internal sealed class StoreSession : IDisposable
     /// <summary>Every intact manifest, a line per damaged one, and the bytes the objects take; the caller holds the store lock shared.</summary>
     public StoreListing List()
     {
-        ManifestScan scan = Store.ScanManifests();
+        // The catalog checked against one listing of the manifests: only those it does not know are read.
+        CatalogSnapshot catalog = Store.Catalog.Sync();
         long stored = Store.Objects.List().Sum(o => o.Stat.Length);
-        return new StoreListing(scan.Manifests, scan.Damaged.Select(d => d.Problem).ToList(), stored);
+        return new StoreListing(catalog.Entries, catalog.DamagedManifests.Select(d => d.Problem).ToList(), stored);
     }
 
     /// <summary>Removes <paramref name="modelId"/> and what only it needed; takes the store lock exclusively itself.</summary>

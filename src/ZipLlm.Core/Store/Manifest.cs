@@ -139,11 +139,17 @@ internal sealed record Manifest(
     public static Dictionary<ModelId, ModelRoleKind> RolesAmong(IReadOnlyCollection<Manifest> all)
     {
         var bases = all.Select(m => m.BaseId).OfType<ModelId>().ToHashSet();
-        return all.ToDictionary(m => m.Id, m =>
-            m.BaseId is not null ? ModelRoleKind.Finetune
-            : m.Role == ModelRoleKind.Base || bases.Contains(m.Id) ? ModelRoleKind.Base
-            : ModelRoleKind.Standalone);
+        return all.ToDictionary(m => m.Id, m => RoleAmong(m.Role, m.BaseId, bases.Contains(m.Id)));
     }
+
+    /// <summary>A model's role as the store holds it now: stored with <paramref name="role"/> and <paramref name="baseId"/>, and whether some stored model is against it.</summary>
+    internal static ModelRoleKind RoleAmong(ModelRoleKind role, ModelId? baseId, bool isSomeonesBase) =>
+        baseId is not null ? ModelRoleKind.Finetune
+        : role == ModelRoleKind.Base || isSomeonesBase ? ModelRoleKind.Base
+        : ModelRoleKind.Standalone;
+
+    /// <summary>The model's depth: the longest chain of bases any of its tensors is decoded through (0 for none).</summary>
+    public int Depth() => Files.SelectMany(f => f.Tensors ?? []).Select(t => t.Bases?.Length ?? 0).DefaultIfEmpty(0).Max();
 
     /// <summary>A format-2 manifest of these contents, its checksum filled in.</summary>
     public static Manifest Create(ModelId id, ModelRoleKind role, ModelId? baseId, StoredFile[] files, long originalBytes, long addedBytes, DateTimeOffset storedAt,
@@ -200,6 +206,43 @@ internal sealed record Manifest(
         return json;
     }
 
+    /// <summary>
+    /// Whether <paramref name="checksum"/> is the checksum of <paramref name="json"/>, bytes this build wrote for a
+    /// manifest (so indented as it indents, the checksum a top-level field): the SHA-256 of the same bytes with the
+    /// checksum's member cut out, which is the JSON of the manifest without it. A string in JSON holds no raw newline,
+    /// so the member's text, a newline and two spaces before its name, occurs once.
+    /// </summary>
+    private static bool ChecksumMatches(ReadOnlySpan<byte> json, string checksum)
+    {
+        byte[] member = System.Text.Encoding.UTF8.GetBytes($"\n  \"checksum\": \"{checksum}\"");
+        int at = json.IndexOf(member);
+        if (at < 0 || !checksum.StartsWith(ChecksumPrefix, StringComparison.Ordinal))
+        {
+            return false;
+        }
+        // The member and the comma that joins it to its neighbour go: the one after it, or, when it is last, the one before.
+        int end = at + member.Length;
+        int start = at;
+        if (end < json.Length && json[end] == (byte)',')
+        {
+            end++;
+        }
+        else if (start > 0 && json[start - 1] == (byte)',')
+        {
+            start--;
+        }
+        else
+        {
+            return false;
+        }
+        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        sha.AppendData(json[..start]);
+        sha.AppendData(json[end..]);
+        Span<byte> digest = stackalloc byte[32];
+        sha.GetHashAndReset(digest);
+        return ContentHash.FromDigest(digest).Hex == checksum[ChecksumPrefix.Length..];
+    }
+
     private string ComputeChecksum() =>
         ChecksumPrefix + ContentHash.Of(JsonSerializer.SerializeToUtf8Bytes(this with { Checksum = null }, ManifestJsonContext.Default.Manifest)).Hex;
 
@@ -234,8 +277,10 @@ internal sealed record Manifest(
                 throw new InvalidDataException($"{source}: manifest of format {manifest.Format} has no checksum or has an object list; it was not written by zipllm.");
             }
             // The checksum covers the contents; the bytes must also be the very ones written, so that a field this
-            // build does not know, or any other addition the parser would skip, cannot ride along unchecked.
-            if (manifest.ComputeChecksum() != manifest.Checksum || !manifest.ToJson().AsSpan().SequenceEqual(json))
+            // build does not know, or any other addition the parser would skip, cannot ride along unchecked. One
+            // serialization proves both: the bytes are this build's JSON of the manifest, so its JSON without the
+            // checksum is those bytes without the checksum's line, which is what the checksum was taken over.
+            if (!manifest.ToJson().AsSpan().SequenceEqual(json) || !ChecksumMatches(json, manifest.Checksum))
             {
                 throw new InvalidDataException($"{source}: manifest does not match its checksum; it was changed after it was written.");
             }

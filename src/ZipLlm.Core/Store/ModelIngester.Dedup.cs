@@ -76,23 +76,11 @@ internal sealed partial class ModelIngester
         return byName;
     }
 
-    private Dictionary<ContentHash, StoredFile> FilesByHash()
+    /// <summary>Files already stored, found by their SHA-256 through the store's catalog (read afresh first).</summary>
+    private StoredFileLookup FilesByHash()
     {
-        var byHash = new Dictionary<ContentHash, StoredFile>();
-        ManifestScan scan = store.ScanManifests();
-        // A damaged manifest only means fewer whole files to find again: its model is not trusted for anything.
-        foreach ((_, string problem) in scan.Damaged)
-        {
-            logger.LogWarning("Ignoring a damaged manifest (run verify): {Problem}", problem);
-        }
-        foreach (Manifest manifest in scan.Manifests)
-        {
-            foreach (StoredFile file in manifest.Files)
-            {
-                byHash.TryAdd(file.Sha256, file);
-            }
-        }
-        return byHash;
+        store.Catalog.SyncOnce();
+        return new StoredFileLookup(store, logger);
     }
 
     /// <summary>
@@ -125,5 +113,31 @@ internal sealed partial class ModelIngester
         {
             Tensors = file.Tensors.Select(t => t with { Bases = ChainOf(t.Object) }).ToArray(),
         }).ToArray();
+    }
+}
+
+/// <summary>
+/// Stored files by their SHA-256: the catalog names the model holding one, and that model's manifest (parsed once
+/// a run) gives its entry. A model removed since, or a damaged manifest, only means the file is not found again.
+/// </summary>
+internal sealed class StoredFileLookup(ModelStore store, ILogger logger)
+{
+    /// <summary>The stored file of SHA-256 <paramref name="sha256"/>, when one is.</summary>
+    public bool TryGetValue(ContentHash sha256, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out StoredFile? file)
+    {
+        file = null;
+        if (store.Catalog.FindFile(sha256) is not { } owner)
+        {
+            return false;
+        }
+        try
+        {
+            file = store.ReadManifest(owner).Files.FirstOrDefault(f => f.Sha256 == sha256);
+        }
+        catch (Exception ex) when (ex is KeyNotFoundException or InvalidDataException or NotSupportedException or IOException)
+        {
+            logger.LogDebug("Not looking in {Model} for a stored file: {Reason}", owner, ex.Message);
+        }
+        return file is not null;
     }
 }

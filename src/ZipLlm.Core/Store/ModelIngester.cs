@@ -59,7 +59,7 @@ internal sealed partial class ModelIngester(ModelStore store, WorkerPool pool, I
             Dictionary<string, StoredTensor> baseTensors = role is { Kind: ModelRoleKind.Finetune, BaseId: { } baseId }
                 ? BaseTensorsByName(baseId)
                 : [];
-            Dictionary<ContentHash, StoredFile> storedFiles = FilesByHash();
+            StoredFileLookup storedFiles = FilesByHash();
             long[] sizes = paths.Select(p => new FileInfo(Path.Combine(folder, p)).Length).ToArray();
             long total = sizes.Sum();
             var state = new IngestState(modelId, total);
@@ -110,7 +110,7 @@ internal sealed partial class ModelIngester(ModelStore store, WorkerPool pool, I
         return hash;
     }
 
-    private StoredFile IngestBlob(string relative, string full, Dictionary<ContentHash, StoredFile> storedFiles, IngestState state, CancellationToken cancellationToken)
+    private StoredFile IngestBlob(string relative, string full, StoredFileLookup storedFiles, IngestState state, CancellationToken cancellationToken)
     {
         using SafeFileHandleSource source = SafeFileHandleSource.Open(full);
         using var digest = new FileDigest(sha256: true, xxh128: true);
@@ -138,7 +138,7 @@ internal sealed partial class ModelIngester(ModelStore store, WorkerPool pool, I
     }
 
     private StoredFile IngestSafetensors(string relative, SafetensorsFile file, Dictionary<string, StoredTensor> baseTensors,
-        Dictionary<ContentHash, StoredFile> storedFiles, IngestState state, CancellationToken cancellationToken)
+        StoredFileLookup storedFiles, IngestState state, CancellationToken cancellationToken)
     {
         // Two reads side by side: the tensors in parallel, for the SHA-256 that names each one's object, and the whole
         // file in order, for the file's own hashes. Each also takes the XXH3-64 of every chunk, and the two must agree:

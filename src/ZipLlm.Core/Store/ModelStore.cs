@@ -4,6 +4,7 @@ using ZipLlm.Codecs;
 using ZipLlm.Config;
 using ZipLlm.Domain;
 using ZipLlm.Store.Backends;
+using ZipLlm.Store.Catalog;
 
 namespace ZipLlm.Store;
 
@@ -22,7 +23,11 @@ internal sealed class ModelStore
     {
         Backend = backend;
         Objects = new ObjectStore(backend);
+        Catalog = new StoreCatalog(this);
     }
+
+    /// <summary>What list, lineage, dedup, remove and gc know of every stored model without reading its manifest.</summary>
+    public StoreCatalog Catalog { get; }
 
     /// <summary>Where the store's bytes rest.</summary>
     public IStoreBackend Backend { get; }
@@ -151,6 +156,34 @@ internal sealed class ModelStore
     }
 
     /// <summary>
+    /// The manifest at <paramref name="key"/>, or null when there is none; one that names another model than its key
+    /// is damage. Without <paramref name="cache"/> it is parsed without being kept (the catalog reads every manifest
+    /// once, and keeps what it needs of each).
+    /// </summary>
+    /// <exception cref="InvalidDataException">The manifest is corrupt, or is not the key's model's.</exception>
+    /// <exception cref="NotSupportedException">The manifest is of a newer format.</exception>
+    internal Manifest? ParseManifestAt(string key, bool cache = true)
+    {
+        Manifest? manifest;
+        if (cache)
+        {
+            lock (_parsed)
+            {
+                manifest = ParseCached(key);
+            }
+        }
+        else
+        {
+            manifest = Backend.ReadManifest(key) is { } bytes ? Manifest.Parse(bytes, Backend.DescribeManifest(key)) : null;
+        }
+        if (manifest is not null && ManifestKey.Of(manifest.Id) != key)
+        {
+            throw new InvalidDataException($"{Backend.DescribeManifest(key)}: manifest is for {manifest.Id}, which is not the model its path names.");
+        }
+        return manifest;
+    }
+
+    /// <summary>
     /// The manifest at <paramref name="key"/>, or null when there is none. One the backend says has not changed
     /// since it was last read is not parsed again: manifests are only ever created whole, so a changed one always
     /// has a new version. The caller holds the lock on the cache.
@@ -187,7 +220,12 @@ internal sealed class ModelStore
         byte[] json = manifest.ToCheckedJson(Backend.DescribeManifest(key));
         // Objects were written without a flush each; one flush makes them all durable before the manifest names them.
         Backend.FlushObjects();
-        return Backend.CreateManifest(key, json);
+        if (!Backend.CreateManifest(key, json))
+        {
+            return false;
+        }
+        Catalog.Record(manifest);
+        return true;
     }
 
     /// <summary>Takes the store lock: shared for writers and readers, exclusive for removal.</summary>
@@ -196,15 +234,22 @@ internal sealed class ModelStore
 
     /// <summary>Takes the lock that lets one process at a time ingest <paramref name="modelId"/>.</summary>
     public IDisposable LockModel(ModelId modelId, CancellationToken cancellationToken = default) =>
-        Backend.Lock($"model.{modelId.Org}@{modelId.Name}", exclusive: true, LockTimeout, cancellationToken);
+        Backend.Lock(ModelLockName(modelId), exclusive: true, LockTimeout, cancellationToken);
+
+    /// <summary>Forgets the model lock of <paramref name="modelId"/>, just stored under it (see <see cref="IStoreBackend.ForgetLock"/>).</summary>
+    public void ForgetModelLock(ModelId modelId) => Backend.ForgetLock(ModelLockName(modelId));
+
+    private static string ModelLockName(ModelId modelId) => $"model.{modelId.Org}@{modelId.Name}";
 
     /// <summary>Removes temporary files of processes that died mid-write.</summary>
     public void SweepTemporaryFiles() => Backend.SweepTemporary();
 
     /// <summary>
-    /// Removes <paramref name="modelId"/> and every object no other stored model needs.
-    /// Holds the store lock exclusively, so no ingest is under way. Every other manifest must read and check:
-    /// a damaged one could need any object, so nothing is removed while one is.
+    /// Removes <paramref name="modelId"/> and every object no other stored model needs: the objects it needs that no
+    /// other model's catalog entry names (the catalog checked against the manifests' listing first, under the lock), so
+    /// no object is listed and no other manifest read. Holds the store lock exclusively, so no ingest is under way, and
+    /// deletes as gc does with no grace (on S3 under the lease's deadline). Every other manifest must read and check: a
+    /// damaged one could need any object, so nothing is removed while one is.
     /// </summary>
     /// <returns>Objects deleted and bytes reclaimed.</returns>
     /// <exception cref="KeyNotFoundException">The model is not stored.</exception>
@@ -214,14 +259,40 @@ internal sealed class ModelStore
         logger ??= NullLogger.Instance;
         using IDisposable storeLock = LockStore(exclusive: true, cancellationToken);
         Manifest manifest = ReadManifest(modelId);
-        IReadOnlyList<Manifest> others = CheckedManifests().Where(m => m.Id != modelId).ToList();
-        foreach (Manifest other in others.Where(m => m.BaseId == modelId))
+        string key = ManifestKey.Of(modelId);
+        IReadOnlyList<CatalogEntry> entries = CheckedEntries();
+        var only = new HashSet<HashKey>(manifest.NeededObjects().Select(HashKey.Of));
+        int needed = only.Count;
+        foreach (CatalogEntry other in entries)
         {
-            logger.LogInformation("{Finetune} stays restorable: its deltas keep the base tensors of {Model} they need", other.Id, modelId);
+            if (other.Key == key)
+            {
+                continue;
+            }
+            if (other.BaseId == modelId)
+            {
+                logger.LogInformation("{Finetune} stays restorable: its deltas keep the base tensors of {Model} they need", other.Id, modelId);
+            }
+            foreach (HashKey hash in other.Objects!)
+            {
+                only.Remove(hash);
+            }
         }
-        Backend.DeleteManifest(ManifestKey.Of(manifest.Id));
-        // The removed model's objects are reclaimed at once: no compress runs beside this exclusive lock.
-        return CollectGarbage(others, dryRun: false, TimeSpan.Zero, logger, cancellationToken);
+        cancellationToken.ThrowIfCancellationRequested();
+        Backend.DeleteManifest(key);
+        // From here the model is gone: its objects go next, and what a kill leaves of them is gc's.
+        Catalog.Forget(key);
+        long bytes = 0;
+        foreach (HashKey hash in only)
+        {
+            ContentHash objectHash = hash.ToContentHash();
+            bytes += Backend.StatObject(objectHash)?.Length ?? 0;
+            Objects.Delete(objectHash);
+        }
+        Backend.ForgetLock(ModelLockName(modelId));
+        SweepTemporaryFiles();
+        logger.LogDebug("Deleted the {Count} objects only {Model} needed ({Bytes} bytes)", only.Count, modelId, bytes);
+        return new GarbageReport(only.Count, bytes, needed - only.Count);
     }
 
     /// <summary>
@@ -240,32 +311,40 @@ internal sealed class ModelStore
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(grace, TimeSpan.Zero);
         using IDisposable storeLock = LockStore(exclusive: true, cancellationToken);
-        return CollectGarbage(CheckedManifests(), dryRun, grace, logger ?? NullLogger.Instance, cancellationToken);
+        GarbageReport report = CollectGarbage(CheckedEntries(), dryRun, grace, logger ?? NullLogger.Instance, cancellationToken);
+        if (!dryRun)
+        {
+            Catalog.SweepUnreferenced();
+        }
+        return report;
     }
 
-    /// <summary>Every manifest, each read and checked; throws when one is damaged, since then nothing may be deleted.</summary>
-    private IReadOnlyList<Manifest> CheckedManifests()
+    /// <summary>
+    /// Every model's catalog entry with its objects, the catalog first checked against the manifests; throws when a
+    /// manifest is damaged, since then nothing may be deleted.
+    /// </summary>
+    private IReadOnlyList<CatalogEntry> CheckedEntries()
     {
-        ManifestScan scan = ScanManifests();
-        if (scan.Damaged.Count > 0)
+        CatalogSnapshot snapshot = Catalog.Sync(withObjects: true);
+        if (snapshot.DamagedManifests.Count > 0)
         {
             throw new StoreDamageException(null, null, null,
-                $"{string.Join("; ", scan.Damaged.Select(d => d.Problem.TrimEnd('.')))}. Nothing was deleted, as a damaged manifest could need any object " +
+                $"{string.Join("; ", snapshot.DamagedManifests.Select(d => d.Problem.TrimEnd('.')))}. Nothing was deleted, as a damaged manifest could need any object " +
                 "(restore the manifest from a backup, or delete it, losing that model, and run gc)");
         }
-        return scan.Manifests;
+        return snapshot.Entries;
     }
 
-    private GarbageReport CollectGarbage(IReadOnlyList<Manifest> live, bool dryRun, TimeSpan grace, ILogger logger, CancellationToken cancellationToken)
+    private GarbageReport CollectGarbage(IReadOnlyList<CatalogEntry> live, bool dryRun, TimeSpan grace, ILogger logger, CancellationToken cancellationToken)
     {
-        var needed = new HashSet<ContentHash>(live.SelectMany(m => m.NeededObjects()));
+        var needed = new HashSet<HashKey>(live.SelectMany(m => m.Objects!));
         DateTimeOffset keepAfter = DateTimeOffset.UtcNow - grace;
         int count = 0, recent = 0;
         long bytes = 0;
         foreach ((ContentHash hash, ObjectStat stat) in Objects.List().ToList())
         {
             cancellationToken.ThrowIfCancellationRequested();
-            if (needed.Contains(hash))
+            if (needed.Contains(HashKey.Of(hash)))
             {
                 continue;
             }

@@ -11,7 +11,7 @@ namespace ZipLlm.Store.Backends;
 /// </summary>
 internal sealed class FolderBackend : IStoreBackend
 {
-    private static readonly string[] s_storeEntries = ["tmp", "locks", "objects", "manifests", "FORMAT"];
+    private static readonly string[] s_storeEntries = ["tmp", "locks", "objects", "manifests", "catalog", "FORMAT"];
     private readonly Lock _peakGate = new();
 
     /// <summary>A backend for the store in the folder <paramref name="root"/> (which need not exist yet).</summary>
@@ -234,6 +234,50 @@ internal sealed class FolderBackend : IStoreBackend
 
     /// <inheritdoc/>
     public void SweepTemporary() => AtomicFile.SweepStale(Layout.TempDir);
+
+    /// <inheritdoc/>
+    public IEnumerable<(string Key, string Version)> ListManifestVersions()
+    {
+        if (!Directory.Exists(Layout.ManifestsDir))
+        {
+            return [];
+        }
+        // The same token as ManifestVersion's, from the enumeration's own stat of each file.
+        return new DirectoryInfo(Layout.ManifestsDir).EnumerateFiles("*", SearchOption.AllDirectories)
+            .Select(info => (Path.GetRelativePath(Layout.ManifestsDir, info.FullName).Replace(Path.DirectorySeparatorChar, '/'),
+                FormattableString.Invariant($"{info.LastWriteTimeUtc.Ticks}:{info.Length}")))
+            .ToList();
+    }
+
+    /// <inheritdoc/>
+    public IEnumerable<string> ListCatalog() =>
+        Directory.Exists(Layout.CatalogDir) ? Directory.EnumerateFiles(Layout.CatalogDir).Select(f => Path.GetFileName(f)!).ToList() : [];
+
+    /// <inheritdoc/>
+    public byte[]? ReadCatalog(string name)
+    {
+        try
+        {
+            return File.ReadAllBytes(Layout.CatalogPath(name));
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+        {
+            return null;
+        }
+    }
+
+    /// <inheritdoc/>
+    public bool CreateCatalog(string name, ReadOnlySpan<byte> bytes)
+    {
+        Directory.CreateDirectory(Layout.CatalogDir);
+        return AtomicFile.TryCreate(Layout.CatalogPath(name), bytes, Layout.TempDir);
+    }
+
+    /// <inheritdoc/>
+    public void DeleteCatalog(string name) => AtomicFile.TryDelete(Layout.CatalogPath(name));
+
+    /// <inheritdoc/>
+    public void ForgetLock(string name) => AtomicFile.TryDelete(Layout.LockPath(name));
 
     private string ManifestPath(string key) => Layout.ManifestPathOfKey(key);
 

@@ -105,6 +105,30 @@ internal interface IStoreBackend
 
     /// <summary>Removes what writers that died mid-write left behind (their temporary files or uploads).</summary>
     void SweepTemporary();
+
+    /// <summary>
+    /// Every manifest key with its version (as <see cref="ManifestVersion"/> gives it), from one listing: what the
+    /// catalog is checked against, without reading a manifest.
+    /// </summary>
+    IEnumerable<(string Key, string Version)> ListManifestVersions();
+
+    /// <summary>Every name among the catalog's files (<see cref="Catalog.StoreCatalog"/>: its roots and segments).</summary>
+    IEnumerable<string> ListCatalog();
+
+    /// <summary>The bytes of the catalog file <paramref name="name"/>, or null when there is none.</summary>
+    byte[]? ReadCatalog(string name);
+
+    /// <summary>Writes the catalog file <paramref name="name"/> exclusively, durably and atomically: false, and nothing written, when one is there already.</summary>
+    bool CreateCatalog(string name, ReadOnlySpan<byte> bytes);
+
+    /// <summary>Deletes the catalog file <paramref name="name"/> when it exists.</summary>
+    void DeleteCatalog(string name);
+
+    /// <summary>
+    /// Forgets the lock <paramref name="name"/> of a model stored or removed, so a store's lock folder does not grow
+    /// with the models it ever held; the caller holds it, or holds the store lock exclusively. Best effort.
+    /// </summary>
+    void ForgetLock(string name);
 }
 
 /// <summary>

@@ -12,6 +12,7 @@ internal sealed class MemoryBackend : IStoreBackend
 {
     private readonly ConcurrentDictionary<ContentHash, (byte[] Bytes, DateTimeOffset WrittenAt)> _objects = new();
     private readonly ConcurrentDictionary<string, (byte[] Bytes, long Version)> _manifests = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, byte[]> _catalog = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, LockState> _locks = new(StringComparer.Ordinal);
     private readonly Lock _formatGate = new();
     private byte[]? _format;
@@ -110,6 +111,30 @@ internal sealed class MemoryBackend : IStoreBackend
     public void SweepTemporary()
     {
     }
+
+    /// <inheritdoc/>
+    public IEnumerable<(string Key, string Version)> ListManifestVersions() =>
+        _manifests.Select(m => (m.Key, m.Value.Version.ToString(System.Globalization.CultureInfo.InvariantCulture))).ToList();
+
+    /// <inheritdoc/>
+    public IEnumerable<string> ListCatalog() => _catalog.Keys.ToList();
+
+    /// <inheritdoc/>
+    public byte[]? ReadCatalog(string name) => _catalog.TryGetValue(name, out byte[]? bytes) ? bytes.ToArray() : null;
+
+    /// <inheritdoc/>
+    public bool CreateCatalog(string name, ReadOnlySpan<byte> bytes) => _catalog.TryAdd(name, bytes.ToArray());
+
+    /// <inheritdoc/>
+    public void DeleteCatalog(string name) => _catalog.TryRemove(name, out _);
+
+    /// <inheritdoc/>
+    public void ForgetLock(string name)
+    {
+    }
+
+    /// <summary>Replaces a catalog file's bytes as they are: how tests damage a memory store's catalog.</summary>
+    public void OverwriteCatalog(string name, byte[] bytes) => _catalog[name] = bytes;
 
     /// <summary>Replaces an object's bytes as they are: how tests damage a memory store.</summary>
     public void Overwrite(ContentHash hash, byte[] bytes) => _objects[hash] = (bytes, Clock());

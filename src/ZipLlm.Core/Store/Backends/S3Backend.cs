@@ -12,7 +12,7 @@ namespace ZipLlm.Store.Backends;
 /// and manifests are written and anything deleted only while the leases this store holds are trusted.
 /// Every request passes one gate of <see cref="MaxRequests"/> (<c>--threads</c>).
 /// </summary>
-internal sealed class S3Backend : IStoreBackend, IDisposable
+internal sealed partial class S3Backend : IStoreBackend, IDisposable
 {
     /// <summary>Bytes of each part of a multipart upload (S3 wants at least 5 MiB but for the last).</summary>
     public const int DefaultPartSize = 8 << 20;
@@ -37,7 +37,7 @@ internal sealed class S3Backend : IStoreBackend, IDisposable
     /// <summary>Largest manifest read (a manifest of a model of 100,000 tensors is about 30 MB).</summary>
     public const long MaxManifestBytes = 256 << 20;
 
-    private static readonly string[] s_storeEntries = ["FORMAT", "objects/", "manifests/", "locks/", RefreshedFolder];
+    private static readonly string[] s_storeEntries = ["FORMAT", "objects/", "manifests/", "locks/", RefreshedFolder, CatalogFolder];
 
     private readonly S3Connection _connection;
     private readonly S3Locks _locks;
@@ -273,8 +273,9 @@ internal sealed class S3Backend : IStoreBackend, IDisposable
         {
             GetObjectMetadataResponse head = _connection.Call($"HEAD {Store.ManifestKey(key)}", (client, token) =>
                 client.GetObjectMetadataAsync(Store.Bucket, Store.ManifestKey(key), token));
-            // A manifest is written whole by one PUT, so its ETag (an MD5 of its bytes) and time change with it.
-            return FormattableString.Invariant($"{head.ETag}:{WrittenAt(head.LastModified).UtcTicks}:{head.ContentLength}");
+            // A manifest is written whole by one PUT, so its ETag (an MD5 of its bytes) changes with it; a listing
+            // gives the same two (ListManifestVersions), where its time is given to another precision than a HEAD's.
+            return ManifestVersionOf(head.ETag, head.ContentLength);
         }
         catch (S3RequestException ex) when (ex.IsNotFound)
         {

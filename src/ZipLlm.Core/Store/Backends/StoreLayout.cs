@@ -9,6 +9,7 @@ namespace ZipLlm.Store.Backends;
 /// FORMAT                      "zipllm-store 1": refused when newer or unknown
 /// objects/ab/abcdef...        immutable encoded objects named by the SHA-256 of their original bytes
 /// manifests/org/name.json     one per stored model, written last and atomically
+/// catalog/                    what list, lineage, dedup, remove and gc need of every model: roots and segments
 /// tmp/                        files being written (named by process id; stale ones are swept)
 /// locks/                      advisory locks: the store (shared by writers, exclusive for removal) and each model
 /// </code>
@@ -43,6 +44,12 @@ internal sealed class StoreLayout(string root)
 
     /// <summary>Folder of files being written.</summary>
     public string TempDir => Path.Combine(Root, "tmp");
+
+    /// <summary>Folder of the catalog: its roots and segments (<see cref="Catalog.StoreCatalog"/>).</summary>
+    public string CatalogDir => Path.Combine(Root, "catalog");
+
+    /// <summary>Path of the catalog file <paramref name="name"/>.</summary>
+    public string CatalogPath(string name) => Path.Combine(CatalogDir, name);
 
     /// <summary>Folder of lock files.</summary>
     public string LocksDir => Path.Combine(Root, "locks");

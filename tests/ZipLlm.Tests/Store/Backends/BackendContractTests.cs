@@ -129,6 +129,46 @@ public class BackendContractTests
 
     [Theory]
     [MemberData(nameof(Kinds))]
+    public void ListManifestVersions_GivesEachManifestWithTheVersionManifestVersionGives(string kind)
+    {
+        using var dir = new TempDir();
+        IStoreBackend backend = Make(kind, dir);
+        backend.Create("zipllm-store 1\n"u8);
+        Assert.Empty(backend.ListManifestVersions());
+        Assert.True(backend.CreateManifest("o/a.json", "a"u8));
+        Assert.True(backend.CreateManifest("p/b.json", "bb"u8));
+
+        var listed = backend.ListManifestVersions().OrderBy(m => m.Key, StringComparer.Ordinal).ToList();
+
+        Assert.Equal(["o/a.json", "p/b.json"], listed.Select(m => m.Key));
+        Assert.All(listed, m => Assert.Equal(backend.ManifestVersion(m.Key), m.Version));
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public void CatalogFiles_CreatedExclusivelyListedReadAndDeleted(string kind)
+    {
+        using var dir = new TempDir();
+        IStoreBackend backend = Make(kind, dir);
+        backend.Create("zipllm-store 1\n"u8);
+        Assert.Empty(backend.ListCatalog());
+        Assert.Null(backend.ReadCatalog("root-000000000001"));
+
+        Assert.True(backend.CreateCatalog("root-000000000001", "one"u8));
+        Assert.False(backend.CreateCatalog("root-000000000001", "two"u8));
+        Assert.True(backend.CreateCatalog("seg-ab", "segment"u8));
+
+        Assert.Equal("one"u8.ToArray(), backend.ReadCatalog("root-000000000001"));
+        Assert.Equal(["root-000000000001", "seg-ab"], backend.ListCatalog().Order(StringComparer.Ordinal));
+        backend.DeleteCatalog("seg-ab");
+        backend.DeleteCatalog("seg-ab"); // gone already: nothing to do
+        Assert.Equal(["root-000000000001"], backend.ListCatalog());
+        // A store holding a catalog is still a store: creating it again (another creator at once) is fine.
+        backend.Create("zipllm-store 1\n"u8);
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
     public void Lock_SharedLocksCoexistAndAnExclusiveOneWaitsForThem(string kind)
     {
         using var dir = new TempDir();

@@ -4,6 +4,7 @@ using ZipLlm.Config;
 using ZipLlm.Domain;
 using ZipLlm.Store;
 using ZipLlm.Store.Backends;
+using ZipLlm.Store.Catalog;
 using ZipLlm.Tests.TestSupport;
 
 namespace ZipLlm.Tests.Store.Backends;
@@ -44,6 +45,63 @@ public class StoreSuiteTests
         store.Remove(ModelId.Parse("o/ft"));
         Assert.Empty(store.Objects.Enumerate());
         Assert.Empty(store.ReadAllManifests());
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public void Catalog_TwoWritersLostAndDamaged_RecordsEveryModelAndIsRebuiltFromTheManifests(string kind)
+    {
+        using var dir = new TempDir();
+        (string baseFolder, string ftFolder) = WriteFamily(dir);
+        IStoreBackend backend = BackendContractTests.Make(kind, dir);
+        ModelStore store = ModelStore.Open(backend, create: true);
+        using var pool = new WorkerPool(2, Options);
+        new ModelIngester(store, pool, NullLogger.Instance).Ingest(ModelId.Parse("o/base"), baseFolder, new ModelRole(ModelRoleKind.Base, null));
+        Manifest template = store.ReadManifest(ModelId.Parse("o/base"));
+        // Another handle on the store, as another process has (for S3, a client of its own).
+        ModelStore Fresh() => ModelStore.Open(kind switch
+        {
+            "memory" => backend,
+            "s3" => RgwGateway.Shared.Backend(backend.Location),
+            _ => BackendContractTests.Make(kind, dir),
+        }, create: false);
+        ModelStore[] writers = [store, Fresh()];
+        Parallel.For(0, 2, w =>
+        {
+            for (int i = 0; i < 6; i++)
+            {
+                Assert.True(writers[w].CommitManifest(Manifest.Create(ModelId.Parse($"w{w}/m{i}"), template.Role, null, template.Files, template.OriginalBytes, 0, template.StoredAt)));
+            }
+        });
+        new ModelIngester(store, pool, NullLogger.Instance).Ingest(ModelId.Parse("o/ft"), ftFolder, new ModelRole(ModelRoleKind.Finetune, ModelId.Parse("o/base")));
+        IReadOnlyList<CatalogEntry> AsWritten()
+        {
+            ModelStore fresh = Fresh();
+            fresh.Catalog.Refresh();
+            return fresh.Catalog.Snapshot().Entries;
+        }
+        Assert.Equal(14, AsWritten().Count);
+        CatalogTests.AssertMatchesManifests(store, AsWritten());
+
+        // Damaged (a segment's bytes replaced), then lost (every file deleted): rebuilt from the manifests each time.
+        string segment = backend.ListCatalog().First(n => n.StartsWith(CatalogSegment.NamePrefix, StringComparison.Ordinal));
+        backend.DeleteCatalog(segment);
+        backend.CreateCatalog(segment, "not a segment"u8);
+        CatalogTests.AssertMatchesManifests(store, Fresh().Catalog.Sync(withObjects: true).Entries);
+        CatalogTests.AssertMatchesManifests(store, AsWritten());
+        foreach (string name in backend.ListCatalog())
+        {
+            backend.DeleteCatalog(name);
+        }
+        Assert.Empty(AsWritten());
+        CatalogTests.AssertMatchesManifests(store, Fresh().Catalog.Sync().Entries);
+        Assert.Equal(14, AsWritten().Count);
+
+        // Remove: exactly what only the model held, and the catalog says so at once.
+        ModelStore remover = Fresh();
+        remover.Remove(ModelId.Parse("o/base"));
+        Assert.Equal(13, AsWritten().Count);
+        Assert.Empty(new ModelRestorer(remover, pool).Verify(ModelId.Parse("o/ft")));
     }
 
     [Theory]
