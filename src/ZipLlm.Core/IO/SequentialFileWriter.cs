@@ -4,16 +4,18 @@ using Microsoft.Win32.SafeHandles;
 namespace ZipLlm.IO;
 
 /// <summary>
-/// A new file written front to back in large aligned blocks that bypass the page cache (<c>O_DIRECT</c>) where the
-/// system and the file system allow it, else through it as usual. The bytes handed to <see cref="Write"/> are gathered
-/// in a <see cref="StagingBuffer"/> and written whole; the last block short of the alignment is written through the
-/// page cache. Not thread-safe: one writer, in order.
+/// A new file written front to back, through the page cache as usual, or (asked for, and where the system and the file
+/// system allow it) in large aligned blocks that bypass it (<c>O_DIRECT</c>): the bytes handed to <see cref="Write"/>
+/// are then gathered in a <see cref="StagingBuffer"/> and written whole, and the last block short of the alignment is
+/// written through the page cache. Not thread-safe: one writer, in order.
 /// </summary>
 /// <remarks>
-/// Why: copying a restored model into the page cache was the largest single cost of a restore (a third of its CPU time
-/// or more in a virtual machine, where the fresh page-cache pages fault on the host too); a direct write hands the
-/// device the staging buffer and takes no CPU for the copy, so the decoding workers get the cores. The file is not
-/// left in the page cache, so a restore of a large model does not evict what the machine had cached.
+/// Why direct writes: copying a restored model into the page cache was the largest single cost of a restore's CPU (a
+/// third or more in a virtual machine, where the fresh page-cache pages fault on the host too); a direct write hands
+/// the device the staging buffer and takes no CPU for the copy, and the file does not evict what the machine had
+/// cached. Why not by default: the restore then waits for the device, and a quiet machine measured the base's restore
+/// slower so (0.19 s against 0.14 s for 267 MB), finetunes even; and a model restored to be loaded at once is read
+/// back from the device instead of from memory (bench/README.md, 2026-12-07).
 /// </remarks>
 internal sealed partial class SequentialFileWriter : IDisposable
 {
@@ -43,16 +45,20 @@ internal sealed partial class SequentialFileWriter : IDisposable
 
     /// <summary>
     /// Creates <paramref name="path"/>, which must not exist (a symlink there is not followed: the create fails), with
-    /// permissions 0666 less the umask, and writes it through <paramref name="staging"/>, which the writer uses until it
-    /// is disposed.
+    /// permissions 0666 less the umask; with <paramref name="direct"/>, writes it around the page cache through
+    /// <paramref name="staging"/>, which the writer uses until it is disposed.
     /// </summary>
     /// <exception cref="IOException">The file exists or cannot be created.</exception>
-    public static SequentialFileWriter CreateNew(string path, StagingBuffer staging)
+    public static SequentialFileWriter CreateNew(string path, StagingBuffer staging, bool direct)
     {
         ArgumentNullException.ThrowIfNull(staging);
-        if (DirectFlag() is int direct)
+        if (!direct)
         {
-            int fd = OpenNew(path, direct);
+            return new SequentialFileWriter(OpenBuffered(path), staging, path, direct: false);
+        }
+        if (DirectFlag() is int flag)
+        {
+            int fd = OpenNew(path, flag);
             if (fd >= 0)
             {
                 return new SequentialFileWriter(new SafeFileHandle(fd, ownsHandle: true), staging, path, direct: true);
@@ -69,6 +75,13 @@ internal sealed partial class SequentialFileWriter : IDisposable
     /// <exception cref="IOException">The write fails (a full disk, a quota, an I/O error).</exception>
     public void Write(ReadOnlySpan<byte> bytes)
     {
+        if (!_direct && _filled == 0)
+        {
+            // Through the page cache: no need to gather, the kernel copies anyway.
+            RandomAccess.Write(_handle, bytes, _position);
+            _position += bytes.Length;
+            return;
+        }
         Span<byte> buffer = _staging.Span;
         while (!bytes.IsEmpty)
         {
@@ -155,7 +168,7 @@ internal sealed partial class SequentialFileWriter : IDisposable
 
     /// <summary>O_DIRECT where this process may use it (Linux on x86-64 or arm64, whose values differ), else null.</summary>
     private static int? DirectFlag() =>
-        !OperatingSystem.IsLinux() || Environment.GetEnvironmentVariable("ZIPLLM_DIRECT_IO") == "0" ? null
+        !OperatingSystem.IsLinux() ? null
         : RuntimeInformation.ProcessArchitecture switch
         {
             Architecture.X64 => 0x4000,

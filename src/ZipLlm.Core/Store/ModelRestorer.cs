@@ -42,6 +42,13 @@ internal sealed class ModelRestorer(ModelStore store, WorkerPool pool)
     public bool CheckSha256 { get; init; }
 
     /// <summary>
+    /// Whether restored files are written around the page cache (<c>O_DIRECT</c>, where the file system allows it): less
+    /// CPU, nothing evicted, but the restore waits for the device and the files are not left in memory. By default
+    /// when the environment says <c>ZIPLLM_DIRECT_IO=1</c>.
+    /// </summary>
+    public bool DirectWrites { get; init; } = Environment.GetEnvironmentVariable("ZIPLLM_DIRECT_IO") == "1";
+
+    /// <summary>
     /// Folders a restore with --force must never sweep away: an output folder that is one of them or holds one is
     /// refused (the CLI names the config's model folder). The store is always protected.
     /// </summary>
@@ -135,8 +142,8 @@ internal sealed class ModelRestorer(ModelStore store, WorkerPool pool)
         // A new file, not a truncated one: .NET truncates a FileMode.Create file with ftruncate(0) even when it is
         // empty, and ext4 answers a truncate to 0 by writing the whole file back, synchronously, when it is
         // closed (auto_da_alloc), on the restoring thread. That was about 30% of a finetune's restore time here.
-        // Written around the page cache where the file system allows it: copying into it was a third of restore's CPU.
-        using SequentialFileWriter output = SequentialFileWriter.CreateNew(staged, staging);
+        // Written around the page cache when asked (DirectWrites): copying into it can be a third of restore's CPU.
+        using SequentialFileWriter output = SequentialFileWriter.CreateNew(staged, staging, DirectWrites);
         using FileDigest digest = FileDigest.ForCheck(file, CheckSha256);
         // Said of the model's file, not of the staging file it is written to first (a full disk, a quota).
         IOException Named(IOException ex) => new($"Cannot write {file.Path} of {modelId}: {ex.Message}", ex);

@@ -185,7 +185,7 @@ public class LostStoreLockTests
         StoreListing listing = b.List();
         Assert.DoesNotContain(listing.Manifests, m => m.Id == notListed);
         Assert.Empty(listing.DamagedManifests);
-        foreach (Manifest manifest in listing.Manifests)
+        foreach (var manifest in listing.Manifests)
         {
             b.Restore(manifest.Id, dir.Combine("restored", manifest.Id.Org, manifest.Id.Name), new RestoreRequest(), null, CancellationToken.None);
         }

@@ -9,25 +9,29 @@ public class SequentialFileWriterTests
 {
     private static bool DirectExpected =>
         OperatingSystem.IsLinux() && RuntimeInformation.ProcessArchitecture is System.Runtime.InteropServices.Architecture.X64 or System.Runtime.InteropServices.Architecture.Arm64
-        && Environment.GetEnvironmentVariable("ZIPLLM_DIRECT_IO") != "0";
+;
+
+    public static TheoryData<int, bool> Lengths()
+    {
+        var data = new TheoryData<int, bool>();
+        foreach (int length in new[] { 0, 1, 4095, 4096, 4097, 65536, 65537, 3 * 65536 + 4095 })
+        {
+            data.Add(length, true);
+            data.Add(length, false);
+        }
+        return data;
+    }
 
     [Theory]
-    [InlineData(0)]
-    [InlineData(1)]
-    [InlineData(4095)]
-    [InlineData(4096)]
-    [InlineData(4097)]
-    [InlineData(65536)]
-    [InlineData(65537)]
-    [InlineData(3 * 65536 + 4095)]
-    public void Write_AnyLengthInPiecesOfOddSizes_FileHoldsEveryByteAtItsLength(int length)
+    [MemberData(nameof(Lengths))]
+    public void Write_AnyLengthInPiecesOfOddSizes_FileHoldsEveryByteAtItsLength(int length, bool direct)
     {
         using var dir = new TempDir();
         string path = dir.Combine("out.bin");
         byte[] data = new byte[length];
         var random = new Random(length);
         random.NextBytes(data);
-        using (var writer = SequentialFileWriter.CreateNew(path, new StagingBuffer(65536)))
+        using (var writer = SequentialFileWriter.CreateNew(path, new StagingBuffer(65536), direct))
         {
             for (int at = 0; at < length;)
             {
@@ -49,7 +53,7 @@ public class SequentialFileWriterTests
         string path = dir.Combine("out.bin");
         byte[] data = new byte[5 * 4096 + 7];
         new Random(5).NextBytes(data);
-        using var writer = SequentialFileWriter.CreateNew(path, new StagingBuffer(2 * 4096));
+        using var writer = SequentialFileWriter.CreateNew(path, new StagingBuffer(2 * 4096), direct: true);
         writer.Write(data);
         // Two full stagings went out direct; what is staged is the rest.
         Assert.Equal(DirectExpected, writer.Direct);
@@ -59,22 +63,43 @@ public class SequentialFileWriterTests
     }
 
     [Fact]
-    public void CreateNew_PathTaken_ThrowsAndLeavesWhatIsThere()
+    public void Write_NotAskedDirect_GoesThroughThePageCache()
+    {
+        using var dir = new TempDir();
+        string path = dir.Combine("out.bin");
+        byte[] data = new byte[5 * 4096 + 7];
+        new Random(6).NextBytes(data);
+        using (var writer = SequentialFileWriter.CreateNew(path, new StagingBuffer(2 * 4096), direct: false))
+        {
+            writer.Write(data);
+            Assert.False(writer.Direct);
+            Assert.Equal(data.Length, writer.LengthOnDisk); // nothing held back in the staging buffer
+            writer.Complete();
+        }
+        Assert.Equal(data, File.ReadAllBytes(path));
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void CreateNew_PathTaken_ThrowsAndLeavesWhatIsThere(bool direct)
     {
         using var dir = new TempDir();
         string path = dir.Write("taken.bin", "mine");
-        Assert.Throws<IOException>(() => SequentialFileWriter.CreateNew(path, new StagingBuffer(4096)));
+        Assert.Throws<IOException>(() => SequentialFileWriter.CreateNew(path, new StagingBuffer(4096), direct));
         Assert.Equal("mine", File.ReadAllText(path));
     }
 
-    [Fact]
-    public void CreateNew_SymlinkAtPath_IsNotFollowed()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void CreateNew_SymlinkAtPath_IsNotFollowed(bool direct)
     {
         using var dir = new TempDir();
         string target = dir.Combine("target.bin");
         string link = dir.Combine("link.bin");
         File.CreateSymbolicLink(link, target);
-        Assert.Throws<IOException>(() => SequentialFileWriter.CreateNew(link, new StagingBuffer(4096)));
+        Assert.Throws<IOException>(() => SequentialFileWriter.CreateNew(link, new StagingBuffer(4096), direct));
         Assert.False(File.Exists(target));
     }
 
@@ -87,7 +112,7 @@ public class SequentialFileWriterTests
         byte[] second = [.. Enumerable.Range(0, 3000).Select(i => (byte)(i * 7))];
         foreach ((string name, byte[] bytes) in new[] { ("a", first), ("b", second) })
         {
-            using var writer = SequentialFileWriter.CreateNew(dir.Combine(name), staging);
+            using var writer = SequentialFileWriter.CreateNew(dir.Combine(name), staging, direct: true);
             writer.Write(bytes);
             writer.Complete();
         }
