@@ -119,7 +119,9 @@ internal sealed class ModelStore
         lock (_parsed)
         {
             var seen = new HashSet<string>(StringComparer.Ordinal);
-            foreach (string key in Backend.ListManifests())
+            // One listing gives every key with its version: a manifest parsed before at that version costs nothing more
+            // (a long-lived reader's listing, the mount's and the hub's, is then one LIST on a bucket).
+            foreach ((string key, string version) in Backend.ListManifestVersions())
             {
                 string path = Backend.DescribeManifest(key);
                 if (!key.EndsWith(".json", StringComparison.Ordinal))
@@ -129,7 +131,7 @@ internal sealed class ModelStore
                 }
                 try
                 {
-                    if (ParseCached(key) is not { } manifest) // null: removed since it was listed
+                    if (ParseCached(key, version) is not { } manifest) // null: removed since it was listed
                     {
                         continue;
                     }
@@ -188,9 +190,9 @@ internal sealed class ModelStore
     /// since it was last read is not parsed again: manifests are only ever created whole, so a changed one always
     /// has a new version. The caller holds the lock on the cache.
     /// </summary>
-    private Manifest? ParseCached(string key)
+    private Manifest? ParseCached(string key, string? listedVersion = null)
     {
-        string? version = Backend.ManifestVersion(key);
+        string? version = listedVersion ?? Backend.ManifestVersion(key);
         if (version is null)
         {
             _parsed.Remove(key);
