@@ -193,21 +193,27 @@ public class LingeringStoreLockTests
         public void Dispose() => Disposed = true;
     }
 
-    [Fact]
-    public void Enter_LeaseLostWhileHeld_NextReadLetsItGoAndTakesTheLockAgainInANewEpoch()
+    /// <summary>A reader lock over <see cref="LosableLease"/>s (each one taken is added to <paramref name="leases"/>), entered and left once in epoch <paramref name="first"/>.</summary>
+    private static LingeringStoreLock LosableReads(List<LosableLease> leases, out long first)
     {
-        var leases = new List<LosableLease>();
-        using var reads = new LingeringStoreLock(_ =>
+        var reads = new LingeringStoreLock(_ =>
         {
             var lease = new LosableLease();
             leases.Add(lease);
             return lease;
         }, TimeSpan.FromMinutes(1), new FakeTimeProvider());
-        long first;
         using (reads.Enter(CancellationToken.None))
         {
             first = reads.Epoch;
         }
+        return reads;
+    }
+
+    [Fact]
+    public void Enter_LeaseLostWhileHeld_NextReadLetsItGoAndTakesTheLockAgainInANewEpoch()
+    {
+        var leases = new List<LosableLease>();
+        using LingeringStoreLock reads = LosableReads(leases, out long first);
         Assert.False(reads.WasLost(first));
 
         leases[0].IsLost = true; // broken by another process while this one was paused
@@ -229,17 +235,7 @@ public class LingeringStoreLockTests
     public void WasLost_LeaseBrokenWhileThisProcessCannotTell_AsksTheStoreAndEndsTheEpoch()
     {
         var leases = new List<LosableLease>();
-        using var reads = new LingeringStoreLock(_ =>
-        {
-            var lease = new LosableLease();
-            leases.Add(lease);
-            return lease;
-        }, TimeSpan.FromMinutes(1), new FakeTimeProvider());
-        long first;
-        using (reads.Enter(CancellationToken.None))
-        {
-            first = reads.Epoch;
-        }
+        using LingeringStoreLock reads = LosableReads(leases, out long first);
 
         // Broken by another process while this one was paused; no renewal has failed yet, the clock says nothing.
         leases[0].BrokenUnseen = true;

@@ -9,31 +9,10 @@ using ZipLlm.Tests.TestSupport;
 
 namespace ZipLlm.Tests.Store;
 
-/// <summary>The catalog written by real compress processes: two at once, or one killed at many moments.</summary>
+/// <summary>The catalog written by a real compress process killed at many moments (two at once: <see cref="Cli.CompressProcessTests"/>).</summary>
 [Trait("Category", "Slow")]
 public class CatalogProcessTests
 {
-    [Fact]
-    public async Task Catalog_TwoCompressProcessesAtOnce_RecordEveryModelWithoutASync()
-    {
-        using var dir = new TempDir();
-        SyntheticFamilyResult family = CompressJobTests.WriteFamily(dir);
-        string config = dir.Combine("config.json");
-
-        using Process first = CliProcess.Start(["compress", config]);
-        using Process second = CliProcess.Start(["compress", config]);
-        Task<string> firstErr = first.StandardError.ReadToEndAsync(), secondErr = second.StandardError.ReadToEndAsync();
-        Assert.True(first.WaitForExit(TimeSpan.FromMinutes(3)) && second.WaitForExit(TimeSpan.FromMinutes(3)));
-        Assert.True(first.ExitCode == 0, await firstErr);
-        Assert.True(second.ExitCode == 0, await secondErr);
-
-        // Read as the newest root names it, not checked against the manifests: every model of either writer is there.
-        ModelStore store = ModelStore.Open(dir.Combine("store"), create: false);
-        IReadOnlyList<CatalogEntry> written = CatalogTests.AsWritten(dir.Combine("store"));
-        Assert.Equal(family.Models.Count, written.Count);
-        CatalogTests.AssertMatchesManifests(store, written);
-    }
-
     [Fact]
     public async Task Catalog_CompressKilledAtManyMoments_StaysReadableAndTheNextRunRepairsIt()
     {
