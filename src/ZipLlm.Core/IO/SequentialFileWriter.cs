@@ -23,13 +23,13 @@ internal sealed partial class SequentialFileWriter : IDisposable
     public const int Alignment = 4096;
 
     private readonly SafeFileHandle _handle;
-    private readonly StagingBuffer _staging;
+    private readonly StagingBuffer? _staging;
     private readonly string _path;
     private int _filled;
     private long _position;
     private bool _direct;
 
-    private SequentialFileWriter(SafeFileHandle handle, StagingBuffer staging, string path, bool direct)
+    private SequentialFileWriter(SafeFileHandle handle, StagingBuffer? staging, string path, bool direct)
     {
         _handle = handle;
         _staging = staging;
@@ -49,13 +49,14 @@ internal sealed partial class SequentialFileWriter : IDisposable
     /// <paramref name="staging"/>, which the writer uses until it is disposed.
     /// </summary>
     /// <exception cref="IOException">The file exists or cannot be created.</exception>
-    public static SequentialFileWriter CreateNew(string path, StagingBuffer staging, bool direct)
+    /// <exception cref="ArgumentNullException"><paramref name="direct"/> without a <paramref name="staging"/> buffer (only direct writes use one).</exception>
+    public static SequentialFileWriter CreateNew(string path, StagingBuffer? staging, bool direct)
     {
-        ArgumentNullException.ThrowIfNull(staging);
         if (!direct)
         {
             return new SequentialFileWriter(OpenBuffered(path), staging, path, direct: false);
         }
+        ArgumentNullException.ThrowIfNull(staging);
         if (DirectFlag() is int flag)
         {
             int fd = OpenNew(path, flag);
@@ -82,7 +83,7 @@ internal sealed partial class SequentialFileWriter : IDisposable
             _position += bytes.Length;
             return;
         }
-        Span<byte> buffer = _staging.Span;
+        Span<byte> buffer = _staging!.Span; // direct writes, or buffered ones after a direct write fell back: a buffer was given
         while (!bytes.IsEmpty)
         {
             int take = Math.Min(bytes.Length, buffer.Length - _filled);
@@ -121,7 +122,7 @@ internal sealed partial class SequentialFileWriter : IDisposable
 
     private void Flush(int count)
     {
-        ReadOnlySpan<byte> block = _staging.Span[..count];
+        ReadOnlySpan<byte> block = _staging!.Span[..count];
         try
         {
             RandomAccess.Write(_handle, block, _position);
@@ -133,7 +134,7 @@ internal sealed partial class SequentialFileWriter : IDisposable
             RandomAccess.Write(_handle, block, _position);
         }
         _position += count;
-        _staging.Span[count.._filled].CopyTo(_staging.Span);
+        _staging!.Span[count.._filled].CopyTo(_staging.Span);
         _filled -= count;
     }
 

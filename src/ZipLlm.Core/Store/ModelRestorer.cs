@@ -116,7 +116,8 @@ internal sealed class ModelRestorer(ModelStore store, WorkerPool pool)
         var staging = new ConcurrentBag<StagingBuffer>();
         OwnedThreads.ForEach(bySize, pool.Threads, i =>
         {
-            StagingBuffer buffer = staging.TryTake(out StagingBuffer? free) ? free : new StagingBuffer(StagingLength);
+            // Only direct writes gather into one: through the page cache the kernel copies anyway.
+            StagingBuffer? buffer = !DirectWrites ? null : staging.TryTake(out StagingBuffer? free) ? free : new StagingBuffer(StagingLength);
             try
             {
                 RestoreFile(modelId, manifest.Files[i], output.StagedPath(i), session, buffer, bytes =>
@@ -124,7 +125,10 @@ internal sealed class ModelRestorer(ModelStore store, WorkerPool pool)
             }
             finally
             {
-                staging.Add(buffer);
+                if (buffer is not null)
+                {
+                    staging.Add(buffer);
+                }
             }
         }, cancellationToken);
     }
@@ -136,7 +140,7 @@ internal sealed class ModelRestorer(ModelStore store, WorkerPool pool)
     /// </summary>
     private const int StagingLength = 2 << 20;
 
-    private void RestoreFile(ModelId modelId, StoredFile file, string staged, IObjectReadSession session, StagingBuffer staging, Action<int> advance,
+    private void RestoreFile(ModelId modelId, StoredFile file, string staged, IObjectReadSession session, StagingBuffer? staging, Action<int> advance,
         CancellationToken cancellationToken)
     {
         // A new file, not a truncated one: .NET truncates a FileMode.Create file with ftruncate(0) even when it is

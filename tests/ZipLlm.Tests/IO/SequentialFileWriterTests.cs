@@ -69,7 +69,7 @@ public class SequentialFileWriterTests
         string path = dir.Combine("out.bin");
         byte[] data = new byte[5 * 4096 + 7];
         new Random(6).NextBytes(data);
-        using (var writer = SequentialFileWriter.CreateNew(path, new StagingBuffer(2 * 4096), direct: false))
+        using (var writer = SequentialFileWriter.CreateNew(path, staging: null, direct: false))
         {
             writer.Write(data);
             Assert.False(writer.Direct);
@@ -77,6 +77,15 @@ public class SequentialFileWriterTests
             writer.Complete();
         }
         Assert.Equal(data, File.ReadAllBytes(path));
+    }
+
+    [Fact]
+    public void CreateNew_DirectWithoutAStagingBuffer_ThrowsAndCreatesNothing()
+    {
+        using var dir = new TempDir();
+        string path = dir.Combine("out.bin");
+        Assert.Throws<ArgumentNullException>(() => SequentialFileWriter.CreateNew(path, staging: null, direct: true));
+        Assert.False(File.Exists(path));
     }
 
     [Theory]
